@@ -1,0 +1,5 @@
+"""``python -m eocompress`` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,43 @@
+"""Command-line interface: ``eocompress --help``.
+
+Each module registers one family of commands on the shared :data:`app`; heavy libraries
+(torch, dask, faiss) are imported inside commands so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+from ..errors import EOCompressError
+from . import (  # noqa: F401  (imported for their command registrations)
+    codecs_cmd,
+    evaluate_cmd,
+    imagery_cmd,
+    products_cmd,
+    tokenizer_cmd,
+)
+from .app import app, err_console
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``eocompress`` console script; bad input ends in a one-line error, exit 1."""
+    warnings.showwarning = _show_warning
+    try:
+        app(args=argv, prog_name="eocompress")
+    except EOCompressError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/]: outputs are written atomically; re-run to continue")
+        sys.exit(130)
+
+
+__all__ = ["app", "main"]

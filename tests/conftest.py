@@ -1,0 +1,35 @@
+"""Shared fixtures: the real data under $EOCOMPRESS_DATA (tests skip with a reason when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The real data folder; skip (with the reason) where $EOCOMPRESS_DATA is not available."""
+    value = os.environ.get("EOCOMPRESS_DATA", "")
+    if not value or not Path(value).is_dir():
+        pytest.skip("real data not available: set EOCOMPRESS_DATA (make test sets it to ../shared/data)")
+    return Path(value)
+
+
+@pytest.fixture(scope="session")
+def lulc(data_root: Path) -> dict[str, np.ndarray]:
+    """Real Presto land-cover embeddings (10,100 x 128) with labels and pixel positions."""
+    with np.load(data_root / "embeddings/presto_lulc_slovenia.npz") as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+@pytest.fixture(scope="session")
+def algae(data_root: Path) -> dict[str, np.ndarray]:
+    """Real Presto algae-bloom embeddings (1,122 x 128), 5 severity classes, geographic split."""
+    with np.load(data_root / "embeddings/presto_algae_blooms.npz") as npz:
+        return {k: npz[k] for k in npz.files}
