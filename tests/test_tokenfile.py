@@ -80,6 +80,10 @@ def test_mask_roundtrip_and_all_valid_mask_is_not_stored() -> None:
     all_valid = np.ones((64, 48), bool)
     full = TokenFile.from_bytes(TokenFile(indices=idx, header=_header(), valid=all_valid).to_bytes())
     assert full.valid is None and full.header["mask_nbytes"] == 0
+    per_band = np.ones((2, 64, 48), dtype=bool)
+    per_band[1, 3, 4] = False
+    back = TokenFile.from_bytes(TokenFile(indices=idx, header=_header(), valid=per_band).to_bytes())
+    np.testing.assert_array_equal(back.valid, per_band)
 
 
 def test_truncated_and_corrupted_files_fail_with_clear_errors(tmp_path) -> None:

@@ -117,21 +117,21 @@ def _decode_indices(payload: bytes, bits: int, count: int, encoding: str) -> np.
 
 
 def encode_mask(valid: np.ndarray) -> bytes:
-    """Compress a boolean (H, W) validity mask: packbits then zstd."""
+    """Compress a boolean validity mask ((H, W) or per band (C, H, W)): packbits then zstd."""
     import imagecodecs
 
     return imagecodecs.zstd_encode(np.packbits(np.asarray(valid, dtype=bool).ravel()).tobytes(), level=19)
 
 
-def decode_mask(payload: bytes, shape: tuple[int, int]) -> np.ndarray:
-    """Inverse of :func:`encode_mask`."""
+def decode_mask(payload: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`encode_mask` for a mask of ``shape`` ((H, W) or per band (C, H, W))."""
     import imagecodecs
 
     try:
         packed = np.frombuffer(imagecodecs.zstd_decode(payload), dtype=np.uint8)
     except RuntimeError as exc:
         raise TokenFileError(f"cannot decompress the nodata mask: {exc}") from exc
-    count = shape[0] * shape[1]
+    count = int(np.prod(shape))
     if packed.size * 8 < count:
         raise TokenFileError("the nodata mask is shorter than the image: the file is corrupted")
     return np.unpackbits(packed, count=count).astype(bool).reshape(shape)
@@ -140,6 +140,9 @@ def decode_mask(payload: bytes, shape: tuple[int, int]) -> np.ndarray:
 @dataclass
 class TokenFile:
     """The contents of a token file: indices (G, Hq, Wq), a header dict and an optional validity mask.
+
+    ``valid`` is (H, W) or per band (C, H, W), True where the input held data; it is stored only
+    when some pixel is nodata.
 
     ``header`` holds at least ``model_id``, ``codebook_size``, ``bands``, ``height``, ``width``;
     the codec adds the tile grid, CRS (WKT), transform, nodata, DN offset and Major-TOM keys.
@@ -180,9 +183,9 @@ class TokenFile:
         payloads = {e: _encode_indices(idx, bits, e) for e in candidates}
         chosen = min(payloads, key=lambda e: len(payloads[e]))
         payload = payloads[chosen]
-        mask = b""
+        mask, mask_shape = b"", None
         if self.valid is not None and not np.asarray(self.valid).all():
-            mask = encode_mask(self.valid)
+            mask, mask_shape = encode_mask(self.valid), list(np.shape(self.valid))
         header = dict(self.header)
         header.update(
             indices_shape=list(idx.shape),
@@ -190,6 +193,7 @@ class TokenFile:
             index_encoding=chosen,
             index_nbytes=len(payload),
             mask_nbytes=len(mask),
+            mask_shape=mask_shape,
         )
         head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
         body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)) + head + payload + mask
@@ -235,7 +239,7 @@ class TokenFile:
         ).reshape(shape)
         valid = None
         if n_mask:
-            valid = decode_mask(body[pos + n_idx :], (int(header["height"]), int(header["width"])))
+            valid = decode_mask(body[pos + n_idx :], tuple(int(n) for n in header["mask_shape"]))
         return cls(indices=indices, header=header, valid=valid, encoding=header["index_encoding"])
 
     def save(self, path: str | os.PathLike, overwrite: bool = True) -> Path:
