@@ -144,3 +144,33 @@ def test_no_georeference_warns_and_works(tmp_path) -> None:
         out = codec.decode_file(tmp_path / "plain.eotok", tmp_path / "plain_rec.tif")
         with rasterio.open(out) as ds:
             assert ds.crs is None and ds.shape == (20, 24)
+
+
+@pytest.mark.slow
+def test_directory_mode_encodes_skips_and_repairs(data_root, tmp_path) -> None:
+    """Two real Hydro crops in nested folders on a threaded Dask cluster; re-runs skip verified outputs."""
+    import rasterio
+
+    from eocompress.imagery.parallel import encode_directory
+
+    src = tmp_path / "in"
+    for i, name in enumerate(["patch_0", "patch_1"]):
+        with rasterio.open(data_root / f"imagery/hydro/{name}.tif") as ds:
+            profile = ds.profile
+            profile.update(width=40, height=40)  # the window starts at (0, 0): same transform
+            data = ds.read(window=((0, 40), (0, 40)))
+        (src / f"d{i}").mkdir(parents=True)
+        with rasterio.open(src / f"d{i}/{name}.tif", "w", **profile) as dst:
+            dst.write(data)
+    tok = BlockMeanTokenizer()
+    seen = []
+    out = encode_directory(src, tmp_path / "out", model=tok, processes=False, n_workers=1,
+                           on_done=lambda o, done, total: seen.append((o.status, done, total)))
+    assert sorted(o.status for o in out) == ["encoded", "encoded"] and len(seen) == 2
+    targets = sorted((tmp_path / "out").rglob("*.eotok"))
+    names = [t.relative_to(tmp_path / "out").as_posix() for t in targets]
+    assert names == ["d0/patch_0.eotok", "d1/patch_1.eotok"]
+    targets[1].write_bytes(targets[1].read_bytes()[:-5])  # damage one output
+    again = encode_directory(src, tmp_path / "out", model=tok, processes=False, n_workers=1)
+    assert sorted(o.status for o in again) == ["encoded", "skipped"]
+    assert TokenFile.load(targets[1]).header["height"] == 40
