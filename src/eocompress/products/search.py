@@ -164,15 +164,13 @@ def _rescore(
 
 
 def _to_hits(prod: Any, cands: list[tuple[float, int, int]], is_hamming: bool, hamming: dict) -> list[Hit]:
-    from rasterio.transform import Affine
+    from rasterio.transform import Affine, xy
 
     info = prod.info
-    aff = Affine(*info.transform)
-    xs, ys = [], []
-    for _, r, c in cands:
-        x, y = aff * (c + 0.5, r + 0.5)
-        xs.append(x)
-        ys.append(y)
+    rows = [r for _, r, _ in cands]
+    cols = [c for _, _, c in cands]
+    xs, ys = xy(Affine(*info.transform), rows, cols, offset="center") if cands else ([], [])
+    xs, ys = list(np.atleast_1d(xs)), list(np.atleast_1d(ys))
     lons: list[float | None] = [None] * len(cands)
     lats: list[float | None] = [None] * len(cands)
     if info.crs_wkt and cands:
