@@ -21,6 +21,8 @@ from ..errors import InputError
 #: Integer PSNR targets (dB, against 65535) OpenJPEG accepts for lossy coding.
 _J2K_LEVELS = (1, 150)
 _JXL_DISTANCE = (0.05, 25.0)
+#: libjxl effort (1 fastest … 9 slowest); 5 keeps the budget search affordable on CPU.
+_JXL_EFFORT = 5
 
 
 @dataclass
@@ -124,7 +126,7 @@ def _jxl_bands(data: np.ndarray, distance: float) -> tuple[list[bytes], np.ndarr
     streams = []
     for band, low, s in zip(data, lo, scale, strict=True):
         stretched = np.round((band.astype(np.float64) - low) * s).astype(np.uint16)
-        streams.append(imagecodecs.jpegxl_encode(stretched, distance=float(distance), effort=7))
+        streams.append(imagecodecs.jpegxl_encode(stretched, distance=float(distance), effort=_JXL_EFFORT))
     return streams, lo, scale
 
 
@@ -144,7 +146,7 @@ def jpegxl_at_distance(data: np.ndarray, distance: float) -> BaselineResult:
     return BaselineResult("jpegxl", recon, nbytes, float(distance))
 
 
-def jpegxl_at_budget(data: np.ndarray, budget_bytes: int, steps: int = 12) -> BaselineResult | None:
+def jpegxl_at_budget(data: np.ndarray, budget_bytes: int, steps: int = 9) -> BaselineResult | None:
     """Per-band JPEG XL at the smallest distance (best quality) that fits ``budget_bytes``.
 
     None when even the largest distance does not fit.
