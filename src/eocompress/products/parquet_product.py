@@ -43,19 +43,11 @@ def _embedding_matrix(column: Any, path: Path) -> np.ndarray:
     col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if col.null_count:
         raise InputError(f"{path}: {col.null_count} rows have no embedding; drop them before compressing")
-    if not (
-        pa.types.is_list(col.type)
-        or pa.types.is_fixed_size_list(col.type)
-        or pa.types.is_large_list(col.type)
-    ):
+    if not (pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type)):
         raise InputError(f"{path}: column '{EMBEDDING}' is {col.type}, expected a list of floats per row")
-    lengths = (
-        set(col.value_lengths().to_numpy().tolist()) if not pa.types.is_fixed_size_list(col.type) else set()
-    )
+    lengths = set(col.value_lengths().to_numpy().tolist()) if not pa.types.is_fixed_size_list(col.type) else set()
     if len(lengths) > 1:
-        raise InputError(
-            f"{path}: embeddings have different lengths {sorted(lengths)[:5]}; all rows need D values"
-        )
+        raise InputError(f"{path}: embeddings have different lengths {sorted(lengths)[:5]}; all rows need D values")
     values = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
     return values.reshape(len(col), -1)
 
@@ -77,9 +69,7 @@ def _encode_row_group(index: int, src: str, codec_json: str) -> tuple[Any, str]:
     table = _open(Path(src)).read_row_group(index)
     X = _embedding_matrix(table[EMBEDDING], Path(src))
     codes = codec.encode(X)
-    arr = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(codes.shape[1]), len(codes), [None, pa.py_buffer(codes)]
-    )
+    arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(codes.shape[1]), len(codes), [None, pa.py_buffer(codes)])
     pos = table.schema.get_field_index(EMBEDDING)
     table = table.remove_column(pos).add_column(pos, CODES, arr)
     return table, chunk_sha256(codes).hex()
@@ -109,23 +99,26 @@ def compress_parquet(
     pf = _open(src)
     schema = pf.schema_arrow
     if EMBEDDING not in schema.names:
-        raise InputError(
-            f"{src} has no '{EMBEDDING}' column (columns: {schema.names}); rename the vectors column"
-        )
+        raise InputError(f"{src} has no '{EMBEDDING}' column (columns: {schema.names}); rename the vectors column")
     dim = _embedding_matrix(pf.read_row_group(0, columns=[EMBEDDING])[EMBEDDING], src).shape[1]
 
     def sample() -> np.ndarray:
         rng = np.random.default_rng(seed)
         groups = rng.permutation(pf.num_row_groups)[:32]
-        parts = [
-            _embedding_matrix(pf.read_row_group(int(g), columns=[EMBEDDING])[EMBEDDING], src) for g in groups
-        ]
+        parts = [_embedding_matrix(pf.read_row_group(int(g), columns=[EMBEDDING])[EMBEDDING], src) for g in groups]
         X = np.concatenate(parts)
         return X[rng.choice(len(X), size=min(fit_sample, len(X)), replace=False)]
 
     codec = fit_codec(spec, dim, sample, fit, seed=seed, what=str(src))
     codec_json = codec.to_json()
     shas: list[str] = []
+    extra = {
+        "eocompress:format": FORMAT,
+        "eocompress:codec": codec_json,
+        "eocompress:embedding_type": str(schema.field(EMBEDDING).type),
+        "eocompress:quantization": json.dumps(quantization_info(codec)),
+        "eocompress:rows": str(pf.metadata.num_rows),
+    }
     with atomic_path(out, overwrite=overwrite) as tmp:
         writer = None
         try:
@@ -138,20 +131,14 @@ def compress_parquet(
                 progress=progress,
                 ordered=True,
             ):
+                # Codec parameters go in the Arrow schema metadata (read by any Parquet reader).
+                table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", write_page_checksum=True)
                 writer.write_table(table, row_group_size=max(1, table.num_rows))
                 shas.append(sha)
-            writer.add_key_value_metadata(
-                {
-                    "eocompress:format": FORMAT,
-                    "eocompress:codec": codec_json,
-                    "eocompress:embedding_type": str(schema.field(EMBEDDING).type),
-                    "eocompress:row_group_sha256": json.dumps(shas),
-                    "eocompress:quantization": json.dumps(quantization_info(codec)),
-                    "eocompress:rows": str(pf.metadata.num_rows),
-                }
-            )
+            # Known only at the end: the sha256 of each row group's codes, in the file's key-value metadata.
+            writer.add_key_value_metadata({"eocompress:row_group_sha256": json.dumps(shas)})
         finally:
             if writer is not None:
                 writer.close()
@@ -170,11 +157,9 @@ class ParquetProduct:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.file = _open(self.path)
-        meta = {k.decode(): v.decode() for k, v in (self.file.schema_arrow.metadata or {}).items()}
+        meta = {k.decode(): v.decode() for k, v in (self.file.metadata.metadata or {}).items()}
         if meta.get("eocompress:format") != FORMAT:
-            raise FileFormatError(
-                f"{self.path} is a Parquet file but not an eocompress product (no format tag)"
-            )
+            raise FileFormatError(f"{self.path} is a Parquet file but not an eocompress product (no format tag)")
         self.meta = meta
         self.shas = json.loads(meta["eocompress:row_group_sha256"])
         self.n_rows = int(meta["eocompress:rows"])
@@ -206,20 +191,14 @@ class ParquetProduct:
             offset=col.offset * col.type.byte_width,
         ).reshape(len(col), -1)
         if verify and chunk_sha256(codes).hex() != self.shas[index]:
-            raise ChecksumError(
-                f"{self.path}: row group {index} does not match its sha256 (corrupted or modified)"
-            )
+            raise ChecksumError(f"{self.path}: row group {index} does not match its sha256 (corrupted or modified)")
         return table, codes
 
-    def read_chunk(
-        self, index: int, verify: bool = True, rescore: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, None]:
+    def read_chunk(self, index: int, verify: bool = True, rescore: bool = False) -> tuple[np.ndarray, np.ndarray, None]:
         _, codes = self.read_table(index, verify=verify)
         return codes, np.ones(len(codes), dtype=bool), None
 
-    def decompress(
-        self, out: Path, overwrite: bool = False, progress: Callable[[int], None] | None = None
-    ) -> Path:
+    def decompress(self, out: Path, overwrite: bool = False, progress: Callable[[int], None] | None = None) -> Path:
         """Write the original table (float32 embeddings, every other column and metadata) to ``out``."""
         import pyarrow as pa
         import pyarrow.parquet as pq
