@@ -1,0 +1,113 @@
+"""`eocompress imagery` CLI on real scenes with tiny (untrained) tokenizer models: plumbing and errors.
+
+The models here are randomly initialised, so no fidelity figure is asserted; the real default
+model is measured by benchmarks/imagery_rd.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from eocompress.cli import main
+
+
+def _tiny_model(path, seed: int):
+    import torch
+
+    from eocompress.tokenizer.api import save_model
+    from eocompress.tokenizer.config import TokenizerConfig
+    from eocompress.tokenizer.model import VQTokenizerModel
+
+    torch.manual_seed(seed)
+    cfg = TokenizerConfig(downsample=4, channels=[4, 8, 8], latent_dim=4, groups=2, codebook_size=16,
+                          quantizer="vq", tile_size=16, kmeans_init=False,
+                          normalization={"mean": [0.1] * 12, "std": [0.05] * 12})
+    model = VQTokenizerModel(cfg)
+    save_model(model, cfg, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return _tiny_model(root / "a", 0), _tiny_model(root / "b", 1)
+
+
+def _run(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_encode_info_decode_roundtrip(data_root, models, tmp_path, capsys) -> None:
+    import rasterio
+
+    src = data_root / "imagery/hydro/patch_1000.tif"
+    tok = tmp_path / "p.eotok"
+    assert _run(["imagery", "encode", str(src), str(tok), "--model", str(models[0])]) == 0
+    assert _run(["imagery", "info", str(tok)]) == 0
+    out = capsys.readouterr().out
+    assert '"verified": true' in out and '"height": 256' in out
+    rec = tmp_path / "p.tif"
+    assert _run(["imagery", "decode", str(tok), str(rec), "--model", str(models[0])]) == 0
+    with rasterio.open(src) as a, rasterio.open(rec) as b:
+        assert (b.crs, b.transform, b.shape, b.count) == (a.crs, a.transform, a.shape, 12)
+        assert b.descriptions[0] == "B01" and b.descriptions[-1] == "B12" and b.nodata == 0
+        # Nodata specks of the source come back as nodata in the same bands.
+        np.testing.assert_array_equal(b.read() == 0, a.read() == 0)
+
+
+def test_decode_with_the_wrong_model_names_the_right_one(data_root, models, tmp_path, capsys) -> None:
+    from eocompress.imagery.tokenfile import TokenFile
+
+    src = data_root / "imagery/hydro/patch_10.tif"
+    tok = tmp_path / "p.eotok"
+    assert _run(["imagery", "encode", str(src), str(tok), "--model", str(models[0])]) == 0
+    needed = TokenFile.load(tok).model_id
+    assert _run(["imagery", "decode", str(tok), str(tmp_path / "x.tif"), "--model", str(models[1])]) == 1
+    err = capsys.readouterr().err
+    assert needed in err.replace("\n", "") and not (tmp_path / "x.tif").exists()
+    data = tok.read_bytes()
+    tok.write_bytes(data[: len(data) - 40])
+    assert _run(["imagery", "decode", str(tok), str(tmp_path / "x.tif"), "--model", str(models[0])]) == 1
+    assert "truncated or corrupted" in capsys.readouterr().err
+
+
+def test_wrong_bands_are_named(models, tmp_path, capsys) -> None:
+    import rasterio
+    from affine import Affine
+
+    path = tmp_path / "rgbn.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=16, height=16, count=4, dtype="uint16",
+                       crs="EPSG:32633", transform=Affine(10, 0, 500000, 0, -10, 0)) as dst:
+        dst.write(np.full((4, 16, 16), 1200, np.uint16))
+        for i, b in enumerate(["B02", "B03", "B04", "B08"], start=1):
+            dst.set_band_description(i, b)
+    assert _run(["imagery", "encode", str(path), str(tmp_path / "x.eotok"), "--model", str(models[0])]) == 1
+    err = capsys.readouterr().err
+    assert "B01" in err and "B12" in err and "missing" in err
+
+
+@pytest.mark.slow
+def test_evaluate_writes_metrics_report_and_figures(data_root, models, tmp_path) -> None:
+    out = tmp_path / "eval"
+    src = data_root / "imagery/ssl4eo-s12/s2a/0000200/20200604T054639_20200604T054831_T43RCP"
+    args = ["imagery", "evaluate", str(src), "--out", str(out), "--model", str(models[0]), "--model",
+            str(models[1]), "--baseline", "jpeg2000", "--window", "0,0,64,64"]
+    assert _run(args) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["tokenizers"]) == {"a", "b"} and m["scene"]["shape"] == [12, 64, 64]
+    a = m["tokenizers"]["a"]
+    # 16x16 positions x 2 indices x 4 bits = 256 B of indices for 98,304 B of raw uint16.
+    assert a["payload_bytes"] <= 256 and a["ratio_vs_raw"] >= 98304 / 256
+    j2k = m["baselines_same_size"]["jpeg2000"]
+    assert not j2k["reached"] or j2k["nbytes"] <= a["payload_bytes"]
+    assert len(m["baseline_curves"]["jpeg2000"]) >= 5
+    for name in ("report.md", "rate_distortion.png", "pictures.png", "histograms.png"):
+        assert (out / name).stat().st_size > 0
+    assert "PSNR" in (out / "report.md").read_text()
