@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -41,38 +40,6 @@ def build_field(src: Path, out: Path, tiles: tuple[int, int]) -> Path:
     return out
 
 
-def _rss() -> int:
-    import psutil
-
-    return psutil.Process().memory_info().rss
-
-
-class PeakRSS:
-    """Poll every worker's RSS while a run goes on; keep the maximum per worker."""
-
-    def __init__(self, client, every: float = 0.25) -> None:
-        self.client, self.every, self.peak = client, every, {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for worker, rss in self.client.run(_rss).items():
-                    self.peak[worker] = max(self.peak.get(worker, 0), rss)
-            except Exception:  # a worker restarting: keep polling
-                pass
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> PeakRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def numpy_peer(codec, fld, chunk: int) -> float:
     """GB/s of float32 input for codec.encode on one chunk already in memory (best of 3)."""
     from eocompress.products.fields import iter_windows
@@ -91,7 +58,7 @@ def main() -> None:
     from eocompress.data import MAJORTOM_FIELD, data_path
     from eocompress.products.api import fit_codec
     from eocompress.products.fields import open_field, sample_pixels
-    from eocompress.products.scale import dask_client
+    from eocompress.products.scale import WorkerMemoryMonitor, dask_client
     from eocompress.products.zarr_product import compress_to_zarr
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -125,7 +92,7 @@ def main() -> None:
             for n in args.workers:
                 out = args.workdir / f"out_{spec.replace(',', '_')}_{n}.zarr"
                 with dask_client(workers=n, memory_limit=args.memory_limit) as client:
-                    with PeakRSS(client) as peak:
+                    with WorkerMemoryMonitor(client) as peak:
                         t = time.perf_counter()
                         compress_to_zarr(fld, out, codec, chunk=args.chunk, client=client, overwrite=True)
                         secs = time.perf_counter() - t

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -119,3 +120,37 @@ def map_chunks(
                 yield items[next_yield], done.pop(next_yield)
                 next_yield += 1
         submit_more()
+
+
+def _worker_rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+class WorkerMemoryMonitor:
+    """Poll every worker's resident memory while a block runs; ``peak`` maps worker -> max bytes.
+
+    Used by the tests and the benchmark to show that memory per worker is bounded by the chunk.
+    """
+
+    def __init__(self, client: Any, every: float = 0.2) -> None:
+        self.client, self.every = client, every
+        self.peak: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):  # a worker restarting: keep polling
+                for worker, rss in self.client.run(_worker_rss).items():
+                    self.peak[worker] = max(self.peak.get(worker, 0), rss)
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> WorkerMemoryMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
