@@ -260,3 +260,21 @@ def test_search_binary_rescore_and_int8_against_exact_cosine(lulc_tif: Path, tmp
     with pytest.raises(InputError, match="outside"):
         search(int8p, pixel=(H, 0))
     shutil.rmtree(binp)
+
+
+def test_zarr_array_input_with_geo_attributes(lulc_tif: Path, tmp_path: Path) -> None:
+    import zarr
+
+    x, ref = _read(lulc_tif)
+    store = tmp_path / "field.zarr"
+    g = zarr.open_group(str(store), mode="w", zarr_format=3)
+    arr = g.create_array(
+        "embeddings", shape=x.shape, chunks=(128, 50, 50), dtype="float32", dimension_names=("band", "y", "x")
+    )
+    arr[:] = x
+    g.attrs.update({"proj:code": "EPSG:32633", "spatial:transform": list(ref["transform"])[:6]})
+    fld = open_field(store)
+    assert (fld.info.height, fld.info.width, fld.info.dim) == (101, 100, 128)
+    out = compress(store, tmp_path / "from_zarr.tif", "int8", chunk=64)
+    _, got = _read(decompress(out, tmp_path / "back.tif"))
+    assert got["crs"].to_epsg() == 32633 and got["transform"] == ref["transform"] and got["shape"] == ref["shape"]
