@@ -51,10 +51,16 @@ def encode(
     if src.is_dir() and out.suffix != ".eotok":
         _encode_directory(src, out, model, halo, scheduler, workers)
         return
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+
     from ..imagery.io import read_scene
 
     codec = ImageryCodec(load_tokenizer(model), halo=halo)
-    scene = read_scene(src)
+    with warnings.catch_warnings():  # encode_scene warns once, in its own words
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        scene = read_scene(src)
     with _bar("encoding tiles", codec.tile_count(*scene.shape)) as advance:
         tf = codec.encode_scene(scene, progress=advance)
     path = tf.save(out, overwrite=overwrite)

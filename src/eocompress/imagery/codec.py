@@ -290,9 +290,13 @@ class ImageryCodec:
         progress: Progress | None = None,
     ) -> TokenFile:
         """Read a scene (Major-TOM folder or multi-band GeoTIFF), encode it and write ``dst`` atomically."""
+        from rasterio.errors import NotGeoreferencedWarning
+
         from .io import read_scene
 
-        scene = read_scene(src)
+        with warnings.catch_warnings():  # encode_scene says it once, in its own words
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            scene = read_scene(src)
         token_file = self.encode_scene(scene, progress)
         token_file.save(dst, overwrite=overwrite)
         return token_file
