@@ -111,3 +111,20 @@ def test_evaluate_writes_metrics_report_and_figures(data_root, models, tmp_path)
     for name in ("report.md", "rate_distortion.png", "pictures.png", "histograms.png"):
         assert (out / name).stat().st_size > 0
     assert "PSNR" in (out / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_encode_directory_mode_on_a_local_cluster(data_root, models, tmp_path, capsys) -> None:
+    import shutil
+
+    src = tmp_path / "scenes"
+    src.mkdir()
+    for name in ("patch_10.tif", "patch_1000.tif"):
+        shutil.copy(data_root / "imagery/hydro" / name, src / name)
+    out = tmp_path / "tokens"
+    args = ["imagery", "encode", str(src), str(out), "--model", str(models[0]), "--workers", "1"]
+    assert _run(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["patch_10.eotok", "patch_1000.eotok"]
+    assert capsys.readouterr().out.count("encoded") == 2
+    assert _run(args) == 0  # nothing left to do: both outputs verify
+    assert capsys.readouterr().out.count("skipped") == 2
