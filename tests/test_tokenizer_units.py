@@ -19,14 +19,21 @@ from eocompress.tokenizer.quantizers import build_quantizer, codebook_stats
 
 def small(**kw) -> TokenizerConfig:
     base = dict(
-        channels=[8, 16, 16], downsample=4, latent_dim=8, groups=2, codebook_size=32, tile_size=16, batch_size=4
+        quantizer="gsq",
+        channels=[8, 16, 16],
+        downsample=4,
+        latent_dim=8,
+        groups=2,
+        codebook_size=32,
+        tile_size=16,
+        batch_size=4,
     )
     base.update(kw)
     return TokenizerConfig(**base)
 
 
 def test_compression_ratio_matches_the_formula():
-    cfg = TokenizerConfig(downsample=8, groups=2, codebook_size=8192, latent_dim=32)
+    cfg = TokenizerConfig(quantizer="gsq", downsample=8, groups=2, codebook_size=8192, latent_dim=32)
     assert cfg.bits_per_index == 13
     assert cfg.compression_ratio == pytest.approx(8**2 * 12 * 16 / (2 * 13))  # 472.6x (ANCHORS example)
     fsq = TokenizerConfig(quantizer="fsq", fsq_levels=[8, 8, 8, 6, 5], groups=1, latent_dim=5)
@@ -35,13 +42,13 @@ def test_compression_ratio_matches_the_formula():
 
 def test_config_errors_name_the_fix():
     with pytest.raises(ConfigError, match="does not divide latent_dim"):
-        TokenizerConfig(latent_dim=30, groups=4)
+        TokenizerConfig(quantizer="gsq", latent_dim=30, groups=4)
     with pytest.raises(ConfigError, match="fsq with 5 levels"):
         TokenizerConfig(quantizer="fsq", latent_dim=32, groups=2)
     with pytest.raises(ConfigError, match="unknown quantizer"):
         TokenizerConfig(quantizer="pq")
     with pytest.raises(ConfigError, match="downsample"):
-        TokenizerConfig(downsample=6)
+        TokenizerConfig(quantizer="gsq", latent_dim=8, downsample=6)
     with pytest.raises(ConfigError, match="unknown settings"):
         TokenizerConfig.from_dict({"codebook": 5})
 

@@ -30,12 +30,12 @@ class TokenizerConfig:
 
     bands: list[str] = field(default_factory=lambda: list(S2_L2A_BANDS))
     downsample: int = 8
-    latent_dim: int = 32
+    latent_dim: int = 10
     groups: int = 2
     codebook_size: int = 8192
-    quantizer: str = "gsq"
+    quantizer: str = "fsq"
     fsq_levels: list[int] = field(default_factory=lambda: [8, 8, 8, 4, 4])
-    channels: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     tile_size: int = 64
     # loss
     recon_loss: str = "l1"
@@ -50,7 +50,7 @@ class TokenizerConfig:
     kmeans_init: bool = True
     # optimisation
     steps: int = 2000
-    batch_size: int = 16
+    batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.0
     grad_clip: float = 2.0

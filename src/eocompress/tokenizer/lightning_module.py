@@ -38,10 +38,19 @@ class TokenizerModule(pl.LightningModule):
         """AdamW (0.9, 0.99) for the tokenizer, and for the discriminator when it is on."""
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.cfg.lr, betas=(0.9, 0.99), weight_decay=self.cfg.weight_decay)
+        warmup, total = min(100, self.cfg.steps // 10 + 1), max(self.cfg.steps, 1)
+
+        def schedule(step: int) -> float:
+            # linear warm-up, then cosine decay to 10 % of the learning rate at the last step
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         if self.discriminator is None:
-            return opt
+            return [opt], [sched]
         opt_d = torch.optim.AdamW(self.discriminator.parameters(), lr=self.cfg.lr, betas=(0.5, 0.9))
-        return [opt, opt_d]
+        return [opt, opt_d], [sched]
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch, batch_idx: int):
@@ -68,6 +77,8 @@ class TokenizerModule(pl.LightningModule):
         self.manual_backward(loss)
         self.clip_gradients(opt, gradient_clip_val=self.cfg.grad_clip, gradient_clip_algorithm="norm")
         opt.step()
+        scheds = self.lr_schedulers()
+        (scheds[0] if isinstance(scheds, list) else scheds).step()
         if use_disc:
             opt_d = opts[1]
             d_loss = hinge_d_loss(self.discriminator(target_n.detach()), self.discriminator(recon_n.detach()))

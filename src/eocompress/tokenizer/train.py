@@ -166,7 +166,7 @@ def train_tokenizer(
         check_val_every_n_epoch=None if val_loader is not None else 1,
         limit_val_batches=None if val_loader is not None else 0,
         num_sanity_val_steps=0,
-        log_every_n_steps=10,
+        log_every_n_steps=max(1, min(10, cfg.steps // 2)),
     )
     ckpt_path = ckpt_dir / "last.ckpt" if resume and (ckpt_dir / "last.ckpt").exists() else None
     if resume and ckpt_path is None:
