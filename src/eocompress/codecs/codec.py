@@ -28,7 +28,7 @@ from .validation import check_codes, check_vectors, describe_nonfinite
 
 FORMAT = "eocompress-codec"
 FORMAT_VERSION = 1
-_BLOCK_BYTES = 4 << 20  # rows per block so that one float32 block is about 4 MB (stays in cache)
+_BLOCK_BYTES = 256 << 10  # rows per block so that one float32 block is about 256 KB (stays in L2 cache)
 
 
 def _n_threads() -> int:
@@ -156,7 +156,7 @@ class Codec:
     @staticmethod
     def _map_blocks(fn: Callable[[np.ndarray], np.ndarray], arr: np.ndarray, out: np.ndarray,
                     row_bytes: int) -> np.ndarray:
-        rows = max(64, _BLOCK_BYTES // max(row_bytes, 1))
+        rows = max(16, _BLOCK_BYTES // max(row_bytes, 1))
         n = len(arr)
         if n <= rows:
             out[:] = fn(arr)
