@@ -174,3 +174,22 @@ def test_directory_mode_encodes_skips_and_repairs(data_root, tmp_path) -> None:
     again = encode_directory(src, tmp_path / "out", model=tok, processes=False, n_workers=1)
     assert sorted(o.status for o in again) == ["encoded", "skipped"]
     assert TokenFile.load(targets[1]).header["height"] == 40
+
+
+def test_crs_is_stored_compactly_and_exactly(tmp_path) -> None:
+    import rasterio
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from eocompress.imagery.codec import _crs_text, write_geotiff
+
+    assert _crs_text(CRS.from_epsg(32648)) == "EPSG:32648"
+    custom = CRS.from_proj4("+proj=laea +lat_0=52 +lon_0=10 +x_0=4321000 +y_0=3210000 +ellps=sphere +units=m")
+    text = _crs_text(custom)
+    assert not text.startswith("EPSG") and CRS.from_user_input(text) == custom
+    data = np.full((12, 8, 8), 1234, np.uint16)
+    tf = ImageryCodec(BlockMeanTokenizer()).encode_array(data, crs=custom, transform=Affine(20, 0, 5.5, 0, -20, 7.25))
+    header = TokenFile.from_bytes(tf.to_bytes()).header
+    out = write_geotiff(tmp_path / "c.tif", data, header)
+    with rasterio.open(out) as ds:
+        assert ds.crs == custom and ds.transform == Affine(20, 0, 5.5, 0, -20, 7.25)

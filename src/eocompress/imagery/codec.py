@@ -235,7 +235,7 @@ class ImageryCodec:
                 "pad_mode": "edge",
                 "tiles": [len(_blocks(-(-h // f), tp)), len(_blocks(-(-w // f), tp))],
             },
-            "crs": None if crs is None else crs.to_wkt(),
+            "crs": _crs_text(crs),
             "transform": None if transform is None else [float(v) for v in tuple(transform)[:6]],
         }
         for key in META_KEYS:
@@ -311,6 +311,18 @@ class ImageryCodec:
         return write_geotiff(dst, data, token_file.header, overwrite=overwrite)
 
 
+def _crs_text(crs: Any) -> str | None:
+    """``EPSG:n`` when that code denotes exactly this CRS (a few bytes), else the full WKT."""
+    if crs is None:
+        return None
+    from rasterio.crs import CRS
+
+    code = crs.to_epsg()
+    if code is not None and CRS.from_epsg(code) == crs:
+        return f"EPSG:{code}"
+    return crs.to_wkt()
+
+
 def _is_identity(transform: Any) -> bool:
     return tuple(transform)[:6] == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
@@ -335,7 +347,7 @@ def write_geotiff(
     if h >= 256 and w >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     if header.get("crs"):
-        profile["crs"] = CRS.from_wkt(header["crs"])
+        profile["crs"] = CRS.from_user_input(header["crs"])
     if header.get("transform"):
         profile["transform"] = Affine(*header["transform"])
     tags = {k: str(header[k]) for k in META_KEYS if header.get(k) is not None}
