@@ -1,1 +1,14 @@
-"""Codecs beyond the study (owned by the evaluation work): imported so their spec forms register."""
+"""Codecs beyond the study (owned by the evaluation work): imported so their spec forms register.
+
+- ``tc{B}``: transform coding, PCA + variance-driven bit allocation + Lloyd-Max quantizers.
+- ``itq{d}``: PCA + ITQ rotation, for ``binary``; ``rot``: random orthogonal rotation, for int4/int2.
+- ``rq{M}``: residual vector quantization (faiss).
+"""
+
+from __future__ import annotations
+
+from .itq import ITQRotation, RandomRotation
+from .residual import ResidualQuantizer
+from .transform_coding import TransformCodingQuantizer
+
+__all__ = ["ITQRotation", "RandomRotation", "ResidualQuantizer", "TransformCodingQuantizer"]
