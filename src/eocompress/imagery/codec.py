@@ -9,6 +9,7 @@ nearest valid neighbour before encoding and restored as nodata (DN 0) on decode.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 import warnings
@@ -194,8 +195,14 @@ class ImageryCodec:
         def take(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
             return refl[:, r0 * f : r1 * f, c0 * f : c1 * f]
 
+        takes_valid = "valid" in inspect.signature(self.tokenizer.encode).parameters
+
         def model(batch: np.ndarray) -> np.ndarray:
-            return np.asarray(self.tokenizer.encode(np.ascontiguousarray(batch, dtype=np.float32)))
+            batch = np.ascontiguousarray(batch, dtype=np.float32)
+            if takes_valid:  # nodata is already filled: every pixel is data (dark water may be <= 0)
+                valid = np.ones((batch.shape[0], *batch.shape[2:]), dtype=bool)
+                return np.asarray(self.tokenizer.encode(batch, valid=valid))
+            return np.asarray(self.tokenizer.encode(batch))
 
         if indices is None:  # learn G from one call
             probe = model(take(0, 1, 0, 1)[None])
