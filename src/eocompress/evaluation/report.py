@@ -180,7 +180,7 @@ def write_report(out: str | Path) -> Path:
     """Write ``out/report.md`` and the plots pareto_knn/pareto_linear/pareto_recall/pca_variance.png."""
     out = Path(out)
     rows = read_results(out / "results.csv")
-    intrinsic = read_results(out / "intrinsic.csv") if (out / "intrinsic.csv").exists() else []
+    intrinsic = read_results(out / "intrinsic.csv", "dataset") if (out / "intrinsic.csv").exists() else []
     md = ["# What does compression cost? Sweep report", "",
           "kNN: k=5, cosine, on decoded vectors (Hamming on raw bits reported separately for binary codes). "
           "Linear: StandardScaler + LogisticRegression, C by 3-fold CV on the training split. recall@10: "

@@ -73,15 +73,15 @@ def _fits(spec: str, dim: int) -> bool:
     return True
 
 
-def read_results(path: str | Path) -> list[dict[str, str]]:
-    """Rows of an existing results.csv (empty list when the file does not exist)."""
+def read_results(path: str | Path, required: str = "spec") -> list[dict[str, str]]:
+    """Rows of an existing results.csv (or intrinsic.csv: ``required="dataset"``); [] when absent."""
     path = Path(path)
     if not path.exists():
         return []
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    if rows and "spec" not in rows[0]:
-        raise EOCompressError(f"{path} is not an eocompress results.csv (no `spec` column); choose another --out")
+    if rows and required not in rows[0]:
+        raise EOCompressError(f"{path} is not an eocompress sweep file (no `{required}` column); choose another --out")
     return rows
 
 
@@ -119,7 +119,7 @@ def run_sweep(
     rows: list[dict[str, Any]] = read_results(results_path)
     if rows and not resume:
         raise EOCompressError(f"{results_path} already exists; pass --resume to continue it or choose another --out")
-    intrinsic_rows: list[dict[str, Any]] = [r for r in read_results(out / "intrinsic.csv")] if resume else []
+    intrinsic_rows: list[dict[str, Any]] = read_results(out / "intrinsic.csv", "dataset") if resume else []
     user_specs = (specs is not None) if strict is None else strict
     datasets = list(datasets)
     plan: list[tuple[EmbeddingDataset, list[str]]] = []
