@@ -108,8 +108,9 @@ def run_sweep(
     """Evaluate every spec on every data set; write ``out/results.csv`` and ``out/intrinsic.csv`` as it goes.
 
     ``specs=None`` uses :func:`default_grid`. Specs that do not fit a data set's dimension are
-    skipped, unless ``strict`` (default: True when ``specs`` are given) makes them an error. With ``resume`` the (dataset, split, spec) rows already in results.csv are kept and
-    not recomputed; without it an existing results.csv is an error (so nothing is lost by accident).
+    skipped, unless ``strict`` (default: True when ``specs`` are given) makes them an error. With
+    ``resume`` the (dataset, split, spec) rows already in results.csv are kept and not recomputed;
+    without it an existing results.csv is an error (so nothing is lost by accident).
     """
     from threadpoolctl import threadpool_limits
 
