@@ -117,7 +117,7 @@ def results_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def plot_pareto(rows: list[dict[str, Any]], metric: str, path: Path, ylabel: str) -> None:
-    """Accuracy vs bytes per vector (log x): every codec as a dot, each data set's frontier as a line."""
+    """Accuracy vs bytes per vector (log x): study codecs as dots, ours as triangles, each frontier as a line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,26 +125,31 @@ def plot_pareto(rows: list[dict[str, Any]], metric: str, path: Path, ylabel: str
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, ds in enumerate(dict.fromkeys(r["dataset"] for r in rows)):
-        pts = [(_f(r["bytes_per_vector"]), _f(r[metric])) for r in rows if r["dataset"] == ds]
-        pts = [p for p in pts if not math.isnan(p[1])]
-        if not pts:
+        sub = [r for r in rows if r["dataset"] == ds and not math.isnan(_f(r[metric]))]
+        if not sub:
             continue
         color = f"C{i}"
-        xs, ys = zip(*pts, strict=True)
-        ax.scatter(xs, ys, s=12, alpha=0.35, color=color)
-        front = pareto_front(pts)
+        for study, marker in ((True, "o"), (False, "^")):
+            pts = [(_f(r["bytes_per_vector"]), _f(r[metric])) for r in sub if is_study_spec(r["spec"]) == study]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax.scatter(xs, ys, s=14, alpha=0.4, color=color, marker=marker)
+        front = pareto_front([(_f(r["bytes_per_vector"]), _f(r[metric])) for r in sub])
         fx, fy = zip(*front, strict=True)
-        ax.step(fx, fy, where="post", color=color, lw=2, label=f"{ds} (frontier)")
+        ax.step(fx, fy, where="post", color=color, lw=2, label=f"{ds}: frontier")
         ax.scatter(fx, fy, s=30, color=color, edgecolor="k", zorder=3)
-        base = [_f(r[metric]) for r in rows if r["dataset"] == ds and r["spec"] == "float32"]
+        base = [_f(r[metric]) for r in sub if r["spec"] == "float32"]
         if base:
             ax.axhline(base[0], color=color, ls=":", lw=1)
+    ax.scatter([], [], marker="o", color="gray", label="study codecs")
+    ax.scatter([], [], marker="^", color="gray", label="our codecs (tc, itq, rot)")
+    ax.plot([], [], ls=":", color="gray", label="float32")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("bytes per vector (log scale)")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{ylabel} vs storage (dots: codecs; line: Pareto frontier; dotted: float32)")
+    ax.set_title(f"{ylabel} vs storage")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8, framealpha=0.9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
