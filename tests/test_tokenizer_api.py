@@ -104,3 +104,27 @@ def test_default_model_on_held_out_imagery(data_root: Path):
     # Measured ~PSNR_MEASURED dB here; the floor guards against regressions, far above chance (~10 dB).
     assert psnr(recon, batch) > PSNR_FLOOR
     assert sam_degrees(recon, batch) < SAM_CEILING
+
+
+def test_cli_info_shows_sizes(untrained: Tokenizer, tmp_path: Path, capsys):
+    from eocompress.cli import main
+
+    untrained.save(tmp_path / "m")
+    with pytest.raises(SystemExit) as exc:
+        main(["tokenizer", "info", str(tmp_path / "m")])
+    assert exc.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "compression_ratio_vs_uint16" in out and "256.0" in out and "parameters" in out
+    with pytest.raises(SystemExit) as exc:
+        main(["tokenizer", "info", str(tmp_path / "missing")])
+    assert exc.value.code == 1
+
+
+def test_dark_offset_pixels_are_encoded_as_they_are(untrained: Tokenizer):
+    """Reflectance <= 0 (dark water in +1000-offset products) is data, not nodata."""
+    x = tiles() - 0.5  # every value negative
+    assert untrained.encode(x).shape == (2, 2, 4, 4)
+    mask = np.ones((2, 16, 16), dtype=bool)
+    mask[0] = False
+    with pytest.raises(InputError, match=r"tiles \[0\] are all nodata"):
+        untrained.encode(tiles(), valid=mask)

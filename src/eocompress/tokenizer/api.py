@@ -45,9 +45,7 @@ def save_model(model: VQTokenizerModel, cfg: TokenizerConfig, out: str | os.Path
 class Tokenizer:
     """A trained multispectral VQ tokenizer used from numpy (float32 reflectance in, int64 indices out)."""
 
-    def __init__(
-        self, model: VQTokenizerModel, cfg: TokenizerConfig, model_id: str = "", path: Path | None = None
-    ):
+    def __init__(self, model: VQTokenizerModel, cfg: TokenizerConfig, model_id: str = "", path: Path | None = None):
         self.model = model.eval()
         self.config = cfg
         self.model_id = model_id
@@ -145,18 +143,21 @@ class Tokenizer:
     def encode(self, x: np.ndarray, valid: np.ndarray | None = None, batch_size: int = 64) -> np.ndarray:
         """Reflectance tiles (N, C, H, W) -> int64 indices (N, G, H/f, W/f).
 
-        ``valid`` (N, H, W) marks usable pixels; the others (and every pixel of a tile whose values
-        are all <= 0, i.e. DN 0 nodata) are replaced by the band means before encoding. A tile with
-        no valid pixel is an error.
+        ``valid`` (N, H, W) marks usable pixels (default: all); the others are replaced by the band
+        means before encoding. A tile with no valid pixel, or whose every value is the same (e.g. all
+        DN 0 nodata), is an error: the caller should store it as empty instead.
         """
-        if valid is None and x is not None and np.asarray(x).ndim == 4:
-            valid = np.any(np.asarray(x) > 0, axis=1)
         x = self._check_tiles(x)
-        valid = np.asarray(valid, dtype=bool)
-        if valid.shape != (x.shape[0], *x.shape[2:]):
+        flat = x.reshape(len(x), -1)
+        constant = np.flatnonzero(flat.min(axis=1) == flat.max(axis=1))
+        if constant.size:
             raise InputError(
-                f"valid has shape {valid.shape}; expected (N, H, W) = {(x.shape[0], *x.shape[2:])}"
+                f"tiles {constant[:10].tolist()} are all nodata (every value identical); drop them before "
+                "encoding (the imagery codec stores them as empty)"
             )
+        valid = np.ones((x.shape[0], *x.shape[2:]), dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+        if valid.shape != (x.shape[0], *x.shape[2:]):
+            raise InputError(f"valid has shape {valid.shape}; expected (N, H, W) = {(x.shape[0], *x.shape[2:])}")
         empty = np.flatnonzero(~valid.reshape(len(valid), -1).any(axis=1))
         if empty.size:
             raise InputError(
