@@ -91,6 +91,16 @@ def test_nodata_restored_per_band_and_not_leaking() -> None:
     assert np.abs(back[data != 0].astype(int) - 3000).max() <= 4
 
 
+def test_all_nodata_scene_is_stored_empty() -> None:
+    codec = ImageryCodec(BlockMeanTokenizer())
+    data = np.zeros((12, 20, 20), np.uint16)
+    with pytest.warns(UserWarning, match="entirely nodata"):
+        tf = codec.encode_array(data)
+    blob = tf.to_bytes()
+    assert len(blob) < 1000 and codec.tokenizer.calls == 0
+    np.testing.assert_array_equal(codec.decode_array(TokenFile.from_bytes(blob)), data)
+
+
 def test_model_mismatch_and_corruption() -> None:
     data = np.full((12, 16, 16), 1500, np.uint16)
     tf_bytes = ImageryCodec(BlockMeanTokenizer(seed="a")).encode_array(data).to_bytes()

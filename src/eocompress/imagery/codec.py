@@ -204,10 +204,15 @@ class ImageryCodec:
                 return np.asarray(self.tokenizer.encode(batch, valid=valid))
             return np.asarray(self.tokenizer.encode(batch))
 
-        if indices is None:  # learn G from one call
-            probe = model(take(0, 1, 0, 1)[None])
-            indices = np.zeros((probe.shape[1], gh, gw), np.int64)
-        self._run_tiled((gh, gw), take, model, 1, indices, progress)
+        if not has_data.any():
+            # Nothing but nodata: store an empty (all-zero) index grid; the mask restores DN 0 on decode.
+            warnings.warn("the scene is entirely nodata (DN 0); the token file only records its extent", stacklevel=2)
+            indices = np.zeros((groups or 1, gh, gw), np.int64)
+        else:
+            if indices is None:  # learn G from one call
+                probe = model(take(0, 1, 0, 1)[None])
+                indices = np.zeros((probe.shape[1], gh, gw), np.int64)
+            self._run_tiled((gh, gw), take, model, 1, indices, progress)
         header = self._header(self.bands, h, w, offset, crs, transform, meta)
         mask = None
         if not has_data.all():  # one (H, W) mask when every band has the same nodata, else one per band
