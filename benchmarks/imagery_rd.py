@@ -121,6 +121,48 @@ def aggregate(rows: list[dict], raw_bytes: int) -> dict:
     return out
 
 
+def head_to_head(rows: list[dict]) -> list[dict]:
+    """Each tokenizer against each same-size baseline on the patches where the baseline fits the budget."""
+    names = sorted({k for r in rows for k in r["codecs"]})
+    out = []
+    for tok in [n for n in names if n.startswith("tokenizer")]:
+        for base in [n for n in names if n.endswith("@same")]:
+            pairs = [(r["codecs"][tok], r["codecs"][base]) for r in rows if r["codecs"].get(tok)]
+            both = [(t, b) for t, b in pairs if b]
+            entry = {"tokenizer": tok, "baseline": base, "patches": len(pairs), "compared": len(both),
+                     "baseline_cannot_fit": len(pairs) - len(both)}
+            if both:
+                entry.update(
+                    tokenizer_bytes=float(np.mean([t["bytes"] for t, _ in both])),
+                    baseline_bytes=float(np.mean([b["bytes"] for _, b in both])),
+                    tokenizer_psnr_db=float(np.mean([t["psnr_db"] for t, _ in both])),
+                    baseline_psnr_db=float(np.mean([b["psnr_db"] for _, b in both])),
+                    tokenizer_sam_deg=float(np.mean([t["sam_deg"] for t, _ in both])),
+                    baseline_sam_deg=float(np.mean([b["sam_deg"] for _, b in both])),
+                    psnr_wins=sum(t["psnr_db"] > b["psnr_db"] for t, b in both),
+                    sam_wins=sum(t["sam_deg"] < b["sam_deg"] for t, b in both),
+                )
+            out.append(entry)
+    return out
+
+
+def head_to_head_table(entries: list[dict], title: str) -> str:
+    head = ("| tokenizer | baseline (same size) | patches compared | baseline cannot fit | bytes tok / base "
+            "| PSNR dB tok / base | SAM ° tok / base | tokenizer wins PSNR | wins SAM |")
+    lines = [f"### {title}", "", head, "|---|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        if not e["compared"]:
+            lines.append(f"| {e['tokenizer']} | {e['baseline']} | 0 | {e['baseline_cannot_fit']} | | | | | |")
+            continue
+        lines.append(
+            f"| {e['tokenizer']} | {e['baseline']} | {e['compared']} | {e['baseline_cannot_fit']} | "
+            f"{e['tokenizer_bytes']:.0f} / {e['baseline_bytes']:.0f} | {e['tokenizer_psnr_db']:.2f} / "
+            f"{e['baseline_psnr_db']:.2f} | {e['tokenizer_sam_deg']:.2f} / {e['baseline_sam_deg']:.2f} | "
+            f"{e['psnr_wins']}/{e['compared']} | {e['sam_wins']}/{e['compared']} |"
+        )
+    return "\n".join(lines)
+
+
 def throughput(codec: ImageryCodec, root: Path, repeats: int = 1) -> dict:
     """Encode/decode tiles per second on a whole real Major-TOM cell; JPEG 2000 on the same cell as peer."""
     scene = read_scene(root / "imagery/majortom-core-s2l2a/199U_1099R").select(codec.bands)
@@ -219,6 +261,7 @@ def main() -> None:
                                                     "nominal_ratio": float(c.tokenizer.compression_ratio)}
                                                 for n, c in codecs.items()},
                "halo": args.halo, "aggregates": {g: aggregate(rs, raw) for g, rs in groups.items()},
+               "head_to_head": {g: head_to_head(rs) for g, rs in groups.items()},
                "patches": rows}
     if not args.no_throughput:
         results["throughput"] = throughput(first, root)
@@ -227,8 +270,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
-    md = [table(a, f"{g} ({len(groups[g])} patches of {args.patch}x{args.patch}, 12 bands)")
-          for g, a in results["aggregates"].items()]
+    md = [head_to_head_table(e, f"head to head: {g}") for g, e in results["head_to_head"].items()]
+    md += [table(a, f"{g} ({len(groups[g])} patches of {args.patch}x{args.patch}, 12 bands)")
+           for g, a in results["aggregates"].items()]
     if "throughput" in results:
         t = results["throughput"]
         md.append(f"Throughput on {t['scene']} {t['shape']} ({t['tiles']} tiles of {t['tile_size']} px, halo "
