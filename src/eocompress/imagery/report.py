@@ -129,8 +129,9 @@ def plot_rate_distortion(points: dict[str, Any], path: Path, title: str = "") ->
         if not pts:
             continue
         x, p, s = zip(*pts, strict=True)
-        a1.plot(x, p, "-o", ms=3, label=name, color=_COLOURS.get(name))
-        a2.plot(x, s, "-o", ms=3, label=name, color=_COLOURS.get(name))
+        colour = _COLOURS.get(name.split(" ")[0])
+        a1.plot(x, p, "-o", ms=3, label=name, color=colour)
+        a2.plot(x, s, "-o", ms=3, label=name, color=colour)
     markers = "*sD^vP"
     for k, (name, pts) in enumerate(points.get("tokenizers", {}).items()):
         x, p, s = zip(*pts, strict=True)
