@@ -2,8 +2,8 @@
 
 JPEG 2000 (imagecodecs / OpenJPEG) encodes all bands as one multi-component image, **without**
 the colour transform, from the uint16 DNs as stored. OpenJPEG's only rate knob exposed by
-imagecodecs is an integer PSNR target, so :func:`jpeg2000_at_budget` searches it for the largest
-codestream that fits the byte budget (it may come in a little under the budget, never over).
+imagecodecs is an integer PSNR target, so :func:`jpeg2000_at_budget` searches it, then a DN scale
+between integer targets, and keeps the fitting codestream with the smallest error (never over budget).
 JPEG XL can only carry grey or RGB(A) images with lossy quality control, so every band is encoded
 as its own grey image (linearly stretched to the full uint16 range), with one distance for all
 bands searched to hit the budget.
@@ -20,6 +20,7 @@ from ..errors import InputError
 
 #: Integer PSNR targets (dB, against 65535) OpenJPEG accepts for lossy coding.
 _J2K_LEVELS = (1, 150)
+_SCALE_BYTES = 4  # a float32 DN scale travels with a rescaled JPEG 2000 stream
 _JXL_DISTANCE = (0.05, 25.0)
 #: libjxl effort (1 fastest … 9 slowest); 5 keeps the budget search affordable on CPU.
 _JXL_EFFORT = 5
@@ -33,6 +34,7 @@ class BaselineResult:
     recon: np.ndarray
     nbytes: int
     setting: float
+    scale: float = 1.0
 
     def bits_per_pixel_per_band(self) -> float:
         """Bits of the encoded stream per pixel per band."""
@@ -47,35 +49,46 @@ def _check_stack(data: np.ndarray) -> np.ndarray:
     return data
 
 
-def jpeg2000_encode(data: np.ndarray, level: int) -> bytes:
+def jpeg2000_encode(data: np.ndarray, level: int, scale: float = 1.0) -> bytes:
     """Multi-component JPEG 2000 (no colour transform) of a (C, H, W) uint16 stack at PSNR target ``level``.
 
-    The codestream (.j2k, no JP2 boxes) is what is counted.
+    ``scale`` (>= 1) multiplies the DNs first: OpenJPEG's PSNR target is relative to 65535, so this
+    moves the effective target continuously between integer levels. The codestream (.j2k, no JP2
+    boxes) is what is counted, plus 4 bytes for the scale when it is not 1.
     """
     import imagecodecs
 
-    hwc = np.ascontiguousarray(_check_stack(data).transpose(1, 2, 0))
+    data = _check_stack(data)
+    if scale != 1.0:
+        data = np.clip(np.round(data.astype(np.float64) * scale), 0, 65535).astype(np.uint16)
+    hwc = np.ascontiguousarray(data.transpose(1, 2, 0))
     return imagecodecs.jpeg2k_encode(hwc, level=int(level), mct=False, codecformat="j2k")
 
 
-def jpeg2000_decode(stream: bytes) -> np.ndarray:
+def jpeg2000_decode(stream: bytes, scale: float = 1.0) -> np.ndarray:
     """Decode a JPEG 2000 stream written by :func:`jpeg2000_encode` back to (C, H, W) uint16."""
     import imagecodecs
 
     out = imagecodecs.jpeg2k_decode(stream)
-    return np.ascontiguousarray(out.transpose(2, 0, 1) if out.ndim == 3 else out[None])
+    out = out.transpose(2, 0, 1) if out.ndim == 3 else out[None]
+    if scale != 1.0:
+        out = np.clip(np.round(out.astype(np.float64) / scale), 0, 65535).astype(np.uint16)
+    return np.ascontiguousarray(out)
 
 
-def jpeg2000_at_level(data: np.ndarray, level: int) -> BaselineResult:
-    """JPEG 2000 at one PSNR target: stream size and reconstruction."""
-    stream = jpeg2000_encode(data, level)
-    return BaselineResult("jpeg2000", jpeg2000_decode(stream), len(stream), float(level))
+def jpeg2000_at_level(data: np.ndarray, level: int, scale: float = 1.0) -> BaselineResult:
+    """JPEG 2000 at one PSNR target (and DN scale): size in bytes and reconstruction."""
+    stream = jpeg2000_encode(data, level, scale)
+    extra = 0 if scale == 1.0 else _SCALE_BYTES
+    return BaselineResult("jpeg2000", jpeg2000_decode(stream, scale), len(stream) + extra, float(level), scale)
 
 
-def jpeg2000_at_budget(data: np.ndarray, budget_bytes: int) -> BaselineResult | None:
-    """The largest JPEG 2000 stream of at most ``budget_bytes`` (None when even the coarsest is larger).
+def jpeg2000_at_budget(data: np.ndarray, budget_bytes: int, scale_steps: int = 6) -> BaselineResult | None:
+    """The largest JPEG 2000 encoding of at most ``budget_bytes`` (None when even the coarsest is larger).
 
-    Bisection on OpenJPEG's PSNR target; stream size grows with the target.
+    Bisection on OpenJPEG's integer PSNR target, then on a DN scale in [1, 10^(1/20)] that fills the
+    gap to the next integer target (at higher rates one integer step can change the size by a third);
+    of the encodings that fit, the one with the smallest squared error is kept.
     """
     data = _check_stack(data)
     lo, hi = _J2K_LEVELS
@@ -96,7 +109,26 @@ def jpeg2000_at_budget(data: np.ndarray, budget_bytes: int) -> BaselineResult | 
             lo = mid
         else:
             hi = mid
-    return jpeg2000_at_level(data, lo)
+    # More bytes do not always mean less error at these rates: keep the fitting candidate with the
+    # smallest squared error against the original (an encoder-side, two-pass choice).
+    best = jpeg2000_at_level(data, lo)
+    best_err = _sq_error(data, best.recon)
+    s_lo, s_hi = 1.0, min(10 ** (1 / 20), 65535.0 / max(1, int(data.max())))
+    for _ in range(scale_steps if s_hi > 1.0 else 0):  # invariant: (lo, s_lo) fits
+        mid = 0.5 * (s_lo + s_hi)
+        cand = jpeg2000_at_level(data, lo, mid)
+        if cand.nbytes <= budget_bytes:
+            s_lo = mid
+            err = _sq_error(data, cand.recon)
+            if err < best_err:
+                best, best_err = cand, err
+        else:
+            s_hi = mid
+    return best
+
+
+def _sq_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2))
 
 
 def jpeg2000_curve(data: np.ndarray, budgets: list[int]) -> list[BaselineResult | None]:
