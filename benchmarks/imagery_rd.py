@@ -164,7 +164,7 @@ def head_to_head_table(entries: list[dict], title: str) -> str:
     return "\n".join(lines)
 
 
-def throughput(codec: ImageryCodec, root: Path, repeats: int = 1) -> dict:
+def throughput(codec: ImageryCodec, root: Path, device: str = "cpu", repeats: int = 1) -> dict:
     """Encode/decode tiles per second on a whole real Major-TOM cell; JPEG 2000 on the same cell as peer."""
     scene = read_scene(root / "imagery/majortom-core-s2l2a/199U_1099R").select(codec.bands)
     tiles = codec.tile_count(*scene.shape)
@@ -185,7 +185,7 @@ def throughput(codec: ImageryCodec, root: Path, repeats: int = 1) -> dict:
             "tile_size": codec.tokenizer.config.tile_size, "halo": codec.halo,
             "encode_s": enc, "decode_s": dec, "encode_tiles_per_s": tiles / enc, "decode_tiles_per_s": tiles / dec,
             "encode_MB_per_s": mb / enc, "jpeg2000_encode_s": j2k, "jpeg2000_MB_per_s": mb / j2k,
-            "torch_threads": __import__("torch").get_num_threads()}
+            "torch_threads": __import__("torch").get_num_threads(), "device": device}
 
 
 def j2k_reference(root: Path, size: int) -> dict:
@@ -229,6 +229,7 @@ def main() -> None:
     ap.add_argument("--max-patches", type=int, default=0, help="at most this many patches per region (0 = all)")
     ap.add_argument("--halo", type=int, default=2, help="codec halo in index positions")
     ap.add_argument("--no-jxl", action="store_true", help="skip the JPEG XL baseline")
+    ap.add_argument("--device", default="cpu", help="torch device for the tokenizer (cpu, cuda)")
     ap.add_argument("--no-throughput", action="store_true", help="skip the throughput measurement")
     ap.add_argument("--j2k-reference", action="store_true",
                     help="also JPEG 2000 alone at 1/450, 1/200, 1/100 on all patches of both Major-TOM cells")
@@ -238,7 +239,7 @@ def main() -> None:
     codecs = {}
     for m in models:
         name = "tokenizer:" + ("default" if m == "default" else Path(m).name)
-        codecs[name] = ImageryCodec(load_tokenizer(m), halo=args.halo)
+        codecs[name] = ImageryCodec(load_tokenizer(m, args.device), halo=args.halo)
     first = next(iter(codecs.values()))
     regions = held_out_regions(first.tokenizer.config, root)
     rows = []
@@ -265,7 +266,7 @@ def main() -> None:
                "head_to_head": {g: head_to_head(rs) for g, rs in groups.items()},
                "patches": rows}
     if not args.no_throughput:
-        results["throughput"] = throughput(first, root)
+        results["throughput"] = throughput(first, root, args.device)
     if args.j2k_reference:
         results["j2k_reference_majortom"] = j2k_reference(root, args.patch)
     out = Path(args.out)
@@ -277,7 +278,8 @@ def main() -> None:
     if "throughput" in results:
         t = results["throughput"]
         md.append(f"Throughput on {t['scene']} {t['shape']} ({t['tiles']} tiles of {t['tile_size']} px, halo "
-                  f"{t['halo']}, {t['torch_threads']} torch threads): encode {t['encode_tiles_per_s']:.1f} tiles/s "
+                  f"{t['halo']}, {t['device']}, {t['torch_threads']} torch threads): "
+                  f"encode {t['encode_tiles_per_s']:.1f} tiles/s "
                   f"({t['encode_MB_per_s']:.2f} MB/s of raw uint16), decode {t['decode_tiles_per_s']:.1f} tiles/s; "
                   f"JPEG 2000 encode of the same cell {t['jpeg2000_MB_per_s']:.2f} MB/s "
                   f"(tokenizer/JPEG 2000 encode speed = {t['encode_MB_per_s'] / t['jpeg2000_MB_per_s']:.2f}).")

@@ -19,6 +19,7 @@ app.add_typer(imagery_app, name="imagery")
 
 MODEL = typer.Option("default", "--model", help="Tokenizer: 'default' (packaged) or a model folder.")
 HALO = typer.Option(2, "--halo", help="Context (index positions) each tile sees on every side; 0 = plain tiles.")
+DEVICE = typer.Option("cpu", "--device", help="Torch device for the tokenizer: cpu or cuda.")
 
 
 @contextlib.contextmanager
@@ -39,6 +40,7 @@ def encode(
     ),
     model: str = MODEL,
     halo: int = HALO,
+    device: str = DEVICE,
     overwrite: bool = typer.Option(True, "--overwrite/--no-overwrite", help="Replace an existing token file."),
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="Directory mode: address of a Dask scheduler (tcp://host:8786)."
@@ -57,7 +59,7 @@ def encode(
 
     from ..imagery.io import read_scene
 
-    codec = ImageryCodec(load_tokenizer(model), halo=halo)
+    codec = ImageryCodec(load_tokenizer(model, device), halo=halo)
     with warnings.catch_warnings():  # encode_scene warns once, in its own words
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         scene = read_scene(src)
@@ -97,6 +99,7 @@ def decode(
     out: Path = typer.Argument(..., help="GeoTIFF to write: uint16, original CRS, transform, size, band names."),
     model: str = MODEL,
     halo: int = HALO,
+    device: str = DEVICE,
     overwrite: bool = typer.Option(True, "--overwrite/--no-overwrite", help="Replace an existing GeoTIFF."),
 ) -> None:
     """Decode a token file to a georeferenced uint16 GeoTIFF (nodata 0, original DN convention)."""
@@ -104,7 +107,7 @@ def decode(
     from ..imagery.tokenfile import TokenFile
 
     tf = TokenFile.load(src)
-    codec = ImageryCodec(load_tokenizer(model), halo=halo)
+    codec = ImageryCodec(load_tokenizer(model, device), halo=halo)
     tf.check_model(codec.tokenizer.model_id, model)
     h, w = int(tf.header["height"]), int(tf.header["width"])
     with _bar("decoding tiles", codec.tile_count(h, w)) as advance:
@@ -139,6 +142,7 @@ def evaluate(
         None, "--window", help="Measure only the window ROW,COL,HEIGHT,WIDTH (pixels) of the scene."
     ),
     halo: int = HALO,
+    device: str = DEVICE,
 ) -> None:
     """Measure tokenizer(s) and baselines on a scene: ratios, PSNR, SSIM, SAM, NDVI, histograms, timings."""
     from ..errors import InputError
@@ -157,7 +161,7 @@ def evaluate(
     codecs = {}
     for m in model:
         name = "default" if m == "default" else Path(m).name
-        codecs[name] = ImageryCodec(load_tokenizer(m), halo=halo)
+        codecs[name] = ImageryCodec(load_tokenizer(m, device), halo=halo)
     with console.status("measuring tokenizer(s) and baselines …"):
         ev = evaluate_scene(scene, codecs, baselines=tuple(baseline))
     written = write_report(ev, out)

@@ -43,11 +43,11 @@ class TokenizerLike(Protocol):
         """Indices (N, G, h, w) -> reflectance float32 (N, C, h·f, w·f)."""
 
 
-def load_tokenizer(model: str | os.PathLike = "default") -> TokenizerLike:
+def load_tokenizer(model: str | os.PathLike = "default", device: str = "cpu") -> TokenizerLike:
     """Load a tokenizer by name (``"default"``) or from a model directory (config.json + weights)."""
     from ..tokenizer import Tokenizer
 
-    return Tokenizer.load(model)
+    return Tokenizer.load(model, device=device)
 
 
 def _codebook_size(tok: TokenizerLike) -> int:
@@ -85,9 +85,9 @@ class ImageryCodec:
         self.last_timings: dict[str, float] = {}
 
     @classmethod
-    def from_model(cls, model: str | os.PathLike = "default", **kwargs: Any) -> ImageryCodec:
-        """A codec for the named model or model directory."""
-        return cls(load_tokenizer(model), **kwargs)
+    def from_model(cls, model: str | os.PathLike = "default", device: str = "cpu", **kwargs: Any) -> ImageryCodec:
+        """A codec for the named model or model directory, on ``device`` (cpu, cuda)."""
+        return cls(load_tokenizer(model, device), **kwargs)
 
     # ------------------------------------------------------------------ properties
     @property
