@@ -16,10 +16,14 @@ from .registry import register
 
 MAX_BITS = 12
 LLOYD_MAX_BITS = 8
+#: Lloyd-Max levels are only fitted with at least this many training values per level (else they overfit)
+LLOYD_MIN_POINTS = 30
 NEIGHBOURS = 10
 ANCHORS = 2000
 #: weight of the plain reconstruction error next to the neighbour-difference error in the allocation
 RECON_WEIGHT = 0.02
+#: "scale": weight neighbour pairs by 1/(the anchor's neighbourhood scale)²; "none": plain mean
+PAIR_WEIGHTING = "scale"
 _LLOYD_ITERS = 25
 _FIT_SAMPLE = 20000
 
@@ -113,7 +117,8 @@ class TransformCodingQuantizer(Quantizer):
     """PCA rotation + bit allocation across components + per-component scalar quantizers, bit-packed.
 
     The allocation minimises the error of *differences between neighbours* (pairs of training
-    points and their nearest neighbours) plus the plain reconstruction error: a component coded
+    points and their nearest neighbours, each anchor's pairs weighted by 1/its neighbourhood
+    scale² so dense and sparse regions count alike) plus a little plain reconstruction error: a component coded
     with too few bits adds noise of a whole quantization step to near pairs, so weak components
     are better dropped than coded with 1 bit. Each (component, bits) pair uses whichever of a
     Lloyd-Max or a uniform quantizer keeps that error lower.
@@ -156,23 +161,32 @@ class TransformCodingQuantizer(Quantizer):
         budget = 8 * self.nbytes
         k = min(vt.shape[0], budget)
         proj = (sample - mean) @ vt[:k].T
-        pairs = neighbour_pairs(sample, seed=self.seed)
+        pairs = neighbour_pairs(sample, k=NEIGHBOURS, seed=self.seed)
         diff = proj[pairs[:, 0]] - proj[pairs[:, 1]]
+        w = np.ones(len(pairs))
+        if PAIR_WEIGHTING == "scale":
+            # each anchor's pairs weighted by 1 / (its mean squared neighbour distance): dense and
+            # sparse neighbourhoods count equally, as they do in recall@k
+            d2 = np.sum((sample[pairs[:, 0]] - sample[pairs[:, 1]]) ** 2, axis=1)
+            _, inv = np.unique(pairs[:, 0], return_inverse=True)
+            scale = np.bincount(inv, weights=d2) / np.bincount(inv)
+            w = 1.0 / np.maximum(scale[inv], 1e-12)
+        w = w / w.mean()
         # cost[j, b]: neighbour-difference error + RECON_WEIGHT x reconstruction error
         cost = np.zeros((k, MAX_BITS + 1))
-        cost[:, 0] = np.mean(diff**2, axis=0) + RECON_WEIGHT * np.mean(proj**2, axis=0)
+        cost[:, 0] = w @ diff**2 / len(w) + RECON_WEIGHT * np.mean(proj**2, axis=0)
         chosen: dict[tuple[int, int], np.ndarray] = {}
         for j in range(k):
             v = proj[:, j]
             for b in range(1, MAX_BITS + 1):
                 cands = [_uniform_levels(v, b)]
-                if b <= LLOYD_MAX_BITS:
+                if b <= LLOYD_MAX_BITS and 2**b * LLOYD_MIN_POINTS <= len(v):
                     cands.append(lloyd_max(v, b)[0])
                 best, best_cost = None, np.inf
                 for lv in cands:
                     q = _quantize(v, lv)
                     qd = q[pairs[:, 0]] - q[pairs[:, 1]]
-                    c = np.mean((qd - diff[:, j]) ** 2) + RECON_WEIGHT * np.mean((q - v) ** 2)
+                    c = w @ (qd - diff[:, j]) ** 2 / len(w) + RECON_WEIGHT * np.mean((q - v) ** 2)
                     if c < best_cost:
                         best, best_cost = lv, c
                 chosen[(j, b)] = best
