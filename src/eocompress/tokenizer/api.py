@@ -39,6 +39,8 @@ def save_model(model: VQTokenizerModel, cfg: TokenizerConfig, out: str | os.Path
         save_file(state, str(tmp), metadata={"format": "eocompress-tokenizer"})
     with atomic_path(out / CONFIG_FILE) as tmp:
         tmp.write_text(cfg.to_json())
+    for name in (WEIGHTS_FILE, CONFIG_FILE):
+        (out / name).chmod(0o644)  # readable model files, also when installed as package data
     return out
 
 
