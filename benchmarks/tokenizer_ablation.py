@@ -140,9 +140,17 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/tokenizer_ablation", help="output folder")
     parser.add_argument("--only", nargs="+", choices=list(CONFIGS), help="run only these configs")
     parser.add_argument("--rerun", action="store_true", help="retrain configs already in results.json")
+    parser.add_argument(
+        "--merge", nargs="*", default=[], help="also tabulate results.json of these folders (parallel runs)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("EOCOMPRESS_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     rows = run(args)
+    for folder in args.merge:
+        extra = {r["name"]: r for r in json.loads((Path(folder) / "results.json").read_text())}
+        have = {r["name"] for r in rows}
+        rows += [extra[n] for n in CONFIGS if n in extra and n not in have]
+    rows.sort(key=lambda r: list(CONFIGS).index(r["name"]))
     text = table(rows)
     print(text)
     out = Path(args.out)
