@@ -109,6 +109,10 @@ def train_tokenizer(
 
     start = time.time()
     out = Path(out)
+    if resume and not (out / "checkpoints" / "last.ckpt").exists():
+        raise EOCompressError(
+            f"--resume given but {out / 'checkpoints' / 'last.ckpt'} does not exist; train without --resume"
+        )
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     held = {display_path(p) for p in hold_out}
@@ -133,9 +137,7 @@ def train_tokenizer(
     train_ds = RandomPatches(train_areas, cfg.tile_size, cfg.steps * cfg.batch_size, seed=cfg.seed)
     val_ds = GridPatches(val_areas, cfg.tile_size, limit=val_patches) if val_areas else None
     loader = torch.utils.data.DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0)
-    val_loader = (
-        torch.utils.data.DataLoader(val_ds, batch_size=32) if val_ds is not None and len(val_ds) else None
-    )
+    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=32) if val_ds is not None and len(val_ds) else None
 
     accelerator, precision = _accelerator_settings(accelerator, precision)
     ckpt_dir = out / "checkpoints"
@@ -168,11 +170,7 @@ def train_tokenizer(
         num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(10, cfg.steps // 2)),
     )
-    ckpt_path = ckpt_dir / "last.ckpt" if resume and (ckpt_dir / "last.ckpt").exists() else None
-    if resume and ckpt_path is None:
-        raise EOCompressError(
-            f"--resume given but {ckpt_dir / 'last.ckpt'} does not exist; train without --resume"
-        )
+    ckpt_path = ckpt_dir / "last.ckpt" if resume else None
     trainer.fit(module, loader, val_loader, ckpt_path=ckpt_path)
 
     if module.diverged_at is not None:
@@ -243,7 +241,5 @@ def _plot(module, val_ds, cfg: TokenizerConfig, path: Path, plot_fn) -> None:
     picks = np.linspace(0, len(val_ds) - 1, min(6, len(val_ds))).round().astype(int)
     x = torch.stack([val_ds[int(i)][0] for i in picks])
     recon = model.decode(model.encode(x)).numpy()
-    title = (
-        f"{cfg.quantizer} V={cfg.effective_codebook_size} G={cfg.groups} f={cfg.downsample}: validation tiles"
-    )
+    title = f"{cfg.quantizer} V={cfg.effective_codebook_size} G={cfg.groups} f={cfg.downsample}: validation tiles"
     plot_fn(x.numpy(), recon, cfg.bands, path, title=title)
