@@ -57,6 +57,7 @@ def run_case(kind: str, n: int, dim: int, linear_cv: str) -> dict:
         "rows": len(rows), "load_s": load_s, "sweep_s": sweep_s, "stages": stages,
         "baseline_eval_s": sum(base_eval) / max(len(base_eval), 1),
         "slowest": [(r["dataset"], r["spec"], float(r["fit_s"]), float(r["eval_s"])) for r in slow],
+        "linear_cv": linear_cv,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -65,7 +66,8 @@ def print_case(res: dict) -> None:
     """Print one case as a small table."""
     total = res["sweep_s"]
     base = res["baseline_eval_s"]
-    print(f"\n## {res['case']}: {res['rows']} rows, sweep {total:.1f} s wall (+{res['load_s']:.1f} s load), "
+    print(f"\n## {res['case']}: {res['rows']} rows (linear probe: {res['linear_cv']}), "
+          f"sweep {total:.1f} s wall (+{res['load_s']:.1f} s load), "
           f"peak RSS {res['peak_rss_mb']:.0f} MB")
     print(f"{'stage':<10}{'seconds':>10}{'share':>8}{'x float32 eval':>16}")
     other = total - sum(res["stages"].values())
@@ -81,7 +83,10 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=1024, help="dimension of the generated set")
     ap.add_argument("--synthetic-only", action="store_true", help="skip the real sets")
     ap.add_argument("--real-only", action="store_true", help="skip the generated set")
-    ap.add_argument("--linear-cv", default="baseline", help="baseline | per-codec | off")
+    ap.add_argument("--linear-cv", default="baseline",
+                    help="linear probe C for the real sets: baseline | per-codec | off")
+    ap.add_argument("--synthetic-linear-cv", default="off",
+                    help="the same for the generated set (off: random labels carry no signal to probe)")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
@@ -90,8 +95,9 @@ def main() -> None:
     cases = ([] if args.synthetic_only else ["real"]) + ([] if args.real_only else ["generated"])
     print(f"sweep timing on this machine ({len(cases)} case(s)); each case in its own process")
     for case in cases:
+        lcv = args.linear_cv if case == "real" else args.synthetic_linear_cv
         cmd = [sys.executable, __file__, "--case", case, "--n", str(args.n), "--dim", str(args.dim),
-               "--linear-cv", args.linear_cv]
+               "--linear-cv", lcv]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
         print_case(json.loads(out.stdout.strip().splitlines()[-1]))
 
