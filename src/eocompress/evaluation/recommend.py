@@ -40,7 +40,7 @@ class Recommendation:
             f"the 95% paired-bootstrap CI of the difference is [{100 * lo:+.1f}, {100 * float(r[hi_col]):+.1f}] "
             f"points, so the drop is at most {max(0.0, -100 * lo):.1f} points (bound {self.max_drop:g}); "
             f"McNemar p = {float(r[p_col]):.3f}; recall@10 = {float(r['recall_at_10']):.3f}; worst class "
-            f"{r.get('worst_class') or '-'} (F1 change {r.get('worst_class_f1_drop') or '-'})."
+            f"{r.get('worst_class') or '-'} (F1 change {_f(r.get('worst_class_f1_drop')):+.3f})."
         )
 
 
