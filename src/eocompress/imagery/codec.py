@@ -231,6 +231,8 @@ class ImageryCodec:
             "model_name": getattr(tok, "name", None) or getattr(tok.config, "name", None),
             "quantizer": getattr(tok.config, "quantizer", None),
             "codebook_size": _codebook_size(tok),
+            # FSQ indices are mixed-radix numbers of their levels: the entropy coder codes those digits.
+            "index_radices": list(tok.config.fsq_levels) if getattr(tok.config, "quantizer", "") == "fsq" else None,
             "downsample": f,
             "bands": list(bands),
             "height": int(h),

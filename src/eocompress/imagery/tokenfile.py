@@ -8,7 +8,8 @@ Layout (little endian)::
 The header names the model (``model_id`` = sha256 of its weights) so that a file is never decoded
 with the wrong model, the scene geometry (size, tile grid, CRS, transform, nodata, DN offset, band
 names) and the Major-TOM keys when known. Indices are stored at ``ceil(log2 V)`` bits each, or
-entropy-coded when that is smaller (the chosen encoding is recorded).
+entropy-coded (zstd, lzma, or adaptive arithmetic coding of their mixed-radix digits, see
+:mod:`.entropy`) when that is smaller; the chosen encoding is recorded.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _PREFIX = struct.Struct("<4sBI")
 _CHECKSUM_BYTES = 16
 
 #: Index payload encodings, in the order they are tried; the smallest wins.
-INDEX_ENCODINGS = ("packed", "zstd-u16", "lzma-u16", "zstd-packed")
+INDEX_ENCODINGS = ("packed", "zstd-u16", "lzma-u16", "zstd-packed", "ac-digits", "ac-digits-ctx")
 
 
 class TokenFileError(FileFormatError):
@@ -77,9 +78,13 @@ def unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
     return bitplanes.astype(np.int64) @ weights
 
 
-def _encode_indices(indices: np.ndarray, bits: int, encoding: str) -> bytes:
+def _encode_indices(indices: np.ndarray, bits: int, encoding: str, radices: list[int] | None = None) -> bytes:
     import imagecodecs
 
+    if encoding.startswith("ac-digits"):
+        from .entropy import encode_digits
+
+        return encode_digits(indices, radices or [], use_context=encoding.endswith("-ctx"))
     if encoding == "packed":
         return pack_bits(indices, bits)
     if encoding == "zstd-packed":
@@ -94,9 +99,18 @@ def _encode_indices(indices: np.ndarray, bits: int, encoding: str) -> bytes:
     raise InputError(f"unknown index encoding {encoding!r}; use one of {INDEX_ENCODINGS}")
 
 
-def _decode_indices(payload: bytes, bits: int, count: int, encoding: str) -> np.ndarray:
+def _decode_indices(
+    payload: bytes, bits: int, shape: tuple[int, ...], encoding: str, radices: list[int] | None = None
+) -> np.ndarray:
     import imagecodecs
 
+    count = int(np.prod(shape))
+    if encoding.startswith("ac-digits"):
+        from .entropy import decode_digits
+
+        if not radices or len(shape) != 3:
+            raise TokenFileError("arithmetic-coded indices need index_radices and a (G, H, W) shape in the header")
+        return decode_digits(payload, shape, radices, use_context=encoding.endswith("-ctx")).ravel()
     try:
         if encoding == "packed":
             return unpack_bits(payload, bits, count)
@@ -179,8 +193,11 @@ class TokenFile:
         if idx.ndim != 3:
             raise InputError(f"indices must be (G, Hq, Wq), got shape {idx.shape}")
         bits = self.bits_per_index
+        from .entropy import default_radices
+
+        radices = self.header.get("index_radices") or default_radices(int(self.header["codebook_size"]))
         candidates = [encoding] if encoding else [e for e in INDEX_ENCODINGS if bits <= 16 or "u16" not in e]
-        payloads = {e: _encode_indices(idx, bits, e) for e in candidates}
+        payloads = {e: _encode_indices(idx, bits, e, radices) for e in candidates}
         chosen = min(payloads, key=lambda e: len(payloads[e]))
         payload = payloads[chosen]
         mask, mask_shape = b"", None
@@ -191,6 +208,7 @@ class TokenFile:
             indices_shape=list(idx.shape),
             bits_per_index=bits,
             index_encoding=chosen,
+            index_radices=list(radices) if chosen.startswith("ac-digits") else None,
             index_nbytes=len(payload),
             mask_nbytes=len(mask),
             mask_shape=mask_shape,
@@ -233,9 +251,9 @@ class TokenFile:
         if pos + n_idx + n_mask != len(body):
             raise TokenFileError(f"{source}: section lengths do not add up; the file is corrupted")
         shape = tuple(int(s) for s in header["indices_shape"])
-        count = int(np.prod(shape))
         indices = _decode_indices(
-            body[pos : pos + n_idx], int(header["bits_per_index"]), count, header["index_encoding"]
+            body[pos : pos + n_idx], int(header["bits_per_index"]), shape, header["index_encoding"],
+            header.get("index_radices"),
         ).reshape(shape)
         valid = None
         if n_mask:
