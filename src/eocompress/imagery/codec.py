@@ -3,7 +3,8 @@
 The image is padded (edge mode) to a multiple of the model's downsampling factor f, its index
 grid is cut into blocks of ``tile_size / f`` positions, and every block is encoded from a pixel
 window that reaches ``halo`` positions into its neighbours (and decoded from an index window with
-the same halo), so tiles see their context and leave no seams. Nodata pixels are filled from their
+the same halo); at the image edges the window is shifted inwards instead of cut, so every window
+has the same size and edge tiles get as much context as interior ones. Nodata pixels are filled from their
 nearest valid neighbour before encoding and restored as nodata (DN 0) on decode.
 """
 
@@ -69,6 +70,15 @@ def _blocks(n: int, size: int) -> list[tuple[int, int]]:
     return [(s, min(s + size, n)) for s in range(0, n, size)]
 
 
+def _window_span(start: int, n: int, tile: int, halo: int) -> tuple[int, int]:
+    """Model window (in positions) around the block starting at ``start``: ``tile + 2 halo`` long where
+    the grid allows, shifted inwards at the edges rather than cut, so edge tiles see as much context
+    (and the same window size, hence the same normalisation statistics) as interior ones."""
+    size = min(n, tile + 2 * halo)
+    lo = min(max(0, start - halo), n - size)
+    return lo, lo + size
+
+
 class ImageryCodec:
     """Encode uint16 band stacks to token files and back with a tokenizer (scikit-learn style: no fitting).
 
@@ -130,14 +140,14 @@ class ImageryCodec:
         groups: dict[tuple, list] = defaultdict(list)
         for r0, r1 in _blocks(gh, tp):
             for c0, c1 in _blocks(gw, tp):
-                w0, w1, v0, v1 = max(0, r0 - halo), min(gh, r1 + halo), max(0, c0 - halo), min(gw, c1 + halo)
-                groups[(w1 - w0, v1 - v0)].append((r0, r1, c0, c1, w0, v0))
+                (w0, w1), (v0, v1) = _window_span(r0, gh, tp, halo), _window_span(c0, gw, tp, halo)
+                groups[(w1 - w0, v1 - v0)].append((r0, r1, c0, c1, w0, w1, v0, v1))
         for tiles in groups.values():
             for start in range(0, len(tiles), self.batch_size):
                 chunk = tiles[start : start + self.batch_size]
-                batch = np.stack([self._window(take, t, gh, gw) for t in chunk])
+                batch = np.stack([take(w0, w1, v0, v1) for _, _, _, _, w0, w1, v0, v1 in chunk])
                 result = model(batch)
-                for (r0, r1, c0, c1, w0, v0), res in zip(chunk, result, strict=True):
+                for (r0, r1, c0, c1, w0, _, v0, _), res in zip(chunk, result, strict=True):
                     dr, dc = (r0 - w0) * scale, (c0 - v0) * scale
                     out[:, r0 * scale : r1 * scale, c0 * scale : c1 * scale] = res[
                         :, dr : dr + (r1 - r0) * scale, dc : dc + (c1 - c0) * scale
@@ -145,10 +155,6 @@ class ImageryCodec:
                 if progress is not None:
                     progress(len(chunk))
 
-    def _window(self, take, tile, gh: int, gw: int) -> np.ndarray:
-        _, r1, _, c1, w0, v0 = tile
-        halo = self.halo
-        return take(w0, min(gh, r1 + halo), v0, min(gw, c1 + halo))
 
     # ------------------------------------------------------------------ arrays
     def encode_array(
