@@ -22,6 +22,8 @@ NEIGHBOURS = 10
 ANCHORS = 2000
 #: weight of the plain reconstruction error next to the neighbour-difference error in the allocation
 RECON_WEIGHT = 0.02
+#: caps on the number of coded components, in components per byte; the best on the training sample is kept
+COMPONENT_CAPS = (1.25, 1.5, 2.0, 3.0, 8.0)
 #: "scale": weight neighbour pairs by 1/(the anchor's neighbourhood scale)²; "none": plain mean
 PAIR_WEIGHTING = "scale"
 _LLOYD_ITERS = 25
@@ -93,18 +95,44 @@ def _quantize(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return levels[np.searchsorted(cuts, values)]
 
 
-def neighbour_pairs(X: np.ndarray, k: int = NEIGHBOURS, anchors: int = ANCHORS, seed: int = 0) -> np.ndarray:
-    """(P, 2) index pairs of training points and their ``k`` nearest cosine neighbours (self excluded)."""
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12), np.float32)
+
+
+def float_neighbours(X: np.ndarray, k: int = NEIGHBOURS, anchors: int = ANCHORS, seed: int = 0):
+    """(anchor ids (A,), their ``k`` nearest cosine neighbours (A, k)) among the rows of ``X``, self excluded."""
     import faiss
 
     rng = np.random.default_rng(seed)
-    unit = np.ascontiguousarray(X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12), np.float32)
-    a = rng.choice(len(X), min(anchors, len(X)), replace=False)
+    unit = _unit_rows(X)
+    a = np.sort(rng.choice(len(X), min(anchors, len(X)), replace=False))
     index = faiss.IndexFlatIP(unit.shape[1])
     index.add(unit)
     _, nn = index.search(unit[a], min(k + 1, len(X)))
-    pairs = np.stack([np.repeat(a, nn.shape[1]), nn.ravel()], axis=1)
-    return pairs[pairs[:, 0] != pairs[:, 1]]
+    not_self = nn != a[:, None]
+    nn = np.array([row[keep][: nn.shape[1] - 1] for row, keep in zip(nn, not_self, strict=True)])
+    return a, nn
+
+
+def neighbour_pairs(X: np.ndarray, k: int = NEIGHBOURS, anchors: int = ANCHORS, seed: int = 0) -> np.ndarray:
+    """(P, 2) index pairs of training points and their ``k`` nearest cosine neighbours (self excluded)."""
+    a, nn = float_neighbours(X, k, anchors, seed)
+    return np.stack([np.repeat(a, nn.shape[1]), nn.ravel()], axis=1)
+
+
+def _recall(decoded: np.ndarray, anchors: np.ndarray, reference: np.ndarray) -> float:
+    """recall@k of the anchors' float neighbours when searched among ``decoded`` rows (self excluded)."""
+    import faiss
+
+    k = reference.shape[1]
+    unit = _unit_rows(decoded)
+    index = faiss.IndexFlatIP(unit.shape[1])
+    index.add(unit)
+    _, nn = index.search(unit[anchors], k + 1)
+    hits = 0
+    for row, a, ref in zip(nn, anchors, reference, strict=True):
+        hits += len(np.intersect1d(row[row != a][:k], ref))
+    return hits / reference.size
 
 
 @register(
@@ -161,7 +189,8 @@ class TransformCodingQuantizer(Quantizer):
         budget = 8 * self.nbytes
         k = min(vt.shape[0], budget)
         proj = (sample - mean) @ vt[:k].T
-        pairs = neighbour_pairs(sample, k=NEIGHBOURS, seed=self.seed)
+        anchors, reference = float_neighbours(sample, k=NEIGHBOURS, seed=self.seed)
+        pairs = np.stack([np.repeat(anchors, reference.shape[1]), reference.ravel()], axis=1)
         diff = proj[pairs[:, 0]] - proj[pairs[:, 1]]
         w = np.ones(len(pairs))
         if PAIR_WEIGHTING == "scale":
@@ -191,7 +220,7 @@ class TransformCodingQuantizer(Quantizer):
                         best, best_cost = lv, c
                 chosen[(j, b)] = best
                 cost[j, b] = min(best_cost, cost[j, b - 1])
-        bits = allocate_bits(cost, budget, MAX_BITS)
+        bits = self._best_allocation(cost, budget, chosen, proj, vt[:k], mean, anchors, reference)
         used = np.flatnonzero(bits > 0)
         self.mean_ = mean.astype(np.float32)
         self.components_ = vt[:k][used].astype(np.float32)
@@ -200,6 +229,27 @@ class TransformCodingQuantizer(Quantizer):
         self.levels_ = (np.concatenate(levels) if levels else np.zeros(0)).astype(np.float32)
         self.input_dim = Z.shape[1]
         return self
+
+    def _best_allocation(self, cost, budget, chosen, proj, comps, mean, anchors, reference) -> np.ndarray:
+        """Allocation over the leading K components, K chosen by recall@k on the training sample.
+
+        The neighbour-difference cost alone spreads bits over too many weak components; capping
+        the allocation at K = 1.25·B … 8·B components and keeping the cap whose codes best keep the
+        training anchors' neighbours fixes that without looking at any test data.
+        """
+        k = cost.shape[0]
+        caps = sorted({min(k, int(np.ceil(f * self.nbytes))) for f in COMPONENT_CAPS})
+        best_bits, best_recall = None, -1.0
+        for cap in caps:
+            bits = np.zeros(k, np.int64)
+            bits[:cap] = allocate_bits(cost[:cap], budget, MAX_BITS)
+            used = np.flatnonzero(bits > 0)
+            q = np.stack([_quantize(proj[:, j], chosen[(j, int(bits[j]))]) for j in used], axis=1)
+            recall = _recall(q @ comps[used] + mean, anchors, reference)
+            if recall > best_recall + 1e-9:
+                best_bits, best_recall = bits, recall
+        self.train_recall_ = best_recall
+        return best_bits
 
     def _component_levels(self) -> list[np.ndarray]:
         offsets = np.concatenate([[0], np.cumsum(2**self.bits_)])
