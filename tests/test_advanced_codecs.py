@@ -17,25 +17,25 @@ def gen():
     rng = np.random.default_rng(0)
     scales = np.geomspace(4.0, 0.05, 32)
     basis = random_orthogonal(32, 1)
-    return ((rng.standard_normal((1500, 32)) * scales) @ basis + 3.0).astype(np.float32)
+    return ((rng.standard_normal((900, 32)) * scales) @ basis + 3.0).astype(np.float32)
 
 
-@pytest.mark.parametrize("spec", ["tc4", "tc8", "tc16", "itq32,binary", "itq16,binary", "rot,int4", "rot,int2",
+@pytest.mark.parametrize("spec", ["tc4", "tc16", "itq32,binary", "itq16,binary", "rot,int4", "rot,int2",
                                   "pca16,rot,int4", "rq4"])
 def test_round_trip_size_and_state(spec, gen):
-    codec = Codec.from_spec(spec, seed=0).fit(gen[:1000])
-    codes = codec.encode(gen[1000:])
-    assert codes.dtype == np.uint8 and codes.shape == (500, codec.bytes_per_vector)
+    codec = Codec.from_spec(spec, seed=0).fit(gen[:600])
+    codes = codec.encode(gen[600:])
+    assert codes.dtype == np.uint8 and codes.shape == (300, codec.bytes_per_vector)
     X_hat = codec.decode(codes)
-    assert X_hat.shape == (500, 32) and X_hat.dtype == np.float32 and np.isfinite(X_hat).all()
+    assert X_hat.shape == (300, 32) and X_hat.dtype == np.float32 and np.isfinite(X_hat).all()
     again = Codec.from_state(*codec.get_state())
-    assert np.array_equal(again.encode(gen[1000:]), codes)
+    assert np.array_equal(again.encode(gen[600:]), codes)
     assert np.allclose(again.decode(codes), X_hat, atol=1e-5)
     assert Codec.from_spec(spec).spec == codec.spec
 
 
 def test_tc_error_falls_with_budget_and_beats_flat_pca(gen):
-    train, test = gen[:1000], gen[1000:]
+    train, test = gen[:600], gen[600:]
 
     def mse(spec):
         c = Codec.from_spec(spec).fit(train)
