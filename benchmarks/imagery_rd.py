@@ -13,7 +13,8 @@ Held-out data comes from the first model's ``config.json``: the whole scenes it 
 Throughput: tiles/s of encode and decode on a whole real Major-TOM cell (1068 x 1068), with JPEG
 2000 encoding of the same cell (MB/s) measured in the same run as the peer.
 
-    nice -n 10 .venv/bin/python benchmarks/imagery_rd.py --model default --out outputs/imagery_rd
+    nice -n 10 .venv/bin/python benchmarks/imagery_rd.py --model default --model ABLATION_DIR --j2k-reference \
+        --out outputs/imagery_rd      # results.json, results.md, rd_<group>.png
 """
 
 from __future__ import annotations
@@ -221,6 +222,23 @@ def table(agg: dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def plot_groups(results: dict, out: Path) -> None:
+    """One rate–distortion figure per patch group (ocean and land behave too differently to pool)."""
+    for k, (group, agg) in enumerate(results["aggregates"].items()):
+        n = max(a.get("patches", 0) + a.get("missed", 0) for a in agg.values())
+        pts = {"tokenizers": {name: [(a["bits_per_pixel_per_band"], a["psnr_db"], a["sam_deg"])]
+                              for name, a in agg.items() if name.startswith("tokenizer") and a.get("patches")},
+               "curves": {"jpeg2000 (fixed ratios)": [(a["bits_per_pixel_per_band"], a["psnr_db"], a["sam_deg"])
+                                                      for name, a in agg.items() if name.startswith("jpeg2000@1/")
+                                                      and a.get("patches") and not a["missed"]]},
+               "references": [(16 / r, p, s) for r, (p, s) in ISSUE_J2K.items()]}
+        for name, a in agg.items():  # same-size baselines only where they fit every patch (else subsets mix)
+            if name.endswith("@same") and a.get("patches") and not a["missed"]:
+                pts["tokenizers"][name] = [(a["bits_per_pixel_per_band"], a["psnr_db"], a["sam_deg"])]
+        plot_rate_distortion(pts, out / f"rd_{k}.png",
+                             title=f"{group}: {n} real S2 L2A patches of {results['patch']} px (means)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", help="model name or folder (repeatable; first = budget)")
@@ -294,19 +312,8 @@ def main() -> None:
     text = "\n\n".join(md)
     (out / "results.md").write_text(text + "\n")
     print(text)
-    agg = results["aggregates"]["all held-out patches"]
-    pts = {"tokenizers": {n: [(a["bits_per_pixel_per_band"], a["psnr_db"], a["sam_deg"])]
-                          for n, a in agg.items() if n.startswith("tokenizer") and a.get("patches")},
-           "curves": {"jpeg2000 (fixed ratios)": [(a["bits_per_pixel_per_band"], a["psnr_db"], a["sam_deg"])
-                                                  for n, a in agg.items() if n.startswith("jpeg2000@1/")
-                                                  and a.get("patches") and not a["missed"]]},
-           "references": [(16 / r, p, s) for r, (p, s) in ISSUE_J2K.items()]}
-    for n, a in agg.items():  # same-size baselines: only where they fit on every patch (else means mix subsets)
-        if n.endswith("@same") and a.get("patches") and not a["missed"]:
-            pts["tokenizers"][n] = [(a["bits_per_pixel_per_band"], a["psnr_db"], a["sam_deg"])]
-    plot_rate_distortion(pts, out / "rd.png", title=f"held-out real S2 L2A, {len(rows)} patches of {args.patch} px "
-                         "(mean over patches)")
-    print(f"wrote {out}/results.json, results.md, rd.png in {time.time() - t_start:.0f} s")
+    plot_groups(results, out)
+    print(f"wrote {out}/results.json, results.md, rd_*.png in {time.time() - t_start:.0f} s")
 
 
 if __name__ == "__main__":
