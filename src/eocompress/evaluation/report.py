@@ -142,7 +142,7 @@ def plot_pareto(rows: list[dict[str, Any]], metric: str, path: Path, ylabel: str
         if base:
             ax.axhline(base[0], color=color, ls=":", lw=1)
     ax.scatter([], [], marker="o", color="gray", label="study codecs")
-    ax.scatter([], [], marker="^", color="gray", label="our codecs (tc, itq, rot)")
+    ax.scatter([], [], marker="^", color="gray", label="our codecs (tc, rq, itq, rot)")
     ax.plot([], [], ls=":", color="gray", label="float32")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("bytes per vector (log scale)")
@@ -218,7 +218,7 @@ def write_report(out: str | Path) -> Path:
            "![recall Pareto](pareto_recall.png)", "", "![PCA variance](pca_variance.png)", ""]
     plot_pareto(rows, "knn_acc", out / "pareto_knn.png", "kNN accuracy (k=5, cosine)")
     plot_pareto(rows, "linear_acc", out / "pareto_linear.png", "linear probe accuracy")
-    plot_pareto(rows, "recall_at_10", out / "pareto_recall.png", "recall@10 vs float32 neighbours")
+    plot_pareto(rows, "recall_at_10", out / "pareto_recall.png", "recall@10 of float32 neighbours")
     if intrinsic:
         plot_pca_variance(intrinsic, out / "pca_variance.png")
     return atomic_write_text(out / "report.md", "\n".join(md))
