@@ -62,6 +62,11 @@ def recommend(
     if not sub:
         raise EOCompressError(f"no results for data set {dataset!r}; run `eocompress sweep` on it first")
     base = next((r for r in sub if r["spec"] == "float32"), None)
+    if base is not None and base.get("task") == "regression":
+        raise EOCompressError(
+            f"{dataset} is a regression set; recommend ranks classification accuracy (knn or linear). "
+            "Compare r2 / knn_r2 and diff_ci_low in results.csv instead, or pass --task classification"
+        )
     if base is None or math.isnan(_f(base.get(acc))):
         raise EOCompressError(
             f"{dataset}: no float32 {metric} baseline in the results (labels needed); "
