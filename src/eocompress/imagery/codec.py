@@ -70,6 +70,18 @@ def _blocks(n: int, size: int) -> list[tuple[int, int]]:
     return [(s, min(s + size, n)) for s in range(0, n, size)]
 
 
+def _taper(lo: int, hi: int, n: int, halo: int, scale: int) -> np.ndarray:
+    """Overlap-add weights along one axis of a window: linear ramps over the halo, none at image edges."""
+    length, ramp = (hi - lo) * scale, max(1, halo * scale)
+    pos = np.arange(length, dtype=np.float32) + 0.5
+    weight = np.ones(length, dtype=np.float32)
+    if lo > 0:
+        weight = np.minimum(weight, pos / ramp)
+    if hi < n:
+        weight = np.minimum(weight, (length - pos) / ramp)
+    return np.maximum(weight, 1e-3)
+
+
 def _window_span(start: int, n: int, tile: int, halo: int) -> tuple[int, int]:
     """Model window (in positions) around the block starting at ``start``: ``tile + 2 halo`` long where
     the grid allows, shifted inwards at the edges rather than cut, so edge tiles see as much context
@@ -83,14 +95,17 @@ class ImageryCodec:
     """Encode uint16 band stacks to token files and back with a tokenizer (scikit-learn style: no fitting).
 
     ``halo`` is the context, in index positions, each tile sees on every side when encoding and
-    decoding; ``batch_size`` the number of tiles per model call.
+    decoding; with ``blend`` the decoded windows are overlap-added with linear ramps across the halo
+    (no seams between tiles) instead of keeping only each window's centre; ``batch_size`` is the
+    number of tiles per model call.
     """
 
-    def __init__(self, tokenizer: TokenizerLike, halo: int = 2, batch_size: int = 16) -> None:
+    def __init__(self, tokenizer: TokenizerLike, halo: int = 2, batch_size: int = 16, blend: bool = True) -> None:
         if halo < 0 or batch_size < 1:
             raise InputError(f"halo must be >= 0 and batch_size >= 1, got {halo} and {batch_size}")
         self.tokenizer = tokenizer
         self.halo = int(halo)
+        self.blend = bool(blend)
         self.batch_size = int(batch_size)
         self.last_timings: dict[str, float] = {}
 
@@ -129,6 +144,7 @@ class ImageryCodec:
         scale: int,
         out: np.ndarray,
         progress: Progress | None,
+        weights: np.ndarray | None = None,
     ) -> None:
         """Cut the index grid into tiles with a halo; run ``model`` on same-shaped windows in batches.
 
@@ -147,7 +163,13 @@ class ImageryCodec:
                 chunk = tiles[start : start + self.batch_size]
                 batch = np.stack([take(w0, w1, v0, v1) for _, _, _, _, w0, w1, v0, v1 in chunk])
                 result = model(batch)
-                for (r0, r1, c0, c1, w0, _, v0, _), res in zip(chunk, result, strict=True):
+                for (r0, r1, c0, c1, w0, w1, v0, v1), res in zip(chunk, result, strict=True):
+                    if weights is not None:  # feathered overlap-add of whole windows
+                        taper = np.outer(_taper(w0, w1, gh, halo, scale), _taper(v0, v1, gw, halo, scale))
+                        rows, cols = slice(w0 * scale, w1 * scale), slice(v0 * scale, v1 * scale)
+                        out[:, rows, cols] += res * taper
+                        weights[rows, cols] += taper
+                        continue
                     dr, dc = (r0 - w0) * scale, (c0 - v0) * scale
                     out[:, r0 * scale : r1 * scale, c0 * scale : c1 * scale] = res[
                         :, dr : dr + (r1 - r0) * scale, dc : dc + (c1 - c0) * scale
@@ -281,7 +303,12 @@ class ImageryCodec:
         def model(batch: np.ndarray) -> np.ndarray:
             return np.asarray(self.tokenizer.decode(np.ascontiguousarray(batch)), dtype=np.float32)
 
-        self._run_tiled((gh, gw), take, model, f, refl, progress)
+        if self.blend and self.halo > 0:
+            weights = np.zeros(refl.shape[1:], np.float32)
+            self._run_tiled((gh, gw), take, model, f, refl, progress, weights)
+            refl /= np.maximum(weights, 1e-6)
+        else:
+            self._run_tiled((gh, gw), take, model, f, refl, progress)
         h, w = int(hd["height"]), int(hd["width"])
         dn = refl[:, :h, :w] * np.float32(QUANTIFICATION_VALUE) + np.float32(hd.get("offset", 0))
         out = np.clip(np.round(dn), 1, 65535).astype(np.uint16)  # 0 is reserved for nodata
