@@ -83,6 +83,15 @@ def test_quantizer_interface(name):
         np.testing.assert_allclose(q.lookup(again.indices).numpy(), again.quantized.numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["vq", "dvq", "gsq"])
+def test_single_group_keeps_the_group_axis(name):
+    q = build_quantizer(small(quantizer=name, groups=1, latent_dim=8))
+    out = q(torch.randn(2, 8, 3, 3))
+    assert out.indices.shape == (2, 1, 3, 3)
+    q.eval()
+    assert q.lookup(q(torch.randn(2, 8, 3, 3)).indices).shape == (2, 8, 3, 3)
+
+
 def test_gsq_shares_one_normalised_codebook():
     cfg = small(quantizer="gsq", groups=4, latent_dim=16, codebook_size=64)
     q = build_quantizer(cfg)

@@ -111,6 +111,8 @@ class LibraryVQ(Quantizer):
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """Nearest code per group, straight-through."""
         quantized, indices, loss = self.vq(z)
+        if indices.ndim == 3:  # the library drops the head axis when G = 1
+            indices = indices.unsqueeze(-1)
         indices = indices.permute(0, 3, 1, 2).contiguous()  # (N, h, w, G) -> (N, G, h, w)
         return QuantizerOutput(quantized, indices, loss.reshape(()), self.stats(indices.detach()))
 
