@@ -90,6 +90,51 @@ def run(args: argparse.Namespace) -> list[dict]:
     return [done[n] for n in CONFIGS if n in done]
 
 
+def references(val_tiles: int) -> list[dict]:
+    """PSNR/SAM of two trivial peers on the same validation tiles: training-mean image, tile-mean spectrum."""
+    import numpy as np
+
+    from eocompress.data import data_dir
+    from eocompress.imagery.bands import S2_L2A_BANDS
+    from eocompress.tokenizer.data import (
+        GridPatches,
+        band_statistics,
+        load_areas,
+        read_training_scenes,
+        split_scene,
+    )
+    from eocompress.tokenizer.metrics import psnr, sam_degrees
+    from eocompress.tokenizer.train import DEFAULT_TRAIN_DATA
+
+    bands = list(S2_L2A_BANDS)
+    scenes = read_training_scenes([data_dir() / p for p in DEFAULT_TRAIN_DATA], bands)
+    areas = [a for sid, sc in scenes.items() for a in split_scene(sid, *sc.shape, 0.25, 64)]
+    train, val = load_areas(scenes, areas, bands)
+    ds = GridPatches(val, 64, limit=val_tiles)
+    x = np.stack([ds[i][0].numpy() for i in range(len(ds))])
+    valid = np.stack([ds[i][1].numpy()[0] for i in range(len(ds))]).astype(bool)
+    mean_img = np.array(band_statistics(train)["mean"], np.float32).reshape(1, -1, 1, 1) * np.ones_like(x)
+    tile_mean = x.mean(axis=(2, 3), keepdims=True) * np.ones_like(x)
+    out = []
+    for name, y, ratio in (
+        ("ref: training-mean image", mean_img, None),
+        ("ref: tile-mean spectrum", tile_mean, 4096.0),
+    ):
+        out.append(
+            {
+                "name": name,
+                "comparison": "trivial peer",
+                "ratio": ratio,
+                "bits_per_position": None,
+                "psnr_db": round(psnr(y, x, valid), 3),
+                "sam_deg": round(sam_degrees(y, x, valid), 3),
+                "utilisation": None,
+                "perplexity": None,
+            }
+        )
+    return out
+
+
 def table(rows: list[dict]) -> str:
     """Markdown table of the results."""
     lines = [
@@ -97,9 +142,12 @@ def table(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        util = "–" if r["utilisation"] is None else f"{r['utilisation']:.3f}"
+        perp = "–" if r["perplexity"] is None else f"{r['perplexity']:.0f}"
+        ratio = "–" if r["ratio"] is None else f"{r['ratio']}x"
         lines.append(
-            f"| {r['name']} | {r['comparison']} | {r['bits_per_position']} | {r['ratio']}x | {r['psnr_db']:.2f} "
-            f"| {r['sam_deg']:.2f} | {r['utilisation']:.3f} | {r['perplexity']:.0f} |"
+            f"| {r['name']} | {r['comparison']} | {r['bits_per_position'] or '–'} | {ratio} | {r['psnr_db']:.2f} "
+            f"| {r['sam_deg']:.2f} | {util} | {perp} |"
         )
     return "\n".join(lines)
 
@@ -111,7 +159,13 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    refs = [r for r in rows if r["utilisation"] is None]
+    rows = [r for r in rows if r["utilisation"] is not None]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for r, color in zip(refs, ("grey", "black"), strict=False):
+        a.axhline(r["psnr_db"], color=color, ls=":", lw=1, label=r["name"])
+    if refs:
+        a.legend(fontsize=7, loc="center right")
     for r in rows:
         a.scatter(r["ratio"], r["psnr_db"], s=30)
         a.annotate(r["name"], (r["ratio"], r["psnr_db"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
@@ -151,6 +205,7 @@ def main() -> None:
         have = {r["name"] for r in rows}
         rows += [extra[n] for n in CONFIGS if n in extra and n not in have]
     rows.sort(key=lambda r: list(CONFIGS).index(r["name"]))
+    rows += references(args.val_tiles)
     text = table(rows)
     print(text)
     out = Path(args.out)
