@@ -201,6 +201,9 @@ def main() -> None:
     os.environ.setdefault("EOCOMPRESS_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     rows = run(args)
     for folder in args.merge:
+        if not (Path(folder) / "results.json").exists():
+            print(f"{folder}: no results.json yet, skipped")
+            continue
         extra = {r["name"]: r for r in json.loads((Path(folder) / "results.json").read_text())}
         have = {r["name"] for r in rows}
         rows += [extra[n] for n in CONFIGS if n in extra and n not in have]
