@@ -111,13 +111,14 @@ class LinearQuantizer(Quantizer):
 
     def _after_set_state(self) -> None:
         self._inv_step = (1.0 / self.step_).astype(np.float32)
+        # (x - min) / step + 0.5 as one multiply-add; truncating it rounds to nearest (ties up).
+        self._offset = (0.5 - self.min_ * self._inv_step).astype(np.float32)
 
     def levels_of(self, Z: np.ndarray) -> np.ndarray:
-        """Level index (uint8, 0..L-1) of every value, before packing."""
-        t = Z - self.min_
-        t *= self._inv_step
-        np.rint(t, out=t)
-        np.clip(t, 0, self.levels - 1, out=t)
+        """Level index (uint8, 0..L-1) of every value, before packing: round to nearest, clip to the range."""
+        t = Z * self._inv_step
+        t += self._offset
+        np.clip(t, 0.0, self.levels - 0.5, out=t)  # truncation then maps [0, L - 0.5] onto 0..L-1
         return t.astype(np.uint8)
 
     def encode(self, Z: np.ndarray) -> np.ndarray:
