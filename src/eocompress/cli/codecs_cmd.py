@@ -107,7 +107,7 @@ def data_status() -> None:
 def demo(
     out: Path = typer.Option(Path("outputs/demo"), "--out", "-o", help="Folder for the demo's tables and plots."),
 ) -> None:
-    """Fit codecs on the real Presto embeddings and show what each costs (size, error, kNN accuracy)."""
+    """The main job on real data: codec costs on Presto embeddings, a Zarr product, a tokenized S2 cell."""
     from ..demo import run_demo
 
     run_demo(out)
