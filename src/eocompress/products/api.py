@@ -121,32 +121,26 @@ def compress(
         )
     check_output_path(out, overwrite=overwrite)
     fld = open_field(src, kind=input_kind, **(field_kwargs or {}))
+    sample_cache: list[np.ndarray] = []
+
+    def sample() -> np.ndarray:
+        # Read the seeded fit sample at most once, though the codec and the rescore codec may both need it.
+        if not sample_cache:
+            sample_cache.append(sample_pixels(fld, fit_sample, chunk, seed=seed))
+        return sample_cache[0]
+
     codec = None
     if resume and kind == "zarr":
         codec = _resume_codec(out)
     if codec is None:
-        codec = fit_codec(
-            spec,
-            fld.info.dim,
-            lambda: sample_pixels(fld, fit_sample, chunk, seed=seed),
-            fit,
-            seed=seed,
-            what=fld.describe(),
-        )
+        codec = fit_codec(spec, fld.info.dim, sample, fit, seed=seed, what=fld.describe())
     rescore = None
     if rescore_spec:
         if kind != "zarr":
             raise InputError("--rescore-codec is stored only in Zarr products; write OUT as .zarr")
         rescore = _resume_codec(out, key="eocompress:rescore_codec") if resume else None
         if rescore is None:
-            rescore = fit_codec(
-                rescore_spec,
-                fld.info.dim,
-                lambda: sample_pixels(fld, fit_sample, chunk, seed=seed),
-                None,
-                seed=seed,
-                what=fld.describe(),
-            )
+            rescore = fit_codec(rescore_spec, fld.info.dim, sample, None, seed=seed, what=fld.describe())
     if kind == "zarr":
         from .zarr_product import compress_to_zarr
 
