@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from eocompress.imagery.baselines import jpeg2000_at_budget, jpeg2000_encode, jpegxl_at_budget
-from eocompress.imagery.codec import ImageryCodec, load_tokenizer
-from eocompress.imagery.io import read_scene
-from eocompress.imagery.metrics import image_metrics
-from eocompress.imagery.report import plot_rate_distortion
-from eocompress.imagery.tokenfile import TokenFile
+from eocompress.imagery.codec.pipeline import ImageryCodec, load_tokenizer
+from eocompress.imagery.codec.tokenfile import TokenFile
+from eocompress.imagery.evaluation.baselines import jpeg2000_at_budget, jpeg2000_encode, jpegxl_at_budget
+from eocompress.imagery.evaluation.fidelity import image_metrics
+from eocompress.imagery.evaluation.report import plot_rate_distortion
+from eocompress.imagery.readers.scenes import read_scene
 
 ISSUE_J2K = {450: (24.4, 12.2), 200: (30.4, 5.8), 100: (33.7, 4.1)}  # quoted in issue 6, for scale
 J2K_CURVE = (100, 200, 300, 450, 700)  # JPEG 2000 rate–distortion curve, ratios against raw uint16
@@ -42,7 +42,7 @@ FALLBACK_HELD_OUT = ("imagery/hydro/patch_10.tif", "imagery/hydro/patch_1000.tif
 
 def held_out_regions(cfg, root: Path) -> list[tuple[str, str, Path, tuple[int, int, int, int] | None]]:
     """(group, label, path, window or None) for every held-out scene and validation strip of the model."""
-    from eocompress.imagery.io import find_scenes
+    from eocompress.imagery.readers.scenes import find_scenes
 
     data = getattr(cfg, "data", None) or {}
     regions = []

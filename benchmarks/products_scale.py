@@ -42,7 +42,7 @@ def build_field(src: Path, out: Path, tiles: tuple[int, int]) -> Path:
 
 def numpy_peer(codec, fld, chunk: int) -> float:
     """GB/s of float32 input for codec.encode on one chunk already in memory (best of 3)."""
-    from eocompress.products.fields import iter_windows
+    from eocompress.embeddings.products.fields import iter_windows
 
     values, valid = fld.read(next(iter(iter_windows(fld.info.height, fld.info.width, chunk))))
     X = np.ascontiguousarray(values[valid])
@@ -56,10 +56,10 @@ def numpy_peer(codec, fld, chunk: int) -> float:
 
 def main() -> None:
     from eocompress.data import MAJORTOM_FIELD, data_path
-    from eocompress.products.api import fit_codec
-    from eocompress.products.fields import open_field, sample_pixels
-    from eocompress.products.scale import WorkerMemoryMonitor, dask_client
-    from eocompress.products.zarr_product import compress_to_zarr
+    from eocompress.embeddings.products.api import fit_codec
+    from eocompress.embeddings.products.fields import open_field, sample_pixels
+    from eocompress.embeddings.products.scale import WorkerMemoryMonitor, dask_client
+    from eocompress.embeddings.products.zarr_product import compress_to_zarr
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", type=int, nargs=2, default=(12, 11), help="tile counts (rows, cols)")

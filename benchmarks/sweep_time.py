@@ -29,8 +29,8 @@ def run_case(kind: str, n: int, dim: int, linear_cv: str) -> dict:
     """Run one sweep case in this process and return its timings and peak RSS."""
     import numpy as np
 
-    from eocompress.evaluation.datasets import EmbeddingDataset, finalize_dataset, load_dataset
-    from eocompress.evaluation.sweep import default_grid, run_sweep
+    from eocompress.embeddings.evaluation.datasets import EmbeddingDataset, finalize_dataset, load_dataset
+    from eocompress.embeddings.evaluation.sweep import default_grid, run_sweep
 
     t0 = time.perf_counter()
     if kind == "real":

@@ -38,8 +38,8 @@ CONFIGS: dict[str, tuple[str, dict]] = {
 def run(args: argparse.Namespace) -> list[dict]:
     """Train every selected config with the same budget; results are appended to results.json as they come."""
     from eocompress.data import data_dir
-    from eocompress.tokenizer.config import TokenizerConfig
-    from eocompress.tokenizer.train import DEFAULT_HELD_OUT, DEFAULT_TRAIN_DATA, train_tokenizer
+    from eocompress.imagery.tokenizer.config import TokenizerConfig
+    from eocompress.imagery.tokenizer.train import DEFAULT_HELD_OUT, DEFAULT_TRAIN_DATA, train_tokenizer
 
     root = data_dir()
     out = Path(args.out)
@@ -95,16 +95,16 @@ def references(val_tiles: int) -> list[dict]:
     import numpy as np
 
     from eocompress.data import data_dir
-    from eocompress.imagery.bands import S2_L2A_BANDS
-    from eocompress.tokenizer.data import (
+    from eocompress.imagery.readers.bands import S2_L2A_BANDS
+    from eocompress.imagery.tokenizer.data import (
         GridPatches,
         band_statistics,
         load_areas,
         read_training_scenes,
         split_scene,
     )
-    from eocompress.tokenizer.metrics import psnr, sam_degrees
-    from eocompress.tokenizer.train import DEFAULT_TRAIN_DATA
+    from eocompress.imagery.tokenizer.metrics import psnr, sam_degrees
+    from eocompress.imagery.tokenizer.train import DEFAULT_TRAIN_DATA
 
     bands = list(S2_L2A_BANDS)
     scenes = read_training_scenes([data_dir() / p for p in DEFAULT_TRAIN_DATA], bands)

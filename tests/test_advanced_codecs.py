@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eocompress.codecs import Codec
-from eocompress.codecs.itq import random_orthogonal
-from eocompress.codecs.transform_coding import allocate_bits, lloyd_max
+from eocompress.embeddings.codecs import Codec
+from eocompress.embeddings.codecs.itq import random_orthogonal
+from eocompress.embeddings.codecs.transform_coding import allocate_bits, lloyd_max
 from eocompress.errors import SpecError
 
 
@@ -89,8 +89,8 @@ def test_bad_specs_are_explained():
 @pytest.mark.slow
 def test_tc_moves_the_recall_frontier_on_real_land_cover(data_root):
     """Real data: tc8 keeps more float32 neighbours than the study's pca8,int8 at the same 8 bytes."""
-    from eocompress.evaluation import load_dataset
-    from eocompress.evaluation.evaluate import Evaluator
+    from eocompress.embeddings.evaluation import load_dataset
+    from eocompress.embeddings.evaluation.evaluate import Evaluator
 
     ds = load_dataset(data_root / "embeddings/presto_lulc_slovenia.npz")
     ev = Evaluator(ds, linear_cv="off")

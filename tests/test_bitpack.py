@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eocompress.codecs import bitpack
+from eocompress.embeddings.codecs import bitpack
 
 
 @settings(max_examples=200, deadline=None)

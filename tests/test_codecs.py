@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from eocompress import Codec
-from eocompress.codecs import parse_spec, spec_forms
+from eocompress.embeddings.codecs import parse_spec, spec_forms
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eocompress.evaluation import load_dataset, make_split
-from eocompress.evaluation.datasets import DatasetError
-from eocompress.evaluation.intrinsic import pca_variance
-from eocompress.evaluation.metrics import (
+from eocompress.embeddings.evaluation import load_dataset, make_split
+from eocompress.embeddings.evaluation.datasets import DatasetError
+from eocompress.embeddings.evaluation.intrinsic import pca_variance
+from eocompress.embeddings.evaluation.metrics import (
     choose_c,
     cosine_neighbours,
     hamming_neighbours,
@@ -16,8 +16,8 @@ from eocompress.evaluation.metrics import (
     r2_rmse,
     recall_at_k,
 )
-from eocompress.evaluation.splits import spatial_block_split
-from eocompress.evaluation.stats import mcnemar_exact, paired_bootstrap_ci, worst_class_drop
+from eocompress.embeddings.evaluation.splits import spatial_block_split
+from eocompress.embeddings.evaluation.stats import mcnemar_exact, paired_bootstrap_ci, worst_class_drop
 
 
 # ----------------------------------------------------------------- metrics and statistics

@@ -7,12 +7,12 @@ import csv
 import numpy as np
 import pytest
 
+from eocompress.embeddings.evaluation import load_dataset
+from eocompress.embeddings.evaluation.evaluate import Evaluator
+from eocompress.embeddings.evaluation.recommend import recommend
+from eocompress.embeddings.evaluation.report import pareto_front, write_report
+from eocompress.embeddings.evaluation.sweep import default_grid, is_study_spec, run_sweep
 from eocompress.errors import EOCompressError
-from eocompress.evaluation import load_dataset
-from eocompress.evaluation.evaluate import Evaluator
-from eocompress.evaluation.recommend import recommend
-from eocompress.evaluation.report import pareto_front, write_report
-from eocompress.evaluation.sweep import default_grid, is_study_spec, run_sweep
 
 
 @pytest.fixture(scope="module")

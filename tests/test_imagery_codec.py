@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from eocompress.errors import EOCompressError
-from eocompress.imagery.bands import S2_L2A_BANDS
-from eocompress.imagery.codec import ImageryCodec
-from eocompress.imagery.tokenfile import ModelMismatchError, TokenFile, TokenFileError
+from eocompress.imagery.codec.pipeline import ImageryCodec
+from eocompress.imagery.codec.tokenfile import ModelMismatchError, TokenFile, TokenFileError
+from eocompress.imagery.readers.bands import S2_L2A_BANDS
 
 LO, HI, LEVELS = -0.1, 1.6, 256
 
@@ -120,7 +120,7 @@ def test_real_scene_file_roundtrip_keeps_georeference_and_nodata(data_root, tmp_
     codec = ImageryCodec(BlockMeanTokenizer())
     tf = codec.encode_file(src, tmp_path / "p.eotok")
     out = codec.decode_file(tmp_path / "p.eotok", tmp_path / "p.tif")
-    from eocompress.imagery.io import read_scene
+    from eocompress.imagery.readers.scenes import read_scene
 
     scene = read_scene(src)
     assert tf.header["offset"] == scene.offset == 1000
@@ -161,7 +161,7 @@ def test_directory_mode_encodes_skips_and_repairs(data_root, tmp_path) -> None:
     """Two real Hydro crops in nested folders on a threaded Dask cluster; re-runs skip verified outputs."""
     import rasterio
 
-    from eocompress.imagery.parallel import encode_directory
+    from eocompress.imagery.codec.parallel import encode_directory
 
     src = tmp_path / "in"
     for i, name in enumerate(["patch_0", "patch_1"]):
@@ -191,7 +191,7 @@ def test_crs_is_stored_compactly_and_exactly(tmp_path) -> None:
     from affine import Affine
     from rasterio.crs import CRS
 
-    from eocompress.imagery.codec import _crs_text, write_geotiff
+    from eocompress.imagery.codec.pipeline import _crs_text, write_geotiff
 
     assert _crs_text(CRS.from_epsg(32648)) == "EPSG:32648"
     custom = CRS.from_proj4("+proj=laea +lat_0=52 +lon_0=10 +x_0=4321000 +y_0=3210000 +ellps=sphere +units=m")

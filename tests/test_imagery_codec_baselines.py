@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eocompress.errors import EOCompressError
-from eocompress.imagery.baselines import (
+from eocompress.imagery.evaluation.baselines import (
     jpeg2000_at_budget,
     jpeg2000_at_level,
     jpegxl_at_budget,
@@ -14,12 +14,12 @@ from eocompress.imagery.baselines import (
     lossless_geotiff_bytes,
     raw_bytes,
 )
-from eocompress.imagery.metrics import image_metrics
+from eocompress.imagery.evaluation.fidelity import image_metrics
 
 
 @pytest.fixture(scope="module")
 def patch(data_root):
-    from eocompress.imagery.io import read_scene
+    from eocompress.imagery.readers.scenes import read_scene
 
     scene = read_scene(data_root / "imagery/ssl4eo-s12/s2a/0000200/20200604T054639_20200604T054831_T43RCP")
     return scene.crop(0, 0, 120, 120)

@@ -17,9 +17,9 @@ from eocompress.cli import main
 def _tiny_model(path, seed: int):
     import torch
 
-    from eocompress.tokenizer.api import save_model
-    from eocompress.tokenizer.config import TokenizerConfig
-    from eocompress.tokenizer.model import VQTokenizerModel
+    from eocompress.imagery.tokenizer.api import save_model
+    from eocompress.imagery.tokenizer.config import TokenizerConfig
+    from eocompress.imagery.tokenizer.model import VQTokenizerModel
 
     torch.manual_seed(seed)
     cfg = TokenizerConfig(downsample=4, channels=[4, 8, 8], latent_dim=4, groups=2, codebook_size=16,
@@ -63,7 +63,7 @@ def test_encode_info_decode_roundtrip(data_root, models, tmp_path, capsys) -> No
 
 
 def test_decode_with_the_wrong_model_names_the_right_one(data_root, models, tmp_path, capsys) -> None:
-    from eocompress.imagery.tokenfile import TokenFile
+    from eocompress.imagery.codec.tokenfile import TokenFile
 
     src = data_root / "imagery/hydro/patch_10.tif"
     tok = tmp_path / "p.eotok"

@@ -10,8 +10,8 @@ import rasterio
 from rasterio.transform import from_origin
 
 from eocompress.errors import EOCompressError, InputError
-from eocompress.imagery.bands import S2_L2A_BANDS, canonical_band, sort_bands
-from eocompress.imagery.io import find_scenes, read_scene
+from eocompress.imagery.readers.bands import S2_L2A_BANDS, canonical_band, sort_bands
+from eocompress.imagery.readers.scenes import find_scenes, read_scene
 
 MT = "imagery/majortom-core-s2l2a"
 CLEAR = f"{MT}/199U_1099R"

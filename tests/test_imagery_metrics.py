@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eocompress.errors import EOCompressError
-from eocompress.imagery.metrics import (
+from eocompress.imagery.evaluation.fidelity import (
     image_metrics,
     ndvi,
     psnr_per_band,
@@ -74,7 +74,7 @@ def test_bad_shapes_and_empty_mask() -> None:
 
 def test_image_metrics_on_real_scene_with_known_noise(data_root) -> None:
     """Real Hydro patch (offset +1000): a uniform +-50 DN error gives ~46 dB whatever the offset."""
-    from eocompress.imagery.io import read_scene
+    from eocompress.imagery.readers.scenes import read_scene
 
     scene = read_scene(data_root / "imagery/hydro/patch_1.tif")
     assert scene.offset == 1000

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import rasterio
 
+from eocompress.embeddings.products.api import compress, decompress, open_product
+from eocompress.embeddings.products.checksums import ChecksumError
+from eocompress.embeddings.products.fields import GeoTiffField, MissingCRSWarning, open_field
+from eocompress.embeddings.products.search import search
+from eocompress.embeddings.products.stac import stac_path
+from eocompress.embeddings.products.verify import product_summary, verify_product
+from eocompress.embeddings.products.zarr_product import compress_to_zarr, partial_path
 from eocompress.errors import EOCompressError, InputError
-from eocompress.products.api import compress, decompress, open_product
-from eocompress.products.checksums import ChecksumError
-from eocompress.products.fields import GeoTiffField, MissingCRSWarning, open_field
-from eocompress.products.search import search
-from eocompress.products.stac import stac_path
-from eocompress.products.verify import product_summary, verify_product
-from eocompress.products.zarr_product import compress_to_zarr, partial_path
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ class _FailingField(GeoTiffField):
 
 
 def test_interrupted_compress_resumes_skipping_verified_chunks(lulc_tif: Path, tmp_path: Path) -> None:
-    from eocompress.codecs import Codec
+    from eocompress.embeddings.codecs import Codec
 
     fld = GeoTiffField(lulc_tif)
     X = np.moveaxis(_read(lulc_tif)[0], 0, -1).reshape(-1, 128)
@@ -186,7 +186,7 @@ def test_interrupted_compress_resumes_skipping_verified_chunks(lulc_tif: Path, t
 
 
 def test_bad_input_errors(lulc_tif: Path, majortom_tif: Path, tmp_path: Path) -> None:
-    from eocompress.codecs import Codec
+    from eocompress.embeddings.codecs import Codec
 
     codec64 = tmp_path / "c64.json"
     Codec.from_spec("int8").fit(np.random.default_rng(0).normal(size=(100, 64)).astype(np.float32)).save(codec64)

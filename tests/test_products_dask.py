@@ -12,9 +12,9 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from eocompress.products.api import compress, open_product
-from eocompress.products.scale import WorkerMemoryMonitor, dask_client
-from eocompress.products.verify import verify_product
+from eocompress.embeddings.products.api import compress, open_product
+from eocompress.embeddings.products.scale import WorkerMemoryMonitor, dask_client
+from eocompress.embeddings.products.verify import verify_product
 
 EOCOMPRESS = str(Path(sys.executable).with_name("eocompress"))
 

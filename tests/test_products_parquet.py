@@ -10,11 +10,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from eocompress.embeddings.products.api import compress, decompress, open_product
+from eocompress.embeddings.products.checksums import ChecksumError
+from eocompress.embeddings.products.stac import stac_path
+from eocompress.embeddings.products.verify import verify_product
 from eocompress.errors import InputError
-from eocompress.products.api import compress, decompress, open_product
-from eocompress.products.checksums import ChecksumError
-from eocompress.products.stac import stac_path
-from eocompress.products.verify import verify_product
 
 COLUMNS = [
     "unique_id",

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from eocompress.products.api import compress, decompress, open_product
-from eocompress.products.fields import open_field
-from eocompress.products.readers import AlphaEarthField, TesseraField, aef_decode
+from eocompress.embeddings.products.api import compress, decompress, open_product
+from eocompress.embeddings.products.fields import open_field
+from eocompress.embeddings.products.readers import AlphaEarthField, TesseraField, aef_decode
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_alphaearth_cog_reader_and_lossless_recompress(presto: tuple, tmp_path: 
         dst.descriptions = tuple(f"A{k:02d}" for k in range(64))
     fld = open_field(path)
     assert isinstance(fld, AlphaEarthField) and fld.info.dim == 64 and fld.info.band_names[0] == "A00"
-    from eocompress.products.fields import Window
+    from eocompress.embeddings.products.fields import Window
 
     values, valid = fld.read(Window(0, 0, 0, H, 0, W))
     assert valid.sum() == H * W - 200 and not valid[5:15, 20:40].any()

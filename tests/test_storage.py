@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from eocompress.embeddings.evaluation.storage import bytes_per_vector, estimate_storage, human_bytes, human_usd
 from eocompress.errors import EOCompressError, SpecError
-from eocompress.evaluation.storage import bytes_per_vector, estimate_storage, human_bytes, human_usd
 
 # (dims, spec, bytes/embedding, size, cost/year) as printed in Robinson & Corley (2026), table 1
 STUDY_TABLE = [

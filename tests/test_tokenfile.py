@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eocompress.errors import EOCompressError
-from eocompress.imagery.tokenfile import (
+from eocompress.imagery.codec.tokenfile import (
     INDEX_ENCODINGS,
     ModelMismatchError,
     TokenFile,
@@ -126,7 +126,7 @@ def test_model_mismatch_names_the_needed_model() -> None:
     seed=st.integers(0, 2**16),
 )
 def test_arithmetic_coding_roundtrip(radices, g, h, w, skew, seed) -> None:
-    from eocompress.imagery.entropy import decode_digits, encode_digits, from_digits
+    from eocompress.imagery.codec.entropy import decode_digits, encode_digits, from_digits
 
     rng = np.random.default_rng(seed)
     digits = np.stack([np.minimum(rng.geometric(1 / (1 + skew), size=(g, h, w)) - 1, r - 1) for r in radices], -1)
@@ -140,7 +140,7 @@ def test_arithmetic_coding_beats_packing_on_skewed_fsq_digits() -> None:
     rng = np.random.default_rng(5)
     levels = [8, 8, 8, 4, 4]
     digits = np.stack([np.clip(rng.normal(r / 2, r / 8, size=(2, 30, 30)).round(), 0, r - 1) for r in levels], -1)
-    from eocompress.imagery.entropy import from_digits
+    from eocompress.imagery.codec.entropy import from_digits
 
     idx = from_digits(digits.astype(int), levels)
     header = {**_header(), "index_radices": levels}

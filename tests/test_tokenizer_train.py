@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from eocompress.errors import EOCompressError, InputError
-from eocompress.imagery.io import read_scene
-from eocompress.tokenizer import Tokenizer, TokenizerConfig
-from eocompress.tokenizer.train import TrainingDivergedError, train_tokenizer
+from eocompress.imagery.readers.scenes import read_scene
+from eocompress.imagery.tokenizer import Tokenizer, TokenizerConfig
+from eocompress.imagery.tokenizer.train import TrainingDivergedError, train_tokenizer
 
 PATCH = "imagery/hydro/patch_0.tif"  # 256x256, 12 bands, real L2A (+1000 offset)
 
@@ -82,8 +82,8 @@ def test_resume_continues_from_the_checkpoint(tmp_path: Path, data_root: Path):
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_nan_loss_stops_and_keeps_last_good_weights(tmp_path: Path, data_root: Path, monkeypatch):
-    from eocompress.tokenizer import lightning_module
-    from eocompress.tokenizer.losses import masked_recon_loss
+    from eocompress.imagery.tokenizer import lightning_module
+    from eocompress.imagery.tokenizer.losses import masked_recon_loss
 
     calls = {"n": 0}
 

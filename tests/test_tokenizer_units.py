@@ -10,11 +10,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eocompress.tokenizer.config import ConfigError, TokenizerConfig
-from eocompress.tokenizer.losses import masked_recon_loss, masked_sam_loss, spectral_angle
-from eocompress.tokenizer.metrics import psnr, sam_degrees
-from eocompress.tokenizer.model import VQTokenizerModel
-from eocompress.tokenizer.quantizers import build_quantizer, codebook_stats
+from eocompress.imagery.tokenizer.config import ConfigError, TokenizerConfig
+from eocompress.imagery.tokenizer.losses import masked_recon_loss, masked_sam_loss, spectral_angle
+from eocompress.imagery.tokenizer.metrics import psnr, sam_degrees
+from eocompress.imagery.tokenizer.model import VQTokenizerModel
+from eocompress.imagery.tokenizer.quantizers import build_quantizer, codebook_stats
 
 
 def small(**kw) -> TokenizerConfig:

@@ -1,8 +1,8 @@
 """eocompress: make Earth-observation archives small without making them useless.
 
 ``from eocompress import Codec`` gives the embedding codecs (spec strings such as
-``"pca64,int8"``). Sub-packages: :mod:`eocompress.codecs`, :mod:`eocompress.evaluation`,
-:mod:`eocompress.products`, :mod:`eocompress.tokenizer`, :mod:`eocompress.imagery`,
+``"pca64,int8"``). Sub-packages: :mod:`eocompress.embeddings.codecs`, :mod:`eocompress.embeddings.evaluation`,
+:mod:`eocompress.embeddings.products`, :mod:`eocompress.imagery.tokenizer`, :mod:`eocompress.imagery`,
 :mod:`eocompress.cli`.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .codecs import Codec
+    from eocompress.embeddings.codecs import Codec
 
 __all__ = ["Codec", "__version__"]
 
@@ -21,7 +21,7 @@ __all__ = ["Codec", "__version__"]
 def __getattr__(name: str) -> Any:
     # Lazy so that `import eocompress` (and the CLI's --help) does not pay for scikit-learn/faiss.
     if name == "Codec":
-        from .codecs import Codec
+        from eocompress.embeddings.codecs import Codec
 
         return Codec
     raise AttributeError(f"module 'eocompress' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """``python -m eocompress`` runs the CLI."""
 
-from .cli import main
+from eocompress.cli import main
 
 main()

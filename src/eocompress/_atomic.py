@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import EOCompressError
+from eocompress.errors import EOCompressError
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = True) -> Path:

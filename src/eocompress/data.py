@@ -14,7 +14,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from .errors import DataMissingError, FileFormatError
+from eocompress.errors import DataMissingError, FileFormatError
 
 ENV_VAR = "EOCOMPRESS_DATA"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data
+from eocompress import data
 
 #: Codecs shown by the demo: the study's reference points and the compact end of the frontier.
 DEMO_SPECS = [
@@ -69,7 +69,7 @@ def _knn_accuracy(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, 
 
 def evaluate_codecs(name: str, specs: list[str], progress=None, task=None) -> list[DemoRow]:
     """Fit each spec on the training split of a real set and measure it on the test split."""
-    from .codecs import Codec
+    from eocompress.embeddings.codecs import Codec
 
     X, y, test = _load(name)
     train = ~test
@@ -119,10 +119,10 @@ def _plot(rows: list[DemoRow], path: Path) -> None:
 
 def product_demo(out: Path) -> dict:
     """Compress the real Major-TOM Presto field to a Zarr product, verify it, search it; return the summary."""
-    from .cli.app import console
-    from .products.api import compress
-    from .products.search import search
-    from .products.verify import product_summary
+    from eocompress.cli.app import console
+    from eocompress.embeddings.products.api import compress
+    from eocompress.embeddings.products.search import search
+    from eocompress.embeddings.products.verify import product_summary
 
     field = data.data_path(data.MAJORTOM_FIELD)
     product = out / "majortom_presto_pca16_int8.zarr"
@@ -147,11 +147,11 @@ HELD_OUT_ROWS = (812, 1068)
 
 def imagery_demo(out: Path) -> dict:
     """Tokenize a real Major-TOM cell to a token file and back to a GeoTIFF; measure its held-out strip vs JPEG 2000."""
-    from .cli.app import console
-    from .imagery.codec import ImageryCodec
-    from .imagery.evaluate import evaluate_scene
-    from .imagery.io import read_scene
-    from .imagery.report import write_report
+    from eocompress.cli.app import console
+    from eocompress.imagery.codec.pipeline import ImageryCodec
+    from eocompress.imagery.evaluation.evaluate import evaluate_scene
+    from eocompress.imagery.evaluation.report import write_report
+    from eocompress.imagery.readers.scenes import read_scene
 
     cell = data.data_path(MAJORTOM_CLEAR_CELL)
     codec = ImageryCodec.from_model("default")
@@ -186,8 +186,8 @@ def run_demo(out: Path) -> list[DemoRow]:
     from rich.progress import Progress
     from rich.table import Table
 
-    from ._atomic import atomic_path
-    from .cli.app import console
+    from eocompress._atomic import atomic_path
+    from eocompress.cli.app import console
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

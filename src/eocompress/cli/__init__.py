@@ -9,15 +9,15 @@ from __future__ import annotations
 import sys
 import warnings
 
-from ..errors import EOCompressError
-from . import (  # noqa: F401  (imported for their command registrations)
+from eocompress.cli import (  # noqa: F401  (imported for their command registrations)
     codecs_cmd,
     evaluate_cmd,
     imagery_cmd,
     products_cmd,
     tokenizer_cmd,
 )
-from .app import app, err_console
+from eocompress.cli.app import app, err_console, state
+from eocompress.errors import EOCompressError
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -38,6 +38,18 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/]: outputs are written atomically; re-run to continue")
         sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # the last line of defence: one line, non-zero exit, traceback with --debug
+        if state.debug:
+            raise
+        where = f" ({type(exc).__name__})"
+        err_console.print(
+            f"[red]error:[/] unexpected failure{where}: {exc or 'no message'}; re-run with --debug for the traceback",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)
 
 
 __all__ = ["app", "main"]

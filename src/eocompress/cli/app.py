@@ -1,18 +1,54 @@
-"""The typer application every command module registers on, and the shared console."""
+"""The typer application every command module registers on, the shared consoles and global flags.
+
+Grammar shared by every command (see :mod:`eocompress.cli.options`): inputs positional, ``-o/--out``
+for what a command writes, ``--overwrite`` off by default, ``--json`` for reports, progress and logs on
+stderr (silent when stderr is not a terminal or with ``-q``).
+"""
 
 from __future__ import annotations
 
 import typer
 from rich.console import Console
 
+from eocompress import __version__
+
 app = typer.Typer(
     name="eocompress",
     help="Make Earth-observation archives small without making them useless.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 
-#: Tables and progress go to stdout; errors and warnings to stderr.
+#: Results (tables, JSON) go to stdout; progress, logs, warnings and errors to stderr.
 console = Console()
 err_console = Console(stderr=True)
+
+
+class _State:
+    """Global flags set by the root callback (``--quiet``, ``--debug``)."""
+
+    quiet: bool = False
+    debug: bool = False
+
+
+state = _State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"eocompress {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or log lines (errors still print)."),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an unexpected error."),
+) -> None:
+    """Make Earth-observation archives small without making them useless."""
+    state.quiet = quiet
+    state.debug = debug

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ..errors import EOCompressError
-from .app import app, console
+from eocompress.cli.app import app, console
+from eocompress.errors import EOCompressError
 
 
 @app.command("codecs")
@@ -15,7 +15,7 @@ def list_codecs() -> None:
     """List every codec spec form, one line each (compose them as 'reducer,quantizer', e.g. pca64,int8)."""
     from rich.table import Table
 
-    from ..codecs import spec_forms
+    from eocompress.embeddings.codecs import spec_forms
 
     table = Table(title="codec spec forms (write reducers first: 'pca64,int8', 'opq16,pq16')")
     table.add_column("form", style="bold cyan")
@@ -37,8 +37,8 @@ def encode(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
     """Fit a codec (or load one) and encode vectors to a compact .npz of uint8 codes."""
-    from ..codecs import Codec
-    from ..codecs.files import load_vectors, write_codes
+    from eocompress.embeddings.codecs import Codec
+    from eocompress.embeddings.codecs.files import load_vectors, write_codes
 
     if (codec_spec is None) == (codec_file is None):
         raise EOCompressError("give exactly one of --codec SPEC (fit a new codec) or --codec-file FILE (reuse one)")
@@ -68,7 +68,7 @@ def decode(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
     """Decode a codes file back to float32 vectors in the original space."""
-    from ..codecs.files import read_codes, write_vectors
+    from eocompress.embeddings.codecs.files import read_codes, write_vectors
 
     codec, code_array, extra = read_codes(codes)
     X = codec.decode(code_array)
@@ -83,7 +83,7 @@ def data_status() -> None:
 
     from rich.table import Table
 
-    from .. import data
+    from eocompress import data
 
     root = data.data_dir(required=False)
     console.print(f"$EOCOMPRESS_DATA = {root if root else '[red]not set or not a folder[/]'}")
@@ -108,6 +108,6 @@ def demo(
     out: Path = typer.Option(Path("outputs/demo"), "--out", "-o", help="Folder for the demo's tables and plots."),
 ) -> None:
     """The main job on real data: codec costs on Presto embeddings, a Zarr product, a tokenized S2 cell."""
-    from ..demo import run_demo
+    from eocompress.demo import run_demo
 
     run_demo(out)

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import typer
 
-from ..errors import EOCompressError
-from .app import app, console
+from eocompress.cli.app import app, console
+from eocompress.errors import EOCompressError
 
 _DATA_HELP = ".npz (X, y, is_test, latlon/row+col), .parquet (embedding list column + label column) or .tif field"
 
 
 def _load_all(data: list[Path] | None, labels: Path | None, label_column: str, embedding_column: str, task: str):
-    from ..data import ALGAE, LULC, data_path
-    from ..evaluation.datasets import load_dataset
+    from eocompress.data import ALGAE, LULC, data_path
+    from eocompress.embeddings.evaluation.datasets import load_dataset
 
     paths = list(data or []) or [data_path(LULC), data_path(ALGAE)]
     if labels is not None and len(paths) != 1:
@@ -26,7 +26,7 @@ def _load_all(data: list[Path] | None, labels: Path | None, label_column: str, e
 def _progress_sweep(datasets, out: Path, specs, split, seed, resume, linear_cv, strict: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..evaluation.sweep import run_sweep
+    from eocompress.embeddings.evaluation.sweep import run_sweep
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
@@ -59,8 +59,8 @@ def sweep(
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.md and the plots at the end."),
 ) -> None:
     """Evaluate codecs against float32 on labelled embeddings (kNN, linear, recall@10, McNemar, bootstrap CI)."""
-    from ..evaluation.report import write_report
-    from ..evaluation.sweep import grid_specs
+    from eocompress.embeddings.evaluation.report import write_report
+    from eocompress.embeddings.evaluation.sweep import grid_specs
 
     specs = list(spec) if spec else grid_specs(grid)
     datasets = _load_all(data, labels, label_column, embedding_column, task)
@@ -86,9 +86,9 @@ def recommend_cmd(
     task: str = typer.Option("auto", help="auto, classification or regression."),
 ) -> None:
     """Recommend the smallest codec within --max-bytes whose accuracy drop stays within --max-drop, with evidence."""
-    from ..codecs import Codec
-    from ..evaluation.recommend import recommend
-    from ..evaluation.sweep import default_grid, read_results
+    from eocompress.embeddings.codecs import Codec
+    from eocompress.embeddings.evaluation.recommend import recommend
+    from eocompress.embeddings.evaluation.sweep import default_grid, read_results
 
     if max_bytes <= 0:
         raise EOCompressError(f"--max-bytes must be positive, got {max_bytes}")
@@ -131,7 +131,7 @@ def storage_cmd(
     """Bytes per embedding, global archive size and yearly storage cost of codecs (decimal TB/PB as in the study)."""
     from rich.table import Table
 
-    from ..evaluation.storage import estimate_storage, human_bytes, human_usd
+    from eocompress.embeddings.evaluation.storage import estimate_storage, human_bytes, human_usd
 
     table = Table(title=f"{dims}-d embeddings, {area_km2:.3g} km² at {gsd_m:g} m, {years:g} year(s)")
     for col in ("codec", "bytes/embedding", "ratio", "size", "cost/year"):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from .app import app, console
+from eocompress.cli.app import app, console
 
 imagery_app = typer.Typer(
     help="Imagery codec: Sentinel-2 scenes to token files and back, measured against JPEG 2000.",
@@ -48,7 +48,7 @@ def encode(
     workers: int = typer.Option(2, "--workers", help="Directory mode: local Dask worker processes."),
 ) -> None:
     """Compress a scene to a token file (or every scene of a folder, in parallel, skipping verified outputs)."""
-    from ..imagery.codec import ImageryCodec, load_tokenizer
+    from eocompress.imagery.codec.pipeline import ImageryCodec, load_tokenizer
 
     if src.is_dir() and out.suffix != ".eotok":
         _encode_directory(src, out, model, halo, scheduler, workers)
@@ -57,7 +57,7 @@ def encode(
 
     from rasterio.errors import NotGeoreferencedWarning
 
-    from ..imagery.io import read_scene
+    from eocompress.imagery.readers.scenes import read_scene
 
     codec = ImageryCodec(load_tokenizer(model, device), halo=halo)
     with warnings.catch_warnings():  # encode_scene warns once, in its own words
@@ -76,7 +76,7 @@ def encode(
 def _encode_directory(src: Path, out: Path, model: str, halo: int, scheduler: str | None, workers: int) -> None:
     from rich.table import Table
 
-    from ..imagery.parallel import encode_directory, plan_jobs
+    from eocompress.imagery.codec.parallel import encode_directory, plan_jobs
 
     total = len(plan_jobs(src, out))
     with _bar("encoding scenes", total) as advance:
@@ -103,8 +103,8 @@ def decode(
     overwrite: bool = typer.Option(True, "--overwrite/--no-overwrite", help="Replace an existing GeoTIFF."),
 ) -> None:
     """Decode a token file to a georeferenced uint16 GeoTIFF (nodata 0, original DN convention)."""
-    from ..imagery.codec import ImageryCodec, load_tokenizer, write_geotiff
-    from ..imagery.tokenfile import TokenFile
+    from eocompress.imagery.codec.pipeline import ImageryCodec, load_tokenizer, write_geotiff
+    from eocompress.imagery.codec.tokenfile import TokenFile
 
     tf = TokenFile.load(src)
     codec = ImageryCodec(load_tokenizer(model, device), halo=halo)
@@ -119,7 +119,7 @@ def decode(
 @imagery_app.command("info")
 def info(src: Path = typer.Argument(..., help="Token file (.eotok) to describe and verify.")) -> None:
     """Verify a token file's checksum and print its header."""
-    from ..imagery.tokenfile import TokenFile
+    from eocompress.imagery.codec.tokenfile import TokenFile
 
     tf = TokenFile.load(src)
     header = dict(tf.header)
@@ -145,11 +145,11 @@ def evaluate(
     device: str = DEVICE,
 ) -> None:
     """Measure tokenizer(s) and baselines on a scene: ratios, PSNR, SSIM, SAM, NDVI, histograms, timings."""
-    from ..errors import InputError
-    from ..imagery.codec import ImageryCodec, load_tokenizer
-    from ..imagery.evaluate import evaluate_scene
-    from ..imagery.io import read_scene
-    from ..imagery.report import write_report
+    from eocompress.errors import InputError
+    from eocompress.imagery.codec.pipeline import ImageryCodec, load_tokenizer
+    from eocompress.imagery.evaluation.evaluate import evaluate_scene
+    from eocompress.imagery.evaluation.report import write_report
+    from eocompress.imagery.readers.scenes import read_scene
 
     scene = read_scene(src)
     if window:

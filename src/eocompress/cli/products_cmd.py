@@ -9,8 +9,8 @@ from pathlib import Path
 
 import typer
 
-from ..errors import EOCompressError
-from .app import app, console, err_console
+from eocompress.cli.app import app, console, err_console
+from eocompress.errors import EOCompressError
 
 WORKERS = typer.Option(
     1, "--workers", help="Dask worker processes of the local cluster (ignored with --scheduler)."
@@ -43,7 +43,7 @@ def _progress(label: str, total: int) -> Iterator:
 
 def _n_chunks(path: Path, chunk: int) -> int:
     """Chunks a gridded input will be cut into (for the progress bar)."""
-    from ..products.fields import open_field
+    from eocompress.embeddings.products.fields import open_field
 
     with contextlib.suppress(EOCompressError, OSError):
         info = open_field(path).info
@@ -93,9 +93,9 @@ def compress_cmd(
     ),
 ) -> None:
     """Compress an embedding field or chip table into a georeferenced, checksummed product (+ STAC item)."""
-    from ..products.api import compress
-    from ..products.scale import dask_client
-    from ..products.stac import stac_path
+    from eocompress.embeddings.products.api import compress
+    from eocompress.embeddings.products.scale import dask_client
+    from eocompress.embeddings.products.stac import stac_path
 
     kwargs = {}
     if src.suffix == ".npy":
@@ -133,8 +133,8 @@ def decompress_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
     """Decode a product to float32 in the original layout (same CRS, transform, shape and nodata mask)."""
-    from ..products.api import decompress, open_product
-    from ..products.scale import dask_client
+    from eocompress.embeddings.products.api import decompress, open_product
+    from eocompress.embeddings.products.scale import dask_client
 
     prod = open_product(product)
     total = len(prod.windows())
@@ -155,7 +155,7 @@ def info_cmd(
     """Codec, dimensions, bytes per vector, compression ratio, grid, CRS and checksum status of a product."""
     from rich.table import Table
 
-    from ..products.verify import product_summary
+    from eocompress.embeddings.products.verify import product_summary
 
     summary = product_summary(product, check=check)
     if as_json:
@@ -176,8 +176,8 @@ def verify_cmd(
     product: Path = typer.Argument(..., help="Product (.zarr, .tif or .parquet) to check."),
 ) -> None:
     """Check every chunk of a product against its sha256; exit 1 naming each bad chunk."""
-    from ..products.api import open_product
-    from ..products.verify import verify_product
+    from eocompress.embeddings.products.api import open_product
+    from eocompress.embeddings.products.verify import verify_product
 
     total = len(open_product(product).windows())
     with _progress("verify", total) as advance:
@@ -212,7 +212,7 @@ def search_cmd(
     import numpy as np
     from rich.table import Table
 
-    from ..products.search import search
+    from eocompress.embeddings.products.search import search
 
     query_vec = None
     if vector is not None:

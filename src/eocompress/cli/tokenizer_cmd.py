@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .app import app, console
+from eocompress.cli.app import app, console
 
 tokenizer_app = typer.Typer(
     help="Multispectral VQ tokenizer: train a model on Sentinel-2 scenes, inspect a model.",
@@ -64,9 +64,9 @@ def train(
     ),
 ) -> None:
     """Train a tokenizer on real Sentinel-2 scenes and write a model folder."""
-    from ..data import data_dir
-    from ..tokenizer.config import TokenizerConfig
-    from ..tokenizer.train import DEFAULT_HELD_OUT, DEFAULT_TRAIN_DATA, train_tokenizer
+    from eocompress.data import data_dir
+    from eocompress.imagery.tokenizer.config import TokenizerConfig
+    from eocompress.imagery.tokenizer.train import DEFAULT_HELD_OUT, DEFAULT_TRAIN_DATA, train_tokenizer
 
     cfg = TokenizerConfig.from_json(config) if config else TokenizerConfig()
     levels = [int(v) for v in fsq_levels.split(",")] if fsq_levels else None
@@ -119,7 +119,7 @@ def info(
     """Show a model's architecture, quantizer, bits per token, compression ratio and parameter count."""
     from rich.table import Table
 
-    from ..tokenizer import Tokenizer
+    from eocompress.imagery.tokenizer import Tokenizer
 
     tok = Tokenizer.load(model)
     table = Table(title=f"tokenizer {model}", show_header=False)

@@ -1,0 +1,88 @@
+"""Options and helpers shared by every command, so the grammar is the same everywhere.
+
+Use these instead of declaring ``--out``, ``--overwrite``, ``--workers``, ``--scheduler`` or
+``--json`` in a command module; use :func:`progress` for bars (stderr, silent when piped or ``-q``)
+and :func:`log` for informational lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from eocompress.cli.app import console, err_console, state
+from eocompress.errors import EOCompressError
+
+OUT = typer.Option(None, "--out", "-o", help="Where to write the result.")
+OVERWRITE = typer.Option(
+    False, "--overwrite", help="Replace an existing output file (never a directory tree it did not create)."
+)
+WORKERS = typer.Option(1, "--workers", help="Dask worker processes of the local cluster (ignored with --scheduler).")
+SCHEDULER = typer.Option(
+    None, "--scheduler", help="Address of an existing Dask scheduler (tcp://host:8786) instead of a local cluster."
+)
+JSON = typer.Option(False, "--json", help="Print the report as JSON on stdout (machine-readable).")
+
+
+def resolve_out(positional: Path | None, option: Path | None, *, required: bool = True) -> Path | None:
+    """One output path from a legacy positional OUT and ``-o/--out``; both given must agree."""
+    if positional is not None and option is not None and Path(positional) != Path(option):
+        raise EOCompressError(f"two outputs given ({positional} and --out {option}); pass only -o/--out")
+    out = option if option is not None else positional
+    if out is None and required:
+        raise EOCompressError("no output given; pass -o/--out PATH")
+    return out
+
+
+def show_progress() -> bool:
+    """Bars are drawn only for a person watching: stderr is a terminal and ``-q`` was not given."""
+    return not state.quiet and err_console.is_terminal
+
+
+@contextlib.contextmanager
+def progress(label: str, total: int | None, unit: str = "") -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields ``advance(n)``. A no-op when piped or quiet."""
+    if not show_progress():
+        yield lambda n=1: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    if unit:
+        columns.insert(3, TextColumn(unit))
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def log(message: str) -> None:
+    """An informational line on stderr (suppressed by ``-q``)."""
+    if not state.quiet:
+        err_console.print(message, highlight=False, soft_wrap=True)
+
+
+def print_json(payload: Any) -> None:
+    """Machine-readable output on stdout, never wrapped or truncated."""
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+__all__ = [
+    "JSON",
+    "OUT",
+    "OVERWRITE",
+    "SCHEDULER",
+    "WORKERS",
+    "console",
+    "log",
+    "print_json",
+    "progress",
+    "resolve_out",
+    "show_progress",
+]

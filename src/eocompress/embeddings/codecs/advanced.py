@@ -1,0 +1,14 @@
+"""Codecs beyond the study (owned by the evaluation work): imported so their spec forms register.
+
+- ``tc{B}``: transform coding, PCA + variance-driven bit allocation + Lloyd-Max quantizers.
+- ``itq{d}``: PCA + ITQ rotation, for ``binary``; ``rot``: random orthogonal rotation, for int4/int2.
+- ``rq{M}``: residual vector quantization (faiss).
+"""
+
+from __future__ import annotations
+
+from eocompress.embeddings.codecs.itq import ITQRotation, RandomRotation
+from eocompress.embeddings.codecs.residual import ResidualQuantizer
+from eocompress.embeddings.codecs.transform_coding import TransformCodingQuantizer
+
+__all__ = ["ITQRotation", "RandomRotation", "ResidualQuantizer", "TransformCodingQuantizer"]

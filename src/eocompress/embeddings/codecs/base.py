@@ -1,0 +1,122 @@
+"""The two kinds of codec stage: a Transform (float -> float) and a Quantizer (float -> bytes).
+
+A codec is zero or more transforms (reducers, rotations) followed by one quantizer. Stages are
+fitted on training vectors only, and expose their learned parameters as a JSON-able dict plus
+named numpy arrays (``get_state``/``set_state``) so codecs save without pickle.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from eocompress.errors import NotFittedError
+
+State = tuple[dict[str, Any], dict[str, np.ndarray]]
+
+
+class Stage(ABC):
+    """Common behaviour of codec stages: a spec token, fitting state and (de)serialisation."""
+
+    #: "transform" or "quantizer"; set by the subclasses below.
+    role: ClassVar[str]
+    #: Names of the array attributes that hold the fitted parameters (saved in the .npz).
+    array_attrs: ClassVar[tuple[str, ...]] = ()
+    #: Names of plain (JSON-able) attributes fitted from data.
+    param_attrs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        self.input_dim: int | None = None
+
+    @property
+    @abstractmethod
+    def token(self) -> str:
+        """The canonical spec token of this stage, e.g. ``"pca64"`` or ``"int8"``."""
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.input_dim is not None
+
+    def min_train_vectors(self, dim: int) -> int:
+        """Fewest training vectors this stage can be fitted on for ``dim``-d input."""
+        return 1
+
+    def check_input_dim(self, dim: int) -> None:  # noqa: B027  (optional hook; most stages accept any D)
+        """Raise a SpecError when this stage cannot take ``dim``-d input (e.g. reducer wider than D)."""
+
+    def _require_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"{self.token} is not fitted yet; call Codec.fit(X_train) first")
+
+    def get_state(self) -> State:
+        """Fitted parameters: (JSON-able params, named arrays)."""
+        self._require_fitted()
+        params = {"input_dim": self.input_dim}
+        params.update({name: getattr(self, name) for name in self.param_attrs})
+        arrays = {name: np.asarray(getattr(self, name)) for name in self.array_attrs}
+        return params, arrays
+
+    def set_state(self, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`get_state` returned."""
+        self.input_dim = int(params["input_dim"])
+        for name in self.param_attrs:
+            setattr(self, name, params[name])
+        for name in self.array_attrs:
+            setattr(self, name, arrays[name])
+        self._after_set_state()
+
+    def _after_set_state(self) -> None:  # noqa: B027  (optional hook)
+        """Hook for stages that derive cached objects (e.g. faiss indexes) from their arrays."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.token!r}, fitted={self.is_fitted})"
+
+
+class Transform(Stage):
+    """A fitted map of float vectors (N, D_in) -> (N, D_out) with an (approximate) inverse."""
+
+    role = "transform"
+
+    @abstractmethod
+    def output_dim(self, input_dim: int) -> int:
+        """Output dimension for ``input_dim``-d input."""
+
+    @abstractmethod
+    def fit(self, X: np.ndarray) -> Transform:
+        """Learn the transform from training vectors (float32, finite, 2-D)."""
+
+    @abstractmethod
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Map float32 (N, D_in) -> float32 (N, D_out)."""
+
+    @abstractmethod
+    def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
+        """Map float32 (N, D_out) back to (N, D_in) (least-squares inverse where not invertible)."""
+
+
+class Quantizer(Stage):
+    """A fitted map of float vectors (N, d) -> uint8 codes (N, code_size(d)) and back."""
+
+    role = "quantizer"
+    #: Short family name used by products and reports: float32, float16, linear, binary, pq, aef-int8…
+    kind: ClassVar[str] = ""
+    #: Bits per dimension for scalar kinds (None where it does not apply, e.g. pq).
+    bits: ClassVar[float | None] = None
+
+    @abstractmethod
+    def code_size(self, dim: int) -> int:
+        """Exact bytes per vector for ``dim``-d input."""
+
+    @abstractmethod
+    def fit(self, Z: np.ndarray) -> Quantizer:
+        """Learn quantization parameters from training vectors."""
+
+    @abstractmethod
+    def encode(self, Z: np.ndarray) -> np.ndarray:
+        """float32 (N, d) -> uint8 (N, code_size(d))."""
+
+    @abstractmethod
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """uint8 (N, code_size(d)) -> float32 (N, d)."""

@@ -1,0 +1,164 @@
+"""Dimensionality reducers written before a quantizer: ``pca{d}``, ``svd{d}``, ``rp{d}``, ``select{d}``.
+
+Fitting uses scikit-learn; the fitted matrices are kept as plain arrays so that transform and
+inverse are one matrix product each and a loaded codec needs no scikit-learn objects.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eocompress.embeddings.codecs.base import Transform
+from eocompress.embeddings.codecs.registry import register
+from eocompress.errors import SpecError
+
+
+class _Reducer(Transform):
+    """A reducer to ``d`` output dimensions."""
+
+    prefix = ""
+
+    def __init__(self, d: int, seed: int = 0) -> None:
+        super().__init__()
+        if d < 1:
+            raise SpecError(f"{self.prefix}{d}: the output dimension must be at least 1")
+        self.d = d
+        self.seed = seed
+
+    @property
+    def token(self) -> str:
+        return f"{self.prefix}{self.d}"
+
+    def output_dim(self, input_dim: int) -> int:
+        return self.d
+
+    def check_input_dim(self, dim: int) -> None:
+        if self.d > dim:
+            raise SpecError(
+                f"{self.token} asks for {self.d} dimensions but the vectors have only {dim}; "
+                f"choose {self.prefix}{dim // 2} or less, or drop the reducer"
+            )
+
+    def min_train_vectors(self, dim: int) -> int:
+        return self.d
+
+
+@register("pca{d}", r"pca(?P<d>\d+)", "PCA to d dims (centred; scikit-learn), decoded by the inverse", "pca64")
+class PCAReducer(_Reducer):
+    """Principal components: keeps the ``d`` directions of largest training variance."""
+
+    prefix = "pca"
+    array_attrs = ("mean_", "components_", "explained_variance_ratio_")
+
+    def fit(self, X: np.ndarray) -> PCAReducer:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=self.d, random_state=self.seed).fit(X)
+        self.mean_ = pca.mean_.astype(np.float32)
+        self.components_ = pca.components_.astype(np.float32)
+        self.explained_variance_ratio_ = pca.explained_variance_ratio_.astype(np.float32)
+        self.input_dim = X.shape[1]
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.mean_) @ self.components_.T
+
+    def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
+        return Z @ self.components_ + self.mean_
+
+
+@register("svd{d}", r"svd(?P<d>\d+)", "truncated SVD to d dims (not centred; scikit-learn)", "svd32")
+class SVDReducer(_Reducer):
+    """Truncated SVD: like PCA without centring, the classic choice for sparse or positive data."""
+
+    prefix = "svd"
+    array_attrs = ("components_",)
+
+    def fit(self, X: np.ndarray) -> SVDReducer:
+        from sklearn.decomposition import TruncatedSVD
+
+        if self.d >= X.shape[1]:
+            # scikit-learn's TruncatedSVD needs d < D; a full-rank SVD is then exact anyway.
+            _, _, vt = np.linalg.svd(X, full_matrices=False)
+            self.components_ = vt[: self.d].astype(np.float32)
+        else:
+            svd = TruncatedSVD(n_components=self.d, random_state=self.seed).fit(X)
+            self.components_ = svd.components_.astype(np.float32)
+        self.input_dim = X.shape[1]
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.components_.T
+
+    def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
+        return Z @ self.components_
+
+
+@register(
+    "rp{d}", r"rp(?P<d>\d+)", "Gaussian random projection of the centred vectors to d dims (pseudo-inverse decode)",
+    "rp128",
+)
+class RandomProjection(_Reducer):
+    """Gaussian random projection (seeded) of the centred vectors; decoded by the Moore–Penrose pseudo-inverse.
+
+    Centring keeps the training mean exactly through a round trip; without it a projection of
+    embeddings with a large common offset (most models) loses that offset.
+    """
+
+    prefix = "rp"
+    array_attrs = ("mean_", "components_", "inverse_")
+
+    def min_train_vectors(self, dim: int) -> int:
+        return 1
+
+    def fit(self, X: np.ndarray) -> RandomProjection:
+        from sklearn.random_projection import GaussianRandomProjection
+
+        rp = GaussianRandomProjection(n_components=self.d, random_state=self.seed).fit(X)
+        self.mean_ = X.mean(axis=0).astype(np.float32)
+        self.components_ = np.asarray(rp.components_, dtype=np.float32)
+        self.inverse_ = np.linalg.pinv(self.components_.astype(np.float64)).astype(np.float32)
+        self.input_dim = X.shape[1]
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.mean_) @ self.components_.T
+
+    def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
+        return Z @ self.inverse_.T + self.mean_
+
+
+@register(
+    "select{d}",
+    r"select(?P<d>\d+)",
+    "keep the d dims of largest training variance; the others decode to their training mean",
+    "select32",
+)
+class FeatureSelection(_Reducer):
+    """Unsupervised feature selection: the ``d`` input dimensions with the largest training variance.
+
+    Codecs are fitted without labels, so the rule is variance (ties broken by index). Dropped
+    dimensions are decoded to their training mean.
+    """
+
+    prefix = "select"
+    array_attrs = ("indices_", "mean_")
+
+    def min_train_vectors(self, dim: int) -> int:
+        return 2
+
+    def fit(self, X: np.ndarray) -> FeatureSelection:
+        variance = X.var(axis=0)
+        order = np.lexsort((np.arange(X.shape[1]), -variance))
+        self.indices_ = np.sort(order[: self.d]).astype(np.int64)
+        self.mean_ = X.mean(axis=0).astype(np.float32)
+        self.input_dim = X.shape[1]
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return X[:, self.indices_]
+
+    def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
+        out = np.broadcast_to(self.mean_, (len(Z), self.input_dim)).copy()
+        out[:, self.indices_] = Z
+        return out

@@ -1,0 +1,175 @@
+"""Scalar quantizers: float32/float16 passthrough, affine int8/int4/int2/ternary, AlphaEarth's int8.
+
+The affine quantizers follow the study: per-dimension min and max from the training vectors,
+``L`` uniform levels between them, round to nearest, clip outside the fitted range. Levels are
+bit-packed (ternary: 5 values per byte) so the stored size equals the theory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eocompress.embeddings.codecs import bitpack
+from eocompress.embeddings.codecs.base import Quantizer
+from eocompress.embeddings.codecs.registry import register
+from eocompress.errors import InputError
+
+
+@register("float32", r"float32|fp32|flat", "identity baseline: raw little-endian float32 (4 B/dim)", "float32")
+class Float32(Quantizer):
+    """No compression: the float32 bytes themselves (the baseline every codec is compared to)."""
+
+    kind = "float32"
+    bits = 32
+
+    @property
+    def token(self) -> str:
+        return "float32"
+
+    def code_size(self, dim: int) -> int:
+        return 4 * dim
+
+    def fit(self, Z: np.ndarray) -> Float32:
+        self.input_dim = Z.shape[1]
+        return self
+
+    def encode(self, Z: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(Z, dtype="<f4").view(np.uint8)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(codes).view("<f4").astype(np.float32, copy=True)
+
+
+@register("float16", r"float16|fp16|half", "IEEE half precision (2 B/dim)", "float16")
+class Float16(Float32):
+    """IEEE 754 half precision; values beyond ±65504 become ±inf, so they are rejected at encode."""
+
+    kind = "float16"
+    bits = 16
+
+    @property
+    def token(self) -> str:
+        return "float16"
+
+    def code_size(self, dim: int) -> int:
+        return 2 * dim
+
+    def encode(self, Z: np.ndarray) -> np.ndarray:
+        big = np.abs(Z) > np.finfo(np.float16).max
+        if big.any():
+            raise InputError(
+                f"{int(big.sum())} values exceed float16's range (±65504); scale the vectors or use int8"
+            )
+        return np.ascontiguousarray(Z, dtype="<f2").view(np.uint8)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(codes).view("<f2").astype(np.float32)
+
+
+_LINEAR_LEVELS = {"int8": 256, "int4": 16, "int2": 4, "ternary": 3}
+
+
+@register("int8", r"(?P<name>int8)", "per-dim min/max affine, 256 levels (1 B/dim)", "int8")
+@register("int4", r"(?P<name>int4)", "per-dim min/max affine, 16 levels, 2 dims per byte", "int4")
+@register("int2", r"(?P<name>int2)", "per-dim min/max affine, 4 levels, 4 dims per byte", "int2")
+@register("ternary", r"(?P<name>ternary)", "per-dim min/max affine, 3 levels, 5 dims per byte", "ternary")
+class LinearQuantizer(Quantizer):
+    """Affine scalar quantizer: ``q = clip(round((x - min) / step), 0, L - 1)``, ``x_hat = min + q * step``.
+
+    Inside the fitted range the error is at most half a step; outside it values are clipped.
+    """
+
+    kind = "linear"
+    array_attrs = ("min_", "step_")
+
+    def __init__(self, name: str = "int8") -> None:
+        super().__init__()
+        self.name = name
+        self.levels = _LINEAR_LEVELS[name]
+        self.bits = float(np.log2(self.levels))  # type: ignore[misc]
+
+    @property
+    def token(self) -> str:
+        return self.name
+
+    def code_size(self, dim: int) -> int:
+        return bitpack.packed_size(dim, self.levels)
+
+    def min_train_vectors(self, dim: int) -> int:
+        return 2
+
+    def fit(self, Z: np.ndarray) -> LinearQuantizer:
+        lo = Z.min(axis=0)
+        hi = Z.max(axis=0)
+        step = (hi - lo) / (self.levels - 1)
+        # A constant dimension decodes to its value; any positive step keeps the division finite.
+        self.min_ = lo.astype(np.float32)
+        self.step_ = np.where(step > 0, step, 1.0).astype(np.float32)
+        self.input_dim = Z.shape[1]
+        self._after_set_state()
+        return self
+
+    def _after_set_state(self) -> None:
+        self._inv_step = (1.0 / self.step_).astype(np.float32)
+        # (x - min) / step + 0.5 as one multiply-add; truncating it rounds to nearest (ties up).
+        self._offset = (0.5 - self.min_ * self._inv_step).astype(np.float32)
+
+    def levels_of(self, Z: np.ndarray) -> np.ndarray:
+        """Level index (uint8, 0..L-1) of every value, before packing: round to nearest, clip to the range."""
+        t = Z * self._inv_step
+        t += self._offset
+        np.clip(t, 0.0, self.levels - 0.5, out=t)  # truncation then maps [0, L - 0.5] onto 0..L-1
+        return t.astype(np.uint8)
+
+    def encode(self, Z: np.ndarray) -> np.ndarray:
+        return bitpack.pack(self.levels_of(Z), self.levels)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        q = bitpack.unpack(codes, self.levels, self.input_dim)
+        out = q.astype(np.float32)
+        out *= self.step_
+        out += self.min_
+        return out
+
+
+@register(
+    "aef-int8",
+    r"aef-int8|aef",
+    "AlphaEarth signed-square-root int8: round(sign(x)*sqrt(|x|)*127.5), no fit (1 B/dim)",
+    "aef-int8",
+)
+class AefInt8(Quantizer):
+    """AlphaEarth Foundations' int8 encoding, for vectors in [-1, 1] (AEF embeddings are unit length).
+
+    Decode is ``(v / 127.5) ** 2 * sign(v)``; -128 is AEF's nodata value and never produced here.
+    Values outside [-1, 1] are clipped to ±127 (a fixed scale, as in the published product).
+    """
+
+    kind = "aef-int8"
+    bits = 8
+    NODATA = -128
+
+    @property
+    def token(self) -> str:
+        return "aef-int8"
+
+    def code_size(self, dim: int) -> int:
+        return dim
+
+    def fit(self, Z: np.ndarray) -> AefInt8:
+        self.input_dim = Z.shape[1]
+        return self
+
+    def encode(self, Z: np.ndarray) -> np.ndarray:
+        v = np.sqrt(np.abs(Z))
+        v *= 127.5
+        np.rint(v, out=v)
+        np.minimum(v, 127, out=v)
+        v *= np.sign(Z)
+        return v.astype(np.int8).view(np.uint8)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        v = np.ascontiguousarray(codes).view(np.int8).astype(np.float32)
+        out = v / 127.5
+        out *= np.abs(out)
+        return out

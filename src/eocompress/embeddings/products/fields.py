@@ -1,0 +1,334 @@
+"""Gridded embedding fields read lazily, one window at a time (GeoTIFF/COG, Zarr, AlphaEarth, Tessera).
+
+A field is a (height, width, D) grid of float32 vectors with a georeference and a nodata mask.
+Field objects hold only paths and small metadata, so they pickle cheaply to Dask workers, which
+open the file and read their own window: memory is bounded by the window, never the field.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eocompress.errors import FileFormatError, InputError
+
+
+class MissingCRSWarning(UserWarning):
+    """The input has no coordinate reference system; the product is written without one."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rectangular block of the grid: rows ``r0:r1``, cols ``c0:c1``, chunk index ``(i, j)``."""
+
+    i: int
+    j: int
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+
+    @property
+    def key(self) -> str:
+        """Chunk key ``"i.j"`` used in checksum tables."""
+        return f"{self.i}.{self.j}"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.r1 - self.r0, self.c1 - self.c0)
+
+    def describe(self) -> str:
+        """Human-readable location for error messages."""
+        return f"chunk ({self.i}, {self.j}) = rows {self.r0}:{self.r1}, cols {self.c0}:{self.c1}"
+
+
+def iter_windows(height: int, width: int, chunk: int) -> Iterator[Window]:
+    """Row-major chunk windows of ``chunk`` x ``chunk`` pixels covering the grid."""
+    if chunk < 1:
+        raise InputError(f"chunk size must be a positive number of pixels, got {chunk}; try --chunk 512")
+    for i, r0 in enumerate(range(0, height, chunk)):
+        for j, c0 in enumerate(range(0, width, chunk)):
+            yield Window(i, j, r0, min(r0 + chunk, height), c0, min(c0 + chunk, width))
+
+
+@dataclass(frozen=True)
+class GridInfo:
+    """Shape, georeference and nodata of a gridded field (everything a product must keep)."""
+
+    height: int
+    width: int
+    dim: int
+    crs_wkt: str | None
+    transform: tuple[float, float, float, float, float, float]  # affine a, b, c, d, e, f (rasterio order)
+    nodata: float | None
+    dtype: str = "float32"
+    band_names: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def epsg(self) -> int | None:
+        """EPSG code of the CRS, when it has one."""
+        if not self.crs_wkt:
+            return None
+        from rasterio.crs import CRS
+
+        return CRS.from_wkt(self.crs_wkt).to_epsg()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form stored in product metadata."""
+        return {
+            "height": self.height,
+            "width": self.width,
+            "dim": self.dim,
+            "crs_wkt": self.crs_wkt,
+            "transform": list(self.transform),
+            "nodata": _nodata_json(self.nodata),
+            "dtype": self.dtype,
+            "band_names": list(self.band_names),
+            "tags": dict(self.tags),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> GridInfo:
+        """Inverse of :meth:`to_json`."""
+        nodata = d.get("nodata")
+        return cls(
+            height=int(d["height"]),
+            width=int(d["width"]),
+            dim=int(d["dim"]),
+            crs_wkt=d.get("crs_wkt"),
+            transform=tuple(float(v) for v in d["transform"]),  # type: ignore[arg-type]
+            nodata=float(nodata) if nodata is not None else None,
+            dtype=d.get("dtype", "float32"),
+            band_names=tuple(d.get("band_names", ())),
+            tags=dict(d.get("tags", {})),
+        )
+
+
+def _nodata_json(v: float | None) -> float | str | None:
+    if v is None:
+        return None
+    return "nan" if np.isnan(v) else float(v)
+
+
+def _invalid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:
+    """(h, w) True where any band is non-finite or equals nodata."""
+    bad = ~np.isfinite(values).all(axis=-1)
+    if nodata is not None and not np.isnan(nodata):
+        bad |= (values == nodata).any(axis=-1)
+    return bad
+
+
+class Field:
+    """Base class: a lazily read (H, W, D) embedding grid; subclasses implement ``_read``."""
+
+    info: GridInfo
+    kind: str = "field"
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Values float32 (h, w, D) with invalid pixels set to 0, and the valid mask (h, w)."""
+        values, valid = self._read(window)
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        values[~valid] = 0.0
+        return values, valid
+
+    def _read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.kind} {getattr(self, 'path', '')}"
+
+
+def _warn_no_crs(path: Path, crs_wkt: str | None) -> None:
+    if not crs_wkt:
+        warnings.warn(
+            f"{path} has no CRS: the product keeps the pixel grid and transform but cannot be placed on a "
+            "map; assign one (e.g. `gdal_edit.py -a_srs EPSG:32633`) and compress again if you need it",
+            MissingCRSWarning,
+            stacklevel=3,
+        )
+
+
+class GeoTiffField(Field):
+    """A GeoTIFF/COG with one band per embedding dimension (float or integer)."""
+
+    kind = "geotiff"
+
+    def __init__(self, path: str | Path) -> None:
+        import rasterio
+
+        self.path = Path(path)
+        try:
+            with rasterio.open(self.path) as src:
+                crs = src.crs.to_wkt() if src.crs else None
+                self.info = GridInfo(
+                    height=src.height,
+                    width=src.width,
+                    dim=src.count,
+                    crs_wkt=crs,
+                    transform=tuple(src.transform)[:6],  # type: ignore[arg-type]
+                    nodata=src.nodata,
+                    dtype=src.dtypes[0],
+                    band_names=tuple(d or f"band_{k + 1}" for k, d in enumerate(src.descriptions)),
+                    tags=dict(src.tags()),
+                )
+        except rasterio.errors.RasterioIOError as exc:
+            raise FileFormatError(
+                f"cannot open {self.path} as a GeoTIFF ({exc}); give a readable .tif/COG"
+            ) from exc
+        _warn_no_crs(self.path, self.info.crs_wkt)
+
+    def _read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        import rasterio
+        from rasterio.windows import Window as RWindow
+
+        with rasterio.open(self.path) as src:
+            data = src.read(
+                window=RWindow(window.c0, window.r0, window.c1 - window.c0, window.r1 - window.r0)
+            )
+        values = np.moveaxis(data, 0, -1).astype(np.float32)
+        return values, ~_invalid_mask(values, self.info.nodata)
+
+
+class ZarrField(Field):
+    """A Zarr (v2/v3) array of embeddings, dims (band, y, x) by default or named by ``dimension_names``.
+
+    Georeference is read from the array's or its group's ``proj:wkt2``/``proj:code`` and
+    ``spatial:transform`` attributes (the geo-embeddings convention).
+    """
+
+    kind = "zarr"
+    _BAND_NAMES = ("band", "bands", "dim", "dims", "embedding", "channel", "feature")
+
+    def __init__(self, path: str | Path, array: str | None = None) -> None:
+        import zarr
+
+        self.path = Path(path)
+        try:
+            node = zarr.open(str(self.path), mode="r")
+        except Exception as exc:  # zarr raises several types for a non-store
+            raise FileFormatError(f"cannot open {self.path} as a Zarr store ({exc})") from exc
+        attrs: dict[str, Any] = {}
+        if isinstance(node, zarr.Group):
+            attrs.update(node.attrs.asdict())
+            names = [name for name, _ in node.arrays()]
+            pick = array or (
+                "embeddings" if "embeddings" in names else (names[0] if len(names) == 1 else None)
+            )
+            if pick is None or pick not in names:
+                raise InputError(
+                    f"{self.path} holds arrays {names}; name the embedding array "
+                    f"(e.g. `{self.path}/embeddings`)"
+                )
+            arr = node[pick]
+            self.array_name: str | None = pick
+        else:
+            arr, self.array_name = node, None
+        attrs.update(arr.attrs.asdict())
+        if arr.ndim != 3:
+            raise InputError(f"{self.path}: embedding array must be 3-d (band, y, x), got shape {arr.shape}")
+        dims = list(getattr(arr.metadata, "dimension_names", None) or attrs.get("_ARRAY_DIMENSIONS") or [])
+        band_axis = 0
+        for k, name in enumerate(dims):
+            if name and str(name).lower() in self._BAND_NAMES:
+                band_axis = k
+        self.band_axis = band_axis
+        spatial = [s for k, s in enumerate(arr.shape) if k != band_axis]
+        crs = attrs.get("proj:wkt2")
+        if not crs and attrs.get("proj:code"):
+            from rasterio.crs import CRS
+
+            crs = CRS.from_user_input(attrs["proj:code"]).to_wkt()
+        transform = tuple(float(v) for v in attrs.get("spatial:transform", (1.0, 0.0, 0.0, 0.0, -1.0, 0.0)))[
+            :6
+        ]
+        nodata = attrs.get("nodata", attrs.get("_FillValue"))
+        self.info = GridInfo(
+            height=int(spatial[0]),
+            width=int(spatial[1]),
+            dim=int(arr.shape[band_axis]),
+            crs_wkt=crs,
+            transform=transform,
+            nodata=float(nodata) if nodata is not None else None,  # type: ignore[arg-type]
+            dtype=str(arr.dtype),
+        )
+        _warn_no_crs(self.path, crs)
+
+    def _read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        import zarr
+
+        node = zarr.open(str(self.path), mode="r")
+        arr = node[self.array_name] if self.array_name else node
+        sl: list[slice] = [slice(window.r0, window.r1), slice(window.c0, window.c1)]
+        sl.insert(self.band_axis, slice(None))
+        values = np.moveaxis(np.asarray(arr[tuple(sl)]), self.band_axis, -1).astype(np.float32)
+        return values, ~_invalid_mask(values, self.info.nodata)
+
+
+def open_field(path: str | Path, kind: str = "auto", **kwargs: Any) -> Field:
+    """Open a gridded embedding field; ``kind`` is auto, geotiff, zarr, aef or tessera."""
+    from eocompress.embeddings.products.readers import AlphaEarthField, TesseraField
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"input {path} does not exist; give a GeoTIFF/COG, a Zarr store or a Tessera .npy")
+    if kind == "auto":
+        if path.is_dir():
+            kind = "zarr"
+        elif path.suffix.lower() == ".npy":
+            kind = "tessera"
+        elif path.suffix.lower() in (".tif", ".tiff"):
+            kind = "aef" if AlphaEarthField.looks_like(path) else "geotiff"
+        else:
+            raise InputError(
+                f"cannot tell what {path} is from its name; use .tif (GeoTIFF/COG), .zarr, .npy (Tessera) "
+                "or .parquet (chips)"
+            )
+    if kind == "geotiff":
+        return GeoTiffField(path)
+    if kind == "zarr":
+        return ZarrField(path, **kwargs)
+    if kind == "aef":
+        return AlphaEarthField(path)
+    if kind == "tessera":
+        return TesseraField(path, **kwargs)
+    raise InputError(f"unknown field kind {kind!r}; use auto, geotiff, zarr, aef or tessera")
+
+
+def sample_pixels(fld: Field, n: int, chunk: int, seed: int = 0, max_chunks: int = 32) -> np.ndarray:
+    """A seeded random sample of up to ``n`` valid pixel vectors (float32, (n, D)).
+
+    Reads at most ``max_chunks`` randomly chosen chunk windows (never the whole field), then
+    draws pixels uniformly among their valid ones. Raises when every sampled pixel is nodata.
+    """
+    rng = np.random.default_rng(seed)
+    windows = list(iter_windows(fld.info.height, fld.info.width, chunk))
+    picked = rng.choice(len(windows), size=min(max_chunks, len(windows)), replace=False)
+    per_chunk = -(-n // len(picked))
+    parts: list[np.ndarray] = []
+    for idx in sorted(picked.tolist()):
+        values, valid = fld.read(windows[idx])
+        vecs = values[valid]
+        if len(vecs) > per_chunk:
+            vecs = vecs[rng.choice(len(vecs), size=per_chunk, replace=False)]
+        parts.append(vecs)
+    sample = np.concatenate(parts) if parts else np.empty((0, fld.info.dim), np.float32)
+    if len(sample) == 0:
+        raise InputError(
+            f"every pixel in the fit sample of {fld.describe()} ({len(picked)} chunks) is nodata; check the "
+            "nodata value, or fit on other data with --fit codec.json / --fit train.npy"
+        )
+    if len(sample) > n:
+        sample = sample[rng.choice(len(sample), size=n, replace=False)]
+    return sample
+
+
+def grid_info_json(info: GridInfo) -> str:
+    """Compact JSON of a GridInfo (for tags)."""
+    return json.dumps(info.to_json())

@@ -1,0 +1,184 @@
+"""Compressed-domain nearest-neighbour search over a product, chunk by chunk (bounded memory).
+
+* binary products: Hamming distance on the stored bits with faiss ``IndexBinaryFlat``;
+* scalar products (int8, aef-int8, float16, pq, ...): cosine (or inner product) on decoded chunks;
+* ``rescore``: take the top ``k * m`` candidates and re-rank them by cosine on a finer codec stored
+  in the same product (``compress --rescore-codec int8``) - the binary + int8 trick.
+
+Results carry pixel (row, col), map (x, y in the product CRS) and lon/lat coordinates.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from eocompress.embeddings.products.api import open_product
+from eocompress.errors import InputError
+
+
+@dataclass
+class Hit:
+    """One search result."""
+
+    rank: int
+    row: int
+    col: int
+    x: float
+    y: float
+    lon: float | None
+    lat: float | None
+    score: float  # cosine or IP similarity (higher is closer); minus the Hamming distance for binary
+    hamming: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.maximum(n, 1e-12)
+
+
+def _query(
+    prod: Any, pixel: tuple[int, int] | None, vector: np.ndarray | None, rescore: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(query codes (1, B), query float vector (D,)) from a pixel of the product or a given vector."""
+    codec = prod.codec
+    if vector is not None:
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if vector.shape[0] != codec.dim:
+            raise InputError(
+                f"query vector has {vector.shape[0]} values but the product holds {codec.dim}-d embeddings; "
+                "give a vector of the same model"
+            )
+        return codec.encode(vector[None]), vector
+    if pixel is None:
+        raise InputError("give a query: --pixel ROW COL or --vector FILE")
+    r, c = pixel
+    info = prod.info
+    if not (0 <= r < info.height and 0 <= c < info.width):
+        raise InputError(f"--pixel {r} {c} is outside the {info.height} x {info.width} grid")
+    chunk = prod.chunk
+    window = next(w for w in prod.windows() if w.i == r // chunk and w.j == c // chunk)
+    codes, valid, extra = prod.read_chunk(window, rescore=rescore)
+    rr, cc = r - window.r0, c - window.c0
+    if not valid[rr, cc]:
+        raise InputError(f"pixel ({r}, {c}) is nodata; pick a valid pixel as the query")
+    q_codes = codes[rr, cc][None]
+    if rescore and extra is not None:
+        q_vec = prod.rescore_codec.decode(extra[rr, cc][None])[0]
+    else:
+        q_vec = codec.decode(q_codes)[0]
+    return q_codes, q_vec
+
+
+def search(
+    product: str | os.PathLike,
+    *,
+    pixel: tuple[int, int] | None = None,
+    vector: np.ndarray | None = None,
+    k: int = 10,
+    rescore: str | None = None,
+    m: int = 10,
+    metric: str = "cosine",
+) -> list[Hit]:
+    """The ``k`` nearest pixels of a product to a query pixel or vector (see the module docstring)."""
+    import faiss
+
+    prod = open_product(product)
+    if getattr(prod, "is_chips", False):
+        raise InputError("search works on gridded products (.zarr, .tif); chip tables are not searchable yet")
+    if k < 1 or m < 1:
+        raise InputError(f"--k and --m must be at least 1 (got k={k}, m={m})")
+    if metric not in ("cosine", "ip"):
+        raise InputError(f"metric must be cosine or ip, got {metric!r}")
+    codec = prod.codec
+    if rescore is not None:
+        fine = prod.rescore_codec
+        if fine is None or fine.spec != rescore:
+            have = fine.spec if fine is not None else "none"
+            raise InputError(
+                f"{product} stores no {rescore!r} codes for rescoring (it has: {have}); compress with "
+                f"--rescore-codec {rescore} (Zarr products only) or drop --rescore"
+            )
+    q_codes, q_vec = _query(prod, pixel, vector, rescore is not None)
+    q_norm = _unit(q_vec) if metric == "cosine" else q_vec
+    binary = codec.quantizer.kind == "binary"
+    n_cand = k * m if rescore is not None else k
+    # candidates: (key, row, col); key = Hamming distance (binary) or -similarity
+    cands: list[tuple[float, int, int]] = []
+    for window in prod.windows():
+        codes, valid, _ = prod.read_chunk(window)
+        if not valid.any():
+            continue
+        rows, cols = np.nonzero(valid)
+        flat = np.ascontiguousarray(codes[valid])
+        kk = min(n_cand, len(flat))
+        if binary:
+            index = faiss.IndexBinaryFlat(8 * flat.shape[1])
+            index.add(flat)
+            dist, idx = index.search(np.ascontiguousarray(q_codes), kk)
+            keys = dist[0].astype(float)
+        else:
+            dec = codec.decode(flat)
+            if metric == "cosine":
+                dec = _unit(dec)
+            sims = dec @ q_norm
+            idx = np.argpartition(-sims, kk - 1)[:kk][None]
+            keys = -sims[idx[0]].astype(float)
+        for key, i in zip(keys, idx[0], strict=True):
+            cands.append((float(key), int(rows[i] + window.r0), int(cols[i] + window.c0)))
+        cands.sort()
+        cands = cands[:n_cand]
+    hamming = {(r, c): int(key) for key, r, c in cands} if binary else {}
+    if rescore is not None:
+        cands = _rescore(prod, cands, q_norm, metric)
+    cands = cands[:k]
+    return _to_hits(prod, cands, binary and rescore is None, hamming)
+
+
+def _rescore(
+    prod: Any, cands: list[tuple[float, int, int]], q: np.ndarray, metric: str
+) -> list[tuple[float, int, int]]:
+    """Re-rank candidates by similarity on the product's finer (rescore) codes."""
+    fine = prod.rescore_codec
+    by_window: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for _, r, c in cands:
+        by_window.setdefault((r // prod.chunk, c // prod.chunk), []).append((r, c))
+    windows = {(w.i, w.j): w for w in prod.windows()}
+    out = []
+    for key, pix in by_window.items():
+        w = windows[key]
+        _, _, extra = prod.read_chunk(w, rescore=True)
+        vecs = fine.decode(np.ascontiguousarray(np.stack([extra[r - w.r0, c - w.c0] for r, c in pix])))
+        if metric == "cosine":
+            vecs = _unit(vecs)
+        sims = vecs @ q
+        out.extend((-float(s), r, c) for s, (r, c) in zip(sims, pix, strict=True))
+    out.sort()
+    return out
+
+
+def _to_hits(prod: Any, cands: list[tuple[float, int, int]], is_hamming: bool, hamming: dict) -> list[Hit]:
+    from rasterio.transform import Affine, xy
+
+    info = prod.info
+    rows = [r for _, r, _ in cands]
+    cols = [c for _, _, c in cands]
+    xs, ys = xy(Affine(*info.transform), rows, cols, offset="center") if cands else ([], [])
+    xs, ys = list(np.atleast_1d(xs)), list(np.atleast_1d(ys))
+    lons: list[float | None] = [None] * len(cands)
+    lats: list[float | None] = [None] * len(cands)
+    if info.crs_wkt and cands:
+        from rasterio.warp import transform
+
+        lons, lats = transform(info.crs_wkt, "EPSG:4326", xs, ys)
+    hits = []
+    for rank, ((key, r, c), x, y, lon, lat) in enumerate(zip(cands, xs, ys, lons, lats, strict=True)):
+        score = -key
+        hits.append(Hit(rank + 1, r, c, float(x), float(y), lon, lat, float(score), hamming.get((r, c))))
+    return hits

@@ -1,0 +1,68 @@
+"""Whole-product checks (every chunk against its sha256) and the summary shown by `eocompress info`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from eocompress.embeddings.products.api import open_product, product_kind
+from eocompress.embeddings.products.checksums import ChecksumError
+
+
+def verify_product(path: str | os.PathLike, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """``{"ok", "n_chunks", "bad": [message, ...]}`` after reading every chunk of the product."""
+    prod = open_product(path)
+    units = prod.windows()
+    bad: list[str] = []
+    for unit in units:
+        try:
+            prod.read_chunk(unit, verify=True)
+        except ChecksumError as exc:
+            bad.append(str(exc))
+        if progress:
+            progress(1)
+    return {"ok": not bad, "n_chunks": len(units), "bad": bad}
+
+
+def product_summary(path: str | os.PathLike, check: bool = True) -> dict[str, Any]:
+    """Codec, dims, bytes per vector, compression ratio, grid, CRS and checksum status of a product."""
+    path = Path(path)
+    prod = open_product(path)
+    codec = prod.codec
+    stored = prod.stored_bytes()
+    summary: dict[str, Any] = {
+        "product": str(path),
+        "format": product_kind(path),
+        "codec": codec.spec,
+        "dimensions": int(codec.dim),
+        "bytes_per_vector": int(codec.bytes_per_vector),
+        "codec_ratio_vs_float32": round(4.0 * codec.dim / codec.bytes_per_vector, 2),
+        "stored_bytes": stored,
+    }
+    if getattr(prod, "is_chips", False):
+        summary["rows"] = prod.n_rows
+        raw = 4 * codec.dim * prod.n_rows
+        summary["columns"] = prod.columns
+    else:
+        info = prod.info
+        summary["grid"] = f"{info.height} x {info.width} pixels, chunk {prod.chunk}"
+        summary["valid_pixels"] = prod.n_valid
+        summary["crs"] = f"EPSG:{info.epsg}" if info.epsg else ("custom WKT" if info.crs_wkt else "none")
+        summary["transform"] = [round(v, 6) for v in info.transform]
+        raw = 4 * codec.dim * info.height * info.width
+        if getattr(prod, "rescore_codec", None) is not None:
+            summary["rescore_codec"] = prod.rescore_codec.spec
+    summary["file_ratio_vs_float32"] = round(raw / max(stored, 1), 2)
+    if check:
+        result = verify_product(path)
+        summary["checksums"] = (
+            f"ok ({result['n_chunks']} chunks)"
+            if result["ok"]
+            else f"{len(result['bad'])} bad of {result['n_chunks']}"
+        )
+        summary["checksum_errors"] = result["bad"]
+    else:
+        summary["checksums"] = "not checked"
+    return summary

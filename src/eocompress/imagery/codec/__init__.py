@@ -1,0 +1,1 @@
+"""Imagery codec: scenes -> tiles -> token files (``.eotok``) and back to georeferenced rasters."""

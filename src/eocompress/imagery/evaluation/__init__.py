@@ -1,0 +1,1 @@
+"""Imagery evaluation: the one definition of fidelity metrics, classical baselines, reports."""

@@ -1,0 +1,252 @@
+"""Train a tokenizer on real scenes: split by area, normalise, fit with Lightning, export the model folder.
+
+The output folder gets config.json + model.safetensors (everything needed to decode), metrics.csv,
+reconstructions.png and checkpoints/last.ckpt (resume with ``resume=True``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from eocompress.errors import EOCompressError
+from eocompress.imagery.tokenizer.api import save_model
+from eocompress.imagery.tokenizer.config import TokenizerConfig
+from eocompress.imagery.tokenizer.data import (
+    GridPatches,
+    RandomPatches,
+    band_statistics,
+    load_areas,
+    read_training_scenes,
+    split_scene,
+)
+
+#: Scenes (relative to $EOCOMPRESS_DATA) the default model trains on (their top 3/4 of rows) ...
+DEFAULT_TRAIN_DATA = (
+    "imagery/majortom-core-s2l2a/199U_1099R",
+    "imagery/majortom-core-s2l2a/0U_199R",
+    "imagery/hydro/patch_0.tif",
+    "imagery/hydro/patch_1.tif",
+    "imagery/hydro/patch_100.tif",
+    "imagery/hydro/patch_10000.tif",
+)
+#: ... and the whole scenes it never sees (the held-out evaluation set, with the bottom strips).
+DEFAULT_HELD_OUT = (
+    "imagery/hydro/patch_10.tif",
+    "imagery/hydro/patch_1000.tif",
+    "imagery/hydro/patch_100000.tif",
+    "imagery/ssl4eo-s12/s2a/0000200",
+)
+
+
+class TrainingDivergedError(EOCompressError):
+    """The loss became NaN/Inf; the last good weights were kept."""
+
+
+@dataclass
+class TrainResult:
+    """Where the model went and its final validation figures."""
+
+    out: Path
+    config: TokenizerConfig
+    val: dict[str, float]
+    seconds: float
+
+
+class _GoodCheckpoint:
+    """Lightning callback: save ``checkpoints/last.ckpt`` every N steps, only while all weights are finite."""
+
+    def __new__(cls, folder: Path, every: int):
+        import lightning.pytorch as pl
+
+        class GoodCheckpoint(pl.Callback):
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+                step = trainer.global_step
+                if every <= 0 or step == 0 or step % every or pl_module.diverged_at is not None:
+                    return
+                if all(torch.isfinite(p).all() for p in pl_module.parameters()):
+                    folder.mkdir(parents=True, exist_ok=True)
+                    tmp = folder / ".last.ckpt.tmp"
+                    trainer.save_checkpoint(tmp)
+                    os.replace(tmp, folder / "last.ckpt")
+
+        return GoodCheckpoint()
+
+
+def _accelerator_settings(accelerator: str, precision: str | None) -> tuple[str, str]:
+    if accelerator == "auto":
+        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    if precision is None:
+        bf16 = accelerator == "gpu" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        precision = "bf16-mixed" if bf16 else "32-true"
+    return accelerator, precision
+
+
+def train_tokenizer(
+    cfg: TokenizerConfig,
+    data: list[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    hold_out: list[str | os.PathLike] = (),
+    val_fraction: float = 0.25,
+    val_every: int = 250,
+    val_patches: int = 96,
+    checkpoint_every: int = 250,
+    resume: bool = False,
+    accelerator: str = "auto",
+    devices: int | str = "auto",
+    precision: str | None = None,
+    progress: bool = True,
+    plot: bool = True,
+) -> TrainResult:
+    """Train on ``data`` (scenes or folders of scenes) minus ``hold_out``; write the model folder ``out``."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.loggers import CSVLogger
+
+    from eocompress.imagery.tokenizer.data import display_path
+    from eocompress.imagery.tokenizer.lightning_module import TokenizerModule
+    from eocompress.imagery.tokenizer.plots import plot_reconstructions
+
+    start = time.time()
+    out = Path(out)
+    if resume and not (out / "checkpoints" / "last.ckpt").exists():
+        raise EOCompressError(
+            f"--resume given but {out / 'checkpoints' / 'last.ckpt'} does not exist; train without --resume"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    held = {display_path(p) for p in hold_out}
+    scenes = {k: v for k, v in read_training_scenes(list(data), cfg.bands).items() if k not in held}
+    if not scenes:
+        raise EOCompressError("every scene given with --data is also held out; leave some for training")
+    areas = [a for sid, s in scenes.items() for a in split_scene(sid, *s.shape, val_fraction, cfg.tile_size)]
+    train_areas, val_areas = load_areas(scenes, areas, cfg.bands)
+    stats = band_statistics(train_areas)
+    cfg = cfg.updated(
+        normalization=stats,
+        data={
+            "train_areas": [a.area.to_dict() for a in train_areas],
+            "val_areas": [a.area.to_dict() for a in val_areas],
+            "held_out_scenes": sorted(held),
+            "split": f"train: top {1 - val_fraction:.0%} of rows of each scene; validation: the rest",
+            "units": "reflectance = (DN - offset) / 10000; 20/60 m bands bilinear to 10 m",
+        },
+    )
+    module = TokenizerModule(cfg)
+    module.model.set_normalization(stats["mean"], stats["std"])
+    train_ds = RandomPatches(train_areas, cfg.tile_size, cfg.steps * cfg.batch_size, seed=cfg.seed)
+    val_ds = GridPatches(val_areas, cfg.tile_size, limit=val_patches) if val_areas else None
+    loader = torch.utils.data.DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0)
+    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=32) if val_ds is not None and len(val_ds) else None
+
+    accelerator, precision = _accelerator_settings(accelerator, precision)
+    ckpt_dir = out / "checkpoints"
+    callbacks: list[Any] = [_GoodCheckpoint(ckpt_dir, checkpoint_every)]
+    if progress:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar(leave=True))
+    loggers: list[Any] = [CSVLogger(save_dir=out, name="logs", version="")]
+    try:
+        import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=out, name="tensorboard", version=""))
+    except ImportError:
+        pass
+    trainer = pl.Trainer(
+        max_steps=cfg.steps,
+        accelerator=accelerator,
+        devices=devices,
+        precision=precision,
+        logger=loggers,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        val_check_interval=min(val_every, cfg.steps) if val_loader is not None else None,
+        check_val_every_n_epoch=None if val_loader is not None else 1,
+        limit_val_batches=None if val_loader is not None else 0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=max(1, min(10, cfg.steps // 2)),
+    )
+    ckpt_path = ckpt_dir / "last.ckpt" if resume else None
+    trainer.fit(module, loader, val_loader, ckpt_path=ckpt_path)
+
+    if module.diverged_at is not None:
+        _keep_last_good(module, ckpt_dir)
+    val = _final_validation(module, val_ds, cfg) if val_ds is not None and len(val_ds) else {}
+    cfg.training = {
+        "steps": int(trainer.global_step),
+        "batch_size": cfg.batch_size,
+        "seconds": round(time.time() - start, 1),
+        "accelerator": accelerator,
+        "precision": precision,
+        "val": val,
+        "diverged_at_step": module.diverged_at,
+    }
+    save_model(module.model.cpu(), cfg, out)
+    csv = out / "logs" / "metrics.csv"
+    if csv.exists():
+        shutil.copyfile(csv, out / "metrics.csv")
+    if plot and val_ds is not None and len(val_ds):
+        _plot(module, val_ds, cfg, out / "reconstructions.png", plot_reconstructions)
+    if module.diverged_at is not None:
+        raise TrainingDivergedError(
+            f"training diverged: the loss became NaN/Inf at step {module.diverged_at}. The last good weights "
+            f"were kept in {out} (checkpoint {ckpt_dir / 'last.ckpt'}); lower --lr, or check the input "
+            "data for extreme values, and resume with --resume"
+        )
+    return TrainResult(out, cfg, val, time.time() - start)
+
+
+def _keep_last_good(module, ckpt_dir: Path) -> None:
+    """After divergence, fall back to the last finite checkpoint when the live weights are not finite."""
+    if all(torch.isfinite(p).all() for p in module.parameters()):
+        return
+    path = ckpt_dir / "last.ckpt"
+    if path.exists():
+        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+
+
+@torch.no_grad()
+def _final_validation(module, val_ds, cfg: TokenizerConfig) -> dict[str, float]:
+    """PSNR (dB, reflectance clamped to [0, 1]), SAM (deg), band RMSE, codebook use on validation tiles."""
+    from eocompress.imagery.tokenizer.metrics import per_band_rmse, psnr, sam_degrees
+
+    model = module.model.cpu().eval()
+    xs, ms = zip(*[val_ds[i] for i in range(len(val_ds))], strict=True)
+    x = torch.stack(xs)
+    valid = torch.stack(ms)[:, 0].numpy().astype(bool)
+    x = torch.where(torch.from_numpy(valid)[:, None], x, model.band_mean.expand_as(x))
+    idx = torch.cat([model.encode(c) for c in x.split(32)])
+    recon = torch.cat([model.decode(c) for c in idx.split(32)]).numpy()
+    xn = x.numpy()
+    stats = model.quantizer.stats(idx)
+    return {
+        "tiles": len(xn),
+        "psnr_db": round(psnr(recon, xn, valid), 3),
+        "sam_deg": round(sam_degrees(recon, xn, valid), 3),
+        "rmse_per_band": [round(float(v), 5) for v in per_band_rmse(recon, xn, valid)],
+        "utilisation": round(stats["utilisation"], 4),
+        "perplexity": round(stats["perplexity"], 2),
+        "dead_codes": stats["dead_codes"],
+    }
+
+
+@torch.no_grad()
+def _plot(module, val_ds, cfg: TokenizerConfig, path: Path, plot_fn) -> None:
+    model = module.model.cpu().eval()
+    picks = np.linspace(0, len(val_ds) - 1, min(6, len(val_ds))).round().astype(int)
+    x = torch.stack([val_ds[int(i)][0] for i in picks])
+    recon = model.decode(model.encode(x)).numpy()
+    title = f"{cfg.quantizer} V={cfg.effective_codebook_size} G={cfg.groups} f={cfg.downsample}: validation tiles"
+    plot_fn(x.numpy(), recon, cfg.bands, path, title=title)
