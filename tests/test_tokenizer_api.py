@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from eocompress.errors import EOCompressError, FileFormatError, InputError
+from eocompress.imagery.evaluation.fidelity import reflectance_psnr as psnr
+from eocompress.imagery.evaluation.fidelity import reflectance_sam as sam_degrees
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
 from eocompress.imagery.readers.scenes import read_scene
 from eocompress.imagery.tokenizer import Tokenizer, TokenizerConfig
 from eocompress.imagery.tokenizer.api import default_model_dir, save_model
-from eocompress.imagery.tokenizer.metrics import psnr, sam_degrees
 from eocompress.imagery.tokenizer.model import VQTokenizerModel
 
 

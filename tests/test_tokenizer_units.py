@@ -10,9 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eocompress.imagery.evaluation.fidelity import reflectance_psnr as psnr
+from eocompress.imagery.evaluation.fidelity import reflectance_sam as sam_degrees
 from eocompress.imagery.tokenizer.config import ConfigError, TokenizerConfig
 from eocompress.imagery.tokenizer.losses import masked_recon_loss, masked_sam_loss, spectral_angle
-from eocompress.imagery.tokenizer.metrics import psnr, sam_degrees
 from eocompress.imagery.tokenizer.model import VQTokenizerModel
 from eocompress.imagery.tokenizer.quantizers import build_quantizer, codebook_stats
 

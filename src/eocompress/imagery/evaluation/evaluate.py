@@ -102,7 +102,7 @@ def evaluate_scene(
             "valid_fraction": float(valid.mean()),
             **{k: scene.meta[k] for k in ("grid_cell", "product_id", "timestamp") if k in scene.meta},
         },
-        "psnr_definition": "per-band PSNR on clip(DN - offset, 0, 10000), data range 10000, averaged over bands",
+        "psnr_definition": "PSNR pooled over the bands on clip(DN - offset, 0, 10000), data range 10000",
         "raw_bytes": raw,
         "lossless_geotiff_bytes": lossless,
         "tokenizers": {},

@@ -1,8 +1,11 @@
-"""Fidelity metrics for reconstructed multispectral imagery, in the units EO users read.
+"""The one definition of imagery fidelity (PSNR, SAM, RMSE …) used by the tokenizer, the codecs and benchmarks.
 
 Every metric works on **reflectance x 10000 with the DN offset removed and clipped to [0, 10000]**
-(``clip(DN - offset, 0, 10000)``): PSNR uses a data range of 10000 (reflectance 1.0), as TerraCodec
-does. Only pixels marked valid (not nodata, not cloud-masked) count.
+(``clip(DN - offset, 0, 10000)``). **PSNR is pooled over all bands** (one MSE over every band and valid
+pixel) with a **data range of 10000** (reflectance 1.0), as TerraCodec states it; **SAM is the mean
+spectral angle in degrees**. Only pixels marked valid (not nodata, not cloud-masked) count. Callers with
+reflectance (0 … 1, e.g. the tokenizer) use :func:`reflectance_psnr` / :func:`reflectance_sam`, which
+scale by 10000 and apply the same definitions; (N, C, H, W) batches are measured as one image.
 """
 
 from __future__ import annotations
@@ -40,6 +43,50 @@ def _check(original: np.ndarray, recon: np.ndarray, valid: np.ndarray | None) ->
             "no valid pixel to measure: the scene is all nodata/cloud-masked; pick another scene"
         )
     return valid
+
+
+def psnr_db(original: np.ndarray, recon: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """PSNR (dB) pooled over every band and valid pixel, data range 10000, on reflectance-scale inputs."""
+    valid = _check(original, recon, valid)
+    mse = float(np.mean((original[:, valid] - recon[:, valid]) ** 2))
+    return float(10.0 * np.log10(DATA_RANGE**2 / max(mse, 1e-10)))
+
+
+def dn_psnr_sam(
+    original_dn: np.ndarray, recon_dn: np.ndarray, offset: int = 0, valid: np.ndarray | None = None
+) -> tuple[float, float]:
+    """(pooled PSNR dB, SAM degrees) of two DN stacks in the file's convention: the benchmark's pair."""
+    o, r = reflectance_dn(original_dn, offset), reflectance_dn(recon_dn, offset)
+    return psnr_db(o, r, valid), spectral_angle_deg(o, r, valid)
+
+
+def _as_image(x: np.ndarray, valid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N, C, H, W) reflectance -> (C, N·H, W) DN scale clipped to [0, 10000]; valid (N, H, W) -> (N·H, W)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 4:
+        n, c, h, w = x.shape
+        x = x.transpose(1, 0, 2, 3).reshape(c, n * h, w)
+        if valid is not None:
+            valid = np.asarray(valid, dtype=bool).reshape(n * h, w)
+    return np.clip(x * DATA_RANGE, 0.0, DATA_RANGE), valid
+
+
+def reflectance_psnr(pred: np.ndarray, target: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """:func:`psnr_db` for reflectance (0 … 1) images (C, H, W) or batches (N, C, H, W)."""
+    t, v = _as_image(target, valid)
+    return psnr_db(t, _as_image(pred, None)[0], v)
+
+
+def reflectance_sam(pred: np.ndarray, target: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """:func:`spectral_angle_deg` for reflectance (0 … 1) images (C, H, W) or batches (N, C, H, W)."""
+    t, v = _as_image(target, valid)
+    return spectral_angle_deg(t, _as_image(pred, None)[0], v)
+
+
+def reflectance_rmse_per_band(pred: np.ndarray, target: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """RMSE per band in reflectance units (0 … 1) for images or batches, on clipped reflectance."""
+    t, v = _as_image(target, valid)
+    return rmse_per_band(t, _as_image(pred, None)[0], v) / DATA_RANGE
 
 
 def psnr_per_band(original: np.ndarray, recon: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -142,8 +189,8 @@ def image_metrics(
     rmse = rmse_per_band(o, r, valid)
     mse_all = float(np.mean((o[:, valid] - r[:, valid]) ** 2))
     out: dict = {
-        "psnr_db": float(psnr.mean()),
-        "psnr_db_all_bands": float(10 * np.log10(DATA_RANGE**2 / max(mse_all, 1e-10))),
+        "psnr_db": float(10 * np.log10(DATA_RANGE**2 / max(mse_all, 1e-10))),  # pooled over bands
+        "psnr_db_band_mean": float(psnr.mean()),
         "rmse": float(rmse.mean()),
         "sam_deg": spectral_angle_deg(o, r, valid),
         "psnr_db_per_band": dict(zip(bands, psnr.round(4).tolist(), strict=True)),

