@@ -127,7 +127,7 @@ def test_save_load_and_json_give_identical_codes(tmp_path, X128: np.ndarray, spe
     from_json = Codec.from_json(codec.to_json())
     np.testing.assert_array_equal(from_json.encode(X128), codes)
     meta = json.loads((tmp_path / "codec.json").read_text())
-    assert meta["spec"] == codec.spec and meta["version"] == 1
+    assert meta["spec"] == codec.spec and meta["version"] == 2 and len(meta["sha256"]) == 64
 
 
 def test_fitting_is_seeded(X128: np.ndarray) -> None:

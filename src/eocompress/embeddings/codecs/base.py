@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from eocompress.embeddings.codecs.validation import product_safe_limit
 from eocompress.errors import NotFittedError
 
 State = tuple[dict[str, Any], dict[str, np.ndarray]]
@@ -43,6 +44,22 @@ class Stage(ABC):
         """Fewest training vectors this stage can be fitted on for ``dim``-d input."""
         return 1
 
+    def max_abs(self, dim: int) -> float:
+        """Largest |input value| this stage codes without overflow for ``dim``-d input.
+
+        The default suits stages that take matrix products or squared distances (reducers, PQ,
+        k-means): their sums of squares must stay finite in float32. Elementwise quantizers override it.
+        """
+        return product_safe_limit(dim)
+
+    def limit_reason(self, dim: int) -> str:
+        """Why :meth:`max_abs` is what it is, for error messages."""
+        return f"{self.token} sums squares over {dim} dims, which would overflow float32"
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Expected shape of every fitted array for the current ``input_dim`` (checked when a codec is loaded)."""
+        return {}
+
     def check_input_dim(self, dim: int) -> None:  # noqa: B027  (optional hook; most stages accept any D)
         """Raise a SpecError when this stage cannot take ``dim``-d input (e.g. reducer wider than D)."""
 
@@ -59,12 +76,25 @@ class Stage(ABC):
         return params, arrays
 
     def set_state(self, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        """Restore what :meth:`get_state` returned."""
-        self.input_dim = int(params["input_dim"])
+        """Restore what :meth:`get_state` returned; raise ValueError on missing, misshapen or non-finite arrays."""
+        dim = params["input_dim"]
+        if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= 1 << 20:
+            raise ValueError(f"{self.token}: input_dim {dim!r} is not a dimension")
+        self.input_dim = dim
         for name in self.param_attrs:
             setattr(self, name, params[name])
         for name in self.array_attrs:
-            setattr(self, name, arrays[name])
+            arr = np.asarray(arrays[name])
+            if arr.dtype.kind not in "fiub":
+                raise ValueError(f"{self.token}: array {name} has dtype {arr.dtype}")
+            if arr.dtype.kind == "f":
+                if not np.isfinite(arr).all():
+                    raise ValueError(f"{self.token}: array {name} holds non-finite values")
+                arr = arr.astype(np.float32, copy=False)
+            setattr(self, name, arr)
+        for name, shape in self.state_shapes().items():
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"{self.token}: array {name} has shape {getattr(self, name).shape}, expected {shape}")
         self._after_set_state()
 
     def _after_set_state(self) -> None:  # noqa: B027  (optional hook)
@@ -95,6 +125,10 @@ class Transform(Stage):
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
         """Map float32 (N, D_out) back to (N, D_in) (least-squares inverse where not invertible)."""
 
+    def inverse_transform_into(self, Z: np.ndarray, out: np.ndarray) -> None:
+        """:meth:`inverse_transform` written into a preallocated float32 (N, D_in) block (no temporary)."""
+        out[...] = self.inverse_transform(Z)
+
 
 class Quantizer(Stage):
     """A fitted map of float vectors (N, d) -> uint8 codes (N, code_size(d)) and back."""
@@ -120,3 +154,7 @@ class Quantizer(Stage):
     @abstractmethod
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """uint8 (N, code_size(d)) -> float32 (N, d)."""
+
+    def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
+        """:meth:`decode` written into a preallocated float32 (N, d) block; fast quantizers override it."""
+        out[...] = self.decode(codes)

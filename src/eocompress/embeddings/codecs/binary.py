@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from eocompress.embeddings.codecs import bitpack
 from eocompress.embeddings.codecs.base import Quantizer
 from eocompress.embeddings.codecs.registry import register
 
@@ -61,6 +62,7 @@ class BinaryQuantizer(Quantizer):
         self.low_ = np.where(n_below > 0, sum_below / np.maximum(n_below, 1), thr).astype(np.float32)
         self.threshold_ = np.asarray(thr, dtype=np.float32)
         self.input_dim = Z.shape[1]
+        self._after_set_state()
         return self
 
     def bits_of(self, Z: np.ndarray) -> np.ndarray:
@@ -70,6 +72,14 @@ class BinaryQuantizer(Quantizer):
     def encode(self, Z: np.ndarray) -> np.ndarray:
         return np.packbits(Z > self.threshold_, axis=1)
 
+    def _after_set_state(self) -> None:
+        self._gap = (self.high_ - self.low_).astype(np.float32)
+
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        bits = np.unpackbits(codes, axis=1, count=self.input_dim).astype(bool)
-        return np.where(bits, self.high_, self.low_).astype(np.float32)
+        out = np.empty((len(codes), self.input_dim), dtype=np.float32)
+        self.decode_into(codes, out)
+        return out
+
+    def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
+        # low + bit * (high - low): one multiply from the unpacked bits into ``out``, one add in place
+        bitpack.unpack_affine_into(codes, 2, self._gap, self.low_, out)

@@ -70,3 +70,30 @@ def unpack(codes: np.ndarray, radix: int, dim: int) -> np.ndarray:
         return np.unpackbits(codes, axis=1, count=dim)
     table = _unpack_table(radix)
     return table[codes].reshape(codes.shape[0], -1)[:, :dim]
+
+
+def unpack_affine_into(codes: np.ndarray, radix: int, scale: np.ndarray, offset: np.ndarray,
+                       out: np.ndarray) -> None:
+    """``out = offset + unpack(codes) * scale`` without an unpacked or float temporary where possible.
+
+    The digits are multiplied straight from the bytes into ``out`` (uint8 x float32 -> float32 in one
+    ufunc pass per digit position, shifts and masks for radix 4/16), then ``offset`` is added in place:
+    decode runs at memory speed instead of allocating (N, D) integer and float intermediates.
+    """
+    n, dim = out.shape
+    if radix == 256:
+        np.multiply(codes[:, :dim], scale, out=out)
+    elif radix in (2, 4, 16) and dim % digits_per_byte(radix) == 0:
+        if radix == 2:
+            np.multiply(np.unpackbits(codes, axis=1, count=dim), scale, out=out)
+        else:
+            k = digits_per_byte(radix)
+            bits = 8 // k
+            grouped = out.reshape(n, dim // k, k)
+            for j in range(k):
+                shift = bits * (k - 1 - j)
+                digit = codes >> shift if j == 0 else (codes >> shift) & (radix - 1) if shift else codes & (radix - 1)
+                np.multiply(digit, scale[j::k], out=grouped[:, :, j])
+    else:
+        np.multiply(unpack(codes, radix, dim), scale, out=out)
+    out += offset

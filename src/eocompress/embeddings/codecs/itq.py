@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from eocompress.embeddings.codecs.base import Transform
+from eocompress.embeddings.codecs.reducers import affine_into
 from eocompress.embeddings.codecs.registry import register
 from eocompress.errors import SpecError
 
@@ -76,6 +77,9 @@ class ITQRotation(Transform):
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
         return Z @ self.projection_.T + self.mean_
 
+    def inverse_transform_into(self, Z: np.ndarray, out: np.ndarray) -> None:
+        affine_into(Z, self.projection_.T, self.mean_, out)
+
 
 @register("rot", r"rot", "centre + random orthogonal rotation (seeded); put before int4/int2", "rot")
 class RandomRotation(Transform):
@@ -108,3 +112,6 @@ class RandomRotation(Transform):
 
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
         return Z @ self.rotation_.T + self.mean_
+
+    def inverse_transform_into(self, Z: np.ndarray, out: np.ndarray) -> None:
+        affine_into(Z, self.rotation_.T, self.mean_, out)

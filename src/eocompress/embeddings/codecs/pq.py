@@ -166,3 +166,6 @@ class OPQRotation(Transform):
 
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
         return Z @ self.rotation_
+
+    def inverse_transform_into(self, Z: np.ndarray, out: np.ndarray) -> None:
+        np.matmul(np.asarray(Z, dtype=np.float32), self.rotation_, out=out)

@@ -13,6 +13,13 @@ from eocompress.embeddings.codecs.registry import register
 from eocompress.errors import SpecError
 
 
+def affine_into(Z: np.ndarray, matrix: np.ndarray, bias: np.ndarray | None, out: np.ndarray) -> None:
+    """``out = Z @ matrix + bias`` in float32, the product written by BLAS straight into ``out``."""
+    np.matmul(np.asarray(Z, dtype=np.float32), matrix, out=out)
+    if bias is not None:
+        out += bias
+
+
 class _Reducer(Transform):
     """A reducer to ``d`` output dimensions."""
 
@@ -66,6 +73,9 @@ class PCAReducer(_Reducer):
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
         return Z @ self.components_ + self.mean_
 
+    def inverse_transform_into(self, Z: np.ndarray, out: np.ndarray) -> None:
+        affine_into(Z, self.components_, self.mean_, out)
+
 
 @register("svd{d}", r"svd(?P<d>\d+)", "truncated SVD to d dims (not centred; scikit-learn)", "svd32")
 class SVDReducer(_Reducer):
@@ -92,6 +102,9 @@ class SVDReducer(_Reducer):
 
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
         return Z @ self.components_
+
+    def inverse_transform_into(self, Z: np.ndarray, out: np.ndarray) -> None:
+        affine_into(Z, self.components_, None, out)
 
 
 @register(
@@ -127,6 +140,9 @@ class RandomProjection(_Reducer):
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
         return Z @ self.inverse_.T + self.mean_
 
+    def inverse_transform_into(self, Z: np.ndarray, out: np.ndarray) -> None:
+        affine_into(Z, self.inverse_.T, self.mean_, out)
+
 
 @register(
     "select{d}",
@@ -159,6 +175,10 @@ class FeatureSelection(_Reducer):
         return X[:, self.indices_]
 
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
-        out = np.broadcast_to(self.mean_, (len(Z), self.input_dim)).copy()
-        out[:, self.indices_] = Z
+        out = np.empty((len(Z), self.input_dim), dtype=np.float32)
+        self.inverse_transform_into(Z, out)
         return out
+
+    def inverse_transform_into(self, Z: np.ndarray, out: np.ndarray) -> None:
+        out[...] = self.mean_
+        out[:, self.indices_] = Z

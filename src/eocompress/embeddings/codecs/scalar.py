@@ -39,6 +39,9 @@ class Float32(Quantizer):
     def decode(self, codes: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(codes).view("<f4").astype(np.float32, copy=True)
 
+    def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
+        out[...] = np.ascontiguousarray(codes).view("<f4")
+
 
 @register("float16", r"float16|fp16|half", "IEEE half precision (2 B/dim)", "float16")
 class Float16(Float32):
@@ -64,6 +67,9 @@ class Float16(Float32):
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(codes).view("<f2").astype(np.float32)
+
+    def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
+        out[...] = np.ascontiguousarray(codes).view("<f2")
 
 
 _LINEAR_LEVELS = {"int8": 256, "int4": 16, "int2": 4, "ternary": 3}
@@ -125,11 +131,12 @@ class LinearQuantizer(Quantizer):
         return bitpack.pack(self.levels_of(Z), self.levels)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        q = bitpack.unpack(codes, self.levels, self.input_dim)
-        out = q.astype(np.float32)
-        out *= self.step_
-        out += self.min_
+        out = np.empty((len(codes), self.input_dim), dtype=np.float32)
+        self.decode_into(codes, out)
         return out
+
+    def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
+        bitpack.unpack_affine_into(codes, self.levels, self.step_, self.min_, out)
 
 
 @register(

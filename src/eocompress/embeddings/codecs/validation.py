@@ -23,6 +23,44 @@ def describe_nonfinite(X: np.ndarray, name: str = "vectors") -> str:
     )
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def product_safe_limit(dim: int) -> float:
+    """Largest |value| whose squares summed over ``dim`` dims (distances, matrix products) stay finite in float32."""
+    return float(np.sqrt(FLOAT32_MAX / (16.0 * max(int(dim), 1))))
+
+
+def in_range(X: np.ndarray, limit: float) -> bool:
+    """True when every value is finite and within ±``limit`` (two cache-friendly reductions; NaN fails)."""
+    lo, hi = X.min(), X.max()
+    return bool(lo >= -limit and hi <= limit)
+
+
+def describe_out_of_range(X: np.ndarray, limit: float, why: str, name: str = "vectors") -> str:
+    """Count and position of NaN, Inf and too-large values, with the reason for the limit and the fix."""
+    X = np.asarray(X)
+    nan = np.isnan(X)
+    inf = np.isinf(X)
+    big = ~nan & ~inf & (np.abs(X) > limit)
+    bad = nan | inf | big
+    rows, cols = np.nonzero(bad)
+    first = ", ".join(f"[{r}, {c}] = {X[r, c]:.3g}" for r, c in zip(rows[:3], cols[:3], strict=True))
+    n_rows = len(np.unique(rows))
+    parts = [f"{int(k.sum())} {label}" for k, label in ((nan, "NaN"), (inf, "Inf")) if k.any()]
+    if big.any():
+        parts.append(f"{int(big.sum())} values beyond ±{limit:.3g} ({why})")
+    fix = (
+        "drop those rows (X[np.isfinite(X).all(axis=1)]) or fill them"
+        if not big.any()
+        else "rescale the vectors (e.g. X / np.abs(X).max()) or drop those rows"
+    )
+    return (
+        f"{name} contain {' and '.join(parts) or 'no bad values'} in {n_rows} of {len(X)} rows "
+        f"(first at [row, dim]: {first}{' …' if len(rows) > 3 else ''}); {fix}"
+    )
+
+
 def check_vectors(X: object, name: str = "vectors", dim: int | None = None, finite: bool = True) -> np.ndarray:
     """Return ``X`` as a C-contiguous float32 (N, D) array, or raise a clear InputError."""
     arr = np.asarray(X)
