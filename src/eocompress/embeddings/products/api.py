@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from eocompress._atomic import atomic_path, check_output_path
+from eocompress._atomic import check_output_path
+from eocompress.embeddings.products.conventions import provenance
 from eocompress.embeddings.products.fields import Field, GridInfo, open_field, sample_pixels
+from eocompress.embeddings.products.integrity import check_magnitude
 from eocompress.embeddings.products.scale import map_chunks
+from eocompress.embeddings.products.zarr_product import partial_path
 from eocompress.errors import EOCompressError, InputError
 
 ProgressFn = Callable[[int], None] | None
@@ -43,9 +47,7 @@ def load_training_vectors(path: str | os.PathLike) -> np.ndarray:
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as npz:
             if "X" not in npz.files:
-                raise InputError(
-                    f"{path} has no array 'X' (found {npz.files}); save the training vectors as X"
-                )
+                raise InputError(f"{path} has no array 'X' (found {npz.files}); save the training vectors as X")
             return npz["X"]
     raise InputError(f"--fit {path}: give a saved codec (.json) or training vectors (.npy, or .npz with X)")
 
@@ -96,9 +98,17 @@ def compress(
     progress: ProgressFn = None,
     stac: bool = True,
     field_kwargs: dict | None = None,
+    model: str | None = None,
+    source_data: list[str] | None = None,
+    datetime: str | None = None,
 ) -> Path:
-    """Compress an embedding field (GeoTIFF/COG/Zarr/AEF/Tessera) or a chip table (Parquet) into ``out``."""
+    """Compress an embedding field (GeoTIFF/COG/Zarr/AEF/Tessera) or a chip table (Parquet) into ``out``.
+
+    ``model``, ``source_data`` (URIs) and ``datetime`` (acquisition, ISO 8601) go into the product's
+    geo-embeddings attributes and STAC item; by default they are read from the input's tags.
+    """
     src, out = Path(src), Path(out)
+    check_settings(chunk=chunk, fit_sample=fit_sample)
     if src.suffix.lower() in (".parquet", ".geoparquet", ".pq"):
         from eocompress.embeddings.products.parquet_product import compress_parquet
 
@@ -113,25 +123,41 @@ def compress(
             client=client,
             progress=progress,
             stac=stac,
+            provenance={"model": model, "source_data": source_data, "datetime": datetime},
         )
     kind = product_kind(out)
     if kind == "parquet":
-        raise InputError(
-            f"{out}: Parquet products are for chip tables; give a .parquet input or write .zarr/.tif"
-        )
+        raise InputError(f"{out}: Parquet products are for chip tables; give a .parquet input or write .zarr/.tif")
     check_output_path(out, overwrite=overwrite)
     fld = open_field(src, kind=input_kind, **(field_kwargs or {}))
+    check_chunk_memory(chunk, fld.info.dim)
+    prov = provenance(
+        fld.info,
+        model=model,
+        source_data=source_data,
+        datetime=datetime,
+        fallback_source=f"urn:eocompress:file:{src.name}",
+    )
     sample_cache: list[np.ndarray] = []
 
     def sample() -> np.ndarray:
         # Read the seeded fit sample at most once, though the codec and the rescore codec may both need it.
         if not sample_cache:
-            sample_cache.append(sample_pixels(fld, fit_sample, chunk, seed=seed))
+            X = sample_pixels(fld, fit_sample, chunk, seed=seed)
+            check_magnitude(X, f"the fit sample of {fld.describe()}")
+            sample_cache.append(X)
         return sample_cache[0]
 
     codec = None
     if resume and kind == "zarr":
         codec = _resume_codec(out)
+        if codec is not None and (fit is None or Path(fit).suffix != ".json") and _canonical(spec) != codec.spec:
+            raise EOCompressError(
+                f"the unfinished product {partial_path(out)} was started with --codec {codec.spec}, not {spec}; "
+                f"resume with --codec {codec.spec}, or drop --resume to start fresh (deletes the unfinished store)"
+            )
+        if fit is not None and Path(fit).suffix != ".json":
+            codec = None  # refitted on the given vectors; compress_to_zarr refuses it if it differs
     if codec is None:
         codec = fit_codec(spec, fld.info.dim, sample, fit, seed=seed, what=fld.describe())
     rescore = None
@@ -154,12 +180,13 @@ def compress(
             overwrite=overwrite,
             rescore_codec=rescore,
             progress=progress,
+            provenance=prov,
         )
     else:
         from eocompress.embeddings.products.cog_product import compress_to_cog
 
         result = compress_to_cog(
-            fld, out, codec, chunk=chunk, client=client, overwrite=overwrite, progress=progress
+            fld, out, codec, chunk=chunk, client=client, overwrite=overwrite, progress=progress, provenance=prov
         )
     if stac:
         from eocompress.embeddings.products.stac import write_stac_item
@@ -169,14 +196,48 @@ def compress(
 
 
 def _resume_codec(out: Path, key: str = "eocompress:codec") -> Any:
-    from eocompress.embeddings.products.checksums import codec_from_json
-    from eocompress.embeddings.products.zarr_product import _open_group, partial_path
+    """The codec stored in an unfinished Zarr product (None when there is none to resume)."""
+    from eocompress.embeddings.products.zarr_product import _open_group, load_codec
 
-    store = partial_path(out) / "store.zarr"
+    part = partial_path(out)
+    store = part / "store.zarr"
     if not (store / "zarr.json").exists():
         return None
-    text = _open_group(store).attrs.get(key)
-    return codec_from_json(text) if text else None
+    fresh = f"drop --resume to start fresh (this deletes the unfinished {part})"
+    try:
+        return load_codec(_open_group(store), key)
+    except (EOCompressError, ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise EOCompressError(f"the unfinished product {part} has damaged metadata ({exc}); {fresh}") from exc
+
+
+def _canonical(spec: str) -> str:
+    from eocompress.embeddings.codecs import Codec
+
+    return Codec.from_spec(spec).spec
+
+
+#: Largest chunk edge accepted (pixels) and largest float32 chunk held in memory (bytes).
+MAX_CHUNK = 8192
+MAX_CHUNK_BYTES = 1 << 30
+
+
+def check_settings(chunk: int = 512, fit_sample: int = 20000) -> None:
+    """Refuse impossible settings with one line naming the fix (before any work starts)."""
+    if not isinstance(chunk, int) or chunk < 1 or chunk > MAX_CHUNK:
+        raise InputError(f"--chunk must be between 1 and {MAX_CHUNK} pixels, got {chunk}; try --chunk 512")
+    if not isinstance(fit_sample, int) or fit_sample < 1:
+        raise InputError(f"--fit-sample must be a positive number of pixels, got {fit_sample}; try --fit-sample 20000")
+
+
+def check_chunk_memory(chunk: int, dim: int) -> None:
+    """Refuse a chunk whose float32 values would not fit comfortably in memory."""
+    need = chunk * chunk * dim * 4
+    if need > MAX_CHUNK_BYTES:
+        fit = int((MAX_CHUNK_BYTES / (4 * dim)) ** 0.5)
+        raise InputError(
+            f"--chunk {chunk} holds {need / 2**30:.1f} GiB of float32 per chunk for {dim}-d embeddings; "
+            f"use --chunk {fit} or less"
+        )
 
 
 def open_product(path: str | os.PathLike) -> Any:
@@ -198,9 +259,19 @@ def open_product(path: str | os.PathLike) -> Any:
     return ParquetProduct(path)
 
 
+def open_product_cached(path: str | os.PathLike) -> Any:
+    """``open_product`` once per process and product version (re-opened when the file or store is replaced)."""
+    st = os.stat(path)
+    return _open_cached(str(path), st.st_ino, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _open_cached(path: str, inode: int, mtime_ns: int) -> Any:
+    return open_product(path)
+
+
 def _decode_chunk_task(window: Any, product_path: str) -> tuple[np.ndarray, np.ndarray]:
-    prod = open_product(product_path)
-    return prod.decode_chunk(window)
+    return open_product_cached(product_path).decode_chunk(window)
 
 
 def decompress(
@@ -211,13 +282,13 @@ def decompress(
     overwrite: bool = False,
     progress: ProgressFn = None,
 ) -> Path:
-    """Decode a product back to float32 in the original layout (GeoTIFF for grids, Parquet for chips)."""
+    """Decode a product back to float32 in the original layout (a COG for grids, Parquet for chips)."""
     prod = open_product(product)
     out = check_output_path(out, overwrite=overwrite)
     if getattr(prod, "is_chips", False):
         return prod.decompress(out, overwrite=overwrite, progress=progress)
     if Path(out).suffix.lower() not in (".tif", ".tiff"):
-        raise InputError(f"decompress writes a float32 GeoTIFF; name the output .tif (got {out})")
+        raise InputError(f"decompress writes a float32 Cloud-Optimized GeoTIFF; name the output .tif (got {out})")
     n_valid = prod.n_valid
     info: GridInfo = prod.info
     nodata = info.nodata
@@ -229,45 +300,35 @@ def decompress(
     return write_float_geotiff(out, info, chunks, nodata, overwrite=overwrite)
 
 
-def write_float_geotiff(
-    out: Path, info: GridInfo, chunks: Any, nodata: float | None, overwrite: bool = True
-) -> Path:
-    """Write decoded chunks ``(window, (values (h, w, D), valid (h, w)))`` into a float32 GeoTIFF."""
-    import rasterio
-    from rasterio.crs import CRS
-    from rasterio.transform import Affine
-    from rasterio.windows import Window as RWindow
+def write_float_geotiff(out: Path, info: GridInfo, chunks: Any, nodata: float | None, overwrite: bool = True) -> Path:
+    """Write decoded chunks ``(window, (values (h, w, D), valid (h, w)))`` into a float32 COG.
 
-    profile = {
-        "driver": "GTiff",
-        "dtype": "float32",
-        "count": info.dim,
-        "height": info.height,
-        "width": info.width,
-        "crs": CRS.from_wkt(info.crs_wkt) if info.crs_wkt else None,
-        "transform": Affine(*info.transform),
-        "nodata": nodata,
-        "interleave": "pixel",
-        "BIGTIFF": "IF_SAFER",
-    }
-    if info.height >= 256 and info.width >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    with atomic_path(out, overwrite=overwrite) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            for window, (values, valid) in chunks:
-                fill = np.nan if nodata is None else nodata
-                values = values.copy() if not valid.all() else values
-                values[~valid] = fill
-                dst.write(
-                    np.moveaxis(values, -1, 0),
-                    window=RWindow(window.c0, window.r0, window.c1 - window.c0, window.r1 - window.r0),
-                )
-            if info.band_names:
-                for k, name in enumerate(info.band_names[: info.dim]):
-                    dst.set_band_description(k + 1, name)
-            if info.tags:
-                dst.update_tags(**info.tags)
-    return Path(out)
+    The chunks go into a tiled work GeoTIFF, GDAL's COG driver copies it with DEFLATE and overviews,
+    and every chunk is read back and compared with what was written before the file is renamed into place.
+    """
+    from eocompress.embeddings.products.cog_write import write_cog
+
+    def blocks() -> Any:
+        for window, (values, valid) in chunks:
+            fill = np.nan if nodata is None else nodata
+            values = values.copy() if not valid.all() else values
+            values[~valid] = fill
+            yield window, np.ascontiguousarray(np.moveaxis(values, -1, 0))
+
+    names = list(info.band_names[: info.dim])
+    return write_cog(
+        out,
+        info,
+        blocks(),
+        dtype="float32",
+        count=info.dim,
+        nodata=nodata,
+        band_names=names,
+        tags=dict(info.tags),
+        overwrite=overwrite,
+        resampling="average",
+        predictor=3,
+    )
 
 
 def field_of(path: str | os.PathLike, kind: str = "auto") -> Field:

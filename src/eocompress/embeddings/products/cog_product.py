@@ -4,12 +4,14 @@
 * ``int8`` (per-dim affine, levels 0..255) is stored as ``level - 128``; level 0 would collide
   with nodata, so it is stored as -127 (level 1). Consequence: values in the lowest half-step
   of a dimension's fitted range decode one step higher (error up to 1.5 steps instead of 0.5).
-  Each band carries GDAL scale/offset (``offset = min + 128 * step``, ``scale = step``) so any
-  GDAL/rasterio user gets the decoded values (in the reduced space when the codec has transforms)
-  without eocompress.
+  Each band carries GDAL scale/offset for the stored int8 (``offset = min + 128 * step``,
+  ``scale = step``) so any GDAL/rasterio user gets the decoded values (in the reduced space when the
+  codec has transforms) without eocompress.
 
-Overviews use nearest resampling (codes must not be averaged). The codec (JSON), the grid and
-a sha256 per chunk are stored as dataset tags (``EOCOMPRESS_*``).
+Overviews use nearest resampling (codes must not be averaged). The codec description, each decode
+parameter (``EOCOMPRESS_PARAM_<name>``: JSON with dtype, shape and values), the grid, a sha256 per chunk,
+a sha256 per overview level and ``EOCOMPRESS_METADATA_SHA256`` (over every tag, band scale/offset,
+nodata, CRS and transform) are stored as dataset tags.
 """
 
 from __future__ import annotations
@@ -22,15 +24,21 @@ from typing import Any
 
 import numpy as np
 
-from eocompress._atomic import atomic_path, check_output_path
+from eocompress._atomic import check_output_path
 from eocompress.embeddings.products.checksums import ChecksumError, chunk_sha256, codec_from_json
+from eocompress.embeddings.products.cog_write import overview_digests, write_cog
+from eocompress.embeddings.products.decode_params import codec_from_parts, codec_parts
 from eocompress.embeddings.products.fields import Field, GridInfo, Window, iter_windows
-from eocompress.embeddings.products.metadata import quantization_info
+from eocompress.embeddings.products.integrity import check_magnitude, json_digest
+from eocompress.embeddings.products.metadata import linear_scale_offset, quantization_info
 from eocompress.embeddings.products.scale import map_chunks, share
 from eocompress.errors import FileFormatError, InputError
 
 FORMAT = "eocompress-int8-cog"
+VERSION = 2
 NODATA = -128
+PARAM_PREFIX = "EOCOMPRESS_PARAM_"
+DIGEST_TAG = "EOCOMPRESS_METADATA_SHA256"
 
 
 def _check_cog_codec(codec: Any) -> str:
@@ -59,24 +67,65 @@ def int8_to_codes(values: np.ndarray, mode: str) -> np.ndarray:
     return (values.astype(np.int16) + 128).astype(np.uint8)
 
 
-def _encode_cog_chunk(window: Window, fld: Field, codec_json: str) -> tuple[np.ndarray, str, int]:
-    """Worker task: int8 (B, h, w) of one chunk, its sha256 (hex) and its number of valid pixels."""
+def _encode_cog_chunk(window: Window, fld: Field, codec_json: str) -> tuple[np.ndarray, int]:
+    """Worker task: int8 (B, h, w) of one chunk and its number of valid pixels."""
     codec = codec_from_json(codec_json)
     mode = _check_cog_codec(codec)
     values, valid = fld.read(window)
+    check_magnitude(values, fld.describe(), (window.r0, window.c0))
     out = np.full((*window.shape, codec.bytes_per_vector), NODATA, dtype=np.int8)
     if valid.any():
         out[valid] = codes_to_int8(codec.encode(values[valid]), mode)
-    out = np.ascontiguousarray(np.moveaxis(out, -1, 0))
-    return out, chunk_sha256(out).hex(), int(valid.sum())
+    return np.ascontiguousarray(np.moveaxis(out, -1, 0)), int(valid.sum())
 
 
-def _overview_factors(height: int, width: int, smallest: int = 32) -> list[int]:
-    factors, f = [], 2
-    while min(height, width) // f >= smallest or (not factors and min(height, width) >= 2 * 8):
-        factors.append(f)
-        f *= 2
-    return factors
+def param_tags(codec: Any) -> dict[str, str]:
+    """``EOCOMPRESS_CODEC`` (description) and one ``EOCOMPRESS_PARAM_<name>`` tag per decode array."""
+    meta, arrays = codec_parts(codec)
+    tags = {"EOCOMPRESS_CODEC": json.dumps(meta)}
+    for name, arr in arrays.items():
+        tags[PARAM_PREFIX + name] = json.dumps(
+            {"dtype": arr.dtype.str, "shape": list(arr.shape), "values": arr.ravel().tolist()}
+        )
+    return tags
+
+
+def codec_from_tags(tags: dict[str, str]) -> Any:
+    """Rebuild the codec from its tags (our FileFormatError when they are damaged)."""
+    arrays = {}
+    try:
+        for key, text in tags.items():
+            if key.startswith(PARAM_PREFIX):
+                d = json.loads(text)
+                arrays[key[len(PARAM_PREFIX) :]] = np.asarray(d["values"], dtype=np.dtype(d["dtype"])).reshape(
+                    d["shape"]
+                )
+        meta = json.loads(tags["EOCOMPRESS_CODEC"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FileFormatError(
+            f"the codec tags are malformed ({type(exc).__name__}: {exc}); the COG is damaged"
+        ) from exc
+    return codec_from_parts(meta, arrays)
+
+
+def cog_metadata_digest(path: str | os.PathLike) -> str:
+    """sha256 over every EOCOMPRESS tag but the digest, band scales/offsets/names, nodata, CRS, transform and shape."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        tags = {k: v for k, v in src.tags().items() if k.startswith("EOCOMPRESS_") and k != DIGEST_TAG}
+        desc = {
+            "tags": tags,
+            "scales": [repr(float(s)) for s in src.scales],
+            "offsets": [repr(float(o)) for o in src.offsets],
+            "descriptions": list(src.descriptions),
+            "nodata": repr(src.nodata),
+            "crs": src.crs.to_wkt() if src.crs else None,
+            "transform": [repr(float(v)) for v in tuple(src.transform)[:6]],
+            "shape": [src.count, src.height, src.width, src.dtypes[0]],
+            "overviews": src.overviews(1),
+        }
+    return json_digest(desc)
 
 
 def compress_to_cog(
@@ -88,97 +137,74 @@ def compress_to_cog(
     client: Any = None,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> Path:
-    """Encode a field into an int8 COG (see the module docstring); written atomically."""
-    import rasterio
-    from rasterio.crs import CRS
-    from rasterio.enums import Resampling
-    from rasterio.shutil import copy as rio_copy
-    from rasterio.transform import Affine
-    from rasterio.windows import Window as RWindow
-
+    """Encode a field into an int8 COG (see the module docstring); written atomically and read back."""
     out = check_output_path(out, overwrite=overwrite)
     info = fld.info
     mode = _check_cog_codec(codec)
     if codec.dim != info.dim:
         raise InputError(
-            f"{fld.describe()} has {info.dim} bands but the codec {codec.spec!r} expects {codec.dim}-d "
-            "vectors; "
+            f"{fld.describe()} has {info.dim} bands but the codec {codec.spec!r} expects {codec.dim}-d vectors; "
             f"use a codec fitted on {info.dim}-d embeddings or drop --fit"
         )
     B = codec.bytes_per_vector
     chunk = max(16, chunk // 16 * 16)
-    profile = {
-        "driver": "GTiff",
-        "dtype": "int8",
-        "count": B,
-        "height": info.height,
-        "width": info.width,
-        "crs": CRS.from_wkt(info.crs_wkt) if info.crs_wkt else None,
-        "transform": Affine(*info.transform),
-        "nodata": NODATA,
-        "interleave": "pixel",
-        "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
-        "BIGTIFF": "IF_SAFER",
-    }
-    shas: dict[str, str] = {}
     n_valid = 0
-    codec_json = codec.to_json()
-    q = codec.quantizer
-    with atomic_path(out, overwrite=overwrite) as tmp:
-        work = tmp.with_name(tmp.name + ".work.tif")
-        try:
-            with rasterio.open(work, "w", **profile) as dst:
-                windows = list(iter_windows(info.height, info.width, chunk))
-                for window, (block, sha, nv) in map_chunks(
-                    _encode_cog_chunk,
-                    windows,
-                    fld,
-                    share(client, codec_json),
-                    client=client,
-                    progress=progress,
-                ):
-                    dst.write(block, window=RWindow(window.c0, window.r0, *window.shape[::-1]))
-                    shas[window.key] = sha
-                    n_valid += nv
-                names = list(info.band_names) if not codec.transforms else []
-                for k in range(B):
-                    dst.set_band_description(k + 1, names[k] if k < len(names) else f"code_{k:03d}")
-                if mode == "linear":
-                    dst.scales = tuple(float(s) for s in q.step_)
-                    dst.offsets = tuple(float(m + 128 * s) for m, s in zip(q.min_, q.step_, strict=True))
-                dst.update_tags(
-                    EOCOMPRESS_FORMAT=FORMAT,
-                    EOCOMPRESS_CODEC=codec_json,
-                    EOCOMPRESS_GRID=json.dumps(info.to_json()),
-                    EOCOMPRESS_CHUNK=str(chunk),
-                    EOCOMPRESS_CHUNK_SHA256=json.dumps(shas),
-                    EOCOMPRESS_N_VALID=str(n_valid),
-                    EOCOMPRESS_INT8_MAPPING=(
-                        "aef signed-square values as stored"
-                        if mode == "aef"
-                        else "stored = level - 128; level 0 stored as -127 (nodata is -128)"
-                    ),
-                    EOCOMPRESS_QUANTIZATION=json.dumps(quantization_info(codec)),
-                )
-                factors = _overview_factors(info.height, info.width)
-                if factors:
-                    dst.build_overviews(factors, Resampling.nearest)
-            rio_copy(
-                work,
-                tmp,
-                driver="COG",
-                COMPRESS="DEFLATE",
-                BLOCKSIZE=256,
-                OVERVIEWS="FORCE_USE_EXISTING",
-                BIGTIFF="IF_SAFER",
-            )
-        finally:
-            if work.exists():
-                work.unlink()
-    return out
+    windows = list(iter_windows(info.height, info.width, chunk))
+
+    def blocks() -> Any:
+        nonlocal n_valid
+        for window, (block, nv) in map_chunks(
+            _encode_cog_chunk, windows, fld, share(client, codec.to_json()), client=client, progress=progress
+        ):
+            n_valid += nv
+            yield window, block
+
+    so = linear_scale_offset(codec, "int8") if mode == "linear" else None
+    names = list(info.band_names) if not codec.transforms else []
+    tags = {
+        "EOCOMPRESS_FORMAT": FORMAT,
+        "EOCOMPRESS_VERSION": str(VERSION),
+        **param_tags(codec),
+        "EOCOMPRESS_GRID": json.dumps(info.to_json()),
+        "EOCOMPRESS_CHUNK": str(chunk),
+        "EOCOMPRESS_INT8_MAPPING": (
+            "aef signed-square values as stored"
+            if mode == "aef"
+            else "stored = level - 128; level 0 stored as -127 (nodata is -128)"
+        ),
+        "EOCOMPRESS_QUANTIZATION": json.dumps(quantization_info(codec)),
+        "EOCOMPRESS_PROVENANCE": json.dumps(provenance or {}),
+    }
+
+    def final_tags(work: Path, shas: dict[str, str]) -> dict[str, str]:
+        import rasterio
+
+        extra = {
+            "EOCOMPRESS_CHUNK_SHA256": json.dumps(shas),
+            "EOCOMPRESS_N_VALID": str(n_valid),
+            "EOCOMPRESS_OVERVIEW_SHA256": json.dumps(overview_digests(work)),
+        }
+        with rasterio.open(work, "r+") as dst:
+            dst.update_tags(**extra)
+        return {DIGEST_TAG: cog_metadata_digest(work)}
+
+    return write_cog(
+        out,
+        info,
+        blocks(),
+        dtype="int8",
+        count=B,
+        nodata=NODATA,
+        band_names=[names[k] if k < len(names) else f"code_{k:03d}" for k in range(B)],
+        tags=tags,
+        overwrite=overwrite,
+        resampling="nearest",
+        scales=so[0] if so else None,
+        offsets=so[1] if so else None,
+        tag_fn=final_tags,
+    )
 
 
 class CogProduct:
@@ -202,20 +228,31 @@ class CogProduct:
             ) from exc
         if tags.get("EOCOMPRESS_FORMAT") != FORMAT:
             raise FileFormatError(
-                f"{self.path} is a GeoTIFF but not an eocompress int8 COG; "
-                "to compress it, give it as the input"
+                f"{self.path} is a GeoTIFF but not an eocompress int8 COG; to compress it, give it as the input"
+            )
+        if tags.get("EOCOMPRESS_VERSION") != str(VERSION):
+            raise FileFormatError(f"{self.path} is another int8 COG layout version; compress the field again")
+        if cog_metadata_digest(self.path) != tags.get(DIGEST_TAG):
+            raise ChecksumError(
+                f"{self.path}: the tags, band scale/offset or georeference do not match {DIGEST_TAG} "
+                "(corrupted or modified); compress the field again"
             )
         self.tags = tags
-        self.info = GridInfo.from_json(json.loads(tags["EOCOMPRESS_GRID"]))
-        self.chunk = int(tags["EOCOMPRESS_CHUNK"])
-        self.shas = json.loads(tags["EOCOMPRESS_CHUNK_SHA256"])
-        self.n_valid = int(tags["EOCOMPRESS_N_VALID"])
+        try:
+            self.info = GridInfo.from_json(json.loads(tags["EOCOMPRESS_GRID"]))
+            self.chunk = int(tags["EOCOMPRESS_CHUNK"])
+            self.shas = json.loads(tags["EOCOMPRESS_CHUNK_SHA256"])
+            self.n_valid = int(tags["EOCOMPRESS_N_VALID"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FileFormatError(f"{self.path}: eocompress tags are malformed ({exc}); the COG is damaged") from exc
         self._codec = None
 
     @property
     def codec(self) -> Any:
+        """The codec, rebuilt from the EOCOMPRESS_PARAM_* tags."""
         if self._codec is None:
-            self._codec = codec_from_json(self.tags["EOCOMPRESS_CODEC"])
+            self._codec = codec_from_tags(self.tags)
+            _check_cog_codec(self._codec)
         return self._codec
 
     @property
@@ -223,6 +260,7 @@ class CogProduct:
         return None
 
     def windows(self) -> list[Window]:
+        """Chunk windows of the grid, row-major."""
         return list(iter_windows(self.info.height, self.info.width, self.chunk))
 
     def read_chunk(
@@ -237,8 +275,7 @@ class CogProduct:
                 block = src.read(window=RWindow(window.c0, window.r0, *window.shape[::-1]))
         except Exception as exc:
             raise ChecksumError(
-                f"{self.path}: {window.describe()} cannot be read ({exc}); the file is corrupted or "
-                "truncated - "
+                f"{self.path}: {window.describe()} cannot be read ({exc}); the file is corrupted or truncated - "
                 "compress the field again"
             ) from exc
         if verify and chunk_sha256(block).hex() != self.shas.get(window.key):
@@ -252,11 +289,36 @@ class CogProduct:
         return int8_to_codes(vals, mode), valid, None
 
     def decode_chunk(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (h, w, D) of one verified chunk (nodata pixels 0) and its valid mask."""
         codes, valid, _ = self.read_chunk(window)
         out = np.zeros((*window.shape, self.info.dim), dtype=np.float32)
         if valid.any():
             out[valid] = self.codec.decode(np.ascontiguousarray(codes[valid]))
         return out, valid
 
+    def verify_extra(self) -> list[str]:
+        """Messages for overview levels that do not match their recorded sha256."""
+        try:
+            expected = json.loads(self.tags.get("EOCOMPRESS_OVERVIEW_SHA256", "[]"))
+            actual = overview_digests(self.path)
+        except Exception as exc:
+            return [f"{self.path}: overviews cannot be read ({type(exc).__name__}: {exc})"]
+        return [
+            f"{self.path}: overview level {k} (factor {2 ** (k + 1)}) does not match its sha256 (corrupted or modified)"
+            for k, (a, b) in enumerate(zip(actual, expected, strict=False))
+            if a != b
+        ] + (
+            [f"{self.path}: {len(actual)} overview levels, {len(expected)} recorded"]
+            if len(actual) != len(expected)
+            else []
+        )
+
+    def to_xarray(self, decode: bool = True) -> Any:
+        """Georeferenced lazy DataArray: decoded float32 (band, y, x), NaN at nodata; or the codes."""
+        from eocompress.embeddings.products.xarray_view import to_xarray
+
+        return to_xarray(self, decode=decode)
+
     def stored_bytes(self) -> int:
+        """Bytes on disk."""
         return self.path.stat().st_size

@@ -1,63 +1,68 @@
-"""Metadata shared by every product: how the codes are quantized and where the grid lies.
+"""How a product's codes are quantized, in the shapes the conventions ask for.
 
-Follows the geo-embeddings conventions: ``geoemb:quantization`` names the method
-(``linear`` / ``binary`` / ``product_quantization`` / ``signed_square`` / ``none``) with its
-scale/offset, and the georeference uses ``proj:`` and ``spatial:transform``.
+* :func:`quantization_scale` is the geo-embeddings Scale Object of a Zarr product (``linear`` codecs:
+  the per-dimension step array; ``x = min + step * level``);
+* :func:`stac_quantization` is the STAC ``emb:quantization`` object (scale/offset arrays valid for the
+  *stored* dtype, e.g. int8 in a COG, where ``x = offset + scale * stored``);
+* :func:`quantization_info` is our own fuller description (``eocompress:quantization``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from eocompress.embeddings.products.fields import GridInfo
+from eocompress.embeddings.products.conventions import quantization_method, quantized_dtype
+from eocompress.embeddings.products.decode_params import DECODE_FORMULAS, TRANSFORM_INVERSES
 
-_METHODS = {
-    "linear": "linear",
-    "binary": "binary",
-    "pq": "product_quantization",
-    "aef-int8": "signed_square",
-    "float32": "none",
-    "float16": "none",
-}
+
+def quantization_scale(codec: Any, prefix: str) -> dict[str, Any] | None:
+    """Scale Object naming the per-dimension step array of a linear codec (None for other kinds)."""
+    if codec.quantizer.kind != "linear":
+        return None
+    return {"type": "array", "array_name": f"{prefix}{codec.quantizer.token}_step"}
+
+
+def linear_scale_offset(codec: Any, stored: str = "uint8") -> tuple[list[float], list[float]] | None:
+    """(scale, offset) per dimension with ``x = offset + scale * stored`` for int8/uint8 storage, else None.
+
+    Only for a plain 256-level linear quantizer: ``uint8`` stores the level, ``int8`` stores ``level - 128``.
+    The values are in the codec's reduced space when it has transforms.
+    """
+    q = codec.quantizer
+    if q.kind != "linear" or getattr(q, "levels", None) != 256:
+        return None
+    shift = 128.0 if stored == "int8" else 0.0
+    scale = [float(s) for s in q.step_]
+    offset = [float(m) + shift * float(s) for m, s in zip(q.min_, q.step_, strict=True)]
+    return scale, offset
+
+
+def stac_quantization(codec: Any, stored: str) -> dict[str, Any]:
+    """STAC ``emb:quantization``: method, dtypes and, for int8 codes without transforms, scale/offset arrays."""
+    out: dict[str, Any] = {
+        "method": quantization_method(codec),
+        "original_dtype": "float32",
+        "quantized_dtype": stored,
+    }
+    so = linear_scale_offset(codec, stored)
+    if so is not None and not codec.transforms:
+        out["scale"], out["offset"] = so
+    return out
 
 
 def quantization_info(codec: Any) -> dict[str, Any]:
-    """``{method, original_dtype, quantized_dtype, bits, transforms, scale?, offset?}`` of a fitted codec.
-
-    For ``linear`` codecs ``x = offset + scale * level`` per dimension (in the reduced space when
-    the codec has transforms, listed in ``transforms``).
-    """
+    """Our own description: spec, bytes per vector, transforms and the decode formula of each stage."""
     q = codec.quantizer
-    kind = q.kind
-    info: dict[str, Any] = {
-        "method": _METHODS.get(kind, kind),
+    return {
+        "method": quantization_method(codec),
         "codec_spec": codec.spec,
-        "original_dtype": "float32",
-        "quantized_dtype": {"float32": "float32", "float16": "float16", "aef-int8": "int8"}.get(
-            kind, "uint8"
-        ),
+        "quantized_dtype": quantized_dtype(codec),
         "bits": q.bits,
         "bytes_per_vector": int(codec.bytes_per_vector),
         "transforms": [t.token for t in codec.transforms],
+        "decode": DECODE_FORMULAS.get(q.kind, "see docs/reference/formats.md"),
+        "inverse_transforms": [
+            TRANSFORM_INVERSES.get(t.token.rstrip("0123456789"), "see docs/reference/formats.md")
+            for t in reversed(codec.transforms)
+        ],
     }
-    if kind == "linear":
-        info["levels"] = int(q.levels)
-        info["scale"] = [float(v) for v in q.step_]
-        info["offset"] = [float(v) for v in q.min_]
-    return info
-
-
-def proj_attrs(info: GridInfo) -> dict[str, Any]:
-    """``proj:`` and ``spatial:`` attributes for a grid (pixel-is-area, rasterio affine order)."""
-    attrs: dict[str, Any] = {
-        "proj:shape": [info.height, info.width],
-        "spatial:dimensions": ["y", "x"],
-        "spatial:shape": [info.height, info.width],
-        "spatial:transform": list(info.transform),
-        "spatial:registration": "pixel",
-    }
-    if info.crs_wkt:
-        epsg = info.epsg
-        attrs["proj:code"] = f"EPSG:{epsg}" if epsg else None
-        attrs["proj:wkt2"] = info.crs_wkt
-    return attrs

@@ -2,9 +2,12 @@
 
 Every other column (``unique_id, timestamp, product_id, grid_cell, ..., geometry``) and the
 GeoParquet ``geo`` metadata are kept as they are. The ``embedding`` column becomes
-``embedding_codes`` (``fixed_size_binary[bytes_per_vector]``); the codec (self-contained JSON),
-the original column type and a sha256 per row group go in the file's key-value metadata.
-Row groups are encoded as separate tasks (on Dask when a client is given) and written in order.
+``embedding_codes`` (``fixed_size_binary[bytes_per_vector]``). The file's key-value metadata holds
+the codec description (``eocompress:codec``), one ``eocompress:param:<name>`` JSON array per decode
+parameter, the original column type, a sha256 per row group over *every* column (codes, ``grid_cell``,
+geometry, ...) and ``eocompress:metadata_sha256`` over all of that metadata. Pages carry CRC checksums
+that are verified on read. Row groups are encoded as separate tasks (on Dask when a client is given)
+and written in order.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from eocompress._atomic import atomic_path, check_output_path
-from eocompress.embeddings.products.checksums import ChecksumError, chunk_sha256, codec_from_json
+from eocompress.embeddings.products.checksums import ChecksumError, codec_from_json
 from eocompress.embeddings.products.metadata import quantization_info
 from eocompress.embeddings.products.scale import map_chunks, share
 from eocompress.errors import FileFormatError, InputError
@@ -33,7 +36,48 @@ _KEYS = (
     "eocompress:row_group_sha256",
     "eocompress:quantization",
     "eocompress:rows",
+    "eocompress:provenance",
+    "eocompress:metadata_sha256",
 )
+PARAM_PREFIX = "eocompress:param:"
+DIGEST_KEY = "eocompress:metadata_sha256"
+
+
+def _column_digest(h: Any, column: Any) -> None:
+    """Feed one column's type, nulls and values into a hash, independent of how it is chunked."""
+    import pyarrow as pa
+
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    h.update(str(arr.type).encode())
+    h.update(np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool).tobytes())
+    if pa.types.is_fixed_size_binary(arr.type) and not arr.null_count:
+        width = arr.type.byte_width
+        h.update(memoryview(arr.buffers()[1])[arr.offset * width : (arr.offset + len(arr)) * width])
+    elif (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)) and not arr.null_count:
+        h.update(np.ascontiguousarray(arr.to_numpy()).tobytes())
+    else:
+        for value in arr.to_pylist():
+            h.update(repr(value).encode() + b"\x00")
+
+
+def table_sha256(table: Any) -> str:
+    """sha256 (hex) over every column of a row group: names, types, nulls and values."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in table.column_names:
+        h.update(name.encode() + b"\x00")
+        _column_digest(h, table[name])
+    return h.hexdigest()
+
+
+def metadata_sha256(meta: dict[str, str], schema: Any) -> str:
+    """sha256 over the eocompress and geo key-value metadata (but the digest) and the column schema."""
+    from eocompress.embeddings.products.integrity import json_digest
+
+    keys = {k: v for k, v in meta.items() if (k.startswith("eocompress:") or k == "geo") and k != DIGEST_KEY}
+    fields = [[f.name, str(f.type)] for f in schema]
+    return json_digest({"meta": keys, "schema": fields})
 
 
 def _embedding_matrix(column: Any, path: Path) -> np.ndarray:
@@ -52,11 +96,11 @@ def _embedding_matrix(column: Any, path: Path) -> np.ndarray:
     return values.reshape(len(col), -1)
 
 
-def _open(path: Path) -> Any:
+def _open(path: Path, verify_pages: bool = False) -> Any:
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(path)
+        return pq.ParquetFile(path, page_checksum_verification=verify_pages)
     except Exception as exc:
         raise FileFormatError(f"{path} is not a readable Parquet file ({exc})") from exc
 
@@ -65,14 +109,17 @@ def _encode_row_group(index: int, src: str, codec_json: str) -> tuple[Any, str]:
     """Worker task: row group ``index`` with its embedding column replaced by codes; sha256 of the codes."""
     import pyarrow as pa
 
+    from eocompress.embeddings.products.integrity import check_magnitude
+
     codec = codec_from_json(codec_json)
     table = _open(Path(src)).read_row_group(index)
     X = _embedding_matrix(table[EMBEDDING], Path(src))
+    check_magnitude(X, f"{src} row group {index}")
     codes = codec.encode(X)
     arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(codes.shape[1]), len(codes), [None, pa.py_buffer(codes)])
     pos = table.schema.get_field_index(EMBEDDING)
     table = table.remove_column(pos).add_column(pos, CODES, arr)
-    return table, chunk_sha256(codes).hex()
+    return table, table_sha256(table)
 
 
 def compress_parquet(
@@ -87,11 +134,15 @@ def compress_parquet(
     client: Any = None,
     progress: Callable[[int], None] | None = None,
     stac: bool = True,
+    provenance: dict[str, Any] | None = None,
 ) -> Path:
     """Encode the ``embedding`` column of a (Geo)Parquet chip table into a GeoParquet product."""
     import pyarrow.parquet as pq
 
     from eocompress.embeddings.products.api import fit_codec
+    from eocompress.embeddings.products.conventions import provenance as make_provenance
+    from eocompress.embeddings.products.decode_params import codec_parts
+    from eocompress.embeddings.products.integrity import check_magnitude
 
     src, out = Path(src), check_output_path(out, overwrite=overwrite)
     if out.suffix.lower() not in (".parquet", ".geoparquet", ".pq"):
@@ -100,6 +151,8 @@ def compress_parquet(
     schema = pf.schema_arrow
     if EMBEDDING not in schema.names:
         raise InputError(f"{src} has no '{EMBEDDING}' column (columns: {schema.names}); rename the vectors column")
+    if pf.metadata.num_rows == 0 or pf.num_row_groups == 0:
+        raise InputError(f"{src} has no rows; there is nothing to compress (write the chip embeddings first)")
     dim = _embedding_matrix(pf.read_row_group(0, columns=[EMBEDDING])[EMBEDDING], src).shape[1]
 
     def sample() -> np.ndarray:
@@ -107,14 +160,27 @@ def compress_parquet(
         groups = rng.permutation(pf.num_row_groups)[:32]
         parts = [_embedding_matrix(pf.read_row_group(int(g), columns=[EMBEDDING])[EMBEDDING], src) for g in groups]
         X = np.concatenate(parts)
-        return X[rng.choice(len(X), size=min(fit_sample, len(X)), replace=False)]
+        X = X[rng.choice(len(X), size=min(fit_sample, len(X)), replace=False)]
+        check_magnitude(X, f"the fit sample of {src}")
+        return X
 
     codec = fit_codec(spec, dim, sample, fit, seed=seed, what=str(src))
     codec_json = codec.to_json()
     shas: list[str] = []
+    prov = make_provenance(
+        None, **{k: v for k, v in (provenance or {}).items() if v}, fallback_source=f"urn:eocompress:file:{src.name}"
+    )
+    meta, arrays = codec_parts(codec)
     extra = {
         "eocompress:format": FORMAT,
-        "eocompress:codec": codec_json,
+        "eocompress:codec": json.dumps(meta),
+        **{
+            PARAM_PREFIX + name: json.dumps(
+                {"dtype": a.dtype.str, "shape": list(a.shape), "values": a.ravel().tolist()}
+            )
+            for name, a in arrays.items()
+        },
+        "eocompress:provenance": json.dumps(prov),
         "eocompress:embedding_type": str(schema.field(EMBEDDING).type),
         "eocompress:quantization": json.dumps(quantization_info(codec)),
         "eocompress:rows": str(pf.metadata.num_rows),
@@ -137,8 +203,15 @@ def compress_parquet(
                     writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", write_page_checksum=True)
                 writer.write_table(table, row_group_size=max(1, table.num_rows))
                 shas.append(sha)
-            # Known only at the end: the sha256 of each row group's codes, in the file's key-value metadata.
-            writer.add_key_value_metadata({"eocompress:row_group_sha256": json.dumps(shas)})
+            # Known only at the end: the sha256 of each row group, then the digest of all our metadata.
+            final = {**{k.decode(): v.decode() for k, v in (writer.schema.metadata or {}).items()}, **extra}
+            final["eocompress:row_group_sha256"] = json.dumps(shas)
+            writer.add_key_value_metadata(
+                {
+                    "eocompress:row_group_sha256": final["eocompress:row_group_sha256"],
+                    DIGEST_KEY: metadata_sha256(final, writer.schema),
+                }
+            )
         finally:
             if writer is not None:
                 writer.close()
@@ -156,20 +229,49 @@ class ParquetProduct:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.file = _open(self.path)
-        meta = {k.decode(): v.decode() for k, v in (self.file.metadata.metadata or {}).items()}
+        self.file = _open(self.path, verify_pages=True)
+        try:
+            meta = {k.decode(): v.decode() for k, v in (self.file.metadata.metadata or {}).items()}
+        except UnicodeDecodeError as exc:
+            raise FileFormatError(f"{self.path}: key-value metadata is not text ({exc}); the file is damaged") from exc
         if meta.get("eocompress:format") != FORMAT:
             raise FileFormatError(f"{self.path} is a Parquet file but not an eocompress product (no format tag)")
+        if meta.get(DIGEST_KEY) != metadata_sha256(meta, self.file.schema_arrow):
+            raise ChecksumError(
+                f"{self.path}: the codec, decode parameters or other metadata do not match {DIGEST_KEY} "
+                "(corrupted or modified); compress the table again"
+            )
         self.meta = meta
-        self.shas = json.loads(meta["eocompress:row_group_sha256"])
-        self.n_rows = int(meta["eocompress:rows"])
+        try:
+            self.shas = json.loads(meta["eocompress:row_group_sha256"])
+            self.n_rows = int(meta["eocompress:rows"])
+            if not isinstance(self.shas, list) or len(self.shas) != self.file.num_row_groups:
+                raise ValueError("one sha256 per row group expected")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FileFormatError(
+                f"{self.path}: eocompress metadata is malformed ({exc}); the file is damaged"
+            ) from exc
         self.columns = [n for n in self.file.schema_arrow.names]
         self._codec = None
 
     @property
     def codec(self) -> Any:
         if self._codec is None:
-            self._codec = codec_from_json(self.meta["eocompress:codec"])
+            from eocompress.embeddings.products.decode_params import codec_from_parts
+
+            arrays = {}
+            try:
+                for key, text in self.meta.items():
+                    if key.startswith(PARAM_PREFIX):
+                        d = json.loads(text)
+                        arrays[key[len(PARAM_PREFIX) :]] = np.asarray(d["values"], dtype=np.dtype(d["dtype"])).reshape(
+                            d["shape"]
+                        )
+            except (ValueError, KeyError, TypeError) as exc:
+                raise FileFormatError(
+                    f"{self.path}: decode parameters are malformed ({exc}); the file is damaged"
+                ) from exc
+            self._codec = codec_from_parts(self.meta.get("eocompress:codec", ""), arrays)
         return self._codec
 
     def windows(self) -> list[int]:
@@ -183,15 +285,19 @@ class ParquetProduct:
             raise ChecksumError(
                 f"{self.path}: row group {index} cannot be read ({exc}); the file is corrupted"
             ) from exc
+        if verify and table_sha256(table) != self.shas[index]:
+            raise ChecksumError(
+                f"{self.path}: row group {index} does not match its sha256 (a column was corrupted or modified)"
+            )
         col = table[CODES].combine_chunks()
+        if col.null_count or not hasattr(col.type, "byte_width"):
+            raise FileFormatError(f"{self.path}: row group {index} has no valid '{CODES}' column; the file is damaged")
         codes = np.frombuffer(
             col.buffers()[1],
             dtype=np.uint8,
             count=len(col) * col.type.byte_width,
             offset=col.offset * col.type.byte_width,
         ).reshape(len(col), -1)
-        if verify and chunk_sha256(codes).hex() != self.shas[index]:
-            raise ChecksumError(f"{self.path}: row group {index} does not match its sha256 (corrupted or modified)")
         return table, codes
 
     def read_chunk(self, index: int, verify: bool = True, rescore: bool = False) -> tuple[np.ndarray, np.ndarray, None]:

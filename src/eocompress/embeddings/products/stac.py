@@ -1,8 +1,12 @@
-"""STAC Item (JSON) written beside each product, with the embeddings extension fields.
+"""STAC Item (``<product>.stac.json``) built with pystac: embeddings extension v0.0.1, projection, raster.
 
-``emb:type`` (pixel / chip), ``emb:dimensions``, ``emb:quantization`` {method, original_dtype,
-quantized_dtype, scale, offset, ...}, the projection extension for grids, and one ``data``
-asset pointing at the product. The item is ``<product>.stac.json``.
+* the product is the ``embeddings`` asset; ``emb:model`` and ``emb:source-data`` links name the model and
+  the source imagery; ``emb:quantization`` gives the method and, where it is exact for the stored dtype
+  (int8 COG: ``x = offset + scale * stored_int8``), per-dimension ``scale``/``offset``;
+* ``datetime`` is the acquisition time (or ``start_datetime``/``end_datetime`` for a time series); only
+  when the input records none is it the creation time, and ``eocompress:datetime_is_creation`` says so;
+* grids carry ``proj:code`` (or ``proj:wkt2``), ``proj:shape``, ``proj:transform``, ``proj:bbox``; the COG
+  asset carries ``raster:bands`` (data type, nodata, scale, offset) so odc-stac/stackstac decode it.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from typing import Any
 
 from eocompress._atomic import atomic_write_text
 
-EMB_EXTENSION = "https://stac-extensions.github.io/embeddings/v1.0.0/schema.json"
+EMB_EXTENSION = "https://stac-extensions.github.io/embeddings/v0.0.1/schema.json"
 PROJ_EXTENSION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
+RASTER_EXTENSION = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 MEDIA_TYPES = {
     "zarr": "application/vnd+zarr; version=3",
     "cog": "image/tiff; application=geotiff; profile=cloud-optimized",
@@ -31,10 +36,11 @@ def stac_path(product: str | os.PathLike) -> Path:
 
 
 def _grid_footprint(info: Any) -> tuple[list[float], dict[str, Any]]:
-    from rasterio.transform import Affine, array_bounds
     from rasterio.warp import transform_geom
 
-    west, south, east, north = array_bounds(info.height, info.width, Affine(*info.transform))
+    from eocompress.embeddings.products.conventions import bounds
+
+    west, south, east, north = bounds(info)
     ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
     geom: dict[str, Any] = {"type": "Polygon", "coordinates": [ring]}
     if info.crs_wkt:
@@ -44,74 +50,121 @@ def _grid_footprint(info: Any) -> tuple[list[float], dict[str, Any]]:
     return [min(xs), min(ys), max(xs), max(ys)], geom
 
 
-def build_stac_item(product: str | os.PathLike) -> dict[str, Any]:
-    """A STAC Item dict describing a finished product."""
+def _parse(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def product_provenance(prod: Any) -> dict[str, Any]:
+    """The provenance a product recorded (model, source data, acquisition times)."""
+    if hasattr(prod, "attrs"):
+        return dict(prod.attrs.get("eocompress:provenance") or {})
+    if hasattr(prod, "tags"):
+        return json.loads(prod.tags.get("EOCOMPRESS_PROVENANCE", "{}") or "{}")
+    return json.loads(getattr(prod, "meta", {}).get("eocompress:provenance", "{}") or "{}")
+
+
+def build_stac_item(product: str | os.PathLike) -> Any:
+    """A ``pystac.Item`` describing a finished product."""
+    import pystac
+
     from eocompress.embeddings.products.api import open_product, product_kind
-    from eocompress.embeddings.products.metadata import quantization_info
+    from eocompress.embeddings.products.metadata import linear_scale_offset, stac_quantization
 
     product = Path(product)
     prod = open_product(product)
     kind = product_kind(product)
     codec = prod.codec
-    quant = quantization_info(codec)
+    chips = bool(getattr(prod, "is_chips", False))
+    prov = product_provenance(prod)
+    stored = "int8" if kind == "cog" else ("float32" if codec.quantizer.kind == "float32" else "uint8")
+    if codec.quantizer.kind in ("float16", "aef-int8") and kind != "cog":
+        stored = {"float16": "float16", "aef-int8": "int8"}[codec.quantizer.kind]
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0)
     props: dict[str, Any] = {
-        "datetime": None,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "emb:type": "chip" if getattr(prod, "is_chips", False) else "pixel",
-        "emb:dimensions": int(codec.dim),
-        "emb:quantization": quant,
+        "created": created.isoformat().replace("+00:00", "Z"),
+        "emb:quantization": stac_quantization(codec, stored),
+        "eocompress:embedding_type": "chip" if chips else "pixel",
+        "eocompress:dimensions": int(codec.dim),
         "eocompress:codec": codec.spec,
         "eocompress:bytes_per_vector": int(codec.bytes_per_vector),
     }
     extensions = [EMB_EXTENSION]
-    if getattr(prod, "is_chips", False):
+    when, start, end = (
+        _parse(prov.get("datetime")),
+        _parse(prov.get("start_datetime")),
+        _parse(prov.get("end_datetime")),
+    )
+    if chips:
         bbox, geom = prod.footprint()
-        start, end = prod.time_range()
-        props["datetime"] = None
-        props["start_datetime"], props["end_datetime"] = start, end
+        t0, t1 = prod.time_range()
+        start, end = start or _parse(t0), end or _parse(t1)
     else:
         info = prod.info
         bbox, geom = _grid_footprint(info)
         extensions.append(PROJ_EXTENSION)
-        props["proj:code"] = f"EPSG:{info.epsg}" if info.epsg else None
-        if info.crs_wkt and not info.epsg:
-            props["proj:wkt2"] = info.crs_wkt
+        from eocompress.embeddings.products.conventions import bounds, crs_attrs
+
+        props.update(crs_attrs(info) or {"proj:code": None})
         props["proj:shape"] = [info.height, info.width]
-        props["proj:transform"] = list(info.transform)
-        model = info.tags.get("model")
-        if model:
-            props["eocompress:model"] = model
-        stamp = info.tags.get("dates", "").split(",")
-        if stamp and stamp[0]:
-            props["start_datetime"], props["end_datetime"] = _iso(stamp[0]), _iso(stamp[-1])
-    if props["datetime"] is None and "start_datetime" not in props:
-        props["datetime"] = props["created"]  # acquisition time unknown: STAC needs one; recorded as creation
-    return {
-        "type": "Feature",
-        "stac_version": "1.1.0",
-        "stac_extensions": extensions,
-        "id": product.name,
-        "bbox": bbox,
-        "geometry": geom,
-        "properties": props,
-        "assets": {
-            "data": {
-                "href": f"./{product.name}",
-                "type": MEDIA_TYPES[kind],
-                "roles": ["data"],
-                "title": f"{codec.spec} embeddings ({codec.bytes_per_vector} B/vector)",
-            }
-        },
-        "links": [],
-    }
+        props["proj:transform"] = [float(v) for v in info.transform]
+        props["proj:bbox"] = bounds(info)
+        if "model_description" in prov:
+            props["eocompress:model_description"] = prov["model_description"]
+    if when is None and (start is None or end is None):
+        when, start, end = created, None, None
+        props["eocompress:datetime_is_creation"] = True
+    if when is None:
+        props["start_datetime"] = start.isoformat().replace("+00:00", "Z")
+        props["end_datetime"] = end.isoformat().replace("+00:00", "Z")
+    asset_extra: dict[str, Any] = {}
+    if kind == "cog":
+        extensions.append(RASTER_EXTENSION)
+        so = linear_scale_offset(codec, "int8")
+        bands = []
+        for k in range(codec.bytes_per_vector):
+            band: dict[str, Any] = {"data_type": "int8", "nodata": -128}
+            if so is not None:
+                band["scale"], band["offset"] = so[0][k], so[1][k]
+            bands.append(band)
+        asset_extra["raster:bands"] = bands
+        if not codec.transforms:
+            names = list(prod.info.band_names) or [f"band_{k + 1}" for k in range(codec.dim)]
+            asset_extra["bands"] = [{"name": n} for n in names[: codec.dim]]
+    item = pystac.Item(
+        id=product.name,
+        geometry=geom,
+        bbox=bbox,
+        datetime=when,
+        start_datetime=start if when is None else None,
+        end_datetime=end if when is None else None,
+        properties=props,
+        stac_extensions=extensions,
+    )
+    item.add_asset(
+        "embeddings",
+        pystac.Asset(
+            href=f"./{product.name}",
+            media_type=MEDIA_TYPES[kind],
+            roles=["data"],
+            title=f"{codec.spec} embeddings ({codec.bytes_per_vector} B/vector)",
+            extra_fields=asset_extra,
+        ),
+    )
+    model = prov.get("model")
+    if model:
+        item.add_link(pystac.Link(rel="emb:model", target=model, title=prov.get("model_description")))
+    for src in prov.get("source_data") or []:
+        item.add_link(pystac.Link(rel="emb:source-data", target=src))
+    return item
 
 
-def _iso(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith("Z") or "+" in text else text + "Z"
+def item_dict(product: str | os.PathLike) -> dict[str, Any]:
+    """The STAC Item of a product as a plain dict (relative asset href, no self link)."""
+    return build_stac_item(product).to_dict(include_self_link=False, transform_hrefs=False)
 
 
-def write_stac_item(product: str | os.PathLike) -> Path:
+def write_stac_item(product: str | os.PathLike, overwrite: bool = True) -> Path:
     """Write ``<product>.stac.json`` atomically and return its path."""
-    item = build_stac_item(product)
-    return atomic_write_text(stac_path(product), json.dumps(item, indent=1))
+    return atomic_write_text(stac_path(product), json.dumps(item_dict(product), indent=1), overwrite=overwrite)

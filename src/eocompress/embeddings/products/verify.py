@@ -1,4 +1,8 @@
-"""Whole-product checks (every chunk against its sha256) and the summary shown by `eocompress info`."""
+"""Whole-product checks and the summary shown by `eocompress info`.
+
+``verify`` checks the metadata digest (codec description, decode parameters, attributes or tags,
+georeference), every chunk or row group against its sha256, and the COG overviews.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,14 @@ from eocompress.embeddings.products.checksums import ChecksumError
 
 def verify_product(path: str | os.PathLike, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """``{"ok", "n_chunks", "bad": [message, ...]}`` after reading every chunk of the product."""
-    prod = open_product(path)
+    try:
+        prod = open_product(path)
+    except ChecksumError as exc:
+        return {"ok": False, "n_chunks": 0, "bad": [str(exc)]}
     units = prod.windows()
     bad: list[str] = []
+    if hasattr(prod, "verify_extra"):
+        bad.extend(prod.verify_extra())
     for unit in units:
         try:
             prod.read_chunk(unit, verify=True)
@@ -58,7 +67,7 @@ def product_summary(path: str | os.PathLike, check: bool = True) -> dict[str, An
     if check:
         result = verify_product(path)
         summary["checksums"] = (
-            f"ok ({result['n_chunks']} chunks)"
+            f"ok (metadata and {result['n_chunks']} chunks)"
             if result["ok"]
             else f"{len(result['bad'])} bad of {result['n_chunks']}"
         )

@@ -1,38 +1,49 @@
-"""Zarr v3 product: codes chunked in space, codec in the store, a sha256 per chunk, resumable writes.
+"""Zarr v3 product: codes chunked in space, every decode parameter a named array, checksums throughout.
 
-Layout of ``OUT.zarr`` (a group)::
+Layout of ``OUT.zarr`` (a group; consolidated metadata; every array ends with Zarr's ``crc32c`` codec)::
 
-    codes          uint8 (H, W, bytes_per_vector), chunks (c, c, B)   the codec's codes, 0 where nodata
-    valid          bool  (H, W), chunks (c, c)                        nodata mask (False = nodata)
-    rescore_codes  uint8 (H, W, B2), optional                         a finer codec for rescoring search
-    chunk_sha256   uint8 (nI, nJ, 32), chunks (1, 1, 32)              sha256 per chunk (0 = not written)
-    attrs          geoemb:*, proj:*, spatial:*, eocompress:codec (self-contained JSON), eocompress:grid
+    codes          uint8 (B, H, W)  dims (code_byte, y, x)          the codec's code bytes, 0 where nodata
+    valid          bool  (H, W)     dims (y, x)                     nodata mask (False = nodata)
+    rescore_codes  uint8 (B2, H, W) dims (rescore_code_byte, y, x)  optional finer codec for search rescoring
+    x, y           float64 pixel-centre coordinates (CF), spatial_ref: CF grid mapping (WKT2, GeoTransform)
+    chunk_sha256   uint8 (nI, nJ, 32)                               sha256 per chunk (0 = not written)
+    codec/*        decode parameters of ``codes`` (e.g. pca16_mean, pca16_components, int8_min, int8_step)
+    rescore_codec/* decode parameters of ``rescore_codes``
+    attrs          zarr_conventions, geoemb:*, proj:*, spatial:*, eocompress:* (codec description, grid,
+                   input fingerprint, eocompress:metadata_sha256 over every attribute and small array)
 
-The store is built at ``.OUT.partial`` and renamed into place when every chunk is written, so
-a crash never leaves a half product at OUT; ``resume=True`` continues a partial store, skipping
-chunks whose checksum is recorded and matches.
+The band axis comes first so GDAL reads bands x rows x columns. The store is built at ``.OUT.partial``
+and renamed into place when complete; ``resume=True`` continues a partial store from the same input and
+codec, skipping chunks whose checksum matches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from eocompress._atomic import check_output_path
-from eocompress.embeddings.products.checksums import ChecksumError, chunk_sha256, codec_from_json
+from eocompress._atomic import check_output_path, replace_path
+from eocompress.embeddings.products import conventions as conv
+from eocompress.embeddings.products.checksums import ChecksumError, chunk_sha256
+from eocompress.embeddings.products.decode_params import codec_from_parts, codec_parts, describe_arrays
 from eocompress.embeddings.products.fields import Field, GridInfo, Window, iter_windows
-from eocompress.embeddings.products.metadata import proj_attrs, quantization_info
+from eocompress.embeddings.products.integrity import array_digest, check_magnitude, fingerprint, json_digest
 from eocompress.embeddings.products.scale import map_chunks, share
 from eocompress.errors import EOCompressError, FileFormatError, InputError
 
 FORMAT = "eocompress-zarr-product"
-VERSION = 1
+VERSION = 2
+DIGEST_KEY = "eocompress:metadata_sha256"
+_BULK = ("codes", "valid", "rescore_codes")  # covered chunk by chunk by chunk_sha256
+_CODEC_GROUPS = {"eocompress:codec": "codec", "eocompress:rescore_codec": "rescore_codec"}
 
 
 def partial_path(out: str | os.PathLike) -> Path:
@@ -41,13 +52,55 @@ def partial_path(out: str | os.PathLike) -> Path:
     return out.with_name(f".{out.name}.partial")
 
 
-def _open_group(path: Path, mode: str = "r") -> Any:
+def _open_group(path: Path, mode: str = "r", consolidated: bool = False) -> Any:
     import zarr
 
     try:
-        return zarr.open_group(str(path), mode=mode)
-    except Exception as exc:  # zarr raises several types for a non-store
-        raise FileFormatError(f"{path} is not a readable Zarr store ({exc})") from exc
+        return zarr.open_group(str(path), mode=mode, use_consolidated=consolidated if mode == "r" else None)
+    except Exception as exc:  # zarr raises several types for a non-store or a damaged zarr.json
+        raise FileFormatError(f"{path} is not a readable Zarr store ({type(exc).__name__}: {str(exc)[:200]})") from exc
+
+
+def _compressors() -> list[Any]:
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    return [ZstdCodec(level=3), Crc32cCodec()]
+
+
+def _array(group: Any, name: str, **kwargs: Any) -> Any:
+    return group.create_array(name, compressors=_compressors(), **kwargs)
+
+
+def _store_codec(group: Any, name: str, codec: Any) -> dict[str, Any]:
+    """Write a codec's decode parameters as arrays of subgroup ``name``; returns its JSON description."""
+    meta, arrays = codec_parts(codec)
+    sub = group.create_group(name, attributes={"description": f"decode parameters of the codec {codec.spec}"})
+    notes = describe_arrays(codec)
+    for key, arr in arrays.items():
+        a = _array(
+            sub,
+            key,
+            shape=arr.shape,
+            chunks=arr.shape or (),
+            dtype=arr.dtype,
+            dimension_names=tuple(f"{key}_{k}" for k in range(arr.ndim)),
+            attributes={"description": notes[key]},
+        )
+        a[...] = arr
+    return meta
+
+
+def load_codec(group: Any, key: str = "eocompress:codec") -> Any | None:
+    """The codec stored under attribute ``key`` with its arrays in the matching subgroup (None if absent)."""
+    meta = group.attrs.get(key)
+    if meta is None:
+        return None
+    try:
+        sub = group[_CODEC_GROUPS[key]]
+        arrays = {name: np.asarray(arr[...]) for name, arr in sub.arrays()}
+    except Exception as exc:
+        raise FileFormatError(f"the decode parameters of {key} cannot be read ({exc}); the product is damaged") from exc
+    return codec_from_parts(meta, arrays)
 
 
 def _encode_chunk(
@@ -56,22 +109,26 @@ def _encode_chunk(
     """Worker task: read, encode and write one chunk plus its checksum; returns (key, n_valid, skipped)."""
     import zarr
 
-    group = zarr.open_group(store, mode="r+")
+    from eocompress.embeddings.products.checksums import codec_from_json
+
+    group = zarr.open_group(store, mode="r+", use_consolidated=False)
     sha_arr = group["chunk_sha256"]
     sl = (slice(window.r0, window.r1), slice(window.c0, window.c1))
     if resume:
         stored = np.asarray(sha_arr[window.i, window.j])
         if stored.any():
-            try:
-                arrays = [np.asarray(group["codes"][sl]), np.asarray(group["valid"][sl])]
+            with contextlib.suppress(Exception):  # an unreadable chunk is written again
+                arrays = [
+                    np.moveaxis(np.asarray(group["codes"][(slice(None), *sl)]), 0, -1),
+                    np.asarray(group["valid"][sl]),
+                ]
                 if rescore_json is not None:
-                    arrays.append(np.asarray(group["rescore_codes"][sl]))
+                    arrays.append(np.moveaxis(np.asarray(group["rescore_codes"][(slice(None), *sl)]), 0, -1))
                 if chunk_sha256(*arrays) == stored.tobytes():
                     return window.key, int(arrays[1].sum()), True
-            except Exception:  # unreadable chunk: write it again
-                pass
     values, valid = fld.read(window)
     vecs = values[valid]
+    check_magnitude(values, fld.describe(), (window.r0, window.c0))
     arrays = []
     for name, text in (("codes", codec_json), ("rescore_codes", rescore_json)):
         if text is None:
@@ -80,12 +137,123 @@ def _encode_chunk(
         codes = np.zeros((*window.shape, codec.bytes_per_vector), dtype=np.uint8)
         if len(vecs):
             codes[valid] = codec.encode(vecs)
-        group[name][sl] = codes
+        group[name][(slice(None), *sl)] = np.moveaxis(codes, -1, 0)
         arrays.append(codes)
     group["valid"][sl] = valid
     arrays.insert(1, valid)
     sha_arr[window.i, window.j] = np.frombuffer(chunk_sha256(*arrays), dtype=np.uint8)
     return window.key, int(valid.sum()), False
+
+
+def _check_resume(group: Any, part: Path, codec: Any, chunk: int, source: dict[str, Any] | None) -> None:
+    """Refuse to continue a partial store started from another input, codec or chunk size."""
+    fresh = f"drop --resume to start fresh (this deletes the unfinished {part})"
+    try:
+        attrs = group.attrs.asdict()
+        stored_meta = attrs.get("eocompress:codec")
+        stored_codec = load_codec(group) if stored_meta is not None else None
+    except (EOCompressError, ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise EOCompressError(f"the unfinished product {part} has damaged metadata ({exc}); {fresh}") from exc
+    if attrs.get("eocompress:format") != FORMAT or stored_codec is None:
+        raise EOCompressError(f"{part} is not an unfinished eocompress product; {fresh}")
+    if stored_codec.spec != codec.spec or stored_codec.to_json() != codec.to_json():
+        raise EOCompressError(
+            f"the unfinished product {part} was started with another codec ({stored_codec.spec}, now {codec.spec}); "
+            f"resume with --codec {stored_codec.spec} and the same --fit, or {fresh}"
+        )
+    if attrs.get("eocompress:chunk") != chunk:
+        raise EOCompressError(
+            f"the unfinished product {part} was started with another codec or chunk size (--chunk "
+            f"{attrs.get('eocompress:chunk')}, now {chunk}); resume with the same settings, or {fresh}"
+        )
+    if source is not None and attrs.get("eocompress:input") != source:
+        old = attrs.get("eocompress:input") or {}
+        raise EOCompressError(
+            f"the unfinished product {part} was started from another input ({old.get('name')}, {old.get('size')} "
+            f"bytes) than {source.get('name')} ({source.get('size')} bytes, or modified since); resume with the "
+            f"same input file, or {fresh}"
+        )
+
+
+def _create_store(
+    store: Path, info: GridInfo, codec: Any, rescore_codec: Any, chunk: int, attrs: dict[str, Any]
+) -> Any:
+    import zarr
+
+    group = zarr.open_group(str(store), mode="w", zarr_format=3)
+    H, W, c = info.height, info.width, chunk
+    geo_attrs: dict[str, Any] = {"grid_mapping": "spatial_ref", "coordinates": "spatial_ref"}
+    if info.crs_wkt:
+        geo_attrs["_CRS"] = {"wkt": conv.wkt2(info.crs_wkt)}  # GDAL's Zarr driver reads the CRS from here
+    B = codec.bytes_per_vector
+    _array(
+        group,
+        "codes",
+        shape=(B, H, W),
+        chunks=(B, c, c),
+        dtype="uint8",
+        fill_value=0,
+        dimension_names=("code_byte", "y", "x"),
+        attributes={
+            **geo_attrs,
+            "long_name": f"{codec.spec} code bytes",
+            "description": "code bytes of each pixel (band axis first); decode with the arrays in codec/",
+        },
+    )
+    _array(
+        group,
+        "valid",
+        shape=(H, W),
+        chunks=(c, c),
+        dtype="bool",
+        fill_value=False,
+        dimension_names=("y", "x"),
+        attributes={**geo_attrs, "long_name": "valid pixel (False = nodata)"},
+    )
+    if rescore_codec is not None:
+        b2 = rescore_codec.bytes_per_vector
+        _array(
+            group,
+            "rescore_codes",
+            shape=(b2, H, W),
+            chunks=(b2, c, c),
+            dtype="uint8",
+            fill_value=0,
+            dimension_names=("rescore_code_byte", "y", "x"),
+            attributes={**geo_attrs, "long_name": f"{rescore_codec.spec} code bytes (for search rescoring)"},
+        )
+    n_i, n_j = -(-H // c), -(-W // c)
+    _array(
+        group,
+        "chunk_sha256",
+        shape=(n_i, n_j, 32),
+        chunks=(1, 1, 32),
+        dtype="uint8",
+        fill_value=0,
+        dimension_names=("chunk_y", "chunk_x", "sha256_byte"),
+        attributes={"description": "sha256 of each chunk's codes (h, w, B), valid and rescore codes"},
+    )
+    y, x = conv.xy_coords(info)
+    if x is not None:
+        for name, values in (("y", y), ("x", x)):
+            arr = _array(
+                group,
+                name,
+                shape=values.shape,
+                chunks=values.shape,
+                dtype="float64",
+                dimension_names=(name,),
+                attributes=conv.coord_attrs(info, name),
+            )
+            arr[...] = values
+    ref = _array(group, "spatial_ref", shape=(), dtype="int32", fill_value=0, attributes=conv.grid_mapping_attrs(info))
+    ref[...] = 0
+    attrs = dict(attrs)
+    attrs["eocompress:codec"] = _store_codec(group, "codec", codec)
+    if rescore_codec is not None:
+        attrs["eocompress:rescore_codec"] = _store_codec(group, "rescore_codec", rescore_codec)
+    group.attrs.update(attrs)
+    return group
 
 
 def compress_to_zarr(
@@ -100,6 +268,7 @@ def compress_to_zarr(
     rescore_codec: Any = None,
     progress: Callable[[int], None] | None = None,
     extra_attrs: dict | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> Path:
     """Encode a field chunk by chunk into a Zarr v3 product at ``out`` (see the module docstring)."""
     import zarr
@@ -111,133 +280,161 @@ def compress_to_zarr(
             f"{fld.describe()} has {info.dim} bands but the codec {codec.spec!r} was fitted on {codec.dim}-d "
             f"vectors; fit a codec on this field (drop --fit) or use one fitted on {info.dim}-d embeddings"
         )
-    codec_json = codec.to_json()
-    rescore_json = rescore_codec.to_json() if rescore_codec is not None else None
+    source = fingerprint(fld.path) if getattr(fld, "path", None) and Path(fld.path).exists() else None
     part = partial_path(out)
     store = part / "store.zarr"
     if part.exists() and resume and (store / "zarr.json").exists():
         group = _open_group(store, mode="r+")
-        if group.attrs.get("eocompress:codec") != codec_json or group.attrs.get("eocompress:chunk") != chunk:
-            raise EOCompressError(
-                f"the unfinished product {part} was started with another codec or chunk size; resume with "
-                f"the same settings (the CLI reuses the stored codec), or drop --resume to start again"
-            )
+        _check_resume(group, part, codec, chunk, source)
     else:
         resume = False
         if part.exists():
             shutil.rmtree(part)
         part.mkdir(parents=True)
-        group = zarr.open_group(str(store), mode="w", zarr_format=3)
-        H, W = info.height, info.width
-        c = chunk
-        group.create_array(
-            "codes",
-            shape=(H, W, codec.bytes_per_vector),
-            chunks=(c, c, codec.bytes_per_vector),
-            dtype="uint8",
-            fill_value=0,
-            dimension_names=("y", "x", "code_byte"),
+        prov = provenance or conv.provenance(
+            info, fallback_source=f"urn:eocompress:file:{Path(str(fld.describe())).name}"
         )
-        group.create_array(
-            "valid", shape=(H, W), chunks=(c, c), dtype="bool", fill_value=False, dimension_names=("y", "x")
-        )
-        if rescore_codec is not None:
-            b2 = rescore_codec.bytes_per_vector
-            group.create_array(
-                "rescore_codes",
-                shape=(H, W, b2),
-                chunks=(c, c, b2),
-                dtype="uint8",
-                fill_value=0,
-                dimension_names=("y", "x", "code_byte"),
-            )
-        n_i, n_j = -(-H // chunk), -(-W // chunk)
-        group.create_array(
-            "chunk_sha256",
-            shape=(n_i, n_j, 32),
-            chunks=(1, 1, 32),
-            dtype="uint8",
-            fill_value=0,
-            dimension_names=("chunk_y", "chunk_x", "sha256_byte"),
-        )
-        quant = quantization_info(codec)
-        quant.update({"mask_array": "valid", "nodata": None, "codec_attribute": "eocompress:codec"})
+        from eocompress.embeddings.products.metadata import quantization_scale
+
         attrs = {
-            "geoemb:type": "pixel",
-            "geoemb:dimensions": info.dim,
-            "geoemb:data_array": "codes",
-            "geoemb:quantization": quant,
-            **proj_attrs(info),
+            "zarr_conventions": conv.zarr_conventions(bool(info.crs_wkt)),
+            **conv.geoemb_attrs(codec, info, prov, quantization_scale(codec, "codec/")),
+            **conv.crs_attrs(info),
+            **conv.spatial_attrs(info),
             "eocompress:format": FORMAT,
             "eocompress:version": VERSION,
-            "eocompress:codec": codec_json,
             "eocompress:chunk": chunk,
             "eocompress:grid": info.to_json(),
+            "eocompress:provenance": prov,
+            "eocompress:input": source,
             "eocompress:complete": False,
             **(extra_attrs or {}),
         }
-        if rescore_codec is not None:
-            attrs["eocompress:rescore_codec"] = rescore_json
-        group.attrs.update(attrs)
+        group = _create_store(store, info, codec, rescore_codec, chunk, attrs)
     windows = list(iter_windows(info.height, info.width, chunk))
-    codec_arg = share(client, codec_json)
-    rescore_arg = share(client, rescore_json) if rescore_json is not None else None
+    codec_arg = share(client, codec.to_json())
+    rescore_arg = share(client, rescore_codec.to_json()) if rescore_codec is not None else None
     n_valid = 0
     for _, (_, nv, _) in map_chunks(
-        _encode_chunk,
-        windows,
-        fld,
-        codec_arg,
-        rescore_arg,
-        str(store),
-        resume,
-        client=client,
-        progress=progress,
+        _encode_chunk, windows, fld, codec_arg, rescore_arg, str(store), resume, client=client, progress=progress
     ):
         n_valid += nv
     group = _open_group(store, mode="r+")
     group.attrs.update({"eocompress:complete": True, "eocompress:n_valid": n_valid})
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    os.replace(store, out)
+    group.attrs.update({DIGEST_KEY: metadata_digest(store)})
+    with warnings.catch_warnings():  # "consolidated metadata is not part of the v3 spec": we want it for readers
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(str(store))
+    replace_path(store, out)
     shutil.rmtree(part, ignore_errors=True)
     return out
+
+
+def _metadata_of(node: Any) -> dict[str, Any]:
+    meta = node.metadata.to_dict()
+    meta.pop("consolidated_metadata", None)
+    return json.loads(json.dumps(meta, default=str))
+
+
+def metadata_digest(path: Path) -> str:
+    """sha256 over the root attributes, every array's metadata and the content of every non-chunked array."""
+    group = _open_group(path)
+    attrs = {k: v for k, v in group.attrs.asdict().items() if k != DIGEST_KEY}
+    parts: list[Any] = [attrs]
+    for name, node in sorted(group.members(max_depth=None), key=lambda kv: kv[0]):
+        meta = _metadata_of(node)
+        entry: dict[str, Any] = {"name": name, "metadata": meta}
+        if meta.get("node_type") == "array" and name not in _BULK:
+            entry["data"] = array_digest(np.asarray(node[...]))
+        parts.append(entry)
+    return json_digest(parts)
+
+
+def check_metadata(path: Path, attrs: dict[str, Any]) -> None:
+    """Raise ChecksumError when the attributes, small arrays or consolidated metadata were changed."""
+    import zarr
+
+    stored = attrs.get(DIGEST_KEY)
+    try:
+        actual = metadata_digest(path)
+    except Exception as exc:
+        raise ChecksumError(
+            f"{path}: metadata cannot be read ({type(exc).__name__}: {exc}); the product is damaged"
+        ) from exc
+    if stored != actual:
+        raise ChecksumError(
+            f"{path}: the attributes or decode parameters do not match {DIGEST_KEY} (corrupted or modified); "
+            "compress the field again (or restore the product from a copy)"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cons = zarr.open_group(str(path), mode="r", use_consolidated=True)
+        plain = _open_group(path)
+        same = {n: _metadata_of(m) for n, m in cons.members(max_depth=None)} == {
+            n: _metadata_of(m) for n, m in plain.members(max_depth=None)
+        } and cons.attrs.asdict() == plain.attrs.asdict()
+    except Exception as exc:
+        raise ChecksumError(f"{path}: consolidated metadata cannot be read ({exc}); the product is damaged") from exc
+    if not same:
+        raise ChecksumError(
+            f"{path}: consolidated metadata disagrees with the arrays' own zarr.json (modified); restore the product"
+        )
 
 
 class ZarrProduct:
     """A finished Zarr product opened for reading: grid, codec, chunk reads checked against sha256."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    is_chips = False
+
+    def __init__(self, path: str | os.PathLike, check: bool = True) -> None:
         self.path = Path(path)
         self.group = _open_group(self.path)
-        attrs = self.group.attrs.asdict()
+        try:
+            attrs = self.group.attrs.asdict()
+        except Exception as exc:
+            raise FileFormatError(f"{self.path}: attributes cannot be read ({exc}); the product is damaged") from exc
         if attrs.get("eocompress:format") != FORMAT:
-            raise FileFormatError(
-                f"{self.path} is a Zarr store but not an eocompress product (no format tag)"
-            )
-        if attrs.get("eocompress:version", 0) > VERSION:
+            raise FileFormatError(f"{self.path} is a Zarr store but not an eocompress product (no format tag)")
+        version = attrs.get("eocompress:version", 0)
+        if not isinstance(version, int) or version > VERSION:
             raise FileFormatError(f"{self.path} was written by a newer eocompress; upgrade to read it")
-        if not attrs.get("eocompress:complete"):
+        if version < VERSION:
+            raise FileFormatError(f"{self.path} is an older product layout (v{version}); compress the field again")
+        if attrs.get("eocompress:complete") is not True:
             raise FileFormatError(f"{self.path} is incomplete; run compress again with --resume")
+        if check:
+            check_metadata(self.path, attrs)
         self.attrs = attrs
-        self.info = GridInfo.from_json(attrs["eocompress:grid"])
-        self.chunk = int(attrs["eocompress:chunk"])
+        try:
+            self.info = GridInfo.from_json(attrs["eocompress:grid"])
+            self.chunk = int(attrs["eocompress:chunk"])
+            self.n_valid = int(attrs["eocompress:n_valid"])
+            if self.chunk < 1:
+                raise ValueError("chunk < 1")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FileFormatError(
+                f"{self.path}: grid attributes are malformed ({exc}); the product is damaged"
+            ) from exc
         self._codec = None
-        self._sha = None
+        self._rescore: Any = False
 
     @property
     def codec(self) -> Any:
-        """The codec that decodes ``codes``."""
+        """The codec that decodes ``codes`` (rebuilt from the named arrays in ``codec/``)."""
         if self._codec is None:
-            self._codec = codec_from_json(self.attrs["eocompress:codec"])
+            self._codec = load_codec(self.group)
         return self._codec
 
     @property
     def rescore_codec(self) -> Any | None:
-        text = self.attrs.get("eocompress:rescore_codec")
-        return codec_from_json(text) if text else None
+        """The codec of ``rescore_codes``, or None."""
+        if self._rescore is False:
+            self._rescore = load_codec(self.group, "eocompress:rescore_codec")
+        return self._rescore
 
     def windows(self) -> list[Window]:
+        """Chunk windows of the grid, row-major."""
         return list(iter_windows(self.info.height, self.info.width, self.chunk))
 
     def read_chunk(
@@ -247,14 +444,15 @@ class ZarrProduct:
         sl = (slice(window.r0, window.r1), slice(window.c0, window.c1))
         has_rescore = "eocompress:rescore_codec" in self.attrs
         try:
-            codes = np.asarray(self.group["codes"][sl])
+            codes = np.moveaxis(np.asarray(self.group["codes"][(slice(None), *sl)]), 0, -1)
             valid = np.asarray(self.group["valid"][sl])
-            extra = np.asarray(self.group["rescore_codes"][sl]) if has_rescore else None
+            extra = (
+                np.moveaxis(np.asarray(self.group["rescore_codes"][(slice(None), *sl)]), 0, -1) if has_rescore else None
+            )
             stored = np.asarray(self.group["chunk_sha256"][window.i, window.j]).tobytes() if verify else b""
         except Exception as exc:
             raise ChecksumError(
-                f"{self.path}: {window.describe()} cannot be read ({type(exc).__name__}: {exc}); "
-                "the chunk file "
+                f"{self.path}: {window.describe()} cannot be read ({type(exc).__name__}: {exc}); the chunk file "
                 "is corrupted or truncated - compress the field again (or restore the product from a copy)"
             ) from exc
         if verify:
@@ -264,17 +462,13 @@ class ZarrProduct:
                     f"{self.path}: {window.describe()} does not match its sha256 (corrupted or modified); "
                     "compress the field again (or restore the product from a copy)"
                 )
-        return codes, valid, (extra if rescore else None)
+        return np.ascontiguousarray(codes), valid, (extra if rescore else None)
 
     def iter_chunks(self, verify: bool = True) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
+        """(window, codes, valid) of every chunk, verified."""
         for w in self.windows():
             codes, valid, _ = self.read_chunk(w, verify=verify)
             yield w, codes, valid
-
-    @property
-    def n_valid(self) -> int:
-        """Number of valid (not nodata) pixels."""
-        return int(self.attrs["eocompress:n_valid"])
 
     def decode_chunk(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """float32 (h, w, D) of one verified chunk (nodata pixels 0) and its valid mask."""
@@ -283,6 +477,12 @@ class ZarrProduct:
         if valid.any():
             out[valid] = self.codec.decode(codes[valid])
         return out, valid
+
+    def to_xarray(self, decode: bool = True) -> Any:
+        """Georeferenced lazy DataArray: decoded float32 (band, y, x), NaN at nodata; or the codes."""
+        from eocompress.embeddings.products.xarray_view import to_xarray
+
+        return to_xarray(self, decode=decode)
 
     def stored_bytes(self) -> int:
         """Bytes on disk of the whole store."""
