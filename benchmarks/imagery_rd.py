@@ -1,20 +1,25 @@
-"""Rate–distortion benchmark of the imagery codec against JPEG 2000 (and JPEG XL) on held-out real imagery.
+"""Rate–distortion benchmark of the imagery codec against JPEG 2000 and KLT + JPEG 2000 on held-out places.
 
-Held-out data comes from the first model's ``config.json``: the whole scenes it never saw
-(``data.held_out_scenes``) and the bottom validation strips of its training scenes
-(``data.val_areas``, not trained on). Each is cut into 120 x 120 patches (the issue's setting),
-12 bands, DNs as stored. Per patch:
+Groups (``eocompress.imagery.places.held_out_scenes``, never trained on): whole L1C city scenes (OSCD,
+6 unseen cities x 2 dates), L2A 264 x 264 scenes (SSL4EO-S12) and L2A 120 x 120 patches cut from a
+held-out Major-TOM cell. The 12 L2A bands (B01 … B12, B8A; B10 dropped from L1C) as stored, uint16.
 
-- every tokenizer: index payload bytes, PSNR (per band, on clip(DN - offset, 0, 10000), range
-  10000, averaged), SAM, NDVI MAE;
-- JPEG 2000 (multi-component, no colour transform, largest codestream within the budget) and JPEG
-  XL (per band) at the first tokenizer's payload size, and JPEG 2000 at 1/100 … 1/700 of raw.
+For each scene and each operating point (1/200, 1/450, 1/1000 of raw uint16), our **whole file** is
+encoded, decoded and measured; then both classical anchors are fitted **to the same number of bytes**:
 
-Throughput: tiles/s of encode and decode on a whole real Major-TOM cell (1068 x 1068), with JPEG
-2000 encoding of the same cell (MB/s) measured in the same run as the peer.
+- JPEG 2000: OpenJPEG through GDAL, all 12 bands as one multi-component image, 9/7 wavelet, no colour
+  transform, OpenJPEG's rate control (corrected until the codestream fits the budget);
+- KLT + JPEG 2000: per-file PCA across the bands (orthonormal, float16 basis, uint16 means and the
+  component offsets counted in the size), components coded the same way (JPEG 2000 Part 2 style).
 
-    nice -n 10 .venv/bin/python benchmarks/imagery_rd.py --model default --model ABLATION_DIR --j2k-reference \
-        --out outputs/imagery_rd      # results.json, results.md, rd_<group>.png
+Metrics from the one fidelity module: PSNR pooled over the 12 bands on clip(DN - offset, 0, 10000),
+data range 10000; SAM in degrees. Throughput (tiles of 256 x 256 px x 12 bands per second, MB/s of raw
+uint16) of our encode/decode beside JPEG 2000's, in the same run. Figures: ``docs/img/imagery_rd.png``
+and side-by-side pictures ``docs/img/imagery_{desert,coast,farmland}.png``; table ``docs/benchmarks/imagery.md``.
+
+    nice -n 10 .venv/bin/python benchmarks/imagery_rd.py             # full run (learned codec when present)
+    nice -n 10 .venv/bin/python benchmarks/imagery_rd.py --quick     # CI-size: a few scenes, no docs written
+    nice -n 10 .venv/bin/python benchmarks/imagery_rd.py --codec vq  # the old fixed-rate VQ tokenizer
 """
 
 from __future__ import annotations
@@ -22,298 +27,410 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from eocompress.imagery.codec.pipeline import ImageryCodec, load_tokenizer
-from eocompress.imagery.codec.tokenfile import TokenFile
-from eocompress.imagery.evaluation.baselines import jpeg2000_at_budget, jpeg2000_encode, jpegxl_at_budget
-from eocompress.imagery.evaluation.fidelity import image_metrics
-from eocompress.imagery.evaluation.report import plot_rate_distortion
+from eocompress.imagery.evaluation.baselines import j2k_rate_encode, jpeg2000_decode, klt_jpeg2000_at_budget
+from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
+from eocompress.imagery.readers.bands import S2_L2A_BANDS
 from eocompress.imagery.readers.scenes import read_scene
 
-ISSUE_J2K = {450: (24.4, 12.2), 200: (30.4, 5.8), 100: (33.7, 4.1)}  # quoted in issue 6, for scale
-J2K_CURVE = (100, 200, 300, 450, 700)  # JPEG 2000 rate–distortion curve, ratios against raw uint16
-FALLBACK_HELD_OUT = ("imagery/hydro/patch_10.tif", "imagery/hydro/patch_1000.tif",
-                     "imagery/hydro/patch_100000.tif", "imagery/ssl4eo-s12/s2a/0000200")
+RATIOS = (200, 450, 1000)
+GROUPS = {
+    "l1c_cities": "held-out L1C city scenes, whole (OSCD)",
+    "l2a_264": "held-out L2A scenes, 264 x 264 (SSL4EO-S12)",
+    "l2a_120": "L2A patches, 120 x 120 (held-out Major-TOM cell)",
+}
+TILE_PX = 256 * 256  # throughput unit: a 256 x 256 px tile of 12 bands
+PEERS = ("ours", "jpeg2000", "klt+jpeg2000")
+DESERT, COAST = "abudhabi/imgs_1", "hongkong/imgs_1"
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def held_out_regions(cfg, root: Path) -> list[tuple[str, str, Path, tuple[int, int, int, int] | None]]:
-    """(group, label, path, window or None) for every held-out scene and validation strip of the model."""
-    from eocompress.imagery.readers.scenes import find_scenes
-
-    data = getattr(cfg, "data", None) or {}
-    regions = []
-    for rel in data.get("held_out_scenes") or FALLBACK_HELD_OUT:
-        path = Path(rel) if Path(rel).is_absolute() else root / rel
-        for scene_path in find_scenes(path):
-            kind = "ocean, Hydro" if "hydro" in str(scene_path) else "land"
-            regions.append((f"held-out scenes ({kind})", str(scene_path.relative_to(root)), scene_path, None))
-    for area in data.get("val_areas", []):
-        (r0, r1), (c0, c1) = area["rows"], area["cols"]
-        rel = area["scene"]
-        path = Path(rel) if Path(rel).is_absolute() else root / rel
-        regions.append(("validation strips of training scenes", f"{rel} rows {r0}:{r1}", path,
-                        (r0, c0, r1 - r0, c1 - c0)))
-    return regions
+# --------------------------------------------------------------------------- our codec, old or new
 
 
-def patches(scene, size: int):
-    """Non-overlapping size x size windows (row-major) of a scene with >= 99% valid pixels."""
-    h, w = scene.shape
-    for r in range(0, h - size + 1, size):
-        for c in range(0, w - size + 1, size):
-            crop = scene.crop(r, c, size, size)
-            if crop.valid.mean() >= 0.99:
-                yield (r, c), crop
+class Ours:
+    """Our codec behind one interface: ``encode(dn, offset, ratio) -> bytes`` and ``decode(bytes) -> dn``."""
+
+    def __init__(self, kind: str, model: str, device: str) -> None:
+        self.kind = kind
+        if kind == "learned":
+            from eocompress.imagery.codec.learned import LearnedCodec
+
+            self.codec = LearnedCodec.load(model, device=device)
+            self.ladder = True
+        else:
+            from eocompress.imagery.codec.pipeline import ImageryCodec, load_tokenizer
+
+            self.codec = ImageryCodec(load_tokenizer(model, device), halo=2)
+            self.ladder = False  # one fixed rate: the baselines follow its sizes
+        self.bands = list(self.codec.bands)
+
+    def encode(self, dn: np.ndarray, offset: int, ratio: float) -> bytes:
+        if self.ladder:
+            return self.codec.encode(dn, offset=offset, ratio=float(ratio))
+        return self.codec.encode_array(dn, self.bands, offset).to_bytes()
+
+    def decode(self, blob: bytes) -> np.ndarray:
+        if self.ladder:
+            return np.asarray(self.codec.decode(blob))
+        from eocompress.imagery.codec.tokenfile import TokenFile
+
+        return self.codec.decode_array(TokenFile.from_bytes(blob))
 
 
-def measure_patch(crop, codecs: dict[str, ImageryCodec], jxl: bool) -> dict:
-    """All codecs on one patch: bytes, PSNR, SAM, NDVI MAE (SSIM skipped for speed)."""
-    data, bands, offset, valid = crop.data, crop.bands, crop.offset, crop.valid
-    out: dict = {}
-    budget = None
-    for name, codec in codecs.items():
-        tf = codec.encode_array(data, bands, offset)
-        blob = tf.to_bytes()
-        parsed = TokenFile.from_bytes(blob)
-        recon = codec.decode_array(parsed)
-        payload = int(parsed.header["index_nbytes"])
-        budget = budget or payload
-        out[name] = {"bytes": payload, "file_bytes": len(blob),
-                     **_m(image_metrics(data, recon, bands, offset, valid, ssim=False))}
-    res = jpeg2000_at_budget(data, budget)
-    out["jpeg2000@same"] = {"bytes": res.nbytes, **_m(image_metrics(data, res.recon, bands, offset, valid,
-                                                                   ssim=False))} if res else None
-    if jxl:
-        res = jpegxl_at_budget(data, budget)
-        out["jpegxl@same"] = {"bytes": res.nbytes, **_m(image_metrics(data, res.recon, bands, offset, valid,
-                                                                     ssim=False))} if res else None
-    for ratio in J2K_CURVE:
-        res = jpeg2000_at_budget(data, data.nbytes // ratio)
-        out[f"jpeg2000@1/{ratio}"] = {"bytes": res.nbytes, **_m(image_metrics(
-            data, res.recon, bands, offset, valid, ssim=False))} if res else None
-    return out
+def pick_codec(choice: str) -> str:
+    """``learned`` when asked or available (``auto``), else the old VQ tokenizer ``vq``."""
+    if choice != "auto":
+        return choice
+    try:
+        from eocompress.imagery.codec.learned import LearnedCodec  # noqa: F401
+    except ImportError:
+        return "vq"
+    return "learned"
 
 
-def _m(metrics: dict) -> dict:
-    return {k: metrics[k] for k in ("psnr_db", "sam_deg", "ndvi_mae", "rmse") if k in metrics}
+# --------------------------------------------------------------------------- items
 
 
-def aggregate(rows: list[dict], raw_bytes: int) -> dict:
-    """Mean bytes/PSNR/SAM/NDVI MAE per codec over patches (a codec that misses a patch is reported)."""
-    names = sorted({k for r in rows for k in r["codecs"]}, key=lambda n: (n.startswith("jpeg"), n))
-    out = {}
-    for name in names:
-        vals = [r["codecs"][name] for r in rows if r["codecs"].get(name)]
-        if not vals:
-            out[name] = {"patches": 0, "missed": len(rows)}
-            continue
-        mean_bytes = float(np.mean([v["bytes"] for v in vals]))
-        out[name] = {
-            "patches": len(vals),
-            "missed": len(rows) - len(vals),
-            "bytes": mean_bytes,
-            "ratio_vs_raw": raw_bytes / mean_bytes,
-            "bits_per_pixel_per_band": 8 * mean_bytes / (raw_bytes / 2),
-            **{k: float(np.mean([v[k] for v in vals if k in v])) for k in ("psnr_db", "sam_deg", "ndvi_mae")},
-        }
-    return out
+@dataclass
+class Item:
+    """One held-out image: 12-band DN stack in the file's convention, its offset and valid mask."""
+
+    group: str
+    label: str
+    dn: np.ndarray
+    offset: int
+    valid: np.ndarray
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)
+    recon: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def raw_bytes(self) -> int:
+        return int(self.dn.nbytes)
 
 
-def head_to_head(rows: list[dict]) -> list[dict]:
-    """Each tokenizer against each same-size baseline on the patches where the baseline fits the budget."""
-    names = sorted({k for r in rows for k in r["codecs"]})
-    out = []
-    for tok in [n for n in names if n.startswith("tokenizer")]:
-        for base in [n for n in names if n.endswith("@same")]:
-            pairs = [(r["codecs"][tok], r["codecs"][base]) for r in rows if r["codecs"].get(tok)]
-            both = [(t, b) for t, b in pairs if b]
-            entry = {"tokenizer": tok, "baseline": base, "patches": len(pairs), "compared": len(both),
-                     "baseline_cannot_fit": len(pairs) - len(both)}
-            if both:
-                entry.update(
-                    tokenizer_bytes=float(np.mean([t["bytes"] for t, _ in both])),
-                    baseline_bytes=float(np.mean([b["bytes"] for _, b in both])),
-                    tokenizer_psnr_db=float(np.mean([t["psnr_db"] for t, _ in both])),
-                    baseline_psnr_db=float(np.mean([b["psnr_db"] for _, b in both])),
-                    tokenizer_sam_deg=float(np.mean([t["sam_deg"] for t, _ in both])),
-                    baseline_sam_deg=float(np.mean([b["sam_deg"] for _, b in both])),
-                    psnr_wins=sum(t["psnr_db"] > b["psnr_db"] for t, b in both),
-                    sam_wins=sum(t["sam_deg"] < b["sam_deg"] for t, b in both),
-                )
-            out.append(entry)
-    return out
+def load_items(quick: bool, max_patches: int) -> list[Item]:
+    """Held-out images of the three groups (quick: one of each kind and a few patches)."""
+    from eocompress.imagery import places
+
+    scenes = places.held_out_scenes()
+    items: list[Item] = []
+    cities = scenes["l1c_cities"]
+    if quick:
+        cities = [p for p in cities if str(p).endswith(DESERT)]
+    for path in cities:
+        s = read_scene(path).select(S2_L2A_BANDS)
+        items.append(Item("l1c_cities", f"{path.parent.name}/{path.name}", s.data, s.offset, s.valid))
+    for path in scenes["l2a_264"][: 1 if quick else None]:
+        s = read_scene(path).select(S2_L2A_BANDS)
+        items.append(Item("l2a_264", path.name, s.data, s.offset, s.valid))
+    for path in scenes["l2a_120"]:
+        s = read_scene(path).select(S2_L2A_BANDS)
+        windows = [(r, c) for r, c in places.patches(s.data, places.PATCH)
+                   if s.valid[r : r + places.PATCH, c : c + places.PATCH].mean() >= 0.99]
+        keep = np.linspace(0, len(windows) - 1, min(len(windows), max_patches)).round().astype(int)
+        for k in sorted(set(keep.tolist())):
+            r, c = windows[k]
+            crop = s.crop(r, c, places.PATCH, places.PATCH)
+            items.append(Item("l2a_120", f"{path.parent.name} r{r} c{c}", crop.data, crop.offset, crop.valid))
+    return items
 
 
-def head_to_head_table(entries: list[dict], title: str) -> str:
-    head = ("| tokenizer | baseline (same size) | patches compared | baseline cannot fit | bytes tok / base "
-            "| PSNR dB tok / base | SAM ° tok / base | tokenizer wins PSNR | wins SAM |")
-    lines = [f"### {title}", "", head, "|---|---|---|---|---|---|---|---|---|"]
-    for e in entries:
-        if not e["compared"]:
-            lines.append(f"| {e['tokenizer']} | {e['baseline']} | 0 | {e['baseline_cannot_fit']} | | | | | |")
-            continue
-        lines.append(
-            f"| {e['tokenizer']} | {e['baseline']} | {e['compared']} | {e['baseline_cannot_fit']} | "
-            f"{e['tokenizer_bytes']:.0f} / {e['baseline_bytes']:.0f} | {e['tokenizer_psnr_db']:.2f} / "
-            f"{e['baseline_psnr_db']:.2f} | {e['tokenizer_sam_deg']:.2f} / {e['baseline_sam_deg']:.2f} | "
-            f"{e['psnr_wins']}/{e['compared']} | {e['sam_wins']}/{e['compared']} |"
-        )
-    return "\n".join(lines)
+# --------------------------------------------------------------------------- measuring
 
 
-def throughput(codec: ImageryCodec, root: Path, device: str = "cpu", repeats: int = 1) -> dict:
-    """Encode/decode tiles per second on a whole real Major-TOM cell; JPEG 2000 on the same cell as peer."""
-    scene = read_scene(root / "imagery/majortom-core-s2l2a/199U_1099R").select(codec.bands)
-    tiles = codec.tile_count(*scene.shape)
+def measure(item: Item, ours: Ours, ratio: int, keep_recon: bool) -> dict[str, Any]:
+    """Ours at ``ratio``, then JPEG 2000 and KLT + JPEG 2000 at our file size; sizes, PSNR, SAM, times."""
+    out: dict[str, Any] = {}
     t0 = time.perf_counter()
-    for _ in range(repeats):
-        tf = codec.encode_array(scene.data, scene.bands, scene.offset)
-    enc = (time.perf_counter() - t0) / repeats
+    blob = ours.encode(item.dn, item.offset, ratio)
+    t1 = time.perf_counter()
+    recon = ours.decode(blob)
+    t2 = time.perf_counter()
+    budget = len(blob)
+    psnr, sam = dn_psnr_sam(item.dn, recon, item.offset, item.valid)
+    out["ours"] = {"bytes": budget, "psnr_db": psnr, "sam_deg": sam, "encode_s": t1 - t0, "decode_s": t2 - t1}
+    if keep_recon:
+        item.recon["ours"] = recon
+    stats: dict[str, float] = {}
     t0 = time.perf_counter()
-    for _ in range(repeats):
-        codec.decode_array(tf)
-    dec = (time.perf_counter() - t0) / repeats
-    level = 40
-    t0 = time.perf_counter()
-    jpeg2000_encode(scene.data, level)
-    j2k = time.perf_counter() - t0
-    mb = scene.data.nbytes / 1e6
-    return {"scene": "majortom 199U_1099R", "shape": list(scene.data.shape), "tiles": tiles,
-            "tile_size": codec.tokenizer.config.tile_size, "halo": codec.halo,
-            "encode_s": enc, "decode_s": dec, "encode_tiles_per_s": tiles / enc, "decode_tiles_per_s": tiles / dec,
-            "encode_MB_per_s": mb / enc, "jpeg2000_encode_s": j2k, "jpeg2000_MB_per_s": mb / j2k,
-            "torch_threads": __import__("torch").get_num_threads(), "device": device}
-
-
-def j2k_reference(root: Path, size: int) -> dict:
-    """JPEG 2000 alone at 1/450, 1/200, 1/100 on every 120 px patch of both Major-TOM cells (issue's setting)."""
-    out = {}
-    for cell in ("199U_1099R", "0U_199R"):
-        scene = read_scene(root / f"imagery/majortom-core-s2l2a/{cell}")
-        per_ratio = {}
-        for ratio in ISSUE_J2K:
-            vals = []
-            for _, crop in patches(scene, size):
-                res = jpeg2000_at_budget(crop.data, crop.data.nbytes // ratio)
-                if res is not None:
-                    vals.append(_m(image_metrics(crop.data, res.recon, crop.bands, crop.offset, crop.valid,
-                                                 ssim=False)))
-            per_ratio[f"1/{ratio}"] = {"patches": len(vals), "psnr_db": float(np.mean([v["psnr_db"] for v in vals])),
-                                       "sam_deg": float(np.mean([v["sam_deg"] for v in vals]))}
-        out[cell] = per_ratio
+    stream = j2k_rate_encode(item.dn, budget, stats=stats)
+    t1 = time.perf_counter()
+    if stream is None:
+        out["jpeg2000"] = None
+    else:
+        j2k = jpeg2000_decode(stream)
+        t2 = time.perf_counter()
+        psnr, sam = dn_psnr_sam(item.dn, j2k, item.offset, item.valid)
+        out["jpeg2000"] = {"bytes": len(stream), "psnr_db": psnr, "sam_deg": sam,
+                           "encode_s": (t1 - t0) / max(1, stats.get("encodes", 1)), "decode_s": t2 - t1}
+        if keep_recon:
+            item.recon["jpeg2000"] = j2k
+    klt = klt_jpeg2000_at_budget(item.dn, budget, item.valid)
+    if klt is None:
+        out["klt+jpeg2000"] = None
+    else:
+        psnr, sam = dn_psnr_sam(item.dn, klt.recon, item.offset, item.valid)
+        out["klt+jpeg2000"] = {"bytes": klt.nbytes, "psnr_db": psnr, "sam_deg": sam, "components": int(klt.setting)}
+        if keep_recon:
+            item.recon["klt+jpeg2000"] = klt.recon
     return out
 
 
-def table(agg: dict, title: str) -> str:
-    head = "| codec | patches | bytes | ratio vs raw | bits/px/band | PSNR dB | SAM ° | NDVI MAE |"
-    lines = [f"### {title}", "", head, "|---|---|---|---|---|---|---|---|"]
-    for name, a in agg.items():
-        if not a.get("patches"):
-            lines.append(f"| {name} | 0 (budget not reachable on {a['missed']}) | | | | | | |")
+def aggregate(items: list[Item], ratios: tuple[int, ...]) -> dict[str, dict[str, Any]]:
+    """Per group and operating point: mean bytes, ratio, PSNR, SAM per codec; our wins against each anchor."""
+    agg: dict[str, dict[str, Any]] = {}
+    for group in GROUPS:
+        rows = [i for i in items if i.group == group]
+        if not rows:
             continue
-        miss = f" (+{a['missed']} unreachable)" if a["missed"] else ""
-        lines.append(f"| {name} | {a['patches']}{miss} | {a['bytes']:.0f} | {a['ratio_vs_raw']:.0f} | "
-                     f"{a['bits_per_pixel_per_band']:.4f} | {a['psnr_db']:.2f} | {a['sam_deg']:.2f} | "
-                     f"{a['ndvi_mae']:.4f} |")
-    return "\n".join(lines)
+        per_ratio: dict[str, Any] = {}
+        for ratio in ratios:
+            entry: dict[str, Any] = {"images": len(rows)}
+            raw = float(np.mean([i.raw_bytes for i in rows]))
+            for peer in PEERS:
+                vals = [i.results[ratio][peer] for i in rows if i.results.get(ratio, {}).get(peer)]
+                if not vals:
+                    entry[peer] = {"images": 0}
+                    continue
+                mean_bytes = float(np.mean([v["bytes"] for v in vals]))
+                entry[peer] = {
+                    "images": len(vals),
+                    "bytes": mean_bytes,
+                    "ratio": float(np.mean([i.raw_bytes / i.results[ratio][peer]["bytes"] for i in rows
+                                            if i.results[ratio].get(peer)])),
+                    "psnr_db": float(np.mean([v["psnr_db"] for v in vals])),
+                    "sam_deg": float(np.mean([v["sam_deg"] for v in vals])),
+                }
+            for peer in PEERS[1:]:
+                pairs = [(i.results[ratio]["ours"], i.results[ratio][peer]) for i in rows if i.results[ratio].get(peer)]
+                entry[f"wins_vs_{peer}"] = {
+                    "psnr": sum(o["psnr_db"] > p["psnr_db"] for o, p in pairs),
+                    "sam": sum(o["sam_deg"] < p["sam_deg"] for o, p in pairs),
+                    "of": len(pairs),
+                }
+            entry["raw_bytes"] = raw
+            per_ratio[str(ratio)] = entry
+        agg[group] = per_ratio
+    return agg
 
 
-def plot_groups(results: dict, out: Path) -> None:
-    """One rate–distortion figure per patch group (ocean and land behave too differently to pool)."""
-    for k, (group, agg) in enumerate(results["aggregates"].items()):
-        n = max(a.get("patches", 0) + a.get("missed", 0) for a in agg.values())
-        pts = {"tokenizers": {name: [(a["bits_per_pixel_per_band"], a["psnr_db"], a["sam_deg"])]
-                              for name, a in agg.items() if name.startswith("tokenizer") and a.get("patches")},
-               "curves": {"jpeg2000 (fixed ratios)": [(a["bits_per_pixel_per_band"], a["psnr_db"], a["sam_deg"])
-                                                      for name, a in agg.items() if name.startswith("jpeg2000@1/")
-                                                      and a.get("patches") and not a["missed"]]},
-               "references": [(16 / r, p, s) for r, (p, s) in ISSUE_J2K.items()]}
-        for name, a in agg.items():  # same-size baselines only where they fit every patch (else subsets mix)
-            if name.endswith("@same") and a.get("patches") and not a["missed"]:
-                pts["tokenizers"][name] = [(a["bits_per_pixel_per_band"], a["psnr_db"], a["sam_deg"])]
-        plot_rate_distortion(pts, out / f"rd_{k}.png",
-                             title=f"{group}: {n} real S2 L2A patches of {results['patch']} px (means)")
+def throughput(items: list[Item], ratio: int) -> dict[str, dict[str, float]]:
+    """Encode/decode speed per group at ``ratio``: ours and JPEG 2000 (one encode at the final rate)."""
+    out: dict[str, dict[str, float]] = {}
+    for group in GROUPS:
+        rows = [i for i in items if i.group == group and i.results.get(ratio)]
+        if not rows:
+            continue
+        px = sum(i.dn.shape[1] * i.dn.shape[2] for i in rows)
+        mb = sum(i.raw_bytes for i in rows) / 1e6
+        entry: dict[str, float] = {"tiles": px / TILE_PX, "raw_MB": mb}
+        for peer in ("ours", "jpeg2000"):
+            done = [i.results[ratio][peer] for i in rows if i.results[ratio].get(peer)]
+            if len(done) != len(rows):
+                continue
+            for step in ("encode", "decode"):
+                seconds = sum(d[f"{step}_s"] for d in done)
+                entry[f"{peer}_{step}_tiles_per_s"] = px / TILE_PX / seconds
+                entry[f"{peer}_{step}_MB_per_s"] = mb / seconds
+        out[group] = entry
+    return out
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results tables (one per group) and the throughput table, as Markdown."""
+    agg, thr = results["aggregates"], results["throughput"]
+    lines = []
+    for group, per_ratio in agg.items():
+        n = next(iter(per_ratio.values()))["images"]
+        lines += [f"### {GROUPS[group]}: {n} image{'s' if n != 1 else ''}", "",
+                  "| target | ours: ratio, PSNR dB / SAM ° | JPEG 2000, same size | KLT + JPEG 2000, same size "
+                  "| ours beats JPEG 2000 (PSNR, SAM) | ours beats KLT + JPEG 2000 (PSNR, SAM) |",
+                  "|---|---|---|---|---|---|"]
+        for ratio, e in per_ratio.items():
+            cells = []
+            for peer in PEERS:
+                v = e[peer]
+                if not v.get("images"):
+                    cells.append("does not fit")
+                    continue
+                short = f" ({v['images']}/{e['images']} fit)" if v["images"] != e["images"] else ""
+                size = f"{v['ratio']:.0f}x, " if peer == "ours" else ""
+                cells.append(f"{size}{v['psnr_db']:.2f} / {v['sam_deg']:.2f}{short}")
+            wins = [f"{e[f'wins_vs_{p}']['psnr']}/{e[f'wins_vs_{p}']['of']}, "
+                    f"{e[f'wins_vs_{p}']['sam']}/{e[f'wins_vs_{p}']['of']}" for p in PEERS[1:]]
+            target = f"1/{ratio}" if results["ladder"] else "fixed rate"
+            lines.append(f"| {target} | " + " | ".join(cells + wins) + " |")
+        lines.append("")
+    ratio = results["throughput_ratio"]
+    rate = f"1/{ratio}" if ratio else "the fixed rate"
+    lines += [f"### Throughput at {rate} ({results['machine']})", "",
+              "| group | tiles (256² px x 12 bands) | ours encode tiles/s (MB/s) | ours decode tiles/s (MB/s) "
+              "| JPEG 2000 encode tiles/s (MB/s) | JPEG 2000 decode tiles/s (MB/s) |", "|---|---|---|---|---|---|"]
+    for group, t in thr.items():
+        cells = []
+        for key in ("ours_encode", "ours_decode", "jpeg2000_encode", "jpeg2000_decode"):
+            cells.append(f"{t[f'{key}_tiles_per_s']:.2f} ({t[f'{key}_MB_per_s']:.2f})" if f"{key}_tiles_per_s" in t
+                         else "–")
+        lines.append(f"| {GROUPS[group]} | {t['tiles']:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_rd(results: dict[str, Any], path: Path) -> None:
+    """PSNR and SAM against the whole-file ratio, one column per group, the three codecs as curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agg = results["aggregates"]
+    fig, axes = plt.subplots(2, len(agg), figsize=(4.6 * len(agg), 7), squeeze=False)
+    style = {"ours": ("C3", "o", "ours (" + results["codec"] + ")"), "jpeg2000": ("C0", "s", "JPEG 2000"),
+             "klt+jpeg2000": ("C2", "^", "KLT + JPEG 2000")}
+    for col, (group, per_ratio) in enumerate(agg.items()):
+        for peer, (color, marker, label) in style.items():
+            pts = sorted((e[peer]["ratio"], e[peer]["psnr_db"], e[peer]["sam_deg"])
+                         for e in per_ratio.values() if e[peer].get("images"))
+            if not pts:
+                continue
+            x, p, s = zip(*pts, strict=True)
+            axes[0, col].plot(x, p, color=color, marker=marker, label=label)
+            axes[1, col].plot(x, s, color=color, marker=marker, label=label)
+        n = next(iter(per_ratio.values()))["images"]
+        axes[0, col].set_title(f"{GROUPS[group]}\n({n} images, means)", fontsize=9)
+        for row, ylabel in enumerate(("PSNR dB (pooled, range 10000)", "SAM ° (lower is better)")):
+            ax = axes[row, col]
+            ax.set_xscale("log")
+            ax.set_xlabel("compression ratio vs raw uint16 (whole files)")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+        axes[0, col].legend(fontsize=8)
+    fig.suptitle("Held-out Sentinel-2, 12 bands: ours vs JPEG 2000 and KLT + JPEG 2000 at the same file size")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _rgb(dn: np.ndarray, offset: int, idx: tuple[int, int, int], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    x = np.clip(dn[list(idx)].astype(np.float32) - offset, 0, None)
+    return np.clip((x - lo[:, None, None]) / (hi - lo)[:, None, None], 0, 1).transpose(1, 2, 0)
+
+
+def plot_pictures(item: Item, ratio: int, title: str, path: Path) -> None:
+    """Original / ours / JPEG 2000 / KLT + JPEG 2000 at the same size, true colour and false colour rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bands = list(S2_L2A_BANDS)
+    combos = {"true colour (B04, B03, B02)": tuple(bands.index(b) for b in ("B04", "B03", "B02")),
+              "false colour (B08, B04, B03)": tuple(bands.index(b) for b in ("B08", "B04", "B03"))}
+    panels = [("original", item.dn)] + [(p, item.recon[p]) for p in PEERS if p in item.recon]
+    fig, axes = plt.subplots(2, len(panels), figsize=(3.6 * len(panels), 7.4), squeeze=False)
+    res = item.results[ratio]
+    for row, (name, idx) in enumerate(combos.items()):
+        ref = np.clip(item.dn[list(idx)].astype(np.float32) - item.offset, 0, None).reshape(3, -1)
+        lo, hi = np.percentile(ref, 1, axis=1), np.percentile(ref, 99, axis=1)
+        hi = np.maximum(hi, lo + 1)
+        for col, (label, dn) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(_rgb(dn, item.offset, idx, lo, hi), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                if label == "original":
+                    ax.set_title(f"original\n{item.raw_bytes:,} B raw", fontsize=9)
+                else:
+                    r = res[label]
+                    ax.set_title(f"{label}\n{r['bytes']:,} B ({item.raw_bytes / r['bytes']:.0f}x), "
+                                 f"{r['psnr_db']:.1f} dB, SAM {r['sam_deg']:.1f}°", fontsize=9)
+            if col == 0:
+                ax.set_ylabel(name, fontsize=9)
+    rate = f"1/{ratio} of raw" if ratio else "our fixed rate"
+    fig.suptitle(f"{title}: {item.label}, held out, at {rate} (same file size for all)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_docs(results: dict[str, Any], table: str, page: Path) -> None:
+    """Replace the generated block of the docs page (between the markers) with the latest tables."""
+    begin, end = "<!-- imagery_rd:begin -->", "<!-- imagery_rd:end -->"
+    text = page.read_text() if page.exists() else ""
+    block = (f"{begin}\n\nLatest run: `{results['command']}` ({results['seconds']:.0f} s, codec "
+             f"`{results['codec']}`, {results['machine']}).\n\n{table}\n{end}")
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text = (text.rstrip() + "\n\n" if text else "") + block + "\n"
+    page.write_text(text)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", action="append", help="model name or folder (repeatable; first = budget)")
-    ap.add_argument("--out", default="outputs/imagery_rd", help="folder for results.json, results.md, rd.png")
-    ap.add_argument("--patch", type=int, default=120, help="patch size in pixels (default 120, as in the issue)")
-    ap.add_argument("--max-patches", type=int, default=0, help="at most this many patches per region (0 = all)")
-    ap.add_argument("--halo", type=int, default=2, help="codec halo in index positions")
-    ap.add_argument("--no-jxl", action="store_true", help="skip the JPEG XL baseline")
-    ap.add_argument("--device", default="cpu", help="torch device for the tokenizer (cpu, cuda)")
-    ap.add_argument("--no-throughput", action="store_true", help="skip the throughput measurement")
-    ap.add_argument("--j2k-reference", action="store_true",
-                    help="also JPEG 2000 alone at 1/450, 1/200, 1/100 on all patches of both Major-TOM cells")
+    ap.add_argument("--codec", choices=("auto", "learned", "vq"), default="auto",
+                    help="our codec: the learned ladder (default when installed) or the old fixed-rate VQ tokenizer")
+    ap.add_argument("--model", default="default", help="model name or folder")
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    ap.add_argument("--quick", action="store_true", help="CI size: one city, one 264 scene, 4 patches; no docs")
+    ap.add_argument("--max-patches", type=int, default=16, help="120 x 120 patches, evenly spread (default 16)")
+    ap.add_argument("--out", default="outputs/imagery_rd", help="folder for results.json and results.md")
+    ap.add_argument("--docs", default=None, help="write docs/img figures and docs/benchmarks/imagery.md "
+                    "(default: on for full runs, off with --quick)", action=argparse.BooleanOptionalAction)
     args = ap.parse_args()
-    root = Path(os.environ.get("EOCOMPRESS_DATA", "../shared/data"))
-    models = args.model or ["default"]
-    codecs = {}
-    for m in models:
-        name = "tokenizer:" + ("default" if m == "default" else Path(m).name)
-        codecs[name] = ImageryCodec(load_tokenizer(m, args.device), halo=args.halo)
-    first = next(iter(codecs.values()))
-    regions = held_out_regions(first.tokenizer.config, root)
-    rows = []
+    os.environ.setdefault("EOCOMPRESS_DATA", str(ROOT.parent / "shared" / "data"))
     t_start = time.time()
-    for group, label, path, window in regions:
-        scene = read_scene(path).select(first.bands)
-        if window is not None:
-            scene = scene.crop(*window)
-        for k, ((r, c), crop) in enumerate(patches(scene, args.patch)):
-            if args.max_patches and k >= args.max_patches:
-                break
-            rows.append({"group": group, "region": label, "row": r, "col": c, "offset": crop.offset,
-                         "codecs": measure_patch(crop, codecs, jxl=not args.no_jxl)})
-        print(f"[{time.time() - t_start:6.0f} s] {group}: {label} ({sum(r['region'] == label for r in rows)} patches)",
-              flush=True)
-    raw = 12 * args.patch * args.patch * 2
-    groups = {"all held-out patches": rows}
-    for g in sorted({r["group"] for r in rows}):
-        groups[g] = [r for r in rows if r["group"] == g]
-    results = {"patch": args.patch, "models": {n: {"model_id": c.tokenizer.model_id,
-                                                    "nominal_ratio": float(c.tokenizer.compression_ratio)}
-                                                for n, c in codecs.items()},
-               "halo": args.halo, "aggregates": {g: aggregate(rs, raw) for g, rs in groups.items()},
-               "head_to_head": {g: head_to_head(rs) for g, rs in groups.items()},
-               "patches": rows}
-    if not args.no_throughput:
-        results["throughput"] = throughput(first, root, args.device)
-    if args.j2k_reference:
-        results["j2k_reference_majortom"] = j2k_reference(root, args.patch)
+    ours = Ours(pick_codec(args.codec), args.model, args.device)
+    items = load_items(args.quick, 4 if args.quick else args.max_patches)
+    ratios = RATIOS if ours.ladder else (0,)
+    picture_labels = {DESERT, COAST}
+    farm = next((i.label for i in items if i.group == "l2a_120"), None)
+    for n, item in enumerate(items):
+        keep = item.label in picture_labels or item.label == farm
+        for ratio in ratios:
+            item.results[ratio] = measure(item, ours, ratio, keep_recon=keep and ratio in (450, 0))
+        print(f"[{time.time() - t_start:6.0f} s] {n + 1}/{len(items)} {item.group} {item.label}", flush=True)
+    thr_ratio = 450 if ours.ladder else 0
+    results = {
+        "codec": ours.kind, "model": args.model, "ladder": ours.ladder, "quick": args.quick,
+        "command": "benchmarks/imagery_rd.py" + (" --quick" if args.quick else "") + (
+            f" --codec {args.codec}" if args.codec != "auto" else ""),
+        "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), device {args.device}",
+        "aggregates": aggregate(items, ratios), "throughput_ratio": thr_ratio,
+        "throughput": throughput(items, thr_ratio),
+        "images": [{"group": i.group, "label": i.label, "shape": list(i.dn.shape), "offset": i.offset,
+                    "results": {str(r): v for r, v in i.results.items()}} for i in items],
+    }
+    results["seconds"] = time.time() - t_start
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    table = markdown(results)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
-    md = [head_to_head_table(e, f"head to head: {g}") for g, e in results["head_to_head"].items()]
-    md += [table(a, f"{g} ({len(groups[g])} patches of {args.patch}x{args.patch}, 12 bands)")
-           for g, a in results["aggregates"].items()]
-    if "throughput" in results:
-        t = results["throughput"]
-        md.append(f"Throughput on {t['scene']} {t['shape']} ({t['tiles']} tiles of {t['tile_size']} px, halo "
-                  f"{t['halo']}, {t['device']}, {t['torch_threads']} torch threads): "
-                  f"encode {t['encode_tiles_per_s']:.1f} tiles/s "
-                  f"({t['encode_MB_per_s']:.2f} MB/s of raw uint16), decode {t['decode_tiles_per_s']:.1f} tiles/s; "
-                  f"JPEG 2000 encode of the same cell {t['jpeg2000_MB_per_s']:.2f} MB/s "
-                  f"(tokenizer/JPEG 2000 encode speed = {t['encode_MB_per_s'] / t['jpeg2000_MB_per_s']:.2f}).")
-    if "j2k_reference_majortom" in results:
-        ref = ["| Major-TOM cell | " + " | ".join(f"1/{r}: PSNR dB / SAM °" for r in ISSUE_J2K) + " |",
-               "|---|" + "---|" * len(ISSUE_J2K),
-               "| issue 6 (quoted) | " + " | ".join(f"{p} / {s}" for p, s in ISSUE_J2K.values()) + " |"]
-        for cell, per in results["j2k_reference_majortom"].items():
-            ref.append(f"| {cell} ({per['1/450']['patches']} patches) | " + " | ".join(
-                f"{v['psnr_db']:.1f} / {v['sam_deg']:.1f}" for v in per.values()) + " |")
-        md.append("### JPEG 2000 alone on the Major-TOM cells (reproducing the issue's figures)\n\n" + "\n".join(ref))
-    text = "\n\n".join(md)
-    (out / "results.md").write_text(text + "\n")
-    print(text)
-    plot_groups(results, out)
-    print(f"wrote {out}/results.json, results.md, rd_*.png in {time.time() - t_start:.0f} s")
+    (out / "results.md").write_text(table)
+    print(table)
+    docs = (not args.quick) if args.docs is None else args.docs
+    img = ROOT / "docs" / "img" if docs else out
+    plot_rd(results, img / "imagery_rd.png")
+    shown = {"desert city": DESERT, "coast": COAST, "farmland patch": farm}
+    for key, label in shown.items():
+        item = next((i for i in items if i.label == label), None)
+        if item is not None and item.recon:
+            plot_pictures(item, thr_ratio, key, img / f"imagery_{key.split()[0]}.png")
+    if docs:
+        write_docs(results, table, ROOT / "docs" / "benchmarks" / "imagery.md")
+    print(f"wrote {out}/results.json, results.md and figures in {img} in {time.time() - t_start:.0f} s")
 
 
 if __name__ == "__main__":
