@@ -1,0 +1,374 @@
+"""The learned imagery codec: scenes -> integer tokens -> range-coded bytes with a compact header.
+
+``LearnedCodec.load("default").encode(dn, ratio=450)`` standardises the scene with its own band
+means and scale (side information in the header), runs the factorized-prior tokenizer, quantises the
+latent with the step that meets the requested size, and range-codes every channel's tokens with the
+model's learned prior through ``constriction``. ``decode`` inverts it bit-exactly up to the model.
+
+File layout (little-endian), 45 bytes + georeference (~36 bytes) + payload + CRC32::
+
+    magic "EOT2" | version u8 | flags u8 | model id 4 B | height u32 | width u32 | delta f32 |
+    scale u16 | 12 band means u16 | [epsg u32 | transform 4 x f64] | [mask: u32 length + zlib] |
+    payload (range-coded tokens, channel-major) | crc32 of everything before
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eocompress.errors import FileFormatError, InputError
+
+MAGIC = b"EOT2"
+VERSION = 1
+_F_GEO, _F_MASK, _F_AFFINE6, _F_WKT = 1, 2, 4, 8
+#: Tail mass left outside a channel's coded alphabet (those rare tokens are clipped to its ends).
+TAIL = 1e-7
+#: Most symbols one channel's alphabet may have.
+MAX_SYMBOLS = 4096
+#: The --quality ladder: quality q in 1..10 uses delta = DELTA_HI * (DELTA_LO / DELTA_HI) ** ((q - 1) / 9).
+QUALITY_LEVELS = 10
+
+
+class TokenStreamError(FileFormatError):
+    """A learned token file that is damaged, truncated or made by another model."""
+
+
+@dataclass
+class Header:
+    """Everything decoding and georeferencing need, besides the model itself."""
+
+    height: int
+    width: int
+    delta: float
+    scale: int
+    means: np.ndarray  # uint16 (C,)
+    model_id: bytes
+    epsg: int | None = None
+    wkt: str | None = None
+    transform: tuple[float, ...] | None = None
+    valid: np.ndarray | None = None
+
+    def to_bytes(self) -> bytes:
+        flags = 0
+        geo = b""
+        if self.transform is not None and (self.epsg is not None or self.wkt is not None):
+            flags |= _F_GEO
+            a, b, c, d, e, f = self.transform[:6]
+            if self.wkt is not None:
+                flags |= _F_WKT
+                w = zlib.compress(self.wkt.encode(), 9)
+                geo += struct.pack("<H", len(w)) + w
+            else:
+                geo += struct.pack("<I", self.epsg)
+            if b == 0 and d == 0:
+                geo += struct.pack("<4d", a, c, e, f)
+            else:
+                flags |= _F_AFFINE6
+                geo += struct.pack("<6d", a, b, c, d, e, f)
+        mask = b""
+        if self.valid is not None and not self.valid.all():
+            flags |= _F_MASK
+            packed = zlib.compress(np.packbits(self.valid.astype(bool)).tobytes(), 9)
+            mask = struct.pack("<I", len(packed)) + packed
+        head = MAGIC + struct.pack("<BB", VERSION, flags) + self.model_id[:4]
+        head += struct.pack("<IIfH", self.height, self.width, self.delta, self.scale)
+        head += self.means.astype("<u2").tobytes()
+        return head + geo + mask
+
+    @classmethod
+    def from_bytes(cls, data: bytes, bands: int, source: str) -> tuple[Header, int]:
+        """Parse a header; returns it and the offset where the payload starts."""
+        try:
+            if data[:4] != MAGIC:
+                raise TokenStreamError(f"{source} is not a learned token file (magic {data[:4]!r}, expected {MAGIC!r})")
+            version, flags = struct.unpack_from("<BB", data, 4)
+            if version != VERSION:
+                raise TokenStreamError(f"{source} has format version {version}; this eocompress reads {VERSION}")
+            model_id = bytes(data[6:10])
+            h, w, delta, scale = struct.unpack_from("<IIfH", data, 10)
+            pos = 24
+            means = np.frombuffer(data, "<u2", bands, pos).astype(np.uint16)
+            pos += 2 * bands
+            epsg = wkt = transform = None
+            if flags & _F_GEO:
+                if flags & _F_WKT:
+                    (n,) = struct.unpack_from("<H", data, pos)
+                    wkt = zlib.decompress(data[pos + 2 : pos + 2 + n]).decode()
+                    pos += 2 + n
+                else:
+                    (epsg,) = struct.unpack_from("<I", data, pos)
+                    pos += 4
+                if flags & _F_AFFINE6:
+                    transform = struct.unpack_from("<6d", data, pos)
+                    pos += 48
+                else:
+                    a, c, e, f = struct.unpack_from("<4d", data, pos)
+                    transform = (a, 0.0, c, 0.0, e, f)
+                    pos += 32
+            valid = None
+            if flags & _F_MASK:
+                (n,) = struct.unpack_from("<I", data, pos)
+                bits = np.unpackbits(np.frombuffer(zlib.decompress(data[pos + 4 : pos + 4 + n]), np.uint8))
+                if bits.size < h * w:
+                    raise TokenStreamError(f"{source}: nodata mask is shorter than the {h}x{w} grid")
+                valid = bits[: h * w].reshape(h, w).astype(bool)
+                pos += 4 + n
+        except (struct.error, zlib.error, ValueError, UnicodeDecodeError) as exc:
+            raise TokenStreamError(f"{source}: header is damaged or truncated ({exc})") from exc
+        if not (0 < h <= 1 << 20 and 0 < w <= 1 << 20) or not (math.isfinite(delta) and delta > 0) or scale == 0:
+            raise TokenStreamError(f"{source}: header holds impossible values ({h}x{w}, step {delta}, scale {scale})")
+        return cls(h, w, float(delta), int(scale), means, model_id, epsg, wkt, transform, valid), pos
+
+
+def default_model_dir() -> Path:
+    """The learned model shipped inside the package."""
+    return Path(str(resources.files("eocompress").joinpath("models", "learned")))
+
+
+class LearnedCodec:
+    """Encode/decode uint16 Sentinel-2 arrays (C, H, W) with the factorized-prior tokenizer."""
+
+    def __init__(self, model: Any, cfg: Any, model_id: bytes, path: Path | None = None) -> None:
+        self.model = model.eval()
+        self.config = cfg
+        self.model_id = model_id
+        self.path = path
+        self._tables: dict[float, list[tuple[int, np.ndarray]]] = {}
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike = "default", device: str = "cpu") -> LearnedCodec:
+        """Load ``"default"`` (packaged) or a model folder (config.json + model.safetensors)."""
+        import torch
+        from safetensors.torch import load_file
+
+        from eocompress.imagery.tokenizer.fp_model import FactorizedPriorTokenizer, FPConfig
+
+        if device != "cpu" and not (device.startswith("cuda") and torch.cuda.is_available()):
+            avail = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+            raise InputError(f"device {device!r} is not available here; use one of: {', '.join(avail)}")
+        path = default_model_dir() if str(name_or_path) == "default" else Path(name_or_path)
+        weights, config = path / "model.safetensors", path / "config.json"
+        if not (weights.is_file() and config.is_file()):
+            raise FileFormatError(f"{path} is not a learned-codec model folder (needs config.json + model.safetensors)")
+        try:
+            cfg = FPConfig.from_dict(json.loads(config.read_text()))
+            model = FactorizedPriorTokenizer(cfg)
+            model.load_state_dict(load_file(str(weights)))
+        except Exception as exc:  # damaged weights or a config of another architecture
+            raise FileFormatError(f"{path}: cannot load the model ({exc}); re-copy or retrain it") from exc
+        model_id = hashlib.sha256(weights.read_bytes()).digest()[:4]
+        return cls(model.to(device), cfg, model_id, path)
+
+    @property
+    def bands(self) -> list[str]:
+        return list(self.config.bands)
+
+    # ---------------------------------------------------------------- entropy model
+    def _channel_tables(self, delta: float) -> list[tuple[int, np.ndarray]]:
+        """Per channel: (lowest token, probabilities of every token in the alphabet) at step ``delta``."""
+        key = round(float(delta), 9)
+        if key in self._tables:
+            return self._tables[key]
+        p = self.model.prior
+        w = np.exp(p.logits.detach().double().numpy())
+        w /= w.sum(1, keepdims=True)
+        mu = p.means.detach().double().numpy()
+        s = np.exp(p.log_scales.detach().double().numpy())
+
+        def cdf(x: np.ndarray, c: int) -> np.ndarray:
+            return (w[c] / (1 + np.exp(-(x[:, None] - mu[c]) / s[c]))).sum(1)
+
+        tables = []
+        for c in range(mu.shape[0]):
+            lo_v = (mu[c] - 40 * s[c]).min()
+            hi_v = (mu[c] + 40 * s[c]).max()
+            k = np.arange(math.floor(lo_v / delta), math.ceil(hi_v / delta) + 1)
+            if k.size > MAX_SYMBOLS:  # keep the alphabet bounded around the mass
+                k = k[(k.size - MAX_SYMBOLS) // 2 :][:MAX_SYMBOLS]
+            upper, lower = cdf((k + 0.5) * delta, c), cdf((k - 0.5) * delta, c)
+            keep = np.nonzero((upper > TAIL) & (lower < 1 - TAIL))[0]
+            k = k[keep.min() : keep.max() + 1] if keep.size else k[k.size // 2 : k.size // 2 + 1]
+            if k.size < 2:  # the coder needs an alphabet of two symbols at least
+                k = np.array([k[0], k[0] + 1])
+            upper, lower = cdf((k + 0.5) * delta, c), cdf((k - 0.5) * delta, c)
+            upper[-1], lower[0] = 1.0, 0.0  # tails folded into the end symbols
+            tables.append((int(k[0]), np.maximum(upper - lower, 1e-12)))
+        self._tables[key] = tables
+        return tables
+
+    def _code(self, tokens: np.ndarray, delta: float) -> bytes:
+        import constriction
+
+        enc = constriction.stream.queue.RangeEncoder()
+        for c, (lo, probs) in enumerate(self._channel_tables(delta)):
+            sym = np.clip(tokens[c].ravel() - lo, 0, probs.size - 1).astype(np.int32)
+            enc.encode(sym, constriction.stream.model.Categorical(probs, perfect=False))
+        return enc.get_compressed().astype("<u4").tobytes()
+
+    def _uncode(self, payload: bytes, shape: tuple[int, int], delta: float, source: str) -> np.ndarray:
+        import constriction
+
+        if len(payload) % 4:
+            raise TokenStreamError(f"{source}: payload length {len(payload)} is not a multiple of 4 (truncated?)")
+        dec = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, "<u4").astype(np.uint32))
+        n = shape[0] * shape[1]
+        out = []
+        try:
+            for lo, probs in self._channel_tables(delta):
+                out.append(dec.decode(constriction.stream.model.Categorical(probs, perfect=False), n) + lo)
+        except Exception as exc:
+            raise TokenStreamError(f"{source}: token payload is damaged ({exc})") from exc
+        return np.stack(out).reshape(-1, *shape).astype(np.int32)
+
+    # ---------------------------------------------------------------- transforms
+    def _standardise(self, dn: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        from eocompress.imagery.tokenizer.fp_data import MIN_SCALE
+
+        pix = dn.reshape(dn.shape[0], -1)[:, valid.ravel()] if valid.any() else dn.reshape(dn.shape[0], -1)
+        means = np.clip(np.rint(pix.mean(1)), 0, 65535).astype(np.uint16)
+        scale = int(np.clip(np.rint(max(pix.std(1).mean(), MIN_SCALE)), 1, 65535))
+        x = (dn - means[:, None, None].astype(np.float32)) / np.float32(scale)
+        x[:, ~valid] = 0.0  # nodata sits at the band means: costs nothing, restored as 0
+        return x.astype(np.float32), means, scale
+
+    def _latent(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        import torch
+
+        f = 16
+        h, w = x.shape[1:]
+        ph, pw = -h % f, -w % f
+        xp = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="edge") if ph or pw else x
+        with torch.no_grad():
+            y = self.model.analysis(torch.from_numpy(np.ascontiguousarray(xp))[None])[0].numpy()
+        return y, y.shape[1:]
+
+    def _synthesise(self, tokens: np.ndarray, delta: float, h: int, w: int) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            x = self.model.synthesis(torch.from_numpy(tokens.astype(np.float32) * np.float32(delta))[None])[0]
+        return x.numpy()[:, :h, :w]
+
+    # ---------------------------------------------------------------- public API
+    def delta_for_quality(self, quality: int) -> float:
+        """Quantisation step of ladder level ``quality`` (1 = smallest files … 10 = best fidelity)."""
+        if not 1 <= int(quality) <= QUALITY_LEVELS:
+            raise InputError(f"quality must be 1..{QUALITY_LEVELS}, got {quality}")
+        hi, lo = self.config.delta_max, self.config.delta_min
+        return float(hi * (lo / hi) ** ((int(quality) - 1) / (QUALITY_LEVELS - 1)))
+
+    def encode(
+        self,
+        dn: np.ndarray,
+        *,
+        offset: int = 0,
+        ratio: float | None = None,
+        quality: int | None = None,
+        valid: np.ndarray | None = None,
+        crs: Any = None,
+        transform: Any = None,
+    ) -> bytes:
+        """Bytes of one token file for ``dn`` (C, H, W) in the model's band order.
+
+        ``ratio``: the whole file is at most raw uint16 size / ratio (the step is searched);
+        ``quality``: a fixed ladder level 1..10. ``offset`` (e.g. 1000) is removed before coding and the
+        decoded values come back without it (reflectance x 10000).
+        """
+        if (ratio is None) == (quality is None):
+            raise InputError("give exactly one of ratio= or quality=")
+        dn = np.asarray(dn)
+        if dn.ndim != 3 or dn.shape[0] != len(self.bands):
+            raise InputError(f"expected ({len(self.bands)}, H, W) bands {', '.join(self.bands)}; got shape {dn.shape}")
+        if min(dn.shape[1:]) < 1:
+            raise InputError(f"empty scene {dn.shape}")
+        x = dn.astype(np.float32) - np.float32(offset)
+        if valid is None:
+            valid = np.all(dn != 0, axis=0)
+        z, means, scale = self._standardise(x, valid)
+        y, lat_shape = self._latent(z)
+        head = Header(dn.shape[1], dn.shape[2], 1.0, scale, means, self.model_id, valid=valid,
+                      **_georef(crs, transform))
+
+        def build(delta: float) -> bytes:
+            head.delta = float(np.float32(delta))
+            tokens = np.rint(y / head.delta).astype(np.int32)
+            body = head.to_bytes() + self._code(tokens, head.delta)
+            return body + struct.pack("<I", zlib.crc32(body))
+
+        if quality is not None:
+            return build(self.delta_for_quality(quality))
+        if not (ratio and math.isfinite(ratio) and ratio > 1):
+            raise InputError(f"ratio must be a number > 1 (e.g. 450), got {ratio}")
+        budget = dn.shape[0] * dn.shape[1] * dn.shape[2] * 2 / ratio
+        lo, hi = math.log(self.config.delta_min / 4), math.log(self.config.delta_max * 64)
+        best = build(math.exp(hi))
+        if len(best) > budget:
+            raise InputError(
+                f"{ratio:g}x cannot be reached for a {dn.shape[1]}x{dn.shape[2]} scene: the smallest file is "
+                f"{len(best)} bytes (header {len(head.to_bytes())} B); ask for a ratio <= "
+                f"{dn.size * 2 / len(best):.0f}"
+            )
+        for _ in range(18):  # bisection on log(step): size falls monotonically with the step
+            mid = (lo + hi) / 2
+            blob = build(math.exp(mid))
+            if len(blob) <= budget:
+                best, hi = blob, mid
+            else:
+                lo = mid
+        return best
+
+    def read_header(self, blob: bytes, source: str = "token file") -> tuple[Header, int]:
+        """Check the CRC and model, parse the header; returns it and the payload start."""
+        if len(blob) < 30:
+            raise TokenStreamError(f"{source} is truncated ({len(blob)} bytes)")
+        body, (crc,) = blob[:-4], struct.unpack("<I", blob[-4:])
+        if zlib.crc32(body) != crc:
+            raise TokenStreamError(f"{source} fails its checksum: the file is damaged or truncated")
+        head, pos = Header.from_bytes(body, len(self.bands), source)
+        if head.model_id != self.model_id[:4]:
+            raise TokenStreamError(
+                f"{source} was made by model {head.model_id.hex()}, not this one ({self.model_id.hex()}); "
+                "decode it with the model that made it"
+            )
+        return head, pos
+
+    def decode(self, blob: bytes, source: str = "token file") -> np.ndarray:
+        """uint16 (C, H, W) reflectance x 10000 (no offset; nodata pixels 0)."""
+        head, pos = self.read_header(blob, source)
+        lat = (-(-head.height // 16), -(-head.width // 16))
+        tokens = self._uncode(blob[pos:-4], lat, head.delta, source)
+        z = self._synthesise(tokens, head.delta, head.height, head.width)
+        x = z * np.float32(head.scale) + head.means[:, None, None].astype(np.float32)
+        out = np.clip(np.rint(x), 1, 65535).astype(np.uint16)
+        if head.valid is not None:
+            out[:, ~head.valid] = 0
+        return out
+
+    def tokens(self, blob: bytes, source: str = "token file") -> np.ndarray:
+        """The integer tokens (M, H/16, W/16) of a file: FSQ-style codebook indices per channel."""
+        head, pos = self.read_header(blob, source)
+        lat = (-(-head.height // 16), -(-head.width // 16))
+        return self._uncode(blob[pos:-4], lat, head.delta, source)
+
+
+def _georef(crs: Any, transform: Any) -> dict[str, Any]:
+    """Header georeference fields from a rasterio CRS and affine transform (EPSG code when there is one)."""
+    if crs is None or transform is None:
+        return {}
+    t = tuple(float(v) for v in tuple(transform)[:6])
+    epsg = crs.to_epsg() if hasattr(crs, "to_epsg") else None
+    if epsg:
+        return {"epsg": int(epsg), "transform": t}
+    return {"wkt": crs.to_wkt() if hasattr(crs, "to_wkt") else str(crs), "transform": t}

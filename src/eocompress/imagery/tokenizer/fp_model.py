@@ -1,0 +1,141 @@
+"""The learned imagery transform: a factorized-prior autoencoder whose latents are FSQ-style tokens.
+
+Design (see docs/design/imagery-codec.md): each file is standardised with its own per-band means and
+one scale (side information, ~50 bytes), so brightness, season and L1C/L2A offsets never reach the
+network; a GDN conv encoder maps 12 bands to ``latent`` channels at 1/16 resolution; every channel
+is scalar-quantised with a step ``delta`` (the rate knob: one model, a ladder of rates) to integer
+tokens; a per-channel learned density (mixture of logistics) gives each token's probability for the
+range coder and the rate term of training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: Smallest probability a token may get (keeps -log2 p finite and the coder's tables valid).
+P_MIN = 1e-9
+
+
+@dataclass
+class FPConfig:
+    """Architecture and training settings of the factorized-prior tokenizer (round-trips via JSON)."""
+
+    bands: list[str] = field(
+        default_factory=lambda: ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
+    )
+    #: Channels after each of the three stride-2 stages (a pyramid: cheap at full resolution).
+    channels: list[int] = field(default_factory=lambda: [32, 48, 64])
+    latent: int = 96
+    mixtures: int = 4
+    #: Quantisation steps sampled in training (log-uniform); the ladder of rates lives inside this range.
+    delta_min: float = 0.35
+    delta_max: float = 4.0
+    #: Rate–distortion weight at delta = 1 (the weight scales as 1/delta^2 so every step size is optimal).
+    lmbda: float = 30.0
+    crop: int = 96
+    batch_size: int = 8
+    steps: int = 10000
+    lr: float = 1e-3
+    seed: int = 0
+    kind: str = "fp"
+    data: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FPConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    @property
+    def downsample(self) -> int:
+        return 16
+
+
+class GDN(nn.Module):
+    """Simplified (L1) generalized divisive normalisation, inverse when ``inverse`` (Johnston et al. 2019)."""
+
+    def __init__(self, channels: int, inverse: bool = False) -> None:
+        super().__init__()
+        self.inverse = inverse
+        self.beta = nn.Parameter(torch.ones(channels))
+        self.gamma = nn.Parameter(0.1 * torch.eye(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gamma = F.relu(self.gamma)
+        norm = F.conv2d(x.abs(), gamma[:, :, None, None], self.beta.abs() + 1e-6)
+        return x * norm if self.inverse else x / norm
+
+
+def _conv(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 5, stride=2, padding=2)
+
+
+def _deconv(cin: int, cout: int) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin, cout, 5, stride=2, padding=2, output_padding=1)
+
+
+class LogisticMixtureDensity(nn.Module):
+    """Per-channel mixture of logistics: the learned prior over each latent channel."""
+
+    def __init__(self, channels: int, mixtures: int) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(channels, mixtures))
+        self.means = nn.Parameter(torch.linspace(-1, 1, mixtures).repeat(channels, 1))
+        self.log_scales = nn.Parameter(torch.zeros(channels, mixtures))
+
+    def cdf(self, x: torch.Tensor) -> torch.Tensor:
+        """CDF of each channel at ``x`` (B, C, H, W) -> same shape."""
+        w = torch.softmax(self.logits, -1)[None, :, None, None, :]
+        mu = self.means[None, :, None, None, :]
+        s = torch.exp(self.log_scales)[None, :, None, None, :]
+        return (w * torch.sigmoid((x[..., None] - mu) / s)).sum(-1)
+
+    def bin_probability(self, centre: torch.Tensor, delta: torch.Tensor | float) -> torch.Tensor:
+        """P(value falls in [centre - delta/2, centre + delta/2]) per element, floored at P_MIN."""
+        upper = self.cdf(centre + delta / 2)
+        lower = self.cdf(centre - delta / 2)
+        return (upper - lower).clamp_min(P_MIN)
+
+
+class FactorizedPriorTokenizer(nn.Module):
+    """Analysis/synthesis transforms and the prior; tokens are ``round(y / delta)`` per channel."""
+
+    def __init__(self, cfg: FPConfig) -> None:
+        super().__init__()
+        c, (n1, n2, n3), m = len(cfg.bands), cfg.channels, cfg.latent
+        self.cfg = cfg
+        self.analysis = nn.Sequential(
+            _conv(c, n1), GDN(n1), _conv(n1, n2), GDN(n2), _conv(n2, n3), GDN(n3), _conv(n3, m)
+        )
+        self.synthesis = nn.Sequential(
+            _deconv(m, n3), GDN(n3, True), _deconv(n3, n2), GDN(n2, True), _deconv(n2, n1), GDN(n1, True),
+            _deconv(n1, c),
+        )
+        self.prior = LogisticMixtureDensity(m, cfg.mixtures)
+
+    def forward(self, x: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training pass on standardised tiles: (reconstruction, bits per element of the latent)."""
+        y = self.analysis(x)
+        d = delta.view(-1, 1, 1, 1)
+        noisy = y + d * (torch.rand_like(y) - 0.5)
+        # straight-through rounding for the decoder (better than noise at low rates), noise for the rate
+        hard = d * torch.round(y / d)
+        y_dec = y + (hard - y).detach()
+        bits = -torch.log2(self.prior.bin_probability(noisy, d))
+        return self.synthesis(y_dec), bits
+
+    @torch.no_grad()
+    def tokens(self, x: torch.Tensor, delta: float) -> torch.Tensor:
+        """Integer tokens (B, M, H/16, W/16) of standardised input."""
+        return torch.round(self.analysis(x) / delta).to(torch.int32)
+
+    @torch.no_grad()
+    def reconstruct(self, tokens: torch.Tensor, delta: float) -> torch.Tensor:
+        """Standardised reconstruction from integer tokens."""
+        return self.synthesis(tokens.to(torch.float32) * delta)
