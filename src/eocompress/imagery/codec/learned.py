@@ -297,7 +297,7 @@ class LearnedCodec:
         if valid is None:
             valid = np.all(dn != 0, axis=0)
         z, means, scale = self._standardise(x, valid)
-        y, lat_shape = self._latent(z)
+        y, _ = self._latent(z)
         head = Header(dn.shape[1], dn.shape[2], 1.0, scale, means, self.model_id, valid=valid,
                       **_georef(crs, transform))
 

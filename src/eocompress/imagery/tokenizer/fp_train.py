@@ -25,7 +25,9 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def export_model(model: FactorizedPriorTokenizer, cfg: FPConfig, out: str | os.PathLike, extra: dict | None = None) -> Path:
+def export_model(
+    model: FactorizedPriorTokenizer, cfg: FPConfig, out: str | os.PathLike, extra: dict | None = None
+) -> Path:
     """Write ``config.json`` + ``model.safetensors`` into ``out`` atomically (weights first)."""
     from safetensors.torch import save_file
 
