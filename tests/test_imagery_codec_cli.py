@@ -50,13 +50,14 @@ def test_encode_info_decode_roundtrip(data_root, models, tmp_path, capsys) -> No
     src = data_root / "imagery/hydro/patch_1000.tif"
     tok = tmp_path / "p.eotok"
     assert _run(["imagery", "encode", str(src), str(tok), "--model", str(models[0])]) == 0
-    assert _run(["imagery", "info", str(tok)]) == 0
-    out = capsys.readouterr().out
-    assert '"verified": true' in out and '"height": 256' in out
+    assert _run(["imagery", "info", str(tok), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verified"] is True and report["height"] == 256
     rec = tmp_path / "p.tif"
-    assert _run(["imagery", "decode", str(tok), str(rec), "--model", str(models[0])]) == 0
+    assert _run(["imagery", "decode", str(tok), "-o", str(rec), "--model", str(models[0])]) == 0
     with rasterio.open(src) as a, rasterio.open(rec) as b:
         assert (b.crs, b.transform, b.shape, b.count) == (a.crs, a.transform, a.shape, 12)
+        assert b.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
         assert b.descriptions[0] == "B01" and b.descriptions[-1] == "B12" and b.nodata == 0
         # Nodata specks of the source come back as nodata in the same bands.
         np.testing.assert_array_equal(b.read() == 0, a.read() == 0)

@@ -106,7 +106,7 @@ def test_nan_loss_stops_and_keeps_last_good_weights(tmp_path: Path, data_root: P
 def test_training_bad_input(tmp_path: Path, data_root: Path):
     with pytest.raises(InputError, match="smaller than the training tile"):
         run(tmp_path, data_root, tiny(tile_size=512, downsample=4))
-    with pytest.raises(InputError, match="no scene"):
+    with pytest.raises(InputError, match="no Sentinel-2 scene"):
         train_tokenizer(tiny(bands=["B02", "B03", "B10"]), [data_root / PATCH], tmp_path / "x", progress=False)
 
 

@@ -1,15 +1,23 @@
-"""CLI commands: ``eocompress imagery encode | decode | evaluate | info`` (registered on the shared app)."""
+"""CLI commands: ``eocompress imagery encode | decode | evaluate | info`` (registered on the shared app).
+
+Shared grammar (:mod:`eocompress.cli.options`): inputs positional, ``-o/--out`` for what is written (the
+positional OUT of ``encode``/``decode`` still works), ``--overwrite`` off, ``--workers``/``--scheduler``
+for folder mode, ``--json`` on ``info``, progress on stderr counting tiles.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from eocompress.cli.app import app, console
+from eocompress.cli.options import JSON, OUT, OVERWRITE, SCHEDULER, WORKERS, log, print_json, progress, resolve_out
+from eocompress.errors import EOCompressError, InputError
 
 imagery_app = typer.Typer(
     help="Imagery codec: Sentinel-2 scenes to token files and back, measured against JPEG 2000.",
@@ -19,69 +27,132 @@ app.add_typer(imagery_app, name="imagery")
 
 MODEL = typer.Option("default", "--model", help="Tokenizer: 'default' (packaged) or a model folder.")
 HALO = typer.Option(2, "--halo", help="Context (index positions) each tile sees on every side; 0 = plain tiles.")
-DEVICE = typer.Option("cpu", "--device", help="Torch device for the tokenizer: cpu or cuda.")
+DEVICE = typer.Option("cpu", "--device", help="Torch device for the tokenizer: cpu, cuda, cuda:N or mps.")
+
+
+def available_devices() -> list[str]:
+    """Torch devices usable here: ``cpu`` plus ``cuda``/``cuda:N`` and ``mps`` when present."""
+    import torch
+
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    return out
+
+
+def check_device(device: str) -> str:
+    """``device`` when torch can use it here; otherwise one line naming the devices that are available."""
+    import torch
+
+    available = available_devices()
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(f"--device {device!r} is not a torch device; available here: {', '.join(available)}") from exc
+    name = dev.type if dev.index is None else f"{dev.type}:{dev.index}"
+    if name not in available:
+        what = "no CUDA GPU is visible" if dev.type == "cuda" else f"{dev.type} is not available"
+        raise InputError(f"--device {device}: {what} on this machine; available here: {', '.join(available)}")
+    return device
 
 
 @contextlib.contextmanager
-def _bar(label: str, total: int) -> Iterator:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _no_georef_warning() -> Iterator[None]:
+    from rasterio.errors import NotGeoreferencedWarning
 
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+    with warnings.catch_warnings():  # the codec says it once, in its own words
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        yield
+
+
+def _codec(model: str, halo: int, device: str) -> Any:
+    """The codec for ``model`` on a checked ``device`` (one place to choose the codec family)."""
+    from eocompress.imagery.codec.pipeline import ImageryCodec, load_tokenizer
+
+    return ImageryCodec(load_tokenizer(model, check_device(device)), halo=halo)
+
+
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    """Fail before any work when ``path`` exists and ``--overwrite`` was not given (or is a folder)."""
+    if path.is_dir():
+        raise EOCompressError(f"{path} is a folder; give a file path for the output (a folder is never replaced)")
+    if path.exists() and not overwrite:
+        raise EOCompressError(f"{path} already exists; pass --overwrite to replace it")
 
 
 @imagery_app.command("encode")
 def encode(
-    src: Path = typer.Argument(..., help="Multi-band GeoTIFF, Major-TOM cell/product folder, or a folder of scenes."),
-    out: Path = typer.Argument(
-        ..., help="Token file (.eotok); when SRC is a folder and OUT does not end in .eotok, an output folder."
+    src: Path = typer.Argument(..., help="Scene (band folder, SAFE, Major-TOM cell, stacked GeoTIFF) or a folder."),
+    out_pos: Path | None = typer.Argument(
+        None, metavar="[OUT]", help="Kept for old scripts; prefer -o/--out.", show_default=False
     ),
+    out: Path | None = OUT,
     model: str = MODEL,
     halo: int = HALO,
     device: str = DEVICE,
-    overwrite: bool = typer.Option(True, "--overwrite/--no-overwrite", help="Replace an existing token file."),
-    scheduler: str | None = typer.Option(
-        None, "--scheduler", help="Directory mode: address of a Dask scheduler (tcp://host:8786)."
-    ),
-    workers: int = typer.Option(2, "--workers", help="Directory mode: local Dask worker processes."),
+    overwrite: bool = OVERWRITE,
+    scheduler: str | None = SCHEDULER,
+    workers: int = WORKERS,
 ) -> None:
-    """Compress a scene to a token file (or every scene of a folder, in parallel, skipping verified outputs)."""
-    from eocompress.imagery.codec.pipeline import ImageryCodec, load_tokenizer
+    """Compress a scene to a token file (.eotok), or every scene of a folder into an output folder.
 
-    if src.is_dir() and out.suffix != ".eotok":
-        _encode_directory(src, out, model, halo, scheduler, workers)
+    Folder mode runs on Dask, skips outputs that already verify, reports every scene that cannot be
+    read and goes on with the rest (exit 1 when any failed); progress counts tiles.
+    """
+    target = resolve_out(out_pos, out)
+    if src.is_dir() and target.suffix != ".eotok":
+        _encode_directory(src, target, model, halo, device, scheduler, workers)
         return
-    import warnings
-
-    from rasterio.errors import NotGeoreferencedWarning
-
     from eocompress.imagery.readers.scenes import read_scene
 
-    codec = ImageryCodec(load_tokenizer(model, device), halo=halo)
-    with warnings.catch_warnings():  # encode_scene warns once, in its own words
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    _refuse_existing(target, overwrite)
+    codec = _codec(model, halo, device)
+    with _no_georef_warning():
         scene = read_scene(src)
-    with _bar("encoding tiles", codec.tile_count(*scene.shape)) as advance:
+    with progress("encoding", codec.tile_count(*scene.shape), "tiles") as advance:
         tf = codec.encode_scene(scene, progress=advance)
-    path = tf.save(out, overwrite=overwrite)
+    path = tf.save(target, overwrite=overwrite)
     size = path.stat().st_size
+    raw = scene.shape[0] * scene.shape[1] * len(codec.bands) * 2
     console.print(
-        f"{src} -> {path}: {size:,} B ({scene.data[:len(codec.bands)].nbytes / size:.0f}x vs raw uint16 of "
-        f"{len(codec.bands)} bands), indices {tf.encoding}, {codec.last_timings['encode_s']:.2f} s"
+        f"{src} -> {path}: {size:,} B ({raw / size:.0f}x vs raw uint16 of {len(codec.bands)} bands), "
+        f"indices {tf.encoding}, {codec.last_timings['encode_s']:.2f} s",
+        highlight=False,
     )
 
 
-def _encode_directory(src: Path, out: Path, model: str, halo: int, scheduler: str | None, workers: int) -> None:
+def _encode_directory(
+    src: Path, out: Path, model: str, halo: int, device: str, scheduler: str | None, workers: int
+) -> None:
     from rich.table import Table
 
     from eocompress.imagery.codec.parallel import encode_directory, plan_jobs
+    from eocompress.imagery.readers.scenes import scene_shape
 
-    total = len(plan_jobs(src, out))
-    with _bar("encoding scenes", total) as advance:
-        outcomes = encode_directory(src, out, model=model, scheduler=scheduler, n_workers=workers, halo=halo,
-                                    on_done=lambda o, done, n: advance(1))
+    if out.exists() and not out.is_dir():
+        raise EOCompressError(f"{out} is a file; folder mode writes into a folder: give a folder path with -o")
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
+    if device != "cpu":
+        check_device(device)
+        log(f"folder mode runs the model on CPU workers; --device {device} is ignored")
+    codec = _codec(model, halo, "cpu")
+    jobs = plan_jobs(src, out)
+    tiles: dict[str, int] = {}
+    for job in jobs:
+        try:
+            with _no_georef_warning():
+                tiles[str(job.source)] = codec.tile_count(*scene_shape(job.source))
+        except EOCompressError:
+            tiles[str(job.source)] = 1  # unreadable: it will be reported as failed
+    with progress("encoding", sum(tiles.values()), "tiles") as advance:
+        outcomes = encode_directory(
+            src, out, model=model, model_id=codec.tokenizer.model_id, scheduler=scheduler, n_workers=workers,
+            halo=halo, on_done=lambda o, done, n: advance(tiles.get(o.source, 1)),
+        )
     table = Table(title=f"{src} -> {out}")
     for col in ("scene", "status", "bytes", "seconds"):
         table.add_column(col)
@@ -90,48 +161,66 @@ def _encode_directory(src: Path, out: Path, model: str, halo: int, scheduler: st
     console.print(table)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
+        log(f"{len(failed)} of {len(outcomes)} scenes failed (listed above); the others were written")
         raise typer.Exit(1)
 
 
 @imagery_app.command("decode")
 def decode(
     src: Path = typer.Argument(..., help="Token file (.eotok) written by `eocompress imagery encode`."),
-    out: Path = typer.Argument(..., help="GeoTIFF to write: uint16, original CRS, transform, size, band names."),
+    out_pos: Path | None = typer.Argument(
+        None, metavar="[OUT]", help="Kept for old scripts; prefer -o/--out.", show_default=False
+    ),
+    out: Path | None = OUT,
     model: str = MODEL,
     halo: int = HALO,
     device: str = DEVICE,
-    overwrite: bool = typer.Option(True, "--overwrite/--no-overwrite", help="Replace an existing GeoTIFF."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
-    """Decode a token file to a georeferenced uint16 GeoTIFF (nodata 0, original DN convention)."""
-    from eocompress.imagery.codec.pipeline import ImageryCodec, load_tokenizer, write_geotiff
+    """Decode a token file to a Cloud-Optimized GeoTIFF: uint16, nodata 0, original georeference and bands."""
+    from eocompress.imagery.codec.pipeline import write_geotiff
     from eocompress.imagery.codec.tokenfile import TokenFile
 
+    target = resolve_out(out_pos, out)
+    _refuse_existing(target, overwrite)
     tf = TokenFile.load(src)
-    codec = ImageryCodec(load_tokenizer(model, device), halo=halo)
+    codec = _codec(model, halo, device)
     tf.check_model(codec.tokenizer.model_id, model)
     h, w = int(tf.header["height"]), int(tf.header["width"])
-    with _bar("decoding tiles", codec.tile_count(h, w)) as advance:
+    with progress("decoding", codec.tile_count(h, w), "tiles") as advance:
         data = codec.decode_array(tf, progress=advance)
-    path = write_geotiff(out, data, tf.header, overwrite=overwrite)
-    console.print(f"{src} -> {path}: {data.shape[0]} bands x {h} x {w}, {codec.last_timings['decode_s']:.2f} s")
+    path = write_geotiff(target, data, tf.header, overwrite=overwrite)
+    console.print(
+        f"{src} -> {path}: COG, {data.shape[0]} bands x {h} x {w}, {codec.last_timings['decode_s']:.2f} s",
+        highlight=False,
+    )
 
 
 @imagery_app.command("info")
-def info(src: Path = typer.Argument(..., help="Token file (.eotok) to describe and verify.")) -> None:
-    """Verify a token file's checksum and print its header."""
+def info(
+    src: Path = typer.Argument(..., help="Token file (.eotok) to describe and verify."),
+    as_json: bool = JSON,
+) -> None:
+    """Verify a token file's checksum and print its header (the full CRS, never cut)."""
+    from rich.table import Table
+
     from eocompress.imagery.codec.tokenfile import TokenFile
 
     tf = TokenFile.load(src)
-    header = dict(tf.header)
-    if header.get("crs"):
-        header["crs"] = header["crs"][:60] + "…"
-    console.print_json(json.dumps({"verified": True, "bytes": src.stat().st_size, **header}))
+    report = {"verified": True, "bytes": src.stat().st_size, **tf.header}
+    if as_json:
+        print_json(report)
+        return
+    table = Table(title=str(src), show_header=False)
+    for key, value in report.items():
+        table.add_row(key, str(value))
+    console.print(table)
 
 
 @imagery_app.command("evaluate")
 def evaluate(
-    src: Path = typer.Argument(..., help="Scene to measure: multi-band GeoTIFF or Major-TOM cell/product folder."),
-    out: Path = typer.Option(..., "--out", help="Folder for metrics.json, report.md and the PNG figures."),
+    src: Path = typer.Argument(..., help="Scene to measure: any layout `imagery encode` reads."),
+    out: Path | None = OUT,
     model: list[str] = typer.Option(
         ["default"], "--model", help="Tokenizer(s) to measure (repeatable; the first sets the baselines' budget)."
     ),
@@ -143,15 +232,18 @@ def evaluate(
     ),
     halo: int = HALO,
     device: str = DEVICE,
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Measure tokenizer(s) and baselines on a scene: ratios, PSNR, SSIM, SAM, NDVI, histograms, timings."""
-    from eocompress.errors import InputError
-    from eocompress.imagery.codec.pipeline import ImageryCodec, load_tokenizer
     from eocompress.imagery.evaluation.evaluate import evaluate_scene
     from eocompress.imagery.evaluation.report import write_report
     from eocompress.imagery.readers.scenes import read_scene
 
-    scene = read_scene(src)
+    target = resolve_out(None, out)
+    if (target / "metrics.json").exists() and not overwrite:
+        raise EOCompressError(f"{target} already holds a report; pass --overwrite to replace it")
+    with _no_georef_warning():
+        scene = read_scene(src)
     if window:
         try:
             row, col, height, width = (int(v) for v in window.split(","))
@@ -161,19 +253,20 @@ def evaluate(
     codecs = {}
     for m in model:
         name = "default" if m == "default" else Path(m).name
-        codecs[name] = ImageryCodec(load_tokenizer(m, device), halo=halo)
-    with console.status("measuring tokenizer(s) and baselines …"):
-        ev = evaluate_scene(scene, codecs, baselines=tuple(baseline))
-    written = write_report(ev, out)
+        codecs[name] = _codec(m, halo, device)
+    log("measuring tokenizer(s) and baselines …")
+    ev = evaluate_scene(scene, codecs, baselines=tuple(baseline))
+    written = write_report(ev, target)
     m = ev.metrics
     for name, e in m["tokenizers"].items():
         console.print(f"{name}: {e['ratio_vs_raw']:.0f}x, {e['psnr_db']:.2f} dB, SAM {e['sam_deg']:.2f}°, "
-                      f"{e['encode_tiles_per_s']:.1f} tiles/s encode")
+                      f"{e['encode_tiles_per_s']:.1f} tiles/s encode", highlight=False)
     for name, e in m["baselines_same_size"].items():
         if e.get("reached"):
             console.print(
-                f"{name} (same size): {e['ratio_vs_raw']:.0f}x, {e['psnr_db']:.2f} dB, SAM {e['sam_deg']:.2f}°"
+                f"{name} (same size): {e['ratio_vs_raw']:.0f}x, {e['psnr_db']:.2f} dB, SAM {e['sam_deg']:.2f}°",
+                highlight=False,
             )
         else:
-            console.print(f"{name}: cannot reach {e['budget_bytes']} B")
-    console.print(f"report: {written['report']}")
+            console.print(f"{name}: cannot reach {e['budget_bytes']} B", highlight=False)
+    console.print(f"report: {written['report']}", highlight=False)

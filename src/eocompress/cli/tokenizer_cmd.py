@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from eocompress.cli.app import app, console
+from eocompress.cli.options import JSON, OUT, OVERWRITE, log, print_json, resolve_out, show_progress
+from eocompress.errors import InputError
 
 tokenizer_app = typer.Typer(
     help="Multispectral VQ tokenizer: train a model on Sentinel-2 scenes, inspect a model.",
@@ -17,12 +19,8 @@ app.add_typer(tokenizer_app, name="tokenizer")
 
 @tokenizer_app.command("train")
 def train(
-    out: Path = typer.Option(
-        ...,
-        "--out",
-        help="Folder for the model (config.json + model.safetensors), "
-        "metrics.csv, reconstructions.png and checkpoints/.",
-    ),
+    out: Path | None = OUT,
+    overwrite: bool = OVERWRITE,
     config: Path | None = typer.Option(
         None, "--config", help="JSON file of TokenizerConfig settings; options given on the command line override it."
     ),
@@ -68,8 +66,10 @@ def train(
     from eocompress.imagery.tokenizer.config import TokenizerConfig
     from eocompress.imagery.tokenizer.train import DEFAULT_HELD_OUT, DEFAULT_TRAIN_DATA, train_tokenizer
 
+    target = resolve_out(None, out)
+    _check_accelerator(accelerator, devices)
+    levels = _parse_levels(fsq_levels) if fsq_levels else None
     cfg = TokenizerConfig.from_json(config) if config else TokenizerConfig()
-    levels = [int(v) for v in fsq_levels.split(",")] if fsq_levels else None
     cfg = cfg.updated(
         quantizer=quantizer,
         codebook_size=codebook_size,
@@ -88,14 +88,16 @@ def train(
         data = [root / p for p in DEFAULT_TRAIN_DATA]
         hold_out = hold_out or [root / p for p in DEFAULT_HELD_OUT]
     n_devices: int | str = int(devices) if devices.isdigit() else devices
-    console.print(
-        f"training [bold]{cfg.quantizer}[/] V={cfg.effective_codebook_size} G={cfg.groups} D={cfg.latent_dim} "
+    log(
+        f"training {cfg.quantizer} V={cfg.effective_codebook_size} G={cfg.groups} D={cfg.latent_dim} "
         f"f={cfg.downsample}: {cfg.compression_ratio:.1f}x vs uint16, {cfg.steps} steps"
     )
     result = train_tokenizer(
         cfg,
         list(data),
-        out,
+        target,
+        overwrite=overwrite,
+        progress=show_progress(),
         hold_out=list(hold_out),
         val_fraction=val_fraction,
         val_every=val_every,
@@ -107,14 +109,39 @@ def train(
     )
     val = result.val
     console.print(
-        f"wrote {out}: validation PSNR {val.get('psnr_db')} dB, SAM {val.get('sam_deg')}°, codebook "
+        f"wrote {target}: validation PSNR {val.get('psnr_db')} dB, SAM {val.get('sam_deg')}°, codebook "
         f"utilisation {val.get('utilisation')}, {result.seconds:.0f} s"
     )
+
+
+def _parse_levels(text: str) -> list[int]:
+    """``8,8,8,5,5`` -> [8, 8, 8, 5, 5]; one line naming the bad entry otherwise."""
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError as exc:
+        raise InputError(
+            f"--fsq-levels {text!r} must be whole numbers separated by commas, e.g. 8,8,8,5,5"
+        ) from exc
+
+
+def _check_accelerator(accelerator: str, devices: str) -> None:
+    """``--accelerator``/``--devices`` that Lightning can use here, else one line saying what is available."""
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    here = "cpu" + (f", gpu ({gpus} CUDA device{'s' if gpus != 1 else ''})" if gpus else " only (no CUDA GPU)")
+    if accelerator not in ("auto", "cpu", "gpu", "cuda"):
+        raise InputError(f"--accelerator {accelerator!r} is not one of auto, cpu, gpu; available here: {here}")
+    if accelerator in ("gpu", "cuda") and not gpus:
+        raise InputError(f"--accelerator {accelerator}: no CUDA GPU is visible on this machine; available here: {here}")
+    if devices != "auto" and (not devices.isdigit() or int(devices) < 1):
+        raise InputError(f"--devices {devices!r} must be 'auto' or a number >= 1")
 
 
 @tokenizer_app.command("info")
 def info(
     model: str = typer.Argument("default", help="'default' or a model folder (config.json + model.safetensors)."),
+    as_json: bool = JSON,
 ) -> None:
     """Show a model's architecture, quantizer, bits per token, compression ratio and parameter count."""
     from rich.table import Table
@@ -122,6 +149,9 @@ def info(
     from eocompress.imagery.tokenizer import Tokenizer
 
     tok = Tokenizer.load(model)
+    if as_json:
+        print_json({k: v for k, v in tok.describe().items() if v is not None})
+        return
     table = Table(title=f"tokenizer {model}", show_header=False)
     for key, value in tok.describe().items():
         if value is not None:

@@ -78,9 +78,13 @@ def encode_one(source: str, target: str, model: Any, halo: int = 2) -> EncodeOut
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            codec.encode_file(source, target)
+            codec.encode_file(source, target, overwrite=True)  # only outputs that failed verification
     except EOCompressError as exc:
         return EncodeOutcome(source, target, "failed", time.perf_counter() - t0, error=str(exc))
+    except Exception as exc:  # one bad scene never stops the folder: report it and go on
+        message = " ".join(str(exc).split())[:200]
+        return EncodeOutcome(source, target, "failed", time.perf_counter() - t0,
+                             error=f"unexpected {type(exc).__name__}: {message}")
     return EncodeOutcome(source, target, "encoded", time.perf_counter() - t0, Path(target).stat().st_size)
 
 

@@ -295,6 +295,14 @@ class ImageryCodec:
         if int(hd.get("downsample", f)) != f:
             raise TokenFileError(f"token file made with downsampling {hd['downsample']}, model uses {f}")
         _, gh, gw = idx.shape
+        if list(hd.get("bands") or self.bands) != self.bands:
+            raise TokenFileError(
+                f"the token file lists bands {hd.get('bands')}, the model decodes {self.bands}; the header was "
+                "edited or the file belongs to another model"
+            )
+        h, w = int(hd["height"]), int(hd["width"])
+        if gh * f < h or gw * f < w:
+            raise TokenFileError(f"an index grid of {gh}x{gw} cannot decode to {h}x{w} px at downsampling {f}")
         refl = np.zeros((len(self.bands), gh * f, gw * f), np.float32)
 
         def take(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
@@ -309,7 +317,6 @@ class ImageryCodec:
             refl /= np.maximum(weights, 1e-6)
         else:
             self._run_tiled((gh, gw), take, model, f, refl, progress)
-        h, w = int(hd["height"]), int(hd["width"])
         dn = refl[:, :h, :w] * np.float32(QUANTIFICATION_VALUE) + np.float32(hd.get("offset", 0))
         out = np.clip(np.round(dn), 1, 65535).astype(np.uint16)  # 0 is reserved for nodata
         if token_file.valid is not None:
@@ -333,7 +340,7 @@ class ImageryCodec:
         )
 
     def encode_file(
-        self, src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = True,
+        self, src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = False,
         progress: Progress | None = None,
     ) -> TokenFile:
         """Read a scene (Major-TOM folder or multi-band GeoTIFF), encode it and write ``dst`` atomically."""
@@ -349,7 +356,7 @@ class ImageryCodec:
         return token_file
 
     def decode_file(
-        self, src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = True,
+        self, src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = False,
         progress: Progress | None = None,
     ) -> Path:
         """Decode the token file ``src`` to a uint16 GeoTIFF ``dst`` (original georeference, size, bands)."""
@@ -375,36 +382,59 @@ def _is_identity(transform: Any) -> bool:
 
 
 def write_geotiff(
-    path: str | os.PathLike, data: np.ndarray, header: dict[str, Any], overwrite: bool = True
+    path: str | os.PathLike, data: np.ndarray, header: dict[str, Any], overwrite: bool = False
 ) -> Path:
-    """Write a decoded (C, H, W) uint16 stack as a tiled DEFLATE GeoTIFF with the header's georeference.
+    """Write a decoded (C, H, W) uint16 stack as a Cloud-Optimized GeoTIFF with the header's georeference.
 
-    Band descriptions are the band names; nodata is 0; tags carry the DN offset, the model id and
-    the Major-TOM keys.
+    GDAL's COG driver: 256 px tiles, DEFLATE + predictor 2, overviews (average), nodata 0; band
+    descriptions are the band names; tags carry the DN offset, the model id and the product keys and
+    ``LAYOUT=COG``. The file is built beside ``path`` under a temporary name, read back and compared
+    with ``data`` (a full disk or any GDAL write error ends in one line, no partial file, and the old
+    file kept), then renamed into place. An existing ``path`` is replaced only with ``overwrite``.
     """
     import rasterio
+    import rasterio.shutil
     from affine import Affine
     from rasterio.crs import CRS
-    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+    from rasterio.io import MemoryFile
 
+    from eocompress.errors import EOCompressError
+
+    data = np.asarray(data)
     c, h, w = data.shape
-    profile: dict[str, Any] = dict(
-        driver="GTiff", width=w, height=h, count=c, dtype="uint16", nodata=0, compress="DEFLATE", predictor=2
-    )
-    if h >= 256 and w >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    profile: dict[str, Any] = dict(driver="GTiff", width=w, height=h, count=c, dtype="uint16", nodata=0)
     if header.get("crs"):
         profile["crs"] = CRS.from_user_input(header["crs"])
     if header.get("transform"):
         profile["transform"] = Affine(*header["transform"])
     tags = {k: str(header[k]) for k in META_KEYS if header.get(k) is not None}
-    tags.update(BOA_ADD_OFFSET=str(header.get("offset", 0)), eocompress_model_id=str(header["model_id"]),
+    tags.update(BOA_ADD_OFFSET=str(header.get("offset", 0)), eocompress_model_id=str(header.get("model_id", "")),
                 QUANTIFICATION_VALUE=str(header.get("quantification_value", QUANTIFICATION_VALUE)))
-    with atomic_path(path, overwrite=overwrite) as tmp, warnings.catch_warnings():
+    bands = list(header.get("bands") or [f"band_{i + 1}" for i in range(c)])
+    final = Path(path)
+    with atomic_path(final, overwrite=overwrite) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(data)
-            for i, band in enumerate(header["bands"], start=1):
-                dst.set_band_description(i, band)
-            dst.update_tags(**tags)
-    return Path(path)
+        try:
+            with MemoryFile() as mem:
+                with mem.open(**profile) as src:
+                    src.write(data)
+                    for i, band in enumerate(bands[:c], start=1):
+                        src.set_band_description(i, band)
+                    src.update_tags(**tags)
+                with mem.open() as src:
+                    rasterio.shutil.copy(
+                        src, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="2", BLOCKSIZE="256",
+                        OVERVIEW_RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER",
+                    )
+            with rasterio.open(tmp) as check:  # read back: a short write never reaches the final path
+                back = check.read()
+            if back.shape != data.shape or not np.array_equal(back, data):
+                raise EOCompressError(f"{final}: the GeoTIFF read back differs from what was written; disk full?")
+        except (RasterioError, OSError) as exc:
+            text = " ".join(str(exc).split())[:200]
+            raise EOCompressError(
+                f"cannot write {final} ({text}); is the disk full or the folder read-only? Nothing was written"
+                + (" and the existing file is unchanged" if final.exists() else "")
+            ) from exc
+    return final

@@ -151,6 +151,77 @@ def decode_mask(payload: bytes, shape: tuple[int, ...]) -> np.ndarray:
     return np.unpackbits(packed, count=count).astype(bool).reshape(shape)
 
 
+#: Largest index grid side and position count a token file may declare (a 10980 px tile at f=4 is 2745).
+MAX_GRID_SIDE = 1 << 20
+MAX_INDICES = 1 << 28
+MAX_IMAGE_SIDE = 1 << 24
+
+
+def _int(header: dict, key: str, lo: int, hi: int, source: str) -> int:
+    value = header.get(key)
+    if type(value) is not int or not lo <= value <= hi:
+        raise TokenFileError(
+            f"{source}: header field {key}={value!r} is not an integer in [{lo}, {hi}]; the file is corrupted"
+        )
+    return value
+
+
+def _check_header(header: Any, source: str) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """Validate every header field the decoder uses; return the index shape and the mask shape.
+
+    The checksum catches damage; this catches a header edited with the checksum recomputed (or written
+    by a buggy tool): types, ranges and the geometry must agree, so a file never decodes to another shape.
+    """
+    if not isinstance(header, dict):
+        raise TokenFileError(f"{source}: the header is not a JSON object; the file is corrupted")
+    shape_raw = header.get("indices_shape")
+    if not isinstance(shape_raw, list) or len(shape_raw) != 3:
+        raise TokenFileError(f"{source}: header field indices_shape={shape_raw!r} is not [G, H, W]")
+    shape = tuple(_int({"n": v}, "n", 1, MAX_GRID_SIDE, source) for v in shape_raw)
+    if math.prod(shape) > MAX_INDICES:
+        raise TokenFileError(f"{source}: {math.prod(shape)} indices declared, more than {MAX_INDICES}; corrupted")
+    size = _int(header, "codebook_size", 1, 1 << 32, source)
+    if _int(header, "bits_per_index", 1, 64, source) != bits_for(size):
+        raise TokenFileError(f"{source}: bits_per_index does not match codebook_size {size}; the file is corrupted")
+    _int(header, "index_nbytes", 0, 1 << 40, source)
+    n_mask = _int(header, "mask_nbytes", 0, 1 << 40, source)
+    if not isinstance(header.get("index_encoding"), str) or not isinstance(header.get("model_id"), str):
+        raise TokenFileError(f"{source}: header fields index_encoding/model_id must be strings; corrupted")
+    radices = header.get("index_radices")
+    if radices is not None and (not isinstance(radices, list) or not radices
+                                or any(type(r) is not int or not 2 <= r <= 1 << 16 for r in radices)):
+        raise TokenFileError(f"{source}: header field index_radices={radices!r} is invalid; the file is corrupted")
+    bands = header.get("bands")
+    if bands is not None and (not isinstance(bands, list) or not all(isinstance(b, str) for b in bands)):
+        raise TokenFileError(f"{source}: header field bands={bands!r} is not a list of band names; corrupted")
+    geometry = None
+    if "height" in header or "width" in header:
+        h = _int(header, "height", 1, MAX_IMAGE_SIDE, source)
+        w = _int(header, "width", 1, MAX_IMAGE_SIDE, source)
+        geometry = (h, w)
+        if "downsample" in header:
+            f = _int(header, "downsample", 1, 1024, source)
+            if (shape[1], shape[2]) != (-(-h // f), -(-w // f)):
+                raise TokenFileError(
+                    f"{source}: an index grid of {shape[1]}x{shape[2]} cannot decode to {h}x{w} px at downsampling "
+                    f"{f}; the header was edited or the file is corrupted"
+                )
+    mask_shape = None
+    if n_mask:
+        raw = header.get("mask_shape")
+        if not isinstance(raw, list) or len(raw) not in (2, 3):
+            raise TokenFileError(f"{source}: header field mask_shape={raw!r} is invalid; the file is corrupted")
+        mask_shape = tuple(_int({"n": v}, "n", 1, MAX_IMAGE_SIDE, source) for v in raw)
+        if math.prod(mask_shape) > 64 * MAX_INDICES:
+            raise TokenFileError(f"{source}: mask_shape {raw} is implausibly large; the file is corrupted")
+        expected = [geometry] if geometry else []
+        if geometry and bands:
+            expected.append((len(bands), *geometry))
+        if expected and mask_shape not in expected:
+            raise TokenFileError(f"{source}: mask_shape {raw} does not match the image size; the file is corrupted")
+    return shape, mask_shape
+
+
 @dataclass
 class TokenFile:
     """The contents of a token file: indices (G, Hq, Wq), a header dict and an optional validity mask.
@@ -244,20 +315,30 @@ class TokenFile:
         start = _PREFIX.size
         try:
             header = json.loads(body[start : start + head_len].decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise TokenFileError(f"{source} has an unreadable header: {exc}") from exc
-        pos = start + head_len
-        n_idx, n_mask = int(header["index_nbytes"]), int(header["mask_nbytes"])
-        if pos + n_idx + n_mask != len(body):
-            raise TokenFileError(f"{source}: section lengths do not add up; the file is corrupted")
-        shape = tuple(int(s) for s in header["indices_shape"])
-        indices = _decode_indices(
-            body[pos : pos + n_idx], int(header["bits_per_index"]), shape, header["index_encoding"],
-            header.get("index_radices"),
-        ).reshape(shape)
-        valid = None
-        if n_mask:
-            valid = decode_mask(body[pos + n_idx :], tuple(int(n) for n in header["mask_shape"]))
+        try:
+            shape, mask_shape = _check_header(header, source)
+            pos = start + head_len
+            n_idx, n_mask = header["index_nbytes"], header["mask_nbytes"]
+            if pos + n_idx + n_mask != len(body):
+                raise TokenFileError(f"{source}: section lengths do not add up; the file is corrupted")
+            indices = _decode_indices(
+                body[pos : pos + n_idx], header["bits_per_index"], shape, header["index_encoding"],
+                header.get("index_radices"),
+            ).reshape(shape)
+            if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= header["codebook_size"]):
+                raise TokenFileError(
+                    f"{source} holds indices outside the codebook of {header['codebook_size']}: it is corrupted"
+                )
+            valid = decode_mask(body[pos + n_idx :], mask_shape) if n_mask else None
+        except TokenFileError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError, MemoryError, ZeroDivisionError) as exc:
+            raise TokenFileError(
+                f"{source} has an inconsistent header ({type(exc).__name__}: {exc}); the file is corrupted or "
+                "was edited: re-encode it from the source scene"
+            ) from exc
         return cls(indices=indices, header=header, valid=valid, encoding=header["index_encoding"])
 
     def save(self, path: str | os.PathLike, overwrite: bool = True) -> Path:

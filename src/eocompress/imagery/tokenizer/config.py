@@ -126,6 +126,12 @@ class TokenizerConfig:
             raise ConfigError(
                 f"tile_size {self.tile_size} must be a multiple of downsample {self.downsample}"
             )
+        if type(self.steps) is not int or self.steps < 1:
+            raise ConfigError(f"steps must be an integer >= 1, got {self.steps!r}; e.g. --steps 2000")
+        if type(self.batch_size) is not int or self.batch_size < 1:
+            raise ConfigError(f"batch_size must be an integer >= 1, got {self.batch_size!r}; e.g. --batch-size 8")
+        if not isinstance(self.lr, int | float) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr!r}; e.g. --lr 1e-3")
         if self.recon_loss not in ("l1", "l2"):
             raise ConfigError(f"recon_loss must be 'l1' or 'l2', got {self.recon_loss!r}")
         if self.normalization and any(len(v) != self.num_bands for v in self.normalization.values()):

@@ -178,18 +178,29 @@ class GridPatches(Dataset):
 
 def read_training_scenes(paths: list[str | os.PathLike], bands: list[str]) -> dict[str, Scene]:
     """Read each scene (or every scene under a folder) that has the model's bands, keyed by display path."""
+    import warnings
+
+    from eocompress.errors import EOCompressError
     from eocompress.imagery.readers.scenes import find_scenes
 
     scenes: dict[str, Scene] = {}
+    skipped: list[str] = []
     for p in paths:
         for found in find_scenes(p):
-            scene = read_scene(found)
+            try:
+                scene = read_scene(found)
+            except EOCompressError as exc:  # one unreadable file never stops training on the rest
+                skipped.append(str(exc))
+                continue
             if not set(bands) <= set(scene.bands):
                 continue
             scenes[display_path(found)] = scene
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable scene(s): {'; '.join(skipped[:3])}", stacklevel=2)
     if not scenes:
+        what = f" ({len(skipped)} could not be read)" if skipped else ""
         raise InputError(
-            f"no scene under {', '.join(map(str, paths))} has the bands {', '.join(bands)}; "
-            "give Sentinel-2 L2A scenes (--data)"
+            f"no Sentinel-2 scene with the bands {', '.join(bands)} under {', '.join(map(str, paths))}{what}; "
+            "give band folders, SAFE products or stacked GeoTIFFs with --data"
         )
     return scenes

@@ -6,9 +6,15 @@ reconstructions.png and checkpoints/last.ckpt (resume with ``resume=True``).
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import math
 import os
 import shutil
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +52,14 @@ DEFAULT_HELD_OUT = (
 )
 
 
+#: Architecture settings of a run, saved beside its checkpoints so that a resume can be checked.
+SETTINGS_FILE = "settings.json"
+#: Files a training run writes into its output folder (``--overwrite`` replaces only these).
+_OWN_FILES = ("config.json", "model.safetensors", "metrics.csv", "reconstructions.png", "checkpoints")
+_ARCH_KEYS = ("bands", "quantizer", "codebook_size", "fsq_levels", "groups", "latent_dim", "downsample", "channels",
+              "tile_size", "discriminator")
+
+
 class TrainingDivergedError(EOCompressError):
     """The loss became NaN/Inf; the last good weights were kept."""
 
@@ -80,6 +94,120 @@ class _GoodCheckpoint:
         return GoodCheckpoint()
 
 
+def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to train into a folder that holds a model or checkpoints, unless resuming or overwriting."""
+    if out.exists() and not out.is_dir():
+        raise EOCompressError(f"{out} is a file; --out must be a folder for the model")
+    found = [name for name in _OWN_FILES if (out / name).exists()]
+    if found and not resume and not overwrite:
+        raise EOCompressError(
+            f"{out} already holds a model ({', '.join(found)}); pass --resume to continue its training, "
+            "--overwrite to replace it (token files made with it can then no longer be decoded), or another --out"
+        )
+
+
+def _architecture(cfg: TokenizerConfig) -> dict[str, Any]:
+    raw = cfg.to_dict()
+    return {k: raw.get(k) for k in _ARCH_KEYS}
+
+
+def _check_resume(ckpt_dir: Path, cfg: TokenizerConfig) -> None:
+    """The checkpoint must load and be of the same architecture as ``cfg``; else one line saying what differs."""
+    path = ckpt_dir / "last.ckpt"
+    saved_file = ckpt_dir / SETTINGS_FILE
+    if saved_file.exists():
+        try:
+            saved = json.loads(saved_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            saved = None
+        if isinstance(saved, dict):
+            wanted = json.loads(json.dumps(_architecture(cfg)))
+            diff = [f"{k} {saved.get(k)!r} -> {wanted.get(k)!r}" for k in _ARCH_KEYS if saved.get(k) != wanted.get(k)]
+            if diff:
+                raise EOCompressError(
+                    f"cannot resume {path}: it was trained with other settings ({'; '.join(diff)}); resume with the "
+                    "same settings, or start fresh with --overwrite or another --out"
+                )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        weights = state["state_dict"]
+    except Exception as exc:  # truncated zip, unpickling errors, missing keys: all mean "unusable"
+        raise EOCompressError(
+            f"cannot resume: {path} is truncated or corrupted ({type(exc).__name__}); delete it and train "
+            "again (--overwrite), or restore the file"
+        ) from exc
+    from eocompress.imagery.tokenizer.lightning_module import TokenizerModule
+
+    expected = TokenizerModule(cfg).state_dict()
+    wrong = [k for k, v in expected.items() if k not in weights or tuple(weights[k].shape) != tuple(v.shape)]
+    if wrong:
+        raise EOCompressError(
+            f"cannot resume {path}: its weights do not fit these settings (e.g. {wrong[0]}); resume with the "
+            "settings of the first run (quantizer, groups, codebook, latent size), or start fresh with --overwrite"
+        )
+
+
+_NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's banners, tips and deprecation/performance warnings during training."""
+    levels = {name: logging.getLogger(name).level for name in _NOISY_LOGGERS}
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", module=r"lightning(\.|$)")
+            warnings.filterwarnings("ignore", module=r"pytorch_lightning(\.|$)")
+            warnings.filterwarnings("ignore", message=r".*(num_workers|does not have many workers|LeafSpec).*")
+            yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+class _StepBar:
+    """Lightning callback: one rich progress bar on stderr over the training steps, with the loss."""
+
+    def __new__(cls, total: int):
+        import lightning.pytorch as pl
+
+        class StepBar(pl.Callback):
+            def __init__(self) -> None:
+                self.progress = None
+                self.task = None
+
+            def on_train_start(self, trainer, pl_module):
+                from rich.console import Console
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+                console = Console(stderr=True)
+                if not console.is_terminal:
+                    return
+                self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+                                         TextColumn("steps {task.fields[loss]}"), TimeElapsedColumn(),
+                                         console=console)
+                self.progress.start()
+                self.task = self.progress.add_task("training", total=total, completed=trainer.global_step, loss="")
+
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+                if self.progress is None:
+                    return
+                loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+                value = float(loss) if loss is not None else float("nan")
+                text = f"loss {value:.4f}" if math.isfinite(value) else ""
+                self.progress.update(self.task, completed=trainer.global_step, loss=text)
+
+            def on_train_end(self, trainer, pl_module):
+                if self.progress is not None:
+                    self.progress.stop()
+
+        return StepBar()
+
+
 def _accelerator_settings(accelerator: str, precision: str | None) -> tuple[str, str]:
     if accelerator == "auto":
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
@@ -105,8 +233,13 @@ def train_tokenizer(
     precision: str | None = None,
     progress: bool = True,
     plot: bool = True,
+    overwrite: bool = False,
 ) -> TrainResult:
-    """Train on ``data`` (scenes or folders of scenes) minus ``hold_out``; write the model folder ``out``."""
+    """Train on ``data`` (scenes or folders of scenes) minus ``hold_out``; write the model folder ``out``.
+
+    A folder that already holds a model or checkpoints is refused unless ``resume`` (continue it, with
+    the same architecture) or ``overwrite`` (replace the files training writes; nothing else is deleted).
+    """
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import CSVLogger
 
@@ -120,6 +253,9 @@ def train_tokenizer(
         raise EOCompressError(
             f"--resume given but {out / 'checkpoints' / 'last.ckpt'} does not exist; train without --resume"
         )
+    _check_out(out, resume, overwrite)
+    if resume:
+        _check_resume(out / "checkpoints", cfg)
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     held = {display_path(p) for p in hold_out}
@@ -150,9 +286,9 @@ def train_tokenizer(
     ckpt_dir = out / "checkpoints"
     callbacks: list[Any] = [_GoodCheckpoint(ckpt_dir, checkpoint_every)]
     if progress:
-        from lightning.pytorch.callbacks import RichProgressBar
-
-        callbacks.append(RichProgressBar(leave=True))
+        callbacks.append(_StepBar(cfg.steps))
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    (ckpt_dir / SETTINGS_FILE).write_text(json.dumps(_architecture(cfg), indent=1))
     loggers: list[Any] = [CSVLogger(save_dir=out, name="logs", version="")]
     try:
         import tensorboard  # noqa: F401
@@ -161,24 +297,25 @@ def train_tokenizer(
         loggers.append(TensorBoardLogger(save_dir=out, name="tensorboard", version=""))
     except ImportError:
         pass
-    trainer = pl.Trainer(
-        max_steps=cfg.steps,
-        accelerator=accelerator,
-        devices=devices,
-        precision=precision,
-        logger=loggers,
-        callbacks=callbacks,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        val_check_interval=min(val_every, cfg.steps) if val_loader is not None else None,
-        check_val_every_n_epoch=None if val_loader is not None else 1,
-        limit_val_batches=None if val_loader is not None else 0,
-        num_sanity_val_steps=0,
-        log_every_n_steps=max(1, min(10, cfg.steps // 2)),
-    )
-    ckpt_path = ckpt_dir / "last.ckpt" if resume else None
-    trainer.fit(module, loader, val_loader, ckpt_path=ckpt_path)
+    with _quiet_lightning():
+        trainer = pl.Trainer(
+            max_steps=cfg.steps,
+            accelerator=accelerator,
+            devices=devices,
+            precision=precision,
+            logger=loggers,
+            callbacks=callbacks,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            val_check_interval=min(val_every, cfg.steps) if val_loader is not None else None,
+            check_val_every_n_epoch=None if val_loader is not None else 1,
+            limit_val_batches=None if val_loader is not None else 0,
+            num_sanity_val_steps=0,
+            log_every_n_steps=max(1, min(10, cfg.steps // 2)),
+        )
+        ckpt_path = ckpt_dir / "last.ckpt" if resume else None
+        trainer.fit(module, loader, val_loader, ckpt_path=ckpt_path)
 
     if module.diverged_at is not None:
         _keep_last_good(module, ckpt_dir)
