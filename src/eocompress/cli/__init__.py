@@ -10,10 +10,12 @@ import sys
 import warnings
 
 from eocompress.cli import (  # noqa: F401  (imported for their command registrations)
+    codec_train_cmd,
     codecs_cmd,
     evaluate_cmd,
     imagery_cmd,
     products_cmd,
+    search_cmd,
     tokenizer_cmd,
 )
 from eocompress.cli.app import app, err_console, state

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from eocompress.errors import FileFormatError, InputError
 
@@ -188,7 +189,7 @@ class LearnedCodec:
         s = np.exp(p.log_scales.detach().double().numpy())
 
         def cdf(x: np.ndarray, c: int) -> np.ndarray:
-            return (w[c] / (1 + np.exp(-(x[:, None] - mu[c]) / s[c]))).sum(1)
+            return (w[c] * expit((x[:, None] - mu[c]) / s[c])).sum(1)
 
         tables = []
         for c in range(mu.shape[0]):

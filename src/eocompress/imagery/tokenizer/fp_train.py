@@ -98,8 +98,12 @@ class _Export(L.Callback):
 
 
 def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resume: bool = True,
-          export_every: int = 250, threads: int | None = None) -> Path:
-    """Train (or resume) into ``out``: ``checkpoints/last.ckpt`` plus the exported model folder."""
+          export_every: int = 250, threads: int | None = None, init_from: str | os.PathLike | None = None) -> Path:
+    """Train (or resume) into ``out``: ``checkpoints/last.ckpt`` plus the exported model folder.
+
+    ``init_from``: a model folder whose weights start a new run (same architecture; fresh optimizer
+    and schedule) — how a short run is continued with a new learning-rate schedule.
+    """
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
@@ -125,5 +129,14 @@ def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resum
         log_every_n_steps=25,
         gradient_clip_val=5.0,
     )
-    trainer.fit(FPModule(cfg), loader, ckpt_path=str(ckpt) if resume and ckpt.is_file() else None)
+    module = FPModule(cfg)
+    if init_from is not None and not (resume and ckpt.is_file()):
+        from safetensors.torch import load_file
+
+        module.model.load_state_dict(load_file(str(Path(init_from) / WEIGHTS_FILE)))
+        prior_wall = float(json.loads((Path(init_from) / CONFIG_FILE).read_text()).get("training", {}).get("wall_s", 0))
+        for cb in trainer.callbacks:  # wall time counts the run it continues
+            if isinstance(cb, _Export):
+                cb.prior_wall = prior_wall
+    trainer.fit(module, loader, ckpt_path=str(ckpt) if resume and ckpt.is_file() else None)
     return out
