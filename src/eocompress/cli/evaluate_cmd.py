@@ -7,16 +7,17 @@ from pathlib import Path
 import typer
 
 from eocompress.cli.app import app, console
+from eocompress.cli.options import JSON, OUT, log, print_json, progress, resolve_out
 from eocompress.errors import EOCompressError
 
 _DATA_HELP = ".npz (X, y, is_test, latlon/row+col), .parquet (embedding list column + label column) or .tif field"
 
 
 def _load_all(data: list[Path] | None, labels: Path | None, label_column: str, embedding_column: str, task: str):
-    from eocompress.data import ALGAE, LULC, data_path
-    from eocompress.embeddings.evaluation.datasets import load_dataset
+    from eocompress.data import data_path
+    from eocompress.embeddings.evaluation.datasets import DEFAULT_DATASETS, load_dataset
 
-    paths = list(data or []) or [data_path(LULC), data_path(ALGAE)]
+    paths = list(data or []) or [data_path(rel) for rel in DEFAULT_DATASETS]
     if labels is not None and len(paths) != 1:
         raise EOCompressError("--labels (a label raster) needs exactly one GeoTIFF DATA argument")
     return [load_dataset(p, labels=labels, label_column=label_column, embedding_column=embedding_column,
@@ -24,27 +25,28 @@ def _load_all(data: list[Path] | None, labels: Path | None, label_column: str, e
 
 
 def _progress_sweep(datasets, out: Path, specs, split, seed, resume, linear_cv, strict: bool = False):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    """Run the sweep with a bar on stderr (silent when piped or -q); returns the results rows."""
     from eocompress.embeddings.evaluation.sweep import run_sweep
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
-        task = progress.add_task("sweep", total=None)
+    state = {"done": 0}
+    with progress("sweep", None, "rows") as advance:
 
         def on_progress(ds_name: str, spec: str, step: int, total: int) -> None:
-            progress.update(task, total=total, completed=step - 1, description=f"{ds_name}: {spec:<16}")
+            if step - 1 > state["done"]:
+                advance(step - 1 - state["done"])
+                state["done"] = step - 1
 
         rows = run_sweep(datasets, out, specs=specs, split=split, seed=seed, resume=resume,
                          linear_cv=linear_cv, on_progress=on_progress, strict=strict)
-        progress.update(task, completed=progress.tasks[0].total or len(rows), description="sweep done")
+        advance(max(0, len(rows) - state["done"]))
     return rows
 
 
 @app.command("sweep")
 def sweep(
-    data: list[Path] = typer.Argument(None, help=f"Embedding sets: {_DATA_HELP}. Default: the two real Presto sets."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder: results.csv, report.md, *.png."),
+    data: list[Path] = typer.Argument(
+        None, help=f"Embedding sets: {_DATA_HELP}. Default: the real Presto sets and the 1280-d EfficientNet set."),
+    out: Path = OUT,
     spec: list[str] = typer.Option(None, "--spec", "-s", help="Codec spec to evaluate (repeatable); overrides --grid."),
     grid: str = typer.Option("default", help="Named grid: default (study + ours), study, ours."),
     split: str = typer.Option("auto", help="auto (the file's is_test, else random), given, random or spatial."),
@@ -55,20 +57,29 @@ def sweep(
     labels: Path = typer.Option(None, help="Label raster on the grid of a GeoTIFF DATA (one DATA only)."),
     label_column: str = typer.Option("label", help="Label column of Parquet DATA."),
     embedding_column: str = typer.Option("embedding", help="Embedding list column of Parquet DATA."),
-    task: str = typer.Option("auto", help="auto (integer labels: classification), classification or regression."),
+    task: str = typer.Option(
+        "auto", help="auto (integer or text labels: classification), classification or regression."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.md and the plots at the end."),
 ) -> None:
     """Evaluate codecs against float32 on labelled embeddings (kNN, linear, recall@10, McNemar, bootstrap CI)."""
-    from eocompress.embeddings.evaluation.report import write_report
+    from eocompress.embeddings.evaluation.evaluate import LINEAR_CV
+    from eocompress.embeddings.evaluation.report import write_report, written_plots
     from eocompress.embeddings.evaluation.sweep import grid_specs
 
+    out = resolve_out(None, out)
+    if linear_cv not in LINEAR_CV:
+        raise EOCompressError(f"unknown --linear-cv {linear_cv!r}; use one of {', '.join(LINEAR_CV)}")
+    if out.exists() and not out.is_dir():
+        raise EOCompressError(f"--out {out} is a file; the sweep writes a folder (results.csv, report.md, plots)")
     specs = list(spec) if spec else grid_specs(grid)
     datasets = _load_all(data, labels, label_column, embedding_column, task)
+    for ds in datasets:
+        log(f"{ds.name}: {ds.n} vectors x {ds.dim} dims, task {ds.task or 'retrieval only (no labels)'}")
     rows = _progress_sweep(datasets, out, specs, split, seed, resume, linear_cv, strict=bool(spec))
-    console.print(f"{len(rows)} rows in {out / 'results.csv'}")
+    console.print(f"{len(rows)} rows in {out / 'results.csv'}", highlight=False, soft_wrap=True)
     if report:
         path = write_report(out)
-        console.print(f"report: {path} (+ pareto_knn.png, pareto_linear.png, pareto_recall.png, pca_variance.png)")
+        console.print(f"report: {path} (+ {', '.join(written_plots(out))})", highlight=False, soft_wrap=True)
 
 
 @app.command("recommend")
@@ -78,41 +89,49 @@ def recommend_cmd(
     max_drop: float = typer.Option(1.0, "--max-drop", help="Largest accuracy drop in points at the CI's upper end."),
     metric: str = typer.Option("knn", help="Accuracy that must hold: knn or linear."),
     results: Path = typer.Option(None, help="Reuse a sweep's results.csv instead of running one."),
-    out: Path = typer.Option(None, help="Folder for the sweep run here [default: outputs/recommend/<name>]."),
+    out: Path = OUT,
     split: str = typer.Option("auto", help="auto, given, random or spatial (see `eocompress sweep`)."),
     seed: int = typer.Option(0, help="Seed of the split, the codecs and the bootstrap."),
     labels: Path = typer.Option(None, help="Label raster on the grid of a GeoTIFF DATA."),
     label_column: str = typer.Option("label", help="Label column of Parquet DATA."),
     task: str = typer.Option("auto", help="auto, classification or regression."),
+    as_json: bool = JSON,
 ) -> None:
-    """Recommend the smallest codec within --max-bytes whose accuracy drop stays within --max-drop, with evidence."""
-    from eocompress.embeddings.codecs import Codec
+    """Recommend the smallest codec within --max-bytes whose accuracy drop stays within --max-drop, with evidence.
+
+    Without --results it runs a sweep of the codecs that fit the budget into -o/--out
+    [default: outputs/recommend/<name>], resuming what is already there.
+    """
     from eocompress.embeddings.evaluation.recommend import recommend
+    from eocompress.embeddings.evaluation.storage import bytes_per_vector
     from eocompress.embeddings.evaluation.sweep import default_grid, read_results
 
-    if max_bytes <= 0:
+    if not max_bytes > 0:
         raise EOCompressError(f"--max-bytes must be positive, got {max_bytes}")
+    if not max_drop >= 0:
+        raise EOCompressError(f"--max-drop must be zero or more points, got {max_drop}")
     (ds,) = _load_all([data], labels, label_column, "embedding", task)
     if results is not None:
-        if not results.exists():
+        if not results.is_file():
             raise EOCompressError(f"{results} does not exist; run `eocompress sweep ... --out DIR` first")
         rows = read_results(results)
     else:
         specs = []
         for s in default_grid():
-            codec = Codec.from_spec(s)
             try:
-                codec.check_dim(ds.dim)
+                if bytes_per_vector(s, ds.dim) <= max_bytes:
+                    specs.append(s)
             except EOCompressError:
-                continue
-            dim = ds.dim
-            for t in codec.transforms:
-                dim = t.output_dim(dim)
-            if codec.quantizer.code_size(dim) <= max_bytes:
-                specs.append(s)
-        out = out or Path("outputs/recommend") / ds.name
+                continue  # the spec does not fit this dimension
+        out = resolve_out(None, out, required=False) or Path("outputs/recommend") / ds.name
+        log(f"sweeping {len(specs)} codecs of at most {max_bytes:g} B into {out}")
         rows = _progress_sweep([ds], out, specs, split, seed, True, "baseline")
     rec = recommend(rows, ds.name, max_bytes, max_drop, metric)
+    if as_json:
+        print_json({"recommended": rec.row["spec"], "dataset": ds.name, "metric": metric, "max_bytes": max_bytes,
+                    "max_drop_points": max_drop, "evidence": rec.evidence(), "row": rec.row,
+                    "float32": rec.baseline, "candidates": [r["spec"] for r in rec.candidates]})
+        return
     console.print(f"[bold green]recommended:[/] {rec.row['spec']}")
     console.print(rec.evidence(), highlight=False)
     console.print(f"[dim]{len(rec.candidates)} codecs within the bounds; the smallest wins (ties: higher accuracy)")
@@ -127,17 +146,23 @@ def storage_cmd(
     years: float = typer.Option(1.0, "--years", help="Number of yearly layers stored."),
     usd_per_tb_month: float = typer.Option(
         23.0, "--usd-per-tb-month", help="Storage price, $ per TB (1e12 B) per month."),
+    as_json: bool = JSON,
 ) -> None:
     """Bytes per embedding, global archive size and yearly storage cost of codecs (decimal TB/PB as in the study)."""
     from rich.table import Table
 
     from eocompress.embeddings.evaluation.storage import estimate_storage, human_bytes, human_usd
 
+    estimates = [estimate_storage(spec, dims, area_km2, gsd_m, years, usd_per_tb_month) for spec in codec]
+    if as_json:
+        print_json([{"codec": e.spec, "dims": e.dims, "bytes_per_vector": e.bytes_per_vector,
+                     "compression_ratio": e.compression_ratio, "pixels": e.pixels, "total_bytes": e.total_bytes,
+                     "usd_per_year": e.usd_per_year} for e in estimates])
+        return
     table = Table(title=f"{dims}-d embeddings, {area_km2:.3g} km² at {gsd_m:g} m, {years:g} year(s)")
     for col in ("codec", "bytes/embedding", "ratio", "size", "cost/year"):
         table.add_column(col, justify="right")
-    for spec in codec:
-        e = estimate_storage(spec, dims, area_km2, gsd_m, years, usd_per_tb_month)
-        table.add_row(spec, f"{e.bytes_per_vector:,}", f"{e.compression_ratio:.1f}x", human_bytes(e.total_bytes),
+    for e in estimates:
+        table.add_row(e.spec, f"{e.bytes_per_vector:,}", f"{e.compression_ratio:.1f}x", human_bytes(e.total_bytes),
                       human_usd(e.usd_per_year))
     console.print(table)

@@ -51,10 +51,10 @@ def lloyd_max(values: np.ndarray, bits: int, iters: int = _LLOYD_ITERS) -> tuple
         sums = csum[edges[1:]] - csum[edges[:-1]]
         new = np.where(counts > 0, sums / np.maximum(counts, 1), levels)
         new.sort()
-        if np.allclose(new, levels, rtol=0, atol=1e-9):
-            levels = new
-            break
+        done = float(np.max(np.abs(new - levels))) <= 1e-9
         levels = new
+        if done:
+            break
     edges = np.concatenate([[0], np.searchsorted(v, (levels[1:] + levels[:-1]) / 2), [len(v)]])
     sums, sq = csum[edges[1:]] - csum[edges[:-1]], csq[edges[1:]] - csq[edges[:-1]]
     err = float(np.sum(sq - 2 * levels * sums + np.diff(edges) * levels**2) / max(len(v), 1))
@@ -113,12 +113,15 @@ def float_neighbours(X: np.ndarray, k: int = NEIGHBOURS, anchors: int = ANCHORS,
     """(anchor ids (A,), their ``k`` nearest cosine neighbours (A, k)) among the rows of ``X``, self excluded."""
     import faiss
 
+    from eocompress.embeddings.codecs.pq import faiss_threads
+
     rng = np.random.default_rng(seed)
     unit = _unit_rows(X)
     a = np.sort(rng.choice(len(X), min(anchors, len(X)), replace=False))
     index = faiss.IndexFlatIP(unit.shape[1])
     index.add(unit)
-    _, nn = index.search(unit[a], min(k + 1, len(X)))
+    with faiss_threads(unit.size):
+        _, nn = index.search(unit[a], min(k + 1, len(X)))
     not_self = nn != a[:, None]
     nn = np.array([row[keep][: nn.shape[1] - 1] for row, keep in zip(nn, not_self, strict=True)])
     return a, nn
@@ -140,8 +143,11 @@ def principal_axes(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     mean = X.mean(axis=0, dtype=np.float64)
     centred = X - mean.astype(np.float32)
     cov = (centred.T @ centred).astype(np.float64) / max(len(X) - 1, 1)
-    vals, vecs = np.linalg.eigh(cov)
-    order = np.argsort(vals)[::-1][:k]
+    from scipy.linalg import eigh
+
+    d = cov.shape[0]
+    vals, vecs = eigh(cov, subset_by_index=(d - k, d - 1), driver="evr")  # only the k we need
+    order = np.argsort(vals)[::-1]
     comps = vecs[:, order].T
     # deterministic signs (largest |loading| positive), as scikit-learn's svd_flip does
     signs = np.sign(comps[np.arange(len(comps)), np.argmax(np.abs(comps), axis=1)])
@@ -163,15 +169,17 @@ def _recall(decoded: np.ndarray, anchors: np.ndarray, reference: np.ndarray) -> 
     """recall@k of the anchors' float neighbours when searched among ``decoded`` rows (self excluded)."""
     import faiss
 
+    from eocompress.embeddings.codecs.pq import faiss_threads
+
     k = reference.shape[1]
     unit = _unit_rows(decoded)
     index = faiss.IndexFlatIP(unit.shape[1])
     index.add(unit)
-    _, nn = index.search(unit[anchors], k + 1)
-    hits = 0
-    for row, a, ref in zip(nn, anchors, reference, strict=True):
-        hits += len(np.intersect1d(row[row != a][:k], ref))
-    return hits / reference.size
+    with faiss_threads(unit.size):
+        _, nn = index.search(unit[anchors], k + 1)
+    found = np.where(nn == anchors[:, None], -1, nn)  # self is not a neighbour
+    hits = (reference[:, :, None] == found[:, None, :]).any(axis=2)
+    return float(hits.sum() / reference.size)
 
 
 @register(
@@ -261,11 +269,16 @@ class TransformCodingQuantizer(Quantizer):
         cost = np.zeros((k, MAX_BITS + 1))
         cost[:, 0] = w @ diff**2 / len(w) + RECON_WEIGHT * np.mean(proj**2, axis=0)
         chosen: dict[tuple[int, int], np.ndarray] = {}
+        var = proj.var(axis=0)
+        # a component never needs many more bits than its variance over the weakest one's asks for
+        # (gain of one bit ~ var·4^-b): skip the (component, bits) pairs the allocation cannot reach
+        top_bits = np.clip(np.ceil(0.5 * np.log2(var / max(var[-1], 1e-30))) + 3, 1, MAX_BITS).astype(int)
         for j in range(k):
             v = proj[:, j]
             v_sorted = np.sort(v)
             span = tuple(np.quantile(v_sorted, [0.001, 0.999]))
-            for b in range(1, MAX_BITS + 1):
+            cost[j, top_bits[j] + 1 :] = np.inf  # filled below with the last computed cost
+            for b in range(1, top_bits[j] + 1):
                 cands = [_uniform_levels(v, b, span)]
                 if b <= LLOYD_MAX_BITS and 2**b * LLOYD_MIN_POINTS <= len(v):
                     cands.append(lloyd_max(v_sorted, b)[0])
@@ -278,6 +291,7 @@ class TransformCodingQuantizer(Quantizer):
                         best, best_cost = lv, c
                 chosen[(j, b)] = best
                 cost[j, b] = min(best_cost, cost[j, b - 1])
+            cost[j, top_bits[j] + 1 :] = cost[j, top_bits[j]]  # no gain beyond: never allocated
         return cost, chosen
 
     def _best_allocation(self, cost, budget, chosen, proj, comps, mean, anchors, reference) -> np.ndarray:

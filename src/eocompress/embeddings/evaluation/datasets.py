@@ -13,6 +13,11 @@ import numpy as np
 
 from eocompress.errors import EOCompressError, InputError
 
+#: Real data sets the default sweep evaluates (paths under $EOCOMPRESS_DATA): Presto 128-d land cover and
+#: algae blooms, and EfficientNet-Lite0 1280-d embeddings of the same Slovenia pixels with the same labels.
+EFFNET_LULC = "embeddings/effnetlite0_lulc_slovenia_1280.npz"
+DEFAULT_DATASETS = ("embeddings/presto_lulc_slovenia.npz", "embeddings/presto_algae_blooms.npz", EFFNET_LULC)
+
 #: Class names that mean "no label here"; rows with them are dropped from labelled evaluation.
 NODATA_NAMES = {"no_data", "nodata", "no data", "unlabelled", "unlabeled"}
 
@@ -91,6 +96,34 @@ def _infer_task(y: np.ndarray, task: str | None) -> str:
     return "regression"
 
 
+def _numeric_labels(ds: EmbeddingDataset, y: np.ndarray, task: str | None) -> np.ndarray:
+    """Labels as numbers: text labels become class ids 0..K-1 (their names kept), numeric objects floats.
+
+    Text labels ("forest", "water") are class names, so they always mean classification; a mix of
+    text and numbers, or anything else that is not a number, is a clear error.
+    """
+    if np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.bool_):
+        return y
+    if y.dtype.kind in "US" or (y.dtype == object and all(isinstance(v, str | bytes) for v in y)):
+        if task == "regression":
+            raise DatasetError(f"{ds.path}: the labels are text ({y[0]!r}, ...), so --task regression cannot "
+                               "use them; pass numeric targets or drop --task regression")
+        text = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in y])
+        names, ids = np.unique(text, return_inverse=True)
+        ds.class_names = {i: str(n) for i, n in enumerate(names)}
+        return ids.astype(np.int64)
+    if y.dtype == object:
+        try:
+            return np.array([np.nan if v is None else float(v) for v in y], dtype=np.float64)
+        except (TypeError, ValueError):
+            pass
+    kinds = sorted({type(v).__name__ for v in y.tolist()}) if y.dtype == object else [str(y.dtype)]
+    raise DatasetError(
+        f"{ds.path}: labels of type {', '.join(kinds)} are neither numbers nor text; store one class id "
+        "(integer), class name (string) or float target per vector"
+    )
+
+
 def finalize_dataset(
     ds: EmbeddingDataset,
     task: str | None = "auto",
@@ -112,6 +145,7 @@ def finalize_dataset(
     y = np.asarray(ds.y)
     if y.ndim != 1:
         raise DatasetError(f"{ds.path}: labels must be 1-D (one per vector), got shape {y.shape}")
+    y = _numeric_labels(ds, y, task)
     if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
         keep_finite = np.isfinite(y)
     else:
@@ -162,7 +196,17 @@ def load_npz(path: str | Path, task: str | None = "auto", ignore_labels: tuple[i
         files = set(npz.files)
         if "X" not in files:
             raise DatasetError(f"{path} has no `X` array (found {sorted(files)}); store embeddings as X (N, D)")
-        get = lambda k: npz[k] if k in files else None  # noqa: E731
+        def get(key: str) -> np.ndarray | None:
+            if key not in files:
+                return None
+            try:
+                return npz[key]
+            except ValueError as exc:  # object arrays need pickle, which we never load
+                raise DatasetError(
+                    f"{path}: array `{key}` is stored as Python objects, which eocompress does not load "
+                    "(no pickle); save it as numbers or fixed-width strings, e.g. y.astype(str) or y.astype(int)"
+                ) from exc
+
         coords, kind = None, None
         if "row" in files and "col" in files:
             coords, kind = np.stack([npz["row"], npz["col"]], axis=1).astype(np.float64), "rowcol"
@@ -171,9 +215,9 @@ def load_npz(path: str | Path, task: str | None = "auto", ignore_labels: tuple[i
         ds = EmbeddingDataset(
             name=path.stem,
             path=str(path),
-            X=npz["X"],
+            X=get("X"),
             y=get("y"),
-            is_test=None if get("is_test") is None else np.asarray(npz["is_test"]).astype(bool),
+            is_test=None if get("is_test") is None else np.asarray(get("is_test")).astype(bool),
             coords=coords,
             coords_kind=kind,
             class_names=_class_names_from(get("class_values"), get("class_names")),

@@ -97,12 +97,17 @@ def beyond_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[bool]]:
 
 def results_table(rows: list[dict[str, Any]]) -> list[str]:
     """One data set's rows as a markdown table sorted by bytes (bold = indistinguishable from float32)."""
-    lines = ["| spec | B/vec | ratio | kNN | kNN Hamming | linear | R² (ridge) | recall@10 | McNemar p | "
-             "Δacc 95% CI (pts) | worst class (F1 Δ) | fit s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| spec | B/vec | ratio | kNN | kNN Hamming | linear | R² (kNN) | R² (ridge) | recall@10 | McNemar p | "
+             "Δ 95% CI | worst class (F1 Δ) | fit s | encode s | eval s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (_f(r["bytes_per_vector"]), -_f(r["knn_acc"] or r["recall_at_10"]))):
         lo, hi = _f(r["diff_ci_low"]), _f(r["diff_ci_high"])
-        ci = "" if math.isnan(lo) else f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"
+        if math.isnan(lo):
+            ci = ""
+        elif r.get("task") == "regression":
+            ci = f"[{lo:+.3f}, {hi:+.3f}] R²"
+        else:
+            ci = f"[{100 * lo:+.1f}, {100 * hi:+.1f}] pts"
         rec = _num(r["recall_at_10"])
         if r.get("recall_at_10_hamming"):
             rec += f" (Hamming {_num(r['recall_at_10_hamming'])})"
@@ -110,14 +115,38 @@ def results_table(rows: list[dict[str, Any]]) -> list[str]:
         spec = f"**{r['spec']}**" if indistinguishable(r) else r["spec"]
         lines.append(
             f"| {spec} | {int(_f(r['bytes_per_vector']))} | {_num(r['compression_ratio'], 1)}× | "
-            f"{_pct(r['knn_acc'])} | {_pct(r['knn_hamming_acc'])} | {_pct(r['linear_acc'])} | {_num(r['r2'])} | "
-            f"{rec} | {_num(r['mcnemar_p'])} | {ci} | {worst} | {_num(r['fit_s'], 2)} |"
+            f"{_pct(r['knn_acc'])} | {_pct(r['knn_hamming_acc'])} | {_pct(r['linear_acc'])} | "
+            f"{_num(r.get('knn_r2'))} | {_num(r['r2'])} | {rec} | {_num(r['mcnemar_p'])} | {ci} | {worst} | "
+            f"{_num(r['fit_s'], 2)} | {_num(r.get('encode_s'), 2)} | {_num(r.get('eval_s'), 2)} |"
         )
     return lines
 
 
-def plot_pareto(rows: list[dict[str, Any]], metric: str, path: Path, ylabel: str) -> None:
-    """Accuracy vs bytes per vector (log x): study codecs as dots, ours as triangles, each frontier as a line."""
+#: (results column, file name, y-axis label) of every Pareto plot; a plot is drawn only when its column has values
+#: (no labels: recall only; regression: R² instead of accuracies; --linear-cv off: no linear probe).
+PARETO_PLOTS = (
+    ("knn_acc", "pareto_knn.png", "kNN accuracy (k=5, cosine)"),
+    ("linear_acc", "pareto_linear.png", "linear probe accuracy"),
+    ("knn_r2", "pareto_knn_r2.png", "kNN regression R² (k=5, cosine)"),
+    ("r2", "pareto_ridge_r2.png", "ridge regression R²"),
+    ("recall_at_10", "pareto_recall.png", "recall@10 of float32 neighbours"),
+)
+
+
+def _plottable(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """Rows with a finite ``metric`` and a positive byte count (the x axis is logarithmic)."""
+    return [r for r in rows if math.isfinite(_f(r.get(metric))) and _f(r.get("bytes_per_vector")) > 0]
+
+
+def plot_pareto(rows: list[dict[str, Any]], metric: str, path: Path, ylabel: str) -> bool:
+    """Accuracy vs bytes per vector (log x): study codecs as dots, ours as triangles, each frontier as a line.
+
+    Returns False (and draws nothing) when no row has a value of ``metric``, e.g. kNN accuracy of a
+    regression or unlabelled sweep.
+    """
+    rows = _plottable(rows, metric)
+    if not rows:
+        return False
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,7 +154,7 @@ def plot_pareto(rows: list[dict[str, Any]], metric: str, path: Path, ylabel: str
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, ds in enumerate(dict.fromkeys(r["dataset"] for r in rows)):
-        sub = [r for r in rows if r["dataset"] == ds and not math.isnan(_f(r[metric]))]
+        sub = [r for r in rows if r["dataset"] == ds]
         if not sub:
             continue
         color = f"C{i}"
@@ -154,6 +183,7 @@ def plot_pareto(rows: list[dict[str, Any]], metric: str, path: Path, ylabel: str
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+    return True
 
 
 def plot_pca_variance(intrinsic: list[dict[str, Any]], path: Path) -> None:
@@ -195,9 +225,15 @@ def write_report(out: str | Path) -> Path:
     for ds in dict.fromkeys(r["dataset"] for r in rows):
         sub = [r for r in rows if r["dataset"] == ds]
         base = next((r for r in sub if r["spec"] == "float32"), sub[0])
+        if base.get("task") == "regression":
+            scores = f"float32 kNN R² {_num(base.get('knn_r2'))}, ridge R² {_num(base.get('r2'))}"
+        elif base.get("task") == "classification":
+            scores = f"float32 kNN {_pct(base['knn_acc'])}, linear {_pct(base['linear_acc']) or 'off'}"
+        else:
+            scores = "no labels: retrieval (recall@10) only"
         md += [f"## {ds}", "",
                f"split: {base['split']}, task: {base['task']}, {base['n_train']} train / {base['n_test']} test; "
-               f"float32 kNN {_pct(base['knn_acc'])}, linear {_pct(base['linear_acc'])}.", ""]
+               f"{scores}.", ""]
         md += [*results_table(sub), ""]
     if intrinsic:
         dims = [k for k in intrinsic[0] if k.startswith("var_")]
@@ -214,11 +250,35 @@ def write_report(out: str | Path) -> Path:
                f"higher). Goal: ours beats the study's best by more than {RECALL_MARGIN} with kNN within "
                f"{100 * KNN_TOLERANCE:.1f} points. Met in {sum(verdicts)} of {len(verdicts)} cases.", ""]
         md += [*lines, ""]
-    md += ["![kNN Pareto](pareto_knn.png)", "", "![linear Pareto](pareto_linear.png)", "",
-           "![recall Pareto](pareto_recall.png)", "", "![PCA variance](pca_variance.png)", ""]
-    plot_pareto(rows, "knn_acc", out / "pareto_knn.png", "kNN accuracy (k=5, cosine)")
-    plot_pareto(rows, "linear_acc", out / "pareto_linear.png", "linear probe accuracy")
-    plot_pareto(rows, "recall_at_10", out / "pareto_recall.png", "recall@10 of float32 neighbours")
+    md += [*timing_table(rows), ""]
+    for metric, name, label in PARETO_PLOTS:
+        if plot_pareto(rows, metric, out / name, label):
+            md += [f"![{label}]({name})", ""]
     if intrinsic:
         plot_pca_variance(intrinsic, out / "pca_variance.png")
+        md += ["![PCA variance](pca_variance.png)", ""]
     return atomic_write_text(out / "report.md", "\n".join(md))
+
+
+def written_plots(out: str | Path) -> list[str]:
+    """File names of the plots a report in ``out`` has (for the CLI's summary line)."""
+    names = [name for _, name, _ in PARETO_PLOTS] + ["pca_variance.png"]
+    return [n for n in names if (Path(out) / n).exists()]
+
+
+def timing_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines: seconds spent per stage (fit, encode, decode, evaluate) per data set, and the slowest fit."""
+    lines = ["## Time per stage", "",
+             "Sums over the rows of each data set (seconds of wall time in this run; the float32 baseline "
+             "neighbours and probe settings are computed once per data set and are not included).", "",
+             "| data set | rows | fit | fit (CPU s) | encode | decode | evaluate | slowest fit |",
+             "|---|---|---|---|---|---|---|---|"]
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        sub = [r for r in rows if r["dataset"] == ds]
+        tot = {c: sum(_f(r.get(c)) for r in sub if math.isfinite(_f(r.get(c))))
+               for c in ("fit_s", "fit_cpu_s", "encode_s", "decode_s", "eval_s")}
+        slow = max(sub, key=lambda r: _f(r.get("fit_s")) if math.isfinite(_f(r.get("fit_s"))) else -1.0)
+        lines.append(f"| {ds} | {len(sub)} | {tot['fit_s']:.1f} | {tot['fit_cpu_s']:.1f} | {tot['encode_s']:.1f} | "
+                     f"{tot['decode_s']:.1f} | "
+                     f"{tot['eval_s']:.1f} | `{slow['spec']}` {_num(slow.get('fit_s'), 1)} s |")
+    return lines

@@ -23,11 +23,13 @@ STUDY_QUANTIZERS = ("float32", "float16", "int8", "int4", "int2", "binary", "ter
 STUDY_REDUCERS = ("pca", "svd", "rp", "select")
 STUDY_DIMS = (8, 16, 32, 64, 128, 256)
 STUDY_PQ = ("pq4", "pq8", "pq16", "pq32", "opq8,pq8", "opq16,pq16")
-#: Our codecs beyond the study (codecs/advanced.py): transform coding, PCA + residual VQ, ITQ,
-#: rotations. Residual VQ needs thousands of training vectors (256 codewords a stage) and takes
-#: 10-25 s a fit here, so only the two budgets where it pays are in the default grid.
+#: Our codecs beyond the study (codecs/advanced.py): transform coding (also on unit-length rows, for
+#: cosine search), PCA + residual VQ, ITQ, rotations. Residual VQ needs thousands of training vectors
+#: (256 codewords a stage) and takes 10-25 s a fit here, so only the two budgets where it pays are in
+#: the default grid.
 OURS = (
     "tc4", "tc8", "tc16", "tc32", "tc64",
+    "unit,tc8", "unit,tc16", "unit,tc32", "unit,tc64",
     "pca16,rq8", "pca24,rq16",
     "itq64,binary", "itq128,binary",
     "rot,int4", "rot,int2", "pca64,rot,int4", "pca32,rot,int4", "pca64,rot,int2",
