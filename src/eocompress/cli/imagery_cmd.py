@@ -182,6 +182,7 @@ def decode(
     from eocompress.imagery.codec.tokenfile import TokenFile
 
     target = resolve_out(out_pos, out)
+    check_device(device)
     _refuse_existing(target, overwrite)
     tf = TokenFile.load(src)
     codec = _codec(model, halo, device)

@@ -395,6 +395,7 @@ def write_geotiff(
     import rasterio
     import rasterio.shutil
     from affine import Affine
+    from rasterio._err import CPLE_BaseError
     from rasterio.crs import CRS
     from rasterio.errors import NotGeoreferencedWarning, RasterioError
     from rasterio.io import MemoryFile
@@ -431,7 +432,7 @@ def write_geotiff(
                 back = check.read()
             if back.shape != data.shape or not np.array_equal(back, data):
                 raise EOCompressError(f"{final}: the GeoTIFF read back differs from what was written; disk full?")
-        except (RasterioError, OSError) as exc:
+        except (RasterioError, CPLE_BaseError, OSError) as exc:
             text = " ".join(str(exc).split())[:200]
             raise EOCompressError(
                 f"cannot write {final} ({text}); is the disk full or the folder read-only? Nothing was written"

@@ -194,6 +194,15 @@ def _check_header(header: Any, source: str) -> tuple[tuple[int, ...], tuple[int,
     bands = header.get("bands")
     if bands is not None and (not isinstance(bands, list) or not all(isinstance(b, str) for b in bands)):
         raise TokenFileError(f"{source}: header field bands={bands!r} is not a list of band names; corrupted")
+    if "offset" in header:
+        _int(header, "offset", 0, 65535, source)
+    crs = header.get("crs")
+    if crs is not None and not isinstance(crs, str):
+        raise TokenFileError(f"{source}: header field crs={crs!r} is not a CRS string; the file is corrupted")
+    transform = header.get("transform")
+    if transform is not None and (not isinstance(transform, list) or len(transform) != 6 or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in transform)):
+        raise TokenFileError(f"{source}: header field transform={transform!r} is not 6 numbers; corrupted")
     geometry = None
     if "height" in header or "width" in header:
         h = _int(header, "height", 1, MAX_IMAGE_SIDE, source)

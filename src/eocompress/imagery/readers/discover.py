@@ -117,6 +117,7 @@ def stacked_band_count(path: Path) -> int | None:
     import warnings
 
     import rasterio
+    from rasterio._err import CPLE_BaseError
     from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
     try:
@@ -124,7 +125,7 @@ def stacked_band_count(path: Path) -> int | None:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as src:
                 return int(src.count)
-    except (RasterioError, OSError):
+    except (RasterioError, CPLE_BaseError, OSError):
         return None
 
 

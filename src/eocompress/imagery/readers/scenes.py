@@ -182,12 +182,13 @@ def _one_line(exc: BaseException) -> str:
 def _open(path: Path) -> Iterator[Any]:
     """``rasterio.open`` whose failures (also while reading) become one line naming the file."""
     import rasterio
+    from rasterio._err import CPLE_BaseError
     from rasterio.errors import RasterioError
 
     try:
         with rasterio.open(path) as src:
             yield src
-    except (RasterioError, OSError) as exc:
+    except (RasterioError, CPLE_BaseError, OSError) as exc:
         if isinstance(exc, FileNotFoundError) and not Path(path).exists():
             raise DataMissingError(f"{path} does not exist; check the path") from exc
         raise FileFormatError(
