@@ -1,4 +1,4 @@
-"""CLI commands for compressed embedding products: compress, decompress, info, verify, search."""
+"""CLI commands for compressed embedding products: compress, decompress, info, verify (search: search_cmd)."""
 
 from __future__ import annotations
 
@@ -191,52 +191,3 @@ def verify_cmd(
         f"{len(result['bad'])} of {result['n_chunks']} chunks of {product} failed verification"
     )
 
-
-@app.command("search")
-def search_cmd(
-    product: Path = typer.Argument(..., help="Gridded product (.zarr or .tif)."),
-    pixel: tuple[int, int] = typer.Option((-1, -1), "--pixel", help="Query pixel ROW COL of the product."),
-    vector: Path = typer.Option(None, "--vector", help="Query vector file (.npy, D float values)."),
-    k: int = typer.Option(10, "--k", help="Number of results."),
-    rescore: str = typer.Option(
-        None,
-        "--rescore",
-        help="Re-rank the top k x m on this finer codec stored in the "
-        "product (compress --rescore-codec), e.g. int8.",
-    ),
-    m: int = typer.Option(10, "--m", help="Candidate multiplier for --rescore."),
-    metric: str = typer.Option("cosine", "--metric", help="cosine or ip (scalar products)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-) -> None:
-    """Nearest pixels to a query in the compressed domain (Hamming for binary, cosine for scalar)."""
-    import numpy as np
-    from rich.table import Table
-
-    from eocompress.embeddings.products.search import search
-
-    query_vec = None
-    if vector is not None:
-        if not vector.exists():
-            raise EOCompressError(f"--vector {vector} does not exist; save the query with numpy.save")
-        query_vec = np.load(vector, allow_pickle=False)
-    px = tuple(pixel) if pixel[0] >= 0 and query_vec is None else None
-    hits = search(product, pixel=px, vector=query_vec, k=k, rescore=rescore, m=m, metric=metric)
-    if as_json:
-        console.print_json(json.dumps([h.to_dict() for h in hits]))
-        return
-    table = Table(title=f"{product}: {k} nearest")
-    for col in ("rank", "row", "col", "x", "y", "lon", "lat", "score", "hamming"):
-        table.add_column(col, justify="right")
-    for h in hits:
-        table.add_row(
-            str(h.rank),
-            str(h.row),
-            str(h.col),
-            f"{h.x:.2f}",
-            f"{h.y:.2f}",
-            "" if h.lon is None else f"{h.lon:.6f}",
-            "" if h.lat is None else f"{h.lat:.6f}",
-            f"{h.score:.4f}",
-            "" if h.hamming is None else str(h.hamming),
-        )
-    console.print(table)

@@ -3,7 +3,9 @@
 * binary products: Hamming distance on the stored bits with faiss ``IndexBinaryFlat``;
 * scalar products (int8, aef-int8, float16, pq, ...): cosine (or inner product) on decoded chunks;
 * ``rescore``: take the top ``k * m`` candidates and re-rank them by cosine on a finer codec stored
-  in the same product (``compress --rescore-codec int8``) - the binary + int8 trick.
+  in the same product (``compress --rescore-codec int8``) - the binary + int8 trick;
+* ``index``: instead of scanning every chunk, ask the faiss IVF index built by ``eocompress index``
+  (see :mod:`eocompress.embeddings.products.index`) - for products too big to scan.
 
 Results carry pixel (row, col), map (x, y in the product CRS) and lon/lat coordinates.
 """
@@ -85,8 +87,14 @@ def search(
     rescore: str | None = None,
     m: int = 10,
     metric: str = "cosine",
+    index: str | os.PathLike | bool | None = None,
+    nprobe: int | None = None,
 ) -> list[Hit]:
-    """The ``k`` nearest pixels of a product to a query pixel or vector (see the module docstring)."""
+    """The ``k`` nearest pixels of a product to a query pixel or vector (see the module docstring).
+
+    ``index=True`` uses the index beside the product (``PRODUCT.index``), a path uses that index;
+    ``nprobe`` overrides the number of lists visited (default: the one calibrated at build time).
+    """
     import faiss
 
     prod = open_product(product)
@@ -109,6 +117,12 @@ def search(
     q_norm = _unit(q_vec) if metric == "cosine" else q_vec
     binary = codec.quantizer.kind == "binary"
     n_cand = k * m if rescore is not None else k
+    if index:
+        cands = _index_candidates(prod, product, index, q_codes, q_vec, n_cand, nprobe, metric, binary)
+        hamming = {(r, c): int(key) for key, r, c in cands} if binary else {}
+        if rescore is not None:
+            cands = _rescore(prod, cands, q_norm, metric)
+        return _to_hits(prod, cands[:k], binary and rescore is None, hamming)
     # candidates: (key, row, col); key = Hamming distance (binary) or -similarity
     cands: list[tuple[float, int, int]] = []
     for window in prod.windows():
@@ -139,6 +153,35 @@ def search(
         cands = _rescore(prod, cands, q_norm, metric)
     cands = cands[:k]
     return _to_hits(prod, cands, binary and rescore is None, hamming)
+
+
+def _index_candidates(
+    prod: Any,
+    product: str | os.PathLike,
+    index: str | os.PathLike | bool,
+    q_codes: np.ndarray,
+    q_vec: np.ndarray,
+    n_cand: int,
+    nprobe: int | None,
+    metric: str,
+    binary: bool,
+) -> list[tuple[float, int, int]]:
+    """Candidates ``(key, row, col)`` (key: lower is closer) from the product's faiss index."""
+    from eocompress.embeddings.products.index import default_index_path, open_index
+
+    path = default_index_path(product) if index is True else index
+    idx = open_index(path, prod)
+    if not binary and idx.metric != metric:
+        raise InputError(
+            f"index {path} was built for --metric {idx.metric}; search with --metric {idx.metric} "
+            f"or rebuild it with `eocompress index --metric {metric} --overwrite`"
+        )
+    if nprobe is not None and nprobe < 1:
+        raise InputError(f"--nprobe must be at least 1 (got {nprobe})")
+    query = q_codes if binary else q_vec[None]
+    scores, ids = idx.search(query, n_cand, nprobe)
+    width = prod.info.width
+    return [(-float(s), int(i) // width, int(i) % width) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
 
 
 def _rescore(

@@ -1,0 +1,200 @@
+"""Indexed search at archive scale: our IVF over stored codes vs faiss IndexFlatIP and IVF-PQ.
+
+Data (timing input built from real data; say so when quoting): the real 256 x 256 Presto field
+``presto_majortom_199U_1099R_256.tif`` is resampled to N vectors: each is a random blend of a real
+pixel and one of its 8 spatial neighbours plus 1 % Gaussian noise (of the per-dimension std), then
+L2-normalised, so neighbours are not exact duplicates. Queries are drawn the same way with another
+seed (not in the database). Ground truth: exact float32 inner product (= cosine), top 10.
+
+Each method is swept over nprobe; the table gives, for each, the fewest lists reaching recall@10
+>= 0.95 (or the best recall reached), queries per second at that setting (all queries in one batch,
+faiss threads = cores), the index size on disk and the build time (train + add).
+
+    python benchmarks/search_index.py --n 10000000          # the issue's size (needs ~8 GB, long on 2 cores)
+    python benchmarks/search_index.py --n 1000000 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def real_field() -> np.ndarray:
+    """The real Presto field as (256, 256, 128) float32."""
+    import rasterio
+
+    root = Path(os.environ.get("EOCOMPRESS_DATA", "/work/shared/data"))
+    with rasterio.open(root / "embeddings" / "presto_majortom_199U_1099R_256.tif") as src:
+        return np.moveaxis(src.read().astype(np.float32), 0, -1)
+
+
+def synth(field: np.ndarray, n: int, seed: int, block: int = 1 << 20) -> np.ndarray:
+    """``n`` unit vectors: blends of real pixels and a spatial neighbour, plus 1 % noise (see module doc)."""
+    h, w, d = field.shape
+    std = field.reshape(-1, d).std(axis=0)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, d), dtype=np.float32)
+    for s in range(0, n, block):
+        m = min(block, n - s)
+        r, c = rng.integers(0, h, m), rng.integers(0, w, m)
+        r2 = np.clip(r + rng.integers(-1, 2, m), 0, h - 1)
+        c2 = np.clip(c + rng.integers(-1, 2, m), 0, w - 1)
+        t = rng.random((m, 1), dtype=np.float32)
+        x = (1 - t) * field[r, c] + t * field[r2, c2]
+        x += 0.01 * std * rng.standard_normal((m, d), dtype=np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        out[s : s + m] = x
+    return out
+
+
+def recall(truth: np.ndarray, got: np.ndarray) -> float:
+    return float(np.mean([len(np.intersect1d(t, g)) / len(t) for t, g in zip(truth, got, strict=True)]))
+
+
+def timed_search(fn, xq: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    t0 = time.perf_counter()
+    _, ids = fn(xq, k)
+    return ids, len(xq) / (time.perf_counter() - t0)
+
+
+def sweep(name: str, set_nprobe, search, xq, gt, k, nlist) -> list[dict]:
+    rows = []
+    for nprobe in NPROBES:
+        if nprobe > nlist:
+            break
+        set_nprobe(nprobe)
+        ids, qps = timed_search(search, xq, k)
+        rows.append({"method": name, "nprobe": nprobe, "recall@10": recall(gt, ids), "qps": qps})
+        print(f"  {name:24s} nprobe={nprobe:4d} recall@10={rows[-1]['recall@10']:.4f} qps={qps:9.0f}", flush=True)
+        if rows[-1]["recall@10"] >= 0.995:
+            break
+    return rows
+
+
+def main() -> None:
+    import faiss
+
+    from eocompress.embeddings.codecs import Codec
+    from eocompress.embeddings.products.index import build_from_codes
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=10_000_000, help="database vectors")
+    ap.add_argument("--nq", type=int, default=1000, help="queries")
+    ap.add_argument("--nlist", type=int, default=0, help="IVF lists (default ~ sqrt(n), a power of two)")
+    ap.add_argument("--ours", default="pca32,int8,pca48,int8", help="product codecs to index (pairs joined by ;)")
+    ap.add_argument("--pq", default="16,32,64", help="IVF-PQ code sizes (bytes)")
+    ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = ap.parse_args()
+    ours = [s.strip() for s in args.ours.replace(",int8", ",int8;").split(";") if s.strip()]
+    k = 10
+    nlist = args.nlist or int(2 ** round(np.log2(np.sqrt(args.n))))
+    t0 = time.perf_counter()
+    field = real_field()
+    xb = synth(field, args.n, seed=1)
+    xq = synth(field, args.nq, seed=2)
+    train = xb[np.random.default_rng(3).choice(args.n, min(args.n, max(100_000, 64 * nlist)), replace=False)]
+    print(
+        f"data: {args.n} x {xb.shape[1]} ({time.perf_counter() - t0:.1f} s), nlist={nlist}, "
+        f"threads={faiss.omp_get_max_threads()}",
+        flush=True,
+    )
+    results = []
+    tmp = Path(tempfile.mkdtemp(prefix="search_index_"))
+
+    # exact float32 inner product = the ground truth and the Flat baseline
+    t0 = time.perf_counter()
+    _, gt = faiss.knn(xq, xb, k, metric=faiss.METRIC_INNER_PRODUCT)
+    qps = args.nq / (time.perf_counter() - t0)
+    results.append(
+        {
+            "method": "IndexFlatIP float32",
+            "nprobe": None,
+            "recall@10": 1.0,
+            "qps": qps,
+            "bytes": xb.nbytes,
+            "build_s": 0.0,
+            "bytes_per_vector": 4.0 * xb.shape[1],
+        }
+    )
+    print(f"  flat: qps={qps:.0f}", flush=True)
+
+    for spec in ours:
+        t0 = time.perf_counter()
+        codec = Codec.from_spec(spec, seed=0).fit(train)
+        codes = codec.encode(xb, check_finite=False)  # the codes a product would store
+        encode_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        idx = build_from_codes(codec, codes, np.arange(args.n), metric="ip", nlist=nlist, nprobe=1)
+        build_s = time.perf_counter() - t0
+        del codes
+        path = idx.save(tmp / f"ours_{spec.replace(',', '_')}.index")
+        size = sum(f.stat().st_size for f in path.iterdir())
+        ivf = faiss.extract_index_ivf(idx.faiss_index)
+        rows = sweep(
+            f"ours {spec} ({idx.kind})",
+            lambda p, ivf=ivf: setattr(ivf, "nprobe", p),
+            lambda q, kk, idx=idx, ivf=ivf: idx.search(q, kk, nprobe=ivf.nprobe),
+            xq,
+            gt,
+            k,
+            nlist,
+        )
+        for r in rows:
+            r.update(bytes=size, build_s=build_s, encode_s=encode_s, bytes_per_vector=size / args.n)
+        results += rows
+        del idx
+
+    for m in [int(x) for x in args.pq.split(",") if x]:
+        fac = f"IVF{nlist},PQ{m}"
+        t0 = time.perf_counter()
+        index = faiss.index_factory(xb.shape[1], fac, faiss.METRIC_INNER_PRODUCT)
+        index.train(train)
+        for s in range(0, args.n, 1 << 20):
+            index.add(xb[s : s + (1 << 20)])
+        build_s = time.perf_counter() - t0
+        path = tmp / f"{fac}.faiss"
+        faiss.write_index(index, str(path))
+        size = path.stat().st_size
+        rows = sweep(f"faiss {fac}", lambda p, index=index: setattr(index, "nprobe", p), index.search, xq, gt, k, nlist)
+        for r in rows:
+            r.update(bytes=size, build_s=build_s, bytes_per_vector=size / args.n)
+        results += rows
+        del index
+
+    print_table(results, args.n)
+    if args.json:
+        args.json.write_text(json.dumps({"n": args.n, "nq": args.nq, "nlist": nlist, "rows": results}, indent=1))
+
+
+def best_rows(results: list[dict]) -> list[dict]:
+    """Per method: the first row reaching recall@10 >= 0.95, else the row with the best recall."""
+    out, by = [], {}
+    for r in results:
+        by.setdefault(r["method"], []).append(r)
+    for rows in by.values():
+        ok = [r for r in rows if r["recall@10"] >= 0.95]
+        out.append(ok[0] if ok else max(rows, key=lambda r: r["recall@10"]))
+    return out
+
+
+def print_table(results: list[dict], n: int) -> None:
+    print(f"\n| method (n = {n:,}) | nprobe | recall@10 | queries/s | index MB | B/vector | build s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in best_rows(results):
+        print(
+            f"| {r['method']} | {r['nprobe'] or '-'} | {r['recall@10']:.3f} | {r['qps']:,.0f} | "
+            f"{r['bytes'] / 1e6:,.1f} | {r['bytes_per_vector']:.1f} | {r['build_s']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
