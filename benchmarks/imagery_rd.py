@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from eocompress.errors import EOCompressError
 from eocompress.imagery.evaluation.baselines import j2k_rate_encode, jpeg2000_decode, klt_jpeg2000_at_budget
 from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
@@ -85,13 +86,16 @@ class Ours:
         return self.codec.decode_array(TokenFile.from_bytes(blob))
 
 
-def pick_codec(choice: str) -> str:
-    """``learned`` when asked or available (``auto``), else the old VQ tokenizer ``vq``."""
+def pick_codec(choice: str, model: str) -> str:
+    """``learned`` when asked or when its model loads (``auto``), else the old VQ tokenizer ``vq``."""
     if choice != "auto":
         return choice
     try:
-        from eocompress.imagery.codec.learned import LearnedCodec  # noqa: F401
-    except ImportError:
+        from eocompress.imagery.codec.learned import LearnedCodec
+
+        LearnedCodec.load(model)
+    except (ImportError, EOCompressError) as exc:
+        print(f"learned codec not usable ({exc}); measuring the old VQ tokenizer instead", flush=True)
         return "vq"
     return "learned"
 
@@ -116,14 +120,16 @@ class Item:
         return int(self.dn.nbytes)
 
 
-def load_items(quick: bool, max_patches: int) -> list[Item]:
+def load_items(quick: bool, max_patches: int, cities_wanted: list[str] | None = None) -> list[Item]:
     """Held-out images of the three groups (quick: one of each kind and a few patches)."""
     from eocompress.imagery import places
 
     scenes = places.held_out_scenes()
     items: list[Item] = []
     cities = scenes["l1c_cities"]
-    if quick:
+    if cities_wanted:
+        cities = [p for p in cities if any(str(p).endswith(c) for c in cities_wanted)]
+    elif quick:
         cities = [p for p in cities if str(p).endswith(DESERT)]
     for path in cities:
         s = read_scene(path).select(S2_L2A_BANDS)
@@ -386,14 +392,18 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     ap.add_argument("--quick", action="store_true", help="CI size: one city, one 264 scene, 4 patches; no docs")
     ap.add_argument("--max-patches", type=int, default=16, help="120 x 120 patches, evenly spread (default 16)")
+    ap.add_argument("--cities", default=None,
+                    help="comma-separated held-out city scenes to measure (e.g. abudhabi/imgs_1,hongkong/imgs_1); "
+                    "default: all 12 (quick: the desert city)")
     ap.add_argument("--out", default="outputs/imagery_rd", help="folder for results.json and results.md")
     ap.add_argument("--docs", default=None, help="write docs/img figures and docs/benchmarks/imagery.md "
                     "(default: on for full runs, off with --quick)", action=argparse.BooleanOptionalAction)
     args = ap.parse_args()
     os.environ.setdefault("EOCOMPRESS_DATA", str(ROOT.parent / "shared" / "data"))
     t_start = time.time()
-    ours = Ours(pick_codec(args.codec), args.model, args.device)
-    items = load_items(args.quick, 4 if args.quick else args.max_patches)
+    ours = Ours(pick_codec(args.codec, args.model), args.model, args.device)
+    cities = args.cities.split(",") if args.cities else None
+    items = load_items(args.quick, 4 if args.quick else args.max_patches, cities)
     ratios = RATIOS if ours.ladder else (0,)
     picture_labels = {DESERT, COAST}
     farm = next((i.label for i in items if i.group == "l2a_120"), None)
@@ -406,7 +416,10 @@ def main() -> None:
     results = {
         "codec": ours.kind, "model": args.model, "ladder": ours.ladder, "quick": args.quick,
         "command": "benchmarks/imagery_rd.py" + (" --quick" if args.quick else "") + (
-            f" --codec {args.codec}" if args.codec != "auto" else ""),
+            f" --codec {args.codec}" if args.codec != "auto" else "") + (
+            f" --model {args.model}" if args.model != "default" else "") + (
+            f" --cities {args.cities}" if args.cities else "") + (
+            f" --max-patches {args.max_patches}" if args.max_patches != 16 and not args.quick else ""),
         "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), device {args.device}",
         "aggregates": aggregate(items, ratios), "throughput_ratio": thr_ratio,
         "throughput": throughput(items, thr_ratio),
