@@ -28,6 +28,13 @@ app.add_typer(imagery_app, name="imagery")
 MODEL = typer.Option("default", "--model", help="Tokenizer: 'default' (packaged) or a model folder.")
 HALO = typer.Option(2, "--halo", help="Context (index positions) each tile sees on every side; 0 = plain tiles.")
 DEVICE = typer.Option("cpu", "--device", help="Torch device for the tokenizer: cpu, cuda, cuda:N or mps.")
+CODEC = typer.Option(
+    "learned", "--codec", help="learned (default: rate control, beats JPEG 2000) or vq (the first-wave tokenizer)."
+)
+RATIO = typer.Option(
+    None, "--ratio", help="Learned codec: whole file at most raw uint16 / RATIO (e.g. 200, 450, 1000)."
+)
+QUALITY = typer.Option(None, "--quality", help="Learned codec: fixed ladder level 1 (smallest) .. 10 (best).")
 
 
 def available_devices() -> list[str]:
@@ -96,13 +103,26 @@ def encode(
     overwrite: bool = OVERWRITE,
     scheduler: str | None = SCHEDULER,
     workers: int = WORKERS,
+    codec_kind: str = CODEC,
+    ratio: float | None = RATIO,
+    quality: int | None = QUALITY,
 ) -> None:
     """Compress a scene to a token file (.eotok), or every scene of a folder into an output folder.
+
+    The learned codec (default) meets ``--ratio`` (default 450) or a ``--quality`` level; the VQ codec
+    has one fixed rate.
 
     Folder mode runs on Dask, skips outputs that already verify, reports every scene that cannot be
     read and goes on with the rest (exit 1 when any failed); progress counts tiles.
     """
     target = resolve_out(out_pos, out)
+    if codec_kind not in ("learned", "vq"):
+        raise InputError(f"--codec must be learned or vq, got {codec_kind!r}")
+    if codec_kind == "learned":
+        _encode_learned(src, target, model, device, overwrite, ratio, quality)
+        return
+    if ratio is not None or quality is not None:
+        raise InputError("--ratio/--quality need the learned codec; the vq codec has one fixed rate (drop them)")
     if src.is_dir() and target.suffix != ".eotok":
         _encode_directory(src, target, model, halo, device, scheduler, workers)
         return
@@ -121,6 +141,60 @@ def encode(
         f"{src} -> {path}: {size:,} B ({raw / size:.0f}x vs raw uint16 of {len(codec.bands)} bands), "
         f"indices {tf.encoding}, {codec.last_timings['encode_s']:.2f} s",
         highlight=False,
+    )
+
+
+def _learned(model: str, device: str) -> Any:
+    from eocompress.imagery.codec.learned import LearnedCodec
+
+    return LearnedCodec.load(model, device=check_device(device))
+
+
+def _encode_learned(
+    src: Path, target: Path, model: str, device: str, overwrite: bool, ratio: float | None, quality: int | None
+) -> None:
+    """Learned codec: one scene to one file, or every scene of a folder (bad scenes reported, the rest done)."""
+    from eocompress.imagery.readers.scenes import read_scene
+
+    if ratio is None and quality is None:
+        ratio = 450.0
+    codec = _learned(model, device)
+    if src.is_dir() and target.suffix != ".eotok":
+        from eocompress.imagery.codec.parallel import plan_jobs
+
+        if target.exists() and not target.is_dir():
+            raise EOCompressError(f"{target} is a file; folder mode writes into a folder: give a folder path with -o")
+        jobs = plan_jobs(src, target)
+        failed = 0
+        with progress("encoding", len(jobs), "scenes") as advance:
+            for job in jobs:
+                try:
+                    if job.target.exists() and not overwrite:
+                        log(f"skipped {job.source}: {job.target} exists (pass --overwrite to replace it)")
+                    else:
+                        with _no_georef_warning():
+                            blob = codec.encode_scene(read_scene(job.source), ratio=ratio, quality=quality)
+                        job.target.parent.mkdir(parents=True, exist_ok=True)
+                        codec.save(blob, job.target, overwrite=overwrite)
+                        console.print(f"{job.source} -> {job.target}: {len(blob):,} B", highlight=False, soft_wrap=True)
+                except EOCompressError as exc:
+                    failed += 1
+                    log(f"failed {job.source}: {exc}")
+                advance(1)
+        if failed:
+            log(f"{failed} of {len(jobs)} scenes failed (listed above); the others were written")
+            raise typer.Exit(1)
+        return
+    _refuse_existing(target, overwrite)
+    with _no_georef_warning():
+        scene = read_scene(src)
+    blob = codec.encode_scene(scene, ratio=ratio, quality=quality)
+    path = codec.save(blob, target, overwrite=overwrite)
+    raw = scene.shape[0] * scene.shape[1] * len(codec.bands) * 2
+    console.print(
+        f"{src} -> {path}: {len(blob):,} B ({raw / len(blob):.0f}x vs raw uint16 of {len(codec.bands)} bands)",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -184,6 +258,15 @@ def decode(
     target = resolve_out(out_pos, out)
     check_device(device)
     _refuse_existing(target, overwrite)
+    from eocompress.imagery.codec.learned import is_learned_token_file
+
+    if src.is_file() and is_learned_token_file(src):
+        codec = _learned(model, device)
+        data, meta = codec.decode_file(src)
+        path = write_geotiff(target, data, meta, overwrite=overwrite)
+        console.print(f"{src} -> {path}: COG, {data.shape[0]} bands x {data.shape[1]} x {data.shape[2]}",
+                      highlight=False, soft_wrap=True)
+        return
     tf = TokenFile.load(src)
     codec = _codec(model, halo, device)
     tf.check_model(codec.tokenizer.model_id, model)

@@ -39,6 +39,9 @@ TAIL = 1e-7
 MAX_SYMBOLS = 4096
 #: The --quality ladder: quality q in 1..10 uses delta = DELTA_HI * (DELTA_LO / DELTA_HI) ** ((q - 1) / 9).
 QUALITY_LEVELS = 10
+#: Latent positions per block edge when a scene is transformed in pieces (64 = 1024 px) and the halo
+#: (latent positions) that covers the receptive field, so pieces give exactly the one-pass result.
+BLOCK, HALO = 64, 6
 
 
 class TokenStreamError(FileFormatError):
@@ -130,6 +133,12 @@ class Header:
         if not (0 < h <= 1 << 20 and 0 < w <= 1 << 20) or not (math.isfinite(delta) and delta > 0) or scale == 0:
             raise TokenStreamError(f"{source}: header holds impossible values ({h}x{w}, step {delta}, scale {scale})")
         return cls(h, w, float(delta), int(scale), means, model_id, epsg, wkt, transform, valid), pos
+
+
+def is_learned_token_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` starts with this format's magic (as opposed to the VQ ``.eotok`` format)."""
+    with open(path, "rb") as fh:
+        return fh.read(4) == MAGIC
 
 
 def default_model_dir() -> Path:
@@ -245,22 +254,51 @@ class LearnedCodec:
         return x.astype(np.float32), means, scale
 
     def _latent(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """Analysis transform of a standardised (C, H, W) array, in blocks for large scenes.
+
+        The network has no global statistics (GDN is local), so blocks computed with a halo wider than
+        the receptive field give the same latent as one pass, in bounded memory.
+        """
         import torch
 
         f = 16
         h, w = x.shape[1:]
-        ph, pw = -h % f, -w % f
-        xp = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="edge") if ph or pw else x
-        with torch.no_grad():
-            y = self.model.analysis(torch.from_numpy(np.ascontiguousarray(xp))[None])[0].numpy()
+        xp = np.pad(x, ((0, 0), (0, -h % f), (0, -w % f)), mode="edge")
+        lh, lw = xp.shape[1] // f, xp.shape[2] // f
+
+        def run(block: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return self.model.analysis(torch.from_numpy(np.ascontiguousarray(block))[None])[0].numpy()
+
+        if lh * lw <= BLOCK * BLOCK:
+            y = run(xp)
+            return y, y.shape[1:]
+        y = np.empty((self.config.latent, lh, lw), np.float32)
+        for r0, r1, c0, c1, (a, b, c, d) in _blocks(lh, lw):
+            block = run(xp[:, a * f : b * f, c * f : d * f])
+            y[:, r0:r1, c0:c1] = block[:, r0 - a : r1 - a, c0 - c : c1 - c]
         return y, y.shape[1:]
 
     def _synthesise(self, tokens: np.ndarray, delta: float, h: int, w: int) -> np.ndarray:
+        """Synthesis transform of integer tokens, in blocks for large scenes (same result as one pass)."""
         import torch
 
-        with torch.no_grad():
-            x = self.model.synthesis(torch.from_numpy(tokens.astype(np.float32) * np.float32(delta))[None])[0]
-        return x.numpy()[:, :h, :w]
+        f = 16
+        lat = tokens.astype(np.float32) * np.float32(delta)
+
+        def run(block: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return self.model.synthesis(torch.from_numpy(np.ascontiguousarray(block))[None])[0].numpy()
+
+        lh, lw = lat.shape[1:]
+        if lh * lw <= BLOCK * BLOCK:
+            return run(lat)[:, :h, :w]
+        out = np.empty((len(self.bands), lh * f, lw * f), np.float32)
+        for r0, r1, c0, c1, (a, b, c, d) in _blocks(lh, lw):
+            block = run(lat[:, a:b, c:d])
+            rows, cols = slice((r0 - a) * f, (r1 - a) * f), slice((c0 - c) * f, (c1 - c) * f)
+            out[:, r0 * f : r1 * f, c0 * f : c1 * f] = block[:, rows, cols]
+        return out[:, :h, :w]
 
     # ---------------------------------------------------------------- public API
     def delta_for_quality(self, quality: int) -> float:
@@ -357,11 +395,52 @@ class LearnedCodec:
             out[:, ~head.valid] = 0
         return out
 
+    # ---------------------------------------------------------------- scenes and files
+    def encode_scene(self, scene: Any, *, ratio: float | None = None, quality: int | None = None) -> bytes:
+        """Token-file bytes of a :class:`~eocompress.imagery.readers.scenes.Scene` (its model bands, offset removed)."""
+        missing = [b for b in self.bands if b not in scene.bands]
+        if missing:
+            raise InputError(
+                f"the scene lacks band(s) {', '.join(missing)}; the codec needs {', '.join(self.bands)} "
+                f"(it has {', '.join(scene.bands) or 'none'})"
+            )
+        sel = scene.select(self.bands)
+        return self.encode(sel.data, offset=int(scene.offset), ratio=ratio, quality=quality, valid=scene.valid,
+                           crs=scene.crs, transform=scene.transform)
+
+    def save(self, blob: bytes, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write token-file bytes atomically; an existing file is replaced only with ``overwrite``."""
+        from eocompress._atomic import atomic_path
+
+        path = Path(path)
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            Path(tmp).write_bytes(blob)
+        return path
+
+    def decode_file(self, path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+        """Decode a token file: uint16 (C, H, W) and the header fields a GeoTIFF writer needs."""
+        path = Path(path)
+        blob = path.read_bytes()
+        data = self.decode(blob, source=str(path))
+        head, _ = self.read_header(blob, str(path))
+        crs = f"EPSG:{head.epsg}" if head.epsg else head.wkt
+        meta = {"crs": crs, "transform": head.transform, "bands": self.bands, "offset": 0,
+                "model_id": self.model_id.hex(), "height": head.height, "width": head.width}
+        return data, meta
+
     def tokens(self, blob: bytes, source: str = "token file") -> np.ndarray:
         """The integer tokens (M, H/16, W/16) of a file: FSQ-style codebook indices per channel."""
         head, pos = self.read_header(blob, source)
         lat = (-(-head.height // 16), -(-head.width // 16))
         return self._uncode(blob[pos:-4], lat, head.delta, source)
+
+
+def _blocks(lh: int, lw: int):
+    """Latent blocks (r0, r1, c0, c1) of at most BLOCK positions and the haloed window (a, b, c, d) to run."""
+    for r0 in range(0, lh, BLOCK):
+        for c0 in range(0, lw, BLOCK):
+            r1, c1 = min(r0 + BLOCK, lh), min(c0 + BLOCK, lw)
+            yield r0, r1, c0, c1, (max(0, r0 - HALO), min(lh, r1 + HALO), max(0, c0 - HALO), min(lw, c1 + HALO))
 
 
 def _georef(crs: Any, transform: Any) -> dict[str, Any]:
