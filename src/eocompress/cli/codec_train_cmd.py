@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from eocompress.cli.app import console
-from eocompress.cli.options import OUT, OVERWRITE, log
+from eocompress.cli.options import OUT, OVERWRITE, log, show_progress
 from eocompress.cli.tokenizer_cmd import tokenizer_app
 from eocompress.errors import InputError
 
@@ -61,5 +61,5 @@ def train_codec(
         build_cache(paths, cache, min_size=crop, log=log)
     cfg = FPConfig(channels=chans, latent=latent, crop=crop, batch_size=batch_size, steps=steps, lr=lr, seed=seed)
     cfg.data = {"scenes": len(paths)}
-    train(cache, out, cfg, resume=resume)
+    train(cache, out, cfg, resume=resume, progress=show_progress())
     console.print(f"wrote {out}/config.json and model.safetensors")

@@ -20,6 +20,8 @@ import torch
 from eocompress._atomic import atomic_path
 from eocompress.imagery.tokenizer.fp_data import RandomCrops
 from eocompress.imagery.tokenizer.fp_model import FactorizedPriorTokenizer, FPConfig
+from eocompress.imagery.tokenizer.train import _quiet_lightning as quiet_lightning
+from eocompress.imagery.tokenizer.train import _StepBar as StepBar
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -98,7 +100,8 @@ class _Export(L.Callback):
 
 
 def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resume: bool = True,
-          export_every: int = 250, threads: int | None = None, init_from: str | os.PathLike | None = None) -> Path:
+          export_every: int = 250, threads: int | None = None, init_from: str | os.PathLike | None = None,
+          progress: bool = False) -> Path:
     """Train (or resume) into ``out``: ``checkpoints/last.ckpt`` plus the exported model folder.
 
     ``init_from``: a model folder whose weights start a new run (same architecture; fresh optimizer
@@ -118,17 +121,22 @@ def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resum
     prior_wall = 0.0
     if resume and (out / CONFIG_FILE).is_file():
         prior_wall = float(json.loads((out / CONFIG_FILE).read_text()).get("training", {}).get("wall_s", 0))
-    trainer = L.Trainer(
-        max_steps=cfg.steps,
-        accelerator="auto",
-        devices=1,
-        logger=CSVLogger(str(out), name="logs", version=0),
-        callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, every_n_train_steps=250,
-                                   save_top_k=0), _Export(out, export_every, time.time(), prior_wall)],
-        enable_model_summary=False,
-        log_every_n_steps=25,
-        gradient_clip_val=5.0,
-    )
+    callbacks: list = [ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, every_n_train_steps=250,
+                                       save_top_k=0), _Export(out, export_every, time.time(), prior_wall)]
+    if progress:
+        callbacks.append(StepBar(cfg.steps))
+    with quiet_lightning():
+        trainer = L.Trainer(
+            max_steps=cfg.steps,
+            accelerator="auto",
+            devices=1,
+            logger=CSVLogger(str(out), name="logs", version=0),
+            callbacks=callbacks,
+            enable_model_summary=False,
+            enable_progress_bar=False,
+            log_every_n_steps=25,
+            gradient_clip_val=5.0,
+        )
     module = FPModule(cfg)
     if init_from is not None and not (resume and ckpt.is_file()):
         from safetensors.torch import load_file
@@ -138,5 +146,6 @@ def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resum
         for cb in trainer.callbacks:  # wall time counts the run it continues
             if isinstance(cb, _Export):
                 cb.prior_wall = prior_wall
-    trainer.fit(module, loader, ckpt_path=str(ckpt) if resume and ckpt.is_file() else None)
+    with quiet_lightning():
+        trainer.fit(module, loader, ckpt_path=str(ckpt) if resume and ckpt.is_file() else None)
     return out
