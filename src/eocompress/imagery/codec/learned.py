@@ -428,6 +428,16 @@ class LearnedCodec:
                 "model_id": self.model_id.hex(), "height": head.height, "width": head.width}
         return data, meta
 
+    def fixed_length_bytes(self, blob: bytes) -> int:
+        """Payload size the same tokens would take as fixed-length indices (ceil(log2 alphabet) bits each).
+
+        The saving of the learned prior + range coder is measured against this.
+        """
+        head, _ = self.read_header(blob)
+        positions = -(-head.height // 16) * -(-head.width // 16)
+        bits = sum(math.ceil(math.log2(p.size)) for _, p in self._channel_tables(head.delta))
+        return -(-bits * positions // 8)
+
     def tokens(self, blob: bytes, source: str = "token file") -> np.ndarray:
         """The integer tokens (M, H/16, W/16) of a file: FSQ-style codebook indices per channel."""
         head, pos = self.read_header(blob, source)
