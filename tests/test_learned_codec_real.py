@@ -75,3 +75,12 @@ def test_cli_encode_decode_cog_and_no_clobber(held_out, tmp_path):
     assert tok.read_bytes() == before
     r = runner.invoke(app, ["imagery", "encode", str(src), "-o", str(tok), "--codec", "vq", "--ratio", "450"])
     assert r.exit_code != 0
+
+
+def test_range_coding_beats_fixed_length_indices(codec, held_out):
+    scene = read_scene(held_out["l2a_264"][0], bands=codec.bands)
+    blob = codec.encode(scene.data, offset=scene.offset, ratio=450)
+    _, start = codec.read_header(blob)
+    assert len(blob) - start - 4 < 0.6 * codec.fixed_length_bytes(blob)
+    tokens = codec.tokens(blob)  # the integer codebook indices a token model consumes
+    assert tokens.shape == (codec.config.latent, 17, 17) and tokens.dtype == np.int32
