@@ -53,8 +53,11 @@ def _param_rows(command: Any, ctx: Any) -> list[str]:
 
 def _usage(command: Any, ctx: Any) -> str:
     pieces = command.collect_usage_pieces(ctx)
-    # typer writes arguments as {name}; the docs use click's NAME like the rest of the page
-    return re.sub(r"\{(\w+)\}", lambda m: m.group(1).upper(), " ".join([ctx.command_path, *pieces]))
+    # typer writes arguments as {name}, [name] or [[NAME]]; the page writes NAME and [NAME] like click
+    text = " ".join([ctx.command_path, *pieces])
+    text = re.sub(r"\{(\w+)\}", lambda m: m.group(1).upper(), text)
+    text = re.sub(r"\[\[(\w+)\]\]", r"[\1]", text)
+    return re.sub(r"\[([a-z_]+)\]", lambda m: f"[{m.group(1).upper()}]", text)
 
 
 def _command_section(command: Any, ctx: Any, path: list[str], level: int) -> list[str]:
