@@ -3,49 +3,39 @@
 from __future__ import annotations
 
 import contextlib
-import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 
-from eocompress.cli.app import app, console, err_console
-from eocompress.errors import EOCompressError
+from eocompress.cli.app import app, console
+from eocompress.cli.options import JSON, OUT, OVERWRITE, SCHEDULER, WORKERS, log, print_json, progress, resolve_out
+from eocompress.errors import EOCompressError, InputError
 
-WORKERS = typer.Option(
-    1, "--workers", help="Dask worker processes of the local cluster (ignored with --scheduler)."
-)
-SCHEDULER = typer.Option(
-    None,
-    "--scheduler",
-    help="Address of an existing Dask scheduler (tcp://host:8786) instead of a local cluster.",
-)
 MEMORY = typer.Option(
-    "auto", "--memory-limit", help="Memory limit per local Dask worker, e.g. 2GB (default: auto)."
+    "auto", "--memory-limit", help="Memory limit per local Dask worker, e.g. 2GB or 512MiB (default: auto)."
 )
 
 
-@contextlib.contextmanager
-def _progress(label: str, total: int) -> Iterator:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def check_memory_limit(value: str) -> str | int:
+    """``auto`` or a byte size Dask understands; one clear line otherwise."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    from dask.utils import parse_bytes
 
-    with Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+    try:
+        n = parse_bytes(value)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"--memory-limit {value!r} is not a size; use e.g. 2GB, 512MiB or auto") from exc
+    if n <= 0:
+        raise InputError(f"--memory-limit must be positive, got {value!r}; use e.g. 2GB or auto")
+    return n
 
 
 def _n_chunks(path: Path, chunk: int) -> int:
     """Chunks a gridded input will be cut into (for the progress bar)."""
     from eocompress.embeddings.products.fields import open_field
 
-    with contextlib.suppress(EOCompressError, OSError):
+    with contextlib.suppress(EOCompressError, OSError, ZeroDivisionError):
         info = open_field(path).info
         return -(-info.height // chunk) * -(-info.width // chunk)
     return 0
@@ -58,11 +48,13 @@ def compress_cmd(
         help="Embedding field (GeoTIFF/COG, AlphaEarth int8 COG, Zarr, Tessera .npy) "
         "or a (Geo)Parquet table of chip embeddings.",
     ),
-    out: Path = typer.Argument(
-        ...,
+    out_pos: Path = typer.Argument(
+        None,
+        metavar="[OUT]",
         help="Product: .zarr (Zarr v3, default for grids), .tif (int8 COG, int8/aef-int8 "
-        "codecs) or .parquet (for chip tables).",
+        "codecs) or .parquet (for chip tables). Same as -o/--out.",
     ),
+    out: Path = OUT,
     codec: str = typer.Option("int8", "--codec", help="Codec spec, e.g. int8, pca16,int8, binary, aef-int8."),
     fit_sample: int = typer.Option(20000, "--fit-sample", help="Pixels in the seeded random fit sample."),
     fit: Path = typer.Option(
@@ -71,41 +63,54 @@ def compress_cmd(
         help="Saved codec (.json) to use as is, or training vectors (.npy/.npz "
         "with X) to fit on, instead of sampling the input.",
     ),
-    chunk: int = typer.Option(512, "--chunk", help="Chunk edge in pixels (rows per batch for Parquet)."),
+    chunk: int = typer.Option(512, "--chunk", help="Chunk edge in pixels (1 to 8192)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the fit sample and the codec fit."),
     rescore_codec: str = typer.Option(
         None,
         "--rescore-codec",
         help="Also store codes of this finer codec (e.g. int8) for `search --rescore` (Zarr only).",
     ),
+    model: str = typer.Option(
+        None, "--model", help="URI of the embedding model (geoemb:model, STAC emb:model link); default: input tags."
+    ),
+    source_data: list[str] = typer.Option(
+        None, "--source-data", help="URI of the source imagery (repeatable); default: the input's 'source' tag."
+    ),
+    acquired: str = typer.Option(
+        None, "--datetime", help="Acquisition time (ISO 8601) for the STAC item; default: from the input's tags."
+    ),
+    crc32c: bool = typer.Option(
+        True, "--crc32c/--no-crc32c", help="Zarr's crc32c codec on every array (GDAL before 3.13 cannot read it)."
+    ),
     workers: int = WORKERS,
     scheduler: str = SCHEDULER,
     memory_limit: str = MEMORY,
     resume: bool = typer.Option(
-        False, "--resume", help="Continue an interrupted compress, skipping verified chunks."
+        False,
+        "--resume",
+        help="Continue an interrupted compress (same input and codec), skipping verified chunks.",
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
-    scales: Path = typer.Option(
-        None, "--scales", help="Tessera: per-pixel scales .npy (default <stem>_scales.npy)."
-    ),
-    georef: Path = typer.Option(
-        None, "--georef", help="Tessera: GeoTIFF giving CRS and transform (the landmask)."
-    ),
+    overwrite: bool = OVERWRITE,
+    scales: Path = typer.Option(None, "--scales", help="Tessera: per-pixel scales .npy (default <stem>_scales.npy)."),
+    georef: Path = typer.Option(None, "--georef", help="Tessera: GeoTIFF giving CRS and transform (the landmask)."),
 ) -> None:
     """Compress an embedding field or chip table into a georeferenced, checksummed product (+ STAC item)."""
-    from eocompress.embeddings.products.api import compress
+    from eocompress.embeddings.products.api import check_settings, compress
     from eocompress.embeddings.products.scale import dask_client
     from eocompress.embeddings.products.stac import stac_path
 
+    target = resolve_out(out_pos, out)
+    check_settings(chunk=chunk, fit_sample=fit_sample)
+    limit = check_memory_limit(memory_limit)
     kwargs = {}
     if src.suffix == ".npy":
         kwargs = {"scales": scales, "georef": georef}
     total = _n_chunks(src, chunk) if src.suffix.lower() not in (".parquet", ".pq", ".geoparquet") else 0
-    with dask_client(workers=workers, scheduler=scheduler, memory_limit=memory_limit) as client:
-        with _progress("compress", total or None) as advance:
+    with dask_client(workers=workers, scheduler=scheduler, memory_limit=limit) as client:
+        with progress("compress", total or None, "chunks") as advance:
             result = compress(
                 src,
-                out,
+                target,
                 codec,
                 fit_sample=fit_sample,
                 fit=fit,
@@ -117,40 +122,46 @@ def compress_cmd(
                 rescore_spec=rescore_codec,
                 progress=advance,
                 field_kwargs=kwargs,
+                model=model,
+                source_data=source_data or None,
+                datetime=acquired,
+                crc32c=crc32c,
             )
-    console.print(f"wrote {result} and {stac_path(result).name}")
+    console.print(f"wrote {result} and {stac_path(result).name}", highlight=False, soft_wrap=True)
 
 
 @app.command("decompress")
 def decompress_cmd(
     product: Path = typer.Argument(..., help="Product written by `eocompress compress`."),
-    out: Path = typer.Argument(
-        ..., help="Output: float32 GeoTIFF (.tif) for grids, Parquet for chip tables."
+    out_pos: Path = typer.Argument(
+        None, metavar="[OUT]", help="Float32 COG (.tif) for grids, Parquet for chip tables. Same as -o/--out."
     ),
+    out: Path = OUT,
     workers: int = WORKERS,
     scheduler: str = SCHEDULER,
     memory_limit: str = MEMORY,
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
-    """Decode a product to float32 in the original layout (same CRS, transform, shape and nodata mask)."""
+    """Decode a product to float32: a Cloud-Optimized GeoTIFF (same CRS, transform, nodata) or a Parquet table."""
     from eocompress.embeddings.products.api import decompress, open_product
     from eocompress.embeddings.products.scale import dask_client
 
+    target = resolve_out(out_pos, out)
+    limit = check_memory_limit(memory_limit)
     prod = open_product(product)
     total = len(prod.windows())
-    with dask_client(workers=workers, scheduler=scheduler, memory_limit=memory_limit) as client:
-        with _progress("decompress", total) as advance:
-            result = decompress(product, out, client=client, overwrite=overwrite, progress=advance)
-    console.print(f"wrote {result}")
+    with dask_client(workers=workers, scheduler=scheduler, memory_limit=limit) as client:
+        with progress("decompress", total, "chunks") as advance:
+            result = decompress(product, target, client=client, overwrite=overwrite, progress=advance)
+    kind = "Parquet table" if getattr(prod, "is_chips", False) else "float32 Cloud-Optimized GeoTIFF"
+    console.print(f"wrote {result} ({kind})", highlight=False, soft_wrap=True)
 
 
 @app.command("info")
 def info_cmd(
     product: Path = typer.Argument(..., help="Product (.zarr, .tif or .parquet)."),
-    check: bool = typer.Option(
-        True, "--check/--no-check", help="Verify every chunk checksum (reads the product)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Verify every checksum (reads the product)."),
+    as_json: bool = JSON,
 ) -> None:
     """Codec, dimensions, bytes per vector, compression ratio, grid, CRS and checksum status of a product."""
     from rich.table import Table
@@ -159,13 +170,13 @@ def info_cmd(
 
     summary = product_summary(product, check=check)
     if as_json:
-        console.print_json(json.dumps(summary))
+        print_json(summary)
         return
     table = Table(title=str(product), show_header=False)
     for key, value in summary.items():
         if key == "checksum_errors":
             for msg in value:
-                table.add_row("[red]bad chunk[/]", msg)
+                table.add_row("[red]bad[/]", msg)
             continue
         table.add_row(key, str(value))
     console.print(table)
@@ -174,20 +185,18 @@ def info_cmd(
 @app.command("verify")
 def verify_cmd(
     product: Path = typer.Argument(..., help="Product (.zarr, .tif or .parquet) to check."),
+    as_json: bool = JSON,
 ) -> None:
-    """Check every chunk of a product against its sha256; exit 1 naming each bad chunk."""
-    from eocompress.embeddings.products.api import open_product
+    """Check a product's metadata digest, every chunk's sha256 and the COG overviews; exit 1 naming each fault."""
     from eocompress.embeddings.products.verify import verify_product
 
-    total = len(open_product(product).windows())
-    with _progress("verify", total) as advance:
+    with progress("verify", None, "chunks") as advance:
         result = verify_product(product, progress=advance)
-    if result["ok"]:
-        console.print(f"[green]ok[/]: {result['n_chunks']} chunks match their sha256")
-        return
+    if as_json:
+        print_json({"product": str(product), **result})
+    elif result["ok"]:
+        console.print(f"ok: metadata and {result['n_chunks']} chunks match their sha256", highlight=False)
     for msg in result["bad"]:
-        err_console.print(f"[red]bad[/]: {msg}", soft_wrap=True, highlight=False)
-    raise EOCompressError(
-        f"{len(result['bad'])} of {result['n_chunks']} chunks of {product} failed verification"
-    )
-
+        log(f"bad: {msg}")
+    if not result["ok"]:
+        raise EOCompressError(f"{len(result['bad'])} checks of {product} failed verification")

@@ -101,6 +101,7 @@ def compress(
     model: str | None = None,
     source_data: list[str] | None = None,
     datetime: str | None = None,
+    crc32c: bool = True,
 ) -> Path:
     """Compress an embedding field (GeoTIFF/COG/Zarr/AEF/Tessera) or a chip table (Parquet) into ``out``.
 
@@ -144,7 +145,11 @@ def compress(
         # Read the seeded fit sample at most once, though the codec and the rescore codec may both need it.
         if not sample_cache:
             X = sample_pixels(fld, fit_sample, chunk, seed=seed)
-            check_magnitude(X, f"the fit sample of {fld.describe()}")
+            try:
+                check_magnitude(X, f"the fit sample of {fld.describe()}")
+            except InputError:
+                _locate_extreme(fld, chunk)  # name the count and position in the field itself
+                raise
             sample_cache.append(X)
         return sample_cache[0]
 
@@ -181,6 +186,7 @@ def compress(
             rescore_codec=rescore,
             progress=progress,
             provenance=prov,
+            crc32c=crc32c,
         )
     else:
         from eocompress.embeddings.products.cog_product import compress_to_cog
@@ -193,6 +199,28 @@ def compress(
 
         write_stac_item(result)
     return result
+
+
+def _locate_extreme(fld: Field, chunk: int) -> None:
+    """Raise with the number and first (row, col, band) of too-large values in the whole field."""
+    from eocompress.embeddings.products.fields import iter_windows
+    from eocompress.embeddings.products.integrity import MAX_ABS
+
+    total, first = 0, None
+    for w in iter_windows(fld.info.height, fld.info.width, chunk):
+        values, _ = fld.read(w)
+        big = (np.abs(values) > MAX_ABS) & np.isfinite(values)
+        if big.any():
+            total += int(big.sum())
+            if first is None:
+                r, c, b = np.argwhere(big)[0]
+                first = (int(r) + w.r0, int(c) + w.c0, int(b), float(values[r, c, b]))
+    if first is not None:
+        r, c, b, v = first
+        raise InputError(
+            f"{fld.describe()}: {total} values exceed ±{MAX_ABS:g} (first at row {r}, col {c}, band {b}: {v:g}); "
+            "quantizing them would overflow float32. Mark them as nodata or rescale the embeddings before compressing"
+        )
 
 
 def _resume_codec(out: Path, key: str = "eocompress:codec") -> Any:
@@ -218,7 +246,7 @@ def _canonical(spec: str) -> str:
 
 #: Largest chunk edge accepted (pixels) and largest float32 chunk held in memory (bytes).
 MAX_CHUNK = 8192
-MAX_CHUNK_BYTES = 1 << 30
+MAX_CHUNK_BYTES = 4 << 30
 
 
 def check_settings(chunk: int = 512, fit_sample: int = 20000) -> None:

@@ -126,7 +126,10 @@ def write_cog(
         "BIGTIFF": "IF_SAFER",
     }
     with atomic_path(out, overwrite=overwrite) as tmp:
-        _check_space(tmp.parent, int(1.34 * info.height * info.width * count * itemsize), out)
+        # The uncompressed work file (with overviews, x 4/3) and the COG copy exist at once; GDAL can crash
+        # rather than fail cleanly when the disk fills during its copy, so refuse up front.
+        raw = int(4 / 3 * info.height * info.width * count * itemsize)
+        _check_space(tmp.parent, 2 * raw + (1 << 20), out)
         work = tmp.with_name(tmp.name + ".work.tif")
         shas: dict[str, str] = {}
         windows: dict[str, Window] = {}

@@ -61,20 +61,27 @@ def _open_group(path: Path, mode: str = "r", consolidated: bool = False) -> Any:
         raise FileFormatError(f"{path} is not a readable Zarr store ({type(exc).__name__}: {str(exc)[:200]})") from exc
 
 
-def _compressors() -> list[Any]:
+def _compressors(crc32c: bool = True) -> list[Any]:
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
-    return [ZstdCodec(level=3), Crc32cCodec()]
+    return [ZstdCodec(level=3), *([Crc32cCodec()] if crc32c else [])]
 
 
 def _array(group: Any, name: str, **kwargs: Any) -> Any:
-    return group.create_array(name, compressors=_compressors(), **kwargs)
+    crc = group.attrs.get("eocompress:crc32c", True)
+    return group.create_array(name, compressors=_compressors(crc), **kwargs)
 
 
 def _store_codec(group: Any, name: str, codec: Any) -> dict[str, Any]:
     """Write a codec's decode parameters as arrays of subgroup ``name``; returns its JSON description."""
     meta, arrays = codec_parts(codec)
-    sub = group.create_group(name, attributes={"description": f"decode parameters of the codec {codec.spec}"})
+    sub = group.create_group(
+        name,
+        attributes={
+            "description": f"decode parameters of the codec {codec.spec}",
+            "eocompress:crc32c": group.attrs.get("eocompress:crc32c", True),
+        },
+    )
     notes = describe_arrays(codec)
     for key, arr in arrays.items():
         a = _array(
@@ -181,6 +188,7 @@ def _create_store(
     import zarr
 
     group = zarr.open_group(str(store), mode="w", zarr_format=3)
+    group.attrs["eocompress:crc32c"] = bool(attrs.get("eocompress:crc32c", True))
     H, W, c = info.height, info.width, chunk
     geo_attrs: dict[str, Any] = {"grid_mapping": "spatial_ref", "coordinates": "spatial_ref"}
     if info.crs_wkt:
@@ -269,8 +277,13 @@ def compress_to_zarr(
     progress: Callable[[int], None] | None = None,
     extra_attrs: dict | None = None,
     provenance: dict[str, Any] | None = None,
+    crc32c: bool = True,
 ) -> Path:
-    """Encode a field chunk by chunk into a Zarr v3 product at ``out`` (see the module docstring)."""
+    """Encode a field chunk by chunk into a Zarr v3 product at ``out`` (see the module docstring).
+
+    ``crc32c=False`` leaves Zarr's crc32c codec out (our sha256 checksums stay): GDAL before 3.13
+    cannot read arrays that use it.
+    """
     import zarr
 
     out = check_output_path(out, overwrite=overwrite)
@@ -308,6 +321,7 @@ def compress_to_zarr(
             "eocompress:provenance": prov,
             "eocompress:input": source,
             "eocompress:complete": False,
+            "eocompress:crc32c": bool(crc32c),
             **(extra_attrs or {}),
         }
         group = _create_store(store, info, codec, rescore_codec, chunk, attrs)
