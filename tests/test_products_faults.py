@@ -243,7 +243,7 @@ def _second_ifd_first_tile(blob: bytes) -> tuple[int, int]:
     n = struct.unpack_from("<H", blob, ifd)[0]
     found = {}
     for k in range(n):
-        tag, typ, count, value = struct.unpack_from("<HHII", blob, ifd + 2 + 12 * k)
+        tag, _typ, count, value = struct.unpack_from("<HHII", blob, ifd + 2 + 12 * k)
         if tag in (324, 325):  # TileOffsets, TileByteCounts (LONG)
             found[tag] = value if count == 1 else struct.unpack_from("<I", blob, value)[0]
     return found[324], found[325]

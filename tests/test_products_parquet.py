@@ -76,7 +76,7 @@ def test_parquet_roundtrip_keeps_every_column_and_geo_metadata(chips: Path, lulc
             assert out_t[name].equals(src_t[name]), name
     meta = out_t.schema.metadata
     assert json.loads(meta[b"geo"]) == json.loads(src_t.schema.metadata[b"geo"])
-    assert json.loads(meta[b"eocompress:codec"])["spec"] == "int8"
+    assert json.loads(meta[b"eocompress:codec"])["spec"] == "int8"  # the description; arrays are named keys
     assert pq.ParquetFile(out).metadata.num_row_groups == 4
     assert out.stat().st_size < chips.stat().st_size
     back = decompress(out, tmp_path / "back.parquet")
@@ -92,7 +92,9 @@ def test_parquet_roundtrip_keeps_every_column_and_geo_metadata(chips: Path, lulc
     gdf = gpd.read_parquet(back)
     assert gdf.crs.to_epsg() == 4326 and len(gdf) == 2000
     item = json.loads(stac_path(out).read_text())
-    assert item["properties"]["emb:type"] == "chip" and item["properties"]["emb:dimensions"] == 128
+    props = item["properties"]
+    assert props["eocompress:embedding_type"] == "chip" and props["eocompress:dimensions"] == 128
+    assert "embeddings" in item["assets"] and props["emb:quantization"]["method"] == "linear"
     assert item["properties"]["start_datetime"].startswith("2015-07-11")
 
 
@@ -110,3 +112,54 @@ def test_parquet_checksum_and_missing_column(chips: Path, tmp_path: Path) -> Non
     pq.write_table(t, bad)
     with pytest.raises(InputError, match="no 'embedding' column"):
         compress(bad, tmp_path / "x.parquet", "int8")
+
+
+def test_parquet_decodes_with_pyarrow_and_numpy_and_opens_in_duckdb(chips: Path, lulc: dict, tmp_path: Path) -> None:
+    """Decode with only pyarrow + numpy from the documented metadata keys; query the product with duckdb."""
+    duckdb = pytest.importorskip("duckdb", reason="duckdb is in the dev extra")
+    for spec in ("int8", "pca16,int8"):
+        out = compress(chips, tmp_path / f"{spec.replace(',', '_')}.parquet", spec, fit_sample=1500)
+        pf = pq.ParquetFile(out)
+        meta = {k.decode(): v.decode() for k, v in pf.metadata.metadata.items()}
+
+        def param(name: str, meta: dict = meta) -> np.ndarray:
+            d = json.loads(meta[f"eocompress:param:{name}"])
+            return np.asarray(d["values"], dtype=d["dtype"]).reshape(d["shape"])
+
+        col = pq.read_table(out, columns=["embedding_codes"])["embedding_codes"].combine_chunks()
+        codes = np.frombuffer(col.buffers()[1], dtype=np.uint8).reshape(len(col), -1)
+        z = param("int8_min") + param("int8_step") * codes.astype(np.float32)
+        if spec.startswith("pca"):
+            z = z @ param("pca16_components") + param("pca16_mean")
+        prod = open_product(out)
+        np.testing.assert_allclose(z, prod.codec.decode(codes), rtol=0, atol=1e-5)
+        con = duckdb.connect()
+        n, cells = con.execute(f"SELECT count(*), count(DISTINCT grid_cell) FROM read_parquet('{out}')").fetchone()
+        assert (n, cells) == (2000, 1)
+        keys = {r[0] for r in con.execute(f"SELECT decode(key) FROM parquet_kv_metadata('{out}')").fetchall()}
+        assert {"geo", "eocompress:codec", "eocompress:metadata_sha256"} <= keys
+
+
+def test_parquet_grid_cell_flip_and_metadata_change_fail_verify(chips: Path, tmp_path: Path) -> None:
+    out = compress(chips, tmp_path / "c.parquet", "int8", fit_sample=1500)
+    assert verify_product(out)["ok"]
+    md = pq.ParquetFile(out).metadata
+    idx = md.schema.to_arrow_schema().names.index("grid_cell")
+    cc = md.row_group(1).column(idx)
+    start = cc.dictionary_page_offset or cc.data_page_offset
+    blob = bytearray(out.read_bytes())
+    blob[start + cc.total_compressed_size // 2] ^= 0xFF
+    flipped = tmp_path / "flipped.parquet"
+    flipped.write_bytes(bytes(blob))
+    result = verify_product(flipped)
+    assert not result["ok"] and "row group 1" in result["bad"][0]
+    # a changed decode parameter with the file otherwise intact: the metadata digest catches it
+    table = pq.read_table(out)
+    meta = dict(table.schema.metadata)
+    d = json.loads(meta[b"eocompress:param:int8_min"])
+    d["values"][0] += 0.25
+    meta[b"eocompress:param:int8_min"] = json.dumps(d).encode()
+    tampered = tmp_path / "tampered.parquet"
+    pq.write_table(table.replace_schema_metadata(meta), tampered)
+    result = verify_product(tampered)
+    assert not result["ok"] and "metadata_sha256" in result["bad"][0]

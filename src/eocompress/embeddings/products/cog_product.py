@@ -222,6 +222,7 @@ class CogProduct:
                 self.overviews = src.overviews(1)
                 self.dtype = src.dtypes[0]
                 self.nodata = src.nodata
+                shape = (src.count, src.height, src.width)
         except rasterio.errors.RasterioIOError as exc:
             raise FileFormatError(
                 f"{self.path} cannot be opened as a GeoTIFF ({exc}); it is truncated or not a COG"
@@ -243,9 +244,21 @@ class CogProduct:
             self.chunk = int(tags["EOCOMPRESS_CHUNK"])
             self.shas = json.loads(tags["EOCOMPRESS_CHUNK_SHA256"])
             self.n_valid = int(tags["EOCOMPRESS_N_VALID"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise FileFormatError(f"{self.path}: eocompress tags are malformed ({exc}); the COG is damaged") from exc
         self._codec = None
+        expected = (self.codec.bytes_per_vector, self.info.height, self.info.width)
+        if (
+            shape != expected
+            or self.codec.dim != self.info.dim
+            or self.chunk < 1
+            or not isinstance(self.shas, dict)
+            or not 0 <= self.n_valid <= self.info.height * self.info.width
+        ):
+            raise FileFormatError(
+                f"{self.path}: the tags describe another grid or codec than the stored raster "
+                f"({shape} vs {expected}); the COG is damaged"
+            )
 
     @property
     def codec(self) -> Any:
