@@ -7,20 +7,25 @@ from pathlib import Path
 import typer
 
 from eocompress.cli.app import app, console
+from eocompress.cli.options import JSON, OVERWRITE, log, print_json, resolve_out
 from eocompress.errors import EOCompressError
 
 
 @app.command("codecs")
-def list_codecs() -> None:
+def list_codecs(as_json: bool = JSON) -> None:
     """List every codec spec form, one line each (compose them as 'reducer,quantizer', e.g. pca64,int8)."""
-    from rich.table import Table
-
     from eocompress.embeddings.codecs import spec_forms
+
+    forms = spec_forms()
+    if as_json:
+        print_json([{"form": form, "description": description} for form, description in forms])
+        return
+    from rich.table import Table
 
     table = Table(title="codec spec forms (write reducers first: 'pca64,int8', 'opq16,pq16')")
     table.add_column("form", style="bold cyan")
     table.add_column("meaning")
-    for form, description in spec_forms():
+    for form, description in forms:
         table.add_row(form, description)
     console.print(table)
 
@@ -28,32 +33,44 @@ def list_codecs() -> None:
 @app.command("encode")
 def encode(
     vectors: Path = typer.Argument(..., help="Vectors to encode: .npy (N, D) or .npz with an 'X' array."),
+    out_arg: Path = typer.Argument(None, metavar="[OUT]", help="Output .npz (or use -o/--out)."),
     codec_spec: str = typer.Option(None, "--codec", "-c", help="Codec spec, e.g. 'int8' or 'pca64,int8'."),
     fit: Path = typer.Option(None, "--fit", help="Training vectors (.npy/.npz) to fit on [default: VECTORS]."),
     codec_file: Path = typer.Option(None, "--codec-file", help="Reuse a codec saved with --save-codec."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output .npz: codes + the codec + other arrays of the input."),
-    save_codec: Path = typer.Option(None, "--save-codec", help="Also save the fitted codec (.json + .npz)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output .npz: codes + the codec + other arrays of the input."),
+    save_codec: Path = typer.Option(None, "--save-codec", help="Also save the fitted codec (.json + .npz beside it)."),
     seed: int = typer.Option(0, help="Seed for randomised fits (PCA, random projection, PQ)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Fit a codec (or load one) and encode vectors to a compact .npz of uint8 codes."""
+    from eocompress._atomic import check_output_path
     from eocompress.embeddings.codecs import Codec
     from eocompress.embeddings.codecs.files import load_vectors, write_codes
 
+    out = resolve_out(out_arg, out)
     if (codec_spec is None) == (codec_file is None):
         raise EOCompressError("give exactly one of --codec SPEC (fit a new codec) or --codec-file FILE (reuse one)")
+    # every output is checked before any work, so a refusal leaves nothing half-written
+    check_output_path(out, overwrite=overwrite)
+    if save_codec is not None:
+        if save_codec.suffix != ".json":
+            raise EOCompressError(f"--save-codec takes a .json path (arrays go beside it as .npz); got {save_codec}")
+        for target in (save_codec, Codec.arrays_path(save_codec)):
+            check_output_path(target, overwrite=overwrite)
+        if Codec.arrays_path(save_codec).resolve() == out.resolve():
+            raise EOCompressError(f"--save-codec {save_codec} would put its arrays over OUT {out}; choose another name")
     X, extra = load_vectors(vectors)
     if codec_file is not None:
         codec = Codec.load(codec_file)
     else:
         train = X if fit is None else load_vectors(fit)[0]
         if fit is None:
-            console.print(f"[dim]fitting {codec_spec} on the vectors themselves (--fit TRAIN fits on a training split)")
+            log(f"[dim]fitting {codec_spec} on the vectors themselves (--fit TRAIN fits on a training split)")
         codec = Codec.from_spec(codec_spec, seed=seed).fit(train)
     codes = codec.encode(X)
     write_codes(out, codes, codec, extra, overwrite=overwrite)
     if save_codec is not None:
-        codec.save(save_codec)
+        codec.save(save_codec, overwrite=overwrite)
     raw, packed = X.shape[0] * X.shape[1] * 4, codes.nbytes
     console.print(
         f"encoded {len(X)} x {codec.dim} vectors with [bold]{codec.spec}[/]: {codec.bytes_per_vector} B/vector, "
@@ -64,12 +81,18 @@ def encode(
 @app.command("decode")
 def decode(
     codes: Path = typer.Argument(..., help="A codes .npz written by `eocompress encode`."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output vectors: .npy (X only) or .npz (X + other arrays)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    out_arg: Path = typer.Argument(None, metavar="[OUT]", help="Output vectors (or use -o/--out)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output vectors: .npy (X only) or .npz (X + other arrays)."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Decode a codes file back to float32 vectors in the original space."""
+    from eocompress._atomic import check_output_path
     from eocompress.embeddings.codecs.files import read_codes, write_vectors
 
+    out = resolve_out(out_arg, out)
+    if out.is_dir():
+        raise EOCompressError(f"{out} is a folder; give a .npy or .npz file path for the decoded vectors")
+    check_output_path(out, overwrite=overwrite)
     codec, code_array, extra = read_codes(codes)
     X = codec.decode(code_array)
     write_vectors(out, X, extra, overwrite=overwrite)
@@ -77,7 +100,7 @@ def decode(
 
 
 @app.command("data")
-def data_status() -> None:
+def data_status(as_json: bool = JSON) -> None:
     """Show which real data files are present under $EOCOMPRESS_DATA and where they come from."""
     from collections import Counter
 
@@ -86,6 +109,11 @@ def data_status() -> None:
     from eocompress import data
 
     root = data.data_dir(required=False)
+    if as_json:
+        print_json({"data_dir": str(root) if root else None,
+                    "files": [{"path": rel, "status": state} for rel, state in data.status()],
+                    "sources": data.manifest()["sources"]})
+        return
     console.print(f"$EOCOMPRESS_DATA = {root if root else '[red]not set or not a folder[/]'}")
     rows = data.status()
     folders: dict[str, Counter] = {}
@@ -105,9 +133,12 @@ def data_status() -> None:
 
 @app.command("demo")
 def demo(
-    out: Path = typer.Option(Path("outputs/demo"), "--out", "-o", help="Folder for the demo's tables and plots."),
+    out: Path = typer.Option(Path("outputs/demo"), "--out", "-o", help="Folder for the demo's tables, plots, files."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the outputs of an earlier demo in that folder (only the demo's own files)."
+    ),
 ) -> None:
-    """The main job on real data: codec costs on Presto embeddings, a Zarr product, a tokenized S2 cell."""
+    """The main job of both halves on real data (~2 min): codecs on 128-d and 1280-d embeddings, a product, imagery."""
     from eocompress.demo import run_demo
 
-    run_demo(out)
+    run_demo(out, overwrite=overwrite)
