@@ -49,7 +49,7 @@ def test_encode_info_decode_roundtrip(data_root, models, tmp_path, capsys) -> No
 
     src = data_root / "imagery/hydro/patch_1000.tif"
     tok = tmp_path / "p.eotok"
-    assert _run(["imagery", "encode", str(src), str(tok), "--model", str(models[0])]) == 0
+    assert _run(["imagery", "encode", str(src), str(tok), "--codec", "vq", "--model", str(models[0])]) == 0
     assert _run(["imagery", "info", str(tok), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["verified"] is True and report["height"] == 256
@@ -68,7 +68,7 @@ def test_decode_with_the_wrong_model_names_the_right_one(data_root, models, tmp_
 
     src = data_root / "imagery/hydro/patch_10.tif"
     tok = tmp_path / "p.eotok"
-    assert _run(["imagery", "encode", str(src), str(tok), "--model", str(models[0])]) == 0
+    assert _run(["imagery", "encode", str(src), str(tok), "--codec", "vq", "--model", str(models[0])]) == 0
     needed = TokenFile.load(tok).model_id
     assert _run(["imagery", "decode", str(tok), str(tmp_path / "x.tif"), "--model", str(models[1])]) == 1
     err = capsys.readouterr().err
@@ -89,7 +89,8 @@ def test_wrong_bands_are_named(models, tmp_path, capsys) -> None:
         dst.write(np.full((4, 16, 16), 1200, np.uint16))
         for i, b in enumerate(["B02", "B03", "B04", "B08"], start=1):
             dst.set_band_description(i, b)
-    assert _run(["imagery", "encode", str(path), str(tmp_path / "x.eotok"), "--model", str(models[0])]) == 1
+    args = ["imagery", "encode", str(path), str(tmp_path / "x.eotok"), "--codec", "vq", "--model", str(models[0])]
+    assert _run(args) == 1
     err = capsys.readouterr().err
     assert "B01" in err and "B12" in err and "missing" in err
 
@@ -123,7 +124,7 @@ def test_encode_directory_mode_on_a_local_cluster(data_root, models, tmp_path, c
     for name in ("patch_10.tif", "patch_1000.tif"):
         shutil.copy(data_root / "imagery/hydro" / name, src / name)
     out = tmp_path / "tokens"
-    args = ["imagery", "encode", str(src), str(out), "--model", str(models[0]), "--workers", "1"]
+    args = ["imagery", "encode", str(src), str(out), "--codec", "vq", "--model", str(models[0]), "--workers", "1"]
     assert _run(args) == 0
     assert sorted(p.name for p in out.iterdir()) == ["patch_10.eotok", "patch_1000.eotok"]
     assert capsys.readouterr().out.count("encoded") == 2

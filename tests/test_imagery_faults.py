@@ -203,7 +203,7 @@ def test_encode_and_decode_refuse_to_replace_files(tmp_path: Path, capsys) -> No
     tok, tif = tmp_path / "x.eotok", tmp_path / "x.tif"
     tok.write_bytes(b"keep me")
     tif.write_bytes(b"keep me too")
-    code, _, err = _run(["imagery", "encode", str(tmp_path), "-o", str(tok)], capsys)
+    code, _, err = _run(["imagery", "encode", str(tmp_path), "-o", str(tok), "--codec", "vq"], capsys)
     assert code == 1 and "already exists; pass --overwrite" in err
     code, _, err = _run(["imagery", "decode", str(tok), str(tif)], capsys)
     assert code == 1 and "already exists; pass --overwrite" in err
