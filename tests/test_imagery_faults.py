@@ -310,8 +310,6 @@ def test_learned_forged_header_never_raises_a_foreign_error(learned_sample, pos:
     assert _learned_outcome(codec, forged, reference) in ("error", "same", "other", "other-shape")
 
 
-@pytest.mark.xfail(strict=True, reason="EOT2 (learned.py, lead's format) does not tie height/width to the payload: "
-                   "a forged height within the same 16 px latent grid decodes to another shape (issue 11)")
 def test_learned_forged_height_is_refused(learned_sample) -> None:
     import struct
 

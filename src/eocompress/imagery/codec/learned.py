@@ -218,26 +218,34 @@ class LearnedCodec:
         self._tables[key] = tables
         return tables
 
-    def _code(self, tokens: np.ndarray, delta: float) -> bytes:
+    def _code(self, tokens: np.ndarray, delta: float, head: bytes) -> bytes:
         import constriction
 
         enc = constriction.stream.queue.RangeEncoder()
+        # a 16-bit digest of the header inside the coded stream ties every header field to the payload:
+        # a header edited with its CRC recomputed no longer matches the stream and is refused
+        enc.encode(_digest(head), constriction.stream.model.Categorical(np.ones(256), perfect=False))
         for c, (lo, probs) in enumerate(self._channel_tables(delta)):
             sym = np.clip(tokens[c].ravel() - lo, 0, probs.size - 1).astype(np.int32)
             enc.encode(sym, constriction.stream.model.Categorical(probs, perfect=False))
         return enc.get_compressed().astype("<u4").tobytes()
 
-    def _uncode(self, payload: bytes, shape: tuple[int, int], delta: float, source: str) -> np.ndarray:
+    def _uncode(self, payload: bytes, shape: tuple[int, int], delta: float, source: str, head: bytes) -> np.ndarray:
         import constriction
 
-        if len(payload) % 4:
+        if len(payload) % 4 or not payload:
             raise TokenStreamError(f"{source}: payload length {len(payload)} is not a multiple of 4 (truncated?)")
         dec = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, "<u4").astype(np.uint32))
         n = shape[0] * shape[1]
         out = []
         try:
+            digest = dec.decode(constriction.stream.model.Categorical(np.ones(256), perfect=False), 2)
+            if not np.array_equal(digest, _digest(head)):
+                raise TokenStreamError(f"{source}: the header does not match its token payload (edited or forged)")
             for lo, probs in self._channel_tables(delta):
                 out.append(dec.decode(constriction.stream.model.Categorical(probs, perfect=False), n) + lo)
+        except TokenStreamError:
+            raise
         except Exception as exc:
             raise TokenStreamError(f"{source}: token payload is damaged ({exc})") from exc
         return np.stack(out).reshape(-1, *shape).astype(np.int32)
@@ -343,7 +351,8 @@ class LearnedCodec:
         def build(delta: float) -> bytes:
             head.delta = float(np.float32(delta))
             tokens = np.rint(y / head.delta).astype(np.int32)
-            body = head.to_bytes() + self._code(tokens, head.delta)
+            head_bytes = head.to_bytes()
+            body = head_bytes + self._code(tokens, head.delta, head_bytes)
             return body + struct.pack("<I", zlib.crc32(body))
 
         if quality is not None:
@@ -387,7 +396,7 @@ class LearnedCodec:
         """uint16 (C, H, W) reflectance x 10000 (no offset; nodata pixels 0)."""
         head, pos = self.read_header(blob, source)
         lat = (-(-head.height // 16), -(-head.width // 16))
-        tokens = self._uncode(blob[pos:-4], lat, head.delta, source)
+        tokens = self._uncode(blob[pos:-4], lat, head.delta, source, blob[:pos])
         z = self._synthesise(tokens, head.delta, head.height, head.width)
         x = z * np.float32(head.scale) + head.means[:, None, None].astype(np.float32)
         out = np.clip(np.rint(x), 1, 65535).astype(np.uint16)
@@ -442,7 +451,13 @@ class LearnedCodec:
         """The integer tokens (M, H/16, W/16) of a file: FSQ-style codebook indices per channel."""
         head, pos = self.read_header(blob, source)
         lat = (-(-head.height // 16), -(-head.width // 16))
-        return self._uncode(blob[pos:-4], lat, head.delta, source)
+        return self._uncode(blob[pos:-4], lat, head.delta, source, blob[:pos])
+
+
+def _digest(head: bytes) -> np.ndarray:
+    """Two bytes of the header's CRC32 as symbols (0..255) for the coded stream."""
+    crc = zlib.crc32(head)
+    return np.array([crc & 0xFF, (crc >> 8) & 0xFF], dtype=np.int32)
 
 
 def _blocks(lh: int, lw: int):
