@@ -50,6 +50,7 @@ def test_encode_info_decode_roundtrip(data_root, models, tmp_path, capsys) -> No
     src = data_root / "imagery/hydro/patch_1000.tif"
     tok = tmp_path / "p.eotok"
     assert _run(["imagery", "encode", str(src), str(tok), "--codec", "vq", "--model", str(models[0])]) == 0
+    capsys.readouterr()  # the encode summary line
     assert _run(["imagery", "info", str(tok), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["verified"] is True and report["height"] == 256
