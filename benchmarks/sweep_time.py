@@ -1,6 +1,7 @@
 """Wall time and peak memory of the evaluation sweep, with a line per stage (fit, encode, decode, evaluate).
 
-Cases: the default grid on the two real Presto sets, and a generated 50k x 1024 set (timing only:
+Cases: the default grid on the real sets (Presto 128-d x2 and EfficientNet 1280-d; ``--only-1280`` for
+the 1280-d set alone), and a generated 50k x 1024 set (timing only:
 generated vectors are never used for accuracy). Each case runs in its own process so its peak RSS
 is its own. The peer in the same run is the float32 baseline: stage times are also printed as a
 multiple of one float32 evaluation on the same data.
@@ -33,10 +34,13 @@ def run_case(kind: str, n: int, dim: int, linear_cv: str) -> dict:
     from eocompress.embeddings.evaluation.sweep import default_grid, run_sweep
 
     t0 = time.perf_counter()
-    if kind == "real":
-        from eocompress.data import ALGAE, LULC, data_path
+    if kind in ("real", "real1280"):
+        from eocompress.data import data_path
+        from eocompress.embeddings.evaluation.datasets import DEFAULT_DATASETS, EFFNET_LULC
 
-        datasets = [load_dataset(data_path(LULC)), load_dataset(data_path(ALGAE))]
+        # "real": the default sweep (Presto 128-d x2 and EfficientNet 1280-d); "real1280": the 1280-d set alone
+        paths = DEFAULT_DATASETS if kind == "real" else (EFFNET_LULC,)
+        datasets = [load_dataset(data_path(p)) for p in paths]
         specs = default_grid()
     else:
         rng = np.random.default_rng(0)
@@ -50,11 +54,12 @@ def run_case(kind: str, n: int, dim: int, linear_cv: str) -> dict:
         rows = run_sweep(datasets, tmp, specs=specs, linear_cv=linear_cv, strict=False)
         sweep_s = time.perf_counter() - t1
     stages = {s: sum(float(r[f"{s}_s"]) for r in rows) for s in ("fit", "encode", "decode", "eval")}
+    cpu_s = sum(float(r.get("cpu_s") or 0) for r in rows)
     base_eval = [float(r["eval_s"]) for r in rows if r["spec"] == "float32"]
     slow = sorted(rows, key=lambda r: -(float(r["fit_s"]) + float(r["eval_s"])))[:3]
     return {
-        "case": kind if kind == "real" else f"generated {n}x{dim}",
-        "rows": len(rows), "load_s": load_s, "sweep_s": sweep_s, "stages": stages,
+        "case": kind if kind.startswith("real") else f"generated {n}x{dim}",
+        "rows": len(rows), "load_s": load_s, "sweep_s": sweep_s, "stages": stages, "rows_cpu_s": cpu_s,
         "baseline_eval_s": sum(base_eval) / max(len(base_eval), 1),
         "slowest": [(r["dataset"], r["spec"], float(r["fit_s"]), float(r["eval_s"])) for r in slow],
         "linear_cv": linear_cv,
@@ -68,7 +73,7 @@ def print_case(res: dict) -> None:
     base = res["baseline_eval_s"]
     print(f"\n## {res['case']}: {res['rows']} rows (linear probe: {res['linear_cv']}), "
           f"sweep {total:.1f} s wall (+{res['load_s']:.1f} s load), "
-          f"peak RSS {res['peak_rss_mb']:.0f} MB")
+          f"peak RSS {res['peak_rss_mb']:.0f} MB, {res.get('rows_cpu_s', 0):.0f} CPU s in the rows")
     print(f"{'stage':<10}{'seconds':>10}{'share':>8}{'x float32 eval':>16}")
     other = total - sum(res["stages"].values())
     for name, sec in [*res["stages"].items(), ("baseline+io", other)]:
@@ -83,6 +88,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=1024, help="dimension of the generated set")
     ap.add_argument("--synthetic-only", action="store_true", help="skip the real sets")
     ap.add_argument("--real-only", action="store_true", help="skip the generated set")
+    ap.add_argument("--only-1280", action="store_true", help="only the default grid on the real 1280-d set")
     ap.add_argument("--linear-cv", default="baseline",
                     help="linear probe C for the real sets: baseline | per-codec | off")
     ap.add_argument("--synthetic-linear-cv", default="off",
@@ -93,9 +99,11 @@ def main() -> None:
         print(json.dumps(run_case(args.case, args.n, args.dim, args.linear_cv)))
         return
     cases = ([] if args.synthetic_only else ["real"]) + ([] if args.real_only else ["generated"])
+    if args.only_1280:
+        cases = ["real1280"]
     print(f"sweep timing on this machine ({len(cases)} case(s)); each case in its own process")
     for case in cases:
-        lcv = args.linear_cv if case == "real" else args.synthetic_linear_cv
+        lcv = args.linear_cv if case.startswith("real") else args.synthetic_linear_cv
         cmd = [sys.executable, __file__, "--case", case, "--n", str(args.n), "--dim", str(args.dim),
                "--linear-cv", lcv]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=Path(__file__).parent.parent)

@@ -3,20 +3,17 @@
 - ``tc{B}``: transform coding, PCA + variance-driven bit allocation + Lloyd-Max quantizers.
 - ``itq{d}``: PCA + ITQ rotation, for ``binary``; ``rot``: random orthogonal rotation, for int4/int2.
 - ``rq{M}``: residual vector quantization (faiss).
-- ``vtc{B}``: one byte of k-means + ``tc{B-1}`` on the residual.
 - ``unit``: rows scaled to unit length before coding, for cosine search (``unit,tc16``).
 """
 
 from __future__ import annotations
 
-from eocompress.embeddings.codecs.coarse_tc import CoarseTransformCodingQuantizer
 from eocompress.embeddings.codecs.itq import ITQRotation, RandomRotation
 from eocompress.embeddings.codecs.normalize import UnitNorm
 from eocompress.embeddings.codecs.residual import ResidualQuantizer
 from eocompress.embeddings.codecs.transform_coding import TransformCodingQuantizer
 
 __all__ = [
-    "CoarseTransformCodingQuantizer",
     "ITQRotation",
     "RandomRotation",
     "ResidualQuantizer",
