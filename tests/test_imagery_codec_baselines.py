@@ -68,3 +68,30 @@ def test_lossless_sizes_and_bad_input(patch) -> None:
     assert 0 < zstd < data.nbytes and 0 < deflate < data.nbytes
     with pytest.raises(EOCompressError, match="uint16"):
         jpeg2000_at_budget(data.astype(np.float32), 1000)
+
+
+def test_rate_controlled_jpeg2000_and_klt_fit_the_budget(patch) -> None:
+    """Both anchors of the benchmark stay within the byte budget; the spectral KLT wins at 1/450."""
+    from eocompress.imagery.evaluation.baselines import jpeg2000_rate, klt_jpeg2000_at_budget, klt_side_bytes
+    from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
+
+    data = patch.data
+    budget = data.nbytes // 450
+    plain = jpeg2000_rate(data, budget)
+    klt = klt_jpeg2000_at_budget(data, budget, patch.valid)
+    assert plain is not None and klt is not None
+    assert 0.9 * budget <= plain.nbytes <= budget and klt.nbytes <= budget
+    assert klt.nbytes > klt_side_bytes(12, int(klt.setting))  # side information is counted in the size
+    p_plain, s_plain = dn_psnr_sam(data, plain.recon, patch.offset, patch.valid)
+    p_klt, s_klt = dn_psnr_sam(data, klt.recon, patch.offset, patch.valid)
+    assert p_klt > p_plain + 1.0 and s_klt < s_plain  # a linear spectral transform pays off at 1/450
+
+
+def test_klt_roundtrip_with_every_component_is_near_lossless(patch) -> None:
+    from eocompress.imagery.evaluation.baselines import klt_forward, klt_inverse
+
+    planes, klt = klt_forward(patch.data, 12, patch.valid)
+    assert planes.dtype == np.uint16 and planes.shape == (12, 120, 120) and klt.side_bytes == 1 + 4 + 24 + 288 + 48
+    back = klt_inverse(planes, klt)
+    err = np.abs(back.astype(np.int64) - patch.data.astype(np.int64))
+    assert err.mean() < 2.0  # float16 basis and integer planes: a few DN at most
