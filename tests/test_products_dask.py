@@ -84,21 +84,23 @@ def test_cli_compress_info_verify_search_decompress(data_root: Path, tmp_path: P
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["codec"] == "binary" and info["bytes_per_vector"] == 16 and info["crs"] == "EPSG:32633"
-    assert info["checksums"] == "ok (4 chunks)" and info["rescore_codec"] == "int8"
+    assert info["checksums"] == "ok (metadata and 4 chunks)" and info["rescore_codec"] == "int8"
     r = _cli("search", str(out), "--pixel", "50", "60", "--k", "5", "--rescore", "int8", "--json")
     assert r.returncode == 0, r.stderr
     hits = json.loads(r.stdout)
     assert len(hits) == 5 and (hits[0]["row"], hits[0]["col"]) == (50, 60)
     assert all(h["lat"] is not None for h in hits)
-    r = _cli("decompress", str(out), str(tmp_path / "back.tif"), "--workers", "1")
+    r = _cli("decompress", str(out), "-o", str(tmp_path / "back.tif"), "--workers", "1")
     assert r.returncode == 0, r.stderr
     with rasterio.open(tmp_path / "back.tif") as b, rasterio.open(src) as a:
         assert (b.crs, b.transform, b.shape, b.count) == (a.crs, a.transform, a.shape, a.count)
     # errors: one line, exit code 1
     r = _cli("compress", str(src), str(out), "--codec", "int8")
     assert r.returncode == 1 and "--overwrite" in r.stderr and "Traceback" not in r.stderr
-    (out / "codes" / "c" / "1" / "1" / "0").write_bytes(b"garbage")
+    (out / "codes" / "c" / "0" / "1" / "1").write_bytes(b"garbage")
     r = _cli("verify", str(out))
     assert r.returncode == 1 and "chunk (1, 1)" in r.stderr
+    r = _cli("verify", str(out), "--json")
+    assert r.returncode == 1 and json.loads(r.stdout)["ok"] is False
     r = _cli("search", str(tmp_path / "nope.zarr"), "--pixel", "0", "0")
     assert r.returncode == 1 and "does not exist" in r.stderr
