@@ -1,20 +1,23 @@
 """Encode/decode throughput and peak memory of eocompress codecs against faiss SQ8 and numpy packbits.
 
 Generated vectors (throughput does not depend on the values; never use these for accuracy).
-Prints MB/s of float32 input and the ratio to the peer measured in the same run:
-  - ``int8`` vs faiss ``ScalarQuantizer(QT_8bit)`` (same per-dimension min/max idea, C++/OpenMP);
-  - ``binary`` vs ``np.packbits(X > 0, axis=1)`` (the sentence-transformers recipe).
+Prints MB/s of float32 (encode: in, decode: out) and ratios measured in the same run:
+  - encode and decode of ``int8`` vs faiss ``ScalarQuantizer(QT_8bit)`` (same per-dimension min/max idea,
+    C++/OpenMP); encode of ``binary`` vs ``np.packbits(X > 0, axis=1)`` (the sentence-transformers recipe);
+  - decode of ``int4``, ``binary`` and ``pca64,int8`` vs ``int8`` (bytes out per second, target >= 0.5).
 
-    python benchmarks/codec_throughput.py [--n 200000] [--dim 1024] [--repeats 3]
+    python benchmarks/codec_throughput.py [--n 200000] [--dim 1024] [--repeats 3] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -50,17 +53,13 @@ class PeakRSS:
         return (self.peak - self.start) / 1e6
 
 
-def measure(fn: Callable[[], object], repeats: int) -> tuple[float, float, object]:
-    """(best seconds, peak extra MB, last result) over ``repeats`` runs."""
-    best, peak, result = float("inf"), 0.0, None
-    for _ in range(repeats):
-        result = None
-        with PeakRSS() as mem:
-            t0 = time.perf_counter()
-            result = fn()
-            best = min(best, time.perf_counter() - t0)
-        peak = max(peak, mem.extra_mb)
-    return best, peak, result
+def measure(fn: Callable[[], object]) -> tuple[float, float, object]:
+    """(seconds, peak extra MB, result) of one run."""
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - t0
+    return seconds, mem.extra_mb, result
 
 
 def main() -> None:
@@ -69,49 +68,75 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fit-n", type=int, default=20_000, help="training vectors for fitting (not timed)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows and ratios as JSON")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((args.n, args.dim), dtype=np.float32)
     X_fit = X[: args.fit_n]
     mb = X.nbytes / 1e6
-    print(f"{args.n} x {args.dim} float32 = {mb:.0f} MB, {os.cpu_count()} cores, best of {args.repeats}")
-
-    rows = []
-
-    def add(name: str, enc: Callable[[], np.ndarray], dec: Callable[[np.ndarray], object] | None) -> float:
-        t_enc, m_enc, codes = measure(enc, args.repeats)
-        if dec is not None:
-            t_dec, m_dec, _ = measure(lambda: dec(codes), args.repeats)
-        else:
-            t_dec, m_dec = float("nan"), float("nan")
-        rows.append((name, codes.shape[1], mb / t_enc, m_enc, mb / t_dec, m_dec))
-        return t_enc
+    print(f"{args.n} x {args.dim} float32 = {mb:.0f} MB, {os.cpu_count()} cores, best of {args.repeats} "
+          "(runs interleaved, so every codec sees the same machine load)")
 
     sq = faiss.ScalarQuantizer(args.dim, faiss.ScalarQuantizer.QT_8bit)
     sq.train(X_fit)
-    t_sq8 = add("faiss SQ8 (QT_8bit)", lambda: sq.compute_codes(X), sq.decode)
-    t_packbits = add("np.packbits(X > 0)", lambda: np.packbits(X > 0, axis=1),
-                     lambda c: np.unpackbits(c, axis=1, count=args.dim).astype(np.float32))
-    ours = {}
+    cases: dict[str, tuple[Callable[[], np.ndarray], Callable[[np.ndarray], object] | None]] = {
+        "faiss SQ8 (QT_8bit)": (lambda: sq.compute_codes(X), sq.decode),
+        "np.packbits(X > 0)": (lambda: np.packbits(X > 0, axis=1),
+                               lambda c: np.unpackbits(c, axis=1, count=args.dim).astype(np.float32)),
+    }
     for spec in ["int8", "int4", "binary", "pca64,int8", "pq16"]:
-        codec = Codec.from_spec(spec).fit(X_fit)
-        ours[spec] = add(f"eocompress {spec}", lambda codec=codec: codec.encode(X), codec.decode)
-    for spec in ["int8", "binary"]:  # without the NaN/Inf pass, as packbits and faiss do it
-        codec = Codec.from_spec(spec).fit(X_fit)
-        ours[spec + "-nocheck"] = add(f"eocompress {spec} (unchecked)",
-                                      lambda codec=codec: codec.encode(X, check_finite=False), None)
+        codec = Codec(spec).fit(X_fit)
+        cases[f"eocompress {spec}"] = (lambda codec=codec: codec.encode(X), codec.decode)
+    for spec in ["int8", "binary"]:  # without the range check, as packbits and faiss do it
+        codec = Codec(spec).fit(X_fit)
+        cases[f"eocompress {spec} (unchecked)"] = (lambda codec=codec: codec.encode(X, check_finite=False), None)
 
-    print(f"\n{'codec':24s} {'B/vec':>6s} {'encode MB/s':>12s} {'enc peak MB':>12s} {'decode MB/s':>12s} "
-          f"{'dec peak MB':>12s}")
-    for name, bpv, enc, m_enc, dec, m_dec in rows:
-        print(f"{name:24s} {bpv:6d} {enc:12.0f} {m_enc:12.0f} {dec:12.0f} {m_dec:12.0f}")
-    print("\nratios (encode speed, higher is better for eocompress; target >= 1.0):")
-    print(f"  eocompress int8   / faiss SQ8        = {t_sq8 / ours['int8']:.2f}"
-          f"   (check_finite=False: {t_sq8 / ours['int8-nocheck']:.2f})")
-    print(f"  eocompress binary / np.packbits(X>0) = {t_packbits / ours['binary']:.2f}"
-          f"   (check_finite=False: {t_packbits / ours['binary-nocheck']:.2f})")
-    print("eocompress checks every value for NaN/Inf by default; faiss and packbits do not.")
+    enc_t = {name: float("inf") for name in cases}
+    dec_t = {name: float("inf") for name in cases}
+    enc_m = {name: 0.0 for name in cases}
+    dec_m = {name: 0.0 for name in cases}
+    width = {}
+    for _ in range(args.repeats):
+        for name, (enc, dec) in cases.items():
+            t, m, codes = measure(enc)
+            enc_t[name], enc_m[name], width[name] = min(enc_t[name], t), max(enc_m[name], m), codes.shape[1]
+            if dec is not None:
+                t, m, _ = measure(lambda dec=dec, codes=codes: dec(codes))
+                dec_t[name], dec_m[name] = min(dec_t[name], t), max(dec_m[name], m)
+            del codes
+
+    rows = [{"codec": name, "bytes_per_vector": width[name], "encode_MBps": round(mb / enc_t[name]),
+             "encode_peak_MB": round(enc_m[name]), "decode_MBps": round(mb / dec_t[name]) if cases[name][1] else None,
+             "decode_peak_MB": round(dec_m[name]) if cases[name][1] else None} for name in cases]
+    print("\n| codec | B/vec | encode MB/s | enc peak MB | decode MB/s (float32 out) | dec peak MB |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        dec = "" if r["decode_MBps"] is None else r["decode_MBps"]
+        dpk = "" if r["decode_peak_MB"] is None else r["decode_peak_MB"]
+        cells = [r["codec"], r["bytes_per_vector"], r["encode_MBps"], r["encode_peak_MB"], dec, dpk]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+
+    def ratio(a: str, b: str, times: dict[str, float]) -> float:
+        return round(times[b] / times[a], 2)
+
+    ours = "eocompress "
+    ratios = {
+        "encode int8 / faiss SQ8 (target >= 1)": ratio(ours + "int8", "faiss SQ8 (QT_8bit)", enc_t),
+        "encode int8 unchecked / faiss SQ8": ratio(ours + "int8 (unchecked)", "faiss SQ8 (QT_8bit)", enc_t),
+        "encode binary / np.packbits (target >= 1)": ratio(ours + "binary", "np.packbits(X > 0)", enc_t),
+        "encode binary unchecked / np.packbits": ratio(ours + "binary (unchecked)", "np.packbits(X > 0)", enc_t),
+        "decode int8 / faiss SQ8 (target >= 1)": ratio(ours + "int8", "faiss SQ8 (QT_8bit)", dec_t),
+        "decode int4 / int8 (target >= 0.5)": ratio(ours + "int4", ours + "int8", dec_t),
+        "decode binary / int8 (target >= 0.5)": ratio(ours + "binary", ours + "int8", dec_t),
+        "decode pca64,int8 / int8 (target >= 0.5)": ratio(ours + "pca64,int8", ours + "int8", dec_t),
+    }
+    print("\nratios of speed in this run (decode rates are float32 bytes out per second):")
+    for name, value in ratios.items():
+        print(f"  {name:45s} {value:.2f}")
+    print("eocompress checks every value for NaN/Inf/overflow by default; faiss and packbits do not.")
+    if args.json:
+        args.json.write_text(json.dumps({"n": args.n, "dim": args.dim, "rows": rows, "ratios": ratios}, indent=1))
 
 
 if __name__ == "__main__":

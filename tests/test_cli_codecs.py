@@ -73,3 +73,43 @@ def test_bad_input_is_one_line_and_leaves_no_output(tmp_path, capsys) -> None:
     assert run(["encode", str(src), "--codec", "int8", "--out", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
     assert out.read_bytes() == b"keep me"
+
+
+def test_save_codec_and_out_never_overwrite_without_flag(tmp_path, capsys) -> None:
+    src = tmp_path / "v.npy"
+    np.save(src, np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32))
+    saved = tmp_path / "codec.json"
+    saved.write_text("keep")
+    (tmp_path / "codec.npz").write_bytes(b"keep")
+    out = tmp_path / "codes.npz"
+    assert run(["encode", str(src), "--codec", "int8", "-o", str(out), "--save-codec", str(saved)]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert saved.read_text() == "keep" and (tmp_path / "codec.npz").read_bytes() == b"keep" and not out.exists()
+    assert run(["encode", str(src), str(out), "--codec", "int8", "--save-codec", str(saved), "--overwrite"]) == 0
+    assert saved.read_text() != "keep"
+    # positional OUT and -o agree or are refused
+    assert run(["decode", str(out), str(tmp_path / "a.npy"), "-o", str(tmp_path / "b.npy")]) == 1
+    assert run(["decode", str(out), str(tmp_path / "a.npy")]) == 0 and (tmp_path / "a.npy").exists()
+    assert run(["decode", str(out), "-o", str(tmp_path)]) == 1
+    assert "folder" in capsys.readouterr().err and any(tmp_path.iterdir())
+
+
+def test_codecs_json(capsys) -> None:
+    import json
+
+    assert run(["codecs", "--json"]) == 0
+    forms = {row["form"] for row in json.loads(capsys.readouterr().out)}
+    assert {"int8", "pq{M}", "pca{d}"} <= forms
+
+
+def test_flipped_byte_in_codes_file_is_one_line(tmp_path, capsys) -> None:
+    src = tmp_path / "v.npy"
+    np.save(src, np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32))
+    out = tmp_path / "codes.npz"
+    assert run(["encode", str(src), "--codec", "int8", "-o", str(out)]) == 0
+    blob = bytearray(out.read_bytes())
+    blob[len(blob) // 3] ^= 0xFF
+    out.write_bytes(bytes(blob))
+    assert run(["decode", str(out), "-o", str(tmp_path / "d.npy")]) == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err and "BadZipFile" not in err.split(":")[0]

@@ -15,6 +15,10 @@ import numpy as np
 from eocompress.embeddings.codecs.validation import product_safe_limit
 from eocompress.errors import NotFittedError
 
+#: Rows a sampled fit uses (see Stage.fit_sample): PCA/SVD components and k-means codebooks of
+#: embeddings are stable well below this; data sets up to this size are fitted on every row.
+FIT_SAMPLE = 25_000
+
 State = tuple[dict[str, Any], dict[str, np.ndarray]]
 
 
@@ -27,6 +31,9 @@ class Stage(ABC):
     array_attrs: ClassVar[tuple[str, ...]] = ()
     #: Names of plain (JSON-able) attributes fitted from data.
     param_attrs: ClassVar[tuple[str, ...]] = ()
+    #: Fit on at most this many (seeded, random) training rows; None fits on all. Costly fits
+    #: (PCA, SVD, ITQ, OPQ, PQ and RQ k-means) are sampled so a 100k x 1280 training set fits in seconds.
+    fit_sample: ClassVar[int | None] = None
 
     def __init__(self) -> None:
         self.input_dim: int | None = None

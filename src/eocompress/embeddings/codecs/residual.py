@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eocompress.embeddings.codecs.base import Quantizer
+from eocompress.embeddings.codecs.base import FIT_SAMPLE, Quantizer
 from eocompress.embeddings.codecs.registry import register
 from eocompress.errors import SpecError
 
@@ -24,6 +24,8 @@ _BEAM = 4
 )
 class ResidualQuantizer(Quantizer):
     """faiss ResidualQuantizer with M 8-bit stages; codebooks are the only fitted array."""
+
+    fit_sample = FIT_SAMPLE
 
     kind = "rq"
     bits = None
@@ -68,6 +70,9 @@ class ResidualQuantizer(Quantizer):
         self.input_dim = Z.shape[1]
         self._rq = rq
         return self
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"mean_": (self.input_dim,), "codebooks_": (self.m * 2**_NBITS, self.input_dim)}
 
     def _after_set_state(self) -> None:
         import faiss

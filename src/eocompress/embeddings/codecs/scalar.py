@@ -12,6 +12,7 @@ import numpy as np
 from eocompress.embeddings.codecs import bitpack
 from eocompress.embeddings.codecs.base import Quantizer
 from eocompress.embeddings.codecs.registry import register
+from eocompress.embeddings.codecs.validation import FLOAT32_MAX
 from eocompress.errors import InputError
 
 
@@ -28,6 +29,12 @@ class Float32(Quantizer):
 
     def code_size(self, dim: int) -> int:
         return 4 * dim
+
+    def max_abs(self, dim: int) -> float:
+        return FLOAT32_MAX
+
+    def limit_reason(self, dim: int) -> str:
+        return "float32's range"
 
     def fit(self, Z: np.ndarray) -> Float32:
         self.input_dim = Z.shape[1]
@@ -56,6 +63,12 @@ class Float16(Float32):
 
     def code_size(self, dim: int) -> int:
         return 2 * dim
+
+    def max_abs(self, dim: int) -> float:
+        return float(np.finfo(np.float16).max)
+
+    def limit_reason(self, dim: int) -> str:
+        return "float16's range; scale the vectors or use int8"
 
     def encode(self, Z: np.ndarray) -> np.ndarray:
         big = np.abs(Z) > np.finfo(np.float16).max
@@ -104,6 +117,15 @@ class LinearQuantizer(Quantizer):
     def min_train_vectors(self, dim: int) -> int:
         return 2
 
+    def max_abs(self, dim: int) -> float:
+        return FLOAT32_MAX / 4
+
+    def limit_reason(self, dim: int) -> str:
+        return "a per-dimension range this wide overflows float32"
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"min_": (self.input_dim,), "step_": (self.input_dim,)}
+
     def fit(self, Z: np.ndarray) -> LinearQuantizer:
         lo = Z.min(axis=0)
         hi = Z.max(axis=0)
@@ -116,6 +138,8 @@ class LinearQuantizer(Quantizer):
         return self
 
     def _after_set_state(self) -> None:
+        if not (self.step_ > 0).all():
+            raise ValueError(f"{self.token}: every step must be positive")
         self._inv_step = (1.0 / self.step_).astype(np.float32)
         # (x - min) / step + 0.5 as one multiply-add; truncating it rounds to nearest (ties up).
         self._offset = (0.5 - self.min_ * self._inv_step).astype(np.float32)
@@ -162,6 +186,12 @@ class AefInt8(Quantizer):
 
     def code_size(self, dim: int) -> int:
         return dim
+
+    def max_abs(self, dim: int) -> float:
+        return FLOAT32_MAX
+
+    def limit_reason(self, dim: int) -> str:
+        return "float32's range"
 
     def fit(self, Z: np.ndarray) -> AefInt8:
         self.input_dim = Z.shape[1]
