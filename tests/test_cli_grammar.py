@@ -22,13 +22,14 @@ from eocompress.cli import app
 #: Commands that write a file, a folder or a model: each must accept ``-o`` and ``--out``.
 WRITERS = {
     "encode", "decode", "demo", "sweep", "recommend", "compress", "decompress",
-    "imagery encode", "imagery decode", "imagery evaluate", "tokenizer train",
+    "imagery encode", "imagery decode", "imagery evaluate", "tokenizer train", "tokenizer train-codec", "index",
 }
 #: Writers that can meet an existing output: each must have ``--overwrite``, off by default.
 REPLACERS = {"encode", "decode", "demo", "compress", "decompress", "imagery encode", "imagery decode",
-             "tokenizer train"}
+             "imagery evaluate", "tokenizer train", "tokenizer train-codec", "index"}
 #: Commands that report: each must have ``--json``.
-REPORTERS = {"codecs", "storage", "recommend", "info", "verify", "search", "imagery info", "tokenizer info"}
+REPORTERS = {"codecs", "storage", "recommend", "info", "verify", "search", "index", "data", "imagery info",
+             "tokenizer info"}
 #: Commands that run on Dask: each must have ``--workers`` and ``--scheduler``.
 DASK = {"compress", "decompress", "imagery encode"}
 
