@@ -51,13 +51,14 @@ def test_refit_starts_fresh(X) -> None:
     np.testing.assert_array_equal(codec.encode(X), Codec("int8").fit(X).encode(X))
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_pipeline_on_real_presto(lulc) -> None:
     """A Pipeline of scaler -> int8 codec -> logistic regression: int8 costs under 1 point of accuracy."""
-    X, y = lulc["X"], lulc["y"]
+    X, y = lulc["X"][::2], lulc["y"][::2]  # 5,050 real vectors keep the test fast
     train = np.arange(len(X)) % 5 != 0
-    plain = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=300))])
+    plain = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=200))])
     coded = Pipeline([("scale", StandardScaler()), ("codec", Codec("int8")),
-                      ("clf", LogisticRegression(max_iter=300))])
+                      ("clf", LogisticRegression(max_iter=200))])
     acc_plain = plain.fit(X[train], y[train]).score(X[~train], y[~train])
     acc_coded = coded.fit(X[train], y[train]).score(X[~train], y[~train])
     assert acc_plain > 0.5 and abs(acc_plain - acc_coded) < 0.01
