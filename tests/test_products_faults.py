@@ -97,6 +97,16 @@ def test_full_disk_compress_and_decompress_fail_in_one_line_keeping_the_old_file
     assert old.read_bytes() == b"the previous good file" and _leftovers(tiny_disk) == []
 
 
+def test_full_disk_zarr_compress_is_one_line_and_resume_only_for_zarr(
+    lulc_tif: Path, tiny_disk: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(EOCompressError, match=r"no space left on the device.*--resume") as info:
+        compress(lulc_tif, tiny_disk / "p.zarr", "int8", chunk=32, fit_sample=2000, stac=False)
+    assert "\n" not in str(info.value) and not (tiny_disk / "p.zarr").exists()
+    with pytest.raises(InputError, match="--resume continues Zarr products only"):
+        compress(lulc_tif, tmp_path / "p.tif", "int8", resume=True)
+
+
 def test_enospc_inside_gdal_copy_is_one_line_and_keeps_the_old_file(
     field: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

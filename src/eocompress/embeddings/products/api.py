@@ -129,6 +129,8 @@ def compress(
     kind = product_kind(out)
     if kind == "parquet":
         raise InputError(f"{out}: Parquet products are for chip tables; give a .parquet input or write .zarr/.tif")
+    if resume and kind != "zarr":
+        raise InputError(f"--resume continues Zarr products only; {out} is a {kind} product - drop --resume")
     check_output_path(out, overwrite=overwrite)
     fld = open_field(src, kind=input_kind, **(field_kwargs or {}))
     check_chunk_memory(chunk, fld.info.dim)

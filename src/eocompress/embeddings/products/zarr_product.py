@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from eocompress._atomic import check_output_path, replace_path
+from eocompress._atomic import check_output_path, os_error_message, replace_path
 from eocompress.embeddings.products import conventions as conv
 from eocompress.embeddings.products.checksums import ChecksumError, chunk_sha256
 from eocompress.embeddings.products.decode_params import codec_from_parts, codec_parts, describe_arrays
@@ -324,22 +324,32 @@ def compress_to_zarr(
             "eocompress:crc32c": bool(crc32c),
             **(extra_attrs or {}),
         }
-        group = _create_store(store, info, codec, rescore_codec, chunk, attrs)
+        try:
+            group = _create_store(store, info, codec, rescore_codec, chunk, attrs)
+        except OSError as exc:
+            shutil.rmtree(part, ignore_errors=True)
+            raise EOCompressError(os_error_message(exc, out)) from exc
     windows = list(iter_windows(info.height, info.width, chunk))
     codec_arg = share(client, codec.to_json())
     rescore_arg = share(client, rescore_codec.to_json()) if rescore_codec is not None else None
     n_valid = 0
-    for _, (_, nv, _) in map_chunks(
-        _encode_chunk, windows, fld, codec_arg, rescore_arg, str(store), resume, client=client, progress=progress
-    ):
-        n_valid += nv
-    group = _open_group(store, mode="r+")
-    group.attrs.update({"eocompress:complete": True, "eocompress:n_valid": n_valid})
-    group.attrs.update({DIGEST_KEY: metadata_digest(store)})
-    with warnings.catch_warnings():  # "consolidated metadata is not part of the v3 spec": we want it for readers
-        warnings.simplefilter("ignore")
-        zarr.consolidate_metadata(str(store))
-    replace_path(store, out)
+    try:
+        for _, (_, nv, _) in map_chunks(
+            _encode_chunk, windows, fld, codec_arg, rescore_arg, str(store), resume, client=client, progress=progress
+        ):
+            n_valid += nv
+        group = _open_group(store, mode="r+")
+        group.attrs.update({"eocompress:complete": True, "eocompress:n_valid": n_valid})
+        group.attrs.update({DIGEST_KEY: metadata_digest(store)})
+        with warnings.catch_warnings():  # "consolidated metadata is not part of the v3 spec": we want it for readers
+            warnings.simplefilter("ignore")
+            zarr.consolidate_metadata(str(store))
+        replace_path(store, out)
+    except OSError as exc:  # a full disk while writing chunks: one line; the partial store stays for --resume
+        raise EOCompressError(
+            f"{os_error_message(exc, out)}; the chunks written so far are kept in {part} - free space and rerun "
+            "with --resume, or delete it"
+        ) from exc
     shutil.rmtree(part, ignore_errors=True)
     return out
 
