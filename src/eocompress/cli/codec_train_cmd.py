@@ -28,6 +28,9 @@ def train_codec(
     latent: int = typer.Option(96, "--latent", help="Latent channels (tokens per position)."),
     channels: str = typer.Option("32,48,64", "--channels", help="Channels of the three stride-2 stages."),
     seed: int = typer.Option(0, "--seed", help="Seed of the crops and the initialisation."),
+    init_from: Path | None = typer.Option(
+        None, "--init-from", help="Start from this model folder's weights (same architecture), fresh schedule."
+    ),
 ) -> None:
     """Train the learned imagery codec; exports config.json + model.safetensors into OUT as it goes."""
     from eocompress.imagery import places
@@ -54,6 +57,8 @@ def train_codec(
         raise InputError(f"{out} exists and is not empty; pass --resume to continue it or --overwrite to replace it")
     if resume and not (out / "checkpoints" / "last.ckpt").is_file():
         raise InputError(f"{out} has no checkpoints/last.ckpt to resume; drop --resume to start fresh")
+    if init_from is not None and not (init_from / "model.safetensors").is_file():
+        raise InputError(f"--init-from {init_from} is not a model folder (no model.safetensors)")
     paths = [p for d in data for p in (find_scenes(d) if d.is_dir() else [d])] if data else places.training_scenes()
     cache = out / "train_cache.npz"
     if not cache.is_file():
@@ -61,5 +66,5 @@ def train_codec(
         build_cache(paths, cache, min_size=crop, log=log)
     cfg = FPConfig(channels=chans, latent=latent, crop=crop, batch_size=batch_size, steps=steps, lr=lr, seed=seed)
     cfg.data = {"scenes": len(paths)}
-    train(cache, out, cfg, resume=resume, progress=show_progress())
+    train(cache, out, cfg, resume=resume, progress=show_progress(), init_from=init_from)
     console.print(f"wrote {out}/config.json and model.safetensors")
