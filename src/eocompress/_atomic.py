@@ -21,13 +21,18 @@ from eocompress.errors import EOCompressError
 
 
 def is_our_directory(path: str | os.PathLike) -> bool:
-    """True for a directory eocompress created: a Zarr store whose root has an ``eocompress:format`` tag."""
-    meta = Path(path) / "zarr.json"
-    try:
-        attrs = json.loads(meta.read_text()).get("attributes", {})
-    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
-        return False
-    return isinstance(attrs, dict) and str(attrs.get("eocompress:format", "")).startswith("eocompress-")
+    """True for a directory eocompress created: a Zarr store whose root has an ``eocompress:format`` tag,
+    or a search index whose ``manifest.json`` names an ``eocompress-`` format."""
+    for name, key in (("zarr.json", "attributes"), ("manifest.json", None)):
+        try:
+            meta = json.loads((Path(path) / name).read_text())
+            attrs = meta.get(key, {}) if key else meta
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+            continue
+        tag = attrs.get("eocompress:format" if key else "format", "") if isinstance(attrs, dict) else ""
+        if str(tag).startswith("eocompress-"):
+            return True
+    return False
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = True) -> Path:
