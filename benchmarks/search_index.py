@@ -90,11 +90,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000_000, help="database vectors")
     ap.add_argument("--nq", type=int, default=1000, help="queries")
     ap.add_argument("--nlist", type=int, default=0, help="IVF lists (default ~ sqrt(n), a power of two)")
-    ap.add_argument("--ours", default="pca32,int8,pca48,int8", help="product codecs to index (pairs joined by ;)")
+    ap.add_argument("--ours", default="int8;pca64,int8;pca32,int8", help="product codecs to index, joined by ;")
     ap.add_argument("--pq", default="16,32,64", help="IVF-PQ code sizes (bytes)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args()
-    ours = [s.strip() for s in args.ours.replace(",int8", ",int8;").split(";") if s.strip()]
+    ours = [s.strip(" ,") for s in args.ours.split(";") if s.strip(" ,")]
     k = 10
     nlist = args.nlist or int(2 ** round(np.log2(np.sqrt(args.n))))
     t0 = time.perf_counter()

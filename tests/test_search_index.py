@@ -117,7 +117,7 @@ def test_overwrite_rule(products: dict[str, Path], tmp_path: Path) -> None:
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
-    with pytest.raises(EOCompressError, match="not an eocompress index|did not create"):
+    with pytest.raises(EOCompressError, match=r"not an eocompress index|did not create"):
         build_index(prod, other, overwrite=True)
     assert (other / "keep.txt").read_text() == "mine"
 
