@@ -84,3 +84,19 @@ def test_range_coding_beats_fixed_length_indices(codec, held_out):
     assert len(blob) - start - 4 < 0.6 * codec.fixed_length_bytes(blob)
     tokens = codec.tokens(blob)  # the integer codebook indices a token model consumes
     assert tokens.shape == (codec.config.latent, 17, 17) and tokens.dtype == np.int32
+
+
+def test_cli_folder_mode_reports_a_bad_scene_and_encodes_the_rest(data_root, tmp_path):
+    import shutil
+
+    src = tmp_path / "scenes"
+    src.mkdir()
+    for name in ("patch_0.tif", "patch_10.tif"):
+        shutil.copy(data_root / "imagery/hydro" / name, src / name)
+    (src / "broken.tif").write_bytes((data_root / "imagery/hydro/patch_100.tif").read_bytes()[:5000])
+    r = CliRunner().invoke(app, ["imagery", "encode", str(src), "-o", str(tmp_path / "out"), "--quality", "4"])
+    assert r.exit_code == 1
+    assert (tmp_path / "out/patch_0.eotok").is_file() and (tmp_path / "out/patch_10.eotok").is_file()
+    assert not (tmp_path / "out/broken.eotok").exists()
+    r = CliRunner().invoke(app, ["imagery", "info", str(tmp_path / "out/patch_0.eotok"), "--json"])
+    assert r.exit_code == 0 and '"verified": true' in r.output

@@ -119,7 +119,7 @@ def encode(
     if codec_kind not in ("learned", "vq"):
         raise InputError(f"--codec must be learned or vq, got {codec_kind!r}")
     if codec_kind == "learned":
-        _encode_learned(src, target, model, device, overwrite, ratio, quality)
+        _encode_learned(src, target, model, device, overwrite, ratio, quality, workers, scheduler)
         return
     if ratio is not None or quality is not None:
         raise InputError("--ratio/--quality need the learned codec; the vq codec has one fixed rate (drop them)")
@@ -151,7 +151,8 @@ def _learned(model: str, device: str) -> Any:
 
 
 def _encode_learned(
-    src: Path, target: Path, model: str, device: str, overwrite: bool, ratio: float | None, quality: int | None
+    src: Path, target: Path, model: str, device: str, overwrite: bool, ratio: float | None, quality: int | None,
+    workers: int = 1, scheduler: str | None = None,
 ) -> None:
     """Learned codec: one scene to one file, or every scene of a folder (bad scenes reported, the rest done)."""
     from eocompress.imagery.readers.scenes import read_scene
@@ -160,29 +161,29 @@ def _encode_learned(
         ratio = 450.0
     codec = _learned(model, device)
     if src.is_dir() and target.suffix != ".eotok":
+        from eocompress.imagery.codec.learned_folder import encode_folder
         from eocompress.imagery.codec.parallel import plan_jobs
 
         if target.exists() and not target.is_dir():
             raise EOCompressError(f"{target} is a file; folder mode writes into a folder: give a folder path with -o")
-        jobs = plan_jobs(src, target)
-        failed = 0
-        with progress("encoding", len(jobs), "scenes") as advance:
-            for job in jobs:
-                try:
-                    if job.target.exists() and not overwrite:
-                        log(f"skipped {job.source}: {job.target} exists (pass --overwrite to replace it)")
-                    else:
-                        with _no_georef_warning():
-                            blob = codec.encode_scene(read_scene(job.source), ratio=ratio, quality=quality)
-                        job.target.parent.mkdir(parents=True, exist_ok=True)
-                        codec.save(blob, job.target, overwrite=overwrite)
-                        console.print(f"{job.source} -> {job.target}: {len(blob):,} B", highlight=False, soft_wrap=True)
-                except EOCompressError as exc:
-                    failed += 1
-                    log(f"failed {job.source}: {exc}")
-                advance(1)
+        if workers < 1:
+            raise InputError(f"--workers must be >= 1, got {workers}")
+        total = len(plan_jobs(src, target))
+
+        def report(o) -> None:
+            if o.status == "failed":
+                log(f"failed {o.source}: {o.error}")
+            elif o.status == "skipped":
+                log(f"skipped {o.source}: {o.target} exists (pass --overwrite to replace it)")
+            else:
+                console.print(f"{o.source} -> {o.target}: {o.nbytes:,} B", highlight=False, soft_wrap=True)
+            advance(1)
+
+        with progress("encoding", total, "scenes") as advance:
+            outcomes = encode_folder(src, target, model, ratio, quality, overwrite, workers, scheduler, report)
+        failed = sum(o.status == "failed" for o in outcomes)
         if failed:
-            log(f"{failed} of {len(jobs)} scenes failed (listed above); the others were written")
+            log(f"{failed} of {len(outcomes)} scenes failed (listed above); the others were written")
             raise typer.Exit(1)
         return
     _refuse_existing(target, overwrite)
@@ -280,18 +281,43 @@ def decode(
     )
 
 
+def _learned_info(src: Path, model: str) -> dict[str, Any]:
+    """Header of a learned-codec file, verified by decoding its tokens with the model that made it."""
+    codec = _learned(model, "cpu")
+    blob = src.read_bytes()
+    head, start = codec.read_header(blob, str(src))
+    tokens = codec.tokens(blob, str(src))  # checks the payload against the header digest
+    raw = head.height * head.width * len(codec.bands) * 2
+    return {
+        "verified": True, "format": "eocompress learned tokens (EOT2)", "bytes": len(blob), "header_bytes": start,
+        "ratio_vs_raw_uint16": round(raw / len(blob), 1), "height": head.height, "width": head.width,
+        "bands": codec.bands, "model_id": head.model_id.hex(), "step": head.delta,
+        "tokens_shape": list(tokens.shape), "crs": f"EPSG:{head.epsg}" if head.epsg else head.wkt,
+        "transform": list(head.transform) if head.transform else None,
+        "nodata_pixels": int((~head.valid).sum()) if head.valid is not None else 0,
+        "band_means_dn": [int(v) for v in head.means], "scale_dn": head.scale,
+    }
+
+
 @imagery_app.command("info")
 def info(
     src: Path = typer.Argument(..., help="Token file (.eotok) to describe and verify."),
+    model: str = MODEL,
     as_json: bool = JSON,
 ) -> None:
-    """Verify a token file's checksum and print its header (the full CRS, never cut)."""
+    """Verify a token file (checksum, and for learned files the whole decode) and print its header."""
     from rich.table import Table
 
+    from eocompress.imagery.codec.learned import is_learned_token_file
     from eocompress.imagery.codec.tokenfile import TokenFile
 
-    tf = TokenFile.load(src)
-    report = {"verified": True, "bytes": src.stat().st_size, **tf.header}
+    if not src.is_file():
+        raise EOCompressError(f"{src} is not a file; give a token file written by `eocompress imagery encode`")
+    if is_learned_token_file(src):
+        report = _learned_info(src, model)
+    else:
+        tf = TokenFile.load(src)
+        report = {"verified": True, "bytes": src.stat().st_size, **tf.header}
     if as_json:
         print_json(report)
         return
