@@ -37,8 +37,8 @@ def real_field() -> np.ndarray:
         return np.moveaxis(src.read().astype(np.float32), 0, -1)
 
 
-def synth(field: np.ndarray, n: int, seed: int, block: int = 1 << 20) -> np.ndarray:
-    """``n`` unit vectors: blends of real pixels and a spatial neighbour, plus 1 % noise (see module doc)."""
+def synth(field: np.ndarray, n: int, seed: int, block: int = 1 << 20, noise: float = 0.01) -> np.ndarray:
+    """``n`` unit vectors: blends of real pixels and a spatial neighbour, plus ``noise`` x std (see module doc)."""
     h, w, d = field.shape
     std = field.reshape(-1, d).std(axis=0)
     rng = np.random.default_rng(seed)
@@ -50,7 +50,7 @@ def synth(field: np.ndarray, n: int, seed: int, block: int = 1 << 20) -> np.ndar
         c2 = np.clip(c + rng.integers(-1, 2, m), 0, w - 1)
         t = rng.random((m, 1), dtype=np.float32)
         x = (1 - t) * field[r, c] + t * field[r2, c2]
-        x += 0.01 * std * rng.standard_normal((m, d), dtype=np.float32)
+        x += noise * std * rng.standard_normal((m, d), dtype=np.float32)
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         out[s : s + m] = x
     return out
@@ -93,14 +93,17 @@ def main() -> None:
     ap.add_argument("--ours", default="int8;pca64,int8;pca32,int8", help="product codecs to index, joined by ;")
     ap.add_argument("--pq", default="16,32,64", help="IVF-PQ code sizes (bytes)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument("--noise", type=float, default=0.01,
+                    help="Gaussian noise (x per-dimension std) added to each blend; 0.01 makes near-duplicates "
+                    "that no 8-bit code can rank, 0.1 separates them")
     args = ap.parse_args()
     ours = [s.strip(" ,") for s in args.ours.split(";") if s.strip(" ,")]
     k = 10
     nlist = args.nlist or int(2 ** round(np.log2(np.sqrt(args.n))))
     t0 = time.perf_counter()
     field = real_field()
-    xb = synth(field, args.n, seed=1)
-    xq = synth(field, args.nq, seed=2)
+    xb = synth(field, args.n, seed=1, noise=args.noise)
+    xq = synth(field, args.nq, seed=2, noise=args.noise)
     train = xb[np.random.default_rng(3).choice(args.n, min(args.n, max(100_000, 64 * nlist)), replace=False)]
     print(
         f"data: {args.n} x {xb.shape[1]} ({time.perf_counter() - t0:.1f} s), nlist={nlist}, "
