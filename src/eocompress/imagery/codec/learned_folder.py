@@ -11,26 +11,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from eocompress.errors import EOCompressError
-
-
-@dataclass
-class FolderOutcome:
-    """What happened to one scene: written, skipped (output exists) or failed (with the reason)."""
-
-    source: str
-    target: str
-    status: str
-    nbytes: int = 0
-    seconds: float = 0.0
-    error: str = ""
+from eocompress.imagery.codec.parallel import EncodeOutcome, plan_jobs
 
 
 def encode_scene_file(source: str, target: str, model: str, ratio: float | None, quality: int | None,
-                      overwrite: bool) -> FolderOutcome:
+                      overwrite: bool) -> EncodeOutcome:
     """Encode one scene file/folder to ``target`` (runs on a worker); errors become a failed outcome."""
     import warnings
 
@@ -39,7 +27,7 @@ def encode_scene_file(source: str, target: str, model: str, ratio: float | None,
 
     t0 = time.perf_counter()
     if Path(target).exists() and not overwrite:
-        return FolderOutcome(source, target, "skipped", Path(target).stat().st_size)
+        return EncodeOutcome(source, target, "skipped", nbytes=Path(target).stat().st_size)
     try:
         codec = LearnedCodec.load(model)
         with warnings.catch_warnings():
@@ -48,8 +36,8 @@ def encode_scene_file(source: str, target: str, model: str, ratio: float | None,
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         codec.save(blob, target, overwrite=overwrite)
     except EOCompressError as exc:
-        return FolderOutcome(source, target, "failed", error=str(exc), seconds=time.perf_counter() - t0)
-    return FolderOutcome(source, target, "written", len(blob), time.perf_counter() - t0)
+        return EncodeOutcome(source, target, "failed", error=str(exc), seconds=time.perf_counter() - t0)
+    return EncodeOutcome(source, target, "encoded", seconds=time.perf_counter() - t0, nbytes=len(blob))
 
 
 def encode_folder(
@@ -61,14 +49,12 @@ def encode_folder(
     overwrite: bool = False,
     workers: int = 1,
     scheduler: str | None = None,
-    on_done: Callable[[FolderOutcome], None] | None = None,
-) -> list[FolderOutcome]:
+    on_done: Callable[[EncodeOutcome], None] | None = None,
+) -> list[EncodeOutcome]:
     """Encode every scene under ``src_dir`` into ``out_dir`` (sub-folders mirrored)."""
-    from eocompress.imagery.codec.parallel import plan_jobs
-
     jobs = plan_jobs(src_dir, out_dir)
     args = [(str(j.source), str(j.target), str(model), ratio, quality, overwrite) for j in jobs]
-    outcomes: list[FolderOutcome] = []
+    outcomes: list[EncodeOutcome] = []
     if workers <= 1 and not scheduler:
         for a in args:
             outcomes.append(encode_scene_file(*a))
