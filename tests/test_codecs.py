@@ -72,6 +72,26 @@ def test_ternary_levels_are_min_mid_max() -> None:
     np.testing.assert_allclose(X_hat, [[0, -1], [1, 1], [0.5, 0], [0, 1]], atol=1e-6)
 
 
+def test_int8_decode_is_faiss_sq8_and_matches_the_formula(X128: np.ndarray) -> None:
+    """int8 decodes through faiss's QT_8bit kernel; the result is ``min + level * step`` and the codes
+    are the ones faiss's own encoder gives for those parameters (ties aside)."""
+    import faiss
+
+    from eocompress.embeddings.codecs import bitpack
+
+    codec = Codec("int8").fit(X128)
+    q = codec.quantizer
+    assert q.decodes_in_parallel
+    codes = codec.encode(X128)
+    decoded = codec.decode(codes)
+    formula = np.empty_like(decoded)
+    bitpack.unpack_affine_into(codes, 256, q.step_, q.min_, formula)
+    np.testing.assert_allclose(decoded, formula, rtol=0, atol=1e-5 * float(np.abs(formula).max()))
+    faiss_codes = q._faiss_sq.compute_codes(np.ascontiguousarray(X128, dtype=np.float32))
+    assert (faiss_codes == codes).mean() > 0.9999
+    np.testing.assert_array_equal(codec.decode(codes[:1]), decoded[:1])  # one row: same kernel, same values
+
+
 def test_binary_decodes_to_side_centroids() -> None:
     X = np.array([[1.0], [3.0], [10.0], [14.0]], dtype=np.float32)  # mean 7
     codec = Codec.from_spec("binary").fit(X)
@@ -162,3 +182,17 @@ def test_float32_is_lossless(X128: np.ndarray) -> None:
     codec = Codec.from_spec("float32").fit(X128)
     np.testing.assert_array_equal(codec.decode(codec.encode(X128)), X128)
     assert codec.compression_ratio == 1.0
+
+
+def test_opq_starts_from_a_balanced_pca_rotation() -> None:
+    """Parametric OPQ: an orthogonal rotation whose sub-spaces carry balanced variance products."""
+    from eocompress.embeddings.codecs.pq import eigenvalue_allocation
+
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((2000, 32)) * np.geomspace(10, 0.1, 32)).astype(np.float32)
+    R = eigenvalue_allocation(X, 4)
+    np.testing.assert_allclose(R @ R.T, np.eye(32), atol=1e-4)
+    var = (X @ R.T).var(axis=0).reshape(4, 8)
+    log_products = np.log(var).sum(axis=1)
+    plain = np.log(X.var(axis=0)).reshape(4, 8).sum(axis=1)  # consecutive dims: the largest variances together
+    assert np.ptp(log_products) < 0.3 * np.ptp(plain)  # greedy: the last, forced picks limit the balance

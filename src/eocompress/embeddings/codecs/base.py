@@ -145,6 +145,8 @@ class Quantizer(Stage):
     kind: ClassVar[str] = ""
     #: Bits per dimension for scalar kinds (None where it does not apply, e.g. pq).
     bits: ClassVar[float | None] = None
+    #: True when :meth:`decode_into` runs its own threads over a whole array (call it once, not per block).
+    decodes_in_parallel: bool = False
 
     @abstractmethod
     def code_size(self, dim: int) -> int:

@@ -280,6 +280,9 @@ class Codec(TransformerMixin, BaseEstimator):
             return xa.apply_rows(codes, self.decode, self.dim, np.float32, out_dim=xa.decoded_dim_name(codes))
         codes = check_codes(codes, self.bytes_per_vector)
         out = np.empty((len(codes), self.dim), dtype=np.float32)
+        if not self.transforms and self.quantizer.decodes_in_parallel:
+            self.quantizer.decode_into(codes, out)  # a compiled kernel with its own threads
+            return out
         return map_blocks(self._decode_block, codes, out, row_bytes=4 * self.dim)
 
     def reconstruct(self, X: Any) -> Any:

@@ -130,6 +130,10 @@ class OPQRotation(Transform):
     array_attrs = ("rotation_",)
     #: Alternations of rotation and PQ training (faiss's default is 50; 25 loses < 1% distortion here).
     niter = 25
+    #: Above this dimension each alternation costs a d x d SVD and several n x d x d products (6.5 s
+    #: at 1280-d on 2 cores), so OPQ runs ``niter_high_dim`` alternations from the PCA start below.
+    high_dim = 256
+    niter_high_dim = 2
 
     def __init__(self, m: int, seed: int = 0) -> None:
         super().__init__()
@@ -158,8 +162,11 @@ class OPQRotation(Transform):
 
         dim = X.shape[1]
         opq = faiss.OPQMatrix(dim, self.m)
-        opq.niter = self.niter
-        opq.verbose = False  # faiss seeds OPQ's initial rotation itself: training is deterministic
+        opq.niter = self.niter if dim <= self.high_dim else self.niter_high_dim
+        opq.verbose = False
+        # Start from the parametric OPQ solution rather than faiss's random rotation: it is better
+        # after 0 alternations (1280-d, pq16: 7.4 % relative error) than a random start after 4 (8.9 %).
+        faiss.copy_array_to_vector(eigenvalue_allocation(X, self.m).ravel(), opq.A)
         inner = PQQuantizer(self.m, self.seed)._new_pq(dim)  # our k-means settings, kept alive below
         opq.pq = inner
         with faiss_threads(X.size):
@@ -180,3 +187,27 @@ class OPQRotation(Transform):
 
     def inverse_transform_into(self, Z: np.ndarray, out: np.ndarray) -> None:
         np.matmul(np.asarray(Z, dtype=np.float32), self.rotation_, out=out)
+
+
+def eigenvalue_allocation(X: np.ndarray, m: int) -> np.ndarray:
+    """Parametric OPQ (Ge et al., 2013): PCA axes dealt to ``m`` equal sub-spaces so their variance products balance.
+
+    Components are taken by decreasing variance and each goes to the open sub-space with the smallest
+    product of variances so far. Returns the (d, d) float32 rotation (rows: output axes) faiss's OPQ starts from.
+    """
+    dim = X.shape[1]
+    centred = np.asarray(X, dtype=np.float64) - X.mean(axis=0)
+    variances, axes = np.linalg.eigh(centred.T @ centred / max(len(X) - 1, 1))
+    order = np.argsort(variances)[::-1]
+    log_var = np.log(np.maximum(variances[order], 1e-12 * max(float(variances.max()), 1e-30)))
+    size = dim // m
+    members: list[list[int]] = [[] for _ in range(m)]
+    log_products = np.zeros(m)
+    for j in range(dim):
+        open_ = [b for b in range(m) if len(members[b]) < size]
+        b = min(open_, key=lambda k: log_products[k])
+        members[b].append(j)
+        log_products[b] += log_var[j]
+    picked = order[np.concatenate(members)]
+    return np.ascontiguousarray(axes[:, picked].T, dtype=np.float32)
+

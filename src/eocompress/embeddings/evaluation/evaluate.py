@@ -74,7 +74,8 @@ class Evaluator:
             self.base_knn = metrics.knn_vote(self.base_neigh[:, :K_NN], self.y_train, self.classes)
             if linear_cv != "off":
                 self.linear_c = metrics.choose_c(self.X_train, self.y_train, seed=seed)
-                self.base_linear = metrics.linear_probe(self.X_train, self.y_train, self.X_test, self.linear_c)
+                self.base_probe = metrics.fit_linear_probe(self.X_train, self.y_train, self.linear_c)
+                self.base_linear = self.base_probe.predict(self.X_test)
         elif self.task == "regression":
             self.base_knn_reg = metrics.knn_regress(self.base_neigh[:, :K_NN], self.y_train)
             self.base_ridge, _ = metrics.ridge_probe(self.X_train, self.y_train, self.X_test)
@@ -99,7 +100,9 @@ class Evaluator:
             row["knn_hamming_acc"] = float(np.mean(metrics.knn_vote(ham[:, :K_NN], self.y_train, self.classes) == y))
         if self.linear_cv != "off":
             c = self.linear_c if self.linear_cv == "baseline" else metrics.choose_c(D_train, self.y_train, seed=seed)
-            lin = metrics.linear_probe(D_train, self.y_train, D_test, c)
+            # warm-started from the float32 probe when C is the same; the probe sees decoded vectors only
+            warm = self.base_probe if c == self.linear_c and D_train.shape[1] == self.X_train.shape[1] else None
+            lin = metrics.linear_probe(D_train, self.y_train, D_test, c, warm_from=warm)
             lb, lc = self.base_linear == y, lin == y
             row["linear_acc"], row["linear_c"] = float(lc.mean()), c
             row["linear_mcnemar_p"] = stats.mcnemar_exact(lb, lc)
