@@ -75,7 +75,6 @@ def test_ternary_levels_are_min_mid_max() -> None:
 def test_int8_decode_is_faiss_sq8_and_matches_the_formula(X128: np.ndarray) -> None:
     """int8 decodes through faiss's QT_8bit kernel; the result is ``min + level * step`` and the codes
     are the ones faiss's own encoder gives for those parameters (ties aside)."""
-    import faiss
 
     from eocompress.embeddings.codecs import bitpack
 

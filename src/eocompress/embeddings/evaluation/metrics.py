@@ -7,7 +7,6 @@ faiss (inner product on unit vectors; popcount Hamming on packed bits) so sweeps
 from __future__ import annotations
 
 import warnings
-
 from typing import Any
 
 import numpy as np
