@@ -72,23 +72,31 @@ def test_ternary_levels_are_min_mid_max() -> None:
     np.testing.assert_allclose(X_hat, [[0, -1], [1, 1], [0.5, 0], [0, 1]], atol=1e-6)
 
 
-def test_int8_decode_is_faiss_sq8_and_matches_the_formula(X128: np.ndarray) -> None:
-    """int8 decodes through faiss's QT_8bit kernel; the result is ``min + level * step`` and the codes
-    are the ones faiss's own encoder gives for those parameters (ties aside)."""
-
+@pytest.mark.parametrize("spec", ["int8", "int4", "int2", "binary"])
+def test_packed_decode_through_faiss_sq8_matches_the_formula(X128: np.ndarray, spec: str) -> None:
+    """int8/int4/int2/binary decode through faiss's QT_8bit kernel; the result is ``offset + digit * step``."""
     from eocompress.embeddings.codecs import bitpack
 
-    codec = Codec("int8").fit(X128)
+    codec = Codec(spec).fit(X128)
     q = codec.quantizer
-    assert q.decodes_in_parallel
+    assert q._kernel is not None
     codes = codec.encode(X128)
     decoded = codec.decode(codes)
+    radix, scale, offset = (2, q._gap, q.low_) if spec == "binary" else (q.levels, q.step_, q.min_)
     formula = np.empty_like(decoded)
-    bitpack.unpack_affine_into(codes, 256, q.step_, q.min_, formula)
+    bitpack.unpack_affine_into(codes, radix, scale, offset, formula)
     np.testing.assert_allclose(decoded, formula, rtol=0, atol=1e-5 * float(np.abs(formula).max()))
-    faiss_codes = q._faiss_sq.compute_codes(np.ascontiguousarray(X128, dtype=np.float32))
-    assert (faiss_codes == codes).mean() > 0.9999
     np.testing.assert_array_equal(codec.decode(codes[:1]), decoded[:1])  # one row: same kernel, same values
+    strided = np.empty((len(codes), 2 * X128.shape[1]), np.float32)[:, ::2]  # not C-contiguous: numpy path
+    q.decode_into(codes, strided)
+    np.testing.assert_allclose(strided, formula, rtol=0, atol=1e-5 * float(np.abs(formula).max()))
+
+
+def test_int8_codes_are_faiss_sq8_codes(X128: np.ndarray) -> None:
+    """Our int8 encoder and faiss's QT_8bit encoder with the same parameters give the same bytes (ties aside)."""
+    codec = Codec("int8").fit(X128)
+    faiss_codes = codec.quantizer._kernel.sq.compute_codes(np.ascontiguousarray(X128, dtype=np.float32))
+    assert (faiss_codes == codec.encode(X128)).mean() > 0.9999
 
 
 def test_binary_decodes_to_side_centroids() -> None:

@@ -22,7 +22,12 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from eocompress._atomic import atomic_path, check_output_path
 from eocompress.embeddings.codecs import arrays as xa
-from eocompress.embeddings.codecs._blocks import map_blocks
+from eocompress.embeddings.codecs._blocks import (
+    DECODE_BLOCK_BYTES,
+    TRANSFORM_DECODE_BLOCK_BYTES,
+    faiss_threads,
+    map_blocks,
+)
 from eocompress.embeddings.codecs.base import Quantizer, Transform
 from eocompress.embeddings.codecs.registry import parse_spec
 from eocompress.embeddings.codecs.validation import (
@@ -246,10 +251,11 @@ class Codec(TransformerMixin, BaseEstimator):
         out[...] = self.quantizer.encode(Z)
 
     def _decode_block(self, codes: np.ndarray, out: np.ndarray) -> None:
-        if not self.transforms:
-            self.quantizer.decode_into(codes, out)
-            return
-        Z = self.quantizer.decode(codes)
+        with faiss_threads():  # a pool worker already: faiss kernels run single-threaded in it
+            if not self.transforms:
+                self.quantizer.decode_into(codes, out)
+                return
+            Z = self.quantizer.decode(codes)
         for stage in reversed(self.transforms[1:]):
             Z = stage.inverse_transform(Z)
         self.transforms[0].inverse_transform_into(Z, out)
@@ -283,7 +289,8 @@ class Codec(TransformerMixin, BaseEstimator):
         if not self.transforms and self.quantizer.decodes_in_parallel:
             self.quantizer.decode_into(codes, out)  # a compiled kernel with its own threads
             return out
-        return map_blocks(self._decode_block, codes, out, row_bytes=4 * self.dim)
+        block = TRANSFORM_DECODE_BLOCK_BYTES if self.transforms else DECODE_BLOCK_BYTES
+        return map_blocks(self._decode_block, codes, out, row_bytes=4 * self.dim, block_bytes=block)
 
     def reconstruct(self, X: Any) -> Any:
         """``decode(encode(X))`` block by block (no full-size codes in memory): what a reader of the codes gets."""

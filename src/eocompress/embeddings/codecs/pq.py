@@ -7,39 +7,14 @@ the sub-vectors; it is only meaningful directly before ``pq{M}``.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numpy as np
 
+from eocompress.embeddings.codecs._blocks import faiss_threads
 from eocompress.embeddings.codecs.base import FIT_SAMPLE, Quantizer, Stage, Transform
 from eocompress.embeddings.codecs.registry import register
 from eocompress.errors import SpecError
 
 _KSUB = 256  # 8-bit sub-quantizers
-#: Below this many training floats faiss trains single-threaded: OpenMP's spin-waiting makes small
-#: parallel k-means many times slower on a busy machine (measured 25x on 2 cores under load).
-_SMALL_TRAINING = 1 << 24
-
-
-@contextlib.contextmanager
-def faiss_threads(n_values: int | None = None) -> Iterator[None]:
-    """Run faiss with one OpenMP thread for small work (``n_values`` floats) or always when None.
-
-    Codec.encode/decode already spread row blocks over a thread pool, so faiss calls made from
-    those workers run single-threaded; the setting is per calling thread and restored afterwards.
-    """
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    single = n_values is None or n_values < _SMALL_TRAINING
-    faiss.omp_set_num_threads(1 if single else before)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
-
-
 def _divisors_near(dim: int, m: int) -> str:
     divs = [k for k in range(1, dim + 1) if dim % k == 0]
     divs.sort(key=lambda k: (abs(k - m), k))

@@ -7,12 +7,12 @@ bit-packed (ternary: 5 values per byte) so the stored size equals the theory.
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
 
 from eocompress.embeddings.codecs import bitpack
 from eocompress.embeddings.codecs.base import Quantizer
 from eocompress.embeddings.codecs.registry import register
+from eocompress.embeddings.codecs.sq8_kernel import AffineDecoder
 from eocompress.embeddings.codecs.validation import FLOAT32_MAX
 from eocompress.errors import InputError
 
@@ -144,8 +144,10 @@ class LinearQuantizer(Quantizer):
         self._inv_step = (1.0 / self.step_).astype(np.float32)
         # (x - min) / step + 0.5 as one multiply-add; truncating it rounds to nearest (ties up).
         self._offset = (0.5 - self.min_ * self._inv_step).astype(np.float32)
-        self._faiss_sq = _faiss_sq8(self.min_, self.step_) if self.levels == 256 else None
-        self.decodes_in_parallel = self._faiss_sq is not None
+        fast = AffineDecoder.supports(self.levels, self.input_dim)
+        self._kernel = AffineDecoder(self.step_, self.min_, self.levels) if fast else None
+        # int8 bytes go to faiss in one call (its threads); packed digits are spread per block in our pool
+        self.decodes_in_parallel = self._kernel is not None and self.levels == 256
 
     def levels_of(self, Z: np.ndarray) -> np.ndarray:
         """Level index (uint8, 0..L-1) of every value, before packing: round to nearest, clip to the range."""
@@ -163,24 +165,10 @@ class LinearQuantizer(Quantizer):
         return out
 
     def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
-        if self._faiss_sq is not None and out.flags.c_contiguous and out.shape[1] == codes.shape[1]:
-            codes = np.ascontiguousarray(codes, dtype=np.uint8)
-            self._faiss_sq.decode_c(faiss.swig_ptr(codes), faiss.swig_ptr(out), len(codes))
+        if self._kernel is not None and out.flags.c_contiguous:
+            self._kernel.decode_into(codes, out)  # faiss's fused SQ8 kernel: int8 codes are faiss QT_8bit codes
             return
         bitpack.unpack_affine_into(codes, self.levels, self.step_, self.min_, out)
-
-
-def _faiss_sq8(min_: np.ndarray, step: np.ndarray) -> faiss.ScalarQuantizer:
-    """faiss's 8-bit scalar quantizer holding exactly our int8 levels, for its fused SIMD/OpenMP decode.
-
-    faiss decodes ``vmin + (c + 0.5) / 255 * vdiff``; ``vmin = min - step / 2`` and ``vdiff = 255 * step``
-    make that ``min + c * step``, our decode, so int8 codes are faiss QT_8bit codes (and the search index
-    reuses them verbatim).
-    """
-    sq = faiss.ScalarQuantizer(len(min_), faiss.ScalarQuantizer.QT_8bit)
-    trained = np.concatenate([min_ - 0.5 * step, 255.0 * step]).astype(np.float32)
-    faiss.copy_array_to_vector(trained, sq.trained)
-    return sq
 
 
 @register(

@@ -113,7 +113,7 @@ def float_neighbours(X: np.ndarray, k: int = NEIGHBOURS, anchors: int = ANCHORS,
     """(anchor ids (A,), their ``k`` nearest cosine neighbours (A, k)) among the rows of ``X``, self excluded."""
     import faiss
 
-    from eocompress.embeddings.codecs.pq import faiss_threads
+    from eocompress.embeddings.codecs._blocks import faiss_threads
 
     rng = np.random.default_rng(seed)
     unit = _unit_rows(X)
@@ -169,7 +169,7 @@ def _recall(decoded: np.ndarray, anchors: np.ndarray, reference: np.ndarray) -> 
     """recall@k of the anchors' float neighbours when searched among ``decoded`` rows (self excluded)."""
     import faiss
 
-    from eocompress.embeddings.codecs.pq import faiss_threads
+    from eocompress.embeddings.codecs._blocks import faiss_threads
 
     k = reference.shape[1]
     unit = _unit_rows(decoded)

@@ -1,0 +1,60 @@
+"""Affine decode ``offset + digit * scale`` of bit-packed digit codes through faiss's 8-bit scalar-quantizer kernel.
+
+faiss decodes a ``QT_8bit`` code ``c`` as ``vmin + (c + 0.5) / 255 * vdiff`` in one fused SIMD pass
+(OpenMP over rows). With ``vmin = offset - scale / 2`` and ``vdiff = 255 * scale`` that is
+``offset + c * scale`` for every digit ``c``, so int8, int4, int2 and binary codes all decode through
+it: int8 bytes as they are, packed digits first spread to one byte each by a table lookup.
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from eocompress.embeddings.codecs import bitpack
+
+#: digit bytes spread per faiss call: small enough that the spread digits stay in cache for the decode
+_CHUNK_BYTES = 256 << 10
+
+
+def spread_digits(codes: np.ndarray, radix: int, dim: int) -> np.ndarray:
+    """Packed codes (N, B) -> one digit per byte (N, dim), most significant first, as :func:`bitpack.pack` packs."""
+    if radix == 256:
+        return codes
+    if radix == 2:
+        return np.unpackbits(codes, axis=1, count=dim)
+    k = bitpack.digits_per_byte(radix)
+    bits = 8 // k
+    wide = codes.astype(np.uint16 if k == 2 else np.uint32)
+    # digit j of a byte goes to byte j of a little-endian word: the word's bytes are then the digits in order
+    spread = wide >> (bits * (k - 1))
+    for j in range(1, k):
+        spread |= ((wide >> (bits * (k - 1 - j))) & (radix - 1)) << (8 * j)
+    return spread.view(np.uint8)
+
+
+class AffineDecoder:
+    """``offset + digits * scale`` for codes of base-``radix`` digits packed by :mod:`bitpack` (radix 2, 4, 16, 256)."""
+
+    def __init__(self, scale: np.ndarray, offset: np.ndarray, radix: int) -> None:
+        self.radix, self.dim = radix, len(scale)
+        self.sq = faiss.ScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit)
+        trained = np.concatenate([offset - 0.5 * scale, 255.0 * scale]).astype(np.float32)
+        faiss.copy_array_to_vector(trained, self.sq.trained)
+
+    @staticmethod
+    def supports(radix: int, dim: int) -> bool:
+        """True for the radices whose digits fill whole bytes evenly and a dimension they pack without padding."""
+        return radix in (2, 4, 16, 256) and dim % bitpack.digits_per_byte(radix) == 0
+
+    def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
+        """Decode uint8 codes (N, dim / digits per byte) into the C-contiguous float32 ``out`` (N, dim)."""
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        if self.radix == 256:  # the bytes are the digits: one call, faiss spreads the rows over its threads
+            self.sq.decode_c(faiss.swig_ptr(codes), faiss.swig_ptr(out), len(codes))
+            return
+        rows = max(1, _CHUNK_BYTES // self.dim)
+        for s in range(0, len(codes), rows):
+            chunk = codes[s : s + rows]
+            digits = np.ascontiguousarray(spread_digits(chunk, self.radix, self.dim))
+            self.sq.decode_c(faiss.swig_ptr(digits), faiss.swig_ptr(out[s : s + rows]), len(chunk))
