@@ -20,8 +20,7 @@ import torch
 from eocompress._atomic import atomic_path
 from eocompress.imagery.tokenizer.fp_data import RandomCrops
 from eocompress.imagery.tokenizer.fp_model import FactorizedPriorTokenizer, FPConfig
-from eocompress.imagery.tokenizer.train import _quiet_lightning as quiet_lightning
-from eocompress.imagery.tokenizer.train import _StepBar as StepBar
+from eocompress.imagery.tokenizer.training_ui import StepBar, quiet_lightning
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

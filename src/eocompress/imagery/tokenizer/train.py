@@ -6,15 +6,10 @@ reconstructions.png and checkpoints/last.ckpt (resume with ``resume=True``).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import math
 import os
 import shutil
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +28,7 @@ from eocompress.imagery.tokenizer.data import (
     read_training_scenes,
     split_scene,
 )
+from eocompress.imagery.tokenizer.training_ui import StepBar, quiet_lightning
 
 #: Scenes (relative to $EOCOMPRESS_DATA) the default model trains on (their top 3/4 of rows) ...
 DEFAULT_TRAIN_DATA = (
@@ -147,67 +143,6 @@ def _check_resume(ckpt_dir: Path, cfg: TokenizerConfig) -> None:
         )
 
 
-_NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
-
-
-@contextlib.contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's banners, tips and deprecation/performance warnings during training."""
-    levels = {name: logging.getLogger(name).level for name in _NOISY_LOGGERS}
-    for name in _NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            warnings.filterwarnings("ignore", category=FutureWarning)
-            warnings.filterwarnings("ignore", module=r"lightning(\.|$)")
-            warnings.filterwarnings("ignore", module=r"pytorch_lightning(\.|$)")
-            warnings.filterwarnings("ignore", message=r".*(num_workers|does not have many workers|LeafSpec).*")
-            yield
-    finally:
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
-
-
-class _StepBar:
-    """Lightning callback: one rich progress bar on stderr over the training steps, with the loss."""
-
-    def __new__(cls, total: int):
-        import lightning.pytorch as pl
-
-        class StepBar(pl.Callback):
-            def __init__(self) -> None:
-                self.progress = None
-                self.task = None
-
-            def on_train_start(self, trainer, pl_module):
-                from rich.console import Console
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-                console = Console(stderr=True)
-                if not console.is_terminal:
-                    return
-                self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
-                                         TextColumn("steps {task.fields[loss]}"), TimeElapsedColumn(),
-                                         console=console)
-                self.progress.start()
-                self.task = self.progress.add_task("training", total=total, completed=trainer.global_step, loss="")
-
-            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-                if self.progress is None:
-                    return
-                loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-                value = float(loss) if loss is not None else float("nan")
-                text = f"loss {value:.4f}" if math.isfinite(value) else ""
-                self.progress.update(self.task, completed=trainer.global_step, loss=text)
-
-            def on_train_end(self, trainer, pl_module):
-                if self.progress is not None:
-                    self.progress.stop()
-
-        return StepBar()
-
-
 def _accelerator_settings(accelerator: str, precision: str | None) -> tuple[str, str]:
     if accelerator == "auto":
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
@@ -286,7 +221,7 @@ def train_tokenizer(
     ckpt_dir = out / "checkpoints"
     callbacks: list[Any] = [_GoodCheckpoint(ckpt_dir, checkpoint_every)]
     if progress:
-        callbacks.append(_StepBar(cfg.steps))
+        callbacks.append(StepBar(cfg.steps))
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     (ckpt_dir / SETTINGS_FILE).write_text(json.dumps(_architecture(cfg), indent=1))
     loggers: list[Any] = [CSVLogger(save_dir=out, name="logs", version="")]
@@ -297,7 +232,7 @@ def train_tokenizer(
         loggers.append(TensorBoardLogger(save_dir=out, name="tensorboard", version=""))
     except ImportError:
         pass
-    with _quiet_lightning():
+    with quiet_lightning():
         trainer = pl.Trainer(
             max_steps=cfg.steps,
             accelerator=accelerator,
