@@ -137,6 +137,10 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.01,
                     help="Gaussian noise (x per-dimension std) added to each blend; 0.01 makes near-duplicates "
                     "that no 8-bit code can rank, 0.1 separates them")
+    ap.add_argument("--refine", default="",
+                    help="also index these product codecs (joined by ;) and re-rank their top k x --refine-factor "
+                    "candidates by the product's float16 rescore codes, beside faiss IVF-PQ + Refine(SQfp16)")
+    ap.add_argument("--refine-factor", type=int, default=10, help="candidates per result for re-ranking")
     ap.add_argument("--layout", choices=("blend", "rotated-tiles"), default="blend",
                     help="blend: one field resampled (near-duplicates everywhere); rotated-tiles: the field "
                     "repeated as distinct rotated regions (real local structure, no cross-tile duplicates)")
@@ -204,6 +208,10 @@ def main() -> None:
         results += rows
         del idx
 
+    refine = [s.strip(" ,") for s in args.refine.split(";") if s.strip(" ,")]
+    if refine:
+        results += refined_methods(refine, xb, xq, train, gt, k, nlist, args.refine_factor, tmp)
+
     for m in [int(x) for x in args.pq.split(",") if x]:
         fac = f"IVF{nlist},PQ{m}"
         t0 = time.perf_counter()
@@ -225,6 +233,73 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"n": args.n, "nq": args.nq, "nlist": nlist, "layout": args.layout,
                                          "noise": args.noise, "rows": results}, indent=1))
+
+
+def refined_methods(specs: list[str], xb: np.ndarray, xq: np.ndarray, train: np.ndarray, gt: np.ndarray,
+                    k: int, nlist: int, factor: int, tmp: Path) -> list[dict]:
+    """Index + re-ranking: ours (IVF over a product's codes, top ``k * factor`` re-ranked by its float16
+    rescore codes, as ``search --index --rescore float16`` does) and faiss ``IVF…,PQ…,Refine(SQfp16)``.
+
+    Both keep a float16 copy of every vector for the re-ranking, so the index sizes below include it.
+    """
+    import faiss
+
+    from eocompress.embeddings.codecs import Codec
+    from eocompress.embeddings.products.index import build_from_codes
+
+    rows: list[dict] = []
+    t0 = time.perf_counter()
+    fine = Codec.from_spec("float16").fit(train)
+    fine_codes = fine.encode(xb, check_finite=False)
+    fine_s = time.perf_counter() - t0
+    for spec in specs:
+        t0 = time.perf_counter()
+        codec = Codec.from_spec(spec, seed=0).fit(train)
+        codes = codec.encode(xb, check_finite=False)
+        idx = build_from_codes(codec, codes, np.arange(len(xb)), metric="ip", nlist=nlist, nprobe=1)
+        build_s = time.perf_counter() - t0 + fine_s
+        del codes
+        path = idx.save(tmp / f"refine_{spec.replace(',', '_')}.index")
+        size = sum(f.stat().st_size for f in path.iterdir()) + fine_codes.nbytes
+        ivf = faiss.extract_index_ivf(idx.faiss_index)
+
+        def search(q, kk, idx=idx, ivf=ivf, fine_codes=fine_codes):
+            _, cand = idx.search(q, kk * factor, nprobe=ivf.nprobe)
+            safe = np.where(cand < 0, 0, cand)
+            vec = fine.decode(fine_codes[safe.ravel()]).reshape(len(q), -1, xb.shape[1])
+            score = np.einsum("qcd,qd->qc", vec, q)
+            score[cand < 0] = -np.inf
+            order = np.argsort(-score, axis=1)[:, :kk]
+            return None, np.take_along_axis(cand, order, axis=1)
+
+        name = f"ours {spec} + float16 re-rank (x{factor})"
+        got = sweep(name, lambda p, ivf=ivf: setattr(ivf, "nprobe", p), search, xq, gt, k, nlist)
+        for r in got:
+            r.update(bytes=size, build_s=build_s, bytes_per_vector=size / len(xb))
+        rows += got
+        del idx
+    del fine_codes
+    for m in (32,):
+        fac = f"IVF{nlist},PQ{m},Refine(SQfp16)"
+        t0 = time.perf_counter()
+        index = faiss.index_factory(xb.shape[1], fac, faiss.METRIC_INNER_PRODUCT)
+        index.train(train)
+        for s in range(0, len(xb), 1 << 20):
+            index.add(xb[s : s + (1 << 20)])
+        build_s = time.perf_counter() - t0
+        index.k_factor = factor
+        path = tmp / "refine.faiss"
+        faiss.write_index(index, str(path))
+        size = path.stat().st_size
+        path.unlink()
+        ivf = faiss.extract_index_ivf(index)
+        got = sweep(f"faiss {fac} (x{factor})", lambda p, ivf=ivf: setattr(ivf, "nprobe", p), index.search,
+                    xq, gt, k, nlist)
+        for r in got:
+            r.update(bytes=size, build_s=build_s, bytes_per_vector=size / len(xb))
+        rows += got
+        del index
+    return rows
 
 
 def best_rows(results: list[dict]) -> list[dict]:
