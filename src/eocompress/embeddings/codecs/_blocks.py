@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -86,9 +87,12 @@ def faiss_threads(n_values: int | None = None) -> Iterator[None]:
 
     Codec.encode/decode already spread row blocks over a thread pool, so faiss calls made from
     those workers run single-threaded; the setting is per calling thread and restored afterwards.
+    Does nothing until faiss is imported, so that code paths that never call faiss never load it.
     """
-    import faiss
-
+    faiss = sys.modules.get("faiss")
+    if faiss is None:
+        yield
+        return
     before = faiss.omp_get_max_threads()
     single = n_values is None or n_values < SMALL_TRAINING
     faiss.omp_set_num_threads(1 if single else before)

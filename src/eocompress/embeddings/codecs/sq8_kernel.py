@@ -3,16 +3,21 @@
 faiss decodes a ``QT_8bit`` code ``c`` as ``vmin + (c + 0.5) / 255 * vdiff`` in one fused SIMD pass
 (OpenMP over rows). With ``vmin = offset - scale / 2`` and ``vdiff = 255 * scale`` that is
 ``offset + c * scale`` for every digit ``c``, so int8, int4, int2 and binary codes all decode through
-it: int8 bytes as they are, packed digits first spread to one byte each by a table lookup.
+it: int8 bytes as they are, packed digits first spread to one byte each.
+
+faiss is imported when a decoder is built, not with this module: encode-only processes (Dask workers
+writing a product) stay ~15 MB smaller.
 """
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
 
 from eocompress.embeddings.codecs import bitpack
 
+#: fewer rows than this decode in numpy (the smallest block of the pool is 16 rows): a codec's two-row
+#: probe when it is loaded, e.g. in every Dask worker that only encodes, then never imports faiss (~15 MB)
+MIN_ROWS = 16
 #: digit bytes spread per faiss call: small enough that the spread digits stay in cache for the decode
 _CHUNK_BYTES = 256 << 10
 
@@ -33,10 +38,33 @@ def spread_digits(codes: np.ndarray, radix: int, dim: int) -> np.ndarray:
     return spread.view(np.uint8)
 
 
+class LazyAffineDecoder:
+    """An :class:`AffineDecoder` built on first use (and faiss imported then), for quantizers that may only encode."""
+
+    def __init__(self, scale: np.ndarray, offset: np.ndarray, radix: int) -> None:
+        self._args = (scale, offset, radix)
+        self._decoder: AffineDecoder | None = None
+
+    def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
+        """:meth:`AffineDecoder.decode_into`; two threads building it at once both get a correct decoder."""
+        if self._decoder is None:
+            self._decoder = AffineDecoder(*self._args)
+        self._decoder.decode_into(codes, out)
+
+    @property
+    def sq(self):
+        """The faiss ScalarQuantizer holding the parameters (builds the decoder)."""
+        if self._decoder is None:
+            self._decoder = AffineDecoder(*self._args)
+        return self._decoder.sq
+
+
 class AffineDecoder:
     """``offset + digits * scale`` for codes of base-``radix`` digits packed by :mod:`bitpack` (radix 2, 4, 16, 256)."""
 
     def __init__(self, scale: np.ndarray, offset: np.ndarray, radix: int) -> None:
+        import faiss
+
         self.radix, self.dim = radix, len(scale)
         self.sq = faiss.ScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit)
         trained = np.concatenate([offset - 0.5 * scale, 255.0 * scale]).astype(np.float32)
@@ -49,6 +77,8 @@ class AffineDecoder:
 
     def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
         """Decode uint8 codes (N, dim / digits per byte) into the C-contiguous float32 ``out`` (N, dim)."""
+        import faiss
+
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         if self.radix == 256:  # the bytes are the digits: one call, faiss spreads the rows over its threads
             self.sq.decode_c(faiss.swig_ptr(codes), faiss.swig_ptr(out), len(codes))
