@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from eocompress.embeddings.codecs import bitpack
 from eocompress.embeddings.codecs.base import Quantizer
 from eocompress.embeddings.codecs.registry import register
-from eocompress.embeddings.codecs.sq8_kernel import MIN_ROWS, AffineDecoder, LazyAffineDecoder
+from eocompress.embeddings.codecs.sq8_kernel import AffineDecoder
 from eocompress.embeddings.codecs.validation import FLOAT32_MAX
 
 _RULES = ("mean", "median", "zero")
@@ -85,8 +84,7 @@ class BinaryQuantizer(Quantizer):
 
     def _after_set_state(self) -> None:
         self._gap = (self.high_ - self.low_).astype(np.float32)
-        fast = AffineDecoder.supports(2, self.input_dim)
-        self._kernel = LazyAffineDecoder(self._gap, self.low_, 2) if fast else None
+        self._decoder = AffineDecoder(self._gap, self.low_, 2)  # low + bit * (high - low), in faiss's kernel
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         out = np.empty((len(codes), self.input_dim), dtype=np.float32)
@@ -94,8 +92,4 @@ class BinaryQuantizer(Quantizer):
         return out
 
     def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
-        # low + bit * (high - low)
-        if self._kernel is not None and out.flags.c_contiguous and len(codes) >= MIN_ROWS:
-            self._kernel.decode_into(codes, out)
-            return
-        bitpack.unpack_affine_into(codes, 2, self._gap, self.low_, out)
+        self._decoder.decode_into(codes, out)

@@ -15,6 +15,8 @@ from eocompress.embeddings.codecs.registry import register
 from eocompress.errors import SpecError
 
 _KSUB = 256  # 8-bit sub-quantizers
+
+
 def _divisors_near(dim: int, m: int) -> str:
     divs = [k for k in range(1, dim + 1) if dim % k == 0]
     divs.sort(key=lambda k: (abs(k - m), k))
@@ -190,4 +192,3 @@ def eigenvalue_allocation(X: np.ndarray, m: int) -> np.ndarray:
         log_products[b] += log_var[j]
     picked = order[np.concatenate(members)]
     return np.ascontiguousarray(axes[:, picked].T, dtype=np.float32)
-

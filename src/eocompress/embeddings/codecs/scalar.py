@@ -12,7 +12,7 @@ import numpy as np
 from eocompress.embeddings.codecs import bitpack
 from eocompress.embeddings.codecs.base import Quantizer
 from eocompress.embeddings.codecs.registry import register
-from eocompress.embeddings.codecs.sq8_kernel import MIN_ROWS, AffineDecoder, LazyAffineDecoder
+from eocompress.embeddings.codecs.sq8_kernel import AffineDecoder
 from eocompress.embeddings.codecs.validation import FLOAT32_MAX
 from eocompress.errors import InputError
 
@@ -144,10 +144,8 @@ class LinearQuantizer(Quantizer):
         self._inv_step = (1.0 / self.step_).astype(np.float32)
         # (x - min) / step + 0.5 as one multiply-add; truncating it rounds to nearest (ties up).
         self._offset = (0.5 - self.min_ * self._inv_step).astype(np.float32)
-        fast = AffineDecoder.supports(self.levels, self.input_dim)
-        self._kernel = LazyAffineDecoder(self.step_, self.min_, self.levels) if fast else None
-        # int8 bytes go to faiss in one call (its threads); packed digits are spread per block in our pool
-        self.decodes_in_parallel = self._kernel is not None and self.levels == 256
+        self._decoder = AffineDecoder(self.step_, self.min_, self.levels)  # faiss's SQ8 kernel where it fits
+        self.decodes_in_parallel = self._decoder.parallel
 
     def levels_of(self, Z: np.ndarray) -> np.ndarray:
         """Level index (uint8, 0..L-1) of every value, before packing: round to nearest, clip to the range."""
@@ -165,10 +163,7 @@ class LinearQuantizer(Quantizer):
         return out
 
     def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
-        if self._kernel is not None and out.flags.c_contiguous and len(codes) >= MIN_ROWS:
-            self._kernel.decode_into(codes, out)  # faiss's fused SQ8 kernel: int8 codes are faiss QT_8bit codes
-            return
-        bitpack.unpack_affine_into(codes, self.levels, self.step_, self.min_, out)
+        self._decoder.decode_into(codes, out)
 
 
 @register(

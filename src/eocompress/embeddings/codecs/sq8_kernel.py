@@ -11,6 +11,8 @@ writing a product) stay ~15 MB smaller.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from eocompress.embeddings.codecs import bitpack
@@ -38,45 +40,37 @@ def spread_digits(codes: np.ndarray, radix: int, dim: int) -> np.ndarray:
     return spread.view(np.uint8)
 
 
-class LazyAffineDecoder:
-    """An :class:`AffineDecoder` built on first use (and faiss imported then), for quantizers that may only encode."""
-
-    def __init__(self, scale: np.ndarray, offset: np.ndarray, radix: int) -> None:
-        self._args = (scale, offset, radix)
-        self._decoder: AffineDecoder | None = None
-
-    def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
-        """:meth:`AffineDecoder.decode_into`; two threads building it at once both get a correct decoder."""
-        if self._decoder is None:
-            self._decoder = AffineDecoder(*self._args)
-        self._decoder.decode_into(codes, out)
-
-    @property
-    def sq(self):
-        """The faiss ScalarQuantizer holding the parameters (builds the decoder)."""
-        if self._decoder is None:
-            self._decoder = AffineDecoder(*self._args)
-        return self._decoder.sq
-
-
 class AffineDecoder:
-    """``offset + digits * scale`` for codes of base-``radix`` digits packed by :mod:`bitpack` (radix 2, 4, 16, 256)."""
+    """``offset + digits * scale`` for codes of base-``radix`` digits packed by :mod:`bitpack`.
+
+    Radix 2, 4, 16 and 256 with a dimension they pack without padding go through faiss's kernel (built
+    on first use); anything else, fewer than :data:`MIN_ROWS` rows or a strided ``out`` through
+    :func:`bitpack.unpack_affine_into`.
+    """
 
     def __init__(self, scale: np.ndarray, offset: np.ndarray, radix: int) -> None:
+        self.scale = np.asarray(scale, dtype=np.float32)
+        self.offset = np.asarray(offset, dtype=np.float32)
+        self.radix, self.dim = radix, len(self.scale)
+        self.uses_faiss = radix in (2, 4, 16, 256) and self.dim % bitpack.digits_per_byte(radix) == 0
+        #: int8 bytes go to faiss in one call over all rows (its threads); packed digits are spread per block
+        self.parallel = self.uses_faiss and radix == 256
+
+    @functools.cached_property
+    def sq(self):
+        """The faiss ``ScalarQuantizer`` holding exactly these parameters (faiss is imported here)."""
         import faiss
 
-        self.radix, self.dim = radix, len(scale)
-        self.sq = faiss.ScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit)
-        trained = np.concatenate([offset - 0.5 * scale, 255.0 * scale]).astype(np.float32)
-        faiss.copy_array_to_vector(trained, self.sq.trained)
-
-    @staticmethod
-    def supports(radix: int, dim: int) -> bool:
-        """True for the radices whose digits fill whole bytes evenly and a dimension they pack without padding."""
-        return radix in (2, 4, 16, 256) and dim % bitpack.digits_per_byte(radix) == 0
+        sq = faiss.ScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit)
+        trained = np.concatenate([self.offset - 0.5 * self.scale, 255.0 * self.scale]).astype(np.float32)
+        faiss.copy_array_to_vector(trained, sq.trained)
+        return sq
 
     def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
-        """Decode uint8 codes (N, dim / digits per byte) into the C-contiguous float32 ``out`` (N, dim)."""
+        """Decode uint8 codes (N, packed bytes) into float32 ``out`` (N, dim)."""
+        if not self.uses_faiss or len(codes) < MIN_ROWS or not out.flags.c_contiguous:
+            bitpack.unpack_affine_into(codes, self.radix, self.scale, self.offset, out)
+            return
         import faiss
 
         codes = np.ascontiguousarray(codes, dtype=np.uint8)

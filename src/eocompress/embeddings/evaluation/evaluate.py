@@ -101,7 +101,7 @@ class Evaluator:
         if self.linear_cv != "off":
             c = self.linear_c if self.linear_cv == "baseline" else metrics.choose_c(D_train, self.y_train, seed=seed)
             # warm-started from the float32 probe when C is the same; the probe sees decoded vectors only
-            warm = self.base_probe if c == self.linear_c and D_train.shape[1] == self.X_train.shape[1] else None
+            warm = self.base_probe if c == self.linear_c else None
             lin = metrics.linear_probe(D_train, self.y_train, D_test, c, warm_from=warm)
             lb, lc = self.base_linear == y, lin == y
             row["linear_acc"], row["linear_c"] = float(lc.mean()), c
