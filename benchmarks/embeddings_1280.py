@@ -5,10 +5,16 @@ Three parts, each resumable (rows are kept in OUT/<split>/results.csv):
 * ``accuracy``: kNN, recall@10, McNemar against float32 for the study's codecs and ours at 16/32/64 B,
   on the random and the spatial split, for both sets; writes the target table (ours at 16 B vs the
   study's 32 B, ours at 32 B vs its 64 B), the "what dimension changes" table and Pareto plots.
+* ``recall-ci``: for each target pair, the paired bootstrap 95 % CI (over test queries) of the
+  difference in recall@10, ours minus the study's, on each split.
+* ``rule``: how ``tcrq{B}``'s split and axes were chosen without the test rows: the candidates on an
+  inner split (spatial blocks, or random) of each split's training rows.
 * ``fit``: wall and CPU seconds to fit each codec on 100,000 x 1280 vectors (the real vectors tiled with
   small noise: timing input only, no accuracy is read from them).
 
     EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings_1280.py accuracy --out outputs/bench1280
+    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings_1280.py recall-ci
+    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings_1280.py rule
     EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings_1280.py fit --n 100000
 """
 
@@ -23,10 +29,12 @@ from pathlib import Path
 LULC128 = "embeddings/presto_lulc_slovenia.npz"
 LULC1280 = "embeddings/effnetlite0_lulc_slovenia_1280.npz"
 #: (our spec, the study's spec at twice the bytes) pairs of the target
-TARGETS = (("unit,tc16", "pca32,int8"), ("unit,tc32", "pca64,int8"), ("tc16", "pca32,int8"), ("tc32", "pca64,int8"))
+TARGETS = (("unit,tcrq16", "pca32,int8"), ("unit,tcrq32", "pca64,int8"), ("tcrq16", "pca32,int8"),
+           ("tcrq32", "pca64,int8"), ("unit,tc16", "pca32,int8"), ("unit,tc32", "pca64,int8"))
 STUDY = ["int8", "pca16,int8", "pca32,int8", "pca64,int8"]
-OURS = ["tc16", "tc32", "unit,tc16", "unit,tc32"]
-FIT_SPECS = ["pca64,int8", "tc16", "tc32", "tc64", "unit,tc16", "unit,tc32"]
+OURS = ["tc16", "tc32", "unit,tc16", "unit,tc32", "tcrq16", "tcrq32", "unit,tcrq16", "unit,tcrq32"]
+FIT_SPECS = ["pca64,int8", "tc16", "tc32", "tc64", "unit,tc16", "unit,tc32", "unit,tcrq16", "unit,tcrq32",
+             "unit,tcrq64"]
 
 
 def _f(v) -> float:
@@ -95,6 +103,68 @@ def dimension_table(rows: list[dict], sets) -> list[str]:
     return lines
 
 
+def per_query_recall(spec: str, train, queries, ref):
+    """Fit ``spec`` on ``train``; the fraction of each query's float32 top-10 (``ref``) found with codes."""
+    from eocompress.embeddings.codecs import Codec
+    from eocompress.embeddings.evaluation.metrics import cosine_neighbours
+
+    codec = Codec.from_spec(spec).fit(train)
+    found = cosine_neighbours(codec.decode(codec.encode(train)), codec.decode(codec.encode(queries)), 10)
+    return (ref[:, :, None] == found[:, None, :]).any(axis=2).mean(axis=1)
+
+
+def recall_ci(splits: list[str], pairs=TARGETS[:2]) -> None:
+    """Per-query recall@10 of ours and the study's codec on the 1280-d set; bootstrap CI of the difference."""
+    from eocompress.data import data_path
+    from eocompress.embeddings.evaluation.datasets import load_dataset
+    from eocompress.embeddings.evaluation.metrics import cosine_neighbours
+    from eocompress.embeddings.evaluation.splits import make_split
+    from eocompress.embeddings.evaluation.stats import paired_bootstrap_ci
+
+    ds = load_dataset(data_path(LULC1280))
+    print("| split | ours | study at 2x bytes | recall@10 ours − study | 95 % CI (paired bootstrap over queries) |")
+    print("|---|---|---|---|---|")
+    for split in splits:
+        test = make_split(ds, split)
+        train, queries = ds.X[~test], ds.X[test]
+        ref = cosine_neighbours(train, queries, 10)
+        for ours, theirs in pairs:
+            a, b = (per_query_recall(spec, train, queries, ref) for spec in (theirs, ours))
+            lo, hi = paired_bootstrap_ci(a, b)
+            print(f"| {split} | `{ours}` | `{theirs}` | {b.mean() - a.mean():+.4f} | [{lo:+.4f}, {hi:+.4f}] |",
+                  flush=True)
+
+
+def rule_candidates(nbytes: int) -> list[str]:
+    """``tcrq`` variants the default was chosen among: RQ alone, other tc/RQ shares, other axis counts."""
+    b = nbytes
+    return [f"unit,pca{4 * b},rq{b}", f"unit,tcrq{b}h{b // 4}", f"unit,tcrq{b}x3", f"unit,tcrq{b}",
+            f"unit,tcrq{b}x6", f"unit,tcrq{b}h{3 * b // 4}"]
+
+
+def rule(splits: list[str], budgets=(16, 32)) -> None:
+    """recall@10 of the candidates on an inner split of the training rows only (test rows never read)."""
+    from eocompress.data import data_path
+    from eocompress.embeddings.evaluation.datasets import load_dataset
+    from eocompress.embeddings.evaluation.metrics import cosine_neighbours
+    from eocompress.embeddings.evaluation.splits import make_split, random_split, spatial_block_split
+
+    ds = load_dataset(data_path(LULC1280))
+    print("| outer split | inner split | B | candidate | recall@10 on the inner held-out rows |")
+    print("|---|---|---|---|---|")
+    for split in splits:
+        keep = ~make_split(ds, split)
+        X = ds.X[keep]
+        inner = (spatial_block_split(ds.coords[keep], seed=1) if split == "spatial"
+                 else random_split(ds.y[keep], len(X), seed=1))
+        train, held = X[~inner], X[inner]
+        ref = cosine_neighbours(train, held, 10)
+        for b in budgets:
+            for spec in rule_candidates(b):
+                recall = per_query_recall(spec, train, held, ref).mean()
+                print(f"| {split} | {split} (seed 1) | {b} | `{spec}` | {recall:.3f} |", flush=True)
+
+
 def fit_scale(n: int, specs: list[str]) -> None:
     """Wall and CPU seconds of each codec's fit on n x 1280 vectors (real vectors tiled + noise, timing only)."""
     import numpy as np
@@ -122,12 +192,20 @@ def main() -> None:
     acc.add_argument("--out", type=Path, default=Path("outputs/bench1280"))
     acc.add_argument("--split", action="append", choices=["random", "spatial"])
     acc.add_argument("--linear", action="store_true", help="also the linear probe (slow at 1280-d)")
+    ci = sub.add_parser("recall-ci")
+    ci.add_argument("--split", action="append", choices=["random", "spatial"])
+    rl = sub.add_parser("rule")
+    rl.add_argument("--split", action="append", choices=["random", "spatial"])
     fit = sub.add_parser("fit")
     fit.add_argument("--n", type=int, default=100_000)
     fit.add_argument("--spec", action="append")
     args = ap.parse_args()
     if args.part == "accuracy":
         accuracy(args.out, args.split or ["random", "spatial"], args.linear)
+    elif args.part == "rule":
+        rule(args.split or ["spatial", "random"])
+    elif args.part == "recall-ci":
+        recall_ci(args.split or ["random", "spatial"])
     else:
         fit_scale(args.n, args.spec or FIT_SPECS)
 

@@ -21,7 +21,7 @@ def gen():
 
 
 @pytest.mark.parametrize("spec", ["tc4", "tc16", "itq32,binary", "itq16,binary", "rot,int4", "rot,int2",
-                                  "pca16,rot,int4", "rq4"])
+                                  "pca16,rot,int4", "rq4", "tcrq8", "unit,tcrq6", "tcrq8h2x3"])
 def test_round_trip_size_and_state(spec, gen):
     codec = Codec.from_spec(spec, seed=0).fit(gen[:600])
     codes = codec.encode(gen[600:])
@@ -84,6 +84,29 @@ def test_bad_specs_are_explained():
         Codec.from_spec("itq64,binary").fit(np.zeros((100, 32), np.float32))
     with pytest.raises(SpecError, match="as much as float32"):
         Codec.from_spec("tc128").fit(np.random.default_rng(0).standard_normal((100, 32)).astype(np.float32))
+
+
+def test_tcrq_halves_add_up_and_damaged_state_is_refused(gen):
+    codec = Codec.from_spec("tcrq8").fit(gen[:600])
+    tcrq = codec.quantizer
+    codes = codec.encode(gen[600:])
+    head = tcrq._tc.decode(codes[:, :4])
+    # the residual half brings the vectors closer than the tc half alone
+    assert np.mean((codec.decode(codes) - gen[600:]) ** 2) < 0.7 * np.mean((head - gen[600:]) ** 2)
+    meta, arrays = codec.get_state()
+    assert {k.split(".", 1)[1] for k in arrays} >= {"axes_", "tc.levels_", "rq.codebooks_"}
+    bad = dict(arrays)
+    bad["s0.axes_"] = arrays["s0.axes_"][:-1]
+    with pytest.raises(Exception, match="axes_"):
+        Codec.from_state(meta, bad)
+    bad = dict(arrays)
+    bad["s0.rq.codebooks_"] = arrays["s0.rq.codebooks_"][:-3]
+    with pytest.raises(Exception, match="codebooks_"):
+        Codec.from_state(meta, bad)
+    for bad in ("tcrq1", "tcrq8h8", "tcrq8h0", "tcrq8x0"):
+        with pytest.raises(SpecError, match="at least 2 bytes"):
+            Codec.from_spec(bad)
+    assert Codec.from_spec("tcrq8h4x4").spec == "tcrq8"  # the defaults spelt out are the default
 
 
 @pytest.mark.slow

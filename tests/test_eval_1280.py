@@ -20,7 +20,7 @@ def effnet(data_root):
 
 def test_default_sweep_covers_the_1280d_set_beside_presto():
     assert EFFNET_LULC in DEFAULT_DATASETS and len(DEFAULT_DATASETS) == 3
-    for spec in ("unit,tc16", "unit,tc32", "tc16"):
+    for spec in ("unit,tc16", "unit,tc32", "tc16", "unit,tcrq16", "unit,tcrq32"):
         assert spec in default_grid()
 
 
@@ -84,3 +84,18 @@ def test_tc_on_real_1280d_keeps_more_neighbours_than_pca_int8(effnet):
         dec_train, dec_test = codec.decode(codec.encode(train)), codec.decode(codec.encode(test))
         recall[spec] = recall_at_k(ref, cosine_neighbours(dec_train, dec_test, 10), 10)
     assert recall["unit,tc16"] > recall["pca16,int8"] + 0.03, recall
+
+
+@pytest.mark.slow
+def test_tcrq_at_16_bytes_keeps_as_many_neighbours_as_pca32_int8_at_32(effnet):
+    """The halving target on a real 1280-d slice: 16 B of ``unit,tcrq16`` against the study's 32 B."""
+    X = effnet.X[::3][:3000]
+    train, test = X[:2400], X[2400:]
+    ref = cosine_neighbours(train, test, 10)
+    recall = {}
+    for spec in ("pca32,int8", "unit,tc16", "unit,tcrq16"):
+        codec = Codec.from_spec(spec).fit(train)
+        dec_train, dec_test = codec.decode(codec.encode(train)), codec.decode(codec.encode(test))
+        recall[spec] = recall_at_k(ref, cosine_neighbours(dec_train, dec_test, 10), 10)
+    assert recall["unit,tcrq16"] >= recall["pca32,int8"], recall
+    assert recall["unit,tcrq16"] > recall["unit,tc16"] + 0.01, recall

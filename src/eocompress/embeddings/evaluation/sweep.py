@@ -30,6 +30,7 @@ STUDY_PQ = ("pq4", "pq8", "pq16", "pq32", "opq8,pq8", "opq16,pq16")
 OURS = (
     "tc4", "tc8", "tc16", "tc32", "tc64",
     "unit,tc8", "unit,tc16", "unit,tc32", "unit,tc64",
+    "tcrq16", "tcrq32", "unit,tcrq16", "unit,tcrq32",
     "pca16,rq8", "pca24,rq16",
     "itq64,binary", "itq128,binary",
     "rot,int4", "rot,int2", "pca64,rot,int4", "pca32,rot,int4", "pca64,rot,int2",

@@ -51,6 +51,7 @@ _METHODS = {
     "float32": "none",
     "float16": "none",
     "transform-coding": "transform_coding",
+    "transform-coding-rq": "transform_coding_residual_quantization",
 }
 
 
