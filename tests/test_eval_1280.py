@@ -72,30 +72,31 @@ def test_unit_codec_codes_directions_only():
     assert cos.min() > 0.999
 
 
-@pytest.mark.slow
-def test_tc_on_real_1280d_keeps_more_neighbours_than_pca_int8(effnet):
-    # a 3,000-vector slice keeps the test short; the full comparison is benchmarks/embeddings_1280.py
+def _slice_recall(effnet, specs: tuple[str, ...]) -> dict[str, float]:
+    """recall@10 of each codec on a 3,000-vector slice of the real 1280-d set (2,400 database, 600 queries).
+
+    The slice keeps the tests short; the full comparison is benchmarks/embeddings_1280.py.
+    """
     X = effnet.X[::3][:3000]
     train, test = X[:2400], X[2400:]
     ref = cosine_neighbours(train, test, 10)
     recall = {}
-    for spec in ("pca16,int8", "unit,tc16"):
+    for spec in specs:
         codec = Codec.from_spec(spec).fit(train)
         dec_train, dec_test = codec.decode(codec.encode(train)), codec.decode(codec.encode(test))
         recall[spec] = recall_at_k(ref, cosine_neighbours(dec_train, dec_test, 10), 10)
+    return recall
+
+
+@pytest.mark.slow
+def test_tc_on_real_1280d_keeps_more_neighbours_than_pca_int8(effnet):
+    recall = _slice_recall(effnet, ("pca16,int8", "unit,tc16"))
     assert recall["unit,tc16"] > recall["pca16,int8"] + 0.03, recall
 
 
 @pytest.mark.slow
 def test_tcrq_at_16_bytes_keeps_as_many_neighbours_as_pca32_int8_at_32(effnet):
     """The halving target on a real 1280-d slice: 16 B of ``unit,tcrq16`` against the study's 32 B."""
-    X = effnet.X[::3][:3000]
-    train, test = X[:2400], X[2400:]
-    ref = cosine_neighbours(train, test, 10)
-    recall = {}
-    for spec in ("pca32,int8", "unit,tc16", "unit,tcrq16"):
-        codec = Codec.from_spec(spec).fit(train)
-        dec_train, dec_test = codec.decode(codec.encode(train)), codec.decode(codec.encode(test))
-        recall[spec] = recall_at_k(ref, cosine_neighbours(dec_train, dec_test, 10), 10)
+    recall = _slice_recall(effnet, ("pca32,int8", "unit,tc16", "unit,tcrq16"))
     assert recall["unit,tcrq16"] >= recall["pca32,int8"], recall
     assert recall["unit,tcrq16"] > recall["unit,tc16"] + 0.01, recall
