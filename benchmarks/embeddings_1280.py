@@ -106,11 +106,11 @@ def dimension_table(rows: list[dict], sets) -> list[str]:
 def per_query_recall(spec: str, train, queries, ref):
     """Fit ``spec`` on ``train``; the fraction of each query's float32 top-10 (``ref``) found with codes."""
     from eocompress.embeddings.codecs import Codec
-    from eocompress.embeddings.evaluation.metrics import cosine_neighbours
+    from eocompress.embeddings.evaluation.metrics import cosine_neighbours, recall_per_query
 
     codec = Codec.from_spec(spec).fit(train)
     found = cosine_neighbours(codec.decode(codec.encode(train)), codec.decode(codec.encode(queries)), 10)
-    return (ref[:, :, None] == found[:, None, :]).any(axis=2).mean(axis=1)
+    return recall_per_query(ref, found, 10)
 
 
 def recall_ci(splits: list[str], pairs=TARGETS[:2]) -> None:

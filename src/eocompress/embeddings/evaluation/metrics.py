@@ -127,8 +127,12 @@ def r2_rmse(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
     return r2, float(np.sqrt(np.mean(resid**2)))
 
 
-def recall_at_k(reference_idx: np.ndarray, found_idx: np.ndarray, k: int = 10) -> float:
-    """Mean fraction of each query's reference top-k that the compressed search also returns in its top-k."""
+def recall_per_query(reference_idx: np.ndarray, found_idx: np.ndarray, k: int = 10) -> np.ndarray:
+    """Fraction of each query's reference top-k that the compressed search also returns in its top-k."""
     ref, found = reference_idx[:, :k], found_idx[:, :k]
-    hits = (ref[:, :, None] == found[:, None, :]).any(axis=2).sum(axis=1)
-    return float(np.mean(hits / ref.shape[1]))
+    return (ref[:, :, None] == found[:, None, :]).any(axis=2).sum(axis=1) / ref.shape[1]
+
+
+def recall_at_k(reference_idx: np.ndarray, found_idx: np.ndarray, k: int = 10) -> float:
+    """Mean of :func:`recall_per_query`: recall@k of the compressed search over all queries."""
+    return float(np.mean(recall_per_query(reference_idx, found_idx, k)))
