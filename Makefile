@@ -15,7 +15,7 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: $(BIN)/activate pyproject.toml constraints.txt
-	$(PIP_INSTALL) -e .
+	$(PIP_INSTALL) -e '.[train]'
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed

@@ -9,6 +9,9 @@ from __future__ import annotations
 import sys
 import warnings
 
+from rich.markup import escape
+
+from eocompress._extras import extra_for
 from eocompress.cli import (  # noqa: F401  (imported for their command registrations)
     codec_train_cmd,
     codecs_cmd,
@@ -32,10 +35,19 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="eocompress")
     except EOCompressError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except ModuleNotFoundError as exc:
+        extra = extra_for(exc.name)
+        if extra is None or state.debug:
+            raise
+        err_console.print(
+            f"[red]error:[/] {exc.name} is not installed; install it with: pip install 'eocompress\\[{extra}]'",
+            highlight=False, soft_wrap=True,
+        )
         sys.exit(1)
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/]: outputs are written atomically; re-run to continue")

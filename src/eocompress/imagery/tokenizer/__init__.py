@@ -5,7 +5,11 @@
 
 from __future__ import annotations
 
-from eocompress.imagery.tokenizer.api import Tokenizer
-from eocompress.imagery.tokenizer.config import TokenizerConfig
+from eocompress._extras import require
+
+require("imagery", "the imagery tokenizer")
+
+from eocompress.imagery.tokenizer.api import Tokenizer  # noqa: E402  (after the extra check)
+from eocompress.imagery.tokenizer.config import TokenizerConfig  # noqa: E402
 
 __all__ = ["Tokenizer", "TokenizerConfig"]
