@@ -6,9 +6,11 @@ Each module registers one family of commands on the shared :data:`app`; heavy li
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 
+import typer
 from rich.markup import escape
 
 from eocompress._extras import extra_for
@@ -24,16 +26,59 @@ from eocompress.cli import (  # noqa: F401  (imported for their command registra
 from eocompress.cli.app import app, err_console, state
 from eocompress.errors import EOCompressError
 
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click import exceptions as click_exceptions
+
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
 
+def _one_line(text: str) -> str:
+    """A message on one line: newlines and runs of spaces collapsed (click's and library messages)."""
+    return " ".join(str(text).split())
+
+
+def _usage_error(exc: click_exceptions.UsageError) -> None:
+    """A typer/click usage error as one line naming the option and how to see the command's help."""
+    ctx = exc.ctx
+    where = f" '{ctx.command_path} --help'" if ctx is not None else " 'eocompress --help'"
+    message = escape(_one_line(exc.format_message()).rstrip("."))
+    err_console.print(f"[red]error:[/] {message}; see{where}", highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``eocompress`` console script; bad input ends in a one-line error, exit 1."""
+    """Entry point of the ``eocompress`` console script; bad input ends in a one-line error, exit 1.
+
+    Usage errors (a bad option value, an unknown option) end in one line and exit 2; tracebacks,
+    Dask's included, are shown only with ``--debug``.
+    """
     warnings.showwarning = _show_warning
+    args = sys.argv[1:] if argv is None else list(argv)
+    if "--debug" not in args:
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # worker tracebacks: the error says it
     try:
-        app(args=argv, prog_name="eocompress")
+        try:
+            code = app(args=args, prog_name="eocompress", standalone_mode=False)
+        except click_exceptions.NoArgsIsHelpError as exc:
+            if exc.format_message().strip():  # typer's rich help has printed itself already
+                sys.stdout.write(exc.format_message() + "\n")
+            sys.exit(exc.exit_code)
+        except click_exceptions.UsageError as exc:
+            _usage_error(exc)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err_console.print("[red]aborted[/]", highlight=False)
+            sys.exit(1)
+        except click_exceptions.ClickException as exc:
+            err_console.print(
+                f"[red]error:[/] {escape(_one_line(exc.format_message()))}", highlight=False, soft_wrap=True
+            )
+            sys.exit(exc.exit_code)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except EOCompressError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
@@ -59,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         where = f" ({type(exc).__name__})"
         err_console.print(
-            f"[red]error:[/] unexpected failure{where}: {exc or 'no message'}; re-run with --debug for the traceback",
+            f"[red]error:[/] unexpected failure{where}: {escape(_one_line(str(exc))) or 'no message'}; "
+            "re-run with --debug for the traceback",
             highlight=False,
             soft_wrap=True,
         )

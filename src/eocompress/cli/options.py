@@ -24,6 +24,13 @@ OVERWRITE = typer.Option(
     False, "--overwrite", help="Replace an existing output file (never a directory tree it did not create)."
 )
 WORKERS = typer.Option(1, "--workers", help="Dask worker processes of the local cluster (ignored with --scheduler).")
+AUTO_WORKERS = typer.Option(
+    None,
+    "--workers",
+    show_default=False,
+    help="Dask worker processes of a local cluster, capped at the CPU count; 0 runs in this process. "
+    "Default: in this process below 256 MB of float32 work, else one worker per CPU. Ignored with --scheduler.",
+)
 SCHEDULER = typer.Option(
     None, "--scheduler", help="Address of an existing Dask scheduler (tcp://host:8786) instead of a local cluster."
 )
@@ -74,6 +81,7 @@ def print_json(payload: Any) -> None:
 
 
 __all__ = [
+    "AUTO_WORKERS",
     "JSON",
     "OUT",
     "OVERWRITE",

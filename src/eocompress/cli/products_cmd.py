@@ -8,7 +8,17 @@ from pathlib import Path
 import typer
 
 from eocompress.cli.app import app, console
-from eocompress.cli.options import JSON, OUT, OVERWRITE, SCHEDULER, WORKERS, log, print_json, progress, resolve_out
+from eocompress.cli.options import (
+    AUTO_WORKERS,
+    JSON,
+    OUT,
+    OVERWRITE,
+    SCHEDULER,
+    log,
+    print_json,
+    progress,
+    resolve_out,
+)
 from eocompress.errors import EOCompressError, InputError
 
 MEMORY = typer.Option(
@@ -29,6 +39,18 @@ def check_memory_limit(value: str) -> str | int:
     if n <= 0:
         raise InputError(f"--memory-limit must be positive, got {value!r}; use e.g. 2GB or auto")
     return n
+
+
+def _work_bytes(path: Path) -> int:
+    """Float32 bytes a job handles (the field or the decoded product), to decide whether Dask pays."""
+    from eocompress.embeddings.products.fields import open_field
+
+    with contextlib.suppress(EOCompressError, OSError, ZeroDivisionError):
+        info = open_field(path).info
+        return info.height * info.width * info.dim * 4
+    with contextlib.suppress(OSError):
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+    return 0
 
 
 def _n_chunks(path: Path, chunk: int) -> int:
@@ -82,7 +104,7 @@ def compress_cmd(
     crc32c: bool = typer.Option(
         True, "--crc32c/--no-crc32c", help="Zarr's crc32c codec on every array (GDAL before 3.13 cannot read it)."
     ),
-    workers: int = WORKERS,
+    workers: int = AUTO_WORKERS,
     scheduler: str = SCHEDULER,
     memory_limit: str = MEMORY,
     resume: bool = typer.Option(
@@ -96,7 +118,7 @@ def compress_cmd(
 ) -> None:
     """Compress an embedding field or chip table into a georeferenced, checksummed product (+ STAC item)."""
     from eocompress.embeddings.products.api import check_settings, compress
-    from eocompress.embeddings.products.scale import dask_client
+    from eocompress.embeddings.products.scale import execution
     from eocompress.embeddings.products.stac import stac_path
 
     target = resolve_out(out_pos, out)
@@ -106,7 +128,8 @@ def compress_cmd(
     if src.suffix == ".npy":
         kwargs = {"scales": scales, "georef": georef}
     total = _n_chunks(src, chunk) if src.suffix.lower() not in (".parquet", ".pq", ".geoparquet") else 0
-    with dask_client(workers=workers, scheduler=scheduler, memory_limit=limit) as client:
+    run_on = execution(workers, scheduler, limit, work_bytes=_work_bytes(src), n_tasks=total or None, note=log)
+    with run_on as client:
         with progress("compress", total or None, "chunks") as advance:
             result = compress(
                 src,
@@ -137,20 +160,22 @@ def decompress_cmd(
         None, metavar="[OUT]", help="Float32 COG (.tif) for grids, Parquet for chip tables. Same as -o/--out."
     ),
     out: Path = OUT,
-    workers: int = WORKERS,
+    workers: int = AUTO_WORKERS,
     scheduler: str = SCHEDULER,
     memory_limit: str = MEMORY,
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Decode a product to float32: a Cloud-Optimized GeoTIFF (same CRS, transform, nodata) or a Parquet table."""
     from eocompress.embeddings.products.api import decompress, open_product
-    from eocompress.embeddings.products.scale import dask_client
+    from eocompress.embeddings.products.scale import execution
 
     target = resolve_out(out_pos, out)
     limit = check_memory_limit(memory_limit)
     prod = open_product(product)
     total = len(prod.windows())
-    with dask_client(workers=workers, scheduler=scheduler, memory_limit=limit) as client:
+    info = getattr(prod, "info", None)
+    work = info.height * info.width * info.dim * 4 if info is not None else _work_bytes(product)
+    with execution(workers, scheduler, limit, work_bytes=work, n_tasks=total, note=log) as client:
         with progress("decompress", total, "chunks") as advance:
             result = decompress(product, target, client=client, overwrite=overwrite, progress=advance)
     kind = "Parquet table" if getattr(prod, "is_chips", False) else "float32 Cloud-Optimized GeoTIFF"

@@ -9,11 +9,72 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from eocompress.errors import EOCompressError
+from eocompress.errors import EOCompressError, InputError
+
+#: Below this much float32 work (the input field or the decoded product) ``--workers`` auto runs in
+#: this process: starting a local cluster costs 3-4 s, more than the whole job on a small field.
+SMALL_WORK_BYTES = 256 * 2**20
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (the affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def plan_workers(
+    workers: int | None, *, work_bytes: int, n_tasks: int | None = None, cpus: int | None = None
+) -> tuple[int, str | None]:
+    """Local worker processes worth starting (0 = run in this process) and a note when a request was lowered.
+
+    ``workers=None`` (auto) runs in-process below :data:`SMALL_WORK_BYTES`, else one worker per CPU;
+    ``0`` always runs in-process; ``N`` starts N workers, capped at the CPU count and the number of tasks
+    (``n_tasks=None``: not known in advance).
+    """
+    if workers is not None and workers < 0:
+        raise InputError(f"--workers must be 0 (run in this process) or more, got {workers}")
+    cpus = cpu_count() if cpus is None else cpus
+    n_tasks = cpus if n_tasks is None else max(1, n_tasks)
+    if workers is None:
+        if work_bytes < SMALL_WORK_BYTES:
+            return 0, None
+        return max(1, min(cpus, n_tasks)), None
+    if workers == 0:
+        return 0, None
+    cap = min(cpus, n_tasks)
+    if workers > cap:
+        why = f"{cpus} CPUs" if cpus <= n_tasks else f"{n_tasks} chunks"
+        return cap, f"--workers {workers} lowered to {cap}: only {why} to use"
+    return workers, None
+
+
+@contextlib.contextmanager
+def _quiet_distributed(quiet: bool) -> Iterator[None]:
+    """Keep Dask's own log lines (a worker's "Compute Failed" traceback, CommClosedError) off stderr.
+
+    The failing task's exception still reaches the caller through ``Future.result()``; workers are
+    spawned processes that configure logging from the environment, so the level travels there too.
+    """
+    if not quiet:
+        yield
+        return
+    import dask
+
+    root = logging.getLogger("distributed")
+    old = root.level
+    root.setLevel(logging.CRITICAL)
+    with contextlib.ExitStack() as stack:
+        stack.callback(root.setLevel, old)
+        key = "distributed.nanny.pre-spawn-environ.DASK_LOGGING__DISTRIBUTED"
+        stack.enter_context(dask.config.set({key: "critical"}))
+        yield
 
 
 @contextlib.contextmanager
@@ -22,14 +83,24 @@ def dask_client(
     scheduler: str | None = None,
     memory_limit: str | int | None = "auto",
     threads_per_worker: int = 1,
+    quiet: bool = True,
 ) -> Iterator[Any]:
-    """A ``distributed.Client``: to ``scheduler`` when given, else a local cluster of ``workers``."""
+    """A ``distributed.Client``: to ``scheduler`` when given, else a local cluster of ``workers``.
+
+    ``quiet`` keeps Dask's log lines (worker tracebacks) off stderr; errors still raise here.
+    """
     from distributed import Client, LocalCluster
 
     if scheduler:
+        if "://" not in scheduler and ":" not in scheduler:
+            raise InputError(
+                f"--scheduler {scheduler!r} is not a scheduler address; give one like tcp://HOST:8786 "
+                "(or drop --scheduler to run locally)"
+            )
         try:
-            client = Client(scheduler, timeout="20s")
-        except OSError as exc:
+            with _quiet_distributed(quiet):
+                client = Client(scheduler, timeout="20s")
+        except (OSError, ValueError, TypeError) as exc:
             raise EOCompressError(
                 f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with `dask scheduler` "
                 "or drop --scheduler to use a local cluster"
@@ -40,21 +111,52 @@ def dask_client(
             client.close()
         return
     if workers < 1:
-        raise EOCompressError(f"--workers must be at least 1, got {workers}")
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads_per_worker,
-        processes=True,
-        memory_limit=memory_limit,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-    )
-    client = Client(cluster)
-    try:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    with _quiet_distributed(quiet):
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            memory_limit=memory_limit,
+            dashboard_address=":0",
+            silence_logs=logging.CRITICAL if quiet else logging.ERROR,
+        )
+        client = Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+            cluster.close()
+
+
+@contextlib.contextmanager
+def execution(
+    workers: int | None = None,
+    scheduler: str | None = None,
+    memory_limit: str | int | None = "auto",
+    *,
+    work_bytes: int = 0,
+    n_tasks: int | None = None,
+    note: Callable[[str], None] | None = None,
+    quiet: bool = True,
+) -> Iterator[Any]:
+    """Where chunk tasks run: ``None`` (this process) when a cluster would not pay, else a Dask client.
+
+    A scheduler address always wins; otherwise :func:`plan_workers` decides, and ``note`` receives
+    a line when the worker count was lowered.
+    """
+    if scheduler:
+        with dask_client(scheduler=scheduler, quiet=quiet) as client:
+            yield client
+        return
+    n, why = plan_workers(workers, work_bytes=work_bytes, n_tasks=n_tasks)
+    if why and note:
+        note(why)
+    if n == 0:
+        yield None
+        return
+    with dask_client(workers=n, memory_limit=memory_limit, quiet=quiet) as client:
         yield client
-    finally:
-        client.close()
-        cluster.close()
 
 
 def share(client: Any, value: Any) -> Any:
