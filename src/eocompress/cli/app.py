@@ -20,9 +20,21 @@ app = typer.Typer(
     add_completion=True,
 )
 
+#: Width of a console that writes to a pipe or file: lines and tables are never wrapped or cut there.
+PIPE_WIDTH = 10_000
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console for a person (terminal width) or, when piped, one that never wraps or truncates."""
+    probe = Console(stderr=stderr)
+    if probe.is_terminal:
+        return probe
+    return Console(stderr=stderr, width=PIPE_WIDTH, soft_wrap=True)
+
+
 #: Results (tables, JSON) go to stdout; progress, logs, warnings and errors to stderr.
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 class _State:
