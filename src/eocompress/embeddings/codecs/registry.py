@@ -68,7 +68,8 @@ def _build_token(token: str) -> Stage:
         match = form.pattern.match(token)
         if match:
             return form.build(match.groupdict())
-    close = difflib.get_close_matches(token, spec_examples() + [f.form for f in _FORMS], n=3, cutoff=0.4)
+    candidates = list(dict.fromkeys(spec_examples() + [f.form for f in _FORMS]))  # each suggestion once
+    close = difflib.get_close_matches(token, candidates, n=3, cutoff=0.4)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise SpecError(f"unknown codec token {token!r}{hint} (`eocompress codecs` lists every form)")
 
