@@ -519,9 +519,9 @@ def _decode_to_shard(archive: str | Path, out: Path, codec: Any, overwrite: bool
             report.token_bytes += len(rec["tokens"])
             if on_row:
                 on_row(name, None)
+            thumb = thumbnail_png(data, bands, header["offset"])
             yield {"product_id": rec.get("product_id"), "grid_cell": rec.get("grid_cell"),
-                   "product_datetime": rec.get("product_datetime"), "thumbnail": thumbnail_png(data, bands, header["offset"]),
-                   **tiffs, "cloud_mask": None}
+                   "product_datetime": rec.get("product_datetime"), "thumbnail": thumb, **tiffs, "cloud_mask": None}
         if report.written == 0:
             why = "; ".join(report.failed[:3]) or "the archive has no rows"
             raise EOCompressError(f"{archive}: no row could be decoded ({why}); nothing was written")
