@@ -41,6 +41,17 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+#: Python-API wording in library messages, and what a command-line user types instead.
+_API_TO_CLI = ((" (overwrite=True)", ""), ("overwrite=True", "--overwrite"))
+
+
+def _for_cli(message: str) -> str:
+    """A library error message as the CLI shows it: one line, options named as typed on the command line."""
+    for api, cli in _API_TO_CLI:
+        message = message.replace(api, cli)
+    return _one_line(message)
+
+
 def _usage_error(exc: click_exceptions.UsageError) -> None:
     """A typer/click usage error as one line naming the option and how to see the command's help."""
     ctx = exc.ctx
@@ -80,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except EOCompressError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(_for_cli(str(exc)))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except ModuleNotFoundError as exc:
         extra = extra_for(exc.name)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from eocompress.cli.app import app, console
-from eocompress.cli.options import JSON, OVERWRITE, log, print_json, resolve_out
+from eocompress.cli.options import JSON, OVERWRITE, log, print_json, resolve_out, seed_option
 from eocompress.errors import EOCompressError
 
 
@@ -33,14 +33,15 @@ def list_codecs(as_json: bool = JSON) -> None:
 @app.command("encode")
 def encode(
     vectors: Path = typer.Argument(..., help="Vectors to encode: .npy (N, D) or .npz with an 'X' array."),
-    out_arg: Path = typer.Argument(None, metavar="[OUT]", help="Output .npz (or use -o/--out)."),
+    out_arg: Path = typer.Argument(None, metavar="OUT", help="Output .npz (or use -o/--out)."),
     codec_spec: str = typer.Option(None, "--codec", "-c", help="Codec spec, e.g. 'int8' or 'pca64,int8'."),
     fit: Path = typer.Option(None, "--fit", help="Training vectors (.npy/.npz) to fit on [default: VECTORS]."),
     codec_file: Path = typer.Option(None, "--codec-file", help="Reuse a codec saved with --save-codec."),
     out: Path = typer.Option(None, "--out", "-o", help="Output .npz: codes + the codec + other arrays of the input."),
     save_codec: Path = typer.Option(None, "--save-codec", help="Also save the fitted codec (.json + .npz beside it)."),
-    seed: int = typer.Option(0, help="Seed for randomised fits (PCA, random projection, PQ)."),
+    seed: int = seed_option("Seed for randomised fits (PCA, random projection, PQ)."),
     overwrite: bool = OVERWRITE,
+    as_json: bool = JSON,
 ) -> None:
     """Fit a codec (or load one) and encode vectors to a compact .npz of uint8 codes."""
     from eocompress._atomic import check_output_path
@@ -59,19 +60,25 @@ def encode(
             check_output_path(target, overwrite=overwrite)
         if Codec.arrays_path(save_codec).resolve() == out.resolve():
             raise EOCompressError(f"--save-codec {save_codec} would put its arrays over OUT {out}; choose another name")
+    codec = Codec.from_spec(codec_spec, seed=seed) if codec_spec is not None else None  # a bad spec: refused first
     X, extra = load_vectors(vectors)
-    if codec_file is not None:
+    if codec is None:
         codec = Codec.load(codec_file)
     else:
         train = X if fit is None else load_vectors(fit)[0]
         if fit is None:
             log(f"[dim]fitting {codec_spec} on the vectors themselves (--fit TRAIN fits on a training split)")
-        codec = Codec.from_spec(codec_spec, seed=seed).fit(train)
+        codec = codec.fit(train)
     codes = codec.encode(X)
     write_codes(out, codes, codec, extra, overwrite=overwrite)
     if save_codec is not None:
         codec.save(save_codec, overwrite=overwrite)
     raw, packed = X.shape[0] * X.shape[1] * 4, codes.nbytes
+    if as_json:
+        print_json({"out": str(out), "codec": codec.spec, "n": len(X), "dim": codec.dim,
+                    "bytes_per_vector": codec.bytes_per_vector, "ratio_vs_float32": raw / packed,
+                    "codec_file": str(save_codec) if save_codec is not None else None})
+        return
     console.print(
         f"encoded {len(X)} x {codec.dim} vectors with [bold]{codec.spec}[/]: {codec.bytes_per_vector} B/vector, "
         f"{raw / packed:.1f}x smaller than float32 -> {out}"
@@ -81,7 +88,7 @@ def encode(
 @app.command("decode")
 def decode(
     codes: Path = typer.Argument(..., help="A codes .npz written by `eocompress encode`."),
-    out_arg: Path = typer.Argument(None, metavar="[OUT]", help="Output vectors (or use -o/--out)."),
+    out_arg: Path = typer.Argument(None, metavar="OUT", help="Output vectors (or use -o/--out)."),
     out: Path = typer.Option(None, "--out", "-o", help="Output vectors: .npy (X only) or .npz (X + other arrays)."),
     overwrite: bool = OVERWRITE,
 ) -> None:

@@ -35,6 +35,26 @@ SCHEDULER = typer.Option(
     None, "--scheduler", help="Address of an existing Dask scheduler (tcp://host:8786) instead of a local cluster."
 )
 JSON = typer.Option(False, "--json", help="Print the report as JSON on stdout (machine-readable).")
+#: Largest seed numpy's and faiss's generators accept.
+MAX_SEED = 2**32 - 1
+
+
+def seed_option(help: str = "Seed of the random choices (sample, fit, split).") -> Any:
+    """``--seed``: an integer 0 to 2**32-1, refused at parse time (before any output) otherwise."""
+    return typer.Option(0, "--seed", min=0, max=MAX_SEED, help=help)
+
+
+def check_iso_datetime(value: str | None) -> str | None:
+    """Parse-time check of an ISO 8601 time (``--datetime``), so a typo is refused before anything is written."""
+    if value is None:
+        return None
+    import datetime as dt
+
+    try:
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time ({exc}); write e.g. 2020-06-01T10:30:00Z") from exc
+    return value
 
 
 def resolve_out(positional: Path | None, option: Path | None, *, required: bool = True) -> Path | None:
@@ -83,14 +103,17 @@ def print_json(payload: Any) -> None:
 __all__ = [
     "AUTO_WORKERS",
     "JSON",
+    "MAX_SEED",
     "OUT",
     "OVERWRITE",
     "SCHEDULER",
     "WORKERS",
+    "check_iso_datetime",
     "console",
     "log",
     "print_json",
     "progress",
     "resolve_out",
+    "seed_option",
     "show_progress",
 ]

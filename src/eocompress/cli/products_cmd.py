@@ -14,10 +14,12 @@ from eocompress.cli.options import (
     OUT,
     OVERWRITE,
     SCHEDULER,
+    check_iso_datetime,
     log,
     print_json,
     progress,
     resolve_out,
+    seed_option,
 )
 from eocompress.errors import EOCompressError, InputError
 
@@ -72,7 +74,7 @@ def compress_cmd(
     ),
     out_pos: Path = typer.Argument(
         None,
-        metavar="[OUT]",
+        metavar="OUT",
         help="Product: .zarr (Zarr v3, default for grids), .tif (int8 COG, int8/aef-int8 "
         "codecs) or .parquet (for chip tables). Same as -o/--out.",
     ),
@@ -86,7 +88,7 @@ def compress_cmd(
         "with X) to fit on, instead of sampling the input.",
     ),
     chunk: int = typer.Option(512, "--chunk", help="Chunk edge in pixels (1 to 8192)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for the fit sample and the codec fit."),
+    seed: int = seed_option("Seed for the fit sample and the codec fit."),
     rescore_codec: str = typer.Option(
         None,
         "--rescore-codec",
@@ -99,7 +101,10 @@ def compress_cmd(
         None, "--source-data", help="URI of the source imagery (repeatable); default: the input's 'source' tag."
     ),
     acquired: str = typer.Option(
-        None, "--datetime", help="Acquisition time (ISO 8601) for the STAC item; default: from the input's tags."
+        None,
+        "--datetime",
+        callback=check_iso_datetime,
+        help="Acquisition time (ISO 8601) for the STAC item; default: from the input's tags."
     ),
     crc32c: bool = typer.Option(
         True, "--crc32c/--no-crc32c", help="Zarr's crc32c codec on every array (GDAL before 3.13 cannot read it)."
@@ -115,6 +120,7 @@ def compress_cmd(
     overwrite: bool = OVERWRITE,
     scales: Path = typer.Option(None, "--scales", help="Tessera: per-pixel scales .npy (default <stem>_scales.npy)."),
     georef: Path = typer.Option(None, "--georef", help="Tessera: GeoTIFF giving CRS and transform (the landmask)."),
+    as_json: bool = JSON,
 ) -> None:
     """Compress an embedding field or chip table into a georeferenced, checksummed product (+ STAC item)."""
     from eocompress.embeddings.products.api import check_settings, compress
@@ -150,6 +156,11 @@ def compress_cmd(
                 datetime=acquired,
                 crc32c=crc32c,
             )
+    if as_json:
+        from eocompress.embeddings.products.verify import product_summary
+
+        print_json({"product": str(result), "stac_item": str(stac_path(result)), **product_summary(result, check=False)})
+        return
     console.print(f"wrote {result} and {stac_path(result).name}", highlight=False, soft_wrap=True)
 
 
@@ -157,7 +168,7 @@ def compress_cmd(
 def decompress_cmd(
     product: Path = typer.Argument(..., help="Product written by `eocompress compress`."),
     out_pos: Path = typer.Argument(
-        None, metavar="[OUT]", help="Float32 COG (.tif) for grids, Parquet for chip tables. Same as -o/--out."
+        None, metavar="OUT", help="Float32 COG (.tif) for grids, Parquet for chip tables. Same as -o/--out."
     ),
     out: Path = OUT,
     workers: int = AUTO_WORKERS,
@@ -224,4 +235,5 @@ def verify_cmd(
     for msg in result["bad"]:
         log(f"bad: {msg}")
     if not result["ok"]:
-        raise EOCompressError(f"{len(result['bad'])} checks of {product} failed verification")
+        first = result["bad"][0] if result["bad"] else "see above"
+        raise EOCompressError(f"{len(result['bad'])} checks of {product} failed verification; first: {first}")
