@@ -50,10 +50,12 @@ def test_majortom_cell_on_10m_grid(data_root: Path):
 
 
 @pytest.mark.realdata
-def test_offset_from_baseline_and_from_data(data_root: Path):
+def test_offset_from_metadata_never_from_data(data_root: Path):
     cloudy = read_scene(data_root / CLOUDY)
-    assert cloudy.offset == 1000 and "baseline 0400" in cloudy.meta["offset_source"]
-    assert read_scene(data_root / "imagery/hydro/patch_0.tif").offset == 1000
+    assert cloudy.offset == 1000 and "baseline 0400" in cloudy.meta["offset_source"] and cloudy.meta["offset_known"]
+    # Hydro patches carry no metadata: the offset (+1000 on patch_0) is unknown, never guessed from dark pixels
+    hydro = read_scene(data_root / "imagery/hydro/patch_0.tif")
+    assert hydro.offset == 0 and not hydro.meta["offset_known"] and "unknown" in hydro.meta["offset_source"]
     assert read_scene(data_root / "imagery/hydro/patch_10.tif").offset == 0
     assert read_scene(data_root / "imagery/hydro/patch_10.tif", offset=1000).offset == 1000
 

@@ -76,7 +76,7 @@ def test_image_metrics_on_real_scene_with_known_noise(data_root) -> None:
     """Real Hydro patch (offset +1000): a uniform +-50 DN error gives ~46 dB whatever the offset."""
     from eocompress.imagery.readers.scenes import read_scene
 
-    scene = read_scene(data_root / "imagery/hydro/patch_1.tif")
+    scene = read_scene(data_root / "imagery/hydro/patch_1.tif", offset=1000)  # per the Hydro NOTES
     assert scene.offset == 1000
     data = scene.data[:, :64, :64]
     rng = np.random.default_rng(0)

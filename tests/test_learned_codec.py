@@ -71,10 +71,14 @@ def test_nodata_mask_round_trips(codec, scene):
     assert (out[:, :5, :7] == 0).all() and (out[:, 10:, 10:] > 0).all()
 
 
-def test_offset_is_removed(codec, scene):
-    blob = codec.encode(scene.astype(np.uint32) + 1000, offset=1000, quality=10)
+def test_offset_is_kept(codec, scene):
+    """Numbers in = numbers out: the +1000 offset is recorded, not removed from the decoded values."""
+    shifted = scene.astype(np.uint32) + 1000
+    blob = codec.encode(shifted, offset=1000, quality=10)
     out = codec.decode(blob).astype(float)
-    assert abs(out.mean() - scene.mean()) < 0.05 * scene.mean()
+    assert abs(out.mean() - shifted.mean()) < 0.05 * scene.mean()
+    head, _ = codec.read_header(blob)
+    assert head.offset == 1000 and head.offset_known and head.version == 2
 
 
 def test_damage_and_other_models_are_refused(codec, scene, tmp_path):

@@ -35,6 +35,10 @@ RATIO = typer.Option(
     None, "--ratio", help="Learned codec: whole file at most raw uint16 / RATIO (e.g. 200, 450, 1000)."
 )
 QUALITY = typer.Option(None, "--quality", help="Learned codec: fixed ladder level 1 (smallest) .. 10 (best).")
+OFFSET = typer.Option(
+    None, "--offset", help="DN offset the input carries (1000 from baseline 04.00, else 0) when its metadata does not "
+    "say; recorded for the offset tag and the metrics, the decoded values are the input's either way.",
+)
 
 
 def available_devices() -> list[str]:
@@ -106,24 +110,30 @@ def encode(
     codec_kind: str = CODEC,
     ratio: float | None = RATIO,
     quality: int | None = QUALITY,
+    offset: int | None = OFFSET,
 ) -> None:
     """Compress a scene to a token file (.eotok), or every scene of a folder into an output folder.
 
     The learned codec (default) meets ``--ratio`` (default 450) or a ``--quality`` level; the VQ codec
-    has one fixed rate.
+    has one fixed rate. Decoding gives back the input's DN convention (offset kept).
 
-    Folder mode runs on Dask, skips outputs that already verify, reports every scene that cannot be
-    read and goes on with the rest (exit 1 when any failed); progress counts tiles.
+    Folder mode skips outputs that already verify (a damaged one is encoded again; --overwrite redoes
+    all), reports every scene that fails in one line and writes the rest (exit 1 when any failed);
+    progress counts scenes (tiles with --codec vq).
     """
     target = resolve_out(out_pos, out)
     if codec_kind not in ("learned", "vq"):
         raise InputError(f"--codec must be learned or vq, got {codec_kind!r}")
+    if offset is not None and not 0 <= offset <= 65535:
+        raise InputError(f"--offset must be 0..65535 DN, got {offset}; use 1000 for baseline >= 04.00, else 0")
     if codec_kind == "learned":
-        _encode_learned(src, target, model, device, overwrite, ratio, quality, workers, scheduler)
+        _encode_learned(src, target, model, device, overwrite, ratio, quality, workers, scheduler, offset)
         return
     if ratio is not None or quality is not None:
         raise InputError("--ratio/--quality need the learned codec; the vq codec has one fixed rate (drop them)")
     if src.is_dir() and target.suffix != ".eotok":
+        if offset is not None:
+            raise InputError("--offset with --codec vq works on one scene, not a folder: drop it or encode one scene")
         _encode_directory(src, target, model, halo, device, scheduler, workers)
         return
     from eocompress.imagery.readers.scenes import read_scene
@@ -131,7 +141,7 @@ def encode(
     _refuse_existing(target, overwrite)
     codec = _codec(model, halo, device)
     with _no_georef_warning():
-        scene = read_scene(src)
+        scene = read_scene(src, offset=offset)
     with progress("encoding", codec.tile_count(*scene.shape), "tiles") as advance:
         tf = codec.encode_scene(scene, progress=advance)
     path = tf.save(target, overwrite=overwrite)
@@ -152,7 +162,7 @@ def _learned(model: str, device: str) -> Any:
 
 def _encode_learned(
     src: Path, target: Path, model: str, device: str, overwrite: bool, ratio: float | None, quality: int | None,
-    workers: int = 1, scheduler: str | None = None,
+    workers: int = 1, scheduler: str | None = None, offset: int | None = None,
 ) -> None:
     """Learned codec: one scene to one file, or every scene of a folder (bad scenes reported, the rest done)."""
     from eocompress.imagery.readers.scenes import read_scene
@@ -174,13 +184,16 @@ def _encode_learned(
             if o.status == "failed":
                 log(f"failed {o.source}: {o.error}")
             elif o.status == "skipped":
-                log(f"skipped {o.source}: {o.target} exists (pass --overwrite to replace it)")
+                log(f"skipped {o.source}: {o.target} exists and verifies (pass --overwrite to encode it again)")
             else:
                 console.print(f"{o.source} -> {o.target}: {o.nbytes:,} B", highlight=False, soft_wrap=True)
+                if o.notes:
+                    log(f"warning: {o.source}: {o.notes}")
             advance(1)
 
         with progress("encoding", total, "scenes") as advance:
-            outcomes = encode_folder(src, target, model, ratio, quality, overwrite, workers, scheduler, report)
+            outcomes = encode_folder(src, target, model, ratio, quality, overwrite, workers, scheduler, report,
+                                     offset=offset)
         failed = sum(o.status == "failed" for o in outcomes)
         if failed:
             log(f"{failed} of {len(outcomes)} scenes failed (listed above); the others were written")
@@ -188,8 +201,10 @@ def _encode_learned(
         return
     _refuse_existing(target, overwrite)
     with _no_georef_warning():
-        scene = read_scene(src)
+        scene = read_scene(src, offset=offset)
     blob = codec.encode_scene(scene, ratio=ratio, quality=quality)
+    for note in codec.last_notes:
+        log(f"warning: {src}: {note}")
     path = codec.save(blob, target, overwrite=overwrite)
     raw = scene.shape[0] * scene.shape[1] * len(codec.bands) * 2
     console.print(
@@ -288,6 +303,12 @@ def _learned_info(src: Path, model: str) -> dict[str, Any]:
     head, start = codec.read_header(blob, str(src))
     tokens = codec.tokens(blob, str(src))  # checks the payload against the header digest
     raw = head.height * head.width * len(codec.bands) * 2
+    if head.version < 2:
+        offset = "not recorded (format 1: decodes to reflectance x 10000, any offset removed at encode)"
+    elif head.offset_known:
+        offset = f"{head.offset} DN (kept in the decoded values)"
+    else:
+        offset = "unknown: 0 assumed (no metadata said it; the decoded values are the input's DNs either way)"
     return {
         "verified": True, "format": "eocompress learned tokens (EOT2)", "bytes": len(blob), "header_bytes": start,
         "ratio_vs_raw_uint16": round(raw / len(blob), 1), "height": head.height, "width": head.width,
@@ -295,7 +316,9 @@ def _learned_info(src: Path, model: str) -> dict[str, Any]:
         "tokens_shape": list(tokens.shape), "crs": f"EPSG:{head.epsg}" if head.epsg else head.wkt,
         "transform": list(head.transform) if head.transform else None,
         "nodata_pixels": int((~head.valid).sum()) if head.valid is not None else 0,
-        "band_means_dn": [int(v) for v in head.means], "scale_dn": head.scale,
+        "band_means_dn": [int(v) for v in head.means], "scale_dn": head.scale, "format_version": head.version,
+        "dn_offset": offset, "processing_level": head.level or "unknown",
+        "constant_bands": {codec.bands[b]: v for b, v in sorted((head.constants or {}).items())},
     }
 
 

@@ -5,11 +5,22 @@ means and scale (side information in the header), runs the factorized-prior toke
 latent with the step that meets the requested size, and range-codes every channel's tokens with the
 model's learned prior through ``constriction``. ``decode`` inverts it bit-exactly up to the model.
 
-File layout (little-endian), 45 bytes + georeference (~36 bytes) + payload + CRC32::
+Numbers in = numbers out: the band means are those of the input DNs, so ``decode`` returns the
+input's DN convention (a +1000 offset stays in; only the uint16 range and the nodata value 0 bound
+it). The DN offset and the processing level are metadata only (the standardisation cancels any
+offset): they tag the decoded GeoTIFF and tell the metrics how to reach reflectance. A band that is
+constant over the scene (a dead band) is stored as its value and restored exactly; the network codes
+the others.
 
-    magic "EOT2" | version u8 | flags u8 | model id 4 B | height u32 | width u32 | delta f32 |
-    scale u16 | 12 band means u16 | [epsg u32 | transform 4 x f64] | [mask: u32 length + zlib] |
-    payload (range-coded tokens, channel-major) | crc32 of everything before
+File layout (little-endian), 48 bytes + georeference (~36 bytes) + payload + CRC32::
+
+    magic "EOT2" | version u8 (2) | flags u8 | model id 4 B | height u32 | width u32 | delta f32 |
+    scale u16 | 12 band means u16 | offset u16 | offset known + level u8 |
+    [constant bands: count u8 + count x (band u8, value u16)] | [epsg u32 | transform 4 x f64] |
+    [mask: u32 length + zlib] | payload (range-coded tokens, channel-major) | crc32 of everything before
+
+Version 1 files (no offset fields; their means had the offset removed) still decode as they did:
+reflectance x 10000 without the offset, the offset they dropped unknown.
 """
 
 from __future__ import annotations
@@ -31,8 +42,15 @@ from scipy.special import expit
 from eocompress.errors import FileFormatError, InputError
 
 MAGIC = b"EOT2"
-VERSION = 1
-_F_GEO, _F_MASK, _F_AFFINE6, _F_WKT = 1, 2, 4, 8
+VERSION = 2
+#: Versions this code reads (1: before the offset fields; decoded without the offset, as then).
+READABLE_VERSIONS = (1, 2)
+_F_GEO, _F_MASK, _F_AFFINE6, _F_WKT, _F_CONST = 1, 2, 4, 8, 16
+#: Processing level codes in the header (bits 1-2 of the offset byte).
+LEVELS = {0: None, 1: "Level-1C", 2: "Level-2A"}
+#: Largest grid side and pixel count a header may claim (a full 10980 px tile is far inside): checked
+#: before anything is allocated, then the memory the decode needs is compared with what is free.
+MAX_SIDE, MAX_PIXELS = 1 << 17, 1 << 31
 #: Tail mass left outside a channel's coded alphabet (those rare tokens are clipped to its ends).
 TAIL = 1e-7
 #: Most symbols one channel's alphabet may have.
@@ -62,9 +80,20 @@ class Header:
     wkt: str | None = None
     transform: tuple[float, ...] | None = None
     valid: np.ndarray | None = None
+    offset: int = 0  # DN offset present in the input (and in the decoded values)
+    offset_known: bool = False  # False: no metadata and no --offset said it (0 assumed, values unchanged)
+    level: str | None = None  # "Level-1C" / "Level-2A" when known: picks the GeoTIFF offset tag
+    constants: dict[int, int] | None = None  # band index -> value of bands constant over the scene
+    version: int = VERSION
 
     def to_bytes(self) -> bytes:
+        """The header as written by this version (always the newest format)."""
         flags = 0
+        const = b""
+        if self.constants:
+            flags |= _F_CONST
+            const = struct.pack("<B", len(self.constants))
+            const += b"".join(struct.pack("<BH", b, v) for b, v in sorted(self.constants.items()))
         geo = b""
         if self.transform is not None and (self.epsg is not None or self.wkt is not None):
             flags |= _F_GEO
@@ -88,7 +117,9 @@ class Header:
         head = MAGIC + struct.pack("<BB", VERSION, flags) + self.model_id[:4]
         head += struct.pack("<IIfH", self.height, self.width, self.delta, self.scale)
         head += self.means.astype("<u2").tobytes()
-        return head + geo + mask
+        level = {v: k for k, v in LEVELS.items()}.get(self.level, 0)
+        head += struct.pack("<HB", int(self.offset), int(bool(self.offset_known)) | level << 1)
+        return head + const + geo + mask
 
     @classmethod
     def from_bytes(cls, data: bytes, bands: int, source: str) -> tuple[Header, int]:
@@ -97,13 +128,37 @@ class Header:
             if data[:4] != MAGIC:
                 raise TokenStreamError(f"{source} is not a learned token file (magic {data[:4]!r}, expected {MAGIC!r})")
             version, flags = struct.unpack_from("<BB", data, 4)
-            if version != VERSION:
-                raise TokenStreamError(f"{source} has format version {version}; this eocompress reads {VERSION}")
+            if version not in READABLE_VERSIONS:
+                raise TokenStreamError(
+                    f"{source} has format version {version}; this eocompress reads versions "
+                    f"{', '.join(map(str, READABLE_VERSIONS))}: update eocompress to decode it"
+                )
             model_id = bytes(data[6:10])
             h, w, delta, scale = struct.unpack_from("<IIfH", data, 10)
+            if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE and h * w <= MAX_PIXELS):
+                raise TokenStreamError(
+                    f"{source}: header claims {h} x {w} pixels, beyond the {MAX_SIDE} px per side this format "
+                    "allows: the file is forged or damaged; re-encode the scene"
+                )
             pos = 24
             means = np.frombuffer(data, "<u2", bands, pos).astype(np.uint16)
             pos += 2 * bands
+            offset, offset_known, level, constants = 0, False, None, None
+            if version >= 2:
+                offset, info = struct.unpack_from("<HB", data, pos)
+                pos += 3
+                offset_known, level = bool(info & 1), LEVELS.get(info >> 1 & 3)
+                if info >> 3:
+                    raise TokenStreamError(f"{source}: header has unknown offset bits ({info:#x})")
+            if flags & _F_CONST:
+                (n,) = struct.unpack_from("<B", data, pos)
+                constants = {}
+                for i in range(n):
+                    b, v = struct.unpack_from("<BH", data, pos + 1 + 3 * i)
+                    if b >= bands:
+                        raise TokenStreamError(f"{source}: header names constant band {b} of {bands}")
+                    constants[b] = v
+                pos += 1 + 3 * n
             epsg = wkt = transform = None
             if flags & _F_GEO:
                 if flags & _F_WKT:
@@ -123,16 +178,19 @@ class Header:
             valid = None
             if flags & _F_MASK:
                 (n,) = struct.unpack_from("<I", data, pos)
-                bits = np.unpackbits(np.frombuffer(zlib.decompress(data[pos + 4 : pos + 4 + n]), np.uint8))
+                # at most the grid's bytes are inflated, whatever the stream claims
+                packed = zlib.decompressobj().decompress(data[pos + 4 : pos + 4 + n], -(-h * w // 8))
+                bits = np.unpackbits(np.frombuffer(packed, np.uint8))
                 if bits.size < h * w:
                     raise TokenStreamError(f"{source}: nodata mask is shorter than the {h}x{w} grid")
                 valid = bits[: h * w].reshape(h, w).astype(bool)
                 pos += 4 + n
         except (struct.error, zlib.error, ValueError, UnicodeDecodeError) as exc:
             raise TokenStreamError(f"{source}: header is damaged or truncated ({exc})") from exc
-        if not (0 < h <= 1 << 20 and 0 < w <= 1 << 20) or not (math.isfinite(delta) and delta > 0) or scale == 0:
+        if not (math.isfinite(delta) and delta > 0) or scale == 0:
             raise TokenStreamError(f"{source}: header holds impossible values ({h}x{w}, step {delta}, scale {scale})")
-        return cls(h, w, float(delta), int(scale), means, model_id, epsg, wkt, transform, valid), pos
+        return cls(h, w, float(delta), int(scale), means, model_id, epsg, wkt, transform, valid, int(offset),
+                   offset_known, level, constants, version), pos
 
 
 def is_learned_token_file(path: str | os.PathLike) -> bool:
@@ -155,6 +213,8 @@ class LearnedCodec:
         self.model_id = model_id
         self.path = path
         self._tables: dict[float, list[tuple[int, np.ndarray]]] = {}
+        #: One line per thing the last ``encode`` changed about how a scene is coded (e.g. a dead band).
+        self.last_notes: list[str] = []
 
     # ---------------------------------------------------------------- loading
     @classmethod
@@ -251,12 +311,16 @@ class LearnedCodec:
         return np.stack(out).reshape(-1, *shape).astype(np.int32)
 
     # ---------------------------------------------------------------- transforms
-    def _standardise(self, dn: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    def _standardise(
+        self, dn: np.ndarray, valid: np.ndarray, live: list[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """(dn - band means) / scale over the valid pixels; the scale from the ``live`` (non-constant) bands."""
         from eocompress.imagery.tokenizer.fp_data import MIN_SCALE
 
         pix = dn.reshape(dn.shape[0], -1)[:, valid.ravel()] if valid.any() else dn.reshape(dn.shape[0], -1)
         means = np.clip(np.rint(pix.mean(1)), 0, 65535).astype(np.uint16)
-        scale = int(np.clip(np.rint(max(pix.std(1).mean(), MIN_SCALE)), 1, 65535))
+        stds = pix.std(1)[live] if live else pix.std(1)
+        scale = int(np.clip(np.rint(max(stds.mean(), MIN_SCALE)), 1, 65535))
         x = (dn - means[:, None, None].astype(np.float32)) / np.float32(scale)
         x[:, ~valid] = 0.0  # nodata sits at the band means: costs nothing, restored as 0
         return x.astype(np.float32), means, scale
@@ -320,18 +384,22 @@ class LearnedCodec:
         self,
         dn: np.ndarray,
         *,
-        offset: int = 0,
+        offset: int | None = None,
         ratio: float | None = None,
         quality: int | None = None,
         valid: np.ndarray | None = None,
         crs: Any = None,
         transform: Any = None,
+        level: str | None = None,
     ) -> bytes:
         """Bytes of one token file for ``dn`` (C, H, W) in the model's band order.
 
         ``ratio``: the whole file is at most raw uint16 size / ratio (the step is searched);
-        ``quality``: a fixed ladder level 1..10. ``offset`` (e.g. 1000) is removed before coding and the
-        decoded values come back without it (reflectance x 10000).
+        ``quality``: a fixed ladder level 1..10. Decoding gives back ``dn``'s own DN convention.
+        ``offset`` (e.g. 1000) is the DN offset ``dn`` carries, recorded for the GeoTIFF tag and the
+        metrics (None: unknown, recorded as 0 unknown); it never changes the coded values. ``level``:
+        ``"Level-1C"``/``"Level-2A"`` when known. ``valid``: False at nodata pixels (default: a 0 in
+        any non-constant band). Bands constant over the scene are stored exactly (see ``last_notes``).
         """
         if (ratio is None) == (quality is None):
             raise InputError("give exactly one of ratio= or quality=")
@@ -340,13 +408,27 @@ class LearnedCodec:
             raise InputError(f"expected ({len(self.bands)}, H, W) bands {', '.join(self.bands)}; got shape {dn.shape}")
         if min(dn.shape[1:]) < 1:
             raise InputError(f"empty scene {dn.shape}")
-        x = dn.astype(np.float32) - np.float32(offset)
+        if dn.dtype.kind not in "ui" or (dn.size and (int(dn.min()) < 0 or int(dn.max()) > 65535)):
+            raise InputError(f"Sentinel-2 DNs must be integers in 0..65535 (uint16); got {dn.dtype} values")
+        if offset is not None and not 0 <= int(offset) <= 65535:
+            raise InputError(f"offset must be 0..65535 DN, got {offset}; use 1000 for baseline >= 04.00, else 0")
+        if level not in (None, *LEVELS.values()):
+            raise InputError(f"level must be Level-1C or Level-2A, got {level!r}")
+        constants, live = _constant_bands(dn)
+        self.last_notes = [
+            f"band {self.bands[b]} is constant ({v} DN) over the scene (a dead band?): stored exactly, "
+            f"the other {len(live)} bands coded" for b, v in sorted(constants.items())
+        ]
         if valid is None:
-            valid = np.all(dn != 0, axis=0)
-        z, means, scale = self._standardise(x, valid)
+            valid = np.all(dn[live] != 0, axis=0) if live else np.any(dn != 0, axis=0)
+        x = dn.astype(np.float32)
+        x[list(constants)] = 0.0  # constants are side information: the network sees a flat plane
+        z, means, scale = self._standardise(x, valid, live)
+        z[list(constants)] = 0.0
         y, _ = self._latent(z)
         head = Header(dn.shape[1], dn.shape[2], 1.0, scale, means, self.model_id, valid=valid,
-                      **_georef(crs, transform))
+                      offset=int(offset or 0), offset_known=offset is not None, level=level,
+                      constants=constants or None, **_georef(crs, transform))
 
         def build(delta: float) -> bytes:
             head.delta = float(np.float32(delta))
@@ -378,7 +460,11 @@ class LearnedCodec:
         return best
 
     def read_header(self, blob: bytes, source: str = "token file") -> tuple[Header, int]:
-        """Check the CRC and model, parse the header; returns it and the payload start."""
+        """Check the CRC, model and sizes, parse the header; returns it and the payload start.
+
+        The grid it claims is bounded and the memory a decode needs is compared with what is free
+        before anything is allocated: a forged or damaged size is one line, not an out-of-memory abort.
+        """
         if len(blob) < 30:
             raise TokenStreamError(f"{source} is truncated ({len(blob)} bytes)")
         body, (crc,) = blob[:-4], struct.unpack("<I", blob[-4:])
@@ -390,23 +476,33 @@ class LearnedCodec:
                 f"{source} was made by model {head.model_id.hex()}, not this one ({self.model_id.hex()}); "
                 "decode it with the model that made it"
             )
+        _check_memory(head, len(self.bands), self.config.latent, source)
         return head, pos
 
     def decode(self, blob: bytes, source: str = "token file") -> np.ndarray:
-        """uint16 (C, H, W) reflectance x 10000 (no offset; nodata pixels 0)."""
+        """uint16 (C, H, W) in the input's DN convention (offset kept; nodata pixels 0, valid ones >= 1).
+
+        Version-1 files decode as they always did: reflectance x 10000 without the offset they dropped.
+        """
         head, pos = self.read_header(blob, source)
         lat = (-(-head.height // 16), -(-head.width // 16))
         tokens = self._uncode(blob[pos:-4], lat, head.delta, source, blob[:pos])
         z = self._synthesise(tokens, head.delta, head.height, head.width)
         x = z * np.float32(head.scale) + head.means[:, None, None].astype(np.float32)
-        out = np.clip(np.rint(x), 1, 65535).astype(np.uint16)
+        out = np.clip(np.rint(x), 1, 65535).astype(np.uint16)  # 0 stays the nodata value
+        for band, value in (head.constants or {}).items():
+            out[band] = value
         if head.valid is not None:
             out[:, ~head.valid] = 0
         return out
 
     # ---------------------------------------------------------------- scenes and files
     def encode_scene(self, scene: Any, *, ratio: float | None = None, quality: int | None = None) -> bytes:
-        """Token-file bytes of a :class:`~eocompress.imagery.readers.scenes.Scene` (its model bands, offset removed)."""
+        """Token-file bytes of a :class:`~eocompress.imagery.readers.scenes.Scene` (its model bands, DNs as read).
+
+        Nodata is where the DNs are 0 (the product's cloud mask is not nodata: cloudy pixels are coded).
+        The scene's offset is recorded only when it came from metadata or was given.
+        """
         missing = [b for b in self.bands if b not in scene.bands]
         if missing:
             raise InputError(
@@ -414,8 +510,11 @@ class LearnedCodec:
                 f"(it has {', '.join(scene.bands) or 'none'})"
             )
         sel = scene.select(self.bands)
-        return self.encode(sel.data, offset=int(scene.offset), ratio=ratio, quality=quality, valid=scene.valid,
-                           crs=scene.crs, transform=scene.transform)
+        known = scene.meta.get("offset_known", True)
+        level = scene.meta.get("processing_level")
+        return self.encode(sel.data, offset=int(scene.offset) if known else None, ratio=ratio, quality=quality,
+                           crs=scene.crs, transform=scene.transform,
+                           level=level if level in LEVELS.values() else None)
 
     def save(self, blob: bytes, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write token-file bytes atomically; an existing file is replaced only with ``overwrite``."""
@@ -427,15 +526,25 @@ class LearnedCodec:
         return path
 
     def decode_file(self, path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
-        """Decode a token file: uint16 (C, H, W) and the header fields a GeoTIFF writer needs."""
+        """Decode a token file: uint16 (C, H, W) and the header fields a GeoTIFF writer needs.
+
+        ``offset``/``offset_known``/``processing_level`` pick the offset tag; ``constant_bands`` names
+        the bands stored as one value; ``format_version`` 1 files carry no offset (see :meth:`decode`).
+        """
         path = Path(path)
         blob = path.read_bytes()
         data = self.decode(blob, source=str(path))
         head, _ = self.read_header(blob, str(path))
+        return data, self.header_meta(head)
+
+    def header_meta(self, head: Header) -> dict[str, Any]:
+        """The metadata of a parsed header as a GeoTIFF writer and ``imagery info`` want it."""
         crs = f"EPSG:{head.epsg}" if head.epsg else head.wkt
-        meta = {"crs": crs, "transform": head.transform, "bands": self.bands, "offset": 0,
-                "model_id": self.model_id.hex(), "height": head.height, "width": head.width}
-        return data, meta
+        return {"crs": crs, "transform": head.transform, "bands": self.bands, "offset": head.offset,
+                "offset_known": head.offset_known, "processing_level": head.level,
+                "constant_bands": {self.bands[b]: v for b, v in sorted((head.constants or {}).items())},
+                "format_version": head.version, "model_id": self.model_id.hex(), "height": head.height,
+                "width": head.width}
 
     def fixed_length_bytes(self, blob: bytes) -> int:
         """Payload size the same tokens would take as fixed-length indices (ceil(log2 alphabet) bits each).
@@ -452,6 +561,34 @@ class LearnedCodec:
         head, pos = self.read_header(blob, source)
         lat = (-(-head.height // 16), -(-head.width // 16))
         return self._uncode(blob[pos:-4], lat, head.delta, source, blob[:pos])
+
+
+def _constant_bands(dn: np.ndarray) -> tuple[dict[int, int], list[int]]:
+    """Bands constant over the pixels that hold data ({band: value}) and the indices of the others."""
+    has_data = np.any(dn != 0, axis=0)
+    if not has_data.any():
+        has_data = np.ones(dn.shape[1:], bool)
+    constants = {}
+    for b in range(dn.shape[0]):
+        vals = dn[b][has_data]
+        lo = int(vals.min())
+        if lo == int(vals.max()):
+            constants[b] = lo
+    return constants, [b for b in range(dn.shape[0]) if b not in constants]
+
+
+def _check_memory(head: Header, bands: int, latent: int, source: str) -> None:
+    """Refuse a decode whose arrays would not fit in the free memory (a forged or damaged size, or a too-small host)."""
+    import psutil
+
+    positions = -(-head.height // 16) * -(-head.width // 16)
+    need = positions * latent * 16 + positions * 256 * bands * 14  # tokens + latent; float32 planes + uint16 out
+    free = psutil.virtual_memory().available
+    if need > free:
+        raise TokenStreamError(
+            f"{source}: decoding its {head.height} x {head.width} pixels needs about {need / 1e9:.1f} GB of memory, "
+            f"{free / 1e9:.1f} GB is free: decode it on a larger machine (or the header is forged)"
+        )
 
 
 def _digest(head: bytes) -> np.ndarray:

@@ -1,43 +1,72 @@
 """Folder mode of the learned codec: every scene of a folder to a token file, locally or on Dask.
 
-One scene per task (the learned transforms are whole-scene and bounded in memory by blocks); a scene
-that cannot be read or encoded is reported and the others go on. Existing outputs are kept unless
-``overwrite``. ``workers == 1`` and no scheduler runs in this process; otherwise a local Dask cluster
-(``workers`` processes) or the scheduler at ``scheduler`` does the work.
+One scene per task (the learned transforms are whole-scene and bounded in memory by blocks); the model
+is loaded once per process (worker). A scene that cannot be read or encoded — whatever the error — is
+reported in one line and the others go on. An existing output is skipped only when it verifies (its
+checksum, model and whole token payload); one that does not is encoded again, and with ``overwrite``
+every output is. ``workers == 1`` and no scheduler runs in this process; otherwise a local Dask
+cluster (``workers`` processes) or the scheduler at ``scheduler`` does the work.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from eocompress.errors import EOCompressError
 from eocompress.imagery.codec.parallel import EncodeOutcome, plan_jobs
 
 
-def encode_scene_file(source: str, target: str, model: str, ratio: float | None, quality: int | None,
-                      overwrite: bool) -> EncodeOutcome:
-    """Encode one scene file/folder to ``target`` (runs on a worker); errors become a failed outcome."""
-    import warnings
-
+@functools.lru_cache(maxsize=2)
+def _codec(model: str) -> Any:
+    """The learned codec for ``model``, loaded once per process."""
     from eocompress.imagery.codec.learned import LearnedCodec
+
+    return LearnedCodec.load(model)
+
+
+def existing_output_verifies(codec: Any, target: str | os.PathLike) -> bool:
+    """True when ``target`` is a complete token file of this model whose payload decodes (damaged: False)."""
+    try:
+        blob = Path(target).read_bytes()
+        codec.tokens(blob, str(target))
+    except (EOCompressError, OSError):
+        return False
+    return True
+
+
+def encode_scene_file(source: str, target: str, model: str, ratio: float | None, quality: int | None,
+                      overwrite: bool, offset: int | None = None) -> EncodeOutcome:
+    """Encode one scene file/folder to ``target`` (runs on a worker); any error becomes a failed outcome."""
     from eocompress.imagery.readers.scenes import read_scene
 
     t0 = time.perf_counter()
-    if Path(target).exists() and not overwrite:
-        return EncodeOutcome(source, target, "skipped", nbytes=Path(target).stat().st_size)
+    note = ""
     try:
-        codec = LearnedCodec.load(model)
+        codec = _codec(model)
+        if Path(target).exists() and not overwrite:
+            if existing_output_verifies(codec, target):
+                return EncodeOutcome(source, target, "skipped", nbytes=Path(target).stat().st_size)
+            note = f"{target} existed but does not verify: encoded again"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            blob = codec.encode_scene(read_scene(source), ratio=ratio, quality=quality)
+            blob = codec.encode_scene(read_scene(source, offset=offset), ratio=ratio, quality=quality)
+        notes = [note, *codec.last_notes] if note else list(codec.last_notes)
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-        codec.save(blob, target, overwrite=overwrite)
+        codec.save(blob, target, overwrite=True)  # only a missing, damaged or --overwrite output gets here
     except EOCompressError as exc:
         return EncodeOutcome(source, target, "failed", error=str(exc), seconds=time.perf_counter() - t0)
-    return EncodeOutcome(source, target, "encoded", seconds=time.perf_counter() - t0, nbytes=len(blob))
+    except Exception as exc:  # one bad scene never stops the folder: report it and go on
+        message = " ".join(str(exc).split())[:200]
+        return EncodeOutcome(source, target, "failed", error=f"unexpected {type(exc).__name__}: {message}",
+                             seconds=time.perf_counter() - t0)
+    return EncodeOutcome(source, target, "encoded", seconds=time.perf_counter() - t0, nbytes=len(blob),
+                         notes="; ".join(notes))
 
 
 def encode_folder(
@@ -50,10 +79,14 @@ def encode_folder(
     workers: int = 1,
     scheduler: str | None = None,
     on_done: Callable[[EncodeOutcome], None] | None = None,
+    offset: int | None = None,
 ) -> list[EncodeOutcome]:
-    """Encode every scene under ``src_dir`` into ``out_dir`` (sub-folders mirrored)."""
+    """Encode every scene under ``src_dir`` into ``out_dir`` (sub-folders mirrored); one outcome per scene.
+
+    An ``encoded`` outcome's ``notes`` say what the user should know (a dead band, a damaged output replaced).
+    """
     jobs = plan_jobs(src_dir, out_dir)
-    args = [(str(j.source), str(j.target), str(model), ratio, quality, overwrite) for j in jobs]
+    args = [(str(j.source), str(j.target), str(model), ratio, quality, overwrite, offset) for j in jobs]
     outcomes: list[EncodeOutcome] = []
     if workers <= 1 and not scheduler:
         for a in args:
@@ -66,11 +99,18 @@ def encode_folder(
     cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
     client = Client(scheduler) if scheduler else Client(cluster)
     try:
-        futures = [client.submit(encode_scene_file, *a, pure=False) for a in args]
+        futures = {client.submit(encode_scene_file, *a, pure=False): a for a in args}
         for future in as_completed(futures):
-            outcomes.append(future.result())
+            try:
+                outcome = future.result()
+            except Exception as exc:  # a worker that died (memory, signal): that scene failed, not the run
+                source, target = futures[future][:2]
+                message = " ".join(str(exc).split())[:200]
+                outcome = EncodeOutcome(source, target, "failed", error=f"worker lost ({type(exc).__name__}: "
+                                        f"{message}); encode this scene alone to see why")
+            outcomes.append(outcome)
             if on_done:
-                on_done(outcomes[-1])
+                on_done(outcome)
     finally:
         client.close()
         if cluster is not None:

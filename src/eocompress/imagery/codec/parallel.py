@@ -38,6 +38,7 @@ class EncodeOutcome:
     seconds: float = 0.0
     nbytes: int = 0
     error: str = ""
+    notes: str = ""  # what an encoded scene should tell the user (a dead band, a damaged output replaced)
 
 
 def plan_jobs(src_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[EncodeJob]:

@@ -381,6 +381,24 @@ def _is_identity(transform: Any) -> bool:
     return tuple(transform)[:6] == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
+def offset_tags(header: dict[str, Any]) -> dict[str, str]:
+    """The DN-offset tags of a decoded file, only when the offset is known (ESA sign: -1000 for +1000 DN).
+
+    Level-2A: ``BOA_ADD_OFFSET``; Level-1C: ``RADIO_ADD_OFFSET``; always ``eocompress_dn_offset`` (the DN
+    offset the values carry, >= 0) so a file of unknown level still says it. Unknown offset: no tag.
+    """
+    offset = int(header.get("offset", 0) or 0)
+    if not header.get("offset_known", offset != 0):
+        return {}
+    tags = {"eocompress_dn_offset": str(offset)}
+    level = header.get("processing_level")
+    if level == "Level-2A":
+        tags["BOA_ADD_OFFSET"] = str(-offset)
+    elif level == "Level-1C":
+        tags["RADIO_ADD_OFFSET"] = str(-offset)
+    return tags
+
+
 def write_geotiff(
     path: str | os.PathLike, data: np.ndarray, header: dict[str, Any], overwrite: bool = False
 ) -> Path:
@@ -410,8 +428,9 @@ def write_geotiff(
     if header.get("transform"):
         profile["transform"] = Affine(*header["transform"])
     tags = {k: str(header[k]) for k in META_KEYS if header.get(k) is not None}
-    tags.update(BOA_ADD_OFFSET=str(header.get("offset", 0)), eocompress_model_id=str(header.get("model_id", "")),
+    tags.update(eocompress_model_id=str(header.get("model_id", "")),
                 QUANTIFICATION_VALUE=str(header.get("quantification_value", QUANTIFICATION_VALUE)))
+    tags.update(offset_tags(header))
     bands = list(header.get("bands") or [f"band_{i + 1}" for i in range(c)])
     final = Path(path)
     with atomic_path(final, overwrite=overwrite) as tmp, warnings.catch_warnings():

