@@ -16,6 +16,7 @@ from typing import Any
 import typer
 
 from eocompress.cli.app import app, console
+from eocompress.cli.imagery_archive import METADATA, decode_archive_command, encode_shard_command, is_parquet
 from eocompress.cli.options import JSON, OUT, OVERWRITE, SCHEDULER, WORKERS, log, print_json, progress, resolve_out
 from eocompress.errors import EOCompressError, InputError
 
@@ -111,8 +112,12 @@ def encode(
     ratio: float | None = RATIO,
     quality: int | None = QUALITY,
     offset: int | None = OFFSET,
+    metadata: Path | None = METADATA,
 ) -> None:
     """Compress a scene to a token file (.eotok), or every scene of a folder into an output folder.
+
+    A Major-TOM Core shard (.parquet) becomes a GeoParquet token archive (-o ARCHIVE.parquet), one row per
+    cell; ``--metadata`` joins the Major-TOM metadata table; a bad row is reported and skipped.
 
     The learned codec (default) meets ``--ratio`` (default 450) or a ``--quality`` level; the VQ codec
     has one fixed rate. Decoding gives back the input's DN convention (offset kept).
@@ -126,6 +131,11 @@ def encode(
         raise InputError(f"--codec must be learned or vq, got {codec_kind!r}")
     if offset is not None and not 0 <= offset <= 65535:
         raise InputError(f"--offset must be 0..65535 DN, got {offset}; use 1000 for baseline >= 04.00, else 0")
+    if is_parquet(src) and codec_kind == "learned":
+        encode_shard_command(src, target, _learned(model, device), ratio, quality, metadata, overwrite, offset)
+        return
+    if metadata is not None:
+        raise InputError("--metadata goes with a Major-TOM shard (.parquet) as input; drop it for scenes")
     if codec_kind == "learned":
         _encode_learned(src, target, model, device, overwrite, ratio, quality, workers, scheduler, offset)
         return
@@ -257,7 +267,7 @@ def _encode_directory(
 
 @imagery_app.command("decode")
 def decode(
-    src: Path = typer.Argument(..., help="Token file (.eotok) written by `eocompress imagery encode`."),
+    src: Path = typer.Argument(..., help="Token file (.eotok) or token archive (.parquet) from `imagery encode`."),
     out_pos: Path | None = typer.Argument(
         None, metavar="[OUT]", help="Kept for old scripts; prefer -o/--out.", show_default=False
     ),
@@ -273,6 +283,9 @@ def decode(
 
     target = resolve_out(out_pos, out)
     check_device(device)
+    if is_parquet(src):  # a token archive: per-cell GeoTIFFs into a folder, or a Major-TOM shard (.parquet)
+        decode_archive_command(src, target, _learned(model, device), overwrite)
+        return
     _refuse_existing(target, overwrite)
     from eocompress.imagery.codec.learned import is_learned_token_file
 

@@ -127,8 +127,11 @@ def _safe_name(text: str, default: str) -> str:
     return name or default
 
 
-def row_scene(row: ShardRow, workdir: str | Path) -> Scene:
-    """The row as a :class:`Scene` on the 10 m grid, read by the band-folder reader (one line per bad band)."""
+def row_scene(row: ShardRow, workdir: str | Path, offset: int | None = None) -> Scene:
+    """The row as a :class:`Scene` on the 10 m grid, read by the band-folder reader (one line per bad band).
+
+    ``offset``: the DN offset when the product name does not tell it (as ``read_scene``'s).
+    """
     folder = Path(workdir) / _safe_name(row.keys.get("product_id", ""), "cell")
     folder.mkdir(parents=True, exist_ok=True)
     for band, data in row.bands.items():
@@ -138,7 +141,7 @@ def row_scene(row: ShardRow, workdir: str | Path) -> Scene:
     if row.cloud_mask:
         (folder / "cloud_mask.tif").write_bytes(row.cloud_mask)
     try:
-        scene = read_scene(folder)
+        scene = read_scene(folder, offset=offset)
     except EOCompressError as exc:
         text = str(exc).replace(f"{folder}/", "").replace(str(folder), "the row")
         raise FileFormatError(f"{row.name}: {text}") from exc
@@ -231,6 +234,7 @@ def encode_shard(
     quality: int | None = None,
     metadata: str | Path | None = None,
     overwrite: bool = False,
+    offset: int | None = None,
     on_row: Callable[[str, str | None], None] | None = None,
 ) -> ArchiveReport:
     """Encode every row of a Major-TOM shard into a token archive (bad rows reported via ``on_row`` and skipped).
@@ -258,7 +262,7 @@ def encode_shard(
             for row in iter_shard(shard):
                 report.rows += 1
                 try:
-                    scene = row_scene(row, work)
+                    scene = row_scene(row, work, offset)
                     blob = codec.encode_scene(scene, ratio=ratio, quality=quality)
                 except EOCompressError as exc:
                     line = " ".join(str(exc).split())
