@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import typer
 
 from eocompress.cli.app import app, console
-from eocompress.cli.options import JSON, OUT, log, print_json, progress, resolve_out
-from eocompress.errors import EOCompressError
+from eocompress.cli.options import JSON, OUT, log, print_json, progress, resolve_out, seed_option
+from eocompress.errors import EOCompressError, InputError
+
+#: ``sweep --quick``: float32 and three codecs on the 10,100-pixel land-cover set (~10-25 s on 2 cores)
+#: instead of the full grid on three sets (~20 min).
+QUICK_SPECS = ("float32", "int8", "pca16,int8", "binary")
+QUICK_DATASET = "embeddings/presto_lulc_slovenia.npz"
 
 _DATA_HELP = ".npz (X, y, is_test, latlon/row+col), .parquet (embedding list column + label column) or .tif field"
 
@@ -49,8 +55,11 @@ def sweep(
     out: Path = OUT,
     spec: list[str] = typer.Option(None, "--spec", "-s", help="Codec spec to evaluate (repeatable); overrides --grid."),
     grid: str = typer.Option("default", help="Named grid: default (study + ours), study, ours."),
+    quick: bool = typer.Option(
+        False, "--quick", help="A check in seconds: float32, int8, pca16,int8 and binary on the land-cover set "
+        "(or on DATA). The full default grid on the three default sets takes about 20 minutes."),
     split: str = typer.Option("auto", help="auto (the file's is_test, else random), given, random or spatial."),
-    seed: int = typer.Option(0, help="Seed of the split, the codecs and the bootstrap."),
+    seed: int = seed_option("Seed of the split, the codecs and the bootstrap."),
     resume: bool = typer.Option(False, "--resume", help="Keep the rows already in OUT/results.csv, run the rest."),
     linear_cv: str = typer.Option(
         "baseline", help="C of the linear probe: 'baseline' (CV once on float32 train), 'per-codec' (slow), 'off'."),
@@ -60,25 +69,35 @@ def sweep(
     task: str = typer.Option(
         "auto", help="auto (integer or text labels: classification), classification or regression."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.md and the plots at the end."),
+    as_json: bool = JSON,
 ) -> None:
     """Evaluate codecs against float32 on labelled embeddings (kNN, linear, recall@10, McNemar, bootstrap CI)."""
+    from eocompress.data import data_path
     from eocompress.embeddings.evaluation.evaluate import LINEAR_CV
     from eocompress.embeddings.evaluation.report import write_report, written_plots
     from eocompress.embeddings.evaluation.sweep import grid_specs
 
     out = resolve_out(None, out)
+    if split not in ("auto", "given", "random", "spatial"):
+        raise InputError(f"unknown --split {split!r}; use auto, given, random or spatial")
     if linear_cv not in LINEAR_CV:
         raise EOCompressError(f"unknown --linear-cv {linear_cv!r}; use one of {', '.join(LINEAR_CV)}")
     if out.exists() and not out.is_dir():
         raise EOCompressError(f"--out {out} is a file; the sweep writes a folder (results.csv, report.md, plots)")
-    specs = list(spec) if spec else grid_specs(grid)
+    specs = list(spec) if spec else list(QUICK_SPECS) if quick else grid_specs(grid)
+    if quick and not data:
+        data = [data_path(QUICK_DATASET)]
     datasets = _load_all(data, labels, label_column, embedding_column, task)
     for ds in datasets:
         log(f"{ds.name}: {ds.n} vectors x {ds.dim} dims, task {ds.task or 'retrieval only (no labels)'}")
     rows = _progress_sweep(datasets, out, specs, split, seed, resume, linear_cv, strict=bool(spec))
+    path = write_report(out) if report else None
+    if as_json:
+        print_json({"results": str(out / "results.csv"), "report": str(path) if path else None,
+                    "plots": [str(out / p) for p in written_plots(out)] if report else [], "rows": rows})
+        return
     console.print(f"{len(rows)} rows in {out / 'results.csv'}", highlight=False, soft_wrap=True)
-    if report:
-        path = write_report(out)
+    if path is not None:
         console.print(f"report: {path} (+ {', '.join(written_plots(out))})", highlight=False, soft_wrap=True)
 
 
@@ -91,7 +110,7 @@ def recommend_cmd(
     results: Path = typer.Option(None, help="Reuse a sweep's results.csv instead of running one."),
     out: Path = OUT,
     split: str = typer.Option("auto", help="auto, given, random or spatial (see `eocompress sweep`)."),
-    seed: int = typer.Option(0, help="Seed of the split, the codecs and the bootstrap."),
+    seed: int = seed_option("Seed of the split, the codecs and the bootstrap."),
     labels: Path = typer.Option(None, help="Label raster on the grid of a GeoTIFF DATA."),
     label_column: str = typer.Option("label", help="Label column of Parquet DATA."),
     task: str = typer.Option("auto", help="auto, classification or regression."),
@@ -110,12 +129,22 @@ def recommend_cmd(
         raise EOCompressError(f"--max-bytes must be positive, got {max_bytes}")
     if not max_drop >= 0:
         raise EOCompressError(f"--max-drop must be zero or more points, got {max_drop}")
-    (ds,) = _load_all([data], labels, label_column, "embedding", task)
+    if metric not in ("knn", "linear"):
+        raise InputError(f"unknown --metric {metric!r}; use knn or linear")
     if results is not None:
         if not results.is_file():
             raise EOCompressError(f"{results} does not exist; run `eocompress sweep ... --out DIR` first")
-        rows = read_results(results)
-    else:
+        try:
+            rows = read_results(results)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(
+                f"--results {results} is not a sweep's results.csv ({type(exc).__name__}); give OUT/results.csv "
+                "of `eocompress sweep`"
+            ) from exc
+        if not rows:
+            raise InputError(f"--results {results} holds no rows; give OUT/results.csv of a finished sweep")
+    (ds,) = _load_all([data], labels, label_column, "embedding", task)
+    if results is None:
         specs = []
         for s in default_grid():
             try:
