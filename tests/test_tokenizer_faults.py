@@ -90,7 +90,7 @@ def _fake_run(out: Path, cfg: TokenizerConfig) -> None:
 
     ckpt = out / "checkpoints"
     ckpt.mkdir(parents=True)
-    torch.save({"state_dict": TokenizerModule(cfg).state_dict()}, ckpt / "last.ckpt")
+    torch.save({"state_dict": TokenizerModule(cfg).state_dict(), "global_step": 3}, ckpt / "last.ckpt")
     (ckpt / SETTINGS_FILE).write_text(json.dumps(_architecture(cfg)))
 
 

@@ -20,7 +20,10 @@ def train_codec(
     ),
     out: Path | None = OUT,
     overwrite: bool = OVERWRITE,
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.ckpt."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from OUT/checkpoints/last.ckpt at its step (nothing is done when it is "
+        "already at --steps)."
+    ),
     steps: int = typer.Option(6000, "--steps", help="Optimizer steps in all (a resumed run stops at the same total)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Crops per step."),
     crop: int = typer.Option(64, "--crop", help="Crop edge in pixels (a multiple of 16)."),
@@ -28,6 +31,9 @@ def train_codec(
     latent: int = typer.Option(96, "--latent", help="Latent channels (tokens per position)."),
     channels: str = typer.Option("32,48,64", "--channels", help="Channels of the three stride-2 stages."),
     seed: int = typer.Option(0, "--seed", help="Seed of the crops and the initialisation."),
+    checkpoint_every: int = typer.Option(
+        250, "--checkpoint-every", help="Replace checkpoints/last.ckpt and export the model every N steps."
+    ),
     init_from: Path | None = typer.Option(
         None, "--init-from", help="Start from this model folder's weights (same architecture), fresh schedule."
     ),
@@ -35,9 +41,9 @@ def train_codec(
     """Train the learned imagery codec; exports config.json + model.safetensors into OUT as it goes."""
     from eocompress.imagery import places
     from eocompress.imagery.readers.scenes import find_scenes
-    from eocompress.imagery.tokenizer.fp_data import build_cache
+    from eocompress.imagery.tokenizer.fp_data import read_training_scenes, write_cache
     from eocompress.imagery.tokenizer.fp_model import FPConfig
-    from eocompress.imagery.tokenizer.fp_train import train
+    from eocompress.imagery.tokenizer.fp_train import CACHE_FILE, check_init_from, clear_run, resume_point, train
 
     if out is None:
         raise InputError("no output folder given; pass -o/--out DIR")
@@ -53,18 +59,42 @@ def train_codec(
         raise InputError(f"--crop must be a multiple of 16 (>= 16), got {crop}")
     if not (math.isfinite(lr) and lr > 0):
         raise InputError(f"--lr must be a positive number, got {lr}")
+    if not 0 <= seed < 2**32:
+        raise InputError(f"--seed must be a whole number from 0 to 4294967295, got {seed}")
+    if checkpoint_every < 1:
+        raise InputError(f"--checkpoint-every must be >= 1 (steps between checkpoints), got {checkpoint_every}")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file; -o/--out must be a folder for the model")
     if out.exists() and any(out.iterdir()) and not (resume or overwrite):
         raise InputError(f"{out} exists and is not empty; pass --resume to continue it or --overwrite to replace it")
-    if resume and not (out / "checkpoints" / "last.ckpt").is_file():
-        raise InputError(f"{out} has no checkpoints/last.ckpt to resume; drop --resume to start fresh")
-    if init_from is not None and not (init_from / "model.safetensors").is_file():
-        raise InputError(f"--init-from {init_from} is not a model folder (no model.safetensors)")
-    paths = [p for d in data for p in (find_scenes(d) if d.is_dir() else [d])] if data else places.training_scenes()
-    cache = out / "train_cache.npz"
-    if not cache.is_file():
-        log(f"reading {len(paths)} scenes into {cache}")
-        build_cache(paths, cache, min_size=crop, log=log)
     cfg = FPConfig(channels=chans, latent=latent, crop=crop, batch_size=batch_size, steps=steps, lr=lr, seed=seed)
+    found = resume_point(out, cfg) if resume else None
+    if resume and found is None:
+        raise InputError(f"{out} has no checkpoints/last.ckpt to resume; drop --resume to start fresh")
+    if found is not None and found.step >= steps:
+        console.print(
+            f"{found.path} is already at step {found.step} (>= --steps {steps}): nothing to train, nothing written; "
+            "pass a larger --steps to continue"
+        )
+        return
+    if init_from is not None and found is None:
+        check_init_from(init_from, cfg)
+    paths = [p for d in data for p in (find_scenes(d) if d.is_dir() else [d])] if data else places.training_scenes()
+    cache = out / CACHE_FILE
     cfg.data = {"scenes": len(paths)}
-    train(cache, out, cfg, resume=resume, progress=show_progress(), init_from=init_from)
-    console.print(f"wrote {out}/config.json and model.safetensors")
+    if found is None or not cache.is_file():
+        log(f"reading {len(paths)} scenes")
+        arrays = read_training_scenes(paths, min_size=crop, log=log)  # refuses unusable data; nothing written yet
+        if found is None and overwrite:
+            clear_run(out)
+        write_cache(arrays, cache)
+        cfg.data = {"scenes": len(arrays["names"])}
+    else:
+        log(f"reusing {cache} (delete it to read the scenes again)")
+    result = train(cache, out, cfg, resume=found is not None, progress=show_progress(), init_from=init_from,
+                   export_every=checkpoint_every, log=log)
+    if result.note:
+        console.print(result.note)
+    if result.exported:
+        resumed = f", resumed at step {result.resumed_from}" if result.resumed_from is not None else ""
+        console.print(f"wrote {out}/config.json and model.safetensors (step {result.steps}{resumed})")

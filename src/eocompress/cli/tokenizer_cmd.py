@@ -53,8 +53,13 @@ def train(
         0.25, "--val-fraction", help="Bottom share of rows of each scene kept for validation (never trained on)."
     ),
     val_every: int = typer.Option(250, "--val-every", help="Validate every N steps."),
-    checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Save checkpoints/last.ckpt every N steps."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.ckpt."),
+    checkpoint_every: int = typer.Option(
+        250, "--checkpoint-every", help="Replace checkpoints/last.ckpt every N steps (and at the end)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from OUT/checkpoints/last.ckpt at its step (nothing is done when it is "
+        "already at --steps)."
+    ),
     accelerator: str = typer.Option("auto", "--accelerator", help="auto | cpu | gpu."),
     devices: str = typer.Option("auto", "--devices", help="Number of devices (several GPUs train with DDP)."),
     precision: str | None = typer.Option(
@@ -64,12 +69,20 @@ def train(
     """Train a tokenizer on real Sentinel-2 scenes and write a model folder."""
     from eocompress.data import data_dir
     from eocompress.imagery.tokenizer.config import TokenizerConfig
-    from eocompress.imagery.tokenizer.train import DEFAULT_HELD_OUT, DEFAULT_TRAIN_DATA, train_tokenizer
+    from eocompress.imagery.tokenizer.train import (
+        DEFAULT_HELD_OUT,
+        DEFAULT_TRAIN_DATA,
+        check_run_settings,
+        train_tokenizer,
+    )
 
     target = resolve_out(None, out)
     _check_accelerator(accelerator, devices)
-    levels = _parse_levels(fsq_levels) if fsq_levels else None
+    _check_precision(precision)
+    check_run_settings(checkpoint_every, val_every, val_fraction)
+    levels = _parse_levels(fsq_levels) if fsq_levels is not None else None
     cfg = TokenizerConfig.from_json(config) if config else TokenizerConfig()
+    _check_codebook(quantizer or cfg.quantizer, codebook_size, levels)
     cfg = cfg.updated(
         quantizer=quantizer,
         codebook_size=codebook_size,
@@ -106,7 +119,12 @@ def train(
         accelerator=accelerator,
         devices=n_devices,
         precision=precision,
+        log=log,
     )
+    if result.note:
+        console.print(result.note)
+    if not result.exported:
+        return
     val = result.val
     console.print(
         f"wrote {target}: validation PSNR {val.get('psnr_db')} dB, SAM {val.get('sam_deg')}°, codebook "
@@ -117,11 +135,41 @@ def train(
 def _parse_levels(text: str) -> list[int]:
     """``8,8,8,5,5`` -> [8, 8, 8, 5, 5]; one line naming the bad entry otherwise."""
     try:
-        return [int(v) for v in text.split(",")]
+        levels = [int(v) for v in text.split(",")]
     except ValueError as exc:
         raise InputError(
             f"--fsq-levels {text!r} must be whole numbers separated by commas, e.g. 8,8,8,5,5"
         ) from exc
+    if any(v < 3 for v in levels):
+        raise InputError(f"--fsq-levels {text!r}: every level must be >= 3, e.g. 8,8,8,5,5")
+    return levels
+
+
+def _check_codebook(quantizer: str, codebook_size: int | None, levels: list[int] | None) -> None:
+    """``--codebook-size`` and ``--fsq-levels`` that the chosen quantizer uses, with a size that can train."""
+    if codebook_size is not None and codebook_size < 2:
+        raise InputError(
+            f"--codebook-size must be >= 2 (one entry carries no information), got {codebook_size}; e.g. 8192"
+        )
+    if quantizer == "fsq" and codebook_size is not None:
+        raise InputError(
+            "--codebook-size applies to --quantizer vq, gsq or dvq; fsq's codebook is the product of "
+            "--fsq-levels (8,8,8,4,4 = 8192): drop --codebook-size or choose another --quantizer"
+        )
+    if quantizer != "fsq" and levels is not None:
+        raise InputError(
+            f"--fsq-levels applies to --quantizer fsq only, not {quantizer}; drop it or use --codebook-size"
+        )
+
+
+#: Precision settings Lightning's Trainer accepts.
+_PRECISIONS = ("32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true", "64-true", "64")
+
+
+def _check_precision(precision: str | None) -> None:
+    """A ``--precision`` Lightning knows, else one line listing them."""
+    if precision is not None and precision not in _PRECISIONS:
+        raise InputError(f"--precision {precision!r} is not one of {', '.join(_PRECISIONS)}")
 
 
 def _check_accelerator(accelerator: str, devices: str) -> None:

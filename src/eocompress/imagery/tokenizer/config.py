@@ -130,6 +130,8 @@ class TokenizerConfig:
             raise ConfigError(f"steps must be an integer >= 1, got {self.steps!r}; e.g. --steps 2000")
         if type(self.batch_size) is not int or self.batch_size < 1:
             raise ConfigError(f"batch_size must be an integer >= 1, got {self.batch_size!r}; e.g. --batch-size 8")
+        if type(self.seed) is not int or not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be a whole number from 0 to 4294967295, got {self.seed!r}; e.g. --seed 0")
         if not isinstance(self.lr, int | float) or not math.isfinite(self.lr) or self.lr <= 0:
             raise ConfigError(f"lr must be a finite number > 0, got {self.lr!r}; e.g. --lr 1e-3")
         if self.recon_loss not in ("l1", "l2"):

@@ -126,8 +126,13 @@ class RandomPatches(Dataset):
     Returns (x reflectance (C, t, t), valid mask (1, t, t)). Random flips/90° rotations augment.
     """
 
-    def __init__(self, areas: list[AreaArrays], tile: int, length: int, seed: int = 0, augment: bool = True):
+    def __init__(
+        self, areas: list[AreaArrays], tile: int, length: int, seed: int = 0, augment: bool = True, start: int = 0
+    ):
+        # ``start``: item i is the (start + i)-th tile of the seeded sequence, so a run resumed at step k
+        # (start = k x batch) sees the tiles an uninterrupted run would have seen.
         self.areas, self.tile, self.length, self.seed, self.augment = areas, tile, length, seed, augment
+        self.start = start
         self.origins = [_patch_origins(a, tile, max(1, tile // 8)) for a in areas]
         weights = np.array([len(o) for o in self.origins], dtype=np.float64)
         if weights.sum() == 0:
@@ -142,7 +147,7 @@ class RandomPatches(Dataset):
         return self.length
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, i])
+        rng = np.random.default_rng([self.seed, self.start + i])
         k = int(rng.choice(len(self.areas), p=self.weights))
         r, c = self.origins[k][int(rng.integers(len(self.origins[k])))]
         r = min(r + int(rng.integers(0, max(1, self.tile // 8))), self.areas[k].valid.shape[0] - self.tile)

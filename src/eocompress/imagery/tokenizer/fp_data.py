@@ -8,13 +8,15 @@ own band means and scale — exactly what the codec does per file at encode time
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from eocompress.errors import EOCompressError
+from eocompress._atomic import atomic_path
+from eocompress.errors import EOCompressError, InputError
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
 
 #: Lower bound of the per-file scale (DN): keeps flat scenes (water, cloud) from blowing up the noise.
@@ -39,45 +41,94 @@ def read_dn(path: str | os.PathLike, bands: list[str] | tuple[str, ...] = S2_L2A
     return scene.data.astype(np.float32) - np.float32(scene.offset)
 
 
-def build_cache(paths: list[Path], out: str | os.PathLike, min_size: int = 96, log=print) -> Path:
-    """Read every training scene once into ``out`` (.npz of float16-safe uint16 arrays)."""
-    arrays, names, skipped = {}, [], []
+def _unusable(x: np.ndarray, min_size: int) -> str | None:
+    """Why a scene (C, H, W) of DN cannot train the codec, or None: too small, no valid pixel, or constant."""
+    if min(x.shape[1:]) < min_size:
+        return f"smaller than {min_size} px"
+    valid = np.all(x > 0, axis=0)
+    if not valid.any():
+        return "no valid pixel (every pixel has a band at 0, the nodata value)"
+    if float(x[:, valid].std(axis=1).max()) == 0.0:
+        return "every band is constant: nothing to learn"
+    return None
+
+
+def read_training_scenes(
+    paths: list[Path], min_size: int = 96, log: Callable[[str], None] = print
+) -> dict[str, np.ndarray]:
+    """Every usable training scene as uint16 DN (offset removed), keyed ``s<i>``, plus ``names``; nothing written.
+
+    Scenes that cannot be read or cannot train (too small, all nodata, constant) are skipped with one line
+    each; when none is left, one :class:`InputError` line names why and what to give instead.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    names, skipped = [], []
     for i, p in enumerate(paths):
         try:
             x = read_dn(p)
         except EOCompressError as exc:
             skipped.append(f"{p}: {exc}")
             continue
-        if min(x.shape[1:]) < min_size:
-            skipped.append(f"{p}: smaller than {min_size} px")
+        reason = _unusable(x, min_size)
+        if reason:
+            skipped.append(f"{p}: {reason}")
             continue
         arrays[f"s{i}"] = np.clip(x, 0, 65535).astype(np.uint16)
         names.append(str(p))
     if not arrays:
-        raise EOCompressError(f"no training scene could be read ({len(skipped)} skipped)")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, names=np.array(names), **arrays)
+        if not paths:
+            raise InputError("no Sentinel-2 scene found in the data given; give scene files or folders of scenes")
+        why = "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        raise InputError(
+            f"no usable training scene ({len(skipped)} skipped: {why}); give scenes with valid, varying pixels"
+        )
     for s in skipped:
         log(f"skipped {s}")
+    arrays["names"] = np.array(names)
+    return arrays
+
+
+def write_cache(arrays: dict[str, np.ndarray], out: str | os.PathLike) -> Path:
+    """Save :func:`read_training_scenes`' arrays as the ``.npz`` cache (atomically)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
     return out
+
+
+def build_cache(
+    paths: list[Path], out: str | os.PathLike, min_size: int = 96, log: Callable[[str], None] = print
+) -> Path:
+    """Read every usable training scene once into ``out`` (.npz of uint16 DN); nothing is written when none is."""
+    return write_cache(read_training_scenes(paths, min_size, log), out)
 
 
 class RandomCrops(Dataset):
     """Random standardised crops (C, crop, crop) with flips/rotations; area-weighted over scenes."""
 
-    def __init__(self, cache: str | os.PathLike, crop: int, length: int, seed: int = 0) -> None:
+    def __init__(self, cache: str | os.PathLike, crop: int, length: int, seed: int = 0, start: int = 0) -> None:
+        # ``start``: item i is the (start + i)-th crop of the seeded sequence, so a run resumed at step k
+        # (start = k x batch) sees the crops an uninterrupted run would have seen.
         with np.load(cache) as z:
             self.scenes = [z[k] for k in z.files if k != "names"]
+        if not self.scenes:
+            raise InputError(f"{cache} holds no training scene; delete it and train again with scenes")
+        small = [s.shape[1:] for s in self.scenes if min(s.shape[1:]) < crop]
+        if small:
+            raise InputError(
+                f"{cache} holds scenes of {small[0][0]}x{small[0][1]} px, smaller than --crop {crop}; "
+                "use a smaller --crop or delete the cache to read the scenes again"
+            )
         areas = np.array([s.shape[1] * s.shape[2] for s in self.scenes], dtype=np.float64)
         self.p = np.sqrt(areas) / np.sqrt(areas).sum()  # sqrt: small places still get seen
-        self.crop, self.length, self.seed = crop, length, seed
+        self.crop, self.length, self.seed, self.start = crop, length, seed, start
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        rng = np.random.default_rng((self.seed, i))
+        rng = np.random.default_rng((self.seed, self.start + i))
         s = self.scenes[rng.choice(len(self.scenes), p=self.p)]
         r = rng.integers(0, s.shape[1] - self.crop + 1)
         c = rng.integers(0, s.shape[2] - self.crop + 1)

@@ -3,7 +3,9 @@
 Loss per batch: bits per pixel (learned prior) + lambda / delta^2 * MSE of standardised bands, with the
 quantisation step delta drawn log-uniformly per tile so that one model serves the whole rate ladder.
 The model folder (``config.json`` + ``model.safetensors``) is exported every ``export_every`` steps,
-so an interrupted run still leaves a usable model.
+so an interrupted run still leaves a usable model; ``checkpoints/last.ckpt`` is replaced atomically at
+the same cadence and a resumed run continues at its step. An export never replaces one with more steps
+(or as many and a lower loss on fixed crops).
 """
 
 from __future__ import annotations
@@ -11,19 +13,57 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import CSVLogger
 
 from eocompress._atomic import atomic_path
+from eocompress.errors import EOCompressError, InputError
+from eocompress.imagery.tokenizer.checkpoints import (
+    AtomicCheckpoint,
+    Checkpoint,
+    kept_export,
+    metric_record,
+    newest_checkpoint,
+)
 from eocompress.imagery.tokenizer.fp_data import RandomCrops
 from eocompress.imagery.tokenizer.fp_model import FactorizedPriorTokenizer, FPConfig
 from eocompress.imagery.tokenizer.training_ui import StepBar, quiet_lightning
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+CACHE_FILE = "train_cache.npz"
+#: Architecture settings of a run, saved beside its checkpoint so that a resume can be checked.
+SETTINGS_FILE = "settings.json"
+#: What a run writes into its folder (``--overwrite`` removes only these).
+OWN_FILES = (CONFIG_FILE, WEIGHTS_FILE, CACHE_FILE, "checkpoints", "logs")
+_ARCH_KEYS = ("bands", "channels", "latent", "mixtures")
+#: Fixed crops (and steps) exports are compared on: far from the training crops' indices, same seed.
+_EVAL_CROPS, _EVAL_START, _EVAL_DELTAS = 16, 2**40, 4
+METRIC = "rd_loss_fixed_crops"
+
+
+class TrainingDivergedError(EOCompressError):
+    """The loss became NaN/Inf; the last checkpoint and export are the last good ones."""
+
+
+@dataclass
+class FPTrainResult:
+    """What a run did: the step it ended at, where it resumed, whether it trained and exported, and why not."""
+
+    out: Path
+    steps: int
+    resumed_from: int | None
+    trained: bool
+    exported: bool
+    note: str = ""
 
 
 def export_model(
@@ -62,7 +102,10 @@ class FPModule(L.LightningModule):
         loss = (bpp + cfg.lmbda / delta**2 * mse).mean()
         self.log_dict({"loss": loss, "bpp": bpp.mean(), "mse": mse.mean()}, prog_bar=True)
         if not torch.isfinite(loss):
-            raise RuntimeError(f"loss became {loss.item()} at step {self.global_step}; lower --lr and resume")
+            raise TrainingDivergedError(
+                f"training diverged: the loss became {loss.item()} at step {self.global_step}; the last checkpoint "
+                "and export are the last good ones: lower --lr and --resume"
+            )
         return loss
 
     def configure_optimizers(self):
@@ -80,15 +123,147 @@ class FPModule(L.LightningModule):
                                                    "interval": "step"}}
 
 
-class _Export(L.Callback):
-    """Export the model folder every ``every`` steps and at the end (with wall time so far)."""
+def _architecture(cfg: FPConfig) -> dict[str, Any]:
+    return json.loads(json.dumps({k: getattr(cfg, k) for k in _ARCH_KEYS}))
 
-    def __init__(self, out: Path, every: int, started: float, prior_wall: float) -> None:
+
+def _arch_diff(saved: dict[str, Any], cfg: FPConfig) -> str:
+    """``latent 8 -> 16; …`` for every architecture setting that differs ('' when none does)."""
+    wanted = _architecture(cfg)
+    return "; ".join(f"{k} {saved.get(k)!r} -> {wanted[k]!r}" for k in _ARCH_KEYS if saved.get(k) != wanted[k])
+
+
+def _misfit(weights: dict[str, torch.Tensor], cfg: FPConfig, prefix: str = "") -> str | None:
+    """The first weight whose name or shape does not fit a model built from ``cfg`` (None when all fit)."""
+    expected = FactorizedPriorTokenizer(cfg).state_dict()
+    for k, v in expected.items():
+        got = weights.get(prefix + k)
+        if got is None or tuple(got.shape) != tuple(v.shape):
+            return k
+    return None
+
+
+def check_init_from(path: str | os.PathLike, cfg: FPConfig) -> dict[str, torch.Tensor]:
+    """The weights of the learned-codec model folder ``path`` when it has ``cfg``'s architecture; else one line."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not (path / WEIGHTS_FILE).is_file() or not (path / CONFIG_FILE).is_file():
+        raise InputError(
+            f"--init-from {path} is not a model folder (config.json + model.safetensors); give a folder "
+            "written by tokenizer train-codec"
+        )
+    try:
+        raw = json.loads((path / CONFIG_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"--init-from {path}: config.json cannot be read ({exc}); give an intact model folder"
+        ) from None
+    if not isinstance(raw, dict) or raw.get("kind") != "fp":
+        raise InputError(
+            f"--init-from {path} is not a learned-codec model (a VQ tokenizer or another model); give a folder "
+            "written by tokenizer train-codec, or start without --init-from"
+        )
+    diff = _arch_diff(raw, cfg)
+    if diff:
+        raise InputError(
+            f"--init-from {path} has another architecture ({diff}); pass its --latent and --channels, or start "
+            "without --init-from"
+        )
+    try:
+        weights = load_file(str(path / WEIGHTS_FILE))
+    except Exception as exc:  # safetensors raises its own error types on damaged files
+        raise InputError(
+            f"--init-from {path}: model.safetensors is truncated or corrupted ({type(exc).__name__}); restore it"
+        ) from None
+    wrong = _misfit(weights, cfg)
+    if wrong:
+        raise InputError(
+            f"--init-from {path}: its weights do not fit its config.json (e.g. {wrong}); give an intact model folder"
+        )
+    return weights
+
+
+def resume_point(out: str | os.PathLike, cfg: FPConfig) -> Checkpoint | None:
+    """The newest checkpoint of the run in ``out`` (None when there is none), checked against ``cfg``."""
+    ckpt_dir = Path(out) / "checkpoints"
+    found = newest_checkpoint(ckpt_dir)
+    if found is None:
+        return None
+    settings = ckpt_dir / SETTINGS_FILE
+    try:
+        saved = json.loads(settings.read_text()) if settings.is_file() else None
+    except (OSError, ValueError):
+        saved = None
+    diff = _arch_diff(saved, cfg) if isinstance(saved, dict) else ""
+    if diff:
+        raise InputError(
+            f"cannot resume {found.path}: it was trained with other settings ({diff}); resume with the same "
+            "--latent and --channels, or start fresh with --overwrite or another --out"
+        )
+    wrong = _misfit(found.state["state_dict"], cfg, prefix="model.")
+    if wrong:
+        raise InputError(
+            f"cannot resume {found.path}: its weights do not fit these settings (e.g. {wrong}); resume with the "
+            "--latent and --channels of the first run, or start fresh with --overwrite"
+        )
+    return found
+
+
+def clear_run(out: str | os.PathLike) -> None:
+    """Remove what an earlier run wrote into ``out`` (only :data:`OWN_FILES`), for ``--overwrite``."""
+    for name in OWN_FILES:
+        path = Path(out) / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+@torch.no_grad()
+def fixed_crops_loss(model: FactorizedPriorTokenizer, cfg: FPConfig, crops: torch.Tensor) -> float:
+    """Mean rate–distortion loss on fixed crops at fixed steps, with fixed noise: how exports are compared."""
+    was_training = model.training
+    model.eval()
+    lo, hi = math.log(cfg.delta_min), math.log(cfg.delta_max)
+    cuda = crops.device.type == "cuda"
+    total = 0.0
+    with torch.random.fork_rng(devices=[crops.device.index or 0] if cuda else []):
+        torch.manual_seed(0)
+        for t in torch.linspace(0, 1, _EVAL_DELTAS).tolist():
+            delta = torch.full((crops.shape[0],), math.exp(lo + t * (hi - lo)), device=crops.device)
+            recon, bits = model(crops, delta)
+            bpp = bits.sum(dim=(1, 2, 3)) / (crops.shape[-1] * crops.shape[-2])
+            mse = ((recon - crops) ** 2).mean(dim=(1, 2, 3))
+            total += float((bpp + cfg.lmbda / delta**2 * mse).mean())
+    model.train(was_training)
+    return total / _EVAL_DELTAS
+
+
+class _Export(L.Callback):
+    """Export the model folder every ``every`` steps and at the end, unless the folder holds a later/better one."""
+
+    def __init__(self, out: Path, every: int, started: float, prior_wall: float, crops: torch.Tensor,
+                 resumed_from: int | None) -> None:
         self.out, self.every, self.started, self.prior_wall = out, every, started, prior_wall
+        self.crops, self.resumed_from = crops, resumed_from
+        self.last_step: int | None = None
+        self.kept = ""
 
     def _export(self, trainer: L.Trainer, module: FPModule) -> None:
+        step = trainer.global_step
+        if step == self.last_step:
+            return
+        loss = fixed_crops_loss(module.model, module.cfg, self.crops.to(module.device))
+        metric = metric_record(METRIC, loss, higher_is_better=False)
+        reason = kept_export(self.out, step, metric)
+        if reason:
+            self.kept = reason
+            return
         wall = self.prior_wall + time.time() - self.started
-        export_model(module.model, module.cfg, self.out, {"steps": trainer.global_step, "wall_s": round(wall)})
+        record = {"steps": step, "wall_s": round(wall), "metric": metric, "resumed_from_step": self.resumed_from}
+        export_model(module.model, module.cfg, self.out, record)
+        self.last_step, self.kept = step, ""
 
     def on_train_batch_end(self, trainer, module, *_):
         if trainer.global_step % self.every == 0:
@@ -98,53 +273,77 @@ class _Export(L.Callback):
         self._export(trainer, module)
 
 
+def _no_log(message: str) -> None:
+    """Default ``log``: say nothing."""
+
+
 def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resume: bool = True,
           export_every: int = 250, threads: int | None = None, init_from: str | os.PathLike | None = None,
-          progress: bool = False) -> Path:
+          progress: bool = False, checkpoint_every: int | None = None,
+          log: Callable[[str], None] = _no_log) -> FPTrainResult:
     """Train (or resume) into ``out``: ``checkpoints/last.ckpt`` plus the exported model folder.
 
+    ``resume``: continue from the newest checkpoint in ``out`` at its step (a fresh start when there is none);
+    when it is already at ``cfg.steps`` or beyond, nothing is trained (``trained`` False, ``note`` says why).
     ``init_from``: a model folder whose weights start a new run (same architecture; fresh optimizer
     and schedule) — how a short run is continued with a new learning-rate schedule.
     """
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
-
     out = Path(out)
+    checkpoint_every = export_every if checkpoint_every is None else checkpoint_every
+    if export_every < 1 or checkpoint_every < 1:
+        bad = min(export_every, checkpoint_every)
+        raise InputError(f"--checkpoint-every must be >= 1 (steps between checkpoints), got {bad}; e.g. 250")
+    found = resume_point(out, cfg) if resume else None
+    start = found.step if found is not None else 0
+    if found is not None and start >= cfg.steps:
+        note = (
+            f"{found.path} is already at step {start} (>= --steps {cfg.steps}): nothing to train, nothing "
+            "written; pass a larger --steps to continue"
+        )
+        return FPTrainResult(out, start, start, trained=False, exported=False, note=note)
+    init_state = check_init_from(init_from, cfg) if init_from is not None and found is None else None
+    data = RandomCrops(cache, cfg.crop, length=cfg.steps * cfg.batch_size, seed=cfg.seed,
+                       start=start * cfg.batch_size)
+    eval_set = RandomCrops(cache, cfg.crop, length=_EVAL_CROPS, seed=cfg.seed, start=_EVAL_START)
+    crops = torch.stack([eval_set[i] for i in range(len(eval_set))])
     out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    ckpt_dir.mkdir(exist_ok=True)
+    with atomic_path(ckpt_dir / SETTINGS_FILE) as tmp:
+        tmp.write_text(json.dumps(_architecture(cfg), indent=1))
     if threads:
         torch.set_num_threads(threads)
-    L.seed_everything(cfg.seed, workers=True)
-    data = RandomCrops(cache, cfg.crop, length=cfg.steps * cfg.batch_size, seed=cfg.seed)
+    L.seed_everything((cfg.seed + 7919 * start) % 2**32, workers=True, verbose=False)
     loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=False, num_workers=0)
-    ckpt = out / "checkpoints" / "last.ckpt"
     prior_wall = 0.0
-    if resume and (out / CONFIG_FILE).is_file():
+    if found is not None and (out / CONFIG_FILE).is_file():
         prior_wall = float(json.loads((out / CONFIG_FILE).read_text()).get("training", {}).get("wall_s", 0))
-    callbacks: list = [ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, every_n_train_steps=250,
-                                       save_top_k=0), _Export(out, export_every, time.time(), prior_wall)]
+    module = FPModule(cfg)
+    if init_state is not None:
+        module.model.load_state_dict(init_state)
+        raw = json.loads((Path(init_from) / CONFIG_FILE).read_text())
+        prior_wall = float(raw.get("training", {}).get("wall_s", 0))  # wall time counts the run it continues
+    export = _Export(out, export_every, time.time(), prior_wall, crops, start if found is not None else None)
+    callbacks: list = [AtomicCheckpoint(ckpt_dir, checkpoint_every, start_step=start), export]
     if progress:
         callbacks.append(StepBar(cfg.steps))
+    if found is not None:
+        log(f"resuming from {found.path} at step {start} of {cfg.steps}")
     with quiet_lightning():
         trainer = L.Trainer(
             max_steps=cfg.steps,
             accelerator="auto",
             devices=1,
-            logger=CSVLogger(str(out), name="logs", version=0),
+            logger=CSVLogger(str(out), name="logs"),
             callbacks=callbacks,
+            enable_checkpointing=False,
             enable_model_summary=False,
             enable_progress_bar=False,
-            log_every_n_steps=25,
+            log_every_n_steps=max(1, min(25, cfg.steps // 2)),
             gradient_clip_val=5.0,
         )
-    module = FPModule(cfg)
-    if init_from is not None and not (resume and ckpt.is_file()):
-        from safetensors.torch import load_file
-
-        module.model.load_state_dict(load_file(str(Path(init_from) / WEIGHTS_FILE)))
-        prior_wall = float(json.loads((Path(init_from) / CONFIG_FILE).read_text()).get("training", {}).get("wall_s", 0))
-        for cb in trainer.callbacks:  # wall time counts the run it continues
-            if isinstance(cb, _Export):
-                cb.prior_wall = prior_wall
-    with quiet_lightning():
-        trainer.fit(module, loader, ckpt_path=str(ckpt) if resume and ckpt.is_file() else None)
-    return out
+        trainer.fit(module, loader, ckpt_path=str(found.path) if found is not None else None)
+    step = int(trainer.global_step)
+    note = f"kept the exported model: {export.kept}" if export.kept else ""
+    return FPTrainResult(out, step, start if found is not None else None, trained=True,
+                         exported=export.last_step == step, note=note)

@@ -1,7 +1,9 @@
 """Train a tokenizer on real scenes: split by area, normalise, fit with Lightning, export the model folder.
 
 The output folder gets config.json + model.safetensors (everything needed to decode), metrics.csv,
-reconstructions.png and checkpoints/last.ckpt (resume with ``resume=True``).
+reconstructions.png and checkpoints/last.ckpt, replaced atomically every N steps and at the end (resume with
+``resume=True``: training continues at the checkpoint's step). An export never replaces a model with more
+steps, or with as many steps and a better validation PSNR.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +20,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from eocompress.errors import EOCompressError
+from eocompress.errors import EOCompressError, InputError
 from eocompress.imagery.tokenizer.api import save_model
+from eocompress.imagery.tokenizer.checkpoints import (
+    AtomicCheckpoint,
+    Checkpoint,
+    kept_export,
+    metric_record,
+    newest_checkpoint,
+    read_checkpoint,
+)
 from eocompress.imagery.tokenizer.config import TokenizerConfig
 from eocompress.imagery.tokenizer.data import (
     GridPatches,
@@ -62,32 +73,40 @@ class TrainingDivergedError(EOCompressError):
 
 @dataclass
 class TrainResult:
-    """Where the model went and its final validation figures."""
+    """Where the model went, its final validation figures, and what the run did (trained, exported, why not)."""
 
     out: Path
     config: TokenizerConfig
     val: dict[str, float]
     seconds: float
+    steps: int = 0
+    resumed_from: int | None = None
+    trained: bool = True
+    exported: bool = True
+    note: str = ""
 
 
-class _GoodCheckpoint:
-    """Lightning callback: save ``checkpoints/last.ckpt`` every N steps, only while all weights are finite."""
+#: The figure exports are compared by (higher is better).
+METRIC = "val_psnr_db"
 
-    def __new__(cls, folder: Path, every: int):
-        import lightning.pytorch as pl
 
-        class GoodCheckpoint(pl.Callback):
-            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-                step = trainer.global_step
-                if every <= 0 or step == 0 or step % every or pl_module.diverged_at is not None:
-                    return
-                if all(torch.isfinite(p).all() for p in pl_module.parameters()):
-                    folder.mkdir(parents=True, exist_ok=True)
-                    tmp = folder / ".last.ckpt.tmp"
-                    trainer.save_checkpoint(tmp)
-                    os.replace(tmp, folder / "last.ckpt")
+def _healthy(module) -> bool:
+    """Checkpoints are written only while training has not diverged and every weight is finite."""
+    return module.diverged_at is None and all(bool(torch.isfinite(p).all()) for p in module.parameters())
 
-        return GoodCheckpoint()
+
+def _no_log(message: str) -> None:
+    """Default ``log``: say nothing."""
+
+
+def check_run_settings(checkpoint_every: int, val_every: int, val_fraction: float) -> None:
+    """The run settings that cannot train are refused with one line naming the fix."""
+    if type(checkpoint_every) is not int or checkpoint_every < 1:
+        raise InputError(f"--checkpoint-every must be >= 1 (steps between checkpoints), got {checkpoint_every}")
+    if type(val_every) is not int or val_every < 1:
+        raise InputError(f"--val-every must be >= 1 (steps between validations), got {val_every}")
+    if not 0 <= val_fraction < 1:
+        raise InputError(f"--val-fraction must be from 0 to below 1 (share of rows validated on), got {val_fraction}")
 
 
 def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
@@ -107,9 +126,14 @@ def _architecture(cfg: TokenizerConfig) -> dict[str, Any]:
     return {k: raw.get(k) for k in _ARCH_KEYS}
 
 
-def _check_resume(ckpt_dir: Path, cfg: TokenizerConfig) -> None:
-    """The checkpoint must load and be of the same architecture as ``cfg``; else one line saying what differs."""
-    path = ckpt_dir / "last.ckpt"
+def _check_resume(ckpt_dir: Path, cfg: TokenizerConfig) -> Checkpoint:
+    """The newest checkpoint, which must load and be of ``cfg``'s architecture; else one line saying what differs."""
+    found = newest_checkpoint(ckpt_dir)
+    if found is None:
+        raise EOCompressError(
+            f"--resume given but {ckpt_dir / 'last.ckpt'} does not exist; train without --resume"
+        )
+    path = found.path
     saved_file = ckpt_dir / SETTINGS_FILE
     if saved_file.exists():
         try:
@@ -124,14 +148,7 @@ def _check_resume(ckpt_dir: Path, cfg: TokenizerConfig) -> None:
                     f"cannot resume {path}: it was trained with other settings ({'; '.join(diff)}); resume with the "
                     "same settings, or start fresh with --overwrite or another --out"
                 )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        weights = state["state_dict"]
-    except Exception as exc:  # truncated zip, unpickling errors, missing keys: all mean "unusable"
-        raise EOCompressError(
-            f"cannot resume: {path} is truncated or corrupted ({type(exc).__name__}); delete it and train "
-            "again (--overwrite), or restore the file"
-        ) from exc
+    weights = found.state["state_dict"]
     from eocompress.imagery.tokenizer.lightning_module import TokenizerModule
 
     expected = TokenizerModule(cfg).state_dict()
@@ -141,6 +158,17 @@ def _check_resume(ckpt_dir: Path, cfg: TokenizerConfig) -> None:
             f"cannot resume {path}: its weights do not fit these settings (e.g. {wrong[0]}); resume with the "
             "settings of the first run (quantizer, groups, codebook, latent size), or start fresh with --overwrite"
         )
+    return found
+
+
+def _clear_run(out: Path) -> None:
+    """``--overwrite`` of a fresh run: remove what an earlier run wrote (only the files training writes)."""
+    for name in _OWN_FILES:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def _accelerator_settings(accelerator: str, precision: str | None) -> tuple[str, str]:
@@ -169,11 +197,14 @@ def train_tokenizer(
     progress: bool = True,
     plot: bool = True,
     overwrite: bool = False,
+    log: Callable[[str], None] = _no_log,
 ) -> TrainResult:
     """Train on ``data`` (scenes or folders of scenes) minus ``hold_out``; write the model folder ``out``.
 
-    A folder that already holds a model or checkpoints is refused unless ``resume`` (continue it, with
-    the same architecture) or ``overwrite`` (replace the files training writes; nothing else is deleted).
+    A folder that already holds a model or checkpoints is refused unless ``resume`` (continue it from the
+    newest checkpoint, at its step, with the same architecture; nothing is trained when it is already at
+    ``cfg.steps``) or ``overwrite`` (a fresh run: the files training writes are removed once the data has
+    been read; nothing else is deleted).
     """
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import CSVLogger
@@ -182,17 +213,21 @@ def train_tokenizer(
     from eocompress.imagery.tokenizer.lightning_module import TokenizerModule
     from eocompress.imagery.tokenizer.plots import plot_reconstructions
 
-    start = time.time()
+    began = time.time()
     out = Path(out)
-    if resume and not (out / "checkpoints" / "last.ckpt").exists():
-        raise EOCompressError(
-            f"--resume given but {out / 'checkpoints' / 'last.ckpt'} does not exist; train without --resume"
-        )
+    check_run_settings(checkpoint_every, val_every, val_fraction)
     _check_out(out, resume, overwrite)
-    if resume:
-        _check_resume(out / "checkpoints", cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    found = _check_resume(out / "checkpoints", cfg) if resume else None
+    start = found.step if found is not None else 0
+    if found is not None and start >= cfg.steps:
+        note = (
+            f"{found.path} is already at step {start} (>= --steps {cfg.steps}): nothing to train, nothing "
+            "written; pass a larger --steps to continue"
+        )
+        old = _exported_config(out)
+        return TrainResult(out, old or cfg, (old.training.get("val") or {}) if old else {}, time.time() - began,
+                           steps=start, resumed_from=start, trained=False, exported=False, note=note)
+    pl.seed_everything((cfg.seed + 7919 * start) % 2**32, workers=True, verbose=False)
     held = {display_path(p) for p in hold_out}
     scenes = {k: v for k, v in read_training_scenes(list(data), cfg.bands).items() if k not in held}
     if not scenes:
@@ -212,24 +247,32 @@ def train_tokenizer(
     )
     module = TokenizerModule(cfg)
     module.model.set_normalization(stats["mean"], stats["std"])
-    train_ds = RandomPatches(train_areas, cfg.tile_size, cfg.steps * cfg.batch_size, seed=cfg.seed)
+    # A resumed run sees the tiles an uninterrupted one would have seen from its step on.
+    train_ds = RandomPatches(
+        train_areas, cfg.tile_size, cfg.steps * cfg.batch_size, seed=cfg.seed, start=start * cfg.batch_size
+    )
     val_ds = GridPatches(val_areas, cfg.tile_size, limit=val_patches) if val_areas else None
     loader = torch.utils.data.DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0)
     val_loader = torch.utils.data.DataLoader(val_ds, batch_size=32) if val_ds is not None and len(val_ds) else None
 
     accelerator, precision = _accelerator_settings(accelerator, precision)
+    if overwrite and found is None:
+        _clear_run(out)
+    out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
-    callbacks: list[Any] = [_GoodCheckpoint(ckpt_dir, checkpoint_every)]
+    callbacks: list[Any] = [AtomicCheckpoint(ckpt_dir, checkpoint_every, healthy=_healthy, start_step=start)]
     if progress:
         callbacks.append(StepBar(cfg.steps))
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     (ckpt_dir / SETTINGS_FILE).write_text(json.dumps(_architecture(cfg), indent=1))
-    loggers: list[Any] = [CSVLogger(save_dir=out, name="logs", version="")]
+    # each resumed run logs into its own folder: Lightning's CSVLogger deletes a folder's earlier metrics
+    version = "" if found is None else f"resumed_at_{start}"
+    loggers: list[Any] = [CSVLogger(save_dir=out, name="logs", version=version)]
     try:
         import tensorboard  # noqa: F401
         from lightning.pytorch.loggers import TensorBoardLogger
 
-        loggers.append(TensorBoardLogger(save_dir=out, name="tensorboard", version=""))
+        loggers.append(TensorBoardLogger(save_dir=out, name="tensorboard", version=version))
     except ImportError:
         pass
     with quiet_lightning():
@@ -249,34 +292,51 @@ def train_tokenizer(
             num_sanity_val_steps=0,
             log_every_n_steps=max(1, min(10, cfg.steps // 2)),
         )
-        ckpt_path = ckpt_dir / "last.ckpt" if resume else None
-        trainer.fit(module, loader, val_loader, ckpt_path=ckpt_path)
+        if found is not None:
+            log(f"resuming from {found.path} at step {start} of {cfg.steps}")
+        trainer.fit(module, loader, val_loader, ckpt_path=found.path if found is not None else None)
 
     if module.diverged_at is not None:
         _keep_last_good(module, ckpt_dir)
     val = _final_validation(module, val_ds, cfg) if val_ds is not None and len(val_ds) else {}
+    steps_done = int(trainer.global_step)
+    metric = metric_record(METRIC, val.get("psnr_db"), higher_is_better=True)
     cfg.training = {
-        "steps": int(trainer.global_step),
+        "steps": steps_done,
         "batch_size": cfg.batch_size,
-        "seconds": round(time.time() - start, 1),
+        "seconds": round(time.time() - began, 1),
         "accelerator": accelerator,
         "precision": precision,
         "val": val,
+        "metric": metric,
+        "resumed_from_step": start if found is not None else None,
         "diverged_at_step": module.diverged_at,
     }
-    save_model(module.model.cpu(), cfg, out)
-    csv = out / "logs" / "metrics.csv"
-    if csv.exists():
-        shutil.copyfile(csv, out / "metrics.csv")
-    if plot and val_ds is not None and len(val_ds):
-        _plot(module, val_ds, cfg, out / "reconstructions.png", plot_reconstructions)
+    kept = kept_export(out, steps_done, metric)
+    if kept is None:
+        save_model(module.model.cpu(), cfg, out)
+        csv = out / "logs" / version / "metrics.csv"
+        if csv.exists():
+            shutil.copyfile(csv, out / "metrics.csv")
+        if plot and val_ds is not None and len(val_ds):
+            _plot(module, val_ds, cfg, out / "reconstructions.png", plot_reconstructions)
     if module.diverged_at is not None:
         raise TrainingDivergedError(
             f"training diverged: the loss became NaN/Inf at step {module.diverged_at}. The last good weights "
             f"were kept in {out} (checkpoint {ckpt_dir / 'last.ckpt'}); lower --lr, or check the input "
             "data for extreme values, and resume with --resume"
         )
-    return TrainResult(out, cfg, val, time.time() - start)
+    note = f"kept the exported model: {kept}; this run's weights are in {ckpt_dir / 'last.ckpt'}" if kept else ""
+    return TrainResult(out, cfg, val, time.time() - began, steps=steps_done,
+                       resumed_from=start if found is not None else None, exported=kept is None, note=note)
+
+
+def _exported_config(out: Path) -> TokenizerConfig | None:
+    """The config of the model exported in ``out`` (None when there is none or it cannot be read)."""
+    try:
+        return TokenizerConfig.from_json(out / "config.json") if (out / "model.safetensors").is_file() else None
+    except EOCompressError:
+        return None
 
 
 def _keep_last_good(module, ckpt_dir: Path) -> None:
@@ -285,8 +345,7 @@ def _keep_last_good(module, ckpt_dir: Path) -> None:
         return
     path = ckpt_dir / "last.ckpt"
     if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
+        module.load_state_dict(read_checkpoint(path).state["state_dict"])
 
 
 @torch.no_grad()
