@@ -104,7 +104,7 @@ def test_int8_cog_layout_and_gdal_scale_offset(lulc_tif: Path, tmp_path: Path) -
     decoded, _ = _read(decompress(out, tmp_path / "back.tif"))
     via_gdal = raw * scales[:, None, None] + offsets[:, None, None]
     np.testing.assert_allclose(via_gdal, decoded, rtol=0, atol=1e-5)
-    # The documented consequence of avoiding -128: level 0 is stored as level 1.
+    # Avoiding -128: the range spans levels 1..255; a value below it (level 0) is stored as level 1.
     prod = open_product(out)
     x, _ = _read(lulc_tif)
     X = np.moveaxis(x, 0, -1).reshape(-1, 128)

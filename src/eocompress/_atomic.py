@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -35,6 +36,69 @@ def is_our_directory(path: str | os.PathLike) -> bool:
     return False
 
 
+def enclosing_product(path: str | os.PathLike) -> Path | None:
+    """The eocompress product or index folder that contains ``path`` (not ``path`` itself), or None."""
+    try:
+        parents = Path(os.path.abspath(path)).parents
+    except (OSError, ValueError):
+        return None
+    for parent in parents:
+        if is_our_directory(parent):
+            return parent
+    return None
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The lock file that marks ``path`` as being written: ``.NAME.lock`` beside it."""
+    path = Path(os.path.abspath(path))
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on the output ``path`` (and its ``.partial``) for the whole write.
+
+    A second writer of the same output is refused at once with one line naming the process that holds
+    it; the lock dies with its process (``flock``), so a killed run never blocks the next one.
+    """
+    lock = lock_path(path)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EOCompressError(f"cannot create the output folder {lock.parent}: {exc.strerror}") from exc
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise EOCompressError(f"cannot create the lock file {lock}: {exc.strerror}; choose another output") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            raise EOCompressError(
+                f"{path} is being written by another eocompress process (pid {holder}); wait for it to finish "
+                "or choose another output"
+            ) from None
+        try:  # the holder before us may have removed the file between our open and our lock: retry on the new one
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+
+
 def check_output_path(path: str | os.PathLike, overwrite: bool = True) -> Path:
     """Return ``path`` as a Path after checking that it may be written.
 
@@ -42,6 +106,12 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = True) -> Path:
     and ``overwrite`` is false, or when it is a directory eocompress did not create.
     """
     path = Path(path)
+    inside = enclosing_product(path)
+    if inside is not None:
+        raise EOCompressError(
+            f"{path} is inside the eocompress product {inside}; writing there would damage it - choose a path "
+            "outside it"
+        )
     if path.exists() or path.is_symlink():
         if not overwrite:
             raise EOCompressError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")

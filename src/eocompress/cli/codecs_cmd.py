@@ -46,7 +46,7 @@ def encode(
     """Fit a codec (or load one) and encode vectors to a compact .npz of uint8 codes."""
     from eocompress._atomic import check_output_path
     from eocompress.embeddings.codecs import Codec
-    from eocompress.embeddings.codecs.files import load_vectors, write_codes
+    from eocompress.embeddings.codecs.files import check_reserved, load_vectors, write_codes
 
     out = resolve_out(out_arg, out)
     if (codec_spec is None) == (codec_file is None):
@@ -62,6 +62,7 @@ def encode(
             raise EOCompressError(f"--save-codec {save_codec} would put its arrays over OUT {out}; choose another name")
     codec = Codec.from_spec(codec_spec, seed=seed) if codec_spec is not None else None  # a bad spec: refused first
     X, extra = load_vectors(vectors)
+    check_reserved(extra, vectors)
     if codec is None:
         codec = Codec.load(codec_file)
     else:
@@ -91,6 +92,9 @@ def decode(
     out_arg: Path = typer.Argument(None, metavar="OUT", help="Output vectors (or use -o/--out)."),
     out: Path = typer.Option(None, "--out", "-o", help="Output vectors: .npy (X only) or .npz (X + other arrays)."),
     overwrite: bool = OVERWRITE,
+    no_verify: bool = typer.Option(
+        False, "--no-verify", help="Decode without checking the file's sha256 (a file without one is refused)."
+    ),
 ) -> None:
     """Decode a codes file back to float32 vectors in the original space."""
     from eocompress._atomic import check_output_path
@@ -100,7 +104,7 @@ def decode(
     if out.is_dir():
         raise EOCompressError(f"{out} is a folder; give a .npy or .npz file path for the decoded vectors")
     check_output_path(out, overwrite=overwrite)
-    codec, code_array, extra = read_codes(codes)
+    codec, code_array, extra = read_codes(codes, verify=not no_verify)
     X = codec.decode(code_array)
     write_vectors(out, X, extra, overwrite=overwrite)
     console.print(f"decoded {len(X)} x {codec.dim} vectors ({codec.spec}) -> {out}")

@@ -175,6 +175,11 @@ def decompress_cmd(
     scheduler: str = SCHEDULER,
     memory_limit: str = MEMORY,
     overwrite: bool = OVERWRITE,
+    no_verify: bool = typer.Option(
+        False,
+        "--no-verify",
+        help="Decode without checking the metadata digest and chunk sha256 (salvage a damaged Zarr/COG product).",
+    ),
 ) -> None:
     """Decode a product to float32: a Cloud-Optimized GeoTIFF (same CRS, transform, nodata) or a Parquet table."""
     from eocompress.embeddings.products.api import decompress, open_product
@@ -182,13 +187,15 @@ def decompress_cmd(
 
     target = resolve_out(out_pos, out)
     limit = check_memory_limit(memory_limit)
-    prod = open_product(product)
+    prod = open_product(product, verify=not no_verify)
     total = len(prod.windows())
     info = getattr(prod, "info", None)
     work = info.height * info.width * info.dim * 4 if info is not None else _work_bytes(product)
     with execution(workers, scheduler, limit, work_bytes=work, n_tasks=total, note=log) as client:
         with progress("decompress", total, "chunks") as advance:
-            result = decompress(product, target, client=client, overwrite=overwrite, progress=advance)
+            result = decompress(
+                product, target, client=client, overwrite=overwrite, progress=advance, verify=not no_verify
+            )
     kind = "Parquet table" if getattr(prod, "is_chips", False) else "float32 Cloud-Optimized GeoTIFF"
     console.print(f"wrote {result} ({kind})", highlight=False, soft_wrap=True)
 

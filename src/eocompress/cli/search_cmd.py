@@ -98,6 +98,8 @@ def search_cmd(
     from eocompress.embeddings.products.search import search
 
     query_vec = None
+    if vector is not None and tuple(pixel) != (-1, -1):
+        raise EOCompressError("give one query: --pixel ROW COL or --vector FILE, not both")
     if vector is not None:
         if not vector.exists():
             raise EOCompressError(f"--vector {vector} does not exist; save the query with numpy.save")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from eocompress._atomic import atomic_write_bytes
+from eocompress._atomic import atomic_write_bytes, output_lock
 from eocompress.embeddings.codecs.codec import Codec
-from eocompress.errors import FileFormatError
+from eocompress.errors import FileFormatError, InputError
 
 CODES_KEY = "codes"
 CODEC_KEY = "codec"
@@ -66,29 +66,67 @@ def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def check_reserved(extra: dict[str, np.ndarray], source: str | Path = "the input") -> None:
+    """Refuse passthrough arrays named like the entries of a codes file (they would be lost or clash)."""
+    clash = sorted({CODES_KEY, CODEC_KEY, CHECKSUM_KEY} & set(extra))
+    if clash:
+        raise InputError(
+            f"{source} holds arrays named {', '.join(repr(k) for k in clash)}, which a codes file reserves for "
+            "itself; rename them in the .npz (e.g. to 'orig_codes') and encode again"
+        )
+
+
+def check_codes_decodable(codes: np.ndarray, codec: Codec, probe: int = 2048) -> None:
+    """Refuse codes whose decoded values would be infinite or NaN (inputs near the float32 limits)."""
+    B = codec.bytes_per_vector
+    rows = np.ascontiguousarray(codes[:: max(1, len(codes) // probe)][:probe])
+    ends = np.stack([np.zeros(B, np.uint8), np.full(B, 255, np.uint8)])
+    with np.errstate(all="ignore"):
+        try:
+            decoded = codec.decode(np.concatenate([rows, ends]))
+        except (ValueError, IndexError):  # code words the codec never produces (PQ ids past the codebook)
+            decoded = codec.decode(rows) if len(rows) else np.zeros(1, np.float32)
+    bad = ~np.isfinite(np.asarray(decoded))
+    if bad.any():
+        raise InputError(
+            f"with codec {codec.spec!r}, {int(bad.sum())} of {bad.size} probed decoded values would be infinite "
+            "or NaN (the vectors are near the float32 limit); rescale them (e.g. divide by 1e30) or use int8"
+        )
+
+
 def write_codes(path: str | Path, codes: np.ndarray, codec: Codec, extra: dict[str, np.ndarray],
                 overwrite: bool = False) -> Path:
-    """Write codes + codec JSON + passthrough arrays to an .npz, atomically."""
-    clash = {CODES_KEY, CODEC_KEY, CHECKSUM_KEY} & set(extra)
-    extra = {k: v for k, v in extra.items() if k not in clash}
+    """Write codes + codec JSON + passthrough arrays to an .npz, atomically, as the only writer of ``path``.
+
+    Passthrough arrays named ``codes``, ``codec`` or ``sha256`` are refused, as are codes that decode to
+    non-finite values.
+    """
+    check_reserved(extra)
+    check_codes_decodable(codes, codec)
     arrays = {CODES_KEY: codes, CODEC_KEY: np.array(codec.to_json()), **extra}
     blob = _npz_bytes({**arrays, CHECKSUM_KEY: np.array(arrays_sha256(arrays))})
-    return atomic_write_bytes(path, blob, overwrite=overwrite)
+    with output_lock(path):
+        return atomic_write_bytes(path, blob, overwrite=overwrite)
 
 
-def read_codes(path: str | Path) -> tuple[Codec, np.ndarray, dict[str, np.ndarray]]:
+def read_codes(path: str | Path, verify: bool = True) -> tuple[Codec, np.ndarray, dict[str, np.ndarray]]:
     """(codec, codes, other arrays) from a codes .npz written by :func:`write_codes`, its checksum verified.
 
-    Files written before the checksum existed (no ``sha256`` array) are read unchecked.
+    A file without its ``sha256`` entry is refused unless ``verify=False`` (``decode --no-verify``),
+    which also skips the comparison.
     """
     path = Path(path)
     arrays = _open(path)
     if CODES_KEY not in arrays or CODEC_KEY not in arrays:
         raise FileFormatError(f"{path} is not an eocompress codes file (needs '{CODES_KEY}' and '{CODEC_KEY}' arrays)")
-    if CHECKSUM_KEY in arrays:
-        recorded = arrays.pop(CHECKSUM_KEY)
-        if recorded.shape != () or str(recorded) != arrays_sha256(arrays):
-            raise FileFormatError(f"{path} does not match its checksum: it was modified or damaged")
+    recorded = arrays.pop(CHECKSUM_KEY, None)
+    if verify and recorded is None:
+        raise FileFormatError(
+            f"{path} has no '{CHECKSUM_KEY}' entry, so damage cannot be detected; re-encode the vectors, or pass "
+            "--no-verify to decode it unchecked"
+        )
+    if verify and (recorded.shape != () or str(recorded) != arrays_sha256(arrays)):
+        raise FileFormatError(f"{path} does not match its checksum: it was modified or damaged")
     codec_json = arrays.pop(CODEC_KEY)
     if codec_json.shape != () or codec_json.dtype.kind != "U":
         raise FileFormatError(f"{path}: its '{CODEC_KEY}' entry is not a codec JSON string; the file is damaged")
@@ -108,7 +146,9 @@ def write_vectors(path: str | Path, X: np.ndarray, extra: dict[str, np.ndarray],
     if path.suffix == ".npy":
         buf = io.BytesIO()
         np.save(buf, X)
-        return atomic_write_bytes(path, buf.getvalue(), overwrite=overwrite)
+        with output_lock(path):
+            return atomic_write_bytes(path, buf.getvalue(), overwrite=overwrite)
     if path.suffix != ".npz":
         raise FileFormatError(f"write decoded vectors to a .npy or .npz path, not {path.suffix or 'no suffix'}")
-    return atomic_write_bytes(path, _npz_bytes({"X": X, **extra}), overwrite=overwrite)
+    with output_lock(path):
+        return atomic_write_bytes(path, _npz_bytes({"X": X, **extra}), overwrite=overwrite)

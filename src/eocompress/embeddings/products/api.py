@@ -15,15 +15,26 @@ from typing import Any
 
 import numpy as np
 
-from eocompress._atomic import check_output_path
+from eocompress._atomic import check_output_path, output_lock
 from eocompress.embeddings.products.conventions import provenance
 from eocompress.embeddings.products.fields import Field, GridInfo, open_field, sample_pixels
-from eocompress.embeddings.products.integrity import check_magnitude
+from eocompress.embeddings.products.integrity import check_decodable, check_magnitude
 from eocompress.embeddings.products.scale import map_chunks
 from eocompress.embeddings.products.zarr_product import partial_path
 from eocompress.errors import EOCompressError, InputError
 
 ProgressFn = Callable[[int], None] | None
+
+
+def _one_writer(fn: Callable[..., Path]) -> Callable[..., Path]:
+    """Run ``fn(src, out, ...)`` holding the exclusive lock on ``out``: one writer per output, always."""
+
+    @functools.wraps(fn)
+    def locked(*args: Any, **kwargs: Any) -> Path:
+        with output_lock(kwargs["out"] if "out" in kwargs else args[1]):
+            return fn(*args, **kwargs)
+
+    return locked
 
 
 def product_kind(path: str | os.PathLike) -> str:
@@ -73,6 +84,7 @@ def fit_codec(
                 "of the same model"
             )
         codec = Codec.from_spec(spec, seed=seed).fit(X)
+        check_decodable(codec, X, what)
     if codec.dim != dim:
         raise InputError(
             f"{what} has {dim} bands but the codec {codec.spec!r} expects {codec.dim}-d vectors; use a codec "
@@ -81,6 +93,7 @@ def fit_codec(
     return codec
 
 
+@_one_writer
 def compress(
     src: str | os.PathLike,
     out: str | os.PathLike,
@@ -132,6 +145,7 @@ def compress(
     if resume and kind != "zarr":
         raise InputError(f"--resume continues Zarr products only; {out} is a {kind} product - drop --resume")
     check_output_path(out, overwrite=overwrite)
+    _check_stac_path(out, stac, overwrite)
     fld = open_field(src, kind=input_kind, **(field_kwargs or {}))
     check_chunk_memory(chunk, fld.info.dim)
     prov = provenance(
@@ -163,8 +177,8 @@ def compress(
                 f"the unfinished product {partial_path(out)} was started with --codec {codec.spec}, not {spec}; "
                 f"resume with --codec {codec.spec}, or drop --resume to start fresh (deletes the unfinished store)"
             )
-        if fit is not None and Path(fit).suffix != ".json":
-            codec = None  # refitted on the given vectors; compress_to_zarr refuses it if it differs
+        if fit is not None:
+            codec = None  # built from --fit below; compress_to_zarr refuses it unless it is the partial's codec
     if codec is None:
         codec = fit_codec(spec, fld.info.dim, sample, fit, seed=seed, what=fld.describe())
     rescore = None
@@ -199,8 +213,19 @@ def compress(
     if stac:
         from eocompress.embeddings.products.stac import write_stac_item
 
-        write_stac_item(result)
+        write_stac_item(result, overwrite=overwrite)
     return result
+
+
+def _check_stac_path(out: Path, stac: bool, overwrite: bool) -> None:
+    """Refuse up front when the STAC item beside ``out`` exists and may not be replaced."""
+    if not stac:
+        return
+    from eocompress.embeddings.products.stac import stac_path
+
+    item = stac_path(out)
+    if (item.exists() or item.is_symlink()) and not overwrite:
+        raise InputError(f"{item} already exists; pass --overwrite to replace it (with {out.name}) or write elsewhere")
 
 
 def _locate_extreme(fld: Field, chunk: int) -> None:
@@ -270,8 +295,12 @@ def check_chunk_memory(chunk: int, dim: int) -> None:
         )
 
 
-def open_product(path: str | os.PathLike) -> Any:
-    """Open a finished product (ZarrProduct, CogProduct or ParquetProduct) for reading."""
+def open_product(path: str | os.PathLike, verify: bool = True) -> Any:
+    """Open a finished product (ZarrProduct, CogProduct or ParquetProduct) for reading.
+
+    ``verify=False`` (``--no-verify``) skips the metadata digest and every chunk checksum: for salvaging
+    what a damaged product still holds, never for normal reads.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"product {path} does not exist; create it with `eocompress compress`")
@@ -279,31 +308,35 @@ def open_product(path: str | os.PathLike) -> Any:
     if kind == "zarr":
         from eocompress.embeddings.products.zarr_product import ZarrProduct
 
-        return ZarrProduct(path)
-    if kind == "cog":
+        prod: Any = ZarrProduct(path, check=verify)
+    elif kind == "cog":
         from eocompress.embeddings.products.cog_product import CogProduct
 
-        return CogProduct(path)
-    from eocompress.embeddings.products.parquet_product import ParquetProduct
+        prod = CogProduct(path, check=verify)
+    else:
+        from eocompress.embeddings.products.parquet_product import ParquetProduct
 
-    return ParquetProduct(path)
+        prod = ParquetProduct(path)
+    prod.verify = verify
+    return prod
 
 
-def open_product_cached(path: str | os.PathLike) -> Any:
+def open_product_cached(path: str | os.PathLike, verify: bool = True) -> Any:
     """``open_product`` once per process and product version (re-opened when the file or store is replaced)."""
     st = os.stat(path)
-    return _open_cached(str(path), st.st_ino, st.st_mtime_ns)
+    return _open_cached(str(path), st.st_ino, st.st_mtime_ns, verify)
 
 
 @functools.lru_cache(maxsize=8)
-def _open_cached(path: str, inode: int, mtime_ns: int) -> Any:
-    return open_product(path)
+def _open_cached(path: str, inode: int, mtime_ns: int, verify: bool = True) -> Any:
+    return open_product(path, verify=verify)
 
 
-def _decode_chunk_task(window: Any, product_path: str) -> tuple[np.ndarray, np.ndarray]:
-    return open_product_cached(product_path).decode_chunk(window)
+def _decode_chunk_task(window: Any, product_path: str, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    return open_product_cached(product_path, verify).decode_chunk(window)
 
 
+@_one_writer
 def decompress(
     product: str | os.PathLike,
     out: str | os.PathLike,
@@ -311,11 +344,14 @@ def decompress(
     client: Any = None,
     overwrite: bool = False,
     progress: ProgressFn = None,
+    verify: bool = True,
 ) -> Path:
     """Decode a product back to float32 in the original layout (a COG for grids, Parquet for chips)."""
-    prod = open_product(product)
+    prod = open_product(product, verify=verify)
     out = check_output_path(out, overwrite=overwrite)
     if getattr(prod, "is_chips", False):
+        if not verify:
+            raise InputError("--no-verify applies to Zarr and COG products; a Parquet product is always verified")
         return prod.decompress(out, overwrite=overwrite, progress=progress)
     if Path(out).suffix.lower() not in (".tif", ".tiff"):
         raise InputError(f"decompress writes a float32 Cloud-Optimized GeoTIFF; name the output .tif (got {out})")
@@ -325,7 +361,7 @@ def decompress(
     if nodata is None and n_valid < info.height * info.width:
         nodata = float("nan")
     chunks = map_chunks(
-        _decode_chunk_task, prod.windows(), str(prod.path), client=client, progress=progress, ordered=True
+        _decode_chunk_task, prod.windows(), str(prod.path), verify, client=client, progress=progress, ordered=True
     )
     return write_float_geotiff(out, info, chunks, nodata, overwrite=overwrite)
 

@@ -2,8 +2,9 @@
 
 * ``aef-int8`` codes are AEF values (-127..127) and are stored as they are.
 * ``int8`` (per-dim affine, levels 0..255) is stored as ``level - 128``; level 0 would collide
-  with nodata, so it is stored as -127 (level 1). Consequence: values in the lowest half-step
-  of a dimension's fitted range decode one step higher (error up to 1.5 steps instead of 0.5).
+  with nodata (-128), so before encoding the codec's range is re-spread over levels 1..255
+  (``step' = step * 255 / 254``, ``min' = min - step'``): level 0 is never used, the error stays
+  at most half a (0.4 % wider) step, and a constant band decodes to its value.
   Each band carries GDAL scale/offset for the stored int8 (``offset = min + 128 * step``,
   ``scale = step``) so any GDAL/rasterio user gets the decoded values (in the reduced space when the
   codec has transforms) without eocompress.
@@ -65,6 +66,27 @@ def int8_to_codes(values: np.ndarray, mode: str) -> np.ndarray:
     if mode == "aef":
         return np.ascontiguousarray(values).view(np.uint8)
     return (values.astype(np.int16) + 128).astype(np.uint8)
+
+
+def off_level_zero(codec: Any) -> Any:
+    """A copy of a 256-level linear codec whose fitted range uses levels 1..255 only (0 is the COG's nodata).
+
+    The same range is spread over 254 steps instead of 255 and starts one step lower, so every value
+    of the fitted range, a constant band included, still rounds to within half a step.
+    """
+    from eocompress.embeddings.codecs import Codec
+
+    out = Codec.from_json(codec.to_json())
+    q = out.quantizer
+    params, arrays = q.get_state()
+    step = np.asarray(arrays["step_"], dtype=np.float64) * (255.0 / 254.0)
+    arrays = {
+        **arrays,
+        "min_": (np.asarray(arrays["min_"], dtype=np.float64) - step).astype(np.float32),
+        "step_": step.astype(np.float32),
+    }
+    q.set_state(params, arrays)
+    return out
 
 
 def _encode_cog_chunk(window: Window, fld: Field, codec_json: str) -> tuple[np.ndarray, int]:
@@ -148,6 +170,8 @@ def compress_to_cog(
             f"{fld.describe()} has {info.dim} bands but the codec {codec.spec!r} expects {codec.dim}-d vectors; "
             f"use a codec fitted on {info.dim}-d embeddings or drop --fit"
         )
+    if mode == "linear":
+        codec = off_level_zero(codec)
     B = codec.bytes_per_vector
     chunk = max(16, chunk // 16 * 16)
     n_valid = 0
@@ -172,7 +196,7 @@ def compress_to_cog(
         "EOCOMPRESS_INT8_MAPPING": (
             "aef signed-square values as stored"
             if mode == "aef"
-            else "stored = level - 128; level 0 stored as -127 (nodata is -128)"
+            else "stored = level - 128; the codec's range spans levels 1..255 (nodata is -128)"
         ),
         "EOCOMPRESS_QUANTIZATION": json.dumps(quantization_info(codec)),
         "EOCOMPRESS_PROVENANCE": json.dumps(provenance or {}),
@@ -212,7 +236,7 @@ class CogProduct:
 
     is_chips = False
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, check: bool = True) -> None:
         import rasterio
 
         self.path = Path(path)
@@ -233,7 +257,8 @@ class CogProduct:
             )
         if tags.get("EOCOMPRESS_VERSION") != str(VERSION):
             raise FileFormatError(f"{self.path} is another int8 COG layout version; compress the field again")
-        if cog_metadata_digest(self.path) != tags.get(DIGEST_TAG):
+        self.verify = check  # False (--no-verify): tags and chunks are read without their sha256 check
+        if check and cog_metadata_digest(self.path) != tags.get(DIGEST_TAG):
             raise ChecksumError(
                 f"{self.path}: the tags, band scale/offset or georeference do not match {DIGEST_TAG} "
                 "(corrupted or modified); compress the field again"
@@ -303,7 +328,7 @@ class CogProduct:
 
     def decode_chunk(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """float32 (h, w, D) of one verified chunk (nodata pixels 0) and its valid mask."""
-        codes, valid, _ = self.read_chunk(window)
+        codes, valid, _ = self.read_chunk(window, verify=self.verify)
         out = np.zeros((*window.shape, self.info.dim), dtype=np.float32)
         if valid.any():
             out[valid] = self.codec.decode(np.ascontiguousarray(codes[valid]))

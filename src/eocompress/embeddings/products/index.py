@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from eocompress._atomic import atomic_path
+from eocompress.embeddings.products.cog_product import DIGEST_TAG
+from eocompress.embeddings.products.zarr_product import DIGEST_KEY
 from eocompress.errors import EOCompressError, FileFormatError, InputError
 
 FORMAT = "eocompress-search-index"
@@ -441,14 +443,30 @@ def recall_at(truth: np.ndarray, got: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------- products
+def product_digest(prod: Any) -> str | None:
+    """The product's own metadata digest: it covers the codec, grid, attributes and every chunk's sha256.
+
+    Zarr: ``eocompress:metadata_sha256`` (the ``chunk_sha256`` array is one of the arrays it covers);
+    COG: ``EOCOMPRESS_METADATA_SHA256`` (over every tag, the chunk sha256 tag included).
+    """
+    attrs = getattr(prod, "attrs", None)
+    if isinstance(attrs, dict) and attrs.get(DIGEST_KEY):
+        return str(attrs[DIGEST_KEY])
+    tags = getattr(prod, "tags", None)
+    if isinstance(tags, dict) and tags.get(DIGEST_TAG):
+        return str(tags[DIGEST_TAG])
+    return None
+
+
 def product_fingerprint(prod: Any) -> dict[str, Any]:
-    """What ties an index to its product: codec, grid size and valid-pixel count."""
+    """What ties an index to its product: codec, grid size, valid-pixel count and the product's digest."""
     info = prod.info
     return {
         "codec_sha256": hashlib.sha256(prod.codec.to_json().encode()).hexdigest(),
         "height": int(info.height),
         "width": int(info.width),
         "n_valid": int(prod.n_valid),
+        "digest": product_digest(prod),
     }
 
 
@@ -557,9 +575,14 @@ def open_index(path: str | os.PathLike, product: Any = None, *, verify: bool = T
         want = manifest.get("product", {})
         have = product_fingerprint(product)
         if any(want.get(key) != value for key, value in have.items()):
+            what = (
+                "its codec, grid or pixel count differ"
+                if any(want.get(key) != have[key] for key in have if key != "digest")
+                else "the product's digest differs: it was replaced or rewritten since the index was built"
+            )
             raise EOCompressError(
-                f"index {path} was built for another product (codec, grid or pixel count differ); "
-                "rebuild it with `eocompress index PRODUCT --overwrite`"
+                f"index {path} was built for another product ({what}); rebuild it with "
+                "`eocompress index PRODUCT --overwrite`"
             )
     flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
     try:

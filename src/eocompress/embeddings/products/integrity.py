@@ -3,7 +3,8 @@
 * :func:`json_digest` is the sha256 of a canonical JSON form, used to cover attributes, tags and
   key-value metadata (codec description, decode parameters, grid) so that ``verify`` catches any change;
 * :func:`fingerprint` identifies an input file for ``compress --resume``;
-* :func:`check_magnitude` refuses finite values so large that quantizing them overflows float32.
+* :func:`check_magnitude` refuses finite values so large that quantizing them overflows float32;
+* :func:`check_decodable` refuses a fitted codec whose decoded values would not be finite.
 """
 
 from __future__ import annotations
@@ -37,15 +38,25 @@ def array_digest(arr: np.ndarray) -> str:
 
 
 def fingerprint(path: str | os.PathLike, sample_bytes: int = 1 << 20) -> dict[str, Any]:
-    """``{name, size, mtime_ns, sample_sha256}`` of an input file (directories: of their files' listing).
+    """What ties ``compress --resume`` to its input: ``{name, size, mtime_ns, sample_sha256}`` of a file,
+    ``{name, size, content_sha256}`` of a directory (a Zarr store).
 
-    The sample hash reads the first, middle and last ``sample_bytes`` bytes, so a different file of the
-    same size and age is still told apart without reading it all.
+    A directory's hash covers every file's name and bytes (each chunk of a Zarr store), so a store
+    rewritten with other values of the same sizes is told apart. A file's sample hash reads the first,
+    middle and last ``sample_bytes`` bytes (all of a file up to 3 MiB), with its size and mtime.
     """
     path = Path(path)
     if path.is_dir():
-        entries = sorted((str(p.relative_to(path)), p.stat().st_size) for p in path.rglob("*") if p.is_file())
-        return {"name": path.name, "size": sum(s for _, s in entries), "listing_sha256": json_digest(entries)}
+        h = hashlib.sha256()
+        total = 0
+        for p in sorted(p for p in path.rglob("*") if p.is_file()):
+            size = p.stat().st_size
+            total += size
+            h.update(f"{p.relative_to(path)}|{size}|".encode())
+            with open(p, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 22), b""):
+                    h.update(block)
+        return {"name": path.name, "size": total, "content_sha256": h.hexdigest()}
     st = path.stat()
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -74,3 +85,29 @@ def check_magnitude(values: np.ndarray, where: str, origin: tuple[int, ...] = ()
         f"{where}: {int(big.sum())} values exceed ±{MAX_ABS:g} (first at {at}: {value:g}); quantizing them would "
         "overflow float32. Mark them as nodata or rescale the embeddings before compressing"
     )
+
+
+def check_decodable(codec: Any, X: np.ndarray, where: str, probe: int = 2048) -> None:
+    """Refuse a fitted codec that decodes to non-finite values (inputs near the float32 limits).
+
+    Decodes the codes of up to ``probe`` rows of ``X`` plus the all-0 and all-255 code words (the ends of
+    every scalar range) and raises one InputError line when any decoded value is NaN or infinite.
+    """
+    rows = np.ascontiguousarray(X[:: max(1, len(X) // probe)][:probe], dtype=np.float32)
+    B = codec.bytes_per_vector
+    codes = np.concatenate(
+        [codec.encode(rows), np.zeros((1, B), np.uint8), np.full((1, B), 255, np.uint8)]
+    ) if len(rows) else np.zeros((1, B), np.uint8)
+    with np.errstate(all="ignore"):
+        try:
+            decoded = np.asarray(codec.decode(codes), dtype=np.float32)
+        except (ValueError, IndexError):  # a code word the codec never produces (e.g. PQ ids past the codebook)
+            decoded = np.asarray(codec.decode(codes[: len(rows)]), dtype=np.float32) if len(rows) else np.zeros(1)
+    bad = ~np.isfinite(decoded)
+    if bad.any():
+        big = float(np.nanmax(np.abs(rows))) if len(rows) else float("nan")
+        raise InputError(
+            f"{where}: with codec {codec.spec!r}, {int(bad.sum())} decoded values of {bad.size} probed would be "
+            f"infinite or NaN (largest input magnitude {big:.3g}, near the float32 limit); rescale the embeddings "
+            "(e.g. divide by 1e30) or choose a codec that takes them, e.g. int8"
+        )

@@ -97,6 +97,8 @@ def search(
     """
     import faiss
 
+    if pixel is not None and vector is not None:
+        raise InputError("give one query: --pixel ROW COL or --vector FILE, not both")
     prod = open_product(product)
     if getattr(prod, "is_chips", False):
         raise InputError("search works on gridded products (.zarr, .tif); chip tables are not searchable yet")

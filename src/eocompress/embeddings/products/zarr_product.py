@@ -442,6 +442,7 @@ class ZarrProduct:
             ) from exc
         self._codec = None
         self._rescore: Any = False
+        self.verify = check  # False (--no-verify): chunks are decoded without their sha256 check
 
     @property
     def codec(self) -> Any:
@@ -496,7 +497,7 @@ class ZarrProduct:
 
     def decode_chunk(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """float32 (h, w, D) of one verified chunk (nodata pixels 0) and its valid mask."""
-        codes, valid, _ = self.read_chunk(window)
+        codes, valid, _ = self.read_chunk(window, verify=self.verify)
         out = np.zeros((*window.shape, self.info.dim), dtype=np.float32)
         if valid.any():
             out[valid] = self.codec.decode(codes[valid])
