@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -81,15 +82,36 @@ def map_blocks(fn: Callable[[np.ndarray, np.ndarray], None], arr: np.ndarray, ou
 SMALL_TRAINING = 1 << 24
 
 
+_faiss_lock = threading.Lock()
+_faiss: Any = None
+
+
+def load_faiss() -> Any:
+    """The faiss module, imported once under a lock; every codec gets faiss from here, never from ``sys.modules``.
+
+    faiss is not imported with the codecs (encode-only Dask workers stay ~12 MB smaller); the first
+    caller imports it and every other thread waits for the whole module, never a half-imported one.
+    """
+    global _faiss
+    if _faiss is None:
+        with _faiss_lock:
+            if _faiss is None:
+                import faiss
+
+                _faiss = faiss
+    return _faiss
+
+
 @contextlib.contextmanager
 def faiss_threads(n_values: int | None = None) -> Iterator[None]:
     """Run faiss with one OpenMP thread for small work (``n_values`` floats) or always when None.
 
     Codec.encode/decode already spread row blocks over a thread pool, so faiss calls made from
     those workers run single-threaded; the setting is per calling thread and restored afterwards.
-    Does nothing until faiss is imported, so that code paths that never call faiss never load it.
+    Does nothing until faiss is imported, so that code paths that never call faiss never load it;
+    a faiss that another thread is still importing is waited for (:func:`load_faiss`), never read half-built.
     """
-    faiss = sys.modules.get("faiss")
+    faiss = _faiss if _faiss is not None or "faiss" not in sys.modules else load_faiss()
     if faiss is None:
         yield
         return

@@ -34,9 +34,22 @@ class Stage(ABC):
     #: Fit on at most this many (seeded, random) training rows; None fits on all. Costly fits
     #: (PCA, SVD, ITQ, OPQ, PQ and RQ k-means) are sampled so a 100k x 1280 training set fits in seconds.
     fit_sample: ClassVar[int | None] = None
+    #: Attributes rebuilt from the fitted arrays (faiss objects): left out of a pickle and rebuilt by
+    #: :meth:`_after_set_state` when it is loaded, so a fitted codec pickles and decodes the same after.
+    derived_attrs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.input_dim: int | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle state without the :attr:`derived_attrs` (faiss's SWIG objects cannot be pickled)."""
+        return {k: v for k, v in self.__dict__.items() if k not in self.derived_attrs}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickle, rebuilding the :attr:`derived_attrs` of a fitted stage from its arrays."""
+        self.__dict__.update(dict.fromkeys(self.derived_attrs), **state)
+        if self.derived_attrs and self.is_fitted:
+            self._after_set_state()
 
     @property
     @abstractmethod
@@ -163,6 +176,9 @@ class Quantizer(Stage):
     @abstractmethod
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """uint8 (N, code_size(d)) -> float32 (N, d)."""
+
+    def prepare_decode(self, n_rows: int) -> None:
+        """Load what decoding ``n_rows`` rows needs (faiss kernels) before the block pool's threads start."""
 
     def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
         """:meth:`decode` written into a preallocated float32 (N, d) block; fast quantizers override it."""

@@ -286,6 +286,7 @@ class Codec(TransformerMixin, BaseEstimator):
             return xa.apply_rows(codes, self.decode, self.dim, np.float32, out_dim=xa.decoded_dim_name(codes))
         codes = check_codes(codes, self.bytes_per_vector)
         out = np.empty((len(codes), self.dim), dtype=np.float32)
+        self.quantizer.prepare_decode(len(codes))  # faiss loaded here, not by the pool's threads
         if not self.transforms and self.quantizer.decodes_in_parallel:
             self.quantizer.decode_into(codes, out)  # a compiled kernel with its own threads
             return out
@@ -299,6 +300,7 @@ class Codec(TransformerMixin, BaseEstimator):
             return xa.apply_rows(X, self.reconstruct, self.dim, np.float32)
         X = check_vectors(X, dim=self.dim, finite=False)
         out = np.empty_like(X)
+        self.quantizer.prepare_decode(len(X))
 
         def block(xb: np.ndarray, ob: np.ndarray) -> None:
             codes = np.empty((len(xb), self.bytes_per_vector), dtype=np.uint8)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eocompress.embeddings.codecs._blocks import faiss_threads
+from eocompress.embeddings.codecs._blocks import faiss_threads, load_faiss
 from eocompress.embeddings.codecs.base import FIT_SAMPLE, Quantizer, Stage, Transform
 from eocompress.embeddings.codecs.registry import register
 from eocompress.errors import SpecError
@@ -40,6 +40,7 @@ class PQQuantizer(Quantizer):
     kind = "pq"
     bits = None
     array_attrs = ("centroids_",)
+    derived_attrs = ("_pq",)
 
     def __init__(self, m: int, seed: int = 0) -> None:
         super().__init__()
@@ -60,7 +61,7 @@ class PQQuantizer(Quantizer):
         return _KSUB
 
     def _new_pq(self, dim: int):
-        import faiss
+        faiss = load_faiss()
 
         pq = faiss.ProductQuantizer(dim, self.m, 8)
         pq.cp.seed = self.seed
@@ -69,7 +70,7 @@ class PQQuantizer(Quantizer):
         return pq
 
     def fit(self, Z: np.ndarray) -> PQQuantizer:
-        import faiss
+        faiss = load_faiss()
 
         self.input_dim = Z.shape[1]
         self._pq = self._new_pq(self.input_dim)
@@ -83,7 +84,7 @@ class PQQuantizer(Quantizer):
         return {"centroids_": (self.m, _KSUB, self.input_dim // self.m)}
 
     def _after_set_state(self) -> None:
-        import faiss
+        faiss = load_faiss()
 
         self._pq = self._new_pq(self.input_dim)
         faiss.copy_array_to_vector(np.ascontiguousarray(self.centroids_, dtype=np.float32).ravel(),
@@ -138,7 +139,7 @@ class OPQRotation(Transform):
             raise SpecError(f"{self.token} only makes sense directly before pq{self.m}: write 'opq{self.m},pq{self.m}'")
 
     def fit(self, X: np.ndarray) -> OPQRotation:
-        import faiss
+        faiss = load_faiss()
 
         dim = X.shape[1]
         opq = faiss.OPQMatrix(dim, self.m)

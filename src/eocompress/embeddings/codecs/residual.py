@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from eocompress.embeddings.codecs._blocks import load_faiss
 from eocompress.embeddings.codecs.base import FIT_SAMPLE, Quantizer
 from eocompress.embeddings.codecs.registry import register
 from eocompress.errors import SpecError
@@ -30,6 +31,7 @@ class ResidualQuantizer(Quantizer):
     kind = "rq"
     bits = None
     array_attrs = ("mean_", "codebooks_")
+    derived_attrs = ("_rq",)
 
     def __init__(self, m: int, seed: int = 0) -> None:
         super().__init__()
@@ -50,7 +52,7 @@ class ResidualQuantizer(Quantizer):
         return 2**_NBITS
 
     def _new(self, dim: int):
-        import faiss
+        faiss = load_faiss()
 
         rq = faiss.ResidualQuantizer(dim, self.m, _NBITS)
         rq.max_beam_size = _BEAM
@@ -61,7 +63,7 @@ class ResidualQuantizer(Quantizer):
         return rq
 
     def fit(self, Z: np.ndarray) -> ResidualQuantizer:
-        import faiss
+        faiss = load_faiss()
 
         self.mean_ = np.asarray(Z, np.float64).mean(axis=0).astype(np.float32)
         rq = self._new(Z.shape[1])
@@ -75,7 +77,7 @@ class ResidualQuantizer(Quantizer):
         return {"mean_": (self.input_dim,), "codebooks_": (self.m * 2**_NBITS, self.input_dim)}
 
     def _after_set_state(self) -> None:
-        import faiss
+        faiss = load_faiss()
 
         rq = self._new(self.input_dim)
         faiss.copy_array_to_vector(np.ascontiguousarray(self.codebooks_.ravel(), np.float32), rq.codebooks)

@@ -162,6 +162,9 @@ class LinearQuantizer(Quantizer):
         self.decode_into(codes, out)
         return out
 
+    def prepare_decode(self, n_rows: int) -> None:
+        self._decoder.prepare(n_rows)
+
     def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
         self._decoder.decode_into(codes, out)
 

@@ -5,17 +5,18 @@ faiss decodes a ``QT_8bit`` code ``c`` as ``vmin + (c + 0.5) / 255 * vdiff`` in 
 ``offset + c * scale`` for every digit ``c``, so int8, int4, int2 and binary codes all decode through
 it: int8 bytes as they are, packed digits first spread to one byte each.
 
-faiss is imported when a decoder is built, not with this module: encode-only processes (Dask workers
-writing a product) stay ~15 MB smaller.
+faiss is imported (once, through ``load_faiss``) when a decoder is first used, not with this module:
+encode-only processes (Dask workers writing a product) stay ~12 MB smaller.
 """
 
 from __future__ import annotations
 
-import functools
+import threading
 
 import numpy as np
 
 from eocompress.embeddings.codecs import bitpack
+from eocompress.embeddings.codecs._blocks import load_faiss
 
 #: fewer rows than this decode in numpy (the smallest block of the pool is 16 rows): a codec's two-row
 #: probe when it is loaded, e.g. in every Dask worker that only encodes, then never imports faiss (~15 MB)
@@ -55,30 +56,48 @@ class AffineDecoder:
         self.uses_faiss = radix in (2, 4, 16, 256) and self.dim % bitpack.digits_per_byte(radix) == 0
         #: int8 bytes go to faiss in one call over all rows (its threads); packed digits are spread per block
         self.parallel = self.uses_faiss and radix == 256
+        self._sq, self._lock = None, threading.Lock()
 
-    @functools.cached_property
+    @property
     def sq(self):
-        """The faiss ``ScalarQuantizer`` holding exactly these parameters (faiss is imported here)."""
-        import faiss
-
-        sq = faiss.ScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit)
-        trained = np.concatenate([self.offset - 0.5 * self.scale, 255.0 * self.scale]).astype(np.float32)
-        faiss.copy_array_to_vector(trained, sq.trained)
+        """The faiss ``ScalarQuantizer`` holding exactly these parameters, built once (faiss is imported here)."""
+        sq = self._sq
+        if sq is None:
+            with self._lock:  # pool threads decoding the first blocks build it once
+                if self._sq is None:
+                    faiss = load_faiss()
+                    sq = faiss.ScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit)
+                    trained = np.concatenate([self.offset - 0.5 * self.scale, 255.0 * self.scale]).astype(np.float32)
+                    faiss.copy_array_to_vector(trained, sq.trained)
+                    self._sq = sq
+                sq = self._sq
         return sq
+
+    def __getstate__(self) -> dict:
+        """Pickle the parameters only: the faiss kernel and the lock are rebuilt after unpickling."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_sq", "_lock")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._sq, self._lock = None, threading.Lock()
+
+    def prepare(self, n_rows: int) -> None:
+        """Build the faiss kernel now if decoding ``n_rows`` rows will use it (before a thread pool starts)."""
+        if self.uses_faiss and n_rows >= MIN_ROWS:
+            _ = self.sq
 
     def decode_into(self, codes: np.ndarray, out: np.ndarray) -> None:
         """Decode uint8 codes (N, packed bytes) into float32 ``out`` (N, dim)."""
         if not self.uses_faiss or len(codes) < MIN_ROWS or not out.flags.c_contiguous:
             bitpack.unpack_affine_into(codes, self.radix, self.scale, self.offset, out)
             return
-        import faiss
-
+        faiss, sq = load_faiss(), self.sq
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         if self.radix == 256:  # the bytes are the digits: one call, faiss spreads the rows over its threads
-            self.sq.decode_c(faiss.swig_ptr(codes), faiss.swig_ptr(out), len(codes))
+            sq.decode_c(faiss.swig_ptr(codes), faiss.swig_ptr(out), len(codes))
             return
         rows = max(1, _CHUNK_BYTES // self.dim)
         for s in range(0, len(codes), rows):
             chunk = codes[s : s + rows]
             digits = np.ascontiguousarray(spread_digits(chunk, self.radix, self.dim))
-            self.sq.decode_c(faiss.swig_ptr(digits), faiss.swig_ptr(out[s : s + rows]), len(chunk))
+            sq.decode_c(faiss.swig_ptr(digits), faiss.swig_ptr(out[s : s + rows]), len(chunk))

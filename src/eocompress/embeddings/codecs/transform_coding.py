@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from eocompress.embeddings.codecs._blocks import faiss_threads, load_faiss
 from eocompress.embeddings.codecs.base import Quantizer
 from eocompress.embeddings.codecs.registry import register
 from eocompress.errors import SpecError
@@ -111,9 +112,7 @@ def _unit_rows(X: np.ndarray) -> np.ndarray:
 
 def float_neighbours(X: np.ndarray, k: int = NEIGHBOURS, anchors: int = ANCHORS, seed: int = 0):
     """(anchor ids (A,), their ``k`` nearest cosine neighbours (A, k)) among the rows of ``X``, self excluded."""
-    import faiss
-
-    from eocompress.embeddings.codecs._blocks import faiss_threads
+    faiss = load_faiss()
 
     rng = np.random.default_rng(seed)
     unit = _unit_rows(X)
@@ -167,9 +166,7 @@ def decoded_coordinates(q: np.ndarray, comps: np.ndarray, mean: np.ndarray) -> n
 
 def _recall(decoded: np.ndarray, anchors: np.ndarray, reference: np.ndarray) -> float:
     """recall@k of the anchors' float neighbours when searched among ``decoded`` rows (self excluded)."""
-    import faiss
-
-    from eocompress.embeddings.codecs._blocks import faiss_threads
+    faiss = load_faiss()
 
     k = reference.shape[1]
     unit = _unit_rows(decoded)
