@@ -6,6 +6,7 @@ Each module registers one family of commands on the shared :data:`app`; heavy li
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import warnings
@@ -30,6 +31,20 @@ try:  # typer >= 0.20 carries its own copy of click
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_exceptions
+
+
+def _plain_help(typer_app: typer.Typer) -> None:
+    """Command docstrings written for the API docs (``code``) shown with single backticks in ``--help``."""
+    for info in typer_app.registered_commands:
+        text = info.help or (inspect.getdoc(info.callback) if info.callback else None)
+        if text and "``" in text:
+            info.help = text.replace("``", "`")
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _plain_help(group.typer_instance)
+
+
+_plain_help(app)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

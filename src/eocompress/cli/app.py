@@ -7,10 +7,42 @@ stderr (silent when stderr is not a terminal or with ``-q``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+import typer.core
 from rich.console import Console
 
 from eocompress import __version__
+
+
+def _tidy_typer_help() -> None:
+    """Plain usage and option columns: ``SRC [OUT]`` instead of ``{src} [OUT]``, no ``<bool>`` after a flag.
+
+    Recent typer releases print required arguments in braces (read as "one of" in usage lines) and a
+    ``<bool>`` type after every flag; this restores the conventional forms. It changes help output only,
+    and does nothing on a typer without these hooks.
+    """
+    core = getattr(typer, "core", None)
+    argument, option = getattr(core, "TyperArgument", None), getattr(core, "TyperOption", None)
+    if argument is not None and hasattr(argument, "_usage_display_name"):
+
+        def usage_name(self: Any) -> str:
+            name = str(self.display_name_raw).strip("[]").upper()  # a metavar "[OUT]" is bracketed once
+            name = name if self.required else f"[{name}]"
+            return name + ("..." if self.nargs != 1 else "")
+
+        argument._usage_display_name = usage_name
+    if option is not None and hasattr(option, "display_type_rich"):
+        shown = option.display_type_rich
+
+        def type_column(self: Any, ctx: Any) -> str | None:
+            return None if getattr(self, "is_flag", False) and not getattr(self, "count", False) else shown(self, ctx)
+
+        option.display_type_rich = type_column
+
+
+_tidy_typer_help()
 
 app = typer.Typer(
     name="eocompress",
