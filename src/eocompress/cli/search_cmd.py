@@ -74,7 +74,9 @@ def index_cmd(
 @app.command("search")
 def search_cmd(
     product: Path = typer.Argument(..., help="Gridded product (.zarr or .tif)."),
-    pixel: tuple[int, int] = typer.Option((-1, -1), "--pixel", help="Query pixel ROW COL of the product."),
+    pixel: tuple[int, int] = typer.Option(
+        (-1, -1), "--pixel", show_default=False, metavar="ROW COL", help="Query pixel ROW COL of the product."
+    ),
     vector: Path = typer.Option(None, "--vector", help="Query vector file (.npy, D float values)."),
     k: int = typer.Option(10, "--k", help="Number of results."),
     rescore: str = typer.Option(

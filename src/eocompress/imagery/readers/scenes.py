@@ -60,7 +60,8 @@ class Scene:
     """A Sentinel-2 scene on the 10 m grid: ``data`` uint16 (C, H, W) in the file's DN convention.
 
     ``valid`` is False where any band is 0 (ESA nodata) or the product's cloud mask flags a cloud.
-    ``offset`` is the DN offset present in ``data`` (1000 for baseline >= 04.00, else 0).
+    ``offset`` is the DN offset present in ``data`` (1000 for baseline >= 04.00, else 0); when no
+    metadata says it, 0 with ``meta["offset_known"]`` False (never guessed from the pixels).
     """
 
     data: np.ndarray
