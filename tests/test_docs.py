@@ -180,6 +180,7 @@ ARROWS = {
     "imagery.codec": {"imagery.tokenizer", "imagery.readers"},
     "imagery.evaluation": {"imagery.codec", "imagery.evaluation.fidelity"},
     "imagery.evaluation.fidelity": {"shared"},
+    "imagery.archives": {"imagery.codec", "imagery.readers"},
     "imagery": {"imagery.readers", "imagery.tokenizer", "imagery.codec", "imagery.evaluation"},
     "shared": {"shared"},
     "eocompress": {"embeddings.codecs"},
