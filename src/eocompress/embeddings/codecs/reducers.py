@@ -44,7 +44,7 @@ class _Reducer(Transform):
         if self.d > dim:
             raise SpecError(
                 f"{self.token} asks for {self.d} dimensions but the vectors have only {dim}; "
-                f"choose {self.prefix}{dim // 2} or less, or drop the reducer"
+                + (f"choose {self.prefix}{dim // 2} or less, or drop the reducer" if dim >= 2 else "drop the reducer")
             )
 
     def min_train_vectors(self, dim: int) -> int:
