@@ -461,3 +461,32 @@ def test_existing_stac_item_not_replaced_without_overwrite(
     rc, err = cli(["compress", str(src), "-o", str(out), "--overwrite"], capsys)
     assert rc == 0, err
     assert json.loads(item.read_text()).get("type") == "Feature"
+
+
+def test_products_without_their_checksum_are_refused(
+    lulc_tif: Path, lulc_data: np.ndarray, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A Zarr, COG or Parquet product whose metadata digest was removed is refused on read and by verify."""
+    import pyarrow.parquet as pq
+    import zarr
+
+    from eocompress.embeddings.products.cog_product import DIGEST_TAG
+    from eocompress.embeddings.products.zarr_product import DIGEST_KEY
+
+    src = _write_tif(tmp_path / "f.tif", lulc_data[:16, :24, :20], lulc_tif, (0, 0, 20, 24))
+    z = compress(src, tmp_path / "p.zarr", "int8", chunk=16, stac=False)
+    g = zarr.open_group(str(z), mode="r+", use_consolidated=False)
+    del g.attrs[DIGEST_KEY]
+    c = compress(src, tmp_path / "p.tif", "int8", chunk=16, stac=False)
+    with rasterio.open(c, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as d:
+        d.update_tags(**{DIGEST_TAG: ""})
+    p = compress(_chips(tmp_path / "c.parquet", lulc_data[:16, :24, :20]), tmp_path / "p.parquet", "int8", stac=False)
+    table = pq.read_table(p)
+    meta = {k: v for k, v in table.schema.metadata.items() if k.decode() != "eocompress:metadata_sha256"}
+    pq.write_table(table.replace_schema_metadata(meta), p, row_group_size=100)
+    for prod in (z, c, p):
+        with pytest.raises(FileFormatError):
+            open_product(prod)
+        assert not verify_product(prod)["ok"]
+        rc, err = cli(["decompress", str(prod), "-o", str(tmp_path / f"d_{prod.suffix[1:]}{prod.suffix}")], capsys)
+        assert rc != 0 and "Traceback" not in err
