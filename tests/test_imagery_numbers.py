@@ -139,6 +139,9 @@ def test_cli_tags_offset_by_level_and_info_says_it(codec, data_root, tmp_path, c
         offset_tags = {k: v for k, v in got.items() if k in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET")}
         assert offset_tags == tags and ("eocompress_dn_offset" in got) == bool(tags)
         _check_numbers(x, rec)
+        again = read_scene(tif)  # the decoded file says its own offset and level when they were known
+        assert again.meta["offset_known"] == bool(tags) and again.offset == (1000 if src == l2a else 0)
+        assert again.meta.get("processing_level") == {l2a: "Level-2A", l1c: "Level-1C"}.get(src)
     # --offset says it where metadata cannot: L1C with +1000 → RADIO_ADD_OFFSET -1000
     tok = tmp_path / "given.eotok"
     assert _run(["imagery", "encode", str(l1c), "-o", str(tok), "--quality", "7", "--offset", "1000"], capsys)[0] == 0

@@ -2,7 +2,7 @@
 
 Shared grammar (:mod:`eocompress.cli.options`): inputs positional, ``-o/--out`` for what is written (the
 positional OUT of ``encode``/``decode`` still works), ``--overwrite`` off, ``--workers``/``--scheduler``
-for folder mode, ``--json`` on ``info``, progress on stderr counting tiles.
+for folder mode, ``--json`` on ``info``, progress on stderr counting tiles (scenes in learned-codec folder mode).
 """
 
 from __future__ import annotations
@@ -367,20 +367,30 @@ def info(
 def evaluate(
     src: Path = typer.Argument(..., help="Scene to measure: any layout `imagery encode` reads."),
     out: Path | None = OUT,
-    model: list[str] = typer.Option(
-        ["default"], "--model", help="Tokenizer(s) to measure (repeatable; the first sets the baselines' budget)."
+    codec_name: str = typer.Option(
+        "learned", "--codec", help="Codec to measure: learned (what `imagery encode` writes), jpeg2000, "
+        "klt+jpeg2000, jpegxl or vq (the first-wave tokenizer)."
     ),
-    baseline: list[str] = typer.Option(
-        ["jpeg2000", "jpegxl"], "--baseline", help="Baselines at the same size: jpeg2000, jpegxl (repeatable)."
+    anchor: list[str] = typer.Option(
+        ["jpeg2000", "klt+jpeg2000", "jpegxl"], "--anchor", "--baseline",
+        help="Anchors searched to the codec's whole-file bytes (repeatable): jpeg2000, klt+jpeg2000, jpegxl.",
+    ),
+    ratio: float | None = typer.Option(
+        None, "--ratio", help="Codec's file at most raw uint16 / RATIO (default: what `imagery encode` uses, 450)."
+    ),
+    curve: str = typer.Option(
+        "200,450,1000", "--curve", help="Ratios of the rate–distortion curves (comma-separated; 'none' to skip)."
     ),
     window: str | None = typer.Option(
         None, "--window", help="Measure only the window ROW,COL,HEIGHT,WIDTH (pixels) of the scene."
     ),
+    model: str = MODEL,
     halo: int = HALO,
     device: str = DEVICE,
     overwrite: bool = OVERWRITE,
 ) -> None:
-    """Measure tokenizer(s) and baselines on a scene: ratios, PSNR, SSIM, SAM, NDVI, histograms, timings."""
+    """Measure one codec against the anchors at its whole-file size: bytes, PSNR, SSIM, SAM, NDVI, pictures."""
+    from eocompress.imagery.codecs import codec_names, get_codec
     from eocompress.imagery.evaluation.evaluate import evaluate_scene
     from eocompress.imagery.evaluation.report import write_report
     from eocompress.imagery.readers.scenes import read_scene
@@ -388,6 +398,22 @@ def evaluate(
     target = resolve_out(None, out)
     if (target / "metrics.json").exists() and not overwrite:
         raise EOCompressError(f"{target} already holds a report; pass --overwrite to replace it")
+    for name in [codec_name, *anchor]:
+        if name not in codec_names():
+            raise InputError(f"unknown codec {name!r}; choose from {', '.join(codec_names())}")
+    try:
+        curve_ratios = () if curve.strip().lower() == "none" else tuple(int(v) for v in curve.split(","))
+    except ValueError as exc:
+        raise InputError(f"--curve {curve!r} must be comma-separated integers (e.g. 200,450,1000) or none") from exc
+    if any(r <= 1 for r in curve_ratios):
+        raise InputError(f"--curve ratios must be > 1, got {curve}")
+    options: dict[str, Any] = {}
+    if codec_name in ("learned", "vq"):
+        options = {"model": model, "device": check_device(device)}
+        if codec_name == "vq":
+            options["halo"] = halo
+    codec = get_codec(codec_name, **options)
+    anchors = {a: get_codec(a, bands=codec.bands) for a in anchor if a != codec_name}
     with _no_georef_warning():
         scene = read_scene(src)
     if window:
@@ -396,23 +422,20 @@ def evaluate(
         except ValueError as exc:
             raise InputError(f"--window {window!r} must be four integers ROW,COL,HEIGHT,WIDTH") from exc
         scene = scene.crop(row, col, height, width)
-    codecs = {}
-    for m in model:
-        name = "default" if m == "default" else Path(m).name
-        codecs[name] = _codec(m, halo, device)
-    log("measuring tokenizer(s) and baselines …")
-    ev = evaluate_scene(scene, codecs, baselines=tuple(baseline))
+    log(f"measuring {codec_name} and {', '.join(anchors) or 'no anchor'} at its bytes …")
+    ev = evaluate_scene(scene, codec, anchors, ratio=ratio, curve_ratios=curve_ratios)
     written = write_report(ev, target)
     m = ev.metrics
-    for name, e in m["tokenizers"].items():
-        console.print(f"{name}: {e['ratio_vs_raw']:.0f}x, {e['psnr_db']:.2f} dB, SAM {e['sam_deg']:.2f}°, "
-                      f"{e['encode_tiles_per_s']:.1f} tiles/s encode", highlight=False)
-    for name, e in m["baselines_same_size"].items():
+    ours = m["codec"]
+    console.print(f"{ours['name']}: {ours['bytes']:,} B ({ours['ratio_vs_raw']:.0f}x), {ours['psnr_db']:.2f} dB, "
+                  f"SAM {ours['sam_deg']:.2f}°", highlight=False)
+    for name, e in m["anchors"].items():
         if e.get("reached"):
             console.print(
-                f"{name} (same size): {e['ratio_vs_raw']:.0f}x, {e['psnr_db']:.2f} dB, SAM {e['sam_deg']:.2f}°",
+                f"{name} (searched to <= {e['target_bytes']:,} B): {e['bytes']:,} B ({e['ratio_vs_raw']:.0f}x), "
+                f"{e['psnr_db']:.2f} dB, SAM {e['sam_deg']:.2f}°",
                 highlight=False,
             )
         else:
-            console.print(f"{name}: cannot reach {e['budget_bytes']} B", highlight=False)
+            console.print(f"{name}: cannot fit {e['target_bytes']:,} B ({e['error']})", highlight=False)
     console.print(f"report: {written['report']}", highlight=False)

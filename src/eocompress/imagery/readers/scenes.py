@@ -378,7 +378,7 @@ def _read_stacked(path: Path, layout) -> Scene:
     _name_meta(path.name, meta)
     if "processing_level" not in meta and "B10" in names:
         meta["processing_level"] = "Level-1C"
-    for key in ("grid_cell", "product_id", "timestamp", "processing_baseline"):
+    for key in ("grid_cell", "product_id", "timestamp", "processing_baseline", "processing_level"):
         if key in tags:
             meta[key] = tags[key]
     for key in ("eocompress_dn_offset", "BOA_ADD_OFFSET", "RADIO_ADD_OFFSET"):  # the file says its own offset
