@@ -144,6 +144,7 @@ def row_scene(row: ShardRow, workdir: str | Path, offset: int | None = None) -> 
         scene = read_scene(folder, offset=offset)
     except EOCompressError as exc:
         text = str(exc).replace(f"{folder}/", "").replace(str(folder), "the row")
+        text = text.replace("replace it with a complete copy or remove it", "re-download the shard")
         raise FileFormatError(f"{row.name}: {text}") from exc
     finally:
         for f in folder.iterdir():
