@@ -490,3 +490,29 @@ def test_products_without_their_checksum_are_refused(
         assert not verify_product(prod)["ok"]
         rc, err = cli(["decompress", str(prod), "-o", str(tmp_path / f"d_{prod.suffix[1:]}{prod.suffix}")], capsys)
         assert rc != 0 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_cog_int8_mapping_property(seed: int) -> None:
+    """Random per-band ranges (zero, tiny, huge, constant at any magnitude): the COG mapping never stores
+    nodata, and every value of the fitted range decodes within half a (255/254) step."""
+    from eocompress.embeddings.products.cog_product import codes_to_int8, int8_to_codes, off_level_zero
+
+    rng = np.random.default_rng(seed)
+    D = 12
+    centre = rng.choice([0.0, 0.5, -3.25, 1e-30, 1e6, -1e12, 7e14], size=D) * rng.uniform(0.5, 1.5, D)
+    width = rng.choice([0.0, 1e-6, 1.0, 1e3, 1e10], size=D)
+    X = (centre + width * rng.uniform(-1, 1, (400, D))).astype(np.float32)
+    codec = off_level_zero(Codec.from_spec("int8").fit(X))
+    stored = codes_to_int8(codec.encode(X), "linear")
+    assert (stored != -128).all()
+    got = codec.decode(int8_to_codes(stored, "linear"))
+    assert np.isfinite(got).all()
+    step = codec.quantizer.step_.astype(np.float64)
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    # float32 rounding at the decode's magnitude: max(|value|, step) (a constant band is fitted with step 1)
+    tol = 4 * np.spacing(np.maximum(np.maximum(np.abs(lo), np.abs(hi)), step).astype(np.float32)).astype(np.float64)
+    err = np.abs(got.astype(np.float64) - X)
+    const = lo == hi
+    assert (err[:, const] <= tol[const]).all()
+    assert (err[:, ~const] <= 0.5 * step[~const] * 1.001 + tol[~const]).all()

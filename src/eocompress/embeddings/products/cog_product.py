@@ -4,7 +4,8 @@
 * ``int8`` (per-dim affine, levels 0..255) is stored as ``level - 128``; level 0 would collide
   with nodata (-128), so before encoding the codec's range is re-spread over levels 1..255
   (``step' = step * 255 / 254``, ``min' = min - step'``): level 0 is never used, the error stays
-  at most half a (0.4 % wider) step, and a constant band decodes to its value.
+  at most half a (0.4 % wider) step, and a constant band decodes to its value (to float32 rounding
+  at its unit step: within 1.2e-7 of a constant below 1).
   Each band carries GDAL scale/offset for the stored int8 (``offset = min + 128 * step``,
   ``scale = step``) so any GDAL/rasterio user gets the decoded values (in the reduced space when the
   codec has transforms) without eocompress.
