@@ -208,6 +208,90 @@ def _rescore(
     return out
 
 
+def float16_refine_index(idx: Any, fine_codes: np.ndarray) -> Any:
+    """A faiss ``IndexRefine``: ``idx`` (a :class:`CodeIndex`) proposes, float16 codes re-rank, all in C++.
+
+    ``fine_codes`` (N, 2 D) uint8 are the product's float16 rescore codes, row ``i`` for index id ``i``; they
+    are faiss ``SQfp16`` codes byte for byte, so they are copied into an ``IndexScalarQuantizer(QT_fp16)``
+    unchanged. The coarse index sees the query through the same basis as :meth:`CodeIndex.search` (a per-query
+    scale or offset does not change its candidates). Search it with :func:`refine_search`.
+    """
+    import faiss
+
+    codes = np.ascontiguousarray(fine_codes, dtype=np.uint8)
+    dim = codes.shape[1] // 2
+    if idx.kind == "binary-ivf":
+        raise InputError("float16 re-ranking through faiss needs a float index (ivf-codes, ivf-unit, ivf-decoded)")
+    if len(codes) < idx.ntotal:
+        raise InputError(f"{len(codes)} float16 rows for an index of {idx.ntotal} vectors; give one row per id "
+                         "(product_float16_codes reads them from a product)")
+    fine = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+    faiss.copy_array_to_vector(codes.ravel(), fine.codes)
+    fine.ntotal = len(codes)
+    base = idx.faiss_index
+    if idx.basis is not None:
+        lt = faiss.LinearTransform(dim, idx.basis.shape[0], False)
+        faiss.copy_array_to_vector(np.ascontiguousarray(idx.basis, dtype=np.float32).ravel(), lt.A)
+        lt.is_trained = True
+        base = faiss.IndexPreTransform(lt, base)
+    refine = faiss.IndexRefine(base, fine)
+    refine.k_factor = 1.0  # refine_search asks the coarse index for every candidate itself
+    return refine
+
+
+def refine_search(
+    refine: Any, queries: np.ndarray, k: int, candidates: int, nprobe: int, metric: str = "ip",
+    norms: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, ids) of the top ``k`` of ``candidates`` per query, re-ranked by float16 codes in faiss.
+
+    Same ranking as decoding the candidates' float16 codes and scoring them in numpy: inner product for
+    ``metric="ip"``; for ``"cosine"`` the unit query's inner product over each candidate's float16 length
+    (``norms``, from :func:`float16_norms`). ids are -1 where fewer than ``k`` were found.
+    """
+    import faiss
+
+    faiss.extract_index_ivf(refine.base_index).nprobe = nprobe
+    q = np.ascontiguousarray(queries, dtype=np.float32).reshape(len(queries), -1)
+    if metric == "cosine":
+        if norms is None:
+            raise InputError("cosine re-ranking needs the float16 rows' lengths: pass norms=float16_norms(codes)")
+        q = _unit(q).astype(np.float32)
+    scores, ids = refine.search(q, candidates)
+    if metric == "cosine":
+        scores = scores / np.maximum(norms[np.maximum(ids, 0)], 1e-12)
+    scores[ids < 0] = -np.inf
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
+
+def product_float16_codes(prod: Any) -> np.ndarray:
+    """A product's float16 rescore codes as (height * width, 2 D) uint8, row = the index id ``r * width + c``.
+
+    Nodata pixels get zero rows (the index never proposes them). For :func:`float16_refine_index`.
+    """
+    fine = prod.rescore_codec
+    if fine is None or fine.spec != "float16":
+        have = fine.spec if fine is not None else "none"
+        raise InputError(f"the product stores no float16 rescore codes (it has: {have}); compress with "
+                         "--rescore-codec float16")
+    info = prod.info
+    out = np.zeros((info.height, info.width, 2 * fine.dim), np.uint8)
+    for w in prod.windows():
+        _, valid, extra = prod.read_chunk(w, rescore=True)
+        out[w.r0 : w.r1, w.c0 : w.c1][valid] = extra[valid]
+    return out.reshape(info.height * info.width, -1)
+
+
+def float16_norms(fine_codes: np.ndarray, block: int = 1 << 16) -> np.ndarray:
+    """Lengths (N,) float32 of the float16 rows, computed in blocks (for cosine re-ranking)."""
+    codes = np.ascontiguousarray(fine_codes, dtype=np.uint8)
+    out = np.empty(len(codes), np.float32)
+    for s in range(0, len(codes), block):
+        out[s : s + block] = np.linalg.norm(codes[s : s + block].view("<f2").astype(np.float32), axis=1)
+    return out
+
+
 def _to_hits(prod: Any, cands: list[tuple[float, int, int]], is_hamming: bool, hamming: dict) -> list[Hit]:
     from rasterio.transform import Affine, xy
 
