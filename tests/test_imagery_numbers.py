@@ -255,10 +255,10 @@ def test_folder_mode_loads_the_model_once_per_process(data_root, tmp_path, codec
     from eocompress.imagery.codec import learned_folder
 
     src = _folder(tmp_path, data_root, codec)
-    learned_folder._codec.cache_clear()
+    learned_folder.load_codec.cache_clear()
     outcomes = learned_folder.encode_folder(src, tmp_path / "out", ratio=None, quality=5)
     assert sorted(o.status for o in outcomes) == ["encoded", "encoded", "failed", "failed", "failed"]
-    assert learned_folder._codec.cache_info().misses == 1
+    assert learned_folder.load_codec.cache_info().misses == 1
 
 
 def test_folder_mode_on_dask_workers_counts_right(data_root, tmp_path, codec) -> None:

@@ -179,15 +179,16 @@ def _encode_learned(
 
     if ratio is None and quality is None:
         ratio = 450.0
-    codec = _learned(model, device)
     if src.is_dir() and target.suffix != ".eotok":
-        from eocompress.imagery.codec.learned_folder import encode_folder
+        from eocompress.imagery.codec.learned_folder import encode_folder, load_codec
         from eocompress.imagery.codec.parallel import plan_jobs
 
         if target.exists() and not target.is_dir():
             raise EOCompressError(f"{target} is a file; folder mode writes into a folder: give a folder path with -o")
         if workers < 1:
             raise InputError(f"--workers must be >= 1, got {workers}")
+        check_device(device)
+        load_codec(str(model))  # checked before any work; cached: a run in this process reuses it
         total = len(plan_jobs(src, target))
 
         def report(o) -> None:
@@ -210,6 +211,7 @@ def _encode_learned(
             raise typer.Exit(1)
         return
     _refuse_existing(target, overwrite)
+    codec = _learned(model, device)
     with _no_georef_warning():
         scene = read_scene(src, offset=offset)
     blob = codec.encode_scene(scene, ratio=ratio, quality=quality)

@@ -23,7 +23,7 @@ from eocompress.imagery.codec.parallel import EncodeOutcome, plan_jobs
 
 
 @functools.lru_cache(maxsize=2)
-def _codec(model: str) -> Any:
+def load_codec(model: str) -> Any:
     """The learned codec for ``model``, loaded once per process."""
     from eocompress.imagery.codec.learned import LearnedCodec
 
@@ -48,7 +48,7 @@ def encode_scene_file(source: str, target: str, model: str, ratio: float | None,
     t0 = time.perf_counter()
     note = ""
     try:
-        codec = _codec(model)
+        codec = load_codec(model)
         if Path(target).exists() and not overwrite:
             if existing_output_verifies(codec, target):
                 return EncodeOutcome(source, target, "skipped", nbytes=Path(target).stat().st_size)
