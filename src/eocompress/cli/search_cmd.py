@@ -109,6 +109,8 @@ def search_cmd(
             query_vec = np.load(vector, allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise EOCompressError(f"--vector {vector} is not a .npy array ({exc}); save it with numpy.save") from exc
+        if not isinstance(query_vec, np.ndarray):  # an .npz archive, not one array
+            raise EOCompressError(f"--vector {vector} is an .npz archive; save the one query vector with numpy.save")
     px = tuple(pixel) if pixel[0] >= 0 and query_vec is None else None
     use_index = index_path if index_path is not None else (True if index else None)
     if use_index is None and nprobe is not None:
