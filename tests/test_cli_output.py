@@ -120,6 +120,7 @@ def test_quiet_verify_still_names_the_fault(product: Path, tmp_path: Path) -> No
         (["encode", "{vectors}", "-o", "{tmp}/o.npz", "--codec", "banana"], "unknown codec token"),
         (["sweep", "{vectors}", "-o", "{tmp}/o", "--seed", "-5"], "--seed"),
         (["sweep", "{vectors}", "-o", "{tmp}/o", "--split", "sideways"], "--split"),
+        (["sweep", "{vectors}", "-o", "{tmp}/o", "--spec", "banana"], "unknown codec token"),
         (["recommend", "{vectors}", "--max-bytes", "16", "--results", "{binary}"], "not a sweep's results.csv"),
         (["imagery", "encode", "{field}", "-o", "{tmp}/o.eotok", "--quality", "abc"], "--quality"),
         (["info", "--bogus", "{field}"], "No such option"),
@@ -146,6 +147,8 @@ def test_bad_argument_is_one_line_and_writes_nothing(
 def test_existing_output_message_names_the_cli_flag(product: Path, data_root: Path) -> None:
     line = _one_error_line(_cli("compress", str(data_root / FIELD), "-o", str(product)))
     assert "--overwrite" in line and "overwrite=True" not in line
+    line = _one_error_line(_cli("search", str(product), "--vector", str(data_root / "embeddings/presto_algae_blooms.npz")))
+    assert ".npz archive" in line
 
 
 # ---------------------------------------------------------------- --json and piped output

@@ -73,6 +73,7 @@ def sweep(
 ) -> None:
     """Evaluate codecs against float32 on labelled embeddings (kNN, linear, recall@10, McNemar, bootstrap CI)."""
     from eocompress.data import data_path
+    from eocompress.embeddings.codecs import Codec
     from eocompress.embeddings.evaluation.evaluate import LINEAR_CV
     from eocompress.embeddings.evaluation.report import write_report, written_plots
     from eocompress.embeddings.evaluation.sweep import grid_specs
@@ -85,6 +86,8 @@ def sweep(
     if out.exists() and not out.is_dir():
         raise EOCompressError(f"--out {out} is a file; the sweep writes a folder (results.csv, report.md, plots)")
     specs = list(spec) if spec else list(QUICK_SPECS) if quick else grid_specs(grid)
+    for s in specs:  # a bad spec is refused before the output folder is made
+        Codec.from_spec(s)
     if quick and not data:
         data = [data_path(QUICK_DATASET)]
     datasets = _load_all(data, labels, label_column, embedding_column, task)
