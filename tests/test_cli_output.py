@@ -147,7 +147,8 @@ def test_bad_argument_is_one_line_and_writes_nothing(
 def test_existing_output_message_names_the_cli_flag(product: Path, data_root: Path) -> None:
     line = _one_error_line(_cli("compress", str(data_root / FIELD), "-o", str(product)))
     assert "--overwrite" in line and "overwrite=True" not in line
-    line = _one_error_line(_cli("search", str(product), "--vector", str(data_root / "embeddings/presto_algae_blooms.npz")))
+    npz = str(data_root / "embeddings/presto_algae_blooms.npz")
+    line = _one_error_line(_cli("search", str(product), "--vector", npz))
     assert ".npz archive" in line
 
 
