@@ -113,6 +113,7 @@ def encode(
     quality: int | None = QUALITY,
     offset: int | None = OFFSET,
     metadata: Path | None = METADATA,
+    as_json: bool = JSON,
 ) -> None:
     """Compress a scene to a token file (.eotok), or every scene of a folder into an output folder.
 
@@ -137,7 +138,7 @@ def encode(
     if metadata is not None:
         raise InputError("--metadata goes with a Major-TOM shard (.parquet) as input; drop it for scenes")
     if codec_kind == "learned":
-        _encode_learned(src, target, model, device, overwrite, ratio, quality, workers, scheduler, offset)
+        _encode_learned(src, target, model, device, overwrite, ratio, quality, workers, scheduler, offset, as_json)
         return
     if ratio is not None or quality is not None:
         raise InputError("--ratio/--quality need the learned codec; the vq codec has one fixed rate (drop them)")
@@ -157,6 +158,10 @@ def encode(
     path = tf.save(target, overwrite=overwrite)
     size = path.stat().st_size
     raw = scene.shape[0] * scene.shape[1] * len(codec.bands) * 2
+    if as_json:
+        print_json({"source": str(src), "out": str(path), "codec": "vq", "bytes": size, "ratio_vs_raw": raw / size,
+                    "encode_s": codec.last_timings["encode_s"]})
+        return
     console.print(
         f"{src} -> {path}: {size:,} B ({raw / size:.0f}x vs raw uint16 of {len(codec.bands)} bands), "
         f"indices {tf.encoding}, {codec.last_timings['encode_s']:.2f} s",
@@ -172,7 +177,7 @@ def _learned(model: str, device: str) -> Any:
 
 def _encode_learned(
     src: Path, target: Path, model: str, device: str, overwrite: bool, ratio: float | None, quality: int | None,
-    workers: int = 1, scheduler: str | None = None, offset: int | None = None,
+    workers: int = 1, scheduler: str | None = None, offset: int | None = None, as_json: bool = False,
 ) -> None:
     """Learned codec: one scene to one file, or every scene of a folder (bad scenes reported, the rest done)."""
     from eocompress.imagery.readers.scenes import read_scene
@@ -196,7 +201,7 @@ def _encode_learned(
                 log(f"failed {o.source}: {o.error}")
             elif o.status == "skipped":
                 log(f"skipped {o.source}: {o.target} exists and verifies (pass --overwrite to encode it again)")
-            else:
+            elif not as_json:
                 console.print(f"{o.source} -> {o.target}: {o.nbytes:,} B", highlight=False, soft_wrap=True)
                 if o.notes:
                     log(f"warning: {o.source}: {o.notes}")
@@ -206,6 +211,9 @@ def _encode_learned(
             outcomes = encode_folder(src, target, model, ratio, quality, overwrite, workers, scheduler, report,
                                      offset=offset)
         failed = sum(o.status == "failed" for o in outcomes)
+        if as_json:
+            print_json([{"source": str(o.source), "out": str(o.target), "status": o.status,
+                         "bytes": getattr(o, "nbytes", None), "error": getattr(o, "error", None)} for o in outcomes])
         if failed:
             log(f"{failed} of {len(outcomes)} scenes failed (listed above); the others were written")
             raise typer.Exit(1)
@@ -219,6 +227,10 @@ def _encode_learned(
         log(f"warning: {src}: {note}")
     path = codec.save(blob, target, overwrite=overwrite)
     raw = scene.shape[0] * scene.shape[1] * len(codec.bands) * 2
+    if as_json:
+        print_json({"source": str(src), "out": str(path), "codec": "learned", "bytes": len(blob),
+                    "ratio_vs_raw": raw / len(blob), "notes": list(codec.last_notes)})
+        return
     console.print(
         f"{src} -> {path}: {len(blob):,} B ({raw / len(blob):.0f}x vs raw uint16 of {len(codec.bands)} bands)",
         highlight=False,
@@ -390,6 +402,7 @@ def evaluate(
     halo: int = HALO,
     device: str = DEVICE,
     overwrite: bool = OVERWRITE,
+    as_json: bool = JSON,
 ) -> None:
     """Measure one codec against the anchors at its whole-file size: bytes, PSNR, SSIM, SAM, NDVI, pictures."""
     from eocompress.imagery.codecs import codec_names, get_codec
@@ -428,6 +441,9 @@ def evaluate(
     ev = evaluate_scene(scene, codec, anchors, ratio=ratio, curve_ratios=curve_ratios)
     written = write_report(ev, target)
     m = ev.metrics
+    if as_json:
+        print_json({"report": str(written["report"]), **m})
+        return
     ours = m["codec"]
     console.print(f"{ours['name']}: {ours['bytes']:,} B ({ours['ratio_vs_raw']:.0f}x), {ours['psnr_db']:.2f} dB, "
                   f"SAM {ours['sam_deg']:.2f}°", highlight=False)
