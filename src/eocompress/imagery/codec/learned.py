@@ -445,10 +445,15 @@ class LearnedCodec:
         lo, hi = math.log(self.config.delta_min / 4), math.log(self.config.delta_max * 64)
         best = build(math.exp(hi))
         if len(best) > budget:
+            best_ratio = math.floor(dn.size * 2 / len(best) * 10) / 10  # rounded down: reachable
+            fix = (
+                f"ask for --ratio {best_ratio:g} or less" if best_ratio > 1 else
+                f"the raw scene ({dn.size * 2:,} B) is no larger than that, so encode a larger scene "
+                "(64x64 pixels or more) or keep this one as it is"
+            )
             raise InputError(
                 f"{ratio:g}x cannot be reached for a {dn.shape[1]}x{dn.shape[2]} scene: the smallest file is "
-                f"{len(best)} bytes (header {len(head.to_bytes())} B); ask for a ratio <= "
-                f"{dn.size * 2 / len(best):.0f}"
+                f"{len(best)} bytes (header {len(head.to_bytes())} B); {fix}"
             )
         for _ in range(18):  # bisection on log(step): size falls monotonically with the step
             mid = (lo + hi) / 2
