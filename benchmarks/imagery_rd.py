@@ -7,8 +7,8 @@ held-out Major-TOM cell. The 12 L2A bands (B01 … B12, B8A; B10 dropped from L1
 For each scene and each operating point (1/200, 1/450, 1/1000 of raw uint16), our **whole file** is
 encoded, decoded and measured; then both classical anchors are fitted **to the same number of bytes**:
 
-- JPEG 2000: OpenJPEG through GDAL, all 12 bands as one multi-component image, 9/7 wavelet, no colour
-  transform, OpenJPEG's rate control (corrected until the codestream fits the budget);
+- JPEG 2000: OpenJPEG through imagecodecs, all 12 bands as one multi-component image, 9/7 wavelet, no
+  colour transform, its PSNR target searched until the whole file fits the budget;
 - KLT + JPEG 2000: per-file PCA across the bands (orthonormal, float16 basis, uint16 means and the
   component offsets counted in the size), components coded the same way (JPEG 2000 Part 2 style).
 
@@ -20,6 +20,11 @@ and side-by-side pictures ``docs/img/imagery_{desert,coast,farmland}.png``; tabl
     nice -n 10 .venv/bin/python benchmarks/imagery_rd.py             # full run (learned codec when present)
     nice -n 10 .venv/bin/python benchmarks/imagery_rd.py --quick     # CI-size: a few scenes, no docs written
     nice -n 10 .venv/bin/python benchmarks/imagery_rd.py --codec vq  # the old fixed-rate VQ tokenizer
+
+Every codec — ours and both anchors — is used through the one imagery codec interface
+(:mod:`eocompress.imagery.codecs`): ``encode(scene, ratio=|target_bytes=) -> bytes``, ``decode(bytes)``.
+The anchors' files carry the georeference and their side information, like ours, and are searched
+(bisection on OpenJPEG's PSNR target) to the largest whole file not over our file's bytes.
 """
 
 from __future__ import annotations
@@ -36,10 +41,10 @@ from typing import Any
 import numpy as np
 
 from eocompress.errors import EOCompressError
-from eocompress.imagery.evaluation.baselines import j2k_rate_encode, jpeg2000_decode, klt_jpeg2000_at_budget
+from eocompress.imagery.codecs import SceneCodec, get_codec, to_input_convention
 from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
-from eocompress.imagery.readers.scenes import read_scene
+from eocompress.imagery.readers.scenes import Scene, read_scene
 
 RATIOS = (200, 450, 1000)
 GROUPS = {
@@ -56,48 +61,15 @@ ROOT = Path(__file__).resolve().parents[1]
 # --------------------------------------------------------------------------- our codec, old or new
 
 
-class Ours:
-    """Our codec behind one interface: ``encode(dn, offset, ratio) -> bytes`` and ``decode(bytes) -> dn``."""
-
-    def __init__(self, kind: str, model: str, device: str) -> None:
-        self.kind = kind
-        if kind == "learned":
-            from eocompress.imagery.codec.learned import LearnedCodec
-
-            self.codec = LearnedCodec.load(model, device=device)
-            self.ladder = True
-        else:
-            from eocompress.imagery.codec.pipeline import ImageryCodec, load_tokenizer
-
-            self.codec = ImageryCodec(load_tokenizer(model, device), halo=2)
-            self.ladder = False  # one fixed rate: the baselines follow its sizes
-        self.bands = list(self.codec.bands)
-
-    def encode(self, dn: np.ndarray, offset: int, ratio: float) -> bytes:
-        if self.ladder:
-            return self.codec.encode(dn, offset=offset, ratio=float(ratio))
-        return self.codec.encode_array(dn, self.bands, offset).to_bytes()
-
-    def decode(self, blob: bytes) -> np.ndarray:
-        if self.ladder:
-            return np.asarray(self.codec.decode(blob))
-        from eocompress.imagery.codec.tokenfile import TokenFile
-
-        return self.codec.decode_array(TokenFile.from_bytes(blob))
-
-
-def pick_codec(choice: str, model: str) -> str:
-    """``learned`` when asked or when its model loads (``auto``), else the old VQ tokenizer ``vq``."""
+def pick_codec(choice: str, model: str, device: str) -> SceneCodec:
+    """Our codec from the registry: ``learned`` when asked or when its model loads (``auto``), else ``vq``."""
     if choice != "auto":
-        return choice
+        return get_codec(choice, model=model, device=device)
     try:
-        from eocompress.imagery.codec.learned import LearnedCodec
-
-        LearnedCodec.load(model)
+        return get_codec("learned", model=model, device=device)
     except (ImportError, EOCompressError) as exc:
         print(f"learned codec not usable ({exc}); measuring the old VQ tokenizer instead", flush=True)
-        return "vq"
-    return "learned"
+        return get_codec("vq", model=model, device=device)
 
 
 # --------------------------------------------------------------------------- items
@@ -118,6 +90,10 @@ class Item:
     @property
     def raw_bytes(self) -> int:
         return int(self.dn.nbytes)
+
+    def scene(self) -> Scene:
+        """The item as a scene for the codec interface."""
+        return Scene(self.dn, list(S2_L2A_BANDS), valid=self.valid, offset=self.offset)
 
 
 def load_items(quick: bool, max_patches: int, cities_wanted: list[str] | None = None) -> list[Item]:
@@ -152,41 +128,41 @@ def load_items(quick: bool, max_patches: int, cities_wanted: list[str] | None = 
 # --------------------------------------------------------------------------- measuring
 
 
-def measure(item: Item, ours: Ours, ratio: int, keep_recon: bool) -> dict[str, Any]:
-    """Ours at ``ratio``, then JPEG 2000 and KLT + JPEG 2000 at our file size; sizes, PSNR, SAM, times."""
-    out: dict[str, Any] = {}
+def _run(codec: SceneCodec, item: Item, **rate: Any) -> tuple[dict[str, Any], np.ndarray] | None:
+    """Encode (at ``rate``), decode and measure one codec on ``item``; None when it cannot fit the rate."""
+    scene = item.scene()
     t0 = time.perf_counter()
-    blob = ours.encode(item.dn, item.offset, ratio)
+    try:
+        blob = codec.encode(scene, **rate)
+    except EOCompressError:
+        return None
     t1 = time.perf_counter()
-    recon = ours.decode(blob)
+    recon, georef = codec.decode(blob)
     t2 = time.perf_counter()
-    budget = len(blob)
+    recon = to_input_convention(recon, georef, item.offset)
     psnr, sam = dn_psnr_sam(item.dn, recon, item.offset, item.valid)
-    out["ours"] = {"bytes": budget, "psnr_db": psnr, "sam_deg": sam, "encode_s": t1 - t0, "decode_s": t2 - t1}
+    runs = max(1, int(getattr(codec, "last_encodes", 1) or 1))  # an anchor's time per encoder run
+    return {"bytes": len(blob), "psnr_db": psnr, "sam_deg": sam, "encode_s": (t1 - t0) / runs,
+            "decode_s": t2 - t1}, recon
+
+
+def measure(item: Item, ours: SceneCodec, anchors: dict[str, SceneCodec], ratio: int,
+            keep_recon: bool) -> dict[str, Any]:
+    """Ours at ``ratio``, then JPEG 2000 and KLT + JPEG 2000 at (at most) our file's bytes; sizes, PSNR, SAM, times."""
+    out: dict[str, Any] = {}
+    got = _run(ours, item, **({"ratio": float(ratio)} if ratio else {}))
+    if got is None:
+        raise EOCompressError(f"{ours.name} cannot encode {item.label} at 1/{ratio}")
+    out["ours"], recon = got
     if keep_recon:
         item.recon["ours"] = recon
-    stats: dict[str, float] = {}
-    t0 = time.perf_counter()
-    stream = j2k_rate_encode(item.dn, budget, stats=stats)
-    t1 = time.perf_counter()
-    if stream is None:
-        out["jpeg2000"] = None
-    else:
-        j2k = jpeg2000_decode(stream)
-        t2 = time.perf_counter()
-        psnr, sam = dn_psnr_sam(item.dn, j2k, item.offset, item.valid)
-        out["jpeg2000"] = {"bytes": len(stream), "psnr_db": psnr, "sam_deg": sam,
-                           "encode_s": (t1 - t0) / max(1, stats.get("encodes", 1)), "decode_s": t2 - t1}
-        if keep_recon:
-            item.recon["jpeg2000"] = j2k
-    klt = klt_jpeg2000_at_budget(item.dn, budget, item.valid)
-    if klt is None:
-        out["klt+jpeg2000"] = None
-    else:
-        psnr, sam = dn_psnr_sam(item.dn, klt.recon, item.offset, item.valid)
-        out["klt+jpeg2000"] = {"bytes": klt.nbytes, "psnr_db": psnr, "sam_deg": sam, "components": int(klt.setting)}
-        if keep_recon:
-            item.recon["klt+jpeg2000"] = klt.recon
+    for peer, codec in anchors.items():
+        got = _run(codec, item, target_bytes=out["ours"]["bytes"])
+        out[peer] = got[0] if got else None
+        if got and keep_recon:
+            item.recon[peer] = got[1]
+        if got and peer == "klt+jpeg2000":
+            out[peer]["components"] = int(getattr(codec, "last_components", 0))
     return out
 
 
@@ -401,20 +377,22 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("EOCOMPRESS_DATA", str(ROOT.parent / "shared" / "data"))
     t_start = time.time()
-    ours = Ours(pick_codec(args.codec, args.model), args.model, args.device)
+    ours = pick_codec(args.codec, args.model, args.device)
+    ladder = ours.name != "vq"  # the VQ tokenizer has one fixed rate: the anchors follow its sizes
+    anchors = {p: get_codec(p, bands=list(S2_L2A_BANDS)) for p in PEERS[1:]}
     cities = args.cities.split(",") if args.cities else None
     items = load_items(args.quick, 4 if args.quick else args.max_patches, cities)
-    ratios = RATIOS if ours.ladder else (0,)
+    ratios = RATIOS if ladder else (0,)
     picture_labels = {DESERT, COAST}
     farm = next((i.label for i in items if i.group == "l2a_120"), None)
     for n, item in enumerate(items):
         keep = item.label in picture_labels or item.label == farm
         for ratio in ratios:
-            item.results[ratio] = measure(item, ours, ratio, keep_recon=keep and ratio in (450, 0))
+            item.results[ratio] = measure(item, ours, anchors, ratio, keep_recon=keep and ratio in (450, 0))
         print(f"[{time.time() - t_start:6.0f} s] {n + 1}/{len(items)} {item.group} {item.label}", flush=True)
-    thr_ratio = 450 if ours.ladder else 0
+    thr_ratio = 450 if ladder else 0
     results = {
-        "codec": ours.kind, "model": args.model, "ladder": ours.ladder, "quick": args.quick,
+        "codec": ours.name, "model": args.model, "ladder": ladder, "quick": args.quick,
         "command": "benchmarks/imagery_rd.py" + (" --quick" if args.quick else "") + (
             f" --codec {args.codec}" if args.codec != "auto" else "") + (
             f" --model {args.model}" if args.model != "default" else "") + (

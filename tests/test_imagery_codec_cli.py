@@ -98,19 +98,20 @@ def test_wrong_bands_are_named(models, tmp_path, capsys) -> None:
 
 @pytest.mark.slow
 def test_evaluate_writes_metrics_report_and_figures(data_root, models, tmp_path) -> None:
+    """``--codec vq`` keeps the first-wave tokenizer reachable through the interface (fixed rate)."""
     out = tmp_path / "eval"
     src = data_root / "imagery/ssl4eo-s12/s2a/0000200/20200604T054639_20200604T054831_T43RCP"
-    args = ["imagery", "evaluate", str(src), "--out", str(out), "--model", str(models[0]), "--model",
-            str(models[1]), "--baseline", "jpeg2000", "--window", "0,0,64,64"]
+    args = ["imagery", "evaluate", str(src), "--out", str(out), "--codec", "vq", "--model", str(models[0]),
+            "--anchor", "jpeg2000", "--window", "0,0,64,64", "--curve", "100,200"]
     assert _run(args) == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert set(m["tokenizers"]) == {"a", "b"} and m["scene"]["shape"] == [12, 64, 64]
-    a = m["tokenizers"]["a"]
-    # 16x16 positions x 2 indices x 4 bits = 256 B of indices for 98,304 B of raw uint16.
-    assert a["payload_bytes"] <= 256 and a["ratio_vs_raw"] >= 98304 / 256
-    j2k = m["baselines_same_size"]["jpeg2000"]
-    assert not j2k["reached"] or j2k["nbytes"] <= a["payload_bytes"]
-    assert len(m["baseline_curves"]["jpeg2000"]) >= 5
+    assert m["codec"]["name"] == "vq" and m["scene"]["shape"] == [12, 64, 64]
+    a = m["codec"]
+    # 16x16 positions x 2 indices x 4 bits = 256 B of indices plus the token file's JSON header
+    assert a["ratio_vs_raw"] == 98304 / a["bytes"]
+    j2k = m["anchors"]["jpeg2000"]
+    assert not j2k["reached"] or j2k["bytes"] <= a["bytes"]
+    assert len(m["curves"]["jpeg2000"]) == 2 and not any(p["reached"] for p in m["curves"]["vq"])  # fixed rate
     for name in ("report.md", "rate_distortion.png", "pictures.png", "histograms.png"):
         assert (out / name).stat().st_size > 0
     assert "PSNR" in (out / "report.md").read_text()

@@ -1,34 +1,34 @@
-"""Measure the imagery codec on a real scene against JPEG 2000 / JPEG XL at the same file size.
+"""Measure one imagery codec on a real scene against the classical anchors at the same whole-file size.
 
-For each tokenizer: encode and decode times, token-file size (whole file and index payload),
-compression ratios against raw uint16 and lossless GeoTIFF (ZSTD and DEFLATE, predictor 2), bits
-per pixel per band, and the fidelity metrics of :mod:`eocompress.imagery.evaluation.fidelity`. Each baseline is
-run at the byte budget of the tokenizer's index payload (headers/georeference excluded on both
-sides: JPEG 2000 is counted as its bare codestream) and along a rate–distortion curve.
+Everything goes through the codec interface (:mod:`eocompress.imagery.codecs`): the codec under test
+encodes the scene (at ``ratio`` or its own default rate), its whole file sets the byte target, and every
+anchor is searched to the largest whole file not over that target; the actual bytes of every file are
+recorded (an anchor is never called "same size" — its own size is printed). Then each codec is also run
+along a rate–distortion curve. Fidelity comes from the one definition in
+:mod:`eocompress.imagery.evaluation.fidelity` (PSNR pooled over bands on clip(DN - offset, 0, 10000), range
+10000; SAM in degrees), with the decode moved to the input's DN offset first.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from eocompress.imagery.codec.pipeline import ImageryCodec
-from eocompress.imagery.codec.tokenfile import TokenFile
-from eocompress.imagery.evaluation.baselines import (
-    BaselineResult,
-    jpeg2000_at_budget,
-    jpegxl_at_budget,
-    jpegxl_available,
-    lossless_geotiff_bytes,
-)
+from eocompress.errors import EOCompressError
+from eocompress.imagery.codecs import SceneCodec, to_input_convention
+from eocompress.imagery.codecs.base import select_bands
+from eocompress.imagery.evaluation.baselines import lossless_geotiff_bytes
 from eocompress.imagery.evaluation.fidelity import image_metrics
+from eocompress.imagery.readers.scenes import Scene
 
-#: Compression ratios (against raw uint16) at which the baselines' rate–distortion curves are sampled.
-CURVE_RATIOS = (25, 50, 100, 200, 300, 450, 700, 1000)
-BASELINES = ("jpeg2000", "jpegxl")
+#: Compression ratios (against raw uint16) at which the rate–distortion curves are sampled.
+CURVE_RATIOS = (200, 450, 1000)
+PSNR_DEFINITION = "PSNR pooled over the bands on clip(DN - offset, 0, 10000), data range 10000"
+SAM_DEFINITION = "mean spectral angle in degrees over valid pixels, on the same clipped reflectance"
 
 
 @dataclass
@@ -47,50 +47,50 @@ def _bpppb(nbytes: int, shape: tuple[int, ...]) -> float:
     return 8.0 * nbytes / float(np.prod(shape))
 
 
-def _baseline(name: str, data: np.ndarray, budget: int) -> BaselineResult | None:
-    if name == "jpeg2000":
-        return jpeg2000_at_budget(data, budget)
-    if name == "jpegxl":
-        return jpegxl_at_budget(data, budget) if jpegxl_available() else None
-    raise ValueError(name)
-
-
-def _baseline_entry(res: BaselineResult | None, data, bands, offset, valid, ssim: bool) -> dict[str, Any]:
-    if res is None:
-        return {"reached": False}
-    raw = data.nbytes
-    entry = {
+def measure(
+    codec: SceneCodec, scene: Scene, *, ratio: float | None = None, target_bytes: int | None = None,
+    ssim: bool = False,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Encode, decode and measure one codec on ``scene``: (JSON entry with bytes, times and metrics, recon)."""
+    t0 = time.perf_counter()
+    if ratio is None and target_bytes is None:
+        blob = codec.encode(scene)
+    else:
+        blob = codec.encode(scene, ratio=ratio, target_bytes=target_bytes)
+    t_enc = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    recon, georef = codec.decode(blob)
+    t_dec = time.perf_counter() - t0
+    if recon.shape != scene.data.shape:
+        raise EOCompressError(f"{codec.name} decoded {recon.shape}, expected {scene.data.shape}")
+    recon = to_input_convention(recon, georef, scene.offset)
+    raw = scene.data.nbytes
+    entry: dict[str, Any] = {
         "reached": True,
-        "nbytes": res.nbytes,
-        "setting": res.setting,
-        "bits_per_pixel_per_band": _bpppb(res.nbytes, data.shape),
-        "ratio_vs_raw": raw / res.nbytes,
+        "bytes": len(blob),
+        "bits_per_pixel_per_band": _bpppb(len(blob), scene.data.shape),
+        "ratio_vs_raw": raw / len(blob),
+        "encode_s": t_enc,
+        "decode_s": t_dec,
+        "encoder_runs": getattr(codec, "last_encodes", None),  # anchors count their rate search
+        "decoded_offset": int(georef.get("offset", 0) or 0),
+        "crs": georef.get("crs"),
     }
-    entry.update(image_metrics(data, res.recon, bands, offset, valid, ssim=ssim))
-    return entry
+    entry.update(image_metrics(scene.data, recon, scene.bands, scene.offset, scene.valid, ssim=ssim))
+    return entry, recon
 
 
 def evaluate_scene(
-    scene: Any,
-    codecs: dict[str, ImageryCodec],
-    baselines: tuple[str, ...] = BASELINES,
+    scene: Scene,
+    codec: SceneCodec,
+    anchors: Mapping[str, SceneCodec],
+    ratio: float | None = None,
     curve_ratios: tuple[int, ...] = CURVE_RATIOS,
     ssim: bool = True,
 ) -> SceneEvaluation:
-    """Run every tokenizer of ``codecs`` and every baseline on ``scene`` (an ``io.Scene``).
-
-    The scene is reduced to the first codec's bands. The first codec's index payload sets the
-    byte budget of the ``*_same_size`` baseline entries.
-    """
-    unknown = [b for b in baselines if b not in BASELINES]
-    if unknown:
-        from eocompress.errors import InputError
-
-        raise InputError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)}")
-    first = next(iter(codecs.values()))
-    scene = scene.select(first.bands)
-    data, bands, offset = scene.data, list(scene.bands), int(scene.offset)
-    valid = scene.valid
+    """Measure ``codec`` on ``scene`` (at ``ratio``, or its default rate) and every anchor at its whole-file bytes."""
+    scene = select_bands(scene, codec.bands, codec.name)
+    data, bands, offset, valid = scene.data, list(scene.bands), int(scene.offset), scene.valid
     raw = int(data.nbytes)
     lossless = {"zstd": lossless_geotiff_bytes(data, "ZSTD"), "deflate": lossless_geotiff_bytes(data, "DEFLATE")}
     result: dict[str, Any] = {
@@ -102,65 +102,38 @@ def evaluate_scene(
             "valid_fraction": float(valid.mean()),
             **{k: scene.meta[k] for k in ("grid_cell", "product_id", "timestamp") if k in scene.meta},
         },
-        "psnr_definition": "PSNR pooled over the bands on clip(DN - offset, 0, 10000), data range 10000",
+        "psnr_definition": PSNR_DEFINITION,
+        "sam_definition": SAM_DEFINITION,
         "raw_bytes": raw,
         "lossless_geotiff_bytes": lossless,
-        "tokenizers": {},
-        "baselines_same_size": {},
-        "baseline_curves": {},
+        "requested_ratio": ratio,
+        "codec": {},
+        "anchors": {},
+        "curves": {},
     }
     ev = SceneEvaluation(metrics=result, original=data, bands=bands, offset=offset, valid=valid)
-    budget = None
-    for name, codec in codecs.items():
-        t0 = time.perf_counter()
-        tf = codec.encode_array(data, bands, offset, scene.crs, scene.transform, scene.meta)
-        blob = tf.to_bytes()
-        t_enc = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        parsed = TokenFile.from_bytes(blob)
-        recon = codec.decode_array(parsed)
-        t_dec = time.perf_counter() - t0
-        payload = int(parsed.header["index_nbytes"])
-        tiles = codec.tile_count(*data.shape[1:])
-        tok = codec.tokenizer
-        entry = {
-            "model_id": tok.model_id,
-            "model_path": str(getattr(tok, "path", "") or name),
-            "quantizer": getattr(tok.config, "quantizer", None),
-            "downsample": codec.downsample,
-            "groups": int(getattr(tok, "indices_per_position", 0) or tf.indices.shape[0]),
-            "codebook_size": int(tf.header["codebook_size"]),
-            "file_bytes": len(blob),
-            "payload_bytes": payload,
-            "index_encoding": tf.encoding,
-            "bits_per_pixel_per_band": _bpppb(payload, data.shape),
-            "bits_per_pixel_per_band_file": _bpppb(len(blob), data.shape),
-            "ratio_vs_raw": raw / payload,
-            "ratio_vs_raw_file": raw / len(blob),
-            "ratio_vs_lossless_zstd": lossless["zstd"] / payload,
-            "ratio_vs_lossless_deflate": lossless["deflate"] / payload,
-            "nominal_ratio": float(getattr(tok, "compression_ratio", 0.0) or 0.0),
-            "encode_s": t_enc,
-            "decode_s": t_dec,
-            "tiles": tiles,
-            "encode_tiles_per_s": tiles / t_enc,
-            "decode_tiles_per_s": tiles / t_dec,
-        }
-        entry.update(image_metrics(data, recon, bands, offset, valid, ssim=ssim))
-        result["tokenizers"][name] = entry
-        ev.recons[name] = recon
-        if budget is None:
-            budget = payload
-    for base in baselines:
-        res = _baseline(base, data, budget)
-        result["baselines_same_size"][base] = _baseline_entry(res, data, bands, offset, valid, ssim)
-        result["baselines_same_size"][base]["budget_bytes"] = budget
-        if res is not None:
-            ev.recons[base] = res.recon
+    entry, recon = measure(codec, scene, ratio=ratio, ssim=ssim)
+    entry["describe"] = codec.describe()
+    result["codec"] = {"name": codec.name, **entry}
+    ev.recons[codec.name] = recon
+    target = entry["bytes"]
+    for name, anchor in anchors.items():
+        try:
+            a_entry, a_recon = measure(anchor, scene, target_bytes=target, ssim=ssim)
+        except EOCompressError as exc:  # e.g. twelve JPEG XL images cannot fit a few hundred bytes
+            result["anchors"][name] = {"reached": False, "target_bytes": target, "error": str(exc)}
+            continue
+        a_entry.update(target_bytes=target, bytes_vs_target=a_entry["bytes"] / target, describe=anchor.describe())
+        result["anchors"][name] = a_entry
+        ev.recons[name] = a_recon
+    for name, c in {codec.name: codec, **anchors}.items():
         curve = []
-        for ratio in curve_ratios:
-            point = _baseline_entry(_baseline(base, data, raw // ratio), data, bands, offset, valid, ssim=False)
-            point["target_ratio"] = ratio
+        for r in curve_ratios:
+            try:
+                point, _ = measure(c, scene, ratio=float(r))
+            except EOCompressError as exc:  # a fixed-rate codec, or a ratio a codec cannot reach
+                point = {"reached": False, "error": str(exc)}
+            point["target_ratio"] = r
             curve.append(point)
-        result["baseline_curves"][base] = curve
+        result["curves"][name] = curve
     return ev

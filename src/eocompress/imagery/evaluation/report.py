@@ -19,7 +19,8 @@ from eocompress.imagery.evaluation.fidelity import reflectance_dn
 
 TRUE_COLOUR = ("B04", "B03", "B02")
 FALSE_COLOUR = ("B08", "B04", "B03")
-_COLOURS = {"jpeg2000": "tab:orange", "jpegxl": "tab:green"}
+_COLOURS = {"jpeg2000": "tab:orange", "klt+jpeg2000": "tab:green", "jpegxl": "tab:purple", "learned": "tab:red",
+            "vq": "tab:brown"}
 
 
 def _save_figure(fig, path: Path) -> Path:
@@ -43,7 +44,7 @@ def _crop(shape: tuple[int, int], size: int = 320) -> tuple[slice, slice]:
 
 
 def plot_pictures(ev: SceneEvaluation, path: Path, crop: int = 320) -> Path | None:
-    """Original / tokenizer(s) / baselines side by side, true colour and false colour (B8, B4, B3)."""
+    """Original / the codec / the anchors side by side, true colour and false colour (B8, B4, B3)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -69,10 +70,10 @@ def plot_pictures(ev: SceneEvaluation, path: Path, crop: int = 320) -> Path | No
             ax.imshow(_composite(reflectance_dn(img[:, rows, cols], ev.offset), bands, triple, lo, hi))
             ax.set_xticks([])
             ax.set_yticks([])
-            entry = m["tokenizers"].get(name) or m["baselines_same_size"].get(name)
+            entry = _entry(m, name)
             title = name
             if entry and entry.get("reached", True):
-                title += (f"\n{entry['ratio_vs_raw']:.0f}x, {entry['psnr_db']:.1f} dB, "
+                title += (f"\n{entry['bytes']:,} B, {entry['psnr_db']:.1f} dB, "
                           f"SAM {entry['sam_deg']:.1f}°")
             ax.set_title(title if r == 0 else "", fontsize=8)
             if c == 0:
@@ -114,9 +115,9 @@ def plot_histograms(ev: SceneEvaluation, path: Path) -> Path:
 
 
 def plot_rate_distortion(points: dict[str, Any], path: Path, title: str = "") -> Path:
-    """PSNR and SAM vs bits/pixel/band: baseline curves (lines) and tokenizer points (markers).
+    """PSNR and SAM vs bits/pixel/band: every codec's curve (lines) and the measured files (markers).
 
-    ``points`` = {"tokenizers": {name: [(bpppb, psnr, sam), ...]}, "curves": {name: [(bpppb, psnr, sam)]}}.
+    ``points`` = {"files": {name: [(bpppb, psnr, sam), ...]}, "curves": {name: [(bpppb, psnr, sam)]}}.
     """
     import matplotlib
 
@@ -133,10 +134,11 @@ def plot_rate_distortion(points: dict[str, Any], path: Path, title: str = "") ->
         a1.plot(x, p, "-o", ms=3, label=name, color=colour)
         a2.plot(x, s, "-o", ms=3, label=name, color=colour)
     markers = "*sD^vP"
-    for k, (name, pts) in enumerate(points.get("tokenizers", {}).items()):
+    for k, (name, pts) in enumerate(points.get("files", {}).items()):
         x, p, s = zip(*pts, strict=True)
-        a1.plot(x, p, markers[k % len(markers)], ms=10, label=name)
-        a2.plot(x, s, markers[k % len(markers)], ms=10, label=name)
+        colour = _COLOURS.get(name)
+        a1.plot(x, p, markers[k % len(markers)], ms=10, label=f"{name}, evaluated file", color=colour)
+        a2.plot(x, s, markers[k % len(markers)], ms=10, label=f"{name}, evaluated file", color=colour)
     for ref in points.get("references", []):
         a1.plot(ref[0], ref[1], "x", color="grey", ms=7)
         a2.plot(ref[0], ref[2], "x", color="grey", ms=7)
@@ -157,13 +159,21 @@ def plot_rate_distortion(points: dict[str, Any], path: Path, title: str = "") ->
     return _save_figure(fig, path)
 
 
+def _entry(m: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The measured entry of ``name``: the codec under test or one anchor."""
+    return m["codec"] if m["codec"].get("name") == name else m["anchors"].get(name)
+
+
 def _rd_points(m: dict[str, Any]) -> dict[str, Any]:
-    toks = {n: [(e["bits_per_pixel_per_band"], e["psnr_db"], e["sam_deg"])] for n, e in m["tokenizers"].items()}
+    files = {m["codec"]["name"]: [(m["codec"]["bits_per_pixel_per_band"], m["codec"]["psnr_db"],
+                                   m["codec"]["sam_deg"])]}
+    files.update({n: [(e["bits_per_pixel_per_band"], e["psnr_db"], e["sam_deg"])]
+                  for n, e in m["anchors"].items() if e.get("reached")})
     curves = {
         n: [(p["bits_per_pixel_per_band"], p["psnr_db"], p["sam_deg"]) for p in pts if p.get("reached")]
-        for n, pts in m["baseline_curves"].items()
+        for n, pts in m["curves"].items()
     }
-    return {"tokenizers": toks, "curves": curves}
+    return {"files": files, "curves": curves}
 
 
 def _fmt(v: Any, nd: int = 2) -> str:
@@ -171,54 +181,58 @@ def _fmt(v: Any, nd: int = 2) -> str:
 
 
 def report_markdown(m: dict[str, Any], figures: dict[str, str]) -> str:
-    """The human-readable report of one scene evaluation."""
-    sc = m["scene"]
+    """The human-readable report of one scene evaluation: every file's actual bytes beside its fidelity."""
+    sc, ours = m["scene"], m["codec"]
+    target = ours["bytes"]
     lines = [
         f"# Imagery codec evaluation: {Path(sc['source']).name}",
         "",
         f"Scene: `{sc['source']}`, {sc['shape'][0]} bands x {sc['shape'][1]} x {sc['shape'][2]} px, "
         f"DN offset {sc['offset']}, valid fraction {sc['valid_fraction']:.3f}.",
-        f"PSNR: {m['psnr_definition']}. RMSE in reflectance x 10000. SAM in degrees over valid pixels.",
+        f"PSNR: {m['psnr_definition']}. SAM: {m['sam_definition']}. RMSE in reflectance x 10000.",
         f"Raw uint16: {m['raw_bytes']:,} B; lossless GeoTIFF (predictor 2): ZSTD "
         f"{m['lossless_geotiff_bytes']['zstd']:,} B, DEFLATE {m['lossless_geotiff_bytes']['deflate']:,} B.",
         "",
-        "| codec | bytes | bits/px/band | ratio vs raw | ratio vs lossless ZSTD | PSNR dB | RMSE | SSIM | SAM ° "
-        "| NDVI MAE | Wasserstein |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"Codec under test: `{ours['name']}` "
+        + (f"at 1/{m['requested_ratio']:g} of raw uint16" if m.get("requested_ratio") else "at its default rate")
+        + f"; its whole file is {target:,} B. Each anchor is searched to the largest whole file of at most "
+        f"{target:,} B (georeference and side information counted); the bytes column is each file's actual size.",
+        "",
+        "| codec | bytes (whole file) | bytes vs ours | bits/px/band | ratio vs raw | ratio vs lossless ZSTD "
+        "| PSNR dB | RMSE | SSIM | SAM ° | NDVI MAE | Wasserstein |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     zstd = m["lossless_geotiff_bytes"]["zstd"]
-    rows = [(n, e, e["payload_bytes"]) for n, e in m["tokenizers"].items()]
-    rows += [(f"{n} (same size)", e, e.get("nbytes")) for n, e in m["baselines_same_size"].items()]
-    for name, e, nbytes in rows:
+    rows = [(ours["name"], ours), *m["anchors"].items()]
+    for name, e in rows:
         if not e.get("reached", True):
-            lines.append(f"| {name} | cannot reach {e['budget_bytes']} B | | | | | | | | | |")
+            lines.append(f"| {name} | cannot fit {e['target_bytes']:,} B: {e['error']} | | | | | | | | | | |")
             continue
+        nbytes = e["bytes"]
         lines.append(
-            f"| {name} | {nbytes:,} | {e['bits_per_pixel_per_band']:.4f} | {m['raw_bytes'] / nbytes:.0f} | "
+            f"| {name} | {nbytes:,} | {100.0 * (nbytes - target) / target:+.1f} % | "
+            f"{e['bits_per_pixel_per_band']:.4f} | {m['raw_bytes'] / nbytes:.0f} | "
             f"{zstd / nbytes:.0f} | {e['psnr_db']:.2f} | {e['rmse']:.0f} | {_fmt(e.get('ssim', ''), 3)} | "
             f"{e['sam_deg']:.2f} | {_fmt(e.get('ndvi_mae', ''), 4)} | {e['wasserstein']:.1f} |"
         )
-    lines += ["", "Token bytes are the index payload; the whole token file (header with CRS, transform, "
-              "band names, checksum) is:", ""]
-    for name, e in m["tokenizers"].items():
-        lines.append(
-            f"- {name}: {e['file_bytes']:,} B ({e['ratio_vs_raw_file']:.0f}x vs raw), index encoding "
-            f"`{e['index_encoding']}`, encode {e['encode_s']:.2f} s ({e['encode_tiles_per_s']:.1f} tiles/s), "
-            f"decode {e['decode_s']:.2f} s; model `{e['model_id'][:12]}` ({e['quantizer']}, f={e['downsample']}, "
-            f"G={e['groups']}, V={e['codebook_size']})."
-        )
-    lines += ["", "## Baseline rate–distortion curves", "", "| codec | target ratio | bytes | bits/px/band | "
+    lines += ["", "Codecs and timings (encode includes the rate search):", ""]
+    for name, e in rows:
+        if e.get("reached", True):
+            desc = ", ".join(f"{k}={v}" for k, v in e["describe"].items() if k not in ("name", "bands"))
+            runs = f" ({e['encoder_runs']} encoder runs)" if e.get("encoder_runs") else ""
+            lines.append(f"- {name}: encode {e['encode_s']:.3f} s{runs}, decode {e['decode_s']:.3f} s; {desc}.")
+    lines += ["", "## Rate–distortion curves", "", "| codec | target ratio | bytes | bits/px/band | "
               "PSNR dB | SAM ° |", "|---|---|---|---|---|---|"]
-    for name, pts in m["baseline_curves"].items():
+    for name, pts in m["curves"].items():
         for p in pts:
             if p.get("reached"):
-                lines.append(f"| {name} | {p['target_ratio']} | {p['nbytes']:,} | "
+                lines.append(f"| {name} | 1/{p['target_ratio']} | {p['bytes']:,} | "
                              f"{p['bits_per_pixel_per_band']:.4f} | {p['psnr_db']:.2f} | {p['sam_deg']:.2f} |")
             else:
-                lines.append(f"| {name} | {p['target_ratio']} | not reachable | | | |")
-    lines += ["", "Per-band PSNR (dB):", "", "| codec | " + " | ".join(m["scene"]["bands"]) + " |",
-              "|---|" + "---|" * len(m["scene"]["bands"])]
-    for name, e, _ in rows:
+                lines.append(f"| {name} | 1/{p['target_ratio']} | not reached: {p['error']} | | | |")
+    lines += ["", "Per-band PSNR (dB):", "", "| codec | " + " | ".join(sc["bands"]) + " |",
+              "|---|" + "---|" * len(sc["bands"])]
+    for name, e in rows:
         if e.get("reached", True):
             lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in e["psnr_db_per_band"].values()) + " |")
     lines += ["", "## Figures", ""]

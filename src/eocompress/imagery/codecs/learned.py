@@ -1,0 +1,64 @@
+"""Our learned codec behind the interface (what ``eocompress imagery encode`` writes), through its public methods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from eocompress.errors import InputError
+from eocompress.imagery.codec.learned import LearnedCodec
+from eocompress.imagery.codecs.base import register, select_bands, target_size
+from eocompress.imagery.readers.scenes import Scene
+
+#: The rate ``imagery encode`` uses when none is given (whole file at most raw uint16 / 450).
+DEFAULT_RATIO = 450.0
+
+
+class LearnedSceneCodec:
+    """The learned transform codec: token file bytes (``EOT2``) from a scene, DN back."""
+
+    name = "learned"
+
+    def __init__(self, model: str = "default", device: str = "cpu", quality: int | None = None) -> None:
+        self.codec = LearnedCodec.load(model, device=device)
+        self.model = str(model)
+        self.quality = quality
+        self.bands = list(self.codec.bands)
+
+    def encode(self, scene: Scene, *, ratio: float | None = None, target_bytes: int | None = None) -> bytes:
+        """Token-file bytes at ``ratio``/``target_bytes``; with neither, the codec's ``quality`` or 1/450."""
+        select_bands(scene, self.bands, self.name)  # one line naming missing bands
+        if ratio is None and target_bytes is None:
+            if self.quality is not None:
+                return self.codec.encode_scene(scene, quality=self.quality)
+            ratio = DEFAULT_RATIO
+        budget = target_size(scene, len(self.bands), ratio, target_bytes)
+        raw = len(self.bands) * scene.shape[0] * scene.shape[1] * 2
+        if budget < 1:
+            raise InputError(f"ratio {ratio} leaves no byte for a {scene.shape[0]}x{scene.shape[1]} scene")
+        return self.codec.encode_scene(scene, ratio=raw / budget if target_bytes is not None else ratio)
+
+    def decode(self, blob: bytes) -> tuple[np.ndarray, dict[str, Any]]:
+        """uint16 (C, H, W) and the georeference of the token file's header.
+
+        ``georef["offset"]`` is the DN offset present in the returned array (version-1 files, written before
+        the header had the field, decode without their offset: 0).
+        """
+        data = np.asarray(self.codec.decode(blob))
+        head, _ = self.codec.read_header(blob)
+        crs = f"EPSG:{head.epsg}" if head.epsg else head.wkt
+        return data, {"crs": crs, "transform": tuple(head.transform) if head.transform else None,
+                      "bands": list(self.bands), "offset": int(getattr(head, "offset", 0) or 0),
+                      "offset_known": bool(getattr(head, "offset_known", False)),
+                      "processing_level": getattr(head, "level", None), "height": head.height, "width": head.width}
+
+    def describe(self) -> dict[str, Any]:
+        """Name, model and settings."""
+        return {"name": self.name, "model": self.model, "model_id": self.codec.model_id.hex(), "bands": self.bands,
+                "latent_channels": int(getattr(self.codec.config, "latent", 0) or 0),
+                "rate_control": "bisection on the quantisation step (whole file)",
+                "default_ratio": DEFAULT_RATIO if self.quality is None else None, "quality": self.quality}
+
+
+register("learned", LearnedSceneCodec)
