@@ -516,3 +516,14 @@ def test_cog_int8_mapping_property(seed: int) -> None:
     const = lo == hi
     assert (err[:, const] <= tol[const]).all()
     assert (err[:, ~const] <= 0.5 * step[~const] * 1.001 + tol[~const]).all()
+
+
+def test_parquet_stac_item_not_replaced_without_overwrite(lulc_data: np.ndarray, tmp_path: Path) -> None:
+    src = _chips(tmp_path / "c.parquet", lulc_data[:16, :24, :20])
+    out = tmp_path / "q.parquet"
+    stac_path(out).write_text("{}")
+    with pytest.raises(InputError, match="already exists; pass --overwrite"):
+        compress(src, out, "int8")
+    assert stac_path(out).read_text() == "{}" and not out.exists()
+    compress(src, out, "int8", overwrite=True)
+    assert json.loads(stac_path(out).read_text()).get("type") == "Feature"

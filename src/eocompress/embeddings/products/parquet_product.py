@@ -218,7 +218,7 @@ def compress_parquet(
     if stac:
         from eocompress.embeddings.products.stac import write_stac_item
 
-        write_stac_item(out)
+        write_stac_item(out, overwrite=overwrite)
     return out
 
 
