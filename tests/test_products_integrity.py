@@ -527,3 +527,32 @@ def test_parquet_stac_item_not_replaced_without_overwrite(lulc_data: np.ndarray,
     assert stac_path(out).read_text() == "{}" and not out.exists()
     compress(src, out, "int8", overwrite=True)
     assert json.loads(stac_path(out).read_text()).get("type") == "Feature"
+
+
+def test_resume_refuses_another_rescore_codec(lulc_tif: Path, lulc_data: np.ndarray, tmp_path: Path) -> None:
+    """A partial started with --rescore-codec int8, resumed without it or with another: refused (was: chunks
+    with and without rescore codes mixed, and the product failed verify)."""
+    from eocompress.embeddings.products import zarr_product
+
+    src = _write_tif(tmp_path / "g.tif", lulc_data[:, :48, :40].copy(), lulc_tif, (0, 0, 40, 48))
+    calls = {"n": 0}
+    real = zarr_product._encode_chunk
+
+    def crashing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 6:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    out = tmp_path / "r.zarr"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(zarr_product, "_encode_chunk", crashing)
+        with pytest.raises(EOCompressError, match="--resume"):
+            compress(src, out, "binary", chunk=8, rescore_spec="int8")
+    assert partial_path(out).exists()
+    with pytest.raises(EOCompressError, match="another --rescore-codec"):
+        compress(src, out, "binary", chunk=8, resume=True)
+    with pytest.raises(EOCompressError, match="--rescore-codec int8, not int4"):
+        compress(src, out, "binary", chunk=8, resume=True, rescore_spec="int4")
+    compress(src, out, "binary", chunk=8, resume=True, rescore_spec="int8")
+    assert verify_product(out)["ok"]

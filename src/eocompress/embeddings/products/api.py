@@ -187,6 +187,11 @@ def compress(
         if kind != "zarr":
             raise InputError("--rescore-codec is stored only in Zarr products; write OUT as .zarr")
         rescore = _resume_codec(out, key="eocompress:rescore_codec") if resume else None
+        if rescore is not None and _canonical(rescore_spec) != rescore.spec:
+            raise EOCompressError(
+                f"the unfinished product {partial_path(out)} was started with --rescore-codec {rescore.spec}, not "
+                f"{rescore_spec}; resume with --rescore-codec {rescore.spec}, or drop --resume to start fresh"
+            )
         if rescore is None:
             rescore = fit_codec(rescore_spec, fld.info.dim, sample, None, seed=seed, what=fld.describe())
     if kind == "zarr":

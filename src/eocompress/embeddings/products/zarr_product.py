@@ -152,8 +152,10 @@ def _encode_chunk(
     return window.key, int(valid.sum()), False
 
 
-def _check_resume(group: Any, part: Path, codec: Any, chunk: int, source: dict[str, Any] | None) -> None:
-    """Refuse to continue a partial store started from another input, codec or chunk size."""
+def _check_resume(
+    group: Any, part: Path, codec: Any, chunk: int, source: dict[str, Any] | None, rescore_codec: Any = None
+) -> None:
+    """Refuse to continue a partial store started from another input, codec, rescore codec or chunk size."""
     fresh = f"drop --resume to start fresh (this deletes the unfinished {part})"
     try:
         attrs = group.attrs.asdict()
@@ -167,6 +169,18 @@ def _check_resume(group: Any, part: Path, codec: Any, chunk: int, source: dict[s
         raise EOCompressError(
             f"the unfinished product {part} was started with another codec ({stored_codec.spec}, now {codec.spec}); "
             f"resume with --codec {stored_codec.spec} and the same --fit, or {fresh}"
+        )
+    try:
+        stored_rescore = load_codec(group, "eocompress:rescore_codec")
+    except (EOCompressError, ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise EOCompressError(f"the unfinished product {part} has damaged metadata ({exc}); {fresh}") from exc
+    if (stored_rescore is None) != (rescore_codec is None) or (
+        stored_rescore is not None and stored_rescore.to_json() != rescore_codec.to_json()
+    ):
+        have = stored_rescore.spec if stored_rescore is not None else "none"
+        raise EOCompressError(
+            f"the unfinished product {part} was started with another --rescore-codec ({have}); resume with "
+            f"the same --rescore-codec, or {fresh}"
         )
     if attrs.get("eocompress:chunk") != chunk:
         raise EOCompressError(
@@ -298,7 +312,7 @@ def compress_to_zarr(
     store = part / "store.zarr"
     if part.exists() and resume and (store / "zarr.json").exists():
         group = _open_group(store, mode="r+")
-        _check_resume(group, part, codec, chunk, source)
+        _check_resume(group, part, codec, chunk, source, rescore_codec)
     else:
         resume = False
         if part.exists():
