@@ -155,6 +155,7 @@ def compress_cmd(
                 source_data=source_data or None,
                 datetime=acquired,
                 crc32c=crc32c,
+                clip_report=None if as_json else _print_clipping,
             )
     if as_json:
         from eocompress.embeddings.products.verify import product_summary
@@ -162,6 +163,15 @@ def compress_cmd(
         print_json({"product": str(result), "stac_item": str(stac_path(result)), **product_summary(result, check=False)})
         return
     console.print(f"wrote {result} and {stac_path(result).name}", highlight=False, soft_wrap=True)
+
+
+def _print_clipping(record: dict) -> None:
+    """`compress`'s line on the values its scalar ranges clip (stderr, before the chunks are written)."""
+    from eocompress.embeddings.products.ranges import describe
+
+    for name, rec in record.items():
+        if rec is not None:
+            log(f"{name}: {describe(rec)}")
 
 
 @app.command("decompress")
@@ -221,6 +231,10 @@ def info_cmd(
             for msg in value:
                 table.add_row("[red]bad[/]", msg)
             continue
+        if key == "clipping":
+            for name, line in value.items():
+                table.add_row(f"clipping ({name})", line)
+            continue
         table.add_row(key, str(value))
     console.print(table)
 
@@ -239,6 +253,9 @@ def verify_cmd(
         print_json({"product": str(product), **result})
     elif result["ok"]:
         console.print(f"ok: metadata and {result['n_chunks']} chunks match their sha256", highlight=False)
+    if not as_json:
+        for name, line in result.get("clipping", {}).items():
+            console.print(f"{name}: {line}", highlight=False, soft_wrap=True)
     for msg in result["bad"]:
         log(f"bad: {msg}")
     if not result["ok"]:

@@ -177,6 +177,18 @@ class Quantizer(Stage):
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """uint8 (N, code_size(d)) -> float32 (N, d)."""
 
+    def coded_range(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(lowest, highest decoded value, step) per dimension of a quantizer that clips outside a range, else None.
+
+        A value further than half a step outside ``[lowest, highest]`` is clipped: its error exceeds the
+        half step that every value inside the range keeps to.
+        """
+        return None
+
+    def widen_range(self, lo: np.ndarray, hi: np.ndarray) -> bool:
+        """Grow a fitted range to cover ``[lo, hi]`` per dimension (as a fit on those values would); False if fixed."""
+        return False
+
     def prepare_decode(self, n_rows: int) -> None:
         """Load what decoding ``n_rows`` rows needs (faiss kernels) before the block pool's threads start."""
 

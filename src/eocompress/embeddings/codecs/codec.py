@@ -43,6 +43,8 @@ FORMAT = "eocompress-codec"
 FORMAT_VERSION = 2
 OUTPUTS = ("decoded", "codes")
 _ARRAY_KINDS = "fiub"
+#: rows per block of :meth:`Codec.range_report`
+_REPORT_ROWS = 1 << 14
 
 
 def canonical_sha256(meta: dict[str, Any]) -> str:
@@ -311,6 +313,54 @@ class Codec(TransformerMixin, BaseEstimator):
             return map_blocks(block, X, out, row_bytes=4 * self.dim)
         except _OutOfRange as exc:
             raise self._out_of_range_error(X, exc.stage) from None
+
+    # ------------------------------------------------------------------ ranges
+    def quantizer_input(self, X: Any) -> np.ndarray:
+        """The float32 vectors the quantizer codes: ``X`` (N, D) through every transform."""
+        self._require_fitted()
+        Z = check_vectors(xa.as_rows(X), dim=self.dim, finite=False)
+        with np.errstate(all="ignore"):
+            for stage in self.transforms:
+                Z = np.ascontiguousarray(stage.transform(Z), dtype=np.float32)
+        return Z
+
+    def range_report(self, X: Any) -> dict[str, Any] | None:
+        """How ``X`` fits the quantizer's coded range: per-dimension min/max and the values it clips.
+
+        ``{"min", "max"}`` (arrays over the quantizer's input dims, ``±inf`` for no rows), ``"values"``
+        (how many were coded), ``"clipped"`` (values more than half a step outside the range, whose error
+        therefore exceeds the half step every value inside keeps to) and ``"worst_steps"`` (the largest
+        such error in quantization steps). None when the quantizer has no range (pq, tc, binary, float).
+        """
+        bounds = self.quantizer.coded_range()
+        if bounds is None:
+            return None
+        X = check_vectors(xa.as_rows(X), dim=self.dim, finite=False)
+        low, high, step = (np.asarray(b, np.float32) for b in bounds)
+        lo = np.full(len(low), np.inf, np.float32)
+        hi = -lo
+        report: dict[str, Any] = {"min": lo, "max": hi, "values": 0, "clipped": 0, "worst_steps": 0.0}
+        for s in range(0, len(X), _REPORT_ROWS):  # row blocks: a few MB of temporaries per block
+            Z = self.quantizer_input(X[s : s + _REPORT_ROWS])
+            np.minimum(lo, Z.min(axis=0), out=lo)
+            np.maximum(hi, Z.max(axis=0), out=hi)
+            with np.errstate(all="ignore"):
+                excess = np.maximum(low - Z, Z - high) / step  # > 0.5: beyond half a step outside the range
+            clipped = excess > 0.5
+            report["values"] += int(Z.size)
+            if clipped.any():
+                report["clipped"] += int(clipped.sum())
+                report["worst_steps"] = max(report["worst_steps"], float(excess.max()))
+        return report
+
+    def widen_range(self, lo: np.ndarray, hi: np.ndarray) -> bool:
+        """Grow the quantizer's fitted range to ``[lo, hi]`` (its input's min/max over more data); False if fixed.
+
+        What :meth:`fit` on the whole input would give when the transforms were fitted on a sample of it:
+        ``compress`` fits on a pixel sample, then widens the ranges to the whole field so nothing is clipped.
+        """
+        self._require_fitted()
+        return self.quantizer.widen_range(np.asarray(lo, np.float32), np.asarray(hi, np.float32))
 
     def transform(self, X: Any) -> Any:
         """scikit-learn transform: ``reconstruct(X)`` (output="decoded") or ``encode(X)`` (output="codes")."""

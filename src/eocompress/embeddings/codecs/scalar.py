@@ -128,15 +128,25 @@ class LinearQuantizer(Quantizer):
         return {"min_": (self.input_dim,), "step_": (self.input_dim,)}
 
     def fit(self, Z: np.ndarray) -> LinearQuantizer:
-        lo = Z.min(axis=0)
-        hi = Z.max(axis=0)
+        self.input_dim = Z.shape[1]
+        self._set_range(Z.min(axis=0), Z.max(axis=0))
+        return self
+
+    def _set_range(self, lo: np.ndarray, hi: np.ndarray) -> None:
         step = (hi - lo) / (self.levels - 1)
         # A constant dimension decodes to its value; any positive step keeps the division finite.
-        self.min_ = lo.astype(np.float32)
+        self.min_ = np.asarray(lo).astype(np.float32)
         self.step_ = np.where(step > 0, step, 1.0).astype(np.float32)
-        self.input_dim = Z.shape[1]
         self._after_set_state()
-        return self
+
+    def coded_range(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.min_, self.min_ + (self.levels - 1) * self.step_, self.step_
+
+    def widen_range(self, lo: np.ndarray, hi: np.ndarray) -> bool:
+        self._require_fitted()
+        low, high, _ = self.coded_range()
+        self._set_range(np.minimum(low, lo), np.maximum(high, hi))
+        return True
 
     def _after_set_state(self) -> None:
         if not (self.step_ > 0).all():
@@ -202,6 +212,12 @@ class AefInt8(Quantizer):
     def fit(self, Z: np.ndarray) -> AefInt8:
         self.input_dim = Z.shape[1]
         return self
+
+    def coded_range(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        top = np.float32((127 / 127.5) ** 2)
+        ones = np.ones(self.input_dim, np.float32)
+        # step 2 (1 - top) ~ the outermost gap (127² - 126²) / 127.5²: clipped means |x| > top + step / 2 = 1
+        return -top * ones, top * ones, 2 * (1 - top) * ones
 
     def encode(self, Z: np.ndarray) -> np.ndarray:
         v = np.sqrt(np.abs(Z))

@@ -19,6 +19,8 @@ from eocompress._atomic import check_output_path, output_lock
 from eocompress.embeddings.products.conventions import provenance
 from eocompress.embeddings.products.fields import Field, GridInfo, open_field, sample_pixels
 from eocompress.embeddings.products.integrity import check_decodable, check_magnitude
+from eocompress.embeddings.products.ranges import ATTR as RANGE_ATTR
+from eocompress.embeddings.products.ranges import fit_ranges
 from eocompress.embeddings.products.scale import map_chunks
 from eocompress.embeddings.products.zarr_product import partial_path
 from eocompress.errors import EOCompressError, InputError
@@ -115,11 +117,14 @@ def compress(
     source_data: list[str] | None = None,
     datetime: str | None = None,
     crc32c: bool = True,
+    clip_report: Callable[[dict[str, Any]], None] | None = None,
 ) -> Path:
     """Compress an embedding field (GeoTIFF/COG/Zarr/AEF/Tessera) or a chip table (Parquet) into ``out``.
 
     ``model``, ``source_data`` (URIs) and ``datetime`` (acquisition, ISO 8601) go into the product's
     geo-embeddings attributes and STAC item; by default they are read from the input's tags.
+    Scalar ranges fitted on the sample are widened to the whole input (one min/max pass); the values
+    still clipped (a ``--fit`` codec's range) are counted, stored (Zarr) and passed to ``clip_report``.
     """
     src, out = Path(src), Path(out)
     check_settings(chunk=chunk, fit_sample=fit_sample)
@@ -173,6 +178,8 @@ def compress(
     codec = None
     if resume and kind == "zarr":
         codec = _resume_codec(out)
+    resumed = codec is not None
+    if resume and kind == "zarr":
         if codec is not None and (fit is None or Path(fit).suffix != ".json") and _canonical(spec) != codec.spec:
             raise EOCompressError(
                 f"the unfinished product {partial_path(out)} was started with --codec {codec.spec}, not {spec}; "
@@ -194,6 +201,14 @@ def compress(
             )
         if rescore is None:
             rescore = fit_codec(rescore_spec, fld.info.dim, sample, None, seed=seed, what=fld.describe())
+    clipping = None
+    if not resumed:  # scalar ranges over the whole input (a resumed product keeps its codec and record)
+        sampled = fit is None
+        both = [codec] + ([rescore] if rescore is not None else [])
+        records = fit_ranges(fld, both, [sampled, True][: len(both)], chunk, client)
+        clipping = {"codes": records[0], **({"rescore_codes": records[1]} if len(records) > 1 else {})}
+        if clip_report is not None:
+            clip_report(clipping)
     if kind == "zarr":
         from eocompress.embeddings.products.zarr_product import compress_to_zarr
 
@@ -209,6 +224,7 @@ def compress(
             progress=progress,
             provenance=prov,
             crc32c=crc32c,
+            extra_attrs={RANGE_ATTR: clipping} if clipping else None,
         )
     else:
         from eocompress.embeddings.products.cog_product import compress_to_cog

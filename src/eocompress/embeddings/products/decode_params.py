@@ -25,6 +25,10 @@ DECODE_FORMULAS = {
     "aef-int8": "x = sign(v) * (v / 127.5) ** 2, v = the code byte read as int8",
     "float32": "x = the code bytes read as little-endian float32",
     "float16": "x = the code bytes read as little-endian float16",
+    "rq": "x = mean + sum over m of codebooks[m*256 + code[m]]",
+    "transform-coding": "bits unpacked MSB first, b_j = bits[j] per component, i_j their value; "
+    "z_j = levels[offset_j + i_j] (offset_j = sum of 2**bits[:j]); x = z @ components + mean",
+    "transform-coding-rq": "x = tc decode of the first H bytes + (rq decode of the rest) @ axes",
 }
 TRANSFORM_INVERSES = {
     "pca": "x = z @ components + mean",
@@ -34,6 +38,7 @@ TRANSFORM_INVERSES = {
     "itq": "x = z @ projection.T + mean",
     "rot": "x = z @ rotation.T + mean",
     "opq": "x = z @ rotation",
+    "unit": "x = z * mean_norm",
 }
 
 

@@ -304,24 +304,33 @@ def open_field(path: str | Path, kind: str = "auto", **kwargs: Any) -> Field:
 def sample_pixels(fld: Field, n: int, chunk: int, seed: int = 0, max_chunks: int = 32) -> np.ndarray:
     """A seeded random sample of up to ``n`` valid pixel vectors (float32, (n, D)).
 
-    Reads at most ``max_chunks`` randomly chosen chunk windows (never the whole field), then
-    draws pixels uniformly among their valid ones. Raises when every sampled pixel is nodata.
+    Reads ``max_chunks`` randomly chosen windows (never the whole field), then draws pixels uniformly
+    among their valid ones; more random windows are read while fewer than ``n`` pixels were found. Windows
+    are ``chunk`` pixels wide, or wider when ``max_chunks`` chunks could not hold ``2 n`` pixels, so a small
+    ``--chunk`` does not shrink the sample. Raises when every sampled pixel is nodata.
     """
     rng = np.random.default_rng(seed)
-    windows = list(iter_windows(fld.info.height, fld.info.width, chunk))
+    edge = max(chunk, int(np.ceil(np.sqrt(2 * n / max_chunks))))
+    windows = list(iter_windows(fld.info.height, fld.info.width, edge))
     picked = rng.choice(len(windows), size=min(max_chunks, len(windows)), replace=False)
     per_chunk = -(-n // len(picked))
     parts: list[np.ndarray] = []
-    for idx in sorted(picked.tolist()):
-        values, valid = fld.read(windows[idx])
+    order = sorted(picked.tolist())
+    found, k = 0, 0
+    while k < len(order):
+        values, valid = fld.read(windows[order[k]])
         vecs = values[valid]
         if len(vecs) > per_chunk:
             vecs = vecs[rng.choice(len(vecs), size=per_chunk, replace=False)]
         parts.append(vecs)
+        found, k = found + len(vecs), k + 1
+        if k == len(order) and found < n and len(order) < len(windows):  # partial or nodata windows: read more
+            rest = np.setdiff1d(np.arange(len(windows)), order)
+            order += rng.permutation(rest)[: max_chunks].tolist()
     sample = np.concatenate(parts) if parts else np.empty((0, fld.info.dim), np.float32)
     if len(sample) == 0:
         raise InputError(
-            f"every pixel in the fit sample of {fld.describe()} ({len(picked)} chunks) is nodata; check the "
+            f"every pixel in the fit sample of {fld.describe()} ({len(order)} chunks) is nodata; check the "
             "nodata value, or fit on other data with --fit codec.json / --fit train.npy"
         )
     if len(sample) > n:

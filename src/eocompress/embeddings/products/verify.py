@@ -13,6 +13,8 @@ from typing import Any
 
 from eocompress.embeddings.products.api import open_product, product_kind
 from eocompress.embeddings.products.checksums import ChecksumError
+from eocompress.embeddings.products.ranges import ATTR as RANGE_ATTR
+from eocompress.embeddings.products.ranges import describe as describe_clipping
 
 
 def verify_product(path: str | os.PathLike, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -32,7 +34,18 @@ def verify_product(path: str | os.PathLike, progress: Callable[[int], None] | No
             bad.append(str(exc))
         if progress:
             progress(1)
-    return {"ok": not bad, "n_chunks": len(units), "bad": bad}
+    result: dict[str, Any] = {"ok": not bad, "n_chunks": len(units), "bad": bad}
+    result.update(clipping_summary(prod))
+    return result
+
+
+def clipping_summary(prod: Any) -> dict[str, Any]:
+    """``{"clipping": one line per coded array}`` from the record ``compress`` stored (Zarr), else nothing."""
+    attrs = getattr(prod, "attrs", None)
+    record = attrs.get(RANGE_ATTR) if isinstance(attrs, dict) else None
+    if not isinstance(record, dict):
+        return {}
+    return {"clipping": {name: describe_clipping(rec) for name, rec in record.items()}}
 
 
 def product_summary(path: str | os.PathLike, check: bool = True) -> dict[str, Any]:
@@ -64,6 +77,7 @@ def product_summary(path: str | os.PathLike, check: bool = True) -> dict[str, An
         if getattr(prod, "rescore_codec", None) is not None:
             summary["rescore_codec"] = prod.rescore_codec.spec
     summary["file_ratio_vs_float32"] = round(raw / max(stored, 1), 2)
+    summary.update(clipping_summary(prod))
     if check:
         result = verify_product(path)
         summary["checksums"] = (
