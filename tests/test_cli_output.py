@@ -190,3 +190,32 @@ def test_piped_output_is_not_wrapped(data_root: Path, tmp_path: Path, product: P
     r = _cli("search", str(product), "--pixel", "50", "60", "--k", "3")
     assert r.returncode == 0, r.stderr
     assert "…" not in r.stdout  # coordinates in full, not cut to fit 80 columns
+
+
+def test_help_text_is_clean() -> None:
+    for command in (["compress"], ["encode"], ["decompress"], ["imagery", "encode"], ["search"], ["info"]):
+        r = subprocess.run([EOCOMPRESS, *command, "--help"], capture_output=True, text=True, timeout=60,
+                           env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+        assert r.returncode == 0, r.stderr
+        usage = next(line for line in r.stdout.splitlines() if "Usage:" in line)
+        assert "{" not in usage and "[[" not in usage, usage
+        assert "<bool>" not in r.stdout and "``" not in r.stdout and "default: -1" not in r.stdout
+    r = subprocess.run([EOCOMPRESS, "compress", "--help"], capture_output=True, text=True, timeout=60)
+    assert "SRC [OUT]" in r.stdout
+
+
+@pytest.mark.slow
+def test_unreachable_ratio_on_a_one_pixel_scene_names_a_working_fix(data_root: Path, tmp_path: Path) -> None:
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.open(data_root / "imagery/hydro/patch_0.tif") as s:
+        profile, pixel = s.profile, s.read(window=Window(0, 0, 1, 1))
+        profile.update(width=1, height=1, transform=s.window_transform(Window(0, 0, 1, 1)), tiled=False)
+    for key in ("blockxsize", "blockysize"):
+        profile.pop(key, None)
+    with rasterio.open(tmp_path / "one.tif", "w", **profile) as out:
+        out.write(pixel)
+    line = _one_error_line(_cli("imagery", "encode", str(tmp_path / "one.tif"), "-o", str(tmp_path / "one.eotok")))
+    assert "cannot be reached for a 1x1 scene" in line and "<= 0" not in line and "larger scene" in line
+    assert not (tmp_path / "one.eotok").exists()
