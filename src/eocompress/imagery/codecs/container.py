@@ -1,12 +1,13 @@
 """The small file the classical anchors write: georeference, DN offset and side information before the codestream.
 
-Our token file carries its grid, CRS, transform and checksum; an anchor's whole file carries the same
-georeference so that files of equal size hold the same information. Layout (little-endian)::
+Our token file carries its grid, CRS, transform and DN offset; an anchor's whole file carries the same
+georeference and offset, so that files of equal size hold the same information, and nothing else (the
+grid size is in the codestream). Layout (little-endian)::
 
-    magic "EOAN" | codec id u8 | flags u8 | offset u16 | height u32 | width u32 |
-    [epsg u32 | WKT: u16 length + zlib] [transform 4 x f64 | 6 x f64] | side: u16 length + bytes | codestream
+    magic "EA" | codec id u8 | flags u8 | [offset u16] | [epsg u32 | WKT: u16 length + zlib]
+    [transform 4 x f64 | 6 x f64] | [side: u16 length + bytes] | codestream
 
-18 bytes + georeference (36 with an EPSG code and a north-up transform) + side information.
+4 bytes, + 2 with a DN offset, + 36 with an EPSG code and a north-up transform, + the side information.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 
 from eocompress.errors import FileFormatError
 
-MAGIC = b"EOAN"
-_F_GEO, _F_WKT, _F_AFFINE6 = 1, 2, 4
+MAGIC = b"EA"
+_F_GEO, _F_WKT, _F_AFFINE6, _F_OFFSET, _F_SIDE = 1, 2, 4, 8, 16
 #: Codec ids inside the file (a file of one anchor is refused by another).
 CODEC_IDS = {"jpeg2000": 1, "klt+jpeg2000": 2, "jpegxl": 3}
 
@@ -29,8 +30,6 @@ class AnchorFile:
     """Header fields of an anchor file and its codestream."""
 
     codec: str
-    height: int
-    width: int
     offset: int = 0
     crs: Any = None
     transform: Any = None
@@ -56,8 +55,15 @@ class AnchorFile:
             else:
                 flags |= _F_AFFINE6
                 geo += struct.pack("<6d", a, b, c, d, e, f)
-        head = MAGIC + struct.pack("<BBHII", CODEC_IDS[self.codec], flags, int(self.offset), self.height, self.width)
-        return head + geo + struct.pack("<H", len(self.side)) + self.side
+        extra = b""
+        if self.offset:
+            flags |= _F_OFFSET
+            extra = struct.pack("<H", int(self.offset))
+        side = b""
+        if self.side:
+            flags |= _F_SIDE
+            side = struct.pack("<H", len(self.side)) + self.side
+        return MAGIC + struct.pack("<BB", CODEC_IDS[self.codec], flags) + extra + geo + side
 
     def to_bytes(self) -> bytes:
         """The whole file."""
@@ -66,14 +72,17 @@ class AnchorFile:
     @classmethod
     def from_bytes(cls, blob: bytes, codec: str) -> AnchorFile:
         """Parse a file written by ``codec``; one clear line when it is not one."""
-        if blob[:4] != MAGIC:
-            raise FileFormatError(f"not an anchor file (magic {blob[:4]!r}, expected {MAGIC!r})")
+        if blob[:2] != MAGIC:
+            raise FileFormatError(f"not an anchor file (magic {blob[:2]!r}, expected {MAGIC!r})")
         try:
-            cid, flags, offset, h, w = struct.unpack_from("<BBHII", blob, 4)
+            cid, flags = struct.unpack_from("<BB", blob, 2)
             if cid != CODEC_IDS[codec]:
                 names = {v: k for k, v in CODEC_IDS.items()}
                 raise FileFormatError(f"this file was written by {names.get(cid, cid)!r}; decode it with that codec")
-            pos, crs, transform = 16, None, None
+            pos, crs, transform, offset, side = 4, None, None, 0, b""
+            if flags & _F_OFFSET:
+                (offset,) = struct.unpack_from("<H", blob, pos)
+                pos += 2
             if flags & _F_GEO:
                 if flags & _F_WKT:
                     (n,) = struct.unpack_from("<H", blob, pos)
@@ -89,16 +98,18 @@ class AnchorFile:
                     a, c, e, f = struct.unpack_from("<4d", blob, pos)
                     transform = (a, 0.0, c, 0.0, e, f)
                     pos += 32
-            (n,) = struct.unpack_from("<H", blob, pos)
-            side = bytes(blob[pos + 2 : pos + 2 + n])
-            if len(side) != n:
-                raise FileFormatError("anchor file is truncated in its side information")
+            if flags & _F_SIDE:
+                (n,) = struct.unpack_from("<H", blob, pos)
+                side = bytes(blob[pos + 2 : pos + 2 + n])
+                if len(side) != n:
+                    raise FileFormatError("anchor file is truncated in its side information")
+                pos += 2 + n
         except (struct.error, zlib.error, UnicodeDecodeError) as exc:
             raise FileFormatError(f"anchor file header is damaged or truncated ({exc})") from exc
-        return cls(codec, h, w, offset, crs, transform, side, bytes(blob[pos + 2 + n :]))
+        return cls(codec, offset, crs, transform, side, bytes(blob[pos:]))
 
-    def georef(self, bands: list[str]) -> dict[str, Any]:
-        """The georeference dict of :meth:`SceneCodec.decode`."""
+    def georef(self, bands: list[str], shape: tuple[int, ...]) -> dict[str, Any]:
+        """The georeference dict of :meth:`SceneCodec.decode` for a decoded (C, H, W) ``shape``."""
         crs = self.crs if self.crs is None or isinstance(self.crs, str) else str(self.crs)
         return {"crs": crs, "transform": tuple(self.transform) if self.transform else None, "bands": list(bands),
-                "offset": self.offset, "height": self.height, "width": self.width}
+                "offset": self.offset, "height": int(shape[-2]), "width": int(shape[-1])}

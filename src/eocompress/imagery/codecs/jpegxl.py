@@ -65,7 +65,7 @@ class JpegXLCodec:
         """The largest whole file not over the target (one distance for every band)."""
         scene = select_bands(scene, self.bands, self.name)
         target = target_size(scene, len(self.bands), ratio, target_bytes)
-        head = AnchorFile(self.name, *scene.shape, scene.offset, scene.crs, scene.transform)
+        head = AnchorFile(self.name, scene.offset, scene.crs, scene.transform)
         self.last_encodes = 0
 
         def build(log_d: float) -> bytes:
@@ -87,7 +87,7 @@ class JpegXLCodec:
         c = len(self.bands)
         if len(f.side) != 6 * c:
             raise FileFormatError(f"JPEG XL side information holds {len(f.side)} B, expected {6 * c} for {c} bands")
-        out, pos = np.empty((c, f.height, f.width), np.uint16), 0
+        bands, pos = [], 0
         for i in range(c):
             low, s = struct.unpack_from("<Hf", f.side, 6 * i)
             (n,) = struct.unpack_from("<I", f.stream, pos)
@@ -95,9 +95,10 @@ class JpegXLCodec:
                 grey = imagecodecs.jpegxl_decode(f.stream[pos + 4 : pos + 4 + n])
             except Exception as exc:  # imagecodecs raises its own error types
                 raise FileFormatError(f"JPEG XL stream of band {self.bands[i]} is damaged ({exc})") from exc
-            out[i] = np.clip(np.round(grey.astype(np.float64) / s + low), 0, 65535).astype(np.uint16)
+            bands.append(np.clip(np.round(grey.astype(np.float64) / s + low), 0, 65535).astype(np.uint16))
             pos += 4 + n
-        return out, f.georef(self.bands)
+        out = np.stack(bands)
+        return out, f.georef(self.bands, out.shape)
 
     def describe(self) -> dict[str, Any]:
         """Name and settings."""

@@ -119,7 +119,7 @@ class KltJpeg2000Codec:
         best, best_err, encodes = None, np.inf, 0
         for k in choices:
             planes, klt = klt_forward(scene.data, k, scene.valid)
-            head = AnchorFile(self.name, *scene.shape, scene.offset, scene.crs, scene.transform, side=klt.to_bytes())
+            head = AnchorFile(self.name, scene.offset, scene.crs, scene.transform, side=klt.to_bytes())
             stats: dict[str, int] = {}
             stream = j2k_at_size(planes, target - len(head.header()), stats)
             encodes += stats.get("encodes", 0)
@@ -141,10 +141,9 @@ class KltJpeg2000Codec:
         f = AnchorFile.from_bytes(blob, self.name)
         klt = KLTBasis.from_bytes(f.side, len(self.bands))
         planes = j2k_decode(f.stream)
-        if planes.shape != (klt.basis.shape[1], f.height, f.width):
-            raise FileFormatError(f"codestream holds {planes.shape}, header says {klt.basis.shape[1]} components "
-                                  f"of {f.height}x{f.width}")
-        return klt_inverse(planes, klt), f.georef(self.bands)
+        if planes.shape[0] != klt.basis.shape[1]:
+            raise FileFormatError(f"codestream holds {planes.shape[0]} components, the header {klt.basis.shape[1]}")
+        return klt_inverse(planes, klt), f.georef(self.bands, planes.shape)
 
     def describe(self) -> dict[str, Any]:
         """Name and settings."""
