@@ -214,9 +214,10 @@ def _encode_learned(
         if as_json:
             print_json([{"source": str(o.source), "out": str(o.target), "status": o.status,
                          "bytes": getattr(o, "nbytes", None), "error": getattr(o, "error", None)} for o in outcomes])
-        if failed:
-            log(f"{failed} of {len(outcomes)} scenes failed (listed above); the others were written")
-            raise typer.Exit(1)
+        if failed:  # an error, not a log line: it prints with -q too, naming the first failure
+            first = next(o for o in outcomes if o.status == "failed")
+            raise EOCompressError(f"{failed} of {len(outcomes)} scenes failed, the others were written; "
+                                  f"first: {first.source}: {first.error}")
         return
     _refuse_existing(target, overwrite)
     codec = _learned(model, device)
@@ -274,9 +275,9 @@ def _encode_directory(
         table.add_row(o.source, o.status if not o.error else f"failed: {o.error}", f"{o.nbytes:,}", f"{o.seconds:.1f}")
     console.print(table)
     failed = [o for o in outcomes if o.status == "failed"]
-    if failed:
-        log(f"{len(failed)} of {len(outcomes)} scenes failed (listed above); the others were written")
-        raise typer.Exit(1)
+    if failed:  # an error, not a log line: it prints with -q too, naming the first failure
+        raise EOCompressError(f"{len(failed)} of {len(outcomes)} scenes failed, the others were written; "
+                              f"first: {failed[0].source}: {getattr(failed[0], 'error', '')}")
 
 
 @imagery_app.command("decode")
