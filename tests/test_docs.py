@@ -178,10 +178,11 @@ ARROWS = {
     "imagery.readers": {"shared"},
     "imagery.tokenizer": {"imagery.readers", "imagery.evaluation.fidelity"},
     "imagery.codec": {"imagery.tokenizer", "imagery.readers"},
-    "imagery.evaluation": {"imagery.codec", "imagery.evaluation.fidelity"},
+    "imagery.codecs": {"imagery.codec", "imagery.readers"},
+    "imagery.evaluation": {"imagery.codecs", "imagery.evaluation.fidelity"},
     "imagery.evaluation.fidelity": {"shared"},
     "imagery.archives": {"imagery.codec", "imagery.readers"},
-    "imagery": {"imagery.readers", "imagery.tokenizer", "imagery.codec", "imagery.evaluation"},
+    "imagery": {"imagery.readers", "imagery.tokenizer", "imagery.codec", "imagery.codecs", "imagery.evaluation"},
     "shared": {"shared"},
     "eocompress": {"embeddings.codecs"},
 }
