@@ -219,3 +219,15 @@ def test_unreachable_ratio_on_a_one_pixel_scene_names_a_working_fix(data_root: P
     line = _one_error_line(_cli("imagery", "encode", str(tmp_path / "one.tif"), "-o", str(tmp_path / "one.eotok")))
     assert "cannot be reached for a 1x1 scene" in line and "<= 0" not in line and "larger scene" in line
     assert not (tmp_path / "one.eotok").exists()
+
+
+@pytest.mark.slow
+def test_quiet_folder_encode_still_names_the_failed_scene(data_root: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    shutil.copy(data_root / "imagery/hydro/patch_0.tif", folder / "good.tif")
+    (folder / "bad.tif").write_bytes((data_root / "imagery/hydro/patch_1.tif").read_bytes()[:500])  # truncated
+    r = _cli("-q", "imagery", "encode", str(folder), "-o", str(tmp_path / "tokens"))
+    line = _one_error_line(r)
+    assert "1 of 2 scenes failed" in line and "bad.tif" in line
+    assert (tmp_path / "tokens" / "good.eotok").is_file()
