@@ -49,6 +49,9 @@ METADATA_COLUMNS: tuple[str, ...] = (
 )
 #: Metadata columns copied into the token archive when a metadata table is joined.
 JOINED: tuple[str, ...] = ("timestamp", "cloud_cover", "nodata", "centre_lat", "centre_lon")
+#: Bytes one cell costs in the archive besides its token file (Parquet column chunks and page headers, keys,
+#: CRS, bounds, footprint), measured on the real cells at about 2.4-3.0 kB: ``--ratio`` holds for the archive.
+ROW_OVERHEAD = 3072
 ARCHIVE_FORMAT = "eocompress-token-archive"
 ARCHIVE_VERSION = 1
 
@@ -210,8 +213,8 @@ def _footprint(scene: Scene) -> tuple[str | None, list[float] | None, bytes | No
     bounds = [float(west), float(south), float(east), float(north)]
     epsg = scene.crs.to_epsg()
     crs = f"EPSG:{epsg}" if epsg else scene.crs.to_wkt()
-    ring = box(*bounds).segmentize(max(east - west, north - south) / 8)
-    geom = shape(transform_geom(scene.crs, "EPSG:4326", mapping(ring)))
+    # the corners: a 10 km UTM square's edges stay within centimetres of straight lines in lon/lat
+    geom = shape(transform_geom(scene.crs, "EPSG:4326", mapping(box(*bounds))))
     return crs, bounds, geom.wkb
 
 
@@ -240,7 +243,8 @@ def encode_shard(
 ) -> ArchiveReport:
     """Encode every row of a Major-TOM shard into a token archive (bad rows reported via ``on_row`` and skipped).
 
-    ``codec``: a :class:`~eocompress.imagery.codec.learned.LearnedCodec`. ``metadata``: a Major-TOM
+    ``codec``: a :class:`~eocompress.imagery.codec.learned.LearnedCodec`. ``ratio`` holds for the archive:
+    each cell's token file gets raw uint16 / ``ratio`` minus :data:`ROW_OVERHEAD` bytes. ``metadata``: a Major-TOM
     metadata table whose ``timestamp, cloud_cover, nodata, centre_lat, centre_lon`` are joined on
     ``(grid_cell, product_id)``. ``on_row(name, error)`` is called after each row (error None when written).
     Nothing is written when no row could be encoded.
@@ -256,15 +260,16 @@ def encode_shard(
     schema = archive_schema(codec.model_id.hex(), list(codec.bands))
     report = ArchiveReport()
     with atomic_path(final, overwrite=overwrite) as tmp, tempfile.TemporaryDirectory(prefix="eotok-row-") as work:
-        # no min/max statistics for the token and geometry bytes: they would copy them into the footer
-        writer = pq.ParquetWriter(str(tmp), schema, compression="zstd",
-                                  write_statistics=[*KEYS, "crs", "height", "width", "offset", "timestamp"])
+        # min/max statistics only on the keys (filters by cell), none on the token and geometry bytes (they
+        # would copy them into the footer); no ARROW:schema copy (geo and eocompress metadata stay): ~2 kB less
+        writer = pq.ParquetWriter(str(tmp), schema, compression="zstd", write_statistics=["product_id", "grid_cell"],
+                                  store_schema=False)
         try:
             for row in iter_shard(shard):
                 report.rows += 1
                 try:
                     scene = row_scene(row, work, offset)
-                    blob = codec.encode_scene(scene, ratio=ratio, quality=quality)
+                    blob = codec.encode_scene(scene, ratio=_cell_ratio(scene, codec, ratio), quality=quality)
                 except EOCompressError as exc:
                     line = " ".join(str(exc).split())
                     report.failed.append(line if line.startswith("row ") else f"{row.name}: {line}")
@@ -285,11 +290,26 @@ def encode_shard(
                 if on_row:
                     on_row(row.name, None)
         finally:
+            writer.add_key_value_metadata(schema.metadata)  # without store_schema they are not written otherwise
             writer.close()
         if report.written == 0:
             why = "; ".join(report.failed[:3]) or "the shard has no rows"
             raise EOCompressError(f"{shard}: no row could be encoded ({why}); nothing was written")
     return report
+
+
+def _cell_ratio(scene: Scene, codec: Any, ratio: float | None) -> float | None:
+    """The token file's ratio that leaves room for the cell's archive overhead, so the archive meets ``ratio``."""
+    if ratio is None:
+        return None
+    raw = len(codec.bands) * scene.shape[0] * scene.shape[1] * 2
+    budget = raw / ratio - ROW_OVERHEAD
+    if budget <= 0:
+        raise InputError(
+            f"{ratio:g}x cannot be reached for a {scene.shape[0]}x{scene.shape[1]} cell in an archive (each cell "
+            f"costs ~{ROW_OVERHEAD} B of Parquet besides its tokens); ask for a ratio <= {raw / (2 * ROW_OVERHEAD):.0f}"
+        )
+    return raw / budget
 
 
 def open_archive(path: str | Path) -> tuple[Any, dict[str, Any]]:
