@@ -166,8 +166,13 @@ def _check_resume(
     if attrs.get("eocompress:format") != FORMAT or stored_codec is None:
         raise EOCompressError(f"{part} is not an unfinished eocompress product; {fresh}")
     if stored_codec.spec != codec.spec or stored_codec.to_json() != codec.to_json():
+        what = (
+            f"({stored_codec.spec}, now {codec.spec})"
+            if stored_codec.spec != codec.spec
+            else f"({codec.spec} with other fitted parameters: another --fit file or fit sample)"
+        )
         raise EOCompressError(
-            f"the unfinished product {part} was started with another codec ({stored_codec.spec}, now {codec.spec}); "
+            f"the unfinished product {part} was started with another codec {what}; "
             f"resume with --codec {stored_codec.spec} and the same --fit, or {fresh}"
         )
     try:
