@@ -50,7 +50,7 @@ def plan_workers(
         return 0, None
     cap = min(cpus, n_tasks)
     if workers > cap:
-        why = f"{cpus} CPUs" if cpus <= n_tasks else f"{n_tasks} chunks"
+        why = f"{cpus} CPU{'s' * (cpus != 1)}" if cpus <= n_tasks else f"{n_tasks} chunk{'s' * (n_tasks != 1)}"
         return cap, f"--workers {workers} lowered to {cap}: only {why} to use"
     return workers, None
 
