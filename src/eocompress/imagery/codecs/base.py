@@ -25,6 +25,8 @@ from eocompress.errors import InputError
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
 from eocompress.imagery.readers.scenes import Scene
 
+#: The rate ``imagery encode`` uses when none is given: whole file at most raw uint16 / 450.
+DEFAULT_RATIO = 450.0
 #: Georeference and DN convention of a decoded array: crs (text or None), transform (6 floats or None),
 #: bands (names), offset (DN offset present in the array), height, width.
 Georef = dict[str, Any]
@@ -38,7 +40,7 @@ class SceneCodec(Protocol):
     bands: list[str]
 
     def encode(self, scene: Scene, *, ratio: float | None = None, target_bytes: int | None = None) -> bytes:
-        """Bytes of one whole file of ``scene``, at most ``target_bytes`` (or raw uint16 / ``ratio``)."""
+        """Bytes of one whole file of ``scene``, at most ``target_bytes`` (or raw uint16 / ``ratio``; default 1/450)."""
         ...
 
     def decode(self, blob: bytes) -> tuple[np.ndarray, Georef]:
@@ -85,9 +87,14 @@ def select_bands(scene: Scene, bands: list[str], codec: str) -> Scene:
 
 
 def target_size(scene: Scene, bands: int, ratio: float | None, target_bytes: int | None) -> int:
-    """The whole-file byte ceiling from ``target_bytes`` or ``ratio`` (raw uint16 of ``bands`` bands / ratio)."""
-    if (ratio is None) == (target_bytes is None):
+    """The whole-file byte ceiling from ``target_bytes`` or ``ratio`` (raw uint16 of ``bands`` bands / ratio).
+
+    With neither, :data:`DEFAULT_RATIO` (what ``imagery encode`` uses).
+    """
+    if ratio is not None and target_bytes is not None:
         raise InputError("give exactly one of ratio= or target_bytes=")
+    if ratio is None and target_bytes is None:
+        ratio = DEFAULT_RATIO
     if target_bytes is not None:
         if int(target_bytes) < 1:
             raise InputError(f"target_bytes must be a positive number of bytes, got {target_bytes}")

@@ -8,11 +8,8 @@ import numpy as np
 
 from eocompress.errors import InputError
 from eocompress.imagery.codec.learned import LearnedCodec
-from eocompress.imagery.codecs.base import register, select_bands, target_size
+from eocompress.imagery.codecs.base import DEFAULT_RATIO, register, select_bands, target_size
 from eocompress.imagery.readers.scenes import Scene
-
-#: The rate ``imagery encode`` uses when none is given (whole file at most raw uint16 / 450).
-DEFAULT_RATIO = 450.0
 
 
 class LearnedSceneCodec:
