@@ -219,7 +219,8 @@ def report_markdown(m: dict[str, Any], figures: dict[str, str]) -> str:
     for name, e in rows:
         if e.get("reached", True):
             desc = ", ".join(f"{k}={v}" for k, v in e["describe"].items() if k not in ("name", "bands"))
-            runs = f" ({e['encoder_runs']} encoder runs)" if e.get("encoder_runs") else ""
+            n = e.get("encoder_runs")
+            runs = f" ({n} encoder run{'s' if n != 1 else ''})" if n else ""
             lines.append(f"- {name}: encode {e['encode_s']:.3f} s{runs}, decode {e['decode_s']:.3f} s; {desc}.")
     lines += ["", "## Rate–distortion curves", "", "| codec | target ratio | bytes | bits/px/band | "
               "PSNR dB | SAM ° |", "|---|---|---|---|---|---|"]
