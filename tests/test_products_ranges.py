@@ -94,3 +94,20 @@ def test_fit_sample_does_not_shrink_with_the_chunk(data_root: Path) -> None:
     fld = open_field(data_root / MAJORTOM)
     assert len(sample_pixels(fld, 20000, 8)) == 20000
     assert len(sample_pixels(fld, 20000, 512)) == 20000
+
+
+def test_parquet_ranges_fit_the_whole_table(lulc: dict, tmp_path: Path) -> None:
+    """A chip table's int8 range covers every row, not only the fit sample; the record is stored and shown."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    X = np.ascontiguousarray(lulc["X"][:4000])
+    table = pa.table({"embedding": pa.array(list(X), type=pa.list_(pa.float32())), "id": np.arange(len(X))})
+    src = tmp_path / "chips.parquet"
+    pq.write_table(table, src, row_group_size=1000)
+    out = compress(src, tmp_path / "c.parquet", "int8", fit_sample=300)
+    record = product_summary(out, check=False)["clipping"]["codes"]
+    assert record.startswith(f"0 of {X.size:,} values clipped (range fitted on whole input)")
+    codec = open_product(out).codec
+    assert codec.range_report(X)["clipped"] == 0
+    assert Codec("int8").fit(X[:300]).range_report(X)["clipped"] > 0  # what the sample's range alone clips

@@ -23,6 +23,8 @@ import numpy as np
 from eocompress._atomic import atomic_path, check_output_path
 from eocompress.embeddings.products.checksums import ChecksumError, codec_from_json
 from eocompress.embeddings.products.metadata import quantization_info
+from eocompress.embeddings.products.ranges import ATTR as RANGE_ATTR
+from eocompress.embeddings.products.ranges import fit_ranges_on_batches
 from eocompress.embeddings.products.scale import map_chunks, share
 from eocompress.errors import FileFormatError, InputError
 
@@ -38,6 +40,7 @@ _KEYS = (
     "eocompress:rows",
     "eocompress:provenance",
     "eocompress:metadata_sha256",
+    "eocompress:clipping",
 )
 PARAM_PREFIX = "eocompress:param:"
 DIGEST_KEY = "eocompress:metadata_sha256"
@@ -165,6 +168,10 @@ def compress_parquet(
         return X
 
     codec = fit_codec(spec, dim, sample, fit, seed=seed, what=str(src))
+    batches = (
+        _embedding_matrix(pf.read_row_group(g, columns=[EMBEDDING])[EMBEDDING], src) for g in range(pf.num_row_groups)
+    )
+    clipping = fit_ranges_on_batches(codec, batches, widen=fit is None)  # no silent clipping (ranges.py)
     codec_json = codec.to_json()
     shas: list[str] = []
     prov = make_provenance(
@@ -184,6 +191,7 @@ def compress_parquet(
         "eocompress:embedding_type": str(schema.field(EMBEDDING).type),
         "eocompress:quantization": json.dumps(quantization_info(codec)),
         "eocompress:rows": str(pf.metadata.num_rows),
+        RANGE_ATTR: json.dumps({"codes": clipping}),
     }
     with atomic_path(out, overwrite=overwrite) as tmp:
         writer = None

@@ -77,6 +77,20 @@ def fit_ranges(
     return out
 
 
+def fit_ranges_on_batches(codec: Any, batches: Any, widen: bool) -> dict[str, Any] | None:
+    """:func:`fit_ranges` for one codec over in-process batches of vectors (the row groups of a chip table)."""
+    rep = None
+    for X in batches:
+        rep = _merge(rep, codec.range_report(X))
+    if rep is None:
+        return None
+    if widen and rep["values"] and codec.widen_range(rep["min"], rep["max"]):
+        return {"range_fitted_on": "whole input", "values": rep["values"], "clipped": 0, "worst_steps": 0.0,
+                "clipped_by_sample_range": rep["clipped"]}
+    return {"range_fitted_on": "the --fit codec or vectors" if not widen else "fixed scale",
+            "values": rep["values"], "clipped": rep["clipped"], "worst_steps": round(rep["worst_steps"], 2)}
+
+
 def describe(record: dict[str, Any] | None) -> str:
     """One line for `compress`, `info` and `verify`: how many values were clipped, the worst by how much."""
     if not record:

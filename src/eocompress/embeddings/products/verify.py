@@ -6,6 +6,7 @@ georeference), every chunk or row group against its sha256, and the COG overview
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -41,8 +42,10 @@ def verify_product(path: str | os.PathLike, progress: Callable[[int], None] | No
 
 def clipping_summary(prod: Any) -> dict[str, Any]:
     """``{"clipping": one line per coded array}`` from the record ``compress`` stored (Zarr), else nothing."""
-    attrs = getattr(prod, "attrs", None)
+    attrs = getattr(prod, "attrs", None) or getattr(prod, "meta", None)  # Zarr attributes, Parquet key-values
     record = attrs.get(RANGE_ATTR) if isinstance(attrs, dict) else None
+    if isinstance(record, str):
+        record = json.loads(record)
     if not isinstance(record, dict):
         return {}
     return {"clipping": {name: describe_clipping(rec) for name, rec in record.items()}}
