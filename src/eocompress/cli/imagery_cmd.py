@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from eocompress.cli.app import app, console
+from eocompress.cli.app import app, console, state
 from eocompress.cli.imagery_archive import METADATA, decode_archive_command, encode_shard_command, is_parquet
 from eocompress.cli.options import JSON, OUT, OVERWRITE, SCHEDULER, WORKERS, log, print_json, progress, resolve_out
 from eocompress.errors import EOCompressError, InputError
@@ -214,10 +214,10 @@ def _encode_learned(
         if as_json:
             print_json([{"source": str(o.source), "out": str(o.target), "status": o.status,
                          "bytes": getattr(o, "nbytes", None), "error": getattr(o, "error", None)} for o in outcomes])
-        if failed:  # an error, not a log line: it prints with -q too, naming the first failure
+        if failed:  # an error, not a log line: it prints with -q too (naming the first failure, unlisted then)
             first = next(o for o in outcomes if o.status == "failed")
-            raise EOCompressError(f"{failed} of {len(outcomes)} scenes failed, the others were written; "
-                                  f"first: {first.source}: {first.error}")
+            which = f"first: {first.source}: {first.error}" if state.quiet else "listed above"
+            raise EOCompressError(f"{failed} of {len(outcomes)} scenes failed ({which}); the others were written")
         return
     _refuse_existing(target, overwrite)
     codec = _learned(model, device)
@@ -275,9 +275,9 @@ def _encode_directory(
         table.add_row(o.source, o.status if not o.error else f"failed: {o.error}", f"{o.nbytes:,}", f"{o.seconds:.1f}")
     console.print(table)
     failed = [o for o in outcomes if o.status == "failed"]
-    if failed:  # an error, not a log line: it prints with -q too, naming the first failure
-        raise EOCompressError(f"{len(failed)} of {len(outcomes)} scenes failed, the others were written; "
-                              f"first: {failed[0].source}: {getattr(failed[0], 'error', '')}")
+    if failed:  # an error, not a log line: it prints with -q too (naming the first failure, unlisted then)
+        which = f"first: {failed[0].source}: {getattr(failed[0], 'error', '')}" if state.quiet else "listed above"
+        raise EOCompressError(f"{len(failed)} of {len(outcomes)} scenes failed ({which}); the others were written")
 
 
 @imagery_app.command("decode")
