@@ -123,12 +123,15 @@ def compress_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Compress an embedding field or chip table into a georeferenced, checksummed product (+ STAC item)."""
+    from eocompress.embeddings.codecs import Codec
     from eocompress.embeddings.products.api import check_settings, compress
     from eocompress.embeddings.products.scale import execution
     from eocompress.embeddings.products.stac import stac_path
 
     target = resolve_out(out_pos, out)
     check_settings(chunk=chunk, fit_sample=fit_sample)
+    for spec in filter(None, (codec, rescore_codec)):  # a bad spec is refused before any Dask worker starts
+        Codec.from_spec(spec)
     limit = check_memory_limit(memory_limit)
     kwargs = {}
     if src.suffix == ".npy":
