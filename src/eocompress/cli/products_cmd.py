@@ -163,7 +163,8 @@ def compress_cmd(
     if as_json:
         from eocompress.embeddings.products.verify import product_summary
 
-        print_json({"product": str(result), "stac_item": str(stac_path(result)), **product_summary(result, check=False)})
+        summary = product_summary(result, check=False)
+        print_json({"product": str(result), "stac_item": str(stac_path(result)), **summary})
         return
     console.print(f"wrote {result} and {stac_path(result).name}", highlight=False, soft_wrap=True)
 
