@@ -162,6 +162,10 @@ def test_json_on_reporting_commands(data_root: Path, tmp_path: Path, product: Pa
     assert r.returncode == 0, r.stderr
     enc = json.loads(r.stdout)
     assert enc["bytes_per_vector"] == 16 and enc["n"] == 1122 and enc["ratio_vs_float32"] == 32.0
+    r = _cli("decode", str(tmp_path / "c.npz"), "-o", str(tmp_path / "d.npz"), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["n"] == 1122, r.stderr
+    r = _cli("decompress", str(product), "-o", str(tmp_path / "d.tif"), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["bytes"] == (tmp_path / "d.tif").stat().st_size, r.stderr
     for args in (["info", str(product), "--json"], ["codecs", "--json"], ["storage", "--dims", "128", "--json"]):
         r = _cli(*args)
         assert r.returncode == 0, r.stderr

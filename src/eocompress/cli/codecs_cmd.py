@@ -95,6 +95,7 @@ def decode(
     no_verify: bool = typer.Option(
         False, "--no-verify", help="Decode without checking the file's sha256 (a file without one is refused)."
     ),
+    as_json: bool = JSON,
 ) -> None:
     """Decode a codes file back to float32 vectors in the original space."""
     from eocompress._atomic import check_output_path
@@ -107,6 +108,9 @@ def decode(
     codec, code_array, extra = read_codes(codes, verify=not no_verify)
     X = codec.decode(code_array)
     write_vectors(out, X, extra, overwrite=overwrite)
+    if as_json:
+        print_json({"codes": str(codes), "out": str(out), "codec": codec.spec, "n": len(X), "dim": codec.dim})
+        return
     console.print(f"decoded {len(X)} x {codec.dim} vectors ({codec.spec}) -> {out}")
 
 

@@ -194,6 +194,7 @@ def decompress_cmd(
         "--no-verify",
         help="Decode without checking the metadata digest and chunk sha256 (salvage a damaged Zarr/COG product).",
     ),
+    as_json: bool = JSON,
 ) -> None:
     """Decode a product to float32: a Cloud-Optimized GeoTIFF (same CRS, transform, nodata) or a Parquet table."""
     from eocompress.embeddings.products.api import decompress, open_product
@@ -211,6 +212,10 @@ def decompress_cmd(
                 product, target, client=client, overwrite=overwrite, progress=advance, verify=not no_verify
             )
     kind = "Parquet table" if getattr(prod, "is_chips", False) else "float32 Cloud-Optimized GeoTIFF"
+    if as_json:
+        print_json({"product": str(product), "out": str(result), "kind": kind, "chunks": total,
+                    "bytes": result.stat().st_size if result.is_file() else None})
+        return
     console.print(f"wrote {result} ({kind})", highlight=False, soft_wrap=True)
 
 
