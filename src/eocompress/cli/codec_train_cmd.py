@@ -79,7 +79,15 @@ def train_codec(
         return
     if init_from is not None and found is None:
         check_init_from(init_from, cfg)
-    paths = [p for d in data for p in (find_scenes(d) if d.is_dir() else [d])] if data else places.training_scenes()
+    paths = places.training_scenes() if not data else []
+    for d in data or []:
+        found_here = find_scenes(d) if d.is_dir() else [d]
+        if not found_here:
+            raise InputError(
+                f"{d} holds no Sentinel-2 scene (band folders, SAFE products or stacked GeoTIFFs); give scenes "
+                "or folders of scenes"
+            )
+        paths += found_here
     cache = out / CACHE_FILE
     cfg.data = {"scenes": len(paths)}
     if found is None or not cache.is_file():

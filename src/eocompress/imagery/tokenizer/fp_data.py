@@ -2,7 +2,8 @@
 
 Scenes are read once (any layout :func:`eocompress.imagery.readers.read_scene` knows), offset removed,
 reduced to the model's 12 bands and cached as one ``.npz``; random crops are standardised with their
-own band means and scale — exactly what the codec does per file at encode time.
+own band means and scale by :func:`~eocompress.imagery.tokenizer.standardise.standardise`, the function
+the codec's encoder calls per file: training sees exactly what encoding feeds the model.
 """
 
 from __future__ import annotations
@@ -18,19 +19,7 @@ from torch.utils.data import Dataset
 from eocompress._atomic import atomic_path
 from eocompress.errors import EOCompressError, InputError
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
-
-#: Lower bound of the per-file scale (DN): keeps flat scenes (water, cloud) from blowing up the noise.
-MIN_SCALE = 50.0
-
-
-def standardise(x: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """(x - band means) / scale for (C, H, W) DN; returns (standardised, means, scale)."""
-    pix = x.reshape(x.shape[0], -1)
-    if valid is not None and valid.any():
-        pix = pix[:, valid.reshape(-1)]
-    means = pix.mean(axis=1).astype(np.float32)
-    scale = float(max(pix.std(axis=1).mean(), MIN_SCALE))
-    return ((x - means[:, None, None]) / scale).astype(np.float32), means, scale
+from eocompress.imagery.tokenizer.standardise import standardise  # the encoder's own (rounded as the header stores)
 
 
 def read_dn(path: str | os.PathLike, bands: list[str] | tuple[str, ...] = S2_L2A_BANDS) -> np.ndarray:
@@ -48,8 +37,8 @@ def _unusable(x: np.ndarray, min_size: int) -> str | None:
     valid = np.all(x > 0, axis=0)
     if not valid.any():
         return "no valid pixel (every pixel has a band at 0, the nodata value)"
-    if float(x[:, valid].std(axis=1).max()) == 0.0:
-        return "every band is constant: nothing to learn"
+    if float(x[:, valid].std(axis=1, dtype=np.float64).max()) < 1.0:
+        return "every band is constant (spread below 1 DN): nothing to learn"
     return None
 
 
