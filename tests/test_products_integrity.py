@@ -126,10 +126,13 @@ def lulc_data(lulc_tif: Path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- one writer per output
-def test_two_writers_started_at_once_one_wins(lulc_tif: Path, lulc_data: np.ndarray, tmp_path: Path) -> None:
+def test_two_writers_started_at_once_one_wins(majortom_tif: Path, tmp_path: Path) -> None:
     """Two real `compress A|B -o same.zarr` at once: exactly one succeeds, the other names the winner's pid."""
-    a = _write_tif(tmp_path / "a.tif", lulc_data, lulc_tif)
-    b = _write_tif(tmp_path / "b.tif", -lulc_data[:, ::-1, :].copy(), lulc_tif)
+    with rasterio.open(majortom_tif) as s:
+        data = s.read().astype(np.float32)
+    mirror = -data[:, ::-1, :]
+    a = _write_tif(tmp_path / "a.tif", data, majortom_tif)
+    b = _write_tif(tmp_path / "b.tif", mirror, majortom_tif)
     out = tmp_path / "same.zarr"
     procs = {n: _eocompress("compress", str(src), "-o", str(out), "--chunk", "16") for n, src in (("a", a), ("b", b))}
     results = {name: (p.wait(timeout=300), p.communicate()[1]) for name, p in procs.items()}
@@ -146,8 +149,8 @@ def test_two_writers_started_at_once_one_wins(lulc_tif: Path, lulc_data: np.ndar
     alone = compress(a if win == "a" else b, tmp_path / "alone.zarr", "int8", chunk=16)
     got = _decoded(out)
     np.testing.assert_array_equal(got, _decoded(alone))
-    truth = np.moveaxis(lulc_data if win == "a" else -lulc_data[:, ::-1, :], 0, -1)
-    other = np.moveaxis(-lulc_data[:, ::-1, :] if win == "a" else lulc_data, 0, -1)
+    truth = np.moveaxis(data if win == "a" else mirror, 0, -1)
+    other = np.moveaxis(mirror if win == "a" else data, 0, -1)
     assert np.abs(got - truth).mean() < 0.01 < np.abs(got - other).mean()
     assert not lock_path(out).exists()  # the lock file goes with the run
 
