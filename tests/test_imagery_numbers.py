@@ -164,7 +164,7 @@ def test_version_1_files_decode_as_before(codec, data_root) -> None:
     means_v1 = (head.means.astype(np.int64) - 1000).clip(0).astype("<u2")
     h1 = b"EOT2" + struct.pack("<BB", 1, 0) + head.model_id + struct.pack("<IIfH", 64, 64, head.delta, head.scale)
     h1 += means_v1.tobytes()
-    body = h1 + codec._code(tokens, head.delta, h1)
+    body = h1 + codec.entropy.encode(tokens, head.delta, h1)
     blob1 = body + struct.pack("<I", zlib.crc32(body))
     head1, _ = codec.read_header(blob1)
     assert head1.version == 1 and not head1.offset_known

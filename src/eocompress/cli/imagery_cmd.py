@@ -42,33 +42,11 @@ OFFSET = typer.Option(
 )
 
 
-def available_devices() -> list[str]:
-    """Torch devices usable here: ``cpu`` plus ``cuda``/``cuda:N`` and ``mps`` when present."""
-    import torch
-
-    out = ["cpu"]
-    if torch.cuda.is_available():
-        out += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        out.append("mps")
-    return out
-
-
 def check_device(device: str) -> str:
-    """``device`` when torch can use it here; otherwise one line naming the devices that are available."""
-    import torch
+    """``device`` when torch can use it here, else one line: the imagery half's one check, torch loaded only now."""
+    from eocompress.imagery.tokenizer.device import check_device as check
 
-    available = available_devices()
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise InputError(f"--device {device!r} is not a torch device; available here: {', '.join(available)}") from exc
-    name = dev.type if dev.index is None else f"{dev.type}:{dev.index}"
-    if name not in available:
-        what = "no CUDA GPU is visible" if dev.type == "cuda" else f"{dev.type} is not available"
-        raise InputError(f"--device {device}: {what} on this machine; available here: {', '.join(available)}")
-    return device
+    return check(device)
 
 
 @contextlib.contextmanager
@@ -192,8 +170,7 @@ def _encode_learned(
             raise EOCompressError(f"{target} is a file; folder mode writes into a folder: give a folder path with -o")
         if workers < 1:
             raise InputError(f"--workers must be >= 1, got {workers}")
-        check_device(device)
-        load_codec(str(model))  # checked before any work; cached: a run in this process reuses it
+        load_codec(str(model), check_device(device))  # checked before any work; cached: this process reuses it
         total = len(plan_jobs(src, target))
 
         def report(o) -> None:
@@ -209,7 +186,7 @@ def _encode_learned(
 
         with progress("encoding", total, "scenes") as advance:
             outcomes = encode_folder(src, target, model, ratio, quality, overwrite, workers, scheduler, report,
-                                     offset=offset)
+                                     offset=offset, device=device)
         failed = sum(o.status == "failed" for o in outcomes)
         if as_json:
             print_json([{"source": str(o.source), "out": str(o.target), "status": o.status,

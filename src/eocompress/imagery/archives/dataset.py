@@ -24,22 +24,10 @@ from eocompress.errors import DataMissingError, InputError
 from eocompress.imagery.archives.majortom import open_archive
 from eocompress.imagery.codec.learned import LearnedCodec, is_learned_token_file
 from eocompress.imagery.readers.scenes import QUANTIFICATION_VALUE
+from eocompress.imagery.tokenizer.device import check_device
 
 #: Pixels per token position of the learned codec (crops in tokens mode must be multiples of it).
 TOKEN_STRIDE = 16
-
-
-def _check_device(device: str) -> str:
-    """``device`` when torch can use it here, else one line naming what is available."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise InputError(f"device {device!r} is not a torch device; use cpu or cuda") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r}: no CUDA GPU is visible on this machine; use device='cpu'")
-    if dev.type not in ("cpu", "cuda"):
-        raise InputError(f"device {device!r}: the token archive dataset decodes on cpu or cuda")
-    return device
 
 
 class TokenArchiveDataset(Dataset):
@@ -58,7 +46,7 @@ class TokenArchiveDataset(Dataset):
             raise InputError(f"mode must be 'pixels' or 'tokens', got {mode!r}")
         self.path = Path(path)
         self.mode = mode
-        self.device = _check_device(device)
+        self.device = check_device(device)
         self.model = model
         self.seed = int(seed)
         self.epoch = 0

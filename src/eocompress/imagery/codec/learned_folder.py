@@ -23,11 +23,11 @@ from eocompress.imagery.codec.parallel import EncodeOutcome, plan_jobs
 
 
 @functools.lru_cache(maxsize=2)
-def load_codec(model: str) -> Any:
-    """The learned codec for ``model``, loaded once per process."""
+def load_codec(model: str, device: str = "cpu") -> Any:
+    """The learned codec for ``model`` on ``device``, loaded once per process."""
     from eocompress.imagery.codec.learned import LearnedCodec
 
-    return LearnedCodec.load(model)
+    return LearnedCodec.load(model, device=device)
 
 
 def existing_output_verifies(codec: Any, target: str | os.PathLike) -> bool:
@@ -41,14 +41,14 @@ def existing_output_verifies(codec: Any, target: str | os.PathLike) -> bool:
 
 
 def encode_scene_file(source: str, target: str, model: str, ratio: float | None, quality: int | None,
-                      overwrite: bool, offset: int | None = None) -> EncodeOutcome:
+                      overwrite: bool, offset: int | None = None, device: str = "cpu") -> EncodeOutcome:
     """Encode one scene file/folder to ``target`` (runs on a worker); any error becomes a failed outcome."""
     from eocompress.imagery.readers.scenes import read_scene
 
     t0 = time.perf_counter()
     note = ""
     try:
-        codec = load_codec(model)
+        codec = load_codec(model, device)
         if Path(target).exists() and not overwrite:
             if existing_output_verifies(codec, target):
                 return EncodeOutcome(source, target, "skipped", nbytes=Path(target).stat().st_size)
@@ -80,13 +80,14 @@ def encode_folder(
     scheduler: str | None = None,
     on_done: Callable[[EncodeOutcome], None] | None = None,
     offset: int | None = None,
+    device: str = "cpu",
 ) -> list[EncodeOutcome]:
     """Encode every scene under ``src_dir`` into ``out_dir`` (sub-folders mirrored); one outcome per scene.
 
     An ``encoded`` outcome's ``notes`` say what the user should know (a dead band, a damaged output replaced).
     """
     jobs = plan_jobs(src_dir, out_dir)
-    args = [(str(j.source), str(j.target), str(model), ratio, quality, overwrite, offset) for j in jobs]
+    args = [(str(j.source), str(j.target), str(model), ratio, quality, overwrite, offset, device) for j in jobs]
     outcomes: list[EncodeOutcome] = []
     if workers <= 1 and not scheduler:
         for a in args:

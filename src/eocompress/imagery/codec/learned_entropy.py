@@ -1,0 +1,102 @@
+"""The learned codec's entropy model: per-channel token tables from the learned prior, and the range coder.
+
+The prior (a per-channel mixture of logistics, the model's ``prior`` module) is turned into one discrete
+table per latent channel at quantisation step ``delta``; ``constriction``'s range coder codes every
+channel's tokens with its table. Tables are computed in float64 on the CPU (wherever the model runs), so
+a file coded on a GPU decodes on a CPU and back, bit-exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import constriction
+import numpy as np
+from scipy.special import expit
+
+from eocompress.imagery.codec.learned_format import TokenStreamError, header_digest
+
+#: Tail mass left outside a channel's coded alphabet (those rare tokens are clipped to its ends).
+TAIL = 1e-7
+#: Most symbols one channel's alphabet may have.
+MAX_SYMBOLS = 4096
+
+Table = tuple[int, np.ndarray]  # (lowest token, probability of every token of the alphabet)
+
+
+def _uniform_byte() -> Any:
+    """The model of the two header-digest symbols at the head of every payload."""
+    return constriction.stream.model.Categorical(np.ones(256), perfect=False)
+
+
+class PriorTables:
+    """Discrete token tables of a learned prior, one per latent channel and step, and the coder using them."""
+
+    def __init__(self, prior: Any) -> None:
+        self.weights = np.exp(prior.logits.detach().cpu().double().numpy())
+        self.weights /= self.weights.sum(1, keepdims=True)
+        self.means = prior.means.detach().cpu().double().numpy()
+        self.scales = np.exp(prior.log_scales.detach().cpu().double().numpy())
+        self._cache: dict[float, list[Table]] = {}
+
+    def _cdf(self, x: np.ndarray, c: int) -> np.ndarray:
+        return (self.weights[c] * expit((x[:, None] - self.means[c]) / self.scales[c])).sum(1)
+
+    def tables(self, delta: float) -> list[Table]:
+        """Per channel: (lowest token, probabilities of every token in the alphabet) at step ``delta``."""
+        key = round(float(delta), 9)
+        if key in self._cache:
+            return self._cache[key]
+        mu, s = self.means, self.scales
+        tables = []
+        for c in range(mu.shape[0]):
+            lo_v = (mu[c] - 40 * s[c]).min()
+            hi_v = (mu[c] + 40 * s[c]).max()
+            k = np.arange(math.floor(lo_v / delta), math.ceil(hi_v / delta) + 1)
+            if k.size > MAX_SYMBOLS:  # keep the alphabet bounded around the mass
+                k = k[(k.size - MAX_SYMBOLS) // 2 :][:MAX_SYMBOLS]
+            upper, lower = self._cdf((k + 0.5) * delta, c), self._cdf((k - 0.5) * delta, c)
+            keep = np.nonzero((upper > TAIL) & (lower < 1 - TAIL))[0]
+            k = k[keep.min() : keep.max() + 1] if keep.size else k[k.size // 2 : k.size // 2 + 1]
+            if k.size < 2:  # the coder needs an alphabet of two symbols at least
+                k = np.array([k[0], k[0] + 1])
+            upper, lower = self._cdf((k + 0.5) * delta, c), self._cdf((k - 0.5) * delta, c)
+            upper[-1], lower[0] = 1.0, 0.0  # tails folded into the end symbols
+            tables.append((int(k[0]), np.maximum(upper - lower, 1e-12)))
+        self._cache[key] = tables
+        return tables
+
+    def fixed_length_bits(self, delta: float) -> int:
+        """Bits per token position if every channel's tokens were stored as fixed-length indices."""
+        return sum(math.ceil(math.log2(p.size)) for _, p in self.tables(delta))
+
+    def encode(self, tokens: np.ndarray, delta: float, head: bytes) -> bytes:
+        """Range-coded payload of integer tokens (M, h, w), channel-major, led by a digest of ``head``."""
+        enc = constriction.stream.queue.RangeEncoder()
+        # a 16-bit digest of the header inside the coded stream ties every header field to the payload:
+        # a header edited with its CRC recomputed no longer matches the stream and is refused
+        enc.encode(header_digest(head), _uniform_byte())
+        for c, (lo, probs) in enumerate(self.tables(delta)):
+            sym = np.clip(tokens[c].ravel() - lo, 0, probs.size - 1).astype(np.int32)
+            enc.encode(sym, constriction.stream.model.Categorical(probs, perfect=False))
+        return enc.get_compressed().astype("<u4").tobytes()
+
+    def decode(self, payload: bytes, shape: tuple[int, int], delta: float, source: str, head: bytes) -> np.ndarray:
+        """Integer tokens (M, *shape) of a payload; a damaged one or one of another header is one line."""
+        if len(payload) % 4 or not payload:
+            raise TokenStreamError(f"{source}: payload length {len(payload)} is not a multiple of 4 (truncated?)")
+        dec = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, "<u4").astype(np.uint32))
+        n = shape[0] * shape[1]
+        out = []
+        try:
+            digest = dec.decode(_uniform_byte(), 2)
+            if not np.array_equal(digest, header_digest(head)):
+                raise TokenStreamError(f"{source}: the header does not match its token payload (edited or forged)")
+            for lo, probs in self.tables(delta):
+                out.append(dec.decode(constriction.stream.model.Categorical(probs, perfect=False), n) + lo)
+        except TokenStreamError:
+            raise
+        except Exception as exc:
+            raise TokenStreamError(f"{source}: token payload is damaged ({exc})") from exc
+        return np.stack(out).reshape(-1, *shape).astype(np.int32)

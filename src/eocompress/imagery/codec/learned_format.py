@@ -1,0 +1,228 @@
+"""The learned codec's token-file format: the header (versions 1 and 2), its bounds checks and the CRC.
+
+File layout (little-endian), 48 bytes + georeference (~36 bytes) + payload + CRC32::
+
+    magic "EOT2" | version u8 (2) | flags u8 | model id 4 B | height u32 | width u32 | delta f32 |
+    scale u16 | 12 band means u16 | offset u16 | offset known + level u8 |
+    [constant bands: count u8 + count x (band u8, value u16)] | [epsg u32 | transform 4 x f64] |
+    [mask: u32 length + zlib] | payload (range-coded tokens, channel-major) | crc32 of everything before
+
+Version 1 files (no offset fields; their means had the offset removed) still decode as they did:
+reflectance x 10000 without the offset, the offset they dropped unknown. Nothing here knows the model
+or the coder: :mod:`learned_entropy` codes the payload, :mod:`learned` ties them together.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from eocompress.errors import FileFormatError
+
+MAGIC = b"EOT2"
+VERSION = 2
+#: Versions this code reads (1: before the offset fields; decoded without the offset, as then).
+READABLE_VERSIONS = (1, 2)
+_F_GEO, _F_MASK, _F_AFFINE6, _F_WKT, _F_CONST = 1, 2, 4, 8, 16
+#: Processing level codes in the header (bits 1-2 of the offset byte).
+LEVELS = {0: None, 1: "Level-1C", 2: "Level-2A"}
+#: Largest grid side and pixel count a header may claim (a full 10980 px tile is far inside): checked
+#: before anything is allocated, then the memory the decode needs is compared with what is free.
+MAX_SIDE, MAX_PIXELS = 1 << 17, 1 << 31
+#: Pixels per latent (token) position along each axis.
+STRIDE = 16
+
+
+class TokenStreamError(FileFormatError):
+    """A learned token file that is damaged, truncated or made by another model."""
+
+
+@dataclass
+class Header:
+    """Everything decoding and georeferencing need, besides the model itself."""
+
+    height: int
+    width: int
+    delta: float
+    scale: int
+    means: np.ndarray  # uint16 (C,)
+    model_id: bytes
+    epsg: int | None = None
+    wkt: str | None = None
+    transform: tuple[float, ...] | None = None
+    valid: np.ndarray | None = None
+    offset: int = 0  # DN offset present in the input (and in the decoded values)
+    offset_known: bool = False  # False: no metadata and no --offset said it (0 assumed, values unchanged)
+    level: str | None = None  # "Level-1C" / "Level-2A" when known: picks the GeoTIFF offset tag
+    constants: dict[int, int] | None = None  # band index -> value of bands constant over the scene
+    version: int = VERSION
+
+    def to_bytes(self) -> bytes:
+        """The header as written by this version (always the newest format)."""
+        flags = 0
+        const = b""
+        if self.constants:
+            flags |= _F_CONST
+            const = struct.pack("<B", len(self.constants))
+            const += b"".join(struct.pack("<BH", b, v) for b, v in sorted(self.constants.items()))
+        geo = b""
+        if self.transform is not None and (self.epsg is not None or self.wkt is not None):
+            flags |= _F_GEO
+            a, b, c, d, e, f = self.transform[:6]
+            if self.wkt is not None:
+                flags |= _F_WKT
+                w = zlib.compress(self.wkt.encode(), 9)
+                geo += struct.pack("<H", len(w)) + w
+            else:
+                geo += struct.pack("<I", self.epsg)
+            if b == 0 and d == 0:
+                geo += struct.pack("<4d", a, c, e, f)
+            else:
+                flags |= _F_AFFINE6
+                geo += struct.pack("<6d", a, b, c, d, e, f)
+        mask = b""
+        if self.valid is not None and not self.valid.all():
+            flags |= _F_MASK
+            packed = zlib.compress(np.packbits(self.valid.astype(bool)).tobytes(), 9)
+            mask = struct.pack("<I", len(packed)) + packed
+        head = MAGIC + struct.pack("<BB", VERSION, flags) + self.model_id[:4]
+        head += struct.pack("<IIfH", self.height, self.width, self.delta, self.scale)
+        head += self.means.astype("<u2").tobytes()
+        level = {v: k for k, v in LEVELS.items()}.get(self.level, 0)
+        head += struct.pack("<HB", int(self.offset), int(bool(self.offset_known)) | level << 1)
+        return head + const + geo + mask
+
+    @classmethod
+    def from_bytes(cls, data: bytes, bands: int, source: str) -> tuple[Header, int]:
+        """Parse a header; returns it and the offset where the payload starts."""
+        try:
+            if data[:4] != MAGIC:
+                raise TokenStreamError(f"{source} is not a learned token file (magic {data[:4]!r}, expected {MAGIC!r})")
+            version, flags = struct.unpack_from("<BB", data, 4)
+            if version not in READABLE_VERSIONS:
+                raise TokenStreamError(
+                    f"{source} has format version {version}; this eocompress reads versions "
+                    f"{', '.join(map(str, READABLE_VERSIONS))}: update eocompress to decode it"
+                )
+            model_id = bytes(data[6:10])
+            h, w, delta, scale = struct.unpack_from("<IIfH", data, 10)
+            if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE and h * w <= MAX_PIXELS):
+                raise TokenStreamError(
+                    f"{source}: header claims {h} x {w} pixels, beyond the {MAX_SIDE} px per side this format "
+                    "allows: the file is forged or damaged; re-encode the scene"
+                )
+            pos = 24
+            means = np.frombuffer(data, "<u2", bands, pos).astype(np.uint16)
+            pos += 2 * bands
+            offset, offset_known, level, constants = 0, False, None, None
+            if version >= 2:
+                offset, info = struct.unpack_from("<HB", data, pos)
+                pos += 3
+                offset_known, level = bool(info & 1), LEVELS.get(info >> 1 & 3)
+                if info >> 3:
+                    raise TokenStreamError(f"{source}: header has unknown offset bits ({info:#x})")
+            if flags & _F_CONST:
+                (n,) = struct.unpack_from("<B", data, pos)
+                constants = {}
+                for i in range(n):
+                    b, v = struct.unpack_from("<BH", data, pos + 1 + 3 * i)
+                    if b >= bands:
+                        raise TokenStreamError(f"{source}: header names constant band {b} of {bands}")
+                    constants[b] = v
+                pos += 1 + 3 * n
+            epsg = wkt = transform = None
+            if flags & _F_GEO:
+                if flags & _F_WKT:
+                    (n,) = struct.unpack_from("<H", data, pos)
+                    wkt = zlib.decompress(data[pos + 2 : pos + 2 + n]).decode()
+                    pos += 2 + n
+                else:
+                    (epsg,) = struct.unpack_from("<I", data, pos)
+                    pos += 4
+                if flags & _F_AFFINE6:
+                    transform = struct.unpack_from("<6d", data, pos)
+                    pos += 48
+                else:
+                    a, c, e, f = struct.unpack_from("<4d", data, pos)
+                    transform = (a, 0.0, c, 0.0, e, f)
+                    pos += 32
+            valid = None
+            if flags & _F_MASK:
+                (n,) = struct.unpack_from("<I", data, pos)
+                # at most the grid's bytes are inflated, whatever the stream claims
+                packed = zlib.decompressobj().decompress(data[pos + 4 : pos + 4 + n], -(-h * w // 8))
+                bits = np.unpackbits(np.frombuffer(packed, np.uint8))
+                if bits.size < h * w:
+                    raise TokenStreamError(f"{source}: nodata mask is shorter than the {h}x{w} grid")
+                valid = bits[: h * w].reshape(h, w).astype(bool)
+                pos += 4 + n
+        except (struct.error, zlib.error, ValueError, UnicodeDecodeError) as exc:
+            raise TokenStreamError(f"{source}: header is damaged or truncated ({exc})") from exc
+        if not (math.isfinite(delta) and delta > 0) or scale == 0:
+            raise TokenStreamError(f"{source}: header holds impossible values ({h}x{w}, step {delta}, scale {scale})")
+        return cls(h, w, float(delta), int(scale), means, model_id, epsg, wkt, transform, valid, int(offset),
+                   offset_known, level, constants, version), pos
+
+
+def is_learned_token_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` starts with this format's magic (as opposed to the VQ ``.eotok`` format)."""
+    with open(path, "rb") as fh:
+        return fh.read(4) == MAGIC
+
+
+def latent_shape(head: Header) -> tuple[int, int]:
+    """Token grid (rows, columns) of a header's scene: one position per 16 x 16 pixels, edges padded."""
+    return -(-head.height // STRIDE), -(-head.width // STRIDE)
+
+
+def seal(body: bytes) -> bytes:
+    """``body`` followed by its CRC32 (the last four bytes of every token file)."""
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def unseal(blob: bytes, source: str) -> bytes:
+    """The bytes before the CRC once it matches; a truncated or damaged file is one line."""
+    if len(blob) < 30:
+        raise TokenStreamError(f"{source} is truncated ({len(blob)} bytes)")
+    body, (crc,) = blob[:-4], struct.unpack("<I", blob[-4:])
+    if zlib.crc32(body) != crc:
+        raise TokenStreamError(f"{source} fails its checksum: the file is damaged or truncated")
+    return body
+
+
+def header_digest(head: bytes) -> np.ndarray:
+    """Two bytes of the header's CRC32 as symbols (0..255), coded first in the payload to tie the two."""
+    crc = zlib.crc32(head)
+    return np.array([crc & 0xFF, (crc >> 8) & 0xFF], dtype=np.int32)
+
+
+def check_memory(head: Header, bands: int, latent: int, source: str) -> None:
+    """Refuse a decode whose arrays would not fit in the free memory (a forged or damaged size, or a too-small host)."""
+    import psutil
+
+    rows, cols = latent_shape(head)
+    positions = rows * cols
+    need = positions * latent * 16 + positions * 256 * bands * 14  # tokens + latent; float32 planes + uint16 out
+    free = psutil.virtual_memory().available
+    if need > free:
+        raise TokenStreamError(
+            f"{source}: decoding its {head.height} x {head.width} pixels needs about {need / 1e9:.1f} GB of memory, "
+            f"{free / 1e9:.1f} GB is free: decode it on a larger machine (or the header is forged)"
+        )
+
+
+def georef_fields(crs: Any, transform: Any) -> dict[str, Any]:
+    """Header georeference fields from a rasterio CRS and affine transform (EPSG code when there is one)."""
+    if crs is None or transform is None:
+        return {}
+    t = tuple(float(v) for v in tuple(transform)[:6])
+    epsg = crs.to_epsg() if hasattr(crs, "to_epsg") else None
+    if epsg:
+        return {"epsg": int(epsg), "transform": t}
+    return {"wkt": crs.to_wkt() if hasattr(crs, "to_wkt") else str(crs), "transform": t}

@@ -1,0 +1,77 @@
+"""The learned codec's transforms: analysis (pixels -> latent) and synthesis (tokens -> pixels), in blocks.
+
+The network has no global statistics (GDN is local), so blocks computed with a halo wider than the
+receptive field give the same result as one pass, in bounded memory. Arrays go in and come out as
+numpy on the CPU; each block is moved to the model's device (``cpu``, ``cuda``, ``cuda:N``, ``mps``)
+and back, so a model moved to a GPU runs there end to end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from eocompress.imagery.codec.learned_format import STRIDE
+
+#: Latent positions per block edge when a scene is transformed in pieces (64 = 1024 px) and the halo
+#: (latent positions) that covers the receptive field, so pieces give exactly the one-pass result.
+BLOCK, HALO = 64, 6
+
+
+def model_device(model: Any) -> torch.device:
+    """The device a model's parameters live on (where its inputs must be)."""
+    return next(model.parameters()).device
+
+
+def blocks(lh: int, lw: int) -> Iterator[tuple[int, int, int, int, tuple[int, int, int, int]]]:
+    """Latent blocks (r0, r1, c0, c1) of at most BLOCK positions and the haloed window (a, b, c, d) to run."""
+    for r0 in range(0, lh, BLOCK):
+        for c0 in range(0, lw, BLOCK):
+            r1, c1 = min(r0 + BLOCK, lh), min(c0 + BLOCK, lw)
+            yield r0, r1, c0, c1, (max(0, r0 - HALO), min(lh, r1 + HALO), max(0, c0 - HALO), min(lw, c1 + HALO))
+
+
+def _runner(fn: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
+    """``fn`` applied to one (C, h, w) numpy block on ``device``; the result as float32 numpy on the CPU."""
+
+    def run(block: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(block))[None].to(device)
+            return fn(x)[0].cpu().numpy()
+
+    return run
+
+
+def analysis(model: Any, x: np.ndarray, latent: int) -> np.ndarray:
+    """Latent (``latent``, H/16, W/16) of a standardised (C, H, W) array, edges padded, in blocks for large scenes."""
+    h, w = x.shape[1:]
+    xp = np.pad(x, ((0, 0), (0, -h % STRIDE), (0, -w % STRIDE)), mode="edge")
+    lh, lw = xp.shape[1] // STRIDE, xp.shape[2] // STRIDE
+    run = _runner(model.analysis, model_device(model))
+    if lh * lw <= BLOCK * BLOCK:
+        return run(xp)
+    f = STRIDE
+    y = np.empty((latent, lh, lw), np.float32)
+    for r0, r1, c0, c1, (a, b, c, d) in blocks(lh, lw):
+        block = run(xp[:, a * f : b * f, c * f : d * f])
+        y[:, r0:r1, c0:c1] = block[:, r0 - a : r1 - a, c0 - c : c1 - c]
+    return y
+
+
+def synthesis(model: Any, tokens: np.ndarray, delta: float, h: int, w: int, bands: int) -> np.ndarray:
+    """Standardised (``bands``, h, w) from integer tokens at step ``delta``, in blocks for large scenes."""
+    f = STRIDE
+    lat = tokens.astype(np.float32) * np.float32(delta)
+    run = _runner(model.synthesis, model_device(model))
+    lh, lw = lat.shape[1:]
+    if lh * lw <= BLOCK * BLOCK:
+        return run(lat)[:, :h, :w]
+    out = np.empty((bands, lh * f, lw * f), np.float32)
+    for r0, r1, c0, c1, (a, b, c, d) in blocks(lh, lw):
+        block = run(lat[:, a:b, c:d])
+        rows, cols = slice((r0 - a) * f, (r1 - a) * f), slice((c0 - c) * f, (c1 - c) * f)
+        out[:, r0 * f : r1 * f, c0 * f : c1 * f] = block[:, rows, cols]
+    return out[:, :h, :w]

@@ -1,0 +1,198 @@
+"""The learned codec in modules with one job each: same bytes as before, one standardisation, one device check."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from eocompress.cli import main
+from eocompress.errors import InputError
+from eocompress.imagery.codec import learned_format, rate_control
+from eocompress.imagery.codec.learned import LearnedCodec
+from eocompress.imagery.codec.learned_transforms import BLOCK, analysis
+from eocompress.imagery.readers.scenes import read_scene
+from eocompress.imagery.tokenizer import fp_data
+from eocompress.imagery.tokenizer.device import check_device
+from eocompress.imagery.tokenizer.standardise import MIN_SCALE, standardise
+
+PISA = "imagery/oscd-s2l1c/pisa/imgs_1"  # OSCD, Level-1C, 776 x 718 px
+
+# sha256 of the token files (and their decodes) that learned.py produced BEFORE the split into
+# learned_format / learned_entropy / learned_transforms / rate_control, at commit d7b18ac (learned.py as
+# of 3a63e7a), with the packaged default model. Regenerate only when the format or the model changes
+# on purpose: check out that commit, run the same encodes and paste the digests here.
+GOLDEN = {
+    "ratio450": (871, "a02519ed034c126a87c98f65c4221ecffc25fe14ac64eccaa52f942143a5e956"),
+    "quality5": (1899, "b245eac001c02d007ebefa8a5ad38f900e0884ccb80f9aac5281a3bc5153d19e"),
+    "decoded450": "e527281c9eabe952020a69600c7edd2beee94f74daab086a5ccdcc2598b5c1bc",
+    "blocked_q3": (80875, "cc7979d4aa4ea3ceb0906876b33cf28a58e2bf6c1209647a94da7a2b76101e18"),
+    "blocked_decoded": "f706d2491a5fb0b616fb2040ee1b780c076854624c6176e75dac09e66e58d1ce",
+}
+
+
+def _sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def codec() -> LearnedCodec:
+    return LearnedCodec.load("default")
+
+
+@pytest.fixture(scope="module")
+def pisa(codec, data_root):
+    return read_scene(data_root / PISA, bands=codec.bands)
+
+
+# --------------------------------------------------------------------------- same bytes as before the split
+
+
+@pytest.mark.realdata
+def test_token_files_are_byte_identical_to_the_pre_split_codec(codec, pisa):
+    window = pisa.crop(100, 200, 128, 128)
+    blob = codec.encode_scene(window, ratio=450)
+    assert (len(blob), _sha(blob)) == GOLDEN["ratio450"]
+    q5 = codec.encode_scene(window, quality=5)
+    assert (len(q5), _sha(q5)) == GOLDEN["quality5"]
+    assert _sha(codec.decode(blob).tobytes()) == GOLDEN["decoded450"]
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_blocked_transforms_are_byte_identical_to_the_pre_split_codec(codec, pisa):
+    """A 1040 x 1040 scene (65 x 65 latent positions > one 64 x 64 block) runs the blocked path both ways."""
+    big = np.pad(pisa.data, ((0, 0), (0, 1040 - 776), (0, 1040 - 718)), mode="reflect")
+    assert (big.shape[1] // 16) * (big.shape[2] // 16) > BLOCK * BLOCK
+    blob = codec.encode(big, quality=3)
+    assert (len(blob), _sha(blob)) == GOLDEN["blocked_q3"]
+    assert _sha(codec.decode(blob).tobytes()) == GOLDEN["blocked_decoded"]
+
+
+# --------------------------------------------------------------------------- one standardisation
+
+
+def test_training_and_encoding_standardise_with_one_function():
+    assert fp_data.standardise is standardise
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 4000, (12, 32, 32)).astype(np.float32)
+    valid = np.ones((32, 32), bool)
+    valid[:4] = False
+    z, means, scale = standardise(x, valid)
+    assert means.dtype == np.uint16 and isinstance(scale, int)  # what the header stores, nothing finer
+    assert np.all(z[:, ~valid] == 0)  # nodata at the band means
+    back = z * scale + means[:, None, None].astype(np.float32)
+    assert np.allclose(back[:, valid], x[:, valid], atol=1e-2)
+    flat = np.full((12, 8, 8), 500, np.float32)
+    assert standardise(flat)[2] == MIN_SCALE  # flat crops keep the lower bound on the scale
+
+
+def test_training_crops_are_standardised_as_the_encoder_does(tmp_path):
+    rng = np.random.default_rng(1)
+    scene = rng.integers(1, 3000, (12, 40, 40)).astype(np.uint16)
+    cache = tmp_path / "c.npz"
+    np.savez(cache, s0=scene, names=np.array(["s0"]))
+    got = fp_data.RandomCrops(cache, crop=40, length=1, seed=3)[0].numpy()
+    # the crop is the whole scene, rotated/flipped: same statistics, so the encoder's means and scale undo it
+    x = scene.astype(np.float32)
+    _, means, scale = standardise(x, np.ones((40, 40), bool))
+    restored = got * scale + means[:, None, None].astype(np.float32)
+    assert np.allclose(np.sort(restored.reshape(12, -1)), np.sort(x.reshape(12, -1)), atol=0.05)
+
+
+@pytest.mark.realdata
+def test_the_header_stores_what_standardise_computes(codec, pisa):
+    dn = pisa.crop(0, 0, 64, 64).data
+    head, _ = codec.read_header(codec.encode(dn, quality=5))
+    _, means, scale = standardise(dn.astype(np.float32), np.all(dn != 0, axis=0))
+    assert np.array_equal(head.means, means) and head.scale == scale
+
+
+# --------------------------------------------------------------------------- rate control and format alone
+
+
+def test_quality_ladder_and_ratio_search_alone():
+    assert rate_control.delta_for_quality(1, 0.1, 10.0) == pytest.approx(10.0)
+    assert rate_control.delta_for_quality(10, 0.1, 10.0) == pytest.approx(0.1)
+    with pytest.raises(InputError, match=r"quality must be 1\.\.10"):
+        rate_control.delta_for_quality(11, 0.1, 10.0)
+    # a size that falls with the step: the search returns the largest file within the budget
+    blob = rate_control.fit_ratio(lambda d: b"x" * int(1000 / d), 100, (1, 100, 100), 48, 0.1, 10.0)
+    assert len(blob) <= 200 and len(blob) > 190
+    with pytest.raises(InputError, match="cannot be reached"):
+        rate_control.fit_ratio(lambda d: b"x" * 999, 100, (1, 100, 100), 48, 0.1, 10.0)
+
+
+def test_header_round_trips_alone():
+    head = learned_format.Header(100, 70, 0.5, 300, np.arange(12, dtype=np.uint16), b"abcd", epsg=32632,
+                                 transform=(10.0, 0.0, 5e5, 0.0, -10.0, 4.5e6), offset=1000, offset_known=True,
+                                 level="Level-2A", constants={3: 7})
+    data = head.to_bytes()
+    back, pos = learned_format.Header.from_bytes(data, 12, "x")
+    assert pos == len(data) and back.offset == 1000 and back.level == "Level-2A" and back.constants == {3: 7}
+    assert learned_format.latent_shape(back) == (7, 5)
+    with pytest.raises(learned_format.TokenStreamError, match="checksum"):
+        learned_format.unseal(learned_format.seal(data)[:-1] + b"\0", "x")
+
+
+# --------------------------------------------------------------------------- one device check
+
+
+def test_one_device_check_for_cli_codec_and_dataset(codec):
+    assert check_device("cpu") == "cpu"
+    with pytest.raises(InputError, match="'banana' is not a torch device") as info:
+        check_device("banana")
+    assert "\n" not in str(info.value)
+    if not torch.cuda.is_available():
+        for ask in (lambda: check_device("cuda"), lambda: LearnedCodec.load("default", device="cuda")):
+            with pytest.raises(InputError) as info:
+                ask()
+            msg = str(info.value)
+            assert "cuda requested but torch.cuda.is_available() is False" in msg and "use --device cpu" in msg
+            assert "\n" not in msg
+    mps = getattr(torch.backends, "mps", None)
+    if mps is None or not mps.is_available():
+        with pytest.raises(InputError, match=r"mps requested but torch\.backends\.mps\.is_available"):
+            check_device("mps")
+    with pytest.raises(InputError, match="runs on cpu, cuda or mps"):
+        check_device("meta")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where no GPU is visible")
+def test_cli_cuda_without_gpu_is_one_line(tmp_path, capsys):
+    src = tmp_path / "x.tif"
+    with pytest.raises(SystemExit) as info:
+        main(["imagery", "encode", str(src), "-o", str(tmp_path / "x.eotok"), "--device", "cuda"])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 1 and len(err.splitlines()) == 1
+    assert "cuda requested but torch.cuda.is_available() is False" in err and "use --device cpu" in err
+    assert not (tmp_path / "x.eotok").exists()
+
+
+def test_transforms_move_blocks_to_the_model_device(codec):
+    """Inputs follow the parameters' device and come back as CPU numpy (CPU here; the GPU test below)."""
+    y = analysis(codec.model, np.zeros((12, 40, 40), np.float32), codec.config.latent)
+    assert isinstance(y, np.ndarray) and y.shape == (codec.config.latent, 3, 3)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_end_to_end_matches_cpu(codec, pisa):
+    """--device cuda: encode on the GPU, decode on the CPU and back; close to the CPU codec's result."""
+    gpu = LearnedCodec.load("default", device="cuda")
+    window = pisa.crop(100, 200, 128, 128)
+    g_blob, c_blob = gpu.encode_scene(window, quality=5), codec.encode_scene(window, quality=5)
+    assert abs(len(g_blob) - len(c_blob)) <= 0.02 * len(c_blob)
+    x = window.data.astype(np.float64)
+
+    def rmse(rec: np.ndarray) -> float:
+        return float(np.sqrt(((rec - x) ** 2).mean()))
+
+    base = rmse(codec.decode(c_blob))
+    for rec in (codec.decode(g_blob), gpu.decode(c_blob), gpu.decode(g_blob)):
+        assert abs(rmse(rec) - base) <= 0.02 * base
+    assert np.array_equal(gpu.tokens(g_blob), codec.tokens(g_blob))  # the coder is device-independent
+    ratio = gpu.encode_scene(window, ratio=450)
+    assert len(ratio) <= window.data.size * 2 / 450
