@@ -152,6 +152,8 @@ def test_one_device_check_for_cli_codec_and_dataset(codec):
             msg = str(info.value)
             assert "cuda requested but torch.cuda.is_available() is False" in msg and "use --device cpu" in msg
             assert "\n" not in msg
+        with pytest.raises(InputError, match="use --accelerator cpu"):  # the trainers' flag, same check
+            check_device("cuda", "--accelerator")
     mps = getattr(torch.backends, "mps", None)
     if mps is None or not mps.is_available():
         with pytest.raises(InputError, match=r"mps requested but torch\.backends\.mps\.is_available"):

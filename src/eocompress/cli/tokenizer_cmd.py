@@ -176,12 +176,14 @@ def _check_accelerator(accelerator: str, devices: str) -> None:
     """``--accelerator``/``--devices`` that Lightning can use here, else one line saying what is available."""
     import torch
 
+    from eocompress.imagery.tokenizer.device import check_device
+
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     here = "cpu" + (f", gpu ({gpus} CUDA device{'s' if gpus != 1 else ''})" if gpus else " only (no CUDA GPU)")
     if accelerator not in ("auto", "cpu", "gpu", "cuda"):
         raise InputError(f"--accelerator {accelerator!r} is not one of auto, cpu, gpu; available here: {here}")
-    if accelerator in ("gpu", "cuda") and not gpus:
-        raise InputError(f"--accelerator {accelerator}: no CUDA GPU is visible on this machine; available here: {here}")
+    if accelerator in ("gpu", "cuda"):
+        check_device("cuda", "--accelerator")  # the imagery half's one device check
     if devices != "auto" and (not devices.isdigit() or int(devices) < 1):
         raise InputError(f"--devices {devices!r} must be 'auto' or a number >= 1")
 

@@ -22,14 +22,17 @@ def available_devices() -> list[str]:
     return out
 
 
-def check_device(device: str) -> str:
-    """``device`` when torch can use it here; otherwise one :class:`InputError` line naming the fix."""
+def check_device(device: str, option: str = "--device") -> str:
+    """``device`` when torch can use it here; otherwise one :class:`InputError` line naming the fix.
+
+    ``option``: the flag the user gave it with, named in the fix (``--accelerator`` for the trainers).
+    """
     available = available_devices()
     here = f"available here: {', '.join(available)}"
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError, TypeError) as exc:
-        raise InputError(f"--device {device!r} is not a torch device; use cpu, cuda or mps ({here})") from exc
+        raise InputError(f"{option} {device!r} is not a torch device; use cpu, cuda or mps ({here})") from exc
     name = dev.type if dev.index is None else f"{dev.type}:{dev.index}"
     if name in available:
         return device
@@ -41,4 +44,4 @@ def check_device(device: str) -> str:
         why = "torch.backends.mps.is_available() is False"
     else:
         why = f"the imagery codec runs on cpu, cuda or mps, not {dev.type}"
-    raise InputError(f"{device} requested but {why}; use --device cpu ({here})")
+    raise InputError(f"{device} requested but {why}; use {option} cpu ({here})")
