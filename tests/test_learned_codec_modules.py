@@ -184,6 +184,7 @@ def test_transforms_move_blocks_to_the_model_device(codec):
 def test_cuda_end_to_end_matches_cpu(codec, pisa):
     """--device cuda: encode on the GPU, decode on the CPU and back; close to the CPU codec's result."""
     gpu = LearnedCodec.load("default", device="cuda")
+    assert gpu.device.type == "cuda" and codec.device.type == "cpu"
     window = pisa.crop(100, 200, 128, 128)
     g_blob, c_blob = gpu.encode_scene(window, quality=5), codec.encode_scene(window, quality=5)
     assert abs(len(g_blob) - len(c_blob)) <= 0.02 * len(c_blob)

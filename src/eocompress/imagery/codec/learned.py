@@ -53,7 +53,7 @@ from eocompress.imagery.codec.learned_format import (
     seal,
     unseal,
 )
-from eocompress.imagery.codec.learned_transforms import analysis, synthesis
+from eocompress.imagery.codec.learned_transforms import analysis, model_device, synthesis
 from eocompress.imagery.codec.rate_control import QUALITY_LEVELS
 from eocompress.imagery.tokenizer.device import check_device
 from eocompress.imagery.tokenizer.fp_model import FactorizedPriorTokenizer, FPConfig
@@ -108,7 +108,7 @@ class LearnedCodec:
     @property
     def device(self) -> torch.device:
         """Where the model runs (the arrays in and out are numpy on the CPU wherever it is)."""
-        return next(self.model.parameters()).device
+        return model_device(self.model)
 
     @property
     def entropy(self) -> PriorTables:
