@@ -235,3 +235,14 @@ def test_quiet_folder_encode_still_names_the_failed_scene(data_root: Path, tmp_p
     line = _one_error_line(r)
     assert "1 of 2 scenes failed" in line and "bad.tif" in line
     assert (tmp_path / "tokens" / "good.eotok").is_file()
+
+
+@pytest.mark.slow
+def test_imagery_encode_json_and_decode_to_a_non_tiff_name_is_refused(data_root: Path, tmp_path: Path) -> None:
+    r = _cli("imagery", "encode", str(data_root / "imagery/hydro/patch_0.tif"), "-o", str(tmp_path / "p.eotok"),
+             "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["bytes"] == (tmp_path / "p.eotok").stat().st_size and report["ratio_vs_raw"] >= 450
+    line = _one_error_line(_cli("imagery", "decode", str(tmp_path / "p.eotok"), "-o", str(tmp_path / "p.png")))
+    assert ".tif" in line and not (tmp_path / "p.png").exists()

@@ -279,6 +279,8 @@ def decode(
         decode_archive_command(src, target, _learned(model, device), overwrite)
         return
     _refuse_existing(target, overwrite)
+    if target.suffix.lower() not in (".tif", ".tiff"):
+        raise InputError(f"-o {target}: a token file decodes to a GeoTIFF (COG); give a .tif path")
     from eocompress.imagery.codec.learned import is_learned_token_file
 
     if src.is_file() and is_learned_token_file(src):
