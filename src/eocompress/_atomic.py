@@ -24,13 +24,17 @@ from eocompress.errors import EOCompressError
 def is_our_directory(path: str | os.PathLike) -> bool:
     """True for a directory eocompress created: a Zarr store whose root has an ``eocompress:format`` tag,
     or a search index whose ``manifest.json`` names an ``eocompress-`` format."""
-    for name, key in (("zarr.json", "attributes"), ("manifest.json", None)):
+    for name, key, tag_key in (
+        ("zarr.json", "attributes", "eocompress:format"),
+        (".zattrs", None, "eocompress:format"),  # a Zarr v2 store
+        ("manifest.json", None, "format"),
+    ):
         try:
             meta = json.loads((Path(path) / name).read_text())
             attrs = meta.get(key, {}) if key else meta
         except (OSError, ValueError, UnicodeDecodeError, AttributeError):
             continue
-        tag = attrs.get("eocompress:format" if key else "format", "") if isinstance(attrs, dict) else ""
+        tag = attrs.get(tag_key, "") if isinstance(attrs, dict) else ""
         if str(tag).startswith("eocompress-"):
             return True
     return False

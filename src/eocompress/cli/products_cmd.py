@@ -107,7 +107,10 @@ def compress_cmd(
         help="Acquisition time (ISO 8601) for the STAC item; default: from the input's tags."
     ),
     crc32c: bool = typer.Option(
-        True, "--crc32c/--no-crc32c", help="Zarr's crc32c codec on every array (GDAL before 3.13 cannot read it)."
+        True, "--crc32c/--no-crc32c", help="Zarr's crc32c codec on every v3 array (GDAL 3.10 cannot read it)."
+    ),
+    zarr_format: int = typer.Option(
+        3, "--zarr-format", min=2, max=3, help="Zarr format of a .zarr product: 2 opens in GDAL 3.4+ (QGIS, rasterio)."
     ),
     workers: int = AUTO_WORKERS,
     scheduler: str = SCHEDULER,
@@ -158,6 +161,7 @@ def compress_cmd(
                 source_data=source_data or None,
                 datetime=acquired,
                 crc32c=crc32c,
+                zarr_format=zarr_format,
                 clip_report=None if as_json else _print_clipping,
             )
     if as_json:

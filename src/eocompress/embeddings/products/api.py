@@ -118,6 +118,7 @@ def compress(
     datetime: str | None = None,
     crc32c: bool = True,
     clip_report: Callable[[dict[str, Any]], None] | None = None,
+    zarr_format: int = 3,
 ) -> Path:
     """Compress an embedding field (GeoTIFF/COG/Zarr/AEF/Tessera) or a chip table (Parquet) into ``out``.
 
@@ -125,6 +126,7 @@ def compress(
     geo-embeddings attributes and STAC item; by default they are read from the input's tags.
     Scalar ranges fitted on the sample are widened to the whole input (one min/max pass); the values
     still clipped (a ``--fit`` codec's range) are counted, stored (Zarr) and passed to ``clip_report``.
+    ``zarr_format=2`` writes a Zarr v2 product that GDAL 3.4+ (QGIS, rasterio wheels) opens.
     """
     src, out = Path(src), Path(out)
     check_settings(chunk=chunk, fit_sample=fit_sample)
@@ -224,6 +226,7 @@ def compress(
             progress=progress,
             provenance=prov,
             crc32c=crc32c,
+            zarr_format=zarr_format,
             extra_attrs={RANGE_ATTR: clipping} if clipping else None,
         )
     else:
@@ -274,11 +277,11 @@ def _locate_extreme(fld: Field, chunk: int) -> None:
 
 def _resume_codec(out: Path, key: str = "eocompress:codec") -> Any:
     """The codec stored in an unfinished Zarr product (None when there is none to resume)."""
-    from eocompress.embeddings.products.zarr_product import _open_group, load_codec
+    from eocompress.embeddings.products.zarr_product import _open_group, load_codec, store_exists
 
     part = partial_path(out)
     store = part / "store.zarr"
-    if not (store / "zarr.json").exists():
+    if not store_exists(store):
         return None
     fresh = f"drop --resume to start fresh (this deletes the unfinished {part})"
     try:

@@ -6,7 +6,9 @@
 * ``datetime`` is the acquisition time (or ``start_datetime``/``end_datetime`` for a time series); only
   when the input records none is it the creation time, and ``eocompress:datetime_is_creation`` says so;
 * grids carry ``proj:code`` (or ``proj:wkt2``), ``proj:shape``, ``proj:transform``, ``proj:bbox``; the COG
-  asset carries ``raster:bands`` (data type, nodata, scale, offset) so odc-stac/stackstac decode it.
+  asset carries ``raster:bands`` (data type, nodata, scale, offset) so odc-stac/stackstac decode it;
+* a Zarr v2 product adds a ``codes`` asset (``./<product>/codes``: the code bytes as B uint8 bands, which GDAL
+  3.4+ opens with grid and CRS) so odc-stac loads it through rasterio.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from eocompress._atomic import atomic_write_text
+from eocompress.embeddings.products.zarr_product import zarr_format_of
 
 EMB_EXTENSION = "https://stac-extensions.github.io/embeddings/v0.0.1/schema.json"
 PROJ_EXTENSION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 RASTER_EXTENSION = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 MEDIA_TYPES = {
     "zarr": "application/vnd+zarr; version=3",
+    "zarr2": "application/vnd+zarr; version=2",
     "cog": "image/tiff; application=geotiff; profile=cloud-optimized",
     "parquet": "application/vnd.apache.parquet",
 }
@@ -152,6 +156,20 @@ def build_stac_item(product: str | os.PathLike) -> Any:
             extra_fields=asset_extra,
         ),
     )
+    if kind == "zarr" and zarr_format_of(prod.group) == 2:
+        item.assets["embeddings"].media_type = MEDIA_TYPES["zarr2"]
+        if RASTER_EXTENSION not in item.stac_extensions:
+            item.stac_extensions.append(RASTER_EXTENSION)
+        # No media type: odc-stac takes a typeless "data" asset for a raster; GDAL opens the array folder.
+        item.add_asset(
+            "codes",
+            pystac.Asset(
+                href=f"./{product.name}/codes",
+                roles=["data"],
+                title=f"{codec.spec} code bytes: {codec.bytes_per_vector} uint8 bands (GDAL Zarr driver)",
+                extra_fields={"raster:bands": [{"data_type": "uint8"}] * codec.bytes_per_vector},
+            ),
+        )
     model = prov.get("model")
     if model:
         item.add_link(pystac.Link(rel="emb:model", target=model, title=prov.get("model_description")))

@@ -1,6 +1,8 @@
-"""Zarr v3 product: codes chunked in space, every decode parameter a named array, checksums throughout.
+"""Zarr product (v3, or v2 for GDAL 3.4-3.10): codes chunked in space, every decode parameter a named array,
+checksums throughout.
 
-Layout of ``OUT.zarr`` (a group; consolidated metadata; every array ends with Zarr's ``crc32c`` codec)::
+Layout of ``OUT.zarr`` (a group; consolidated metadata; v3 arrays are zstd + Zarr's ``crc32c`` codec, v2 arrays
+zlib with ``_ARRAY_DIMENSIONS`` attributes, the layout GDAL's Zarr driver reads since 3.4)::
 
     codes          uint8 (B, H, W)  dims (code_byte, y, x)          the codec's code bytes, 0 where nodata
     valid          bool  (H, W)     dims (y, x)                     nodata mask (False = nodata)
@@ -61,7 +63,24 @@ def _open_group(path: Path, mode: str = "r", consolidated: bool = False) -> Any:
         raise FileFormatError(f"{path} is not a readable Zarr store ({type(exc).__name__}: {str(exc)[:200]})") from exc
 
 
-def _compressors(crc32c: bool = True) -> list[Any]:
+ZARR_FORMATS = (2, 3)
+
+
+def store_exists(store: Path) -> bool:
+    """True when ``store`` holds a Zarr group root (v3 ``zarr.json`` or v2 ``.zgroup``)."""
+    return (store / "zarr.json").exists() or (store / ".zgroup").exists()
+
+
+def zarr_format_of(group: Any) -> int:
+    """The Zarr format (2 or 3) of an opened group."""
+    return int(group.metadata.zarr_format)
+
+
+def _compressors(crc32c: bool = True, zarr_format: int = 3) -> list[Any]:
+    if zarr_format == 2:  # zlib: in every GDAL Zarr driver (3.4+); crc32c does not exist in Zarr v2
+        from numcodecs import Zlib
+
+        return [Zlib(level=6)]
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
     return [ZstdCodec(level=3), *([Crc32cCodec()] if crc32c else [])]
@@ -69,7 +88,14 @@ def _compressors(crc32c: bool = True) -> list[Any]:
 
 def _array(group: Any, name: str, **kwargs: Any) -> Any:
     crc = group.attrs.get("eocompress:crc32c", True)
-    return group.create_array(name, compressors=_compressors(crc), **kwargs)
+    fmt = zarr_format_of(group)
+    if fmt == 2:  # v2 names dimensions in the xarray/GDAL attribute _ARRAY_DIMENSIONS
+        dims = kwargs.pop("dimension_names", None)
+        if dims is None and tuple(kwargs.get("shape", ())) == ():
+            dims = ()  # a scalar (spatial_ref): xarray needs the attribute even when empty
+        if dims is not None:
+            kwargs["attributes"] = {**kwargs.get("attributes", {}), "_ARRAY_DIMENSIONS": list(dims)}
+    return group.create_array(name, compressors=_compressors(crc, fmt), **kwargs)
 
 
 def _store_codec(group: Any, name: str, codec: Any) -> dict[str, Any]:
@@ -153,10 +179,21 @@ def _encode_chunk(
 
 
 def _check_resume(
-    group: Any, part: Path, codec: Any, chunk: int, source: dict[str, Any] | None, rescore_codec: Any = None
+    group: Any,
+    part: Path,
+    codec: Any,
+    chunk: int,
+    source: dict[str, Any] | None,
+    rescore_codec: Any = None,
+    zarr_format: int = 3,
 ) -> None:
-    """Refuse to continue a partial store started from another input, codec, rescore codec or chunk size."""
+    """Refuse to continue a partial store started from another input, codec, rescore codec, chunk size or format."""
     fresh = f"drop --resume to start fresh (this deletes the unfinished {part})"
+    if zarr_format_of(group) != zarr_format:
+        raise EOCompressError(
+            f"the unfinished product {part} is Zarr v{zarr_format_of(group)}, not v{zarr_format}; resume with "
+            f"--zarr-format {zarr_format_of(group)}, or {fresh}"
+        )
     try:
         attrs = group.attrs.asdict()
         stored_meta = attrs.get("eocompress:codec")
@@ -202,11 +239,17 @@ def _check_resume(
 
 
 def _create_store(
-    store: Path, info: GridInfo, codec: Any, rescore_codec: Any, chunk: int, attrs: dict[str, Any]
+    store: Path,
+    info: GridInfo,
+    codec: Any,
+    rescore_codec: Any,
+    chunk: int,
+    attrs: dict[str, Any],
+    zarr_format: int = 3,
 ) -> Any:
     import zarr
 
-    group = zarr.open_group(str(store), mode="w", zarr_format=3)
+    group = zarr.open_group(str(store), mode="w", zarr_format=zarr_format)
     group.attrs["eocompress:crc32c"] = bool(attrs.get("eocompress:crc32c", True))
     H, W, c = info.height, info.width, chunk
     geo_attrs: dict[str, Any] = {"grid_mapping": "spatial_ref", "coordinates": "spatial_ref"}
@@ -297,14 +340,19 @@ def compress_to_zarr(
     extra_attrs: dict | None = None,
     provenance: dict[str, Any] | None = None,
     crc32c: bool = True,
+    zarr_format: int = 3,
 ) -> Path:
-    """Encode a field chunk by chunk into a Zarr v3 product at ``out`` (see the module docstring).
+    """Encode a field chunk by chunk into a Zarr product at ``out`` (see the module docstring).
 
-    ``crc32c=False`` leaves Zarr's crc32c codec out (our sha256 checksums stay): GDAL before 3.13
-    cannot read arrays that use it.
+    ``zarr_format=2`` writes the Zarr v2 layout GDAL 3.4+ reads (zlib, ``_ARRAY_DIMENSIONS``, no crc32c);
+    ``crc32c=False`` leaves Zarr's crc32c codec out of a v3 product (our sha256 checksums stay).
     """
     import zarr
 
+    if zarr_format not in ZARR_FORMATS:
+        raise InputError(f"zarr_format must be 2 or 3, not {zarr_format!r}; pass --zarr-format 2 or 3")
+    if zarr_format == 2:
+        crc32c = False
     out = check_output_path(out, overwrite=overwrite)
     info = fld.info
     if codec.dim != info.dim:
@@ -315,9 +363,9 @@ def compress_to_zarr(
     source = fingerprint(fld.path) if getattr(fld, "path", None) and Path(fld.path).exists() else None
     part = partial_path(out)
     store = part / "store.zarr"
-    if part.exists() and resume and (store / "zarr.json").exists():
+    if part.exists() and resume and store_exists(store):
         group = _open_group(store, mode="r+")
-        _check_resume(group, part, codec, chunk, source, rescore_codec)
+        _check_resume(group, part, codec, chunk, source, rescore_codec, zarr_format)
     else:
         resume = False
         if part.exists():
@@ -344,7 +392,7 @@ def compress_to_zarr(
             **(extra_attrs or {}),
         }
         try:
-            group = _create_store(store, info, codec, rescore_codec, chunk, attrs)
+            group = _create_store(store, info, codec, rescore_codec, chunk, attrs, zarr_format)
         except OSError as exc:
             shutil.rmtree(part, ignore_errors=True)
             raise EOCompressError(os_error_message(exc, out)) from exc
