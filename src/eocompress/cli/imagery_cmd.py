@@ -285,9 +285,10 @@ def decode(
 
     if src.is_file() and is_learned_token_file(src):
         codec = _learned(model, device)
-        data, meta = codec.decode_file(src)
-        path = write_geotiff(target, data, meta, overwrite=overwrite)
-        console.print(f"{src} -> {path}: COG, {data.shape[0]} bands x {data.shape[1]} x {data.shape[2]}",
+        blob = src.read_bytes()  # decoded block by block into the COG: memory ~ a block + the tokens
+        path = codec.decode_to_geotiff(blob, target, source=str(src), overwrite=overwrite)
+        head, _ = codec.read_header(blob, str(src))
+        console.print(f"{src} -> {path}: COG, {len(codec.bands)} bands x {head.height} x {head.width}",
                       highlight=False, soft_wrap=True)
         return
     tf = TokenFile.load(src)

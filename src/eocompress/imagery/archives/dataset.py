@@ -6,7 +6,8 @@ SHARD.parquet``) or a folder of learned ``.eotok`` files. Each sample is a dict 
 where valid), ``crs``, ``bounds`` (minx, miny, maxx, maxy in that CRS) and the Major-TOM keys; with
 ``mode="tokens"`` ``tokens`` holds the integer codebook indices (channels x H/16 x W/16) instead of
 pixels. ``crop`` cuts a random window per sample from a seeded generator (the same crop for the same
-``seed``, ``epoch`` and index whatever worker draws it). Files and the model are opened lazily in each
+``seed``, ``epoch`` and index whatever worker draws it); in pixel mode only that window is synthesised
+(``LearnedCodec.decode(window=...)``), not the whole cell. Files and the model are opened lazily in each
 process: nothing open is pickled, so ``DataLoader(num_workers=N)`` works.
 """
 
@@ -134,9 +135,9 @@ class TokenArchiveDataset(Dataset):
             tokens = tokens[:, r // s : (r + ch) // s, c // s : (c + cw) // s]
             sample["tokens"] = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
         else:
-            data = codec.decode(blob, source)
             r, c, ch, cw = self._window(index, head.height, head.width)
-            data = data[:, r : r + ch, c : c + cw]
+            # only the crop's latent sub-window (+ the synthesis' reach) is synthesised, not the whole cell
+            data = codec.decode(blob, source, window=(r, c, ch, cw))
             offset = np.float32(getattr(head, "offset", 0) or 0)
             image = (data.astype(np.float32) - offset) / np.float32(QUANTIFICATION_VALUE)
             valid = np.all(data != 0, axis=0)

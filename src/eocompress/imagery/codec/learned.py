@@ -27,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ import torch
 from safetensors.torch import load_file
 
 from eocompress._atomic import atomic_path
-from eocompress.errors import FileFormatError, InputError
+from eocompress.errors import EOCompressError, FileFormatError, InputError
 from eocompress.imagery.codec import rate_control
 from eocompress.imagery.codec.learned_entropy import PriorTables
 from eocompress.imagery.codec.learned_format import (
@@ -53,7 +55,14 @@ from eocompress.imagery.codec.learned_format import (
     seal,
     unseal,
 )
-from eocompress.imagery.codec.learned_transforms import analysis, model_device, synthesis
+from eocompress.imagery.codec.learned_transforms import (
+    analysis,
+    model_device,
+    synthesis,
+    synthesis_blocks,
+    synthesis_window,
+)
+from eocompress.imagery.codec.pipeline import META_KEYS, QUANTIFICATION_VALUE, offset_tags
 from eocompress.imagery.codec.rate_control import QUALITY_LEVELS
 from eocompress.imagery.tokenizer.device import check_device
 from eocompress.imagery.tokenizer.fp_model import FactorizedPriorTokenizer, FPConfig
@@ -199,21 +208,54 @@ class LearnedCodec:
         check_memory(head, len(self.bands), self.config.latent, source)
         return head, pos
 
-    def decode(self, blob: bytes, source: str = "token file") -> np.ndarray:
+    def decode(
+        self, blob: bytes, source: str = "token file", window: tuple[int, int, int, int] | None = None
+    ) -> np.ndarray:
         """uint16 (C, H, W) in the input's DN convention (offset kept; nodata pixels 0, valid ones >= 1).
 
-        Version-1 files decode as they always did: reflectance x 10000 without the offset they dropped.
+        ``window`` (row, col, height, width): only those pixels, synthesised from the latent sub-window
+        that covers them plus the receptive-field halo (the full decode's window up to float rounding,
+        at most 1 DN apart). Version-1 files decode as they always did: reflectance x 10000 without the
+        offset they dropped.
         """
         head, pos = self.read_header(blob, source)
         tokens = self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
-        z = synthesis(self.model, tokens, head.delta, head.height, head.width, len(self.bands))
+        if window is None:
+            z = synthesis(self.model, tokens, head.delta, head.height, head.width, len(self.bands))
+            return self._to_dn(z, head, (0, 0, head.height, head.width))
+        window = _check_window(window, head.height, head.width, source)
+        return self._to_dn(synthesis_window(self.model, tokens, head.delta, window, len(self.bands)), head, window)
+
+    def _to_dn(self, z: np.ndarray, head: Header, window: tuple[int, int, int, int]) -> np.ndarray:
+        """uint16 DNs of the standardised pixels ``z`` of ``window``: de-standardised, constants and nodata restored."""
+        r, c, h, w = window
         x = z * np.float32(head.scale) + head.means[:, None, None].astype(np.float32)
         out = np.clip(np.rint(x), 1, 65535).astype(np.uint16)  # 0 stays the nodata value
         for band, value in (head.constants or {}).items():
             out[band] = value
         if head.valid is not None:
-            out[:, ~head.valid] = 0
+            out[:, ~head.valid[r : r + h, c : c + w]] = 0
         return out
+
+    def decode_to_geotiff(
+        self, blob: bytes, path: str | os.PathLike, source: str = "token file", overwrite: bool = False
+    ) -> Path:
+        """Decode a token file to a COG block by block, in memory bounded by a block + the tokens.
+
+        The blocks and halos of :meth:`decode`'s synthesis (:func:`synthesis_blocks`), so the pixels
+        are bit-identical to it; each block is written with a windowed write into a tiled GeoTIFF
+        beside ``path`` and GDAL copies that into the COG (layout, tags and read-back check as
+        :func:`~eocompress.imagery.codec.pipeline.write_geotiff`).
+        """
+        head, pos = self.read_header(blob, source)
+        tokens = self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
+
+        def windows() -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
+            for win, z in synthesis_blocks(self.model, tokens, head.delta, head.height, head.width, len(self.bands)):
+                yield win, self._to_dn(z, head, win)
+
+        return write_geotiff_windows(path, (len(self.bands), head.height, head.width), self.header_meta(head),
+                                     windows(), overwrite=overwrite)
 
     # ---------------------------------------------------------------- scenes and files
     def encode_scene(self, scene: Any, *, ratio: float | None = None, quality: int | None = None) -> bytes:
@@ -290,3 +332,86 @@ def _constant_bands(dn: np.ndarray) -> tuple[dict[int, int], list[int]]:
         if lo == int(vals.max()):
             constants[b] = lo
     return constants, [b for b in range(dn.shape[0]) if b not in constants]
+
+
+def _check_window(
+    window: tuple[int, int, int, int], height: int, width: int, source: str
+) -> tuple[int, int, int, int]:
+    """``window`` as four ints if it lies inside the H x W scene with a positive size, else one-line InputError."""
+    try:
+        r, c, h, w = (int(v) for v in window)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"window must be (row, col, height, width), got {window!r}") from exc
+    if h < 1 or w < 1 or r < 0 or c < 0 or r + h > height or c + w > width:
+        raise InputError(
+            f"window {(r, c, h, w)} is not inside {source}'s {height} x {width} pixels; "
+            "give (row, col, height, width) with row + height <= H and col + width <= W"
+        )
+    return r, c, h, w
+
+
+def write_geotiff_windows(
+    path: str | os.PathLike,
+    shape: tuple[int, int, int],
+    header: dict[str, Any],
+    windows: Iterator[tuple[tuple[int, int, int, int], np.ndarray]],
+    overwrite: bool = False,
+) -> Path:
+    """Write uint16 (row, col, height, width) windows of a (C, H, W) scene as a COG, never holding the scene.
+
+    The windows go into a tiled DEFLATE GeoTIFF beside ``path``; GDAL's COG driver copies it (256 px
+    tiles, DEFLATE + predictor 2, average overviews, nodata 0, band names and tags as
+    :func:`~eocompress.imagery.codec.pipeline.write_geotiff`), the COG is read back window by window
+    against it, and only then renamed into place: an error leaves no partial file.
+    """
+    import rasterio
+    import rasterio.shutil
+    from affine import Affine
+    from rasterio._err import CPLE_BaseError
+    from rasterio.crs import CRS
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+    from rasterio.windows import Window
+
+    c, h, w = shape
+    profile: dict[str, Any] = dict(driver="GTiff", width=w, height=h, count=c, dtype="uint16", nodata=0,
+                                   tiled=True, blockxsize=256, blockysize=256, compress="DEFLATE",
+                                   BIGTIFF="IF_SAFER")
+    if header.get("crs"):
+        profile["crs"] = CRS.from_user_input(header["crs"])
+    if header.get("transform"):
+        profile["transform"] = Affine(*header["transform"])
+    tags = {k: str(header[k]) for k in META_KEYS if header.get(k) is not None}
+    tags.update(eocompress_model_id=str(header.get("model_id", "")),
+                QUANTIFICATION_VALUE=str(header.get("quantification_value", QUANTIFICATION_VALUE)))
+    tags.update(offset_tags(header))
+    bands = list(header.get("bands") or [f"band_{i + 1}" for i in range(c)])
+    final = Path(path)
+    with atomic_path(final, overwrite=overwrite) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        stage = Path(str(tmp) + ".stage.tif")
+        try:
+            with rasterio.open(stage, "w", **profile) as dst:
+                for (r, col, wh, ww), block in windows:
+                    dst.write(block, window=Window(col, r, ww, wh))
+                for i, band in enumerate(bands[:c], start=1):
+                    dst.set_band_description(i, band)
+                dst.update_tags(**tags)
+            with rasterio.open(stage) as src:
+                rasterio.shutil.copy(src, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="2", BLOCKSIZE="256",
+                                     OVERVIEW_RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER")
+            with rasterio.open(stage) as a, rasterio.open(tmp) as b:  # read back, one 1024-row band at a time
+                if (b.count, b.height, b.width) != shape:
+                    raise EOCompressError(f"{final}: the GeoTIFF read back has another shape; disk full?")
+                for r in range(0, h, 1024):
+                    win = Window(0, r, w, min(1024, h - r))
+                    if not np.array_equal(a.read(window=win), b.read(window=win)):
+                        raise EOCompressError(f"{final}: the GeoTIFF read back differs from what was written")
+        except (RasterioError, CPLE_BaseError, OSError) as exc:
+            text = " ".join(str(exc).split())[:200]
+            raise EOCompressError(
+                f"cannot write {final} ({text}); is the disk full or the folder read-only? Nothing was written"
+                + (" and the existing file is unchanged" if final.exists() else "")
+            ) from exc
+        finally:
+            stage.unlink(missing_ok=True)
+    return final

@@ -19,6 +19,10 @@ from eocompress.imagery.codec.learned_format import STRIDE
 #: Latent positions per block edge when a scene is transformed in pieces (64 = 1024 px) and the halo
 #: (latent positions) that covers the receptive field, so pieces give exactly the one-pass result.
 BLOCK, HALO = 64, 6
+#: Latent positions a window decode adds around the pixels it needs: the synthesis' reach, measured on the
+#: packaged model (one latent position changes the pixels from 30 px before its 16 px cell to 15 px after
+#: it, i.e. < 2 positions; tests/test_learned_window_decode.py checks it).
+WINDOW_HALO = 2
 
 
 def model_device(model: Any) -> torch.device:
@@ -61,17 +65,72 @@ def analysis(model: Any, x: np.ndarray, latent: int) -> np.ndarray:
     return y
 
 
-def synthesis(model: Any, tokens: np.ndarray, delta: float, h: int, w: int, bands: int) -> np.ndarray:
-    """Standardised (``bands``, h, w) from integer tokens at step ``delta``, in blocks for large scenes."""
+def _synthesise(run: Callable[[np.ndarray], np.ndarray], lat: np.ndarray, bands: int) -> np.ndarray:
+    """Standardised (``bands``, lh*16, lw*16) of a float latent (M, lh, lw): one pass if small, else haloed blocks."""
     f = STRIDE
-    lat = tokens.astype(np.float32) * np.float32(delta)
-    run = _runner(model.synthesis, model_device(model))
     lh, lw = lat.shape[1:]
     if lh * lw <= BLOCK * BLOCK:
-        return run(lat)[:, :h, :w]
+        return run(lat)
     out = np.empty((bands, lh * f, lw * f), np.float32)
     for r0, r1, c0, c1, (a, b, c, d) in blocks(lh, lw):
         block = run(lat[:, a:b, c:d])
         rows, cols = slice((r0 - a) * f, (r1 - a) * f), slice((c0 - c) * f, (c1 - c) * f)
         out[:, r0 * f : r1 * f, c0 * f : c1 * f] = block[:, rows, cols]
-    return out[:, :h, :w]
+    return out
+
+
+def synthesis(model: Any, tokens: np.ndarray, delta: float, h: int, w: int, bands: int) -> np.ndarray:
+    """Standardised (``bands``, h, w) from integer tokens at step ``delta``, in blocks for large scenes."""
+    lat = tokens.astype(np.float32) * np.float32(delta)
+    return _synthesise(_runner(model.synthesis, model_device(model)), lat, bands)[:, :h, :w]
+
+
+def synthesis_blocks(
+    model: Any, tokens: np.ndarray, delta: float, h: int, w: int, bands: int
+) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
+    """The pieces of :func:`synthesis` one at a time: ((row, col, height, width), standardised block).
+
+    The same blocks and halos as :func:`synthesis`, so the pieces are bit-identical to its result,
+    while only one block (and no float scene) is held: a writer streams them to disk.
+    """
+    f = STRIDE
+    run = _runner(model.synthesis, model_device(model))
+    lh, lw = tokens.shape[1:]
+    if lh * lw <= BLOCK * BLOCK:
+        yield (0, 0, h, w), run(tokens.astype(np.float32) * np.float32(delta))[:, :h, :w]
+        return
+    for r0, r1, c0, c1, (a, b, c, d) in blocks(lh, lw):
+        rows, cols = min(r1 * f, h) - r0 * f, min(c1 * f, w) - c0 * f
+        if rows <= 0 or cols <= 0:
+            continue
+        block = run(tokens[:, a:b, c:d].astype(np.float32) * np.float32(delta))
+        top, left = (r0 - a) * f, (c0 - c) * f
+        yield (r0 * f, c0 * f, rows, cols), block[:, top : top + rows, left : left + cols]
+
+
+def latent_window(
+    window: tuple[int, int, int, int], lh: int, lw: int, halo: int = WINDOW_HALO
+) -> tuple[int, int, int, int]:
+    """Latent rows/cols (a, b, c, d) covering pixel ``window`` (row, col, height, width), ``halo`` positions wider."""
+    r, c, h, w = window
+    f = STRIDE
+    return (max(0, r // f - halo), min(lh, -(-(r + h) // f) + halo), max(0, c // f - halo),
+            min(lw, -(-(c + w) // f) + halo))
+
+
+def synthesis_window(
+    model: Any, tokens: np.ndarray, delta: float, window: tuple[int, int, int, int], bands: int,
+    halo: int = WINDOW_HALO,
+) -> np.ndarray:
+    """Standardised (``bands``, height, width) of pixel ``window`` (row, col, height, width) only.
+
+    Only the latent sub-window that covers the pixels plus ``halo`` positions (at least the synthesis'
+    reach) is run, in haloed blocks when it is large, so the result is the full decode's window up to
+    float rounding (the convolutions sum in another order on another size), at a fraction of the cost.
+    """
+    f = STRIDE
+    r, c, h, w = window
+    a, b, cc, d = latent_window(window, *tokens.shape[1:], halo)
+    lat = tokens[:, a:b, cc:d].astype(np.float32) * np.float32(delta)
+    z = _synthesise(_runner(model.synthesis, model_device(model)), lat, bands)
+    return z[:, r - a * f : r - a * f + h, c - cc * f : c - cc * f + w]
