@@ -231,7 +231,8 @@ def test_dataset_pixels_with_dataloader_workers(work):
         windows.add(tuple(ds._window(1, 264, 264)))
     assert len(windows) > 1
     whole = TokenArchiveDataset(work["archive"])[1]
-    assert torch.allclose(whole["image"][:, r : r + h, c : c + w], again["image"])
+    # the crop is synthesised from its own latent window: the whole decode's pixels, up to 1 DN of rounding
+    assert float((whole["image"][:, r : r + h, c : c + w] - again["image"]).abs().max()) <= 1.01e-4
 
 
 def test_dataset_tokens_and_eotok_folder(work, codec, tmp_path):

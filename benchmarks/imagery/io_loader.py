@@ -4,7 +4,8 @@ The same cells (the real Major-TOM Core-S2L2A cells of ``$EOCOMPRESS_DATA/imager
 full 1068² size, listed ``--repeat`` times to make an epoch longer) stored four ways:
 
 (a) token archive: ``imagery encode SHARD.parquet`` at ``--ratio`` (GeoParquet, learned tokens), served
-    by :class:`~eocompress.imagery.archives.dataset.TokenArchiveDataset` (whole-cell decode, then crop);
+    by :class:`~eocompress.imagery.archives.dataset.TokenArchiveDataset` (tokens entropy-decoded, the
+    synthesis run only on the crop's latent window + its reach: ``LearnedCodec.decode(window=...)``);
     also its ``mode="tokens"`` (token indices, no synthesis) for reference;
 (b) uint16 GeoTIFF, 12 bands on the 10 m grid, DEFLATE + predictor 2, 256 px tiles, one file per cell:
     a **windowed read** of the crop (only the tiles it touches);
