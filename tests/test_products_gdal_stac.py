@@ -182,3 +182,43 @@ def test_odc_stac_loads_zarr_v2_and_cog_items_equal_to_the_codes(products: dict[
     got = np.stack([ds[f"embeddings.{k + 1}"].values[0] for k in range(128)])
     np.testing.assert_array_equal(got, stored)
     assert ds.odc.geobox.affine.almost_equals(transform, precision=1e-6)
+
+
+def test_stackstac_loads_the_cog_item_per_band_equal_to_the_stored_int8(products: dict[str, Path]) -> None:
+    stackstac = pytest.importorskip("stackstac")
+    import pystac
+
+    from eocompress.embeddings.products.band_vrt import bands_dir
+
+    cog = products["cog"]
+    assert len(list(bands_dir(cog).glob("b*.vrt"))) == 128
+    item = pystac.Item.from_file(str(stac_path(cog))).make_asset_hrefs_absolute()
+    assert len(item.assets["embeddings"].extra_fields["raster:bands"]) == 128  # the multi-band asset stays
+    keys = [f"b{k:03d}" for k in range(1, 129)]
+    t, epsg = item.properties["proj:transform"], int(item.properties["proj:code"].split(":")[1])
+    arr = stackstac.stack(
+        [item],
+        assets=keys,
+        epsg=epsg,  # stackstac 0.5 reads only proj:epsg, which pystac migrates to proj:code
+        resolution=(t[0], -t[4]),
+        bounds=tuple(item.properties["proj:bbox"]),
+        snap_bounds=False,
+        rescale=False,
+        dtype="float64",
+        fill_value=np.nan,
+    )
+    got = arr.compute().values[0]
+    with rasterio.open(cog) as d:
+        stored, transform = d.read(), d.transform
+    assert arr.attrs["transform"].almost_equals(transform, precision=1e-6)
+    hole = stored == -128
+    assert hole[:, 10:20, 30:45].all() and np.array_equal(np.isnan(got), hole)
+    np.testing.assert_array_equal(got[~hole], stored[~hole])
+    # rescale=True applies each band's raster:bands scale/offset: the decode GDAL's scale/offset gives
+    scaled = stackstac.stack(
+        [item], assets=keys[:3], epsg=epsg, resolution=(t[0], -t[4]),
+        bounds=tuple(item.properties["proj:bbox"]), snap_bounds=False, dtype="float64", fill_value=np.nan,
+    ).compute().values[0]
+    with rasterio.open(cog) as d:
+        want = stored[:3] * np.array(d.scales[:3])[:, None, None] + np.array(d.offsets[:3])[:, None, None]
+    np.testing.assert_allclose(scaled[~hole[:3]], want[~hole[:3]], rtol=1e-6)

@@ -7,6 +7,8 @@
   when the input records none is it the creation time, and ``eocompress:datetime_is_creation`` says so;
 * grids carry ``proj:code`` (or ``proj:wkt2``), ``proj:shape``, ``proj:transform``, ``proj:bbox``; the COG
   asset carries ``raster:bands`` (data type, nodata, scale, offset) so odc-stac/stackstac decode it;
+* a COG product adds one single-band asset per band (``b001``..., GDAL VRTs in ``<product>.bands/``) for
+  tools that read one band per asset (stackstac: ``assets=["b001", ...]``);
 * a Zarr v2 product adds a ``codes`` asset (``./<product>/codes``: the code bytes as B uint8 bands, which GDAL
   3.4+ opens with grid and CRS) so odc-stac loads it through rasterio.
 """
@@ -20,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from eocompress._atomic import atomic_write_text
+from eocompress.embeddings.products.band_vrt import band_name, bands_dir, write_band_vrts
 from eocompress.embeddings.products.zarr_product import zarr_format_of
 
 EMB_EXTENSION = "https://stac-extensions.github.io/embeddings/v0.0.1/schema.json"
 PROJ_EXTENSION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 RASTER_EXTENSION = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
+VRT_MEDIA_TYPE = "application/x-gdal-vrt"
 MEDIA_TYPES = {
     "zarr": "application/vnd+zarr; version=3",
     "zarr2": "application/vnd+zarr; version=2",
@@ -156,6 +160,18 @@ def build_stac_item(product: str | os.PathLike) -> Any:
             extra_fields=asset_extra,
         ),
     )
+    if kind == "cog":  # stackstac reads one band per asset: a single-band VRT asset per band
+        for k, band in enumerate(asset_extra["raster:bands"], start=1):
+            item.add_asset(
+                band_name(k),
+                pystac.Asset(
+                    href=f"./{bands_dir(product).name}/{band_name(k)}.vrt",
+                    media_type=VRT_MEDIA_TYPE,
+                    roles=["data"],
+                    title=f"band {k} of {product.name} (GDAL VRT)",
+                    extra_fields={"raster:bands": [band]},
+                ),
+            )
     if kind == "zarr" and zarr_format_of(prod.group) == 2:
         item.assets["embeddings"].media_type = MEDIA_TYPES["zarr2"]
         if RASTER_EXTENSION not in item.stac_extensions:
@@ -185,4 +201,6 @@ def item_dict(product: str | os.PathLike) -> dict[str, Any]:
 
 def write_stac_item(product: str | os.PathLike, overwrite: bool = True) -> Path:
     """Write ``<product>.stac.json`` atomically and return its path."""
+    if Path(product).suffix.lower() in (".tif", ".tiff"):
+        write_band_vrts(product, overwrite=overwrite)
     return atomic_write_text(stac_path(product), json.dumps(item_dict(product), indent=1), overwrite=overwrite)
