@@ -222,3 +222,17 @@ def test_stackstac_loads_the_cog_item_per_band_equal_to_the_stored_int8(products
     with rasterio.open(cog) as d:
         want = stored[:3] * np.array(d.scales[:3])[:, None, None] + np.array(d.offsets[:3])[:, None, None]
     np.testing.assert_allclose(scaled[~hole[:3]], want[~hole[:3]], rtol=1e-6)
+
+
+def test_existing_band_vrts_are_not_replaced_without_overwrite(field: Path, tmp_path: Path) -> None:
+    from eocompress.embeddings.products.band_vrt import bands_dir
+
+    out = tmp_path / "c.tif"
+    bands_dir(out).mkdir()
+    with pytest.raises(InputError, match=r"c\.tif\.bands already exists; pass --overwrite"):
+        compress(field, out, "int8", fit_sample=500)
+    assert not out.exists() and not list(bands_dir(out).iterdir())
+    bands_dir(out).rmdir()
+    compress(field, out, "int8", fit_sample=500)
+    compress(field, out, "int8", fit_sample=500, overwrite=True)  # replaces its own folder
+    assert len(list(bands_dir(out).glob("b*.vrt"))) == 128

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from eocompress._atomic import check_output_path, output_lock
+from eocompress.embeddings.products.band_vrt import bands_dir
 from eocompress.embeddings.products.conventions import provenance
 from eocompress.embeddings.products.fields import Field, GridInfo, open_field, sample_pixels
 from eocompress.embeddings.products.integrity import check_decodable, check_magnitude
@@ -251,6 +252,9 @@ def _check_stac_path(out: Path, stac: bool, overwrite: bool) -> None:
     item = stac_path(out)
     if (item.exists() or item.is_symlink()) and not overwrite:
         raise InputError(f"{item} already exists; pass --overwrite to replace it (with {out.name}) or write elsewhere")
+    vrts = bands_dir(out)  # a COG item's per-band VRTs
+    if product_kind(out) == "cog" and (vrts.exists() or vrts.is_symlink()) and not overwrite:
+        raise InputError(f"{vrts} already exists; pass --overwrite to replace it (with {out.name}) or write elsewhere")
 
 
 def _locate_extreme(fld: Field, chunk: int) -> None:
