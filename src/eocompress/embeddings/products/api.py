@@ -17,13 +17,25 @@ import numpy as np
 
 from eocompress._atomic import check_output_path, output_lock
 from eocompress.embeddings.products.band_vrt import bands_dir
+from eocompress.embeddings.products.base import open_cached, product_class, product_kind
+from eocompress.embeddings.products.cog_product import compress_to_cog
+from eocompress.embeddings.products.cog_write import write_cog
 from eocompress.embeddings.products.conventions import provenance
-from eocompress.embeddings.products.fields import Field, GridInfo, open_field, sample_pixels
-from eocompress.embeddings.products.integrity import check_decodable, check_magnitude
+from eocompress.embeddings.products.fields import Field, GridInfo, iter_windows, open_field, sample_pixels
+from eocompress.embeddings.products.fitting import fit_codec, load_training_vectors
+from eocompress.embeddings.products.integrity import MAX_ABS, check_magnitude
+from eocompress.embeddings.products.parquet_product import compress_parquet
 from eocompress.embeddings.products.ranges import ATTR as RANGE_ATTR
 from eocompress.embeddings.products.ranges import fit_ranges
 from eocompress.embeddings.products.scale import map_chunks
-from eocompress.embeddings.products.zarr_product import partial_path
+from eocompress.embeddings.products.stac import stac_path, write_stac_item
+from eocompress.embeddings.products.zarr_product import (
+    _open_group,
+    compress_to_zarr,
+    load_codec,
+    partial_path,
+    store_exists,
+)
 from eocompress.errors import EOCompressError, InputError
 
 ProgressFn = Callable[[int], None] | None
@@ -38,62 +50,6 @@ def _one_writer(fn: Callable[..., Path]) -> Callable[..., Path]:
             return fn(*args, **kwargs)
 
     return locked
-
-
-def product_kind(path: str | os.PathLike) -> str:
-    """``zarr``, ``cog`` or ``parquet`` from a product path (by content when it exists, else by name)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if path.is_dir() or suffix == ".zarr":
-        return "zarr"
-    if suffix in (".tif", ".tiff"):
-        return "cog"
-    if suffix in (".parquet", ".geoparquet", ".pq"):
-        return "parquet"
-    raise InputError(f"cannot tell the product type of {path}; name it .zarr, .tif (int8 COG) or .parquet")
-
-
-def load_training_vectors(path: str | os.PathLike) -> np.ndarray:
-    """Training vectors from a ``.npy`` (N, D) or ``.npz`` (key ``X``) file."""
-    path = Path(path)
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as npz:
-            if "X" not in npz.files:
-                raise InputError(f"{path} has no array 'X' (found {npz.files}); save the training vectors as X")
-            return npz["X"]
-    raise InputError(f"--fit {path}: give a saved codec (.json) or training vectors (.npy, or .npz with X)")
-
-
-def fit_codec(
-    spec: str,
-    dim: int,
-    sample: Callable[[], np.ndarray],
-    fit: str | os.PathLike | None = None,
-    seed: int = 0,
-    what: str = "the input",
-) -> Any:
-    """A fitted codec: loaded from ``fit`` (.json), fitted on ``fit`` (.npy/.npz), or on ``sample()``."""
-    from eocompress.embeddings.codecs import Codec
-
-    if fit is not None and Path(fit).suffix == ".json":
-        codec = Codec.load(fit)
-    else:
-        X = load_training_vectors(fit) if fit is not None else sample()
-        if X.ndim != 2 or X.shape[1] != dim:
-            raise InputError(
-                f"training vectors have shape {X.shape} but {what} has {dim} dimensions; fit on vectors "
-                "of the same model"
-            )
-        codec = Codec.from_spec(spec, seed=seed).fit(X)
-        check_decodable(codec, X, what)
-    if codec.dim != dim:
-        raise InputError(
-            f"{what} has {dim} bands but the codec {codec.spec!r} expects {codec.dim}-d vectors; use a codec "
-            f"fitted on {dim}-d embeddings of the same model, or drop --fit to fit one on this input"
-        )
-    return codec
 
 
 @_one_writer
@@ -134,8 +90,6 @@ def compress(
     check_output_path(out, overwrite=overwrite)
     _check_stac_path(out, stac, overwrite)
     if src.suffix.lower() in (".parquet", ".geoparquet", ".pq"):
-        from eocompress.embeddings.products.parquet_product import compress_parquet
-
         return compress_parquet(
             src,
             out,
@@ -213,8 +167,6 @@ def compress(
         if clip_report is not None:
             clip_report(clipping)
     if kind == "zarr":
-        from eocompress.embeddings.products.zarr_product import compress_to_zarr
-
         result = compress_to_zarr(
             fld,
             out,
@@ -231,15 +183,11 @@ def compress(
             extra_attrs={RANGE_ATTR: clipping} if clipping else None,
         )
     else:
-        from eocompress.embeddings.products.cog_product import compress_to_cog
-
         result = compress_to_cog(
             fld, out, codec, chunk=chunk, client=client, overwrite=overwrite, progress=progress, provenance=prov
         )
     if stac:
-        from eocompress.embeddings.products.stac import write_stac_item
-
-        write_stac_item(result, overwrite=overwrite)
+        write_stac_item(open_product(result), overwrite=overwrite)
     return result
 
 
@@ -247,8 +195,6 @@ def _check_stac_path(out: Path, stac: bool, overwrite: bool) -> None:
     """Refuse up front when the STAC item beside ``out`` exists and may not be replaced."""
     if not stac:
         return
-    from eocompress.embeddings.products.stac import stac_path
-
     item = stac_path(out)
     if (item.exists() or item.is_symlink()) and not overwrite:
         raise InputError(f"{item} already exists; pass --overwrite to replace it (with {out.name}) or write elsewhere")
@@ -259,9 +205,6 @@ def _check_stac_path(out: Path, stac: bool, overwrite: bool) -> None:
 
 def _locate_extreme(fld: Field, chunk: int) -> None:
     """Raise with the number and first (row, col, band) of too-large values in the whole field."""
-    from eocompress.embeddings.products.fields import iter_windows
-    from eocompress.embeddings.products.integrity import MAX_ABS
-
     total, first = 0, None
     for w in iter_windows(fld.info.height, fld.info.width, chunk):
         values, _ = fld.read(w)
@@ -281,8 +224,6 @@ def _locate_extreme(fld: Field, chunk: int) -> None:
 
 def _resume_codec(out: Path, key: str = "eocompress:codec") -> Any:
     """The codec stored in an unfinished Zarr product (None when there is none to resume)."""
-    from eocompress.embeddings.products.zarr_product import _open_group, load_codec, store_exists
-
     part = partial_path(out)
     store = part / "store.zarr"
     if not store_exists(store):
@@ -295,9 +236,9 @@ def _resume_codec(out: Path, key: str = "eocompress:codec") -> Any:
 
 
 def _canonical(spec: str) -> str:
-    from eocompress.embeddings.codecs import Codec
+    from eocompress.embeddings.codecs import canonical_spec  # not at module level: loads scikit-learn
 
-    return Codec.from_spec(spec).spec
+    return canonical_spec(spec)
 
 
 #: Largest chunk edge accepted (pixels) and largest float32 chunk held in memory (bytes).
@@ -333,32 +274,12 @@ def open_product(path: str | os.PathLike, verify: bool = True) -> Any:
     path = Path(path)
     if not path.exists():
         raise InputError(f"product {path} does not exist; create it with `eocompress compress`")
-    kind = product_kind(path)
-    if kind == "zarr":
-        from eocompress.embeddings.products.zarr_product import ZarrProduct
-
-        prod: Any = ZarrProduct(path, check=verify)
-    elif kind == "cog":
-        from eocompress.embeddings.products.cog_product import CogProduct
-
-        prod = CogProduct(path, check=verify)
-    else:
-        from eocompress.embeddings.products.parquet_product import ParquetProduct
-
-        prod = ParquetProduct(path)
-    prod.verify = verify
-    return prod
+    return product_class(product_kind(path)).open(path, verify=verify)
 
 
 def open_product_cached(path: str | os.PathLike, verify: bool = True) -> Any:
     """``open_product`` once per process and product version (re-opened when the file or store is replaced)."""
-    st = os.stat(path)
-    return _open_cached(str(path), st.st_ino, st.st_mtime_ns, verify)
-
-
-@functools.lru_cache(maxsize=8)
-def _open_cached(path: str, inode: int, mtime_ns: int, verify: bool = True) -> Any:
-    return open_product(path, verify=verify)
+    return open_cached(product_class(product_kind(path)), path, verify)
 
 
 def _decode_chunk_task(window: Any, product_path: str, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -401,8 +322,6 @@ def write_float_geotiff(out: Path, info: GridInfo, chunks: Any, nodata: float | 
     The chunks go into a tiled work GeoTIFF, GDAL's COG driver copies it with DEFLATE and overviews,
     and every chunk is read back and compared with what was written before the file is renamed into place.
     """
-    from eocompress.embeddings.products.cog_write import write_cog
-
     def blocks() -> Any:
         for window, (values, valid) in chunks:
             fill = np.nan if nodata is None else nodata
@@ -426,9 +345,12 @@ def write_float_geotiff(out: Path, info: GridInfo, chunks: Any, nodata: float | 
     )
 
 
-def field_of(path: str | os.PathLike, kind: str = "auto") -> Field:
-    """Open an embedding field (re-exported for convenience)."""
-    return open_field(path, kind=kind)
-
-
-__all__ = ["EOCompressError", "compress", "decompress", "fit_codec", "open_product", "product_kind"]
+__all__ = [
+    "EOCompressError",
+    "compress",
+    "decompress",
+    "fit_codec",
+    "load_training_vectors",
+    "open_product",
+    "product_kind",
+]

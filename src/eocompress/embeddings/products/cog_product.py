@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from eocompress._atomic import check_output_path
+from eocompress.embeddings.products.base import ProductBase, register
 from eocompress.embeddings.products.checksums import ChecksumError, chunk_sha256, codec_from_json
 from eocompress.embeddings.products.cog_write import overview_digests, write_cog
 from eocompress.embeddings.products.decode_params import codec_from_parts, codec_parts
@@ -232,7 +233,8 @@ def compress_to_cog(
     )
 
 
-class CogProduct:
+@register("cog")
+class CogProduct(ProductBase):
     """An int8 COG product opened for reading: grid, codec, chunk reads checked against sha256."""
 
     is_chips = False

@@ -7,152 +7,35 @@ open the file and read their own window: memory is bounded by the window, never 
 
 from __future__ import annotations
 
-import json
-import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from eocompress.embeddings.products.grid import (
+    Field,
+    GridInfo,
+    MissingCRSWarning,
+    Window,
+    invalid_mask,
+    iter_windows,
+    warn_no_crs,
+)
+from eocompress.embeddings.products.readers import AlphaEarthField, TesseraField
 from eocompress.errors import FileFormatError, InputError
 
-
-class MissingCRSWarning(UserWarning):
-    """The input has no coordinate reference system; the product is written without one."""
-
-
-@dataclass(frozen=True)
-class Window:
-    """A rectangular block of the grid: rows ``r0:r1``, cols ``c0:c1``, chunk index ``(i, j)``."""
-
-    i: int
-    j: int
-    r0: int
-    r1: int
-    c0: int
-    c1: int
-
-    @property
-    def key(self) -> str:
-        """Chunk key ``"i.j"`` used in checksum tables."""
-        return f"{self.i}.{self.j}"
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.r1 - self.r0, self.c1 - self.c0)
-
-    def describe(self) -> str:
-        """Human-readable location for error messages."""
-        return f"chunk ({self.i}, {self.j}) = rows {self.r0}:{self.r1}, cols {self.c0}:{self.c1}"
-
-
-def iter_windows(height: int, width: int, chunk: int) -> Iterator[Window]:
-    """Row-major chunk windows of ``chunk`` x ``chunk`` pixels covering the grid."""
-    if chunk < 1:
-        raise InputError(f"chunk size must be a positive number of pixels, got {chunk}; try --chunk 512")
-    for i, r0 in enumerate(range(0, height, chunk)):
-        for j, c0 in enumerate(range(0, width, chunk)):
-            yield Window(i, j, r0, min(r0 + chunk, height), c0, min(c0 + chunk, width))
-
-
-@dataclass(frozen=True)
-class GridInfo:
-    """Shape, georeference and nodata of a gridded field (everything a product must keep)."""
-
-    height: int
-    width: int
-    dim: int
-    crs_wkt: str | None
-    transform: tuple[float, float, float, float, float, float]  # affine a, b, c, d, e, f (rasterio order)
-    nodata: float | None
-    dtype: str = "float32"
-    band_names: tuple[str, ...] = ()
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def epsg(self) -> int | None:
-        """EPSG code of the CRS, when it has one."""
-        if not self.crs_wkt:
-            return None
-        from rasterio.crs import CRS
-
-        return CRS.from_wkt(self.crs_wkt).to_epsg()
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-able form stored in product metadata."""
-        return {
-            "height": self.height,
-            "width": self.width,
-            "dim": self.dim,
-            "crs_wkt": self.crs_wkt,
-            "transform": list(self.transform),
-            "nodata": _nodata_json(self.nodata),
-            "dtype": self.dtype,
-            "band_names": list(self.band_names),
-            "tags": dict(self.tags),
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> GridInfo:
-        """Inverse of :meth:`to_json`."""
-        nodata = d.get("nodata")
-        return cls(
-            height=int(d["height"]),
-            width=int(d["width"]),
-            dim=int(d["dim"]),
-            crs_wkt=d.get("crs_wkt"),
-            transform=tuple(float(v) for v in d["transform"]),  # type: ignore[arg-type]
-            nodata=float(nodata) if nodata is not None else None,
-            dtype=d.get("dtype", "float32"),
-            band_names=tuple(d.get("band_names", ())),
-            tags=dict(d.get("tags", {})),
-        )
-
-
-def _nodata_json(v: float | None) -> float | str | None:
-    if v is None:
-        return None
-    return "nan" if np.isnan(v) else float(v)
-
-
-def _invalid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:
-    """(h, w) True where any band is non-finite or equals nodata."""
-    bad = ~np.isfinite(values).all(axis=-1)
-    if nodata is not None and not np.isnan(nodata):
-        bad |= (values == nodata).any(axis=-1)
-    return bad
-
-
-class Field:
-    """Base class: a lazily read (H, W, D) embedding grid; subclasses implement ``_read``."""
-
-    info: GridInfo
-    kind: str = "field"
-
-    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """Values float32 (h, w, D) with invalid pixels set to 0, and the valid mask (h, w)."""
-        values, valid = self._read(window)
-        values = np.ascontiguousarray(values, dtype=np.float32)
-        values[~valid] = 0.0
-        return values, valid
-
-    def _read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        return f"{self.kind} {getattr(self, 'path', '')}"
-
-
-def _warn_no_crs(path: Path, crs_wkt: str | None) -> None:
-    if not crs_wkt:
-        warnings.warn(
-            f"{path} has no CRS: the product keeps the pixel grid and transform but cannot be placed on a "
-            "map; assign one (e.g. `gdal_edit.py -a_srs EPSG:32633`) and compress again if you need it",
-            MissingCRSWarning,
-            stacklevel=3,
-        )
+# Re-exported: the grid types were defined here before ``grid`` split them out for ``readers``.
+__all__ = [
+    "Field",
+    "GeoTiffField",
+    "GridInfo",
+    "MissingCRSWarning",
+    "Window",
+    "ZarrField",
+    "iter_windows",
+    "open_field",
+    "sample_pixels",
+]
 
 
 class GeoTiffField(Field):
@@ -182,7 +65,7 @@ class GeoTiffField(Field):
             raise FileFormatError(
                 f"cannot open {self.path} as a GeoTIFF ({exc}); give a readable .tif/COG"
             ) from exc
-        _warn_no_crs(self.path, self.info.crs_wkt)
+        warn_no_crs(self.path, self.info.crs_wkt)
 
     def _read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         import rasterio
@@ -193,7 +76,7 @@ class GeoTiffField(Field):
                 window=RWindow(window.c0, window.r0, window.c1 - window.c0, window.r1 - window.r0)
             )
         values = np.moveaxis(data, 0, -1).astype(np.float32)
-        return values, ~_invalid_mask(values, self.info.nodata)
+        return values, ~invalid_mask(values, self.info.nodata)
 
 
 class ZarrField(Field):
@@ -258,7 +141,7 @@ class ZarrField(Field):
             nodata=float(nodata) if nodata is not None else None,  # type: ignore[arg-type]
             dtype=str(arr.dtype),
         )
-        _warn_no_crs(self.path, crs)
+        warn_no_crs(self.path, crs)
 
     def _read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         import zarr
@@ -268,13 +151,11 @@ class ZarrField(Field):
         sl: list[slice] = [slice(window.r0, window.r1), slice(window.c0, window.c1)]
         sl.insert(self.band_axis, slice(None))
         values = np.moveaxis(np.asarray(arr[tuple(sl)]), self.band_axis, -1).astype(np.float32)
-        return values, ~_invalid_mask(values, self.info.nodata)
+        return values, ~invalid_mask(values, self.info.nodata)
 
 
 def open_field(path: str | Path, kind: str = "auto", **kwargs: Any) -> Field:
     """Open a gridded embedding field; ``kind`` is auto, geotiff, zarr, aef or tessera."""
-    from eocompress.embeddings.products.readers import AlphaEarthField, TesseraField
-
     path = Path(path)
     if not path.exists():
         raise InputError(f"input {path} does not exist; give a GeoTIFF/COG, a Zarr store or a Tessera .npy")
@@ -337,7 +218,3 @@ def sample_pixels(fld: Field, n: int, chunk: int, seed: int = 0, max_chunks: int
         sample = sample[rng.choice(len(sample), size=n, replace=False)]
     return sample
 
-
-def grid_info_json(info: GridInfo) -> str:
-    """Compact JSON of a GridInfo (for tags)."""
-    return json.dumps(info.to_json())

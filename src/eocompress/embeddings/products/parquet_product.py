@@ -21,11 +21,14 @@ from typing import Any
 import numpy as np
 
 from eocompress._atomic import atomic_path, check_output_path
+from eocompress.embeddings.products.base import ProductBase, register
 from eocompress.embeddings.products.checksums import ChecksumError, codec_from_json
+from eocompress.embeddings.products.fitting import fit_codec
 from eocompress.embeddings.products.metadata import quantization_info
 from eocompress.embeddings.products.ranges import ATTR as RANGE_ATTR
 from eocompress.embeddings.products.ranges import fit_ranges_on_batches
 from eocompress.embeddings.products.scale import map_chunks, share
+from eocompress.embeddings.products.stac import write_stac_item
 from eocompress.errors import FileFormatError, InputError
 
 FORMAT = "eocompress-geoparquet-product"
@@ -142,7 +145,6 @@ def compress_parquet(
     """Encode the ``embedding`` column of a (Geo)Parquet chip table into a GeoParquet product."""
     import pyarrow.parquet as pq
 
-    from eocompress.embeddings.products.api import fit_codec
     from eocompress.embeddings.products.conventions import provenance as make_provenance
     from eocompress.embeddings.products.decode_params import codec_parts
     from eocompress.embeddings.products.integrity import check_magnitude
@@ -224,16 +226,22 @@ def compress_parquet(
             if writer is not None:
                 writer.close()
     if stac:
-        from eocompress.embeddings.products.stac import write_stac_item
-
-        write_stac_item(out, overwrite=overwrite)
+        write_stac_item(ParquetProduct.open(out), overwrite=overwrite)
     return out
 
 
-class ParquetProduct:
+@register("parquet")
+class ParquetProduct(ProductBase):
     """A GeoParquet chip product opened for reading; chunks are row groups, checked against sha256."""
 
     is_chips = True
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, verify: bool = True) -> ParquetProduct:
+        """Open the product; its metadata digest is always checked (``verify`` applies to row groups)."""
+        prod = cls(path)
+        prod.verify = verify
+        return prod
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)

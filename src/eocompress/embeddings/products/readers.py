@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eocompress.embeddings.products.fields import Field, GridInfo, Window, _warn_no_crs
+from eocompress.embeddings.products.grid import Field, GridInfo, Window, warn_no_crs
 from eocompress.errors import FileFormatError, InputError
 
 AEF_NODATA = -128
@@ -61,7 +61,7 @@ class AlphaEarthField(Field):
                 band_names=tuple(d or f"A{k:02d}" for k, d in enumerate(src.descriptions)),
                 tags={**src.tags(), "source_product": "alphaearth-int8"},
             )
-        _warn_no_crs(self.path, crs)
+        warn_no_crs(self.path, crs)
 
     def _read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         import rasterio
@@ -133,7 +133,7 @@ class TesseraField(Field):
             band_names=tuple(f"tessera_{k:03d}" for k in range(q.shape[2])),
             tags=tags,
         )
-        _warn_no_crs(self.georef_path or self.path, crs)
+        warn_no_crs(self.georef_path or self.path, crs)
 
     def _emb(self) -> np.ndarray:
         try:

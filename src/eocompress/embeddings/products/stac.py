@@ -23,6 +23,7 @@ from typing import Any
 
 from eocompress._atomic import atomic_write_text
 from eocompress.embeddings.products.band_vrt import band_name, bands_dir, write_band_vrts
+from eocompress.embeddings.products.base import Product
 from eocompress.embeddings.products.zarr_product import zarr_format_of
 
 EMB_EXTENSION = "https://stac-extensions.github.io/embeddings/v0.0.1/schema.json"
@@ -73,16 +74,14 @@ def product_provenance(prod: Any) -> dict[str, Any]:
     return json.loads(getattr(prod, "meta", {}).get("eocompress:provenance", "{}") or "{}")
 
 
-def build_stac_item(product: str | os.PathLike) -> Any:
-    """A ``pystac.Item`` describing a finished product."""
+def build_stac_item(prod: Product) -> Any:
+    """A ``pystac.Item`` describing a finished, opened product (``api.open_product``)."""
     import pystac
 
-    from eocompress.embeddings.products.api import open_product, product_kind
     from eocompress.embeddings.products.metadata import linear_scale_offset, stac_quantization
 
-    product = Path(product)
-    prod = open_product(product)
-    kind = product_kind(product)
+    product = Path(prod.path)
+    kind = prod.kind
     codec = prod.codec
     chips = bool(getattr(prod, "is_chips", False))
     prov = product_provenance(prod)
@@ -194,13 +193,13 @@ def build_stac_item(product: str | os.PathLike) -> Any:
     return item
 
 
-def item_dict(product: str | os.PathLike) -> dict[str, Any]:
-    """The STAC Item of a product as a plain dict (relative asset href, no self link)."""
-    return build_stac_item(product).to_dict(include_self_link=False, transform_hrefs=False)
+def item_dict(prod: Product) -> dict[str, Any]:
+    """The STAC Item of an opened product as a plain dict (relative asset href, no self link)."""
+    return build_stac_item(prod).to_dict(include_self_link=False, transform_hrefs=False)
 
 
-def write_stac_item(product: str | os.PathLike, overwrite: bool = True) -> Path:
-    """Write ``<product>.stac.json`` atomically and return its path."""
-    if Path(product).suffix.lower() in (".tif", ".tiff"):
-        write_band_vrts(product, overwrite=overwrite)
-    return atomic_write_text(stac_path(product), json.dumps(item_dict(product), indent=1), overwrite=overwrite)
+def write_stac_item(prod: Product, overwrite: bool = True) -> Path:
+    """Write ``<product>.stac.json`` beside an opened product, atomically, and return its path."""
+    if Path(prod.path).suffix.lower() in (".tif", ".tiff"):
+        write_band_vrts(prod.path, overwrite=overwrite)
+    return atomic_write_text(stac_path(prod.path), json.dumps(item_dict(prod), indent=1), overwrite=overwrite)

@@ -11,31 +11,25 @@ from typing import Any
 
 import numpy as np
 
-
-def _open(path: str) -> Any:
-    from eocompress.embeddings.products.api import open_product_cached
-
-    return open_product_cached(path)
+from eocompress.embeddings.products.base import ProductBase, open_cached
+from eocompress.embeddings.products.conventions import xy_coords
+from eocompress.embeddings.products.grid import Window
 
 
-def _decode_block(path: str, chunk: int, block_info: dict | None = None) -> np.ndarray:
+def _decode_block(cls: type[ProductBase], path: str, chunk: int, block_info: dict | None = None) -> np.ndarray:
     """One decoded block (D, h, w), NaN at nodata; located by dask's ``block_info``."""
-    from eocompress.embeddings.products.fields import Window
-
     loc = block_info[None]["array-location"]
     (r0, r1), (c0, c1) = loc[1], loc[2]
-    prod = _open(path)
+    prod = open_cached(cls, path)
     values, valid = prod.decode_chunk(Window(r0 // chunk, c0 // chunk, r0, r1, c0, c1))
     values[~valid] = np.nan
     return np.ascontiguousarray(np.moveaxis(values, -1, 0))
 
 
-def _codes_block(path: str, chunk: int, block_info: dict | None = None) -> np.ndarray:
-    from eocompress.embeddings.products.fields import Window
-
+def _codes_block(cls: type[ProductBase], path: str, chunk: int, block_info: dict | None = None) -> np.ndarray:
     loc = block_info[None]["array-location"]
     (r0, r1), (c0, c1) = loc[1], loc[2]
-    codes, _, _ = _open(path).read_chunk(Window(r0 // chunk, c0 // chunk, r0, r1, c0, c1))
+    codes, _, _ = open_cached(cls, path).read_chunk(Window(r0 // chunk, c0 // chunk, r0, r1, c0, c1))
     return np.ascontiguousarray(np.moveaxis(codes, -1, 0))
 
 
@@ -50,8 +44,6 @@ def to_xarray(prod: Any, decode: bool = True) -> Any:
     import xarray as xr
     from rasterio.transform import Affine
 
-    from eocompress.embeddings.products.conventions import xy_coords
-
     info = prod.info
     path = str(prod.path)
     rows, cols = _splits(info.height, prod.chunk), _splits(info.width, prod.chunk)
@@ -64,7 +56,7 @@ def to_xarray(prod: Any, decode: bool = True) -> Any:
         depth, fn, dtype, band_dim = prod.codec.bytes_per_vector, _codes_block, np.uint8, "code_byte"
         names = list(range(depth))
     data = da.map_blocks(
-        fn, path, prod.chunk, dtype=dtype, chunks=((depth,), rows, cols), meta=np.empty((0, 0, 0), dtype)
+        fn, type(prod), path, prod.chunk, dtype=dtype, chunks=((depth,), rows, cols), meta=np.empty((0, 0, 0), dtype)
     )
     y, x = xy_coords(info)
     coords: dict[str, Any] = {band_dim: names}

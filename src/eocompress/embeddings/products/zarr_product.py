@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ import numpy as np
 
 from eocompress._atomic import check_output_path, os_error_message, replace_path
 from eocompress.embeddings.products import conventions as conv
+from eocompress.embeddings.products.base import ProductBase, register
 from eocompress.embeddings.products.checksums import ChecksumError, chunk_sha256
 from eocompress.embeddings.products.decode_params import codec_from_parts, codec_parts, describe_arrays
 from eocompress.embeddings.products.fields import Field, GridInfo, Window, iter_windows
@@ -473,7 +474,8 @@ def check_metadata(path: Path, attrs: dict[str, Any]) -> None:
         )
 
 
-class ZarrProduct:
+@register("zarr")
+class ZarrProduct(ProductBase):
     """A finished Zarr product opened for reading: grid, codec, chunk reads checked against sha256."""
 
     is_chips = False
@@ -555,12 +557,6 @@ class ZarrProduct:
                     "compress the field again (or restore the product from a copy)"
                 )
         return np.ascontiguousarray(codes), valid, (extra if rescore else None)
-
-    def iter_chunks(self, verify: bool = True) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
-        """(window, codes, valid) of every chunk, verified."""
-        for w in self.windows():
-            codes, valid, _ = self.read_chunk(w, verify=verify)
-            yield w, codes, valid
 
     def decode_chunk(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """float32 (h, w, D) of one verified chunk (nodata pixels 0) and its valid mask."""
