@@ -103,8 +103,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"[red]error:[/] {escape(_one_line(exc.format_message()))}", highlight=False, soft_wrap=True
             )
             sys.exit(exc.exit_code)
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        sys.exit(code if isinstance(code, int) else 0)  # like click's standalone mode: callers see SystemExit
     except EOCompressError as exc:
         err_console.print(f"[red]error:[/] {escape(_for_cli(str(exc)))}", highlight=False, soft_wrap=True)
         sys.exit(1)
