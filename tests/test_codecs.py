@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from eocompress import Codec
-from eocompress.embeddings.codecs import parse_spec, spec_forms
+from eocompress.embeddings.codecs import canonical_spec, code_size, parse_spec, spec_forms
+from eocompress.embeddings.codecs.normalize import unit_rows
+from eocompress.errors import SpecError
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +185,28 @@ def test_spec_parsing_and_listing() -> None:
     for form in ["float16", "int8", "int4", "int2", "binary[-mean|-median|-zero]", "ternary", "pq{M}",
                  "aef-int8", "pca{d}", "svd{d}", "rp{d}", "select{d}", "opq{M}"]:
         assert form in forms
+
+
+@pytest.mark.parametrize("spec", ["int8", "PCA16, int4", "pca8", "unit,tc16", "opq8,pq8", "binary", "svd32,ternary"])
+def test_registry_answers_canonical_form_and_code_size_without_a_codec(X128: np.ndarray, spec: str) -> None:
+    """The registry's canonical form and code size equal what the fitted Codec reports."""
+    codec = Codec.from_spec(spec).fit(X128)
+    assert canonical_spec(spec) == codec.spec
+    assert code_size(spec, X128.shape[1]) == codec.bytes_per_vector == codec.encode(X128[:3]).shape[1]
+
+
+def test_code_size_refuses_a_spec_that_does_not_fit_the_dimension() -> None:
+    with pytest.raises(SpecError, match="pca64"):
+        code_size("pca64,int8", 32)
+
+
+def test_unit_rows_is_one_definition() -> None:
+    """Rows scaled to unit length along the last axis, zero rows left zero, dtype kept."""
+    X = np.array([[3.0, 4.0], [0.0, 0.0]], np.float32)
+    U = unit_rows(X)
+    assert U.dtype == np.float32
+    np.testing.assert_allclose(U, [[0.6, 0.8], [0.0, 0.0]])
+    np.testing.assert_allclose(unit_rows(np.array([0.0, 2.0])), [0.0, 1.0])
 
 
 def test_float32_is_lossless(X128: np.ndarray) -> None:

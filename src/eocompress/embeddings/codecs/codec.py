@@ -29,7 +29,7 @@ from eocompress.embeddings.codecs._blocks import (
     map_blocks,
 )
 from eocompress.embeddings.codecs.base import Quantizer, Transform
-from eocompress.embeddings.codecs.registry import parse_spec
+from eocompress.embeddings.codecs.registry import parse_spec, spec_of
 from eocompress.embeddings.codecs.validation import (
     check_codes,
     check_vectors,
@@ -79,7 +79,7 @@ class Codec(TransformerMixin, BaseEstimator):
 
     def __init__(self, spec: str = "int8", seed: int = 0, output: str = "decoded") -> None:
         transforms, quantizer = parse_spec(spec)
-        canonical = ",".join(stage.token for stage in (*transforms, quantizer))
+        canonical = spec_of(transforms, quantizer)
         # keep the very object when it is already canonical, so sklearn.clone's identity check holds
         self.spec = spec if spec == canonical else canonical
         self.seed = seed

@@ -16,6 +16,12 @@ from eocompress.embeddings.codecs.base import Transform
 from eocompress.embeddings.codecs.registry import register
 
 
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """Vectors (along the last axis) scaled to unit length, zero vectors left zero: the one definition."""
+    norms = np.linalg.norm(X, axis=-1, keepdims=True)
+    return X / np.where(norms > 0, norms, 1)
+
+
 @register("unit", r"unit", "rows scaled to unit length (for cosine search); decoded with the mean training length",
           "unit")
 class UnitNorm(Transform):
@@ -37,9 +43,7 @@ class UnitNorm(Transform):
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, np.float32)
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        return X / np.where(norms > 0, norms, np.float32(1.0))
+        return unit_rows(np.asarray(X, np.float32))
 
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
         return np.asarray(Z, np.float32) * self.mean_norm_[0]

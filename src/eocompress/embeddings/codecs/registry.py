@@ -97,3 +97,26 @@ def parse_spec(spec: str) -> tuple[list[Transform], Quantizer]:
         if stage_requires is not None:
             stage_requires(following)
     return transforms, quantizer
+
+
+def spec_of(transforms: list[Transform], quantizer: Quantizer) -> str:
+    """The canonical spec string of parsed stages (each stage's own token)."""
+    return ",".join(stage.token for stage in (*transforms, quantizer))
+
+
+def canonical_spec(spec: str) -> str:
+    """The canonical form of ``spec`` (lower case, float32 appended to transforms only), without a Codec."""
+    return spec_of(*parse_spec(spec))
+
+
+def code_size(spec: str, dim: int) -> int:
+    """Exact stored bytes per ``dim``-d vector of ``spec``, without a Codec or fitting (FAISS factory style).
+
+    Raises a SpecError naming the stage when ``spec`` cannot be applied to ``dim``-d vectors.
+    """
+    transforms, quantizer = parse_spec(spec)
+    for stage in transforms:
+        stage.check_input_dim(dim)
+        dim = stage.output_dim(dim)
+    quantizer.check_input_dim(dim)
+    return int(quantizer.code_size(dim))

@@ -12,6 +12,7 @@ import numpy as np
 
 from eocompress.embeddings.codecs._blocks import faiss_threads, load_faiss
 from eocompress.embeddings.codecs.base import Quantizer
+from eocompress.embeddings.codecs.normalize import unit_rows
 from eocompress.embeddings.codecs.registry import register
 from eocompress.errors import SpecError
 
@@ -107,7 +108,7 @@ def _quantize(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
 
 
 def _unit_rows(X: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12), np.float32)
+    return np.ascontiguousarray(unit_rows(X), np.float32)
 
 
 def float_neighbours(X: np.ndarray, k: int = NEIGHBOURS, anchors: int = ANCHORS, seed: int = 0):

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from eocompress.embeddings.codecs.normalize import unit_rows
+
 #: C grid of the linear probe (chosen by stratified CV on the training split only).
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 #: alpha grid of the ridge regression probe (chosen by efficient leave-one-out CV on train).
@@ -19,9 +21,7 @@ ALPHA_GRID = tuple(np.logspace(-3, 4, 15).tolist())
 
 def _unit(X: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), float32 C-contiguous for faiss."""
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return np.ascontiguousarray(X / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+    return np.ascontiguousarray(unit_rows(np.ascontiguousarray(X, dtype=np.float32)), dtype=np.float32)
 
 
 def cosine_neighbours(database: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:

@@ -33,16 +33,11 @@ class StorageEstimate:
 
 def bytes_per_vector(spec: str, dims: int) -> int:
     """Exact stored bytes per ``dims``-d vector for ``spec``, computed from the spec without fitting."""
-    from eocompress.embeddings.codecs import Codec
+    from eocompress.embeddings.codecs import code_size
 
     if dims < 1:
         raise EOCompressError(f"--dims must be at least 1, got {dims}")
-    codec = Codec.from_spec(spec)
-    codec.check_dim(dims)
-    dim = dims
-    for stage in codec.transforms:
-        dim = stage.output_dim(dim)
-    return int(codec.quantizer.code_size(dim))
+    return code_size(spec, dims)
 
 
 def estimate_storage(

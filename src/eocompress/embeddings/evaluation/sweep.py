@@ -63,16 +63,16 @@ def grid_specs(name: str) -> list[str]:
 
 def is_study_spec(spec: str) -> bool:
     """True for the study's method families (reducers + float/int/binary/ternary, PQ/OPQ)."""
-    from eocompress.embeddings.codecs import Codec
+    from eocompress.embeddings.codecs import canonical_spec
 
-    return Codec.from_spec(spec).spec in {Codec.from_spec(s).spec for s in study_grid()}
+    return canonical_spec(spec) in {canonical_spec(s) for s in study_grid()}
 
 
 def _fits(spec: str, dim: int) -> bool:
-    from eocompress.embeddings.codecs import Codec
+    from eocompress.embeddings.codecs import code_size
 
     try:
-        Codec.from_spec(spec).check_dim(dim)
+        code_size(spec, dim)
     except SpecError:
         return False
     return True
@@ -135,9 +135,9 @@ def run_sweep(
             if _fits(spec, ds.dim):
                 chosen.append(spec)
             elif user_specs:
-                from eocompress.embeddings.codecs import Codec
+                from eocompress.embeddings.codecs import code_size
 
-                Codec.from_spec(spec).check_dim(ds.dim)  # raises the clear SpecError
+                code_size(spec, ds.dim)  # raises the clear SpecError
         if "float32" not in chosen:
             chosen.insert(0, "float32")
         plan.append((ds, chosen))
@@ -159,9 +159,9 @@ def run_sweep(
                 step += 1
                 if on_progress:
                     on_progress(ds.name, spec, step, total)
-                from eocompress.embeddings.codecs import Codec
+                from eocompress.embeddings.codecs import canonical_spec
 
-                canonical = Codec.from_spec(spec).spec
+                canonical = canonical_spec(spec)
                 if (ds.name, ev.split_name, canonical) in done_keys:
                     continue
                 row = ev.evaluate(spec)

@@ -31,7 +31,9 @@ from typing import Any
 import numpy as np
 
 from eocompress._atomic import atomic_path
+from eocompress.embeddings.codecs.normalize import unit_rows
 from eocompress.embeddings.products.cog_product import DIGEST_TAG
+from eocompress.embeddings.products.integrity import file_sha256
 from eocompress.embeddings.products.zarr_product import DIGEST_KEY
 from eocompress.errors import EOCompressError, FileFormatError, InputError
 
@@ -164,7 +166,7 @@ class CodeIndex:
         faiss.extract_index_ivf(idx).nprobe = nprobe
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(len(queries), -1)
         if self.metric == "cosine":
-            q = _unit_rows(q)
+            q = unit_rows(q)
         qu = q @ self.basis.T if self.basis is not None else q
         sims, ids = idx.search(np.ascontiguousarray(qu, dtype=np.float32), k)
         if self.offset is not None:
@@ -196,18 +198,10 @@ class CodeIndex:
                 faiss.write_index(self.faiss_index, str(tmp / INDEX_FILE))
             (tmp / EXTRA_FILE).write_bytes(buf.getvalue())
             manifest = dict(self.manifest)
-            manifest["sha256"] = {name: _sha256_file(tmp / name) for name in (INDEX_FILE, EXTRA_FILE)}
+            manifest["sha256"] = {name: file_sha256(tmp / name) for name in (INDEX_FILE, EXTRA_FILE)}
             manifest["bytes"] = {name: (tmp / name).stat().st_size for name in (INDEX_FILE, EXTRA_FILE)}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         return out
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _train_sample(n: int, size: int, seed: int) -> np.ndarray:
@@ -322,16 +316,12 @@ def _space(
             u = view.decode_u(c)
             if off > 1e-6:
                 u = np.hstack([u, np.full((len(u), 1), off, dtype=np.float32)])
-            return u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
+            return unit_rows(u)
 
         return to_unit, basis.astype(np.float32), None
     if kind == "ivf-unit":
-        return lambda c: _unit_rows(codec.decode(c)), None, None
+        return lambda c: unit_rows(codec.decode(c)), None, None
     return codec.decode, None, None
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _build_ivf(kind, codec, codes, ids, metric, nlist, sample, seed, niter, block, progress, manifest) -> CodeIndex:
@@ -349,7 +339,7 @@ def _build_ivf(kind, codec, codes, ids, metric, nlist, sample, seed, niter, bloc
         # term, so the coarse level must rank by IP too; unit centroids keep that equal to L2 for cosine
         quantizer = faiss.IndexFlatIP(d)
         if kind == "ivf-unit":
-            centroids = _unit_rows(centroids)
+            centroids = unit_rows(centroids)
     quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
     # re-quantized kinds encode the residual to the list centroid: 8 bits over a much smaller range
     index = faiss.IndexIVFScalarQuantizer(
@@ -380,13 +370,6 @@ def _build_ivf(kind, codec, codes, ids, metric, nlist, sample, seed, niter, bloc
     manifest["dim"] = int(codec.dim)
     manifest["index_dim"] = d
     return CodeIndex(index, {}, basis, offset)
-
-
-def faiss_ptr(a: np.ndarray) -> Any:
-    """A faiss SWIG pointer to a contiguous numpy array."""
-    import faiss
-
-    return faiss.swig_ptr(np.ascontiguousarray(a))
 
 
 def _calibrate(idx: CodeIndex, codec: Any, codes: np.ndarray, ids: np.ndarray, target: float, seed: int) -> int:
@@ -425,7 +408,7 @@ def exact_search_codes(
     for s in range(0, len(codes), block):
         x = codec.decode(codes[s : s + block])
         if idx.metric == "cosine":
-            x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            x = unit_rows(x)
         sims = q @ x.T
         kk = min(k, sims.shape[1])
         part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
@@ -566,7 +549,7 @@ def open_index(path: str | os.PathLike, product: Any = None, *, verify: bool = T
         fpath = path / name
         if not fpath.is_file():
             raise IndexChecksumError(f"{path}: {name} is missing; rebuild with `eocompress index --overwrite`")
-        if verify and _sha256_file(fpath) != manifest["sha256"][name]:
+        if verify and file_sha256(fpath) != manifest["sha256"][name]:
             raise IndexChecksumError(
                 f"{fpath} does not match its sha256 (corrupted or modified); "
                 "rebuild with `eocompress index --overwrite`"

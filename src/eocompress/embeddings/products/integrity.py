@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from eocompress.embeddings.products.checksums import chunk_sha256
 from eocompress.errors import InputError
 
 #: Largest magnitude accepted in an embedding: squares and sums of D such values stay finite in float32.
@@ -30,10 +31,20 @@ def json_digest(value: Any) -> str:
 
 
 def array_digest(arr: np.ndarray) -> str:
-    """sha256 (hex) of an array's dtype, shape and C-order bytes."""
-    a = np.ascontiguousarray(arr)
-    h = hashlib.sha256(repr((a.dtype.str, a.shape)).encode())
-    h.update(a.tobytes())
+    """sha256 (hex) of an array's dtype, shape and C-order bytes (the chunk checksum of one array)."""
+    return chunk_sha256(arr).hex()
+
+
+def _update_from_file(h: Any, path: Path) -> None:
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 (hex) of a file's bytes, read in 4 MiB blocks."""
+    h = hashlib.sha256()
+    _update_from_file(h, Path(path))
     return h.hexdigest()
 
 
@@ -53,9 +64,7 @@ def fingerprint(path: str | os.PathLike, sample_bytes: int = 1 << 20) -> dict[st
             size = p.stat().st_size
             total += size
             h.update(f"{p.relative_to(path)}|{size}|".encode())
-            with open(p, "rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(1 << 22), b""):
-                    h.update(block)
+            _update_from_file(h, p)
         return {"name": path.name, "size": total, "content_sha256": h.hexdigest()}
     st = path.stat()
     h = hashlib.sha256()

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from eocompress.embeddings.codecs.normalize import unit_rows
 from eocompress.embeddings.products.api import open_product
 from eocompress.errors import InputError
 
@@ -38,11 +39,6 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(v, axis=-1, keepdims=True)
-    return v / np.maximum(n, 1e-12)
 
 
 def _query(
@@ -116,7 +112,7 @@ def search(
                 f"--rescore-codec {rescore} (Zarr products only) or drop --rescore"
             )
     q_codes, q_vec = _query(prod, pixel, vector, rescore is not None)
-    q_norm = _unit(q_vec) if metric == "cosine" else q_vec
+    q_norm = unit_rows(q_vec) if metric == "cosine" else q_vec
     binary = codec.quantizer.kind == "binary"
     n_cand = k * m if rescore is not None else k
     if index:
@@ -142,7 +138,7 @@ def search(
         else:
             dec = codec.decode(flat)
             if metric == "cosine":
-                dec = _unit(dec)
+                dec = unit_rows(dec)
             sims = dec @ q_norm
             idx = np.argpartition(-sims, kk - 1)[:kk][None]
             keys = -sims[idx[0]].astype(float)
@@ -201,7 +197,7 @@ def _rescore(
         _, _, extra = prod.read_chunk(w, rescore=True)
         vecs = fine.decode(np.ascontiguousarray(np.stack([extra[r - w.r0, c - w.c0] for r, c in pix])))
         if metric == "cosine":
-            vecs = _unit(vecs)
+            vecs = unit_rows(vecs)
         sims = vecs @ q
         out.extend((-float(s), r, c) for s, (r, c) in zip(sims, pix, strict=True))
     out.sort()
@@ -256,7 +252,7 @@ def refine_search(
     if metric == "cosine":
         if norms is None:
             raise InputError("cosine re-ranking needs the float16 rows' lengths: pass norms=float16_norms(codes)")
-        q = _unit(q).astype(np.float32)
+        q = unit_rows(q).astype(np.float32)
     scores, ids = refine.search(q, candidates)
     if metric == "cosine":
         scores = scores / np.maximum(norms[np.maximum(ids, 0)], 1e-12)
