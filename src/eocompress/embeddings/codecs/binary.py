@@ -72,10 +72,6 @@ class BinaryQuantizer(Quantizer):
         self._after_set_state()
         return self
 
-    def bits_of(self, Z: np.ndarray) -> np.ndarray:
-        """The boolean bits (N, d) before packing."""
-        return Z > self.threshold_
-
     def encode(self, Z: np.ndarray) -> np.ndarray:
         return np.packbits(Z > self.threshold_, axis=1)
 

@@ -127,12 +127,6 @@ def float_neighbours(X: np.ndarray, k: int = NEIGHBOURS, anchors: int = ANCHORS,
     return a, nn
 
 
-def neighbour_pairs(X: np.ndarray, k: int = NEIGHBOURS, anchors: int = ANCHORS, seed: int = 0) -> np.ndarray:
-    """(P, 2) index pairs of training points and their ``k`` nearest cosine neighbours (self excluded)."""
-    a, nn = float_neighbours(X, k, anchors, seed)
-    return np.stack([np.repeat(a, nn.shape[1]), nn.ravel()], axis=1)
-
-
 def principal_axes(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(mean (D,), the ``k`` leading principal axes (k, D), orthonormal rows) of the rows of ``X``.
 

@@ -17,10 +17,3 @@ def pca_variance(X_train: np.ndarray, dims=PCA_DIMS) -> dict[int, float]:
     eig = np.linalg.svd(X, compute_uv=False) ** 2
     cum = np.cumsum(eig) / eig.sum()
     return {int(k): (float(cum[k - 1]) if k <= len(cum) and k <= X.shape[1] else float("nan")) for k in dims}
-
-
-def pca_variance_curve(X_train: np.ndarray) -> np.ndarray:
-    """Cumulative explained-variance fraction for every k = 1..rank."""
-    X = np.asarray(X_train, np.float64)
-    eig = np.linalg.svd(X - X.mean(axis=0), compute_uv=False) ** 2
-    return np.cumsum(eig) / eig.sum()

@@ -575,8 +575,3 @@ class ZarrProduct(ProductBase):
     def stored_bytes(self) -> int:
         """Bytes on disk of the whole store."""
         return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
-
-
-def read_product_attrs(path: str | os.PathLike) -> dict[str, Any]:
-    """Attributes of a Zarr product as plain JSON (for `info`)."""
-    return json.loads(json.dumps(_open_group(Path(path)).attrs.asdict()))
