@@ -11,12 +11,15 @@ import pytest
 import rasterio
 
 from eocompress.embeddings.products.api import compress, decompress, open_product
+from eocompress.embeddings.products.base import Product, product_class, product_kind, register
 from eocompress.embeddings.products.checksums import ChecksumError
+from eocompress.embeddings.products.cog_product import CogProduct
 from eocompress.embeddings.products.fields import GeoTiffField, MissingCRSWarning, open_field
+from eocompress.embeddings.products.parquet_product import ParquetProduct
 from eocompress.embeddings.products.search import search
 from eocompress.embeddings.products.stac import stac_path
 from eocompress.embeddings.products.verify import product_summary, verify_product
-from eocompress.embeddings.products.zarr_product import compress_to_zarr, partial_path
+from eocompress.embeddings.products.zarr_product import ZarrProduct, compress_to_zarr, partial_path
 from eocompress.errors import EOCompressError, InputError
 
 
@@ -54,6 +57,20 @@ def _with_nodata(src: Path, dst: Path, nodata: float = -9999.0) -> np.ndarray:
     return ~(data == nodata).all(axis=0)
 
 
+def test_product_kinds_come_from_the_registry() -> None:
+    """Kinds are named by the registry below the kinds; each kind's class registered itself."""
+    assert [product_kind(p) for p in ("a.zarr", "b.TIF", "c.tiff", "d.parquet", "e.pq")] == [
+        "zarr", "cog", "cog", "parquet", "parquet"
+    ]
+    assert (product_class("zarr"), product_class("cog"), product_class("parquet")) == (
+        ZarrProduct, CogProduct, ParquetProduct
+    )
+    with pytest.raises(InputError, match="cannot tell the product type"):
+        product_kind("f.nc")
+    with pytest.raises(ValueError, match="unknown product kind"):
+        register("netcdf")
+
+
 def test_zarr_roundtrip_keeps_georeference_and_values(lulc_tif: Path, tmp_path: Path) -> None:
     out = compress(lulc_tif, tmp_path / "lulc.zarr", "int8", chunk=48, fit_sample=5000)
     back = decompress(out, tmp_path / "back.tif")
@@ -61,6 +78,7 @@ def test_zarr_roundtrip_keeps_georeference_and_values(lulc_tif: Path, tmp_path: 
     y, got = _read(back)
     assert got == ref  # CRS, transform, shape, nodata (None), band count: exact
     prod = open_product(out)
+    assert isinstance(prod, Product) and prod.kind == "zarr" and prod.verify
     X = np.moveaxis(x, 0, -1).reshape(-1, x.shape[0])
     expected = prod.codec.decode(prod.codec.encode(X))
     np.testing.assert_array_equal(np.moveaxis(y, 0, -1).reshape(-1, y.shape[0]), expected)
