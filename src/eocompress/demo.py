@@ -67,6 +67,9 @@ class DemoRow:
     knn_acc: float
     knn_drop_points: float
     fit_s: float
+    #: 95 % paired-bootstrap CI of knn_acc - float32's knn_acc over the test items.
+    diff_ci_low: float = 0.0
+    diff_ci_high: float = 0.0
 
 
 def _load(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,11 +89,12 @@ def _load(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X, y, test
 
 
-def _knn_accuracy(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray) -> float:
+def _knn_correct(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray) -> np.ndarray:
+    """Per test item: is the 5-NN (cosine) vote right? (accuracy is its mean; the CIs resample it)."""
     from sklearn.neighbors import KNeighborsClassifier
 
     knn = KNeighborsClassifier(n_neighbors=5, metric="cosine", algorithm="brute").fit(X_train, y_train)
-    return float((knn.predict(X_test) == y_test).mean())
+    return knn.predict(X_test) == y_test
 
 
 def evaluate_codecs(name: str, specs: list[str], advance=None) -> list[DemoRow]:
@@ -99,7 +103,10 @@ def evaluate_codecs(name: str, specs: list[str], advance=None) -> list[DemoRow]:
 
     X, y, test = _load(name)
     train = ~test
-    base = _knn_accuracy(X[train], y[train], X[test], y[test])
+    from eocompress.embeddings.evaluation.stats import paired_bootstrap_ci
+
+    base_correct = _knn_correct(X[train], y[train], X[test], y[test])
+    base = float(base_correct.mean())
     centred = float(((X[test] - X[train].mean(0)) ** 2).sum())
     rows = []
     for spec in specs:
@@ -107,10 +114,12 @@ def evaluate_codecs(name: str, specs: list[str], advance=None) -> list[DemoRow]:
         codec = Codec.from_spec(spec).fit(X[train])
         fit_s = time.perf_counter() - t0
         X_hat = codec.decode(codec.encode(X))
-        acc = _knn_accuracy(X_hat[train], y[train], X_hat[test], y[test])
+        correct = _knn_correct(X_hat[train], y[train], X_hat[test], y[test])
+        acc = float(correct.mean())
+        lo, hi = paired_bootstrap_ci(base_correct, correct)
         rel = float(((X[test] - X_hat[test]) ** 2).sum()) / centred
         rows.append(DemoRow(name, codec.spec, X.shape[1], codec.bytes_per_vector, codec.compression_ratio, rel, acc,
-                            100 * (base - acc), fit_s))
+                            100 * (base - acc), fit_s, lo, hi))
         if advance is not None:
             advance(1)
     return rows
@@ -128,13 +137,19 @@ def _plot(rows: list[DemoRow], path: Path) -> None:
         sub = sorted((r for r in rows if r.dataset == name), key=lambda r: r.bytes_per_vector)
         base = next(r.knn_acc for r in sub if r.spec == "float32")
         ax.axhline(base, color="grey", ls="--", lw=1, label="float32")
-        ax.scatter([r.bytes_per_vector for r in sub], [r.knn_acc for r in sub], s=18, zorder=3)
+        # Error bars: 95 % paired-bootstrap CI of the difference to float32, drawn around float32's
+        # accuracy, so a codec whose bar crosses the dashed line is not distinguishable from float32.
+        xs = [r.bytes_per_vector for r in sub]
+        ys = [r.knn_acc for r in sub]
+        yerr = [[r.knn_acc - (base + r.diff_ci_low) for r in sub], [(base + r.diff_ci_high) - r.knn_acc for r in sub]]
+        ax.errorbar(xs, ys, yerr=np.clip(yerr, 0, None), fmt="o", ms=4, capsize=2, lw=0.8, zorder=3,
+                    label="codec (95 % CI of Δ vs float32)")
         for r in sub:
             ax.annotate(r.spec, (r.bytes_per_vector, r.knn_acc), fontsize=6.5, xytext=(3, 2),
                         textcoords="offset points", rotation=20)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("bytes per vector (log scale)")
-        ax.set_ylabel("kNN accuracy (k=5, cosine)")
+        ax.set_ylabel("kNN accuracy (k=5, cosine) — axis zoomed")
         ax.set_title(SETS[name][1], fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")

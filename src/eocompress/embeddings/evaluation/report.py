@@ -138,6 +138,32 @@ def _plottable(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     return [r for r in rows if math.isfinite(_f(r.get(metric))) and _f(r.get("bytes_per_vector")) > 0]
 
 
+#: Columns holding the 95 % paired-bootstrap CI of (codec - float32) for a plotted metric.
+CI_COLUMNS = {
+    "knn_acc": ("diff_ci_low", "diff_ci_high"),
+    "knn_r2": ("diff_ci_low", "diff_ci_high"),
+    "linear_acc": ("linear_diff_ci_low", "linear_diff_ci_high"),
+}
+
+
+def _ci_errorbars(sub: list[dict[str, Any]], metric: str) -> tuple[list[float], list[float], list[list[float]]] | None:
+    """(x, y, yerr) of each row's CI of the difference to float32, drawn around float32's value (None: no CI)."""
+    cols = CI_COLUMNS.get(metric)
+    base = [_f(r[metric]) for r in sub if r["spec"] == "float32"]
+    if cols is None or not base:
+        return None
+    lo_col, hi_col = cols
+    rows = [r for r in sub if r["spec"] != "float32" and math.isfinite(_f(r.get(lo_col)))
+            and math.isfinite(_f(r.get(hi_col)))]
+    if not rows:
+        return None
+    xs = [_f(r["bytes_per_vector"]) for r in rows]
+    ys = [_f(r[metric]) for r in rows]
+    lower = [max(0.0, y - (base[0] + _f(r[lo_col]))) for y, r in zip(ys, rows, strict=True)]
+    upper = [max(0.0, (base[0] + _f(r[hi_col])) - y) for y, r in zip(ys, rows, strict=True)]
+    return xs, ys, [lower, upper]
+
+
 def plot_pareto(rows: list[dict[str, Any]], metric: str, path: Path, ylabel: str) -> bool:
     """Accuracy vs bytes per vector (log x): study codecs as dots, ours as triangles, each frontier as a line.
 
@@ -163,6 +189,9 @@ def plot_pareto(rows: list[dict[str, Any]], metric: str, path: Path, ylabel: str
             if pts:
                 xs, ys = zip(*pts, strict=True)
                 ax.scatter(xs, ys, s=14, alpha=0.4, color=color, marker=marker)
+        bars = _ci_errorbars(sub, metric)
+        if bars is not None:
+            ax.errorbar(bars[0], bars[1], yerr=bars[2], fmt="none", ecolor=color, alpha=0.45, lw=0.8, capsize=1.5)
         front = pareto_front([(_f(r["bytes_per_vector"]), _f(r[metric])) for r in sub])
         fx, fy = zip(*front, strict=True)
         ax.step(fx, fy, where="post", color=color, lw=2, label=f"{ds}: frontier")
@@ -173,9 +202,11 @@ def plot_pareto(rows: list[dict[str, Any]], metric: str, path: Path, ylabel: str
     ax.scatter([], [], marker="o", color="gray", label="study codecs")
     ax.scatter([], [], marker="^", color="gray", label="our codecs (tc, rq, itq, rot)")
     ax.plot([], [], ls=":", color="gray", label="float32")
+    if metric in CI_COLUMNS:
+        ax.errorbar([], [], yerr=[], fmt="none", ecolor="gray", label="95 % bootstrap CI of Δ vs float32")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("bytes per vector (log scale)")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(f"{ylabel} (axis zoomed: read the CIs)" if metric in CI_COLUMNS else ylabel)
     ax.set_title(f"{ylabel} vs storage")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize=8, framealpha=0.9)
