@@ -362,7 +362,8 @@ def write_geotiff_windows(
     The windows go into a tiled DEFLATE GeoTIFF beside ``path``; GDAL's COG driver copies it (256 px
     tiles, DEFLATE + predictor 2, average overviews, nodata 0, band names and tags as
     :func:`~eocompress.imagery.codec.pipeline.write_geotiff`), the COG is read back window by window
-    against it, and only then renamed into place: an error leaves no partial file.
+    against it, and only then renamed into place: an error leaves no partial file. GDAL's block cache
+    is capped at 128 MB meanwhile, so memory stays bounded whatever the scene size.
     """
     import rasterio
     import rasterio.shutil
@@ -386,7 +387,8 @@ def write_geotiff_windows(
     tags.update(offset_tags(header))
     bands = list(header.get("bands") or [f"band_{i + 1}" for i in range(c)])
     final = Path(path)
-    with atomic_path(final, overwrite=overwrite) as tmp, warnings.catch_warnings():
+    # GDAL's block cache (default 5 % of RAM) would otherwise keep up to the whole scene's tiles
+    with atomic_path(final, overwrite=overwrite) as tmp, warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=128):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         stage = Path(str(tmp) + ".stage.tif")
         try:
