@@ -15,14 +15,14 @@ import os
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from eocompress._atomic import atomic_path
-from eocompress.errors import InputError
+from eocompress.errors import EOCompressError, InputError
 from eocompress.imagery.codec.tokenfile import FORMAT_VERSION, TokenFile, TokenFileError
 
 QUANTIFICATION_VALUE = 10000.0
@@ -410,19 +410,38 @@ def write_geotiff(
     with ``data`` (a full disk or any GDAL write error ends in one line, no partial file, and the old
     file kept), then renamed into place. An existing ``path`` is replaced only with ``overwrite``.
     """
+    data = np.asarray(data)
+    c, h, w = data.shape
+    return write_geotiff_windows(path, (c, h, w), header, iter([((0, 0, h, w), data)]), overwrite=overwrite)
+
+
+def write_geotiff_windows(
+    path: str | os.PathLike,
+    shape: tuple[int, int, int],
+    header: dict[str, Any],
+    windows: Iterator[tuple[tuple[int, int, int, int], np.ndarray]],
+    overwrite: bool = False,
+) -> Path:
+    """Write uint16 (row, col, height, width) windows of a (C, H, W) scene as a COG, never holding the scene.
+
+    The windows go into a tiled DEFLATE GeoTIFF beside ``path``; GDAL's COG driver copies it (256 px
+    tiles, DEFLATE + predictor 2, average overviews, nodata 0, band names and tags as
+    :func:`write_geotiff`), the COG is read back window by window
+    against it, and only then renamed into place: an error leaves no partial file. GDAL's block cache
+    is capped at 128 MB meanwhile, so memory stays bounded whatever the scene size.
+    """
     import rasterio
     import rasterio.shutil
     from affine import Affine
     from rasterio._err import CPLE_BaseError
     from rasterio.crs import CRS
     from rasterio.errors import NotGeoreferencedWarning, RasterioError
-    from rasterio.io import MemoryFile
+    from rasterio.windows import Window
 
-    from eocompress.errors import EOCompressError
-
-    data = np.asarray(data)
-    c, h, w = data.shape
-    profile: dict[str, Any] = dict(driver="GTiff", width=w, height=h, count=c, dtype="uint16", nodata=0)
+    c, h, w = shape
+    profile: dict[str, Any] = dict(driver="GTiff", width=w, height=h, count=c, dtype="uint16", nodata=0,
+                                   tiled=True, blockxsize=256, blockysize=256, compress="DEFLATE",
+                                   BIGTIFF="IF_SAFER")
     if header.get("crs"):
         profile["crs"] = CRS.from_user_input(header["crs"])
     if header.get("transform"):
@@ -433,28 +452,33 @@ def write_geotiff(
     tags.update(offset_tags(header))
     bands = list(header.get("bands") or [f"band_{i + 1}" for i in range(c)])
     final = Path(path)
-    with atomic_path(final, overwrite=overwrite) as tmp, warnings.catch_warnings():
+    # GDAL's block cache (default 5 % of RAM) would otherwise keep up to the whole scene's tiles
+    with atomic_path(final, overwrite=overwrite) as tmp, warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=128):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        stage = Path(str(tmp) + ".stage.tif")
         try:
-            with MemoryFile() as mem:
-                with mem.open(**profile) as src:
-                    src.write(data)
-                    for i, band in enumerate(bands[:c], start=1):
-                        src.set_band_description(i, band)
-                    src.update_tags(**tags)
-                with mem.open() as src:
-                    rasterio.shutil.copy(
-                        src, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="2", BLOCKSIZE="256",
-                        OVERVIEW_RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER",
-                    )
-            with rasterio.open(tmp) as check:  # read back: a short write never reaches the final path
-                back = check.read()
-            if back.shape != data.shape or not np.array_equal(back, data):
-                raise EOCompressError(f"{final}: the GeoTIFF read back differs from what was written; disk full?")
+            with rasterio.open(stage, "w", **profile) as dst:
+                for (r, col, wh, ww), block in windows:
+                    dst.write(block, window=Window(col, r, ww, wh))
+                for i, band in enumerate(bands[:c], start=1):
+                    dst.set_band_description(i, band)
+                dst.update_tags(**tags)
+            with rasterio.open(stage) as src:
+                rasterio.shutil.copy(src, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="2", BLOCKSIZE="256",
+                                     OVERVIEW_RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER")
+            with rasterio.open(stage) as a, rasterio.open(tmp) as b:  # read back, one 1024-row band at a time
+                if (b.count, b.height, b.width) != shape:
+                    raise EOCompressError(f"{final}: the GeoTIFF read back has another shape; disk full?")
+                for r in range(0, h, 1024):
+                    win = Window(0, r, w, min(1024, h - r))
+                    if not np.array_equal(a.read(window=win), b.read(window=win)):
+                        raise EOCompressError(f"{final}: the GeoTIFF read back differs from what was written")
         except (RasterioError, CPLE_BaseError, OSError) as exc:
             text = " ".join(str(exc).split())[:200]
             raise EOCompressError(
                 f"cannot write {final} ({text}); is the disk full or the folder read-only? Nothing was written"
                 + (" and the existing file is unchanged" if final.exists() else "")
             ) from exc
+        finally:
+            stage.unlink(missing_ok=True)
     return final
