@@ -246,3 +246,8 @@ def test_imagery_encode_json_and_decode_to_a_non_tiff_name_is_refused(data_root:
     assert report["bytes"] == (tmp_path / "p.eotok").stat().st_size and report["ratio_vs_raw"] >= 450
     line = _one_error_line(_cli("imagery", "decode", str(tmp_path / "p.eotok"), "-o", str(tmp_path / "p.png")))
     assert ".tif" in line and not (tmp_path / "p.png").exists()
+    r = _cli("imagery", "decode", str(tmp_path / "p.eotok"), "-o", str(tmp_path / "p.tif"), "--json")
+    assert r.returncode == 0, r.stderr
+    decoded = json.loads(r.stdout)
+    assert decoded["out"] == str(tmp_path / "p.tif") and decoded["codec"] == "learned"
+    assert (decoded["height"], decoded["width"]) == (256, 256) and (tmp_path / "p.tif").exists()

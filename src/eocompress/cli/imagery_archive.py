@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from eocompress.cli.app import console
-from eocompress.cli.options import log, progress
+from eocompress.cli.options import log, print_json, progress
 from eocompress.errors import EOCompressError, InputError
 
 METADATA = typer.Option(
@@ -67,7 +67,7 @@ def encode_shard_command(src: Path, target: Path, codec: Any, ratio: float | Non
         raise typer.Exit(1)
 
 
-def decode_archive_command(src: Path, target: Path, codec: Any, overwrite: bool) -> None:
+def decode_archive_command(src: Path, target: Path, codec: Any, overwrite: bool, as_json: bool = False) -> None:
     """Decode a token archive to per-cell GeoTIFFs (folder) or a Major-TOM shard (.parquet)."""
     from eocompress.imagery.archives.majortom import decode_archive
 
@@ -82,7 +82,12 @@ def decode_archive_command(src: Path, target: Path, codec: Any, overwrite: bool)
 
         rep = decode_archive(src, target, codec, overwrite=overwrite, on_row=on_row)
     what = "shard" if target.suffix == ".parquet" else "per-cell GeoTIFFs"
-    console.print(f"{src} -> {target}: {rep.written} of {rep.rows} cells ({what})", highlight=False, soft_wrap=True)
+    if as_json:
+        print_json({"source": str(src), "out": str(target), "kind": what, "rows": rep.rows, "written": rep.written,
+                    "failed": len(rep.failed)})
+    else:
+        console.print(f"{src} -> {target}: {rep.written} of {rep.rows} cells ({what})", highlight=False,
+                      soft_wrap=True)
     if rep.failed:
         log(f"{len(rep.failed)} of {rep.rows} rows failed (listed above); the others were written")
         raise typer.Exit(1)

@@ -268,6 +268,7 @@ def decode(
     halo: int = HALO,
     device: str = DEVICE,
     overwrite: bool = OVERWRITE,
+    as_json: bool = JSON,
 ) -> None:
     """Decode a token file to a Cloud-Optimized GeoTIFF: uint16, nodata 0, original georeference and bands."""
     from eocompress.imagery.codec.pipeline import write_geotiff
@@ -276,7 +277,7 @@ def decode(
     target = resolve_out(out_pos, out)
     check_device(device)
     if is_parquet(src):  # a token archive: per-cell GeoTIFFs into a folder, or a Major-TOM shard (.parquet)
-        decode_archive_command(src, target, _learned(model, device), overwrite)
+        decode_archive_command(src, target, _learned(model, device), overwrite, as_json)
         return
     _refuse_existing(target, overwrite)
     if target.suffix.lower() not in (".tif", ".tiff"):
@@ -288,8 +289,7 @@ def decode(
         blob = src.read_bytes()  # decoded block by block into the COG: memory ~ a block + the tokens
         path = codec.decode_to_geotiff(blob, target, source=str(src), overwrite=overwrite)
         head, _ = codec.read_header(blob, str(src))
-        console.print(f"{src} -> {path}: COG, {len(codec.bands)} bands x {head.height} x {head.width}",
-                      highlight=False, soft_wrap=True)
+        _report_decode(src, path, "learned", len(codec.bands), head.height, head.width, as_json)
         return
     tf = TokenFile.load(src)
     codec = _codec(model, halo, device)
@@ -298,10 +298,16 @@ def decode(
     with progress("decoding", codec.tile_count(h, w), "tiles") as advance:
         data = codec.decode_array(tf, progress=advance)
     path = write_geotiff(target, data, tf.header, overwrite=overwrite)
-    console.print(
-        f"{src} -> {path}: COG, {data.shape[0]} bands x {h} x {w}, {codec.last_timings['decode_s']:.2f} s",
-        highlight=False,
-    )
+    _report_decode(src, path, "vq", data.shape[0], h, w, as_json)
+
+
+def _report_decode(src: Path, path: Path, codec: str, bands: int, height: int, width: int, as_json: bool) -> None:
+    """One line (or a JSON object with --json) saying what `imagery decode` wrote."""
+    if as_json:
+        print_json({"source": str(src), "out": str(path), "codec": codec, "format": "COG", "bands": bands,
+                    "height": height, "width": width})
+    else:
+        console.print(f"{src} -> {path}: COG, {bands} bands x {height} x {width}", highlight=False, soft_wrap=True)
 
 
 def _learned_info(src: Path, model: str) -> dict[str, Any]:
