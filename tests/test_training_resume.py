@@ -105,6 +105,10 @@ def test_codec_kill9_then_resume_continues_at_the_checkpoint_step(data_root: Pat
     code, text = _run([*base, "--steps", str(k - 1), "--resume"], capsys)
     assert code == 0 and f"already at step {k + 4} (>= --steps {k - 1}): nothing to train" in text, text
     assert [_fingerprint(p) for p in (model, config, ckpt)] == before
+    code, text = _run([*base, "--steps", str(k - 1), "--resume", "--json"], capsys)
+    report = json.loads(text)
+    assert code == 0 and report["exported"] is False and report["steps"] == k + 4, text
+    assert [_fingerprint(p) for p in (model, config, ckpt)] == before
 
     # a stale checkpoint (older than the export) trains on, but never exports over the later model
     shutil.copy2(at_kill, ckpt)

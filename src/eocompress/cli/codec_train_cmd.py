@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from eocompress.cli.app import console
-from eocompress.cli.options import OUT, OVERWRITE, log, show_progress
+from eocompress.cli.options import JSON, OUT, OVERWRITE, log, print_json, show_progress
 from eocompress.cli.tokenizer_cmd import tokenizer_app
 from eocompress.errors import InputError
 
@@ -37,6 +37,7 @@ def train_codec(
     init_from: Path | None = typer.Option(
         None, "--init-from", help="Start from this model folder's weights (same architecture), fresh schedule."
     ),
+    as_json: bool = JSON,
 ) -> None:
     """Train the learned imagery codec; exports config.json + model.safetensors into OUT as it goes."""
     from eocompress.imagery import places
@@ -72,10 +73,13 @@ def train_codec(
     if resume and found is None:
         raise InputError(f"{out} has no checkpoints/last.ckpt to resume; drop --resume to start fresh")
     if found is not None and found.step >= steps:
-        console.print(
-            f"{found.path} is already at step {found.step} (>= --steps {steps}): nothing to train, nothing written; "
-            "pass a larger --steps to continue"
-        )
+        note = (f"{found.path} is already at step {found.step} (>= --steps {steps}): nothing to train, nothing "
+                "written; pass a larger --steps to continue")
+        if as_json:
+            print_json({"out": str(out), "exported": False, "note": note, "steps": found.step,
+                        "resumed_from_step": found.step})
+        else:
+            console.print(note)
         return
     if init_from is not None and found is None:
         check_init_from(init_from, cfg)
@@ -101,6 +105,10 @@ def train_codec(
         log(f"reusing {cache} (delete it to read the scenes again)")
     result = train(cache, out, cfg, resume=found is not None, progress=show_progress(), init_from=init_from,
                    export_every=checkpoint_every, log=log)
+    if as_json:
+        print_json({"out": str(out), "exported": result.exported, "note": result.note or None,
+                    "steps": result.steps, "resumed_from_step": result.resumed_from})
+        return
     if result.note:
         console.print(result.note)
     if result.exported:

@@ -65,6 +65,7 @@ def train(
     precision: str | None = typer.Option(
         None, "--precision", help="Lightning precision; default bf16-mixed on GPUs that support it, else 32-true."
     ),
+    as_json: bool = JSON,
 ) -> None:
     """Train a tokenizer on real Sentinel-2 scenes and write a model folder."""
     from eocompress.data import data_dir
@@ -121,6 +122,10 @@ def train(
         precision=precision,
         log=log,
     )
+    if as_json:
+        print_json({"out": str(target), "exported": result.exported, "note": result.note or None,
+                    "validation": result.val, "seconds": result.seconds, "steps": cfg.steps})
+        return
     if result.note:
         console.print(result.note)
     if not result.exported:
