@@ -251,3 +251,13 @@ def test_imagery_encode_json_and_decode_to_a_non_tiff_name_is_refused(data_root:
     decoded = json.loads(r.stdout)
     assert decoded["out"] == str(tmp_path / "p.tif") and decoded["codec"] == "learned"
     assert (decoded["height"], decoded["width"]) == (256, 256) and (tmp_path / "p.tif").exists()
+
+
+def test_imagery_encode_warns_about_a_scene_without_georeference(data_root: Path, tmp_path: Path) -> None:
+    scene = data_root / "imagery/dsen2-s2l1c/S2A_MSIL1C_20170527_T33UUB"  # real bands, no georeference
+    r = _cli("imagery", "encode", str(scene), "-o", str(tmp_path / "d.eotok"))
+    assert r.returncode == 0, r.stderr
+    assert "has no georeference" in r.stderr and (tmp_path / "d.eotok").exists()
+    georeferenced = _cli("imagery", "encode", str(data_root / "imagery/hydro/patch_0.tif"), "-o",
+                         str(tmp_path / "p.eotok"), "--offset", "1000")
+    assert georeferenced.returncode == 0 and "georeference" not in georeferenced.stderr, georeferenced.stderr

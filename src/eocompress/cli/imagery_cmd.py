@@ -200,6 +200,9 @@ def _encode_learned(
     codec = _learned(model, device)
     with _no_georef_warning():
         scene = read_scene(src, offset=offset)
+    if scene.crs is None or scene.transform is None:
+        log(f"warning: {src} has no georeference (CRS and transform): the token file and the GeoTIFF decoded "
+            "from it carry none either")
     blob = codec.encode_scene(scene, ratio=ratio, quality=quality)
     for note in codec.last_notes:
         log(f"warning: {src}: {note}")
