@@ -39,6 +39,40 @@ MAX_SIDE, MAX_PIXELS = 1 << 17, 1 << 31
 STRIDE = 16
 
 
+def pack_georef(epsg: int | None, wkt: str | None, transform: Any) -> tuple[bool, bool, bytes]:
+    """(uses WKT, uses a 6-term transform, bytes): the CRS (EPSG u32, or u16 length + zlib WKT) then the transform.
+
+    North-up transforms take 4 doubles, others 6. Token files and the anchors' files share this layout.
+    """
+    a, b, c, d, e, f = (float(v) for v in tuple(transform)[:6])
+    if wkt is not None:
+        packed = zlib.compress(wkt.encode(), 9)
+        geo = struct.pack("<H", len(packed)) + packed
+    else:
+        geo = struct.pack("<I", int(epsg))
+    north_up = b == 0 and d == 0
+    geo += struct.pack("<4d", a, c, e, f) if north_up else struct.pack("<6d", a, b, c, d, e, f)
+    return wkt is not None, not north_up, geo
+
+
+def unpack_georef(
+    data: bytes, pos: int, is_wkt: bool, is_affine6: bool
+) -> tuple[int | None, str | None, tuple[float, ...], int]:
+    """(epsg, wkt, transform, position after them) read back from :func:`pack_georef`'s bytes at ``pos``."""
+    epsg = wkt = None
+    if is_wkt:
+        (n,) = struct.unpack_from("<H", data, pos)
+        wkt = zlib.decompress(data[pos + 2 : pos + 2 + n]).decode()
+        pos += 2 + n
+    else:
+        (epsg,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+    if is_affine6:
+        return epsg, wkt, struct.unpack_from("<6d", data, pos), pos + 48
+    a, c, e, f = struct.unpack_from("<4d", data, pos)
+    return epsg, wkt, (a, 0.0, c, 0.0, e, f), pos + 32
+
+
 class TokenStreamError(FileFormatError):
     """A learned token file that is damaged, truncated or made by another model."""
 
@@ -73,19 +107,8 @@ class Header:
             const += b"".join(struct.pack("<BH", b, v) for b, v in sorted(self.constants.items()))
         geo = b""
         if self.transform is not None and (self.epsg is not None or self.wkt is not None):
-            flags |= _F_GEO
-            a, b, c, d, e, f = self.transform[:6]
-            if self.wkt is not None:
-                flags |= _F_WKT
-                w = zlib.compress(self.wkt.encode(), 9)
-                geo += struct.pack("<H", len(w)) + w
-            else:
-                geo += struct.pack("<I", self.epsg)
-            if b == 0 and d == 0:
-                geo += struct.pack("<4d", a, c, e, f)
-            else:
-                flags |= _F_AFFINE6
-                geo += struct.pack("<6d", a, b, c, d, e, f)
+            is_wkt, is_affine6, geo = pack_georef(self.epsg, self.wkt, self.transform)
+            flags |= _F_GEO | (_F_WKT if is_wkt else 0) | (_F_AFFINE6 if is_affine6 else 0)
         mask = b""
         if self.valid is not None and not self.valid.all():
             flags |= _F_MASK
@@ -138,20 +161,7 @@ class Header:
                 pos += 1 + 3 * n
             epsg = wkt = transform = None
             if flags & _F_GEO:
-                if flags & _F_WKT:
-                    (n,) = struct.unpack_from("<H", data, pos)
-                    wkt = zlib.decompress(data[pos + 2 : pos + 2 + n]).decode()
-                    pos += 2 + n
-                else:
-                    (epsg,) = struct.unpack_from("<I", data, pos)
-                    pos += 4
-                if flags & _F_AFFINE6:
-                    transform = struct.unpack_from("<6d", data, pos)
-                    pos += 48
-                else:
-                    a, c, e, f = struct.unpack_from("<4d", data, pos)
-                    transform = (a, 0.0, c, 0.0, e, f)
-                    pos += 32
+                epsg, wkt, transform, pos = unpack_georef(data, pos, bool(flags & _F_WKT), bool(flags & _F_AFFINE6))
             valid = None
             if flags & _F_MASK:
                 (n,) = struct.unpack_from("<I", data, pos)

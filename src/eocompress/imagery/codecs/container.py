@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eocompress.errors import FileFormatError
+from eocompress.imagery.codec.learned_format import pack_georef, unpack_georef
 
 MAGIC = b"EA"
 _F_GEO, _F_WKT, _F_AFFINE6, _F_OFFSET, _F_SIDE = 1, 2, 4, 8, 16
@@ -41,20 +42,9 @@ class AnchorFile:
         flags, geo = 0, b""
         epsg = self.crs.to_epsg() if hasattr(self.crs, "to_epsg") else None
         if self.crs is not None and self.transform is not None:
-            flags |= _F_GEO
-            if epsg:
-                geo += struct.pack("<I", int(epsg))
-            else:
-                flags |= _F_WKT
-                text = self.crs.to_wkt() if hasattr(self.crs, "to_wkt") else str(self.crs)
-                w = zlib.compress(text.encode(), 9)
-                geo += struct.pack("<H", len(w)) + w
-            a, b, c, d, e, f = (float(v) for v in tuple(self.transform)[:6])
-            if b == 0 and d == 0:
-                geo += struct.pack("<4d", a, c, e, f)
-            else:
-                flags |= _F_AFFINE6
-                geo += struct.pack("<6d", a, b, c, d, e, f)
+            wkt = None if epsg else (self.crs.to_wkt() if hasattr(self.crs, "to_wkt") else str(self.crs))
+            is_wkt, is_affine6, geo = pack_georef(epsg, wkt, self.transform)
+            flags |= _F_GEO | (_F_WKT if is_wkt else 0) | (_F_AFFINE6 if is_affine6 else 0)
         extra = b""
         if self.offset:
             flags |= _F_OFFSET
@@ -84,20 +74,8 @@ class AnchorFile:
                 (offset,) = struct.unpack_from("<H", blob, pos)
                 pos += 2
             if flags & _F_GEO:
-                if flags & _F_WKT:
-                    (n,) = struct.unpack_from("<H", blob, pos)
-                    crs = zlib.decompress(blob[pos + 2 : pos + 2 + n]).decode()
-                    pos += 2 + n
-                else:
-                    crs = f"EPSG:{struct.unpack_from('<I', blob, pos)[0]}"
-                    pos += 4
-                if flags & _F_AFFINE6:
-                    transform = struct.unpack_from("<6d", blob, pos)
-                    pos += 48
-                else:
-                    a, c, e, f = struct.unpack_from("<4d", blob, pos)
-                    transform = (a, 0.0, c, 0.0, e, f)
-                    pos += 32
+                epsg, wkt, transform, pos = unpack_georef(blob, pos, bool(flags & _F_WKT), bool(flags & _F_AFFINE6))
+                crs = wkt if wkt is not None else f"EPSG:{epsg}"
             if flags & _F_SIDE:
                 (n,) = struct.unpack_from("<H", blob, pos)
                 side = bytes(blob[pos + 2 : pos + 2 + n])
