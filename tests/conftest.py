@@ -35,3 +35,15 @@ def algae(data_root: Path) -> dict[str, np.ndarray]:
     """Real Presto algae-bloom embeddings (1,122 x 128), 5 severity classes, geographic split."""
     with np.load(data_root / "embeddings/presto_algae_blooms.npz") as npz:
         return {k: npz[k] for k in npz.files}
+
+
+@pytest.fixture(scope="session")
+def lulc_tif(data_root: Path) -> Path:
+    """The real Presto land-cover embedding field: 128-band float32 GeoTIFF, 101 x 100, EPSG:32633."""
+    return data_root / "embeddings/presto_lulc_slovenia_embeddings.tif"
+
+
+@pytest.fixture(scope="session")
+def majortom_tif(data_root: Path) -> Path:
+    """The real Presto Major-TOM embedding field: 128-band float32 GeoTIFF, 256 x 256, EPSG:32648."""
+    return data_root / "embeddings/presto_majortom_199U_1099R_256.tif"

@@ -23,16 +23,6 @@ from eocompress.embeddings.products.zarr_product import ZarrProduct, compress_to
 from eocompress.errors import EOCompressError, InputError
 
 
-@pytest.fixture(scope="module")
-def lulc_tif(data_root: Path) -> Path:
-    return data_root / "embeddings/presto_lulc_slovenia_embeddings.tif"
-
-
-@pytest.fixture(scope="module")
-def majortom_tif(data_root: Path) -> Path:
-    return data_root / "embeddings/presto_majortom_199U_1099R_256.tif"
-
-
 def _read(path: Path) -> tuple[np.ndarray, dict]:
     with rasterio.open(path) as src:
         return src.read(), {

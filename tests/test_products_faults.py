@@ -38,11 +38,6 @@ def _write_field(path: Path, src: Path, values: np.ndarray | None = None, window
     return data
 
 
-@pytest.fixture(scope="module")
-def lulc_tif(data_root: Path) -> Path:
-    return data_root / "embeddings/presto_lulc_slovenia_embeddings.tif"
-
-
 @pytest.fixture
 def field(lulc_tif: Path, tmp_path: Path) -> Path:
     path = tmp_path / "field.tif"

@@ -110,16 +110,6 @@ def _decoded(product: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def lulc_tif(data_root: Path) -> Path:
-    return data_root / "embeddings/presto_lulc_slovenia_embeddings.tif"
-
-
-@pytest.fixture(scope="module")
-def majortom_tif(data_root: Path) -> Path:
-    return data_root / "embeddings/presto_majortom_199U_1099R_256.tif"
-
-
-@pytest.fixture(scope="module")
 def lulc_data(lulc_tif: Path) -> np.ndarray:
     with rasterio.open(lulc_tif) as s:
         return s.read().astype(np.float32)

@@ -33,16 +33,6 @@ def _schema(data_root: Path, name: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def lulc_tif(data_root: Path) -> Path:
-    return data_root / "embeddings/presto_lulc_slovenia_embeddings.tif"
-
-
-@pytest.fixture(scope="module")
-def majortom_tif(data_root: Path) -> Path:
-    return data_root / "embeddings/presto_majortom_199U_1099R_256.tif"
-
-
-@pytest.fixture(scope="module")
 def products(lulc_tif: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One product of each kind on the real LULC field (holes added so nodata is exercised)."""
     tmp = tmp_path_factory.mktemp("interop")
