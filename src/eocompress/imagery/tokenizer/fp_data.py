@@ -86,13 +86,6 @@ def write_cache(arrays: dict[str, np.ndarray], out: str | os.PathLike) -> Path:
     return out
 
 
-def build_cache(
-    paths: list[Path], out: str | os.PathLike, min_size: int = 96, log: Callable[[str], None] = print
-) -> Path:
-    """Read every usable training scene once into ``out`` (.npz of uint16 DN); nothing is written when none is."""
-    return write_cache(read_training_scenes(paths, min_size, log), out)
-
-
 class RandomCrops(Dataset):
     """Random standardised crops (C, crop, crop) with flips/rotations; area-weighted over scenes."""
 
