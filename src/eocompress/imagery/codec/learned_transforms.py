@@ -21,7 +21,7 @@ from eocompress.imagery.codec.learned_format import STRIDE
 BLOCK, HALO = 64, 6
 #: Latent positions a window decode adds around the pixels it needs: the synthesis' reach, measured on the
 #: packaged model (one latent position changes the pixels from 30 px before its 16 px cell to 15 px after
-#: it, i.e. < 2 positions; tests/test_learned_window_decode.py checks it).
+#: it, i.e. < 2 positions; tests/imagery/codecs/test_learned_window_decode.py checks it).
 WINDOW_HALO = 2
 
 

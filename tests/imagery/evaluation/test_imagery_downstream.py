@@ -15,7 +15,7 @@ from eocompress.errors import InputError
 from eocompress.imagery.codecs import get_codec
 from eocompress.imagery.readers.scenes import read_scene
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "imagery" / "downstream.py"
+_PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "imagery" / "downstream.py"
 _spec = importlib.util.spec_from_file_location("bench_downstream", _PATH)
 ds = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ds)

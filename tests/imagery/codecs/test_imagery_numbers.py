@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from eocompress.cli import main
+from _cli import run_cli
 from eocompress.imagery.codec.learned import LearnedCodec, TokenStreamError
 from eocompress.imagery.readers.scenes import read_scene
 
@@ -32,14 +32,6 @@ WINDOW = (300, 300, 160, 160)
 MEAN_TOL = 100.0
 
 
-def _run(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +121,11 @@ def test_cli_tags_offset_by_level_and_info_says_it(codec, data_root, tmp_path, c
     }
     for src, (tags, said) in expect.items():
         tok, tif = tmp_path / f"{src.stem}.eotok", tmp_path / f"{src.stem}_rec.tif"
-        assert _run(["imagery", "encode", str(src), "-o", str(tok), "--quality", "7"], capsys)[0] == 0
-        code, out, _ = _run(["imagery", "info", str(tok), "--json"], capsys)
+        assert run_cli(["imagery", "encode", str(src), "-o", str(tok), "--quality", "7"], capsys)[0] == 0
+        code, out, _ = run_cli(["imagery", "info", str(tok), "--json"], capsys)
         info = json.loads(out)
         assert code == 0 and info["dn_offset"].startswith(said) and info["format_version"] == 2
-        assert _run(["imagery", "decode", str(tok), "-o", str(tif)], capsys)[0] == 0
+        assert run_cli(["imagery", "decode", str(tok), "-o", str(tif)], capsys)[0] == 0
         with rasterio.open(src) as a, rasterio.open(tif) as b:
             x, rec, got = a.read(), b.read(), b.tags()
         offset_tags = {k: v for k, v in got.items() if k in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET")}
@@ -144,12 +136,16 @@ def test_cli_tags_offset_by_level_and_info_says_it(codec, data_root, tmp_path, c
         assert again.meta.get("processing_level") == {l2a: "Level-2A", l1c: "Level-1C"}.get(src)
     # --offset says it where metadata cannot: L1C with +1000 → RADIO_ADD_OFFSET -1000
     tok = tmp_path / "given.eotok"
-    assert _run(["imagery", "encode", str(l1c), "-o", str(tok), "--quality", "7", "--offset", "1000"], capsys)[0] == 0
-    assert _run(["imagery", "decode", str(tok), "-o", str(tmp_path / "given.tif")], capsys)[0] == 0
+    assert run_cli(
+        ["imagery", "encode", str(l1c), "-o", str(tok), "--quality", "7", "--offset", "1000"], capsys,
+    )[0] == 0
+    assert run_cli(["imagery", "decode", str(tok), "-o", str(tmp_path / "given.tif")], capsys)[0] == 0
     with rasterio.open(tmp_path / "given.tif") as b:
         assert b.tags()["RADIO_ADD_OFFSET"] == "-1000"
     for bad in ("-5", "70000"):
-        code, _, err = _run(["imagery", "encode", str(l1c), "-o", str(tmp_path / "n.eotok"), "--offset", bad], capsys)
+        code, _, err = run_cli(
+            ["imagery", "encode", str(l1c), "-o", str(tmp_path / "n.eotok"), "--offset", bad], capsys,
+        )
         assert code != 0 and "--offset must be 0..65535" in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / "n.eotok").exists()
 
@@ -192,7 +188,9 @@ def test_a_dead_band_keeps_the_other_bands(codec, data_root, tmp_path, capsys) -
     src = tmp_path / "dead.tif"
     with rasterio.open(src, "w", driver="GTiff", width=128, height=128, count=12, dtype="uint16") as dst:
         dst.write(dead)
-    code, _, err = _run(["imagery", "encode", str(src), "-o", str(tmp_path / "dead.eotok"), "--quality", "7"], capsys)
+    code, _, err = run_cli(
+        ["imagery", "encode", str(src), "-o", str(tmp_path / "dead.eotok"), "--quality", "7"], capsys,
+    )
     lines = [line for line in err.splitlines() if "B05" in line]
     assert code == 0 and len(lines) == 1 and "constant" in lines[0]
 
@@ -210,7 +208,7 @@ def test_forged_grid_size_is_refused_before_allocation(codec, data_root, tmp_pat
     with pytest.raises(TokenStreamError, match=said):
         codec.decode(forged.read_bytes())
     for args in (["imagery", "info", str(forged)], ["imagery", "decode", str(forged), "-o", str(tmp_path / "f.tif")]):
-        code, _, err = _run(args, capsys)
+        code, _, err = run_cli(args, capsys)
         assert code == 1 and said in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "f.tif").exists()
 
@@ -234,18 +232,18 @@ def _folder(root: Path, data_root: Path, codec: LearnedCodec) -> Path:
 def test_folder_mode_counts_writes_skips_and_reencodes(codec, data_root, tmp_path, capsys) -> None:
     src, out = _folder(tmp_path, data_root, codec), tmp_path / "out"
     run = ["imagery", "encode", str(src), "-o", str(out), "--quality", "5"]
-    code, _, err = _run(run, capsys)
+    code, _, err = run_cli(run, capsys)
     assert code == 1 and "3 of 5 scenes failed" in err
     assert sum("failed" in line and "bad_" in line for line in err.splitlines()) == 3
     good = sorted(p.name for p in out.glob("*.eotok"))
     assert good == ["good_cloud.eotok", "good_desert.eotok"]
     first = {p: (out / p).read_bytes() for p in good}
     # rerun: the good outputs verify and are skipped; the bad scenes fail again and are counted again
-    code, _, err = _run(run, capsys)
+    code, _, err = run_cli(run, capsys)
     assert code == 1 and "3 of 5 scenes failed" in err and err.count("exists and verifies") == 2
     # a damaged output (7 garbage bytes) does not verify: encoded again, not skipped
     (out / "good_desert.eotok").write_bytes(b"garbage")
-    code, _, err = _run(run, capsys)
+    code, _, err = run_cli(run, capsys)
     assert code == 1 and err.count("exists and verifies") == 1 and "does not verify" in err
     assert (out / "good_desert.eotok").read_bytes() == first["good_desert.eotok"]
     codec.tokens((out / "good_desert.eotok").read_bytes())  # verifies

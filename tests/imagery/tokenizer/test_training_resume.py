@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from eocompress.cli import main
+from _cli import run_cli
 from eocompress.imagery.tokenizer.api import default_model_dir
 from eocompress.imagery.tokenizer.checkpoints import kept_export, newest_checkpoint, read_checkpoint
 
@@ -32,15 +32,11 @@ VQ_TINY = dict(quantizer="gsq", channels=[8, 16, 16], downsample=4, latent_dim=8
                tile_size=32, batch_size=2, lr=1e-3)
 
 
-def _run(args: list[str], capsys) -> tuple[int, str]:
-    """Run the CLI in this process: exit code and stdout + stderr on one line."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, " ".join((captured.out + " " + captured.err).split())
+
+
+def _both(args: list[str], capsys) -> tuple[int, str]:
+    run = run_cli(args, capsys)
+    return run.code, run.text
 
 
 def _kill_after_first_checkpoint(args: list[str], out: Path, timeout: float = 120.0) -> int:
@@ -88,7 +84,7 @@ def test_codec_kill9_then_resume_continues_at_the_checkpoint_step(data_root: Pat
     shutil.copy2(out / "checkpoints" / "last.ckpt", at_kill)
 
     # --resume continues at the checkpoint's step, not at 0, and ends at --steps
-    code, text = _run([*base, "--steps", str(k + 4), "--resume"], capsys)
+    code, text = _both([*base, "--steps", str(k + 4), "--resume"], capsys)
     assert code == 0, text
     assert f"resuming from {out / 'checkpoints' / 'last.ckpt'} at step {k} of {k + 4}" in text
     training = json.loads((out / "config.json").read_text())["training"]
@@ -102,17 +98,17 @@ def test_codec_kill9_then_resume_continues_at_the_checkpoint_step(data_root: Pat
     # --steps below the checkpoint: nothing trained, nothing written
     model, config, ckpt = out / "model.safetensors", out / "config.json", out / "checkpoints" / "last.ckpt"
     before = [_fingerprint(p) for p in (model, config, ckpt)]
-    code, text = _run([*base, "--steps", str(k - 1), "--resume"], capsys)
+    code, text = _both([*base, "--steps", str(k - 1), "--resume"], capsys)
     assert code == 0 and f"already at step {k + 4} (>= --steps {k - 1}): nothing to train" in text, text
     assert [_fingerprint(p) for p in (model, config, ckpt)] == before
-    code, text = _run([*base, "--steps", str(k - 1), "--resume", "--json"], capsys)
+    code, text = _both([*base, "--steps", str(k - 1), "--resume", "--json"], capsys)
     report = json.loads(text)
     assert code == 0 and report["exported"] is False and report["steps"] == k + 4, text
     assert [_fingerprint(p) for p in (model, config, ckpt)] == before
 
     # a stale checkpoint (older than the export) trains on, but never exports over the later model
     shutil.copy2(at_kill, ckpt)
-    code, text = _run([*base, "--steps", str(k + 2), "--resume"], capsys)
+    code, text = _both([*base, "--steps", str(k + 2), "--resume"], capsys)
     assert code == 0, text
     assert f"kept the exported model: the exported model in {out} is at step {k + 4}" in text
     assert [_fingerprint(p) for p in (model, config)] == before[:2]
@@ -121,7 +117,7 @@ def test_codec_kill9_then_resume_continues_at_the_checkpoint_step(data_root: Pat
     # older versions' last-vN.ckpt beside a stale last.ckpt: the newest (highest step) is resumed, then removed
     os.replace(ckpt, out / "checkpoints" / "last-v1.ckpt")
     shutil.copy2(at_kill, ckpt)
-    code, text = _run([*base, "--steps", str(k + 6), "--resume"], capsys)
+    code, text = _both([*base, "--steps", str(k + 6), "--resume"], capsys)
     assert code == 0, text
     assert f"resuming from {out / 'checkpoints' / 'last-v1.ckpt'} at step {k + 2} of {k + 6}" in text
     assert not (out / "checkpoints" / "last-v1.ckpt").exists()
@@ -141,7 +137,7 @@ def test_vq_kill9_then_resume_continues_at_the_checkpoint_step(data_root: Path, 
     assert k >= 3 and k % 3 == 0 and k < 5000
     assert not (out / "model.safetensors").exists()  # the VQ trainer exports at the end only
 
-    code, text = _run([*base, "--steps", str(k + 3), "--resume"], capsys)
+    code, text = _both([*base, "--steps", str(k + 3), "--resume"], capsys)
     assert code == 0, text
     assert f"resuming from {out / 'checkpoints' / 'last.ckpt'} at step {k} of {k + 3}" in text
     training = json.loads((out / "config.json").read_text())["training"]
@@ -152,7 +148,7 @@ def test_vq_kill9_then_resume_continues_at_the_checkpoint_step(data_root: Path, 
 
     model, config = out / "model.safetensors", out / "config.json"
     before = [_fingerprint(p) for p in (model, config)]
-    code, text = _run([*base, "--steps", str(k), "--resume"], capsys)
+    code, text = _both([*base, "--steps", str(k), "--resume"], capsys)
     assert code == 0 and f"already at step {k + 3} (>= --steps {k}): nothing to train" in text, text
     assert [_fingerprint(p) for p in (model, config)] == before
 
@@ -197,7 +193,7 @@ def test_an_export_is_kept_against_fewer_steps_or_a_worse_metric(tmp_path: Path)
 )
 def test_vq_settings_that_cannot_train_are_refused(tmp_path: Path, capsys, args: list[str], message: str):
     out = tmp_path / "m"
-    code, text = _run(["tokenizer", "train", "-o", str(out), "--steps", "2", *args], capsys)
+    code, text = _both(["tokenizer", "train", "-o", str(out), "--steps", "2", *args], capsys)
     assert code == 1 and message in text and "Traceback" not in text, text
     assert not out.exists()
 
@@ -240,7 +236,9 @@ def bad_scenes(data_root: Path, tmp_path: Path) -> dict[str, Path]:
 def test_codec_scenes_that_cannot_train_are_refused(bad_scenes, tmp_path: Path, capsys, scene: str, message: str):
     out = tmp_path / "m"
     for data in (bad_scenes[scene], bad_scenes[scene].parent):  # the file, then the folder holding it
-        code, text = _run(["tokenizer", "train-codec", str(data), "-o", str(out), *CODEC_SMALL, "--steps", "2"], capsys)
+        code, text = _both(
+            ["tokenizer", "train-codec", str(data), "-o", str(out), *CODEC_SMALL, "--steps", "2"], capsys,
+        )
         assert code == 1 and "no usable training scene" in text and message in text, text
         assert "Traceback" not in text and not out.exists()
 
@@ -249,7 +247,7 @@ def test_codec_scenes_that_cannot_train_are_refused(bad_scenes, tmp_path: Path, 
 def test_vq_all_zero_scene_is_refused(bad_scenes, tmp_path: Path, capsys):
     out = tmp_path / "m"
     args = ["tokenizer", "train", "--data", str(bad_scenes["zeros"]), "-o", str(out), "--steps", "2"]
-    code, text = _run(args, capsys)
+    code, text = _both(args, capsys)
     assert code == 1 and "hold no valid pixel" in text and not out.exists(), text
 
 
@@ -268,6 +266,6 @@ def test_codec_settings_that_cannot_train_are_refused(tmp_path: Path, capsys):
     ]
     out = tmp_path / "m"
     for args, message in cases:
-        code, text = _run(["tokenizer", "train-codec", "-o", str(out), "--steps", "2", *args], capsys)
+        code, text = _both(["tokenizer", "train-codec", "-o", str(out), "--steps", "2", *args], capsys)
         assert code == 1 and message in text and "Traceback" not in text, (args, text)
         assert not out.exists()

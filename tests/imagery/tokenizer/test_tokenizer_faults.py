@@ -9,20 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from eocompress.cli import main
+from _cli import run_cli
 from eocompress.errors import EOCompressError
 from eocompress.imagery.tokenizer import TokenizerConfig
 from eocompress.imagery.tokenizer.train import SETTINGS_FILE, train_tokenizer
-
-
-def _run(args: list[str], capsys) -> tuple[int, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    err = capsys.readouterr().err
-    return code, " ".join(err.split())
 
 
 def tiny(**kw) -> TokenizerConfig:
@@ -46,7 +36,7 @@ def tiny(**kw) -> TokenizerConfig:
     ],
 )
 def test_bad_settings_are_one_line(tmp_path: Path, capsys, args: list[str], message: str) -> None:
-    code, err = _run(["tokenizer", "train", "-o", str(tmp_path / "m"), *args], capsys)
+    code, _, err = run_cli(["tokenizer", "train", "-o", str(tmp_path / "m"), *args], capsys)
     assert code == 1 and message in err, err
     assert "Traceback" not in err and not (tmp_path / "m").exists()
 
@@ -56,7 +46,7 @@ def test_gpu_without_gpu_names_what_is_available(tmp_path: Path, capsys) -> None
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
-    code, err = _run(["tokenizer", "train", "-o", str(tmp_path / "m"), "--accelerator", "gpu"], capsys)
+    code, _, err = run_cli(["tokenizer", "train", "-o", str(tmp_path / "m"), "--accelerator", "gpu"], capsys)
     assert code == 1 and "no CUDA GPU" in err and "available here: cpu" in err
 
 
@@ -65,7 +55,7 @@ def test_existing_model_is_not_replaced_without_overwrite(tmp_path: Path, capsys
     out.mkdir()
     (out / "config.json").write_text("{}")
     (out / "notes.txt").write_text("mine")
-    code, err = _run(["tokenizer", "train", "-o", str(out), "--steps", "1"], capsys)
+    code, _, err = run_cli(["tokenizer", "train", "-o", str(out), "--steps", "1"], capsys)
     assert code == 1 and "already holds a model" in err and "--overwrite" in err
     assert (out / "config.json").read_text() == "{}" and (out / "notes.txt").read_text() == "mine"
 
@@ -75,11 +65,11 @@ def test_folder_of_non_images(tmp_path: Path, capsys) -> None:
     data.mkdir()
     (data / "readme.txt").write_text("no imagery here")
     (data / "broken.tif").write_bytes(b"II*\x00 not really a tiff")
-    code, err = _run(["tokenizer", "train", "-o", str(tmp_path / "m"), "--data", str(data)], capsys)
+    code, _, err = run_cli(["tokenizer", "train", "-o", str(tmp_path / "m"), "--data", str(data)], capsys)
     assert code == 1 and "no Sentinel-2 scene" in err and "1 could not be read" in err
 
 
-def _fake_run(out: Path, cfg: TokenizerConfig) -> None:
+def _fakerun_cli(out: Path, cfg: TokenizerConfig) -> None:
     """A checkpoint folder as a first run leaves it (settings + weights), without training."""
     import json
 
@@ -96,7 +86,7 @@ def _fake_run(out: Path, cfg: TokenizerConfig) -> None:
 
 def test_resume_with_other_settings_says_what_differs(tmp_path: Path) -> None:
     out = tmp_path / "m"
-    _fake_run(out, tiny())
+    _fakerun_cli(out, tiny())
     with pytest.raises(EOCompressError, match="quantizer 'gsq' -> 'vq'"):
         train_tokenizer(tiny(quantizer="vq"), [tmp_path], out, resume=True, progress=False)
     with pytest.raises(EOCompressError, match="groups 2 -> 4"):
@@ -108,7 +98,7 @@ def test_resume_with_other_settings_says_what_differs(tmp_path: Path) -> None:
 
 def test_resume_from_a_truncated_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "m"
-    _fake_run(out, tiny())
+    _fakerun_cli(out, tiny())
     ckpt = out / "checkpoints" / "last.ckpt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
     with pytest.raises(EOCompressError, match="truncated or corrupted"):

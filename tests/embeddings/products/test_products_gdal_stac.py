@@ -125,7 +125,7 @@ def test_v2_root_attributes_follow_the_zarr_conventions(products: dict[str, Path
     jsonschema = pytest.importorskip("jsonschema")
     conventions = data_root.parent / "conventions"
     if not conventions.is_dir():
-        conventions = Path(__file__).resolve().parents[2] / "shared" / "conventions"
+        conventions = Path(__file__).resolve().parents[4] / "shared" / "conventions"
     if not conventions.is_dir():
         pytest.skip("convention schemas not found beside the data (../shared/conventions)")
     # The schemas describe a node document {zarr_format, node_type, attributes}; a v2 group's .zattrs

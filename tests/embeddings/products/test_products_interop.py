@@ -17,7 +17,7 @@ import rasterio
 from eocompress.embeddings.products.api import compress, decompress, open_product
 from eocompress.embeddings.products.stac import stac_path
 
-CONVENTIONS = Path(__file__).resolve().parents[2] / "shared" / "conventions"
+CONVENTIONS = Path(__file__).resolve().parents[4] / "shared" / "conventions"
 PRESTO = "https://github.com/nasaharvest/presto"
 
 

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from eocompress.cli import main
+from _cli import run_cli
 from eocompress.errors import EOCompressError
 from eocompress.imagery.codec.pipeline import ImageryCodec, write_geotiff
 from eocompress.imagery.codec.tokenfile import _PREFIX, MAGIC, TokenFile, TokenFileError
@@ -47,14 +47,6 @@ class _FakeTokenizer:
         return np.repeat(up[:, None], len(BANDS), axis=1)
 
 
-def _run(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, " ".join(out.err.split())
 
 
 @pytest.fixture(scope="module")
@@ -192,10 +184,14 @@ def test_devices_that_are_not_there(tmp_path: Path, capsys) -> None:
     import torch
 
     src = tmp_path / "x.tif"
-    code, _, err = _run(["imagery", "encode", str(src), "-o", str(tmp_path / "x.eotok"), "--device", "banana"], capsys)
+    code, _, err = run_cli(
+        ["imagery", "encode", str(src), "-o", str(tmp_path / "x.eotok"), "--device", "banana"], capsys,
+    )
     assert code == 1 and "'banana' is not a torch device" in err and "available here: cpu" in err
     if not torch.cuda.is_available():
-        code, _, err = _run(["imagery", "decode", str(src), "-o", str(tmp_path / "x.tif"), "--device", "cuda"], capsys)
+        code, _, err = run_cli(
+            ["imagery", "decode", str(src), "-o", str(tmp_path / "x.tif"), "--device", "cuda"], capsys,
+        )
         assert code == 1 and "no CUDA GPU is visible" in err and "available here: cpu" in err
 
 
@@ -203,14 +199,14 @@ def test_encode_and_decode_refuse_to_replace_files(tmp_path: Path, capsys) -> No
     tok, tif = tmp_path / "x.eotok", tmp_path / "x.tif"
     tok.write_bytes(b"keep me")
     tif.write_bytes(b"keep me too")
-    code, _, err = _run(["imagery", "encode", str(tmp_path), "-o", str(tok), "--codec", "vq"], capsys)
+    code, _, err = run_cli(["imagery", "encode", str(tmp_path), "-o", str(tok), "--codec", "vq"], capsys)
     assert code == 1 and "already exists; pass --overwrite" in err
-    code, _, err = _run(["imagery", "decode", str(tok), str(tif)], capsys)
+    code, _, err = run_cli(["imagery", "decode", str(tok), str(tif)], capsys)
     assert code == 1 and "already exists; pass --overwrite" in err
-    code, _, err = _run(["imagery", "decode", str(tok), str(tmp_path)], capsys)
+    code, _, err = run_cli(["imagery", "decode", str(tok), str(tmp_path)], capsys)
     assert code == 1 and "is a folder" in err
     assert tok.read_bytes() == b"keep me" and tif.read_bytes() == b"keep me too"
-    code, _, err = _run(["imagery", "decode", str(tok), str(tmp_path / "a.tif"), "-o", str(tmp_path / "b.tif")],
+    code, _, err = run_cli(["imagery", "decode", str(tok), str(tmp_path / "a.tif"), "-o", str(tmp_path / "b.tif")],
                         capsys)
     assert code == 1 and "two outputs given" in err
 
@@ -223,7 +219,7 @@ def test_info_json_keeps_the_whole_crs(sample, tmp_path: Path, capsys) -> None:
     wkt = CRS.from_epsg(32633).to_wkt()
     tf.header["crs"] = wkt
     path = tf.save(tmp_path / "w.eotok")
-    code, out, _ = _run(["imagery", "info", str(path), "--json"], capsys)
+    code, out, _ = run_cli(["imagery", "info", str(path), "--json"], capsys)
     assert code == 0
     report = json.loads(out)
     assert report["crs"] == wkt and len(wkt) > 200 and report["verified"] is True
