@@ -75,7 +75,7 @@ def test_unit_codec_codes_directions_only():
 def _slice_recall(effnet, specs: tuple[str, ...]) -> dict[str, float]:
     """recall@10 of each codec on a 3,000-vector slice of the real 1280-d set (2,400 database, 600 queries).
 
-    The slice keeps the tests short; the full comparison is benchmarks/embeddings_1280.py.
+    The slice keeps the tests short; the full comparison is benchmarks/embeddings/embeddings_1280.py.
     """
     X = effnet.X[::3][:3000]
     train, test = X[:2400], X[2400:]

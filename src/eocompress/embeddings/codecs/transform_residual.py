@@ -38,7 +38,7 @@ class TransformResidualQuantizer(Quantizer):
     """``tc{⌊B/2⌋}`` then ``rq{⌈B/2⌉}`` on the residual's coordinates along the leading 4·B principal axes.
 
     ``tcrq{B}h{H}x{A}`` changes the split (H bytes of ``tc``) and the axes (A per byte): the knobs the
-    default was chosen among (``benchmarks/embeddings_1280.py rule``).
+    default was chosen among (``benchmarks/embeddings/embeddings_1280.py rule``).
     """
 
     kind = "transform-coding-rq"

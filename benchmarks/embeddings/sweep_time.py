@@ -6,8 +6,8 @@ generated vectors are never used for accuracy). Each case runs in its own proces
 is its own. The peer in the same run is the float32 baseline: stage times are also printed as a
 multiple of one float32 evaluation on the same data.
 
-    EOCOMPRESS_DATA=../shared/data .venv/bin/python benchmarks/sweep_time.py
-    .venv/bin/python benchmarks/sweep_time.py --synthetic-only --n 50000 --dim 1024
+    EOCOMPRESS_DATA=../shared/data .venv/bin/python benchmarks/embeddings/sweep_time.py
+    .venv/bin/python benchmarks/embeddings/sweep_time.py --synthetic-only --n 50000 --dim 1024
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def main() -> None:
         lcv = args.linear_cv if case.startswith("real") else args.synthetic_linear_cv
         cmd = [sys.executable, __file__, "--case", case, "--n", str(args.n), "--dim", str(args.dim),
                "--linear-cv", lcv]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
         print_case(json.loads(out.stdout.strip().splitlines()[-1]))
 
 

@@ -18,8 +18,8 @@ Each method is swept over nprobe; the table gives, for each, the fewest lists re
 >= 0.95 (or the best recall reached), queries per second at that setting (all queries in one batch,
 faiss threads = cores), the index size on disk and the build time (train + add).
 
-    python benchmarks/search_index.py --n 10000000 --layout rotated-tiles   # the issue's size (~8 GB)
-    python benchmarks/search_index.py --n 1000000 --json out.json
+    python benchmarks/embeddings/search_index.py --n 10000000 --layout rotated-tiles   # the issue's size (~8 GB)
+    python benchmarks/embeddings/search_index.py --n 1000000 --json out.json
 """
 
 from __future__ import annotations

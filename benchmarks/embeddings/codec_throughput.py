@@ -6,7 +6,7 @@ Prints MB/s of float32 (encode: in, decode: out) and ratios measured in the same
     C++/OpenMP); encode of ``binary`` vs ``np.packbits(X > 0, axis=1)`` (the sentence-transformers recipe);
   - decode of ``int4``, ``binary`` and ``pca64,int8`` vs ``int8`` (bytes out per second, target >= 0.5).
 
-    python benchmarks/codec_throughput.py [--n 200000] [--dim 1024] [--repeats 3] [--json out.json]
+    python benchmarks/embeddings/codec_throughput.py [--n 200000] [--dim 1024] [--repeats 3] [--json out.json]
 """
 
 from __future__ import annotations

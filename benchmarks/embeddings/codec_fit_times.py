@@ -6,7 +6,7 @@ effnetlite0_lulc_slovenia_1280.npz) are tiled (with a little seeded noise so row
 Reports wall seconds and CPU seconds (all threads): on a shared machine the wall time says more
 about the neighbours than about the codec; CPU seconds / cores bounds the wall time on idle cores.
 
-    python benchmarks/codec_fit_times.py [--n 100000] [--only 'pca256 opq'] [--json out.json]
+    python benchmarks/embeddings/codec_fit_times.py [--n 100000] [--only 'pca256 opq'] [--json out.json]
 """
 
 from __future__ import annotations

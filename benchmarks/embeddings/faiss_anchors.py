@@ -14,7 +14,7 @@ also keep each vector's list (and, like every IVF, an 8-byte id), which is not c
 rows L2-normalised before training and coding (like our ``unit``); ``raw``: as stored (non-negative, lengths
 vary). Every configuration tried is printed; rows land in OUT/<split>.csv.
 
-    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/faiss_anchors.py --nq 1000 --out outputs/anchors
+    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings/faiss_anchors.py --nq 1000 --out outputs/anchors
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ into a large GeoTIFF (a throughput input only: the values repeat). It is compres
 input, peak RSS per worker, and the ratio to a plain in-memory numpy ``codec.encode`` of one
 chunk measured in the same run (the ceiling without I/O, scheduling or writing).
 
-    nice -n 10 .venv/bin/python benchmarks/products_scale.py --tiles 12 11 --workdir /tmp/eoc_scale
+    nice -n 10 .venv/bin/python benchmarks/embeddings/products_scale.py --tiles 12 11 --workdir /tmp/eoc_scale
 
 The big temporary files are deleted at the end (pass --keep to keep them).
 """

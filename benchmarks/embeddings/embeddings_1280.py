@@ -12,10 +12,10 @@ Three parts, each resumable (rows are kept in OUT/<split>/results.csv):
 * ``fit``: wall and CPU seconds to fit each codec on 100,000 x 1280 vectors (the real vectors tiled with
   small noise: timing input only, no accuracy is read from them).
 
-    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings_1280.py accuracy --out outputs/bench1280
-    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings_1280.py recall-ci
-    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings_1280.py rule
-    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings_1280.py fit --n 100000
+    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings/embeddings_1280.py accuracy --out outputs/bench1280
+    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings/embeddings_1280.py recall-ci
+    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings/embeddings_1280.py rule
+    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings/embeddings_1280.py fit --n 100000
 """
 
 from __future__ import annotations
