@@ -61,6 +61,7 @@ from eocompress.imagery.codec.learned_transforms import (
     synthesis_blocks,
     synthesis_window,
 )
+from eocompress.imagery.codec.legacy_tokens import refuse_legacy_token_file
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
 from eocompress.imagery.codec.rate_control import QUALITY_LEVELS
 from eocompress.imagery.tokenizer.device import check_device
@@ -197,6 +198,7 @@ class LearnedCodec:
         The grid it claims is bounded and the memory a decode needs is compared with what is free
         before anything is allocated: a forged or damaged size is one line, not an out-of-memory abort.
         """
+        refuse_legacy_token_file(blob, source)  # a first-wave VQ file (EOTK): one line naming its version
         body = unseal(blob, source)
         head, pos = Header.from_bytes(body, len(self.bands), source)
         if head.model_id != self.model_id[:4]:
