@@ -60,6 +60,13 @@ class Stage(ABC):
     def is_fitted(self) -> bool:
         return self.input_dim is not None
 
+    @property
+    def fitted_dim(self) -> int:
+        """The input dimension learned by :meth:`fit` (NotFittedError before): what fitted arrays are sized by."""
+        if self.input_dim is None:
+            raise NotFittedError(f"{self.token} is not fitted yet; call Codec.fit(X_train) first")
+        return self.input_dim
+
     def min_train_vectors(self, dim: int) -> int:
         """Fewest training vectors this stage can be fitted on for ``dim``-d input."""
         return 1

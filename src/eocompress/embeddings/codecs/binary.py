@@ -76,14 +76,14 @@ class BinaryQuantizer(Quantizer):
         return np.packbits(Z > self.threshold_, axis=1)
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {name: (self.input_dim,) for name in self.array_attrs}
+        return {name: (self.fitted_dim,) for name in self.array_attrs}
 
     def _after_set_state(self) -> None:
         self._gap = (self.high_ - self.low_).astype(np.float32)
         self._decoder = AffineDecoder(self._gap, self.low_, 2)  # low + bit * (high - low), in faiss's kernel
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        out = np.empty((len(codes), self.input_dim), dtype=np.float32)
+        out = np.empty((len(codes), self.fitted_dim), dtype=np.float32)
         self.decode_into(codes, out)
         return out
 

@@ -123,7 +123,7 @@ class Codec(TransformerMixin, BaseEstimator):
     def code_dim(self) -> int:
         """Dimension of the vectors the quantizer sees (after all transforms)."""
         self._require_fitted()
-        dim = self.dim
+        dim = self.fitted_dim
         for t in self.transforms:
             dim = t.output_dim(dim)
         return dim
@@ -136,7 +136,7 @@ class Codec(TransformerMixin, BaseEstimator):
     @property
     def compression_ratio(self) -> float:
         """Size of float32 vectors divided by the size of their codes."""
-        return 4.0 * self.dim / self.bytes_per_vector
+        return 4.0 * self.fitted_dim / self.bytes_per_vector
 
     def __repr__(self, N_CHAR_MAX: int = 700) -> str:
         if not self.is_fitted:
@@ -146,6 +146,13 @@ class Codec(TransformerMixin, BaseEstimator):
     def _require_fitted(self) -> None:
         if self.dim is None:
             raise NotFittedError(f"codec {self.spec!r} is not fitted; call .fit(X_train) before encode/decode")
+
+    @property
+    def fitted_dim(self) -> int:
+        """The input dimension of a fitted codec (NotFittedError before fit)."""
+        if self.dim is None:
+            raise NotFittedError(f"codec {self.spec!r} is not fitted; call .fit(X_train) before encode/decode")
+        return self.dim
 
     # ------------------------------------------------------------------ fitting
     def check_dim(self, dim: int) -> None:
@@ -169,7 +176,7 @@ class Codec(TransformerMixin, BaseEstimator):
 
     def _set_limits(self) -> None:
         """The safe input range of every stage (see Stage.max_abs), for the checks in fit and encode."""
-        self._limits, dim = [], self.dim
+        self._limits, dim = [], self.fitted_dim
         for stage in self.stages:
             self._limits.append((stage.max_abs(dim), stage.limit_reason(dim)))
             if isinstance(stage, Transform):
@@ -277,7 +284,8 @@ class Codec(TransformerMixin, BaseEstimator):
         X = check_vectors(X, dim=self.dim, finite=False)
         out = np.empty((len(X), self.bytes_per_vector), dtype=np.uint8)
         try:
-            return map_blocks(lambda xb, ob: self._encode_block(xb, ob, check_finite), X, out, row_bytes=4 * self.dim)
+            return map_blocks(lambda xb, ob: self._encode_block(xb, ob, check_finite), X, out,
+                              row_bytes=4 * self.fitted_dim)
         except _OutOfRange as exc:
             raise self._out_of_range_error(X, exc.stage) from None
 
@@ -285,21 +293,21 @@ class Codec(TransformerMixin, BaseEstimator):
         """Decode uint8 codes (N, bytes_per_vector) to float32 vectors (N, D); dask stays lazy, xarray keeps coords."""
         self._require_fitted()
         if xa.is_xarray(codes) or xa.is_dask(codes):
-            return xa.apply_rows(codes, self.decode, self.dim, np.float32, out_dim=xa.decoded_dim_name(codes))
+            return xa.apply_rows(codes, self.decode, self.fitted_dim, np.float32, out_dim=xa.decoded_dim_name(codes))
         codes = check_codes(codes, self.bytes_per_vector)
-        out = np.empty((len(codes), self.dim), dtype=np.float32)
+        out = np.empty((len(codes), self.fitted_dim), dtype=np.float32)
         self.quantizer.prepare_decode(len(codes))  # faiss loaded here, not by the pool's threads
         if not self.transforms and self.quantizer.decodes_in_parallel:
             self.quantizer.decode_into(codes, out)  # a compiled kernel with its own threads
             return out
         block = TRANSFORM_DECODE_BLOCK_BYTES if self.transforms else DECODE_BLOCK_BYTES
-        return map_blocks(self._decode_block, codes, out, row_bytes=4 * self.dim, block_bytes=block)
+        return map_blocks(self._decode_block, codes, out, row_bytes=4 * self.fitted_dim, block_bytes=block)
 
     def reconstruct(self, X: Any) -> Any:
         """``decode(encode(X))`` block by block (no full-size codes in memory): what a reader of the codes gets."""
         self._require_fitted()
         if xa.is_xarray(X) or xa.is_dask(X):
-            return xa.apply_rows(X, self.reconstruct, self.dim, np.float32)
+            return xa.apply_rows(X, self.reconstruct, self.fitted_dim, np.float32)
         X = check_vectors(X, dim=self.dim, finite=False)
         out = np.empty_like(X)
         self.quantizer.prepare_decode(len(X))
@@ -310,7 +318,7 @@ class Codec(TransformerMixin, BaseEstimator):
             self._decode_block(codes, ob)
 
         try:
-            return map_blocks(block, X, out, row_bytes=4 * self.dim)
+            return map_blocks(block, X, out, row_bytes=4 * self.fitted_dim)
         except _OutOfRange as exc:
             raise self._out_of_range_error(X, exc.stage) from None
 
@@ -526,7 +534,7 @@ class Codec(TransformerMixin, BaseEstimator):
             check_output_path(target, overwrite=overwrite)
         meta, arrays = self.get_state()
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, allow_pickle=False, **arrays)
         blob = buf.getvalue()
         meta["arrays_file"] = self.arrays_path(path).name
         meta["arrays_sha256"] = hashlib.sha256(blob).hexdigest()

@@ -52,7 +52,7 @@ def load_vectors(path: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, allow_pickle=False, **arrays)
     return buf.getvalue()
 
 
@@ -122,7 +122,7 @@ def read_codes(path: str | Path, verify: bool = True) -> tuple[Codec, np.ndarray
             f"{path} has no '{CHECKSUM_KEY}' entry, so damage cannot be detected; re-encode the vectors, or pass "
             "--no-verify to decode it unchecked"
         )
-    if verify and (recorded.shape != () or str(recorded) != arrays_sha256(arrays)):
+    if verify and recorded is not None and (recorded.shape != () or str(recorded) != arrays_sha256(arrays)):
         raise FileFormatError(f"{path} does not match its checksum: it was modified or damaged")
     codec_json = arrays.pop(CODEC_KEY)
     if codec_json.shape != () or codec_json.dtype.kind != "U":

@@ -74,7 +74,7 @@ class ITQRotation(Transform):
         return self
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"mean_": (self.input_dim,), "projection_": (self.input_dim, self.d)}
+        return {"mean_": (self.fitted_dim,), "projection_": (self.fitted_dim, self.d)}
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return (X - self.mean_) @ self.projection_
@@ -113,7 +113,7 @@ class RandomRotation(Transform):
         return self
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"mean_": (self.input_dim,), "rotation_": (self.input_dim, self.input_dim)}
+        return {"mean_": (self.fitted_dim,), "rotation_": (self.fitted_dim, self.fitted_dim)}
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return (X - self.mean_) @ self.rotation_

@@ -80,13 +80,13 @@ class PQQuantizer(Quantizer):
         return self
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        _check_m_divides(self.token, self.m, self.input_dim)  # before faiss reads centroids of the wrong size
-        return {"centroids_": (self.m, _KSUB, self.input_dim // self.m)}
+        _check_m_divides(self.token, self.m, self.fitted_dim)  # before faiss reads centroids of the wrong size
+        return {"centroids_": (self.m, _KSUB, self.fitted_dim // self.m)}
 
     def _after_set_state(self) -> None:
         faiss = load_faiss()
 
-        self._pq = self._new_pq(self.input_dim)
+        self._pq = self._new_pq(self.fitted_dim)
         faiss.copy_array_to_vector(np.ascontiguousarray(self.centroids_, dtype=np.float32).ravel(),
                                    self._pq.centroids)
 
@@ -160,7 +160,7 @@ class OPQRotation(Transform):
         return self
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"rotation_": (self.input_dim, self.input_dim)}
+        return {"rotation_": (self.fitted_dim, self.fitted_dim)}
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return X @ self.rotation_.T

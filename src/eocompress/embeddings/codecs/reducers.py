@@ -72,7 +72,7 @@ class PCAReducer(_Reducer):
         return self
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"mean_": (self.input_dim,), "components_": (self.d, self.input_dim),
+        return {"mean_": (self.fitted_dim,), "components_": (self.d, self.fitted_dim),
                 "explained_variance_ratio_": (self.d,)}
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -108,7 +108,7 @@ class SVDReducer(_Reducer):
         return self
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"components_": (self.d, self.input_dim)}
+        return {"components_": (self.d, self.fitted_dim)}
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return X @ self.components_.T
@@ -148,8 +148,8 @@ class RandomProjection(_Reducer):
         return self
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"mean_": (self.input_dim,), "components_": (self.d, self.input_dim),
-                "inverse_": (self.input_dim, self.d)}
+        return {"mean_": (self.fitted_dim,), "components_": (self.d, self.fitted_dim),
+                "inverse_": (self.fitted_dim, self.d)}
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return (X - self.mean_) @ self.components_.T
@@ -195,19 +195,19 @@ class FeatureSelection(_Reducer):
         return self
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"indices_": (self.d,), "mean_": (self.input_dim,)}
+        return {"indices_": (self.d,), "mean_": (self.fitted_dim,)}
 
     def _after_set_state(self) -> None:
         idx = self.indices_
         distinct = len(np.unique(idx)) == len(idx)
-        if idx.dtype.kind not in "iu" or not distinct or idx.min() < 0 or idx.max() >= self.input_dim:
-            raise ValueError(f"{self.token}: indices_ must be distinct dimensions below {self.input_dim}")
+        if idx.dtype.kind not in "iu" or not distinct or idx.min() < 0 or idx.max() >= self.fitted_dim:
+            raise ValueError(f"{self.token}: indices_ must be distinct dimensions below {self.fitted_dim}")
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return X[:, self.indices_]
 
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
-        out = np.empty((len(Z), self.input_dim), dtype=np.float32)
+        out = np.empty((len(Z), self.fitted_dim), dtype=np.float32)
         self.inverse_transform_into(Z, out)
         return out
 

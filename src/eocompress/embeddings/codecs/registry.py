@@ -84,13 +84,17 @@ def parse_spec(spec: str) -> tuple[list[Transform], Quantizer]:
     stages = [_build_token(t) for t in tokens]
     if isinstance(stages[-1], Transform):
         stages.append(_build_token("float32"))
-    *transforms, quantizer = stages
-    for stage in transforms:
-        if isinstance(stage, Quantizer):
+    *head, quantizer = stages
+    transforms: list[Transform] = []
+    for stage in head:
+        if not isinstance(stage, Transform):
             raise SpecError(
                 f"{stage.token!r} is a quantizer and must come last in {spec!r}; "
                 "write reducers first, e.g. 'pca64,int8'"
             )
+        transforms.append(stage)
+    if not isinstance(quantizer, Quantizer):  # every stage is a Transform or a Quantizer
+        raise SpecError(f"{quantizer.token!r} in {spec!r} is neither a transform nor a quantizer")
     for i, stage in enumerate(transforms):
         following = transforms[i + 1] if i + 1 < len(transforms) else quantizer
         stage_requires = getattr(stage, "requires_next", None)

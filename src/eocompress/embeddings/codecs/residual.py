@@ -6,6 +6,8 @@ search at encode time it keeps more neighbours than PQ at the same M bytes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from eocompress.embeddings.codecs._blocks import load_faiss
@@ -39,7 +41,7 @@ class ResidualQuantizer(Quantizer):
             raise SpecError(f"rq{m}: the number of stages must be at least 1, e.g. rq8")
         self.m = m
         self.seed = seed
-        self._rq = None
+        self._rq: Any = None  # faiss.ResidualQuantizer, built by fit or from the saved codebooks
 
     @property
     def token(self) -> str:
@@ -74,12 +76,12 @@ class ResidualQuantizer(Quantizer):
         return self
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"mean_": (self.input_dim,), "codebooks_": (self.m * 2**_NBITS, self.input_dim)}
+        return {"mean_": (self.fitted_dim,), "codebooks_": (self.m * 2**_NBITS, self.fitted_dim)}
 
     def _after_set_state(self) -> None:
         faiss = load_faiss()
 
-        rq = self._new(self.input_dim)
+        rq = self._new(self.fitted_dim)
         faiss.copy_array_to_vector(np.ascontiguousarray(self.codebooks_.ravel(), np.float32), rq.codebooks)
         rq.is_trained = True
         self._rq = rq

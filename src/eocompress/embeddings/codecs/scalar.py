@@ -125,7 +125,7 @@ class LinearQuantizer(Quantizer):
         return "a per-dimension range this wide overflows float32"
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"min_": (self.input_dim,), "step_": (self.input_dim,)}
+        return {"min_": (self.fitted_dim,), "step_": (self.fitted_dim,)}
 
     def fit(self, Z: np.ndarray) -> LinearQuantizer:
         self.input_dim = Z.shape[1]
@@ -168,7 +168,7 @@ class LinearQuantizer(Quantizer):
         return bitpack.pack(self.levels_of(Z), self.levels)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        out = np.empty((len(codes), self.input_dim), dtype=np.float32)
+        out = np.empty((len(codes), self.fitted_dim), dtype=np.float32)
         self.decode_into(codes, out)
         return out
 
@@ -215,7 +215,7 @@ class AefInt8(Quantizer):
 
     def coded_range(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         top = np.float32((127 / 127.5) ** 2)
-        ones = np.ones(self.input_dim, np.float32)
+        ones = np.ones(self.fitted_dim, np.float32)
         # step 2 (1 - top) ~ the outermost gap (127² - 126²) / 127.5²: clipped means |x| > top + step / 2 = 1
         return -top * ones, top * ones, 2 * (1 - top) * ones
 

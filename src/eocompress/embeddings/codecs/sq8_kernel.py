@@ -33,7 +33,7 @@ def spread_digits(codes: np.ndarray, radix: int, dim: int) -> np.ndarray:
         return np.unpackbits(codes, axis=1, count=dim)
     k = bitpack.digits_per_byte(radix)
     bits = 8 // k
-    wide = codes.astype(np.uint16 if k == 2 else np.uint32)
+    wide: np.ndarray = codes.astype(np.uint16 if k == 2 else np.uint32)
     # digit j of a byte goes to byte j of a little-endian word: the word's bytes are then the digits in order
     spread = wide >> (bits * (k - 1))
     for j in range(1, k):

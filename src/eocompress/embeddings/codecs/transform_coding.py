@@ -274,7 +274,7 @@ class TransformCodingQuantizer(Quantizer):
                 cands = [_uniform_levels(v, b, span)]
                 if b <= LLOYD_MAX_BITS and 2**b * LLOYD_MIN_POINTS <= len(v):
                     cands.append(lloyd_max(v_sorted, b)[0])
-                best, best_cost = None, np.inf
+                best, best_cost = cands[0], np.inf
                 for lv in cands:
                     q = _quantize(v, lv)
                     qd = q[pairs[:, 0]] - q[pairs[:, 1]]
@@ -295,7 +295,8 @@ class TransformCodingQuantizer(Quantizer):
         """
         k = cost.shape[0]
         caps = sorted({min(k, int(np.ceil(f * self.nbytes))) for f in COMPONENT_CAPS})
-        best_bits, best_recall = None, -1.0
+        best_bits: np.ndarray | None = None
+        best_recall = -1.0
         for cap in caps:
             bits = np.zeros(k, np.int64)
             bits[:cap] = allocate_bits(cost[:cap], budget, MAX_BITS)
@@ -304,6 +305,8 @@ class TransformCodingQuantizer(Quantizer):
             recall = _recall(decoded_coordinates(q, comps[used], mean), anchors, reference)
             if recall > best_recall + 1e-9:
                 best_bits, best_recall = bits, recall
+        if best_bits is None:  # every cap's recall was NaN: nothing to choose from
+            raise ValueError(f"{self.token}: recall on the training sample is NaN for every component cap")
         self.train_recall_ = best_recall
         return best_bits
 

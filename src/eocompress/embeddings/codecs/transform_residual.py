@@ -19,7 +19,7 @@ from eocompress.embeddings.codecs.base import Quantizer, State
 from eocompress.embeddings.codecs.registry import register
 from eocompress.embeddings.codecs.residual import ResidualQuantizer
 from eocompress.embeddings.codecs.transform_coding import TransformCodingQuantizer, principal_axes
-from eocompress.errors import SpecError
+from eocompress.errors import NotFittedError, SpecError
 
 #: principal axes the residual is coded on, per byte of the whole budget (chosen on an inner spatial
 #: split of training rows among 3, 4 and 6: docs/benchmarks/embeddings.md)
@@ -81,6 +81,8 @@ class TransformResidualQuantizer(Quantizer):
             )
 
     def _residual_coords(self, Z: np.ndarray, tc_codes: np.ndarray) -> np.ndarray:
+        if self.axes_ is None:
+            raise NotFittedError(f"{self.token} is not fitted yet; call Codec.fit(X_train) first")
         return np.ascontiguousarray((Z - self._tc.decode(tc_codes)) @ self.axes_.T, np.float32)
 
     def fit(self, Z: np.ndarray) -> TransformResidualQuantizer:
