@@ -123,9 +123,9 @@ def test_write_that_reads_back_different_is_refused(
     field: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """GDAL may report no error for a short write: the read-back check catches it, and nothing is renamed."""
-    from eocompress.embeddings.products import cog_write
+    from eocompress import geotiff
 
-    real = cog_write.chunk_sha256
+    real = geotiff.chunk_sha256
     calls = {"n": 0}
 
     def flaky(*arrays):
@@ -133,7 +133,7 @@ def test_write_that_reads_back_different_is_refused(
         digest = real(*arrays)
         return digest if calls["n"] < 3 else bytes(32)  # a later chunk "reads back" wrong
 
-    monkeypatch.setattr(cog_write, "chunk_sha256", flaky)
+    monkeypatch.setattr(geotiff, "chunk_sha256", flaky)
     with pytest.raises(EOCompressError, match="reads back different"):
         compress(field, tmp_path / "x.tif", "int8", chunk=16, stac=False)
     assert not (tmp_path / "x.tif").exists() and _leftovers(tmp_path) == []

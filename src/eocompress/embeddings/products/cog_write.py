@@ -1,32 +1,25 @@
-"""Checked, atomic Cloud-Optimized GeoTIFF writing: tiled work file, GDAL's COG driver, read-back check.
+"""Embedding products as Cloud-Optimized GeoTIFFs: the grid's layout handed to the one shared writer.
 
-GDAL buffers blocks and may report a failed write (a full disk) only when the file is closed, or not
-at all; so after the COG driver copy every written chunk is read back and compared with the sha256 of
-what was written. Any failure removes the temporary files, keeps what was at the output path and
-raises one :class:`EOCompressError` line.
+:func:`eocompress.geotiff.write_cog` does the checked, atomic writing (work file, GDAL's COG driver,
+every block read back against its sha256); this module adds what is particular to embedding products:
+the grid's georeference, chunk keys ``"i.j"`` in the digest table, overview levels down to about 32
+pixels, and the overview digests a product records.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from eocompress._atomic import atomic_path, os_error_message
-from eocompress.embeddings.products.checksums import chunk_sha256
 from eocompress.embeddings.products.fields import GridInfo, Window
-from eocompress.errors import EOCompressError
+from eocompress.geotiff import PixelWindow, TagFn
+from eocompress.geotiff import write_cog as write_geotiff_blocks
 
-BLOCK = 256
-
-
-class WriteCheckError(EOCompressError):
-    """What was read back from a written file differs from what was written."""
+__all__ = ["overview_digests", "overview_factors", "write_cog"]
 
 
 def overview_factors(height: int, width: int, smallest: int = 32) -> list[int]:
@@ -56,26 +49,10 @@ def overview_digests(path: str | os.PathLike, rows_per_read: int = 512) -> list[
     return out
 
 
-def _check_space(parent: Path, need: int, out: Path) -> None:
-    free = shutil.disk_usage(parent).free
-    if free < need:
-        raise EOCompressError(
-            f"not enough free space to write {out}: about {need / 2**20:.0f} MiB needed, {free / 2**20:.0f} MiB "
-            "free; free space or write elsewhere (nothing was changed)"
-        )
-
-
-def read_back_check(path: Path, shas: dict[str, str], windows: dict[str, Window]) -> None:
-    """Raise when any chunk of the written file differs from what was written (a failed or partial write)."""
-    import rasterio
-    from rasterio.windows import Window as RWindow
-
-    with rasterio.open(path) as src:
-        for key, sha in shas.items():
-            w = windows[key]
-            block = src.read(window=RWindow(w.c0, w.r0, w.c1 - w.c0, w.r1 - w.r0))
-            if chunk_sha256(block).hex() != sha:
-                raise WriteCheckError(f"{w.describe()} reads back different from what was written")
+def _pixel_blocks(blocks: Iterable[tuple[Window, np.ndarray]]) -> Iterator[tuple[PixelWindow, np.ndarray]]:
+    """Grid chunks as the shared writer's windows, keyed ``"i.j"`` as the product's checksum table is."""
+    for w, block in blocks:
+        yield PixelWindow(w.r0, w.c0, w.r1 - w.r0, w.c1 - w.c0, key=w.key, label=w.describe()), block
 
 
 def write_cog(
@@ -93,81 +70,28 @@ def write_cog(
     scales: list[float] | None = None,
     offsets: list[float] | None = None,
     predictor: int | None = None,
-    tag_fn: Callable[[Path, dict[str, str]], dict[str, str]] | None = None,
+    tag_fn: TagFn | None = None,
 ) -> Path:
-    """Write ``(window, (count, h, w) block)`` pairs into a COG at ``out`` (see the module docstring).
+    """Write ``(window, (count, h, w) block)`` chunks of the grid ``info`` into a checked COG at ``out``.
 
-    ``tag_fn(work_path, shas)`` may add tags computed once every block and overview is written (e.g.
-    the chunk and overview checksums of a product).
+    Overviews are built from the chunks with ``resampling``; ``tag_fn(work_path, shas)`` may add tags
+    computed once every block and overview is written (e.g. the chunk and overview checksums of a product).
     """
-    import rasterio
-    from rasterio.crs import CRS
-    from rasterio.enums import Resampling
-    from rasterio.errors import RasterioError
-    from rasterio.shutil import copy as rio_copy
-    from rasterio.transform import Affine
-    from rasterio.windows import Window as RWindow
-
-    out = Path(out)
-    itemsize = np.dtype(dtype).itemsize
-    profile = {
-        "driver": "GTiff",
-        "dtype": dtype,
-        "count": count,
-        "height": info.height,
-        "width": info.width,
-        "crs": CRS.from_wkt(info.crs_wkt) if info.crs_wkt else None,
-        "transform": Affine(*info.transform),
-        "nodata": nodata,
-        "interleave": "pixel",
-        "tiled": True,
-        "blockxsize": BLOCK,
-        "blockysize": BLOCK,
-        "BIGTIFF": "IF_SAFER",
-    }
-    with atomic_path(out, overwrite=overwrite) as tmp:
-        # The uncompressed work file (with overviews, x 4/3) and the COG copy exist at once; GDAL can crash
-        # rather than fail cleanly when the disk fills during its copy, so refuse up front.
-        raw = int(4 / 3 * info.height * info.width * count * itemsize)
-        _check_space(tmp.parent, 2 * raw + (1 << 20), out)
-        work = tmp.with_name(tmp.name + ".work.tif")
-        shas: dict[str, str] = {}
-        windows: dict[str, Window] = {}
-        try:
-            with rasterio.open(work, "w", **profile) as dst:
-                for window, block in blocks:
-                    dst.write(block, window=RWindow(window.c0, window.r0, window.c1 - window.c0, window.r1 - window.r0))
-                    shas[window.key] = chunk_sha256(block).hex()
-                    windows[window.key] = window
-                for k, name in enumerate((band_names or [])[:count]):
-                    dst.set_band_description(k + 1, name)
-                if scales is not None and offsets is not None:
-                    dst.scales, dst.offsets = tuple(scales), tuple(offsets)
-                if tags:
-                    dst.update_tags(**tags)
-                factors = overview_factors(info.height, info.width)
-                if factors:
-                    dst.build_overviews(factors, getattr(Resampling, resampling))
-            if tag_fn is not None:
-                extra = tag_fn(work, shas)
-                with rasterio.open(work, "r+") as dst:
-                    dst.update_tags(**extra)
-            options: dict[str, Any] = {
-                "driver": "COG",
-                "COMPRESS": "DEFLATE",
-                "BLOCKSIZE": BLOCK,
-                "OVERVIEWS": "FORCE_USE_EXISTING",
-                "BIGTIFF": "IF_SAFER",
-            }
-            if predictor:
-                options["PREDICTOR"] = "FLOATING_POINT" if predictor == 3 else "STANDARD"
-            rio_copy(work, tmp, **options)
-            read_back_check(tmp, shas, windows)
-        except WriteCheckError as exc:
-            raise EOCompressError(f"writing {out} failed: {exc}; nothing was changed") from exc
-        except (RasterioError, OSError) as exc:
-            raise EOCompressError(os_error_message(exc, out)) from exc
-        finally:
-            if work.exists():
-                work.unlink()
-    return out
+    return write_geotiff_blocks(
+        out,
+        (count, info.height, info.width),
+        _pixel_blocks(blocks),
+        dtype=dtype,
+        nodata=nodata,
+        crs=info.crs_wkt or None,
+        transform=info.transform,
+        band_names=band_names,
+        tags=tags,
+        scales=scales,
+        offsets=offsets,
+        overviews=overview_factors(info.height, info.width),
+        resampling=resampling,
+        predictor=predictor,
+        tag_fn=tag_fn,
+        overwrite=overwrite,
+    )

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from eocompress._atomic import atomic_path
-from eocompress.errors import EOCompressError, InputError
+from eocompress.errors import InputError
+from eocompress.geotiff import PixelWindow, write_cog
 from eocompress.imagery.codec.tokenfile import FORMAT_VERSION, TokenFile, TokenFileError
 
 QUANTIFICATION_VALUE = 10000.0
@@ -415,6 +415,15 @@ def write_geotiff(
     return write_geotiff_windows(path, (c, h, w), header, iter([((0, 0, h, w), data)]), overwrite=overwrite)
 
 
+def geotiff_tags(header: dict[str, Any]) -> dict[str, str]:
+    """The tags of a decoded file: the product keys, the model id, the quantification value, the DN offset."""
+    tags = {k: str(header[k]) for k in META_KEYS if header.get(k) is not None}
+    tags.update(eocompress_model_id=str(header.get("model_id", "")),
+                QUANTIFICATION_VALUE=str(header.get("quantification_value", QUANTIFICATION_VALUE)))
+    tags.update(offset_tags(header))
+    return tags
+
+
 def write_geotiff_windows(
     path: str | os.PathLike,
     shape: tuple[int, int, int],
@@ -424,61 +433,24 @@ def write_geotiff_windows(
 ) -> Path:
     """Write uint16 (row, col, height, width) windows of a (C, H, W) scene as a COG, never holding the scene.
 
-    The windows go into a tiled DEFLATE GeoTIFF beside ``path``; GDAL's COG driver copies it (256 px
-    tiles, DEFLATE + predictor 2, average overviews, nodata 0, band names and tags as
-    :func:`write_geotiff`), the COG is read back window by window
-    against it, and only then renamed into place: an error leaves no partial file. GDAL's block cache
-    is capped at 128 MB meanwhile, so memory stays bounded whatever the scene size.
+    Through the one shared writer, :func:`eocompress.geotiff.write_cog`: a tiled DEFLATE work file,
+    GDAL's COG driver (256 px tiles, DEFLATE + predictor 2, average overviews, nodata 0, band names and
+    tags as :func:`write_geotiff`), every window read back against its sha256, and only then the rename
+    into place: an error leaves no partial file. Memory stays bounded whatever the scene size.
     """
-    import rasterio
-    import rasterio.shutil
-    from affine import Affine
-    from rasterio._err import CPLE_BaseError
-    from rasterio.crs import CRS
-    from rasterio.errors import NotGeoreferencedWarning, RasterioError
-    from rasterio.windows import Window
-
-    c, h, w = shape
-    profile: dict[str, Any] = dict(driver="GTiff", width=w, height=h, count=c, dtype="uint16", nodata=0,
-                                   tiled=True, blockxsize=256, blockysize=256, compress="DEFLATE",
-                                   BIGTIFF="IF_SAFER")
-    if header.get("crs"):
-        profile["crs"] = CRS.from_user_input(header["crs"])
-    if header.get("transform"):
-        profile["transform"] = Affine(*header["transform"])
-    tags = {k: str(header[k]) for k in META_KEYS if header.get(k) is not None}
-    tags.update(eocompress_model_id=str(header.get("model_id", "")),
-                QUANTIFICATION_VALUE=str(header.get("quantification_value", QUANTIFICATION_VALUE)))
-    tags.update(offset_tags(header))
-    bands = list(header.get("bands") or [f"band_{i + 1}" for i in range(c)])
-    final = Path(path)
-    # GDAL's block cache (default 5 % of RAM) would otherwise keep up to the whole scene's tiles
-    with atomic_path(final, overwrite=overwrite) as tmp, warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=128):
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        stage = Path(str(tmp) + ".stage.tif")
-        try:
-            with rasterio.open(stage, "w", **profile) as dst:
-                for (r, col, wh, ww), block in windows:
-                    dst.write(block, window=Window(col, r, ww, wh))
-                for i, band in enumerate(bands[:c], start=1):
-                    dst.set_band_description(i, band)
-                dst.update_tags(**tags)
-            with rasterio.open(stage) as src:
-                rasterio.shutil.copy(src, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="2", BLOCKSIZE="256",
-                                     OVERVIEW_RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER")
-            with rasterio.open(stage) as a, rasterio.open(tmp) as b:  # read back, one 1024-row band at a time
-                if (b.count, b.height, b.width) != shape:
-                    raise EOCompressError(f"{final}: the GeoTIFF read back has another shape; disk full?")
-                for r in range(0, h, 1024):
-                    win = Window(0, r, w, min(1024, h - r))
-                    if not np.array_equal(a.read(window=win), b.read(window=win)):
-                        raise EOCompressError(f"{final}: the GeoTIFF read back differs from what was written")
-        except (RasterioError, CPLE_BaseError, OSError) as exc:
-            text = " ".join(str(exc).split())[:200]
-            raise EOCompressError(
-                f"cannot write {final} ({text}); is the disk full or the folder read-only? Nothing was written"
-                + (" and the existing file is unchanged" if final.exists() else "")
-            ) from exc
-        finally:
-            stage.unlink(missing_ok=True)
-    return final
+    c = int(shape[0])
+    return write_cog(
+        path,
+        shape,
+        ((PixelWindow(r, col, wh, ww), block) for (r, col, wh, ww), block in windows),
+        dtype="uint16",
+        nodata=0,
+        crs=header.get("crs") or None,
+        transform=header.get("transform") or None,
+        band_names=list(header.get("bands") or [f"band_{i + 1}" for i in range(c)]),
+        tags=geotiff_tags(header),
+        resampling="average",
+        predictor=2,
+        compress_work=True,
+        overwrite=overwrite,
+    )
