@@ -13,6 +13,7 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Literal, overload
 
 from eocompress.errors import DataMissingError, FileFormatError
 
@@ -31,6 +32,12 @@ def manifest() -> dict:
     """The packaged manifest: relative path -> {bytes, sha256}, plus provenance notes."""
     text = resources.files("eocompress").joinpath("data_manifest.json").read_text()
     return json.loads(text)
+
+
+@overload
+def data_dir(required: Literal[True] = ...) -> Path: ...
+@overload
+def data_dir(required: bool) -> Path | None: ...
 
 
 def data_dir(required: bool = True) -> Path | None:

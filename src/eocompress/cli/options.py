@@ -76,7 +76,7 @@ def show_progress() -> bool:
 def progress(label: str, total: int | None, unit: str = "") -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr; yields ``advance(n)``. A no-op when piped or quiet."""
     if not show_progress():
-        yield lambda n=1: None
+        yield _no_progress
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -85,7 +85,15 @@ def progress(label: str, total: int | None, unit: str = "") -> Iterator[Callable
         columns.insert(3, TextColumn(unit))
     with Progress(*columns, console=err_console, transient=False) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance(n: int = 1) -> None:
+            bar.advance(task, n)
+
+        yield advance
+
+
+def _no_progress(n: int = 1) -> None:
+    """``advance`` when no bar is drawn."""
 
 
 def log(message: str) -> None:

@@ -197,8 +197,9 @@ def load_npz(path: str | Path, task: str | None = "auto", ignore_labels: tuple[i
         if "X" not in files:
             raise DatasetError(f"{path} has no `X` array (found {sorted(files)}); store embeddings as X (N, D)")
         def get(key: str) -> np.ndarray | None:
-            if key not in files:
-                return None
+            return read(key) if key in files else None
+
+        def read(key: str) -> np.ndarray:
             try:
                 return npz[key]
             except ValueError as exc:  # object arrays need pickle, which we never load
@@ -215,7 +216,7 @@ def load_npz(path: str | Path, task: str | None = "auto", ignore_labels: tuple[i
         ds = EmbeddingDataset(
             name=path.stem,
             path=str(path),
-            X=get("X"),
+            X=read("X"),
             y=get("y"),
             is_test=None if get("is_test") is None else np.asarray(get("is_test")).astype(bool),
             coords=coords,

@@ -63,22 +63,24 @@ class Evaluator:
         self.classes = None
         self.linear_c: float | None = None
         if self.task == "classification":
-            self.classes = np.unique(self.y_train)
-            missing = np.setdiff1d(np.unique(self.y_test), self.classes)
+            y_train, y_test = self._labels()
+            self.classes = np.unique(y_train)
+            missing = np.setdiff1d(np.unique(y_test), self.classes)
             if len(missing):
                 # test-only classes cannot be predicted; keep them (they count as errors) but say so
                 import warnings
 
                 names = [ds.class_name(c) for c in missing]
                 warnings.warn(f"{ds.name}: classes {names} occur only in the test split", stacklevel=2)
-            self.base_knn = metrics.knn_vote(self.base_neigh[:, :K_NN], self.y_train, self.classes)
+            self.base_knn = metrics.knn_vote(self.base_neigh[:, :K_NN], y_train, self.classes)
             if linear_cv != "off":
-                self.linear_c = metrics.choose_c(self.X_train, self.y_train, seed=seed)
-                self.base_probe = metrics.fit_linear_probe(self.X_train, self.y_train, self.linear_c)
+                self.linear_c = metrics.choose_c(self.X_train, y_train, seed=seed)
+                self.base_probe = metrics.fit_linear_probe(self.X_train, y_train, self.linear_c)
                 self.base_linear = self.base_probe.predict(self.X_test)
         elif self.task == "regression":
-            self.base_knn_reg = metrics.knn_regress(self.base_neigh[:, :K_NN], self.y_train)
-            self.base_ridge, _ = metrics.ridge_probe(self.X_train, self.y_train, self.X_test)
+            y_train, _ = self._labels()
+            self.base_knn_reg = metrics.knn_regress(self.base_neigh[:, :K_NN], y_train)
+            self.base_ridge, _ = metrics.ridge_probe(self.X_train, y_train, self.X_test)
         self.baseline_s = time.perf_counter() - t0
 
     @property
@@ -86,10 +88,16 @@ class Evaluator:
         """Data set name used in results rows."""
         return self.ds.name
 
+    def _labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(y_train, y_test) of a labelled data set (a task is only set when the data set has labels)."""
+        if self.y_train is None or self.y_test is None:
+            raise ValueError(f"{self.name}: task {self.task!r} needs labels, and the data set has none")
+        return self.y_train, self.y_test
+
     def _classification(self, row: dict[str, Any], neigh: np.ndarray, ham: np.ndarray | None,
                         D_train: np.ndarray, D_test: np.ndarray) -> None:
-        y, seed = self.y_test, self.seed
-        pred = metrics.knn_vote(neigh[:, :K_NN], self.y_train, self.classes)
+        (y_train, y), seed = self._labels(), self.seed
+        pred = metrics.knn_vote(neigh[:, :K_NN], y_train, self.classes)
         correct_b, correct_c = self.base_knn == y, pred == y
         row["knn_acc"] = float(correct_c.mean())
         row["mcnemar_p"] = stats.mcnemar_exact(correct_b, correct_c)
@@ -97,21 +105,22 @@ class Evaluator:
         cls, drop = stats.worst_class_drop(y, self.base_knn, pred, np.unique(y))
         row["worst_class"], row["worst_class_f1_drop"] = self.ds.class_name(cls), drop
         if ham is not None:
-            row["knn_hamming_acc"] = float(np.mean(metrics.knn_vote(ham[:, :K_NN], self.y_train, self.classes) == y))
+            row["knn_hamming_acc"] = float(np.mean(metrics.knn_vote(ham[:, :K_NN], y_train, self.classes) == y))
         if self.linear_cv != "off":
-            c = self.linear_c if self.linear_cv == "baseline" else metrics.choose_c(D_train, self.y_train, seed=seed)
+            c = (self.linear_c if self.linear_cv == "baseline" and self.linear_c is not None
+                 else metrics.choose_c(D_train, y_train, seed=seed))
             # warm-started from the float32 probe when C is the same; the probe sees decoded vectors only
             warm = self.base_probe if c == self.linear_c else None
-            lin = metrics.linear_probe(D_train, self.y_train, D_test, c, warm_from=warm)
+            lin = metrics.linear_probe(D_train, y_train, D_test, c, warm_from=warm)
             lb, lc = self.base_linear == y, lin == y
             row["linear_acc"], row["linear_c"] = float(lc.mean()), c
             row["linear_mcnemar_p"] = stats.mcnemar_exact(lb, lc)
             row["linear_diff_ci_low"], row["linear_diff_ci_high"] = stats.paired_bootstrap_ci(lb, lc, seed=seed)
 
     def _regression(self, row: dict[str, Any], neigh: np.ndarray, D_train: np.ndarray, D_test: np.ndarray) -> None:
-        y = self.y_test
-        knn = metrics.knn_regress(neigh[:, :K_NN], self.y_train)
-        ridge, _ = metrics.ridge_probe(D_train, self.y_train, D_test)
+        y_train, y = self._labels()
+        knn = metrics.knn_regress(neigh[:, :K_NN], y_train)
+        ridge, _ = metrics.ridge_probe(D_train, y_train, D_test)
         row["knn_r2"], row["knn_rmse"] = metrics.r2_rmse(y, knn)
         row["r2"], row["rmse"] = metrics.r2_rmse(y, ridge)
         base = self.base_knn_reg

@@ -68,7 +68,7 @@ class Scene:
     bands: list[str]
     crs: Any = None
     transform: Any = None
-    valid: np.ndarray | None = None
+    valid: np.ndarray = None  # type: ignore[assignment]  # None in the constructor: __post_init__ fills it
     offset: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
 
