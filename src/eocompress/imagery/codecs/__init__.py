@@ -1,10 +1,10 @@
 """Imagery codecs behind one interface (:class:`SceneCodec`): ours, the VQ tokenizer and the classical anchors.
 
 ``get_codec(name, **options)`` builds one by name: ``learned`` (what ``imagery encode`` writes),
-``jpeg2000``, ``klt+jpeg2000``, ``jpegxl`` and ``vq`` (the first-wave tokenizer, fixed rate).
+``jpeg2000``, ``jpeg2000-native``, ``klt+jpeg2000``, ``jpegxl`` and ``vq`` (the first-wave tokenizer, fixed rate).
 """
 
-from eocompress.imagery.codecs import jpeg2000, jpegxl, klt, learned, vq  # noqa: F401  (each registers itself)
+from eocompress.imagery.codecs import jpeg2000, jpeg2000_native, jpegxl, klt, learned, vq  # noqa: F401
 from eocompress.imagery.codecs.base import SceneCodec, codec_names, get_codec, register, to_input_convention
 
 #: The anchors ``imagery evaluate`` measures at our file size by default.
