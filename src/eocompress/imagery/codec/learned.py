@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ from eocompress.imagery.codec.learned_format import (
     unseal,
 )
 from eocompress.imagery.codec.learned_transforms import (
-    analysis,
+    analysis_blocks,
     model_device,
     synthesis,
     synthesis_blocks,
@@ -66,7 +66,7 @@ from eocompress.imagery.codec.pipeline import write_geotiff_windows
 from eocompress.imagery.codec.rate_control import QUALITY_LEVELS
 from eocompress.imagery.tokenizer.device import check_device
 from eocompress.imagery.tokenizer.fp_model import FactorizedPriorTokenizer, FPConfig
-from eocompress.imagery.tokenizer.standardise import standardise
+from eocompress.imagery.tokenizer.standardise import apply_standardise, streamed_stats
 
 __all__ = [
     "LEVELS", "MAGIC", "QUALITY_LEVELS", "READABLE_VERSIONS", "VERSION", "Header", "LearnedCodec",
@@ -152,32 +152,60 @@ class LearnedCodec:
         ``"Level-1C"``/``"Level-2A"`` when known. ``valid``: False at nodata pixels (default: a 0 in
         any non-constant band). Bands constant over the scene are stored exactly (see ``last_notes``).
         """
-        if (ratio is None) == (quality is None):
-            raise InputError("give exactly one of ratio= or quality=")
         dn = np.asarray(dn)
         if dn.ndim != 3 or dn.shape[0] != len(self.bands):
             raise InputError(f"expected ({len(self.bands)}, H, W) bands {', '.join(self.bands)}; got shape {dn.shape}")
-        if min(dn.shape[1:]) < 1:
-            raise InputError(f"empty scene {dn.shape}")
-        if dn.dtype.kind not in "ui" or (dn.size and (int(dn.min()) < 0 or int(dn.max()) > 65535)):
-            raise InputError(f"Sentinel-2 DNs must be integers in 0..65535 (uint16); got {dn.dtype} values")
+        return self.encode_windows(lambda r, c, h, w: dn[:, r : r + h, c : c + w], dn.shape, offset=offset,
+                                   ratio=ratio, quality=quality, valid=valid, crs=crs, transform=transform,
+                                   level=level)
+
+    def encode_windows(
+        self,
+        read: Callable[[int, int, int, int], np.ndarray],
+        shape: tuple[int, int, int],
+        *,
+        offset: int | None = None,
+        ratio: float | None = None,
+        quality: int | None = None,
+        valid: np.ndarray | None = None,
+        crs: Any = None,
+        transform: Any = None,
+        level: str | None = None,
+    ) -> bytes:
+        """:meth:`encode` of a scene handed over by ``read(row, col, height, width)`` -> DNs (C, height, width).
+
+        Streamed: one pass over row strips finds the dead bands, the nodata mask and the exact band
+        sums (:func:`~eocompress.imagery.tokenizer.standardise.streamed_stats`); a last one runs the
+        analysis block by block. Only the latent (1/256 of the pixels), the mask and one block are held,
+        and the bytes are those of :meth:`encode` of the whole array.
+        """
+        if (ratio is None) == (quality is None):
+            raise InputError("give exactly one of ratio= or quality=")
+        if len(shape) != 3 or shape[0] != len(self.bands):
+            raise InputError(f"expected ({len(self.bands)}, H, W) bands {', '.join(self.bands)}; got shape {shape}")
+        if min(shape[1:]) < 1:
+            raise InputError(f"empty scene {tuple(shape)}")
         if offset is not None and not 0 <= int(offset) <= 65535:
             raise InputError(f"offset must be 0..65535 DN, got {offset}; use 1000 for baseline >= 04.00, else 0")
         if level not in (None, *LEVELS.values()):
             raise InputError(f"level must be Level-1C or Level-2A, got {level!r}")
-        constants, live = _constant_bands(dn)
+        _, height, width = (int(v) for v in shape)
+        constants, live, valid, means, scale = _scan(read, len(self.bands), height, width, valid)
         self.last_notes = [
             f"band {self.bands[b]} is constant ({v} DN) over the scene (a dead band?): stored exactly, "
             f"the other {len(live)} bands coded" for b, v in sorted(constants.items())
         ]
-        if valid is None:
-            valid = np.all(dn[live] != 0, axis=0) if live else np.any(dn != 0, axis=0)
-        x = dn.astype(np.float32)
-        x[list(constants)] = 0.0  # constants are side information: the network sees a flat plane
-        z, means, scale = standardise(x, valid, live)
-        z[list(constants)] = 0.0
-        y = analysis(self.model, z, self.config.latent)
-        head = Header(dn.shape[1], dn.shape[2], 1.0, scale, means, self.model_id, valid=valid,
+        flat = list(constants)
+
+        def standardised(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+            x = np.asarray(read(r0, c0, r1 - r0, c1 - c0)).astype(np.float32)
+            x[flat] = 0.0  # constants are side information: the network sees a flat plane
+            z = apply_standardise(x, means, scale, valid[r0:r1, c0:c1])
+            z[flat] = 0.0
+            return z
+
+        y = analysis_blocks(self.model, standardised, height, width, self.config.latent)
+        head = Header(height, width, 1.0, scale, means, self.model_id, valid=valid,
                       offset=int(offset or 0), offset_known=offset is not None, level=level,
                       constants=constants or None, **georef_fields(crs, transform))
 
@@ -189,8 +217,8 @@ class LearnedCodec:
 
         if quality is not None:
             return build(self.delta_for_quality(quality))
-        return rate_control.fit_ratio(build, ratio, dn.shape, len(head.to_bytes()), self.config.delta_min,
-                                      self.config.delta_max)
+        return rate_control.fit_ratio(build, ratio, (len(self.bands), height, width), len(head.to_bytes()),
+                                      self.config.delta_min, self.config.delta_max)
 
     def read_header(self, blob: bytes, source: str = "token file") -> tuple[Header, int]:
         """Check the CRC, model and sizes, parse the header; returns it and the payload start.
@@ -321,18 +349,71 @@ class LearnedCodec:
         return self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
 
 
-def _constant_bands(dn: np.ndarray) -> tuple[dict[int, int], list[int]]:
-    """Bands constant over the pixels that hold data ({band: value}) and the indices of the others."""
-    has_data = np.any(dn != 0, axis=0)
-    if not has_data.any():
-        has_data = np.ones(dn.shape[1:], bool)
-    constants = {}
-    for b in range(dn.shape[0]):
-        vals = dn[b][has_data]
-        lo = int(vals.min())
-        if lo == int(vals.max()):
-            constants[b] = lo
-    return constants, [b for b in range(dn.shape[0]) if b not in constants]
+#: Pixels per row strip of the encoder's scan pass (12 bands: ~25 MB of uint16 a strip).
+SCAN_PIXELS = 1 << 20
+
+
+def _scan(
+    read: Callable[[int, int, int, int], np.ndarray], bands: int, height: int, width: int,
+    valid: np.ndarray | None,
+) -> tuple[dict[int, int], list[int], np.ndarray, np.ndarray, int]:
+    """Passes over row strips: (constant bands {band: value}, live bands, valid mask, band means, scale).
+
+    A band is constant when it takes one value over the pixels that hold data (any band non-zero; all
+    pixels if none does). Nodata (default): a 0 in any live band (no live band: all bands 0). The
+    means and scale are :func:`standardise`'s of the scene with constant bands at 0, bit for bit
+    (:func:`streamed_stats`).
+    """
+    rows = max(1, SCAN_PIXELS // width)
+    starts = range(0, height, rows)
+
+    def strip(r0: int) -> np.ndarray:
+        return np.asarray(read(r0, 0, min(rows, height - r0), width))
+
+    lo, hi = np.full(bands, 65536, np.int64), np.full(bands, -1, np.int64)  # over pixels holding data
+    lo_all, hi_all = lo.copy(), hi.copy()
+    rule = np.empty((height, width), bool) if valid is None else np.asarray(valid, bool)
+    if rule.shape != (height, width):
+        raise InputError(f"valid must be a ({height}, {width}) mask, got shape {rule.shape}")
+    for r0 in starts:
+        dn = strip(r0)
+        _check_dn(dn)
+        flat = dn.reshape(bands, -1)
+        has = np.any(dn != 0, axis=0)
+        if has.any():
+            sel = flat[:, has.ravel()]
+            lo, hi = np.minimum(lo, sel.min(1)), np.maximum(hi, sel.max(1))
+        lo_all, hi_all = np.minimum(lo_all, flat.min(1)), np.maximum(hi_all, flat.max(1))
+        if valid is None:  # the usual rule (no band 0); redone below when a constant band is 0
+            rule[r0 : r0 + dn.shape[1]] = np.all(dn != 0, axis=0)
+    if hi.max() < 0:  # no pixel holds data: constants over all pixels
+        lo, hi = lo_all, hi_all
+    constants = {b: int(lo[b]) for b in range(bands) if lo[b] == hi[b]}
+    live = [b for b in range(bands) if b not in constants]
+    if valid is None and (not live or 0 in constants.values()):
+        for r0 in starts:  # nodata is a 0 in a live band (or every band 0): the mask again
+            dn = strip(r0)
+            rule[r0 : r0 + dn.shape[1]] = np.all(dn[live] != 0, axis=0) if live else np.any(dn != 0, axis=0)
+    anyvalid = bool(rule.any())
+    flat_bands = list(constants)
+
+    def pieces() -> Iterator[np.ndarray]:
+        for r0 in starts:
+            x = strip(r0).astype(np.float32)
+            x[flat_bands] = 0.0
+            yield x[:, rule[r0 : r0 + x.shape[1]]] if anyvalid else x.reshape(bands, -1)
+
+    n = int(rule.sum()) if anyvalid else height * width
+    means, scale = streamed_stats(pieces, n, bands, live, masked=anyvalid)
+    return constants, live, rule, means, scale
+
+
+def _check_dn(dn: np.ndarray) -> None:
+    """One line unless ``dn`` holds integers in 0..65535 (uint16 needs no look at the values)."""
+    if dn.dtype == np.uint16:
+        return
+    if dn.dtype.kind not in "ui" or (dn.size and (int(dn.min()) < 0 or int(dn.max()) > 65535)):
+        raise InputError(f"Sentinel-2 DNs must be integers in 0..65535 (uint16); got {dn.dtype} values")
 
 
 def _check_window(

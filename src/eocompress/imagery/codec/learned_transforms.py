@@ -42,7 +42,7 @@ def _runner(fn: Callable[[torch.Tensor], torch.Tensor], device: torch.device) ->
     """``fn`` applied to one (C, h, w) numpy block on ``device``; the result as float32 numpy on the CPU."""
 
     def run(block: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
+        with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(block))[None].to(device)
             return fn(x)[0].cpu().numpy()
 
@@ -52,15 +52,32 @@ def _runner(fn: Callable[[torch.Tensor], torch.Tensor], device: torch.device) ->
 def analysis(model: Any, x: np.ndarray, latent: int) -> np.ndarray:
     """Latent (``latent``, H/16, W/16) of a standardised (C, H, W) array, edges padded, in blocks for large scenes."""
     h, w = x.shape[1:]
-    xp = np.pad(x, ((0, 0), (0, -h % STRIDE), (0, -w % STRIDE)), mode="edge")
-    lh, lw = xp.shape[1] // STRIDE, xp.shape[2] // STRIDE
-    run = _runner(model.analysis, model_device(model))
-    if lh * lw <= BLOCK * BLOCK:
-        return run(xp)
+    return analysis_blocks(model, lambda r0, r1, c0, c1: x[:, r0:r1, c0:c1], h, w, latent)
+
+
+def analysis_blocks(
+    model: Any, read: Callable[[int, int, int, int], np.ndarray], h: int, w: int, latent: int
+) -> np.ndarray:
+    """Latent (``latent``, h/16, w/16) of a standardised h x w scene that ``read`` hands over piece by piece.
+
+    ``read(r0, r1, c0, c1)`` gives the standardised float32 pixels [r0:r1, c0:c1] (inside the scene);
+    edges are padded to a multiple of 16 as one padded array would be. Only one haloed block of pixels
+    is held at a time, so a scene read from disk by windows never sits in memory as float.
+    """
     f = STRIDE
+    lh, lw = -(-h // f), -(-w // f)
+    run = _runner(model.analysis, model_device(model))
+
+    def piece(a: int, b: int, c: int, d: int) -> np.ndarray:
+        r1, c1 = min(b * f, h), min(d * f, w)
+        block = read(a * f, r1, c * f, c1)
+        return np.pad(block, ((0, 0), (0, b * f - r1), (0, d * f - c1)), mode="edge")
+
+    if lh * lw <= BLOCK * BLOCK:
+        return run(piece(0, lh, 0, lw))
     y = np.empty((latent, lh, lw), np.float32)
     for r0, r1, c0, c1, (a, b, c, d) in blocks(lh, lw):
-        block = run(xp[:, a * f : b * f, c * f : d * f])
+        block = run(piece(a, b, c, d))
         y[:, r0:r1, c0:c1] = block[:, r0 - a : r1 - a, c0 - c : c1 - c]
     return y
 
