@@ -1,7 +1,9 @@
 """Major-TOM Core shards in the official schema, built from the two real cells, through the token archive and back.
 
 Most tests use the cells cropped to 264² at 10 m (132² at 20 m, 44² at 60 m) to keep the run short on two
-cores; one test encodes the full 1068² cells.
+cores; one test encodes the full 1068² cells. The real cells' cloud masks are all 0 (see the data README),
+so the clear cell's row carries a mask with structure derived from its own B02 (3 classes: the
+brightest 10 % and the next 20 % of its 25-px mean): a mask lost, shifted or quantised would show.
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ def work(tmp_path_factory, cells, codec):
     """A two-row shard of the cropped real cells, its metadata table and the token archive encoded once."""
     d = tmp_path_factory.mktemp("majortom")
     shard = d / "part_00001.parquet"
-    mt.write_shard([mt.cell_row(c, crop=CROP) for c in cells], shard)
+    rows = [mt.cell_row(c, crop=CROP) for c in cells]
+    mask = structured_mask(rows[1])
+    rows[1]["cloud_mask"] = mt._band_tiff(mask, *_georef(rows[1]["cloud_mask"]), "uint8")
+    mt.write_shard(rows, shard)
     meta_rows = []
     for i, c in enumerate(cells):
         m = json.loads((c / "metadata.json").read_text())
@@ -58,7 +63,25 @@ def work(tmp_path_factory, cells, codec):
     pq.write_table(pa.Table.from_pylist(meta_rows), meta)
     archive = d / "archive.parquet"
     report = mt.encode_shard(shard, archive, codec, ratio=200, metadata=meta)
-    return {"dir": d, "shard": shard, "meta": meta, "archive": archive, "report": report, "meta_rows": meta_rows}
+    return {"dir": d, "shard": shard, "meta": meta, "archive": archive, "report": report, "meta_rows": meta_rows,
+            "mask": mask}
+
+
+def _georef(tiff: bytes):
+    from rasterio.io import MemoryFile
+
+    with MemoryFile(tiff) as mem, mem.open() as src:
+        return src.crs, src.transform
+
+
+def structured_mask(row: dict) -> np.ndarray:
+    """A cloud-like 3-class uint8 mask (0 clear, 1 the next 20 %, 2 the brightest 10 % of B02's 25-px mean)."""
+    from rasterio.io import MemoryFile
+    from scipy.ndimage import uniform_filter
+
+    with MemoryFile(row["B02"]) as mem, mem.open() as src:
+        b02 = uniform_filter(src.read(1).astype(np.float32), 25)
+    return np.digitize(b02, np.quantile(b02, [0.7, 0.9])).astype(np.uint8)
 
 
 def test_shard_has_the_official_schema_one_row_per_row_group(work):
@@ -93,7 +116,8 @@ def test_row_scene_matches_the_cell_folder_reader(work, cells):
 def test_archive_is_geoparquet_with_keys_footprints_and_joined_metadata(work, cells):
     rep = work["report"]
     assert (rep.rows, rep.written, rep.failed) == (2, 2, [])
-    assert rep.token_bytes <= rep.raw_bytes / 200
+    assert rep.masks == 2 and rep.token_bytes + rep.mask_bytes <= rep.raw_bytes / 200
+    assert (work["archive"]).stat().st_size <= rep.raw_bytes / 200  # the ratio holds for the file, masks included
     pf = pq.ParquetFile(work["archive"])
     geo = json.loads(pf.schema_arrow.metadata[b"geo"])
     assert geo["primary_column"] == "geometry" and geo["columns"]["geometry"]["encoding"] == "WKB"
@@ -125,6 +149,11 @@ def test_decode_to_geotiffs_keeps_georeference_and_values(work, codec, cells):
         dec = src.read().astype(np.float32)
     err = np.abs(dec - ref.data.astype(np.float32)).mean()
     assert err < 400, err  # mean absolute DN error at 200x on this clear scene
+    # the cloud mask beside each cell: uint8, the cell's georeference, the shard's values exactly
+    assert rep.masks == 2 and len(list(out.glob(f"*{mt.MASK_SUFFIX}"))) == 2
+    with rasterio.open(tif.with_suffix(mt.MASK_SUFFIX)) as src:
+        assert src.dtypes[0] == "uint8" and src.crs == ref.crs and src.transform.almost_equals(ref.transform)
+        assert np.array_equal(src.read(1), work["mask"])
     with pytest.raises(EOCompressError, match="already exists"):
         mt.decode_archive(work["archive"], out, codec)
 
@@ -135,8 +164,16 @@ def test_decode_to_a_shard_in_the_same_schema(work, codec):
     assert rep.written == 2
     assert pq.ParquetFile(back).schema_arrow.names == pq.ParquetFile(work["shard"]).schema_arrow.names
     orig, dec = list(mt.iter_shard(work["shard"])), list(mt.iter_shard(back))
-    for a, b in zip(orig, dec, strict=True):
-        assert a.keys == b.keys and b.thumbnail[:4] == b"\x89PNG" and b.cloud_mask is None
+    for i, (a, b) in enumerate(zip(orig, dec, strict=True)):
+        assert a.keys == b.keys and b.thumbnail[:4] == b"\x89PNG"
+        # the cloud mask comes back exactly, as a uint8 GeoTIFF on the cell's grid
+        from rasterio.io import MemoryFile
+
+        with MemoryFile(a.cloud_mask) as m1, m1.open() as s1, MemoryFile(b.cloud_mask) as m2, m2.open() as s2:
+            assert s2.dtypes[0] == "uint8" and s2.crs == s1.crs and s2.transform.almost_equals(s1.transform)
+            assert np.array_equal(s1.read(1), s2.read(1))
+            if i == 1:
+                assert np.array_equal(s2.read(1), work["mask"]) and len(np.unique(work["mask"])) == 3
         sa, sb = mt.row_scene(a, work["dir"]), mt.row_scene(b, work["dir"])
         assert sa.offset == sb.offset and sa.shape == sb.shape and str(sa.crs) == str(sb.crs)
         err = np.abs(sa.reflectance() - sb.reflectance())[:, 16:-16, 16:-16].mean()
@@ -188,7 +225,7 @@ def test_cli_encode_and_decode_a_shard(work):
     assert r.exit_code != 0 and "already exists" in f"{r.output} {r.exception}"
     r = runner.invoke(app, ["imagery", "decode", str(arch), "-o", str(d / "cli_tifs")])
     assert r.exit_code == 0, r.output
-    assert len(list((d / "cli_tifs").glob("*.tif"))) == 2
+    assert len(list((d / "cli_tifs").glob("*.tif"))) == 4  # 2 cells + their cloud masks
     r = runner.invoke(app, ["imagery", "decode", str(arch), "-o", str(d / "cli_shard.parquet")])
     assert r.exit_code == 0, r.output
     assert pq.ParquetFile(d / "cli_shard.parquet").metadata.num_rows == 2
@@ -223,6 +260,10 @@ def test_dataset_pixels_with_dataloader_workers(work):
     # a worker runs torch on one thread: float sums may round to the neighbouring DN (1e-4 reflectance)
     assert float((again["image"] - batch["image"][1]).abs().max()) <= 2.01e-4
     r, c, h, w = (int(v) for v in again["window"])
+    # the cloud mask of the crop: the real all-clear mask of cell 0, the structured one of cell 1, exactly
+    assert batch["cloud_mask"].shape == (2, 128, 128) and batch["cloud_mask"].dtype == torch.uint8
+    assert int(batch["cloud_mask"][0].max()) == 0
+    assert np.array_equal(batch["cloud_mask"][1].numpy(), work["mask"][r : r + h, c : c + w])
     minx, miny, maxx, maxy = again["bounds"].tolist()
     assert maxx - minx == pytest.approx(w * 10) and maxy - miny == pytest.approx(h * 10)
     windows = set()
@@ -244,10 +285,13 @@ def test_dataset_tokens_and_eotok_folder(work, codec, tmp_path):
     full = codec.tokens(rec["tokens"])
     r, c = (int(v) // 16 for v in batch["window"][0][:2])
     assert np.array_equal(batch["tokens"][0].numpy(), full[:, r : r + 8, c : c + 8])
+    r1, c1 = (int(v) for v in batch["window"][1][:2])
+    assert np.array_equal(batch["cloud_mask"][1].numpy(), work["mask"][r1 : r1 + 128, c1 : c1 + 128])
     for i, rec in enumerate(mt.iter_archive(work["archive"], columns=["tokens"])):
         (tmp_path / f"cell{i}.eotok").write_bytes(rec["tokens"])
     folder = TokenArchiveDataset(tmp_path)
     assert len(folder) == 2 and folder[0]["image"].shape == (12, CROP, CROP)
+    assert "cloud_mask" not in folder[0]  # a token file keeps no cloud mask
     with pytest.raises(InputError, match="multiple of 16"):
         TokenArchiveDataset(work["archive"], mode="tokens", crop=100)
     with pytest.raises(InputError, match="larger than sample"):

@@ -5,8 +5,10 @@ SHARD.parquet``) or a folder of learned ``.eotok`` files. Each sample is a dict 
 ``image`` (float32 reflectance, bands x H x W, DN offset removed, nodata 0), ``mask`` (bool H x W, True
 where valid), ``crs``, ``bounds`` (minx, miny, maxx, maxy in that CRS) and the Major-TOM keys; with
 ``mode="tokens"`` ``tokens`` holds the integer codebook indices (channels x H/16 x W/16) instead of
-pixels. ``crop`` cuts a random window per sample from a seeded generator (the same crop for the same
-``seed``, ``epoch`` and index whatever worker draws it); in pixel mode only that window is synthesised
+pixels. From an archive, ``cloud_mask`` (uint8 H x W, the Major-TOM mask exactly as the shard had it,
+:data:`NO_MASK` where the archive kept none) comes with either mode. ``crop`` cuts a random window per
+sample from a seeded generator (the same crop for the same ``seed``, ``epoch`` and index whatever worker
+draws it); in pixel mode only that window is synthesised
 (``LearnedCodec.decode(window=...)``), not the whole cell. Files and the model are opened lazily in each
 process: nothing open is pickled, so ``DataLoader(num_workers=N)`` works.
 """
@@ -22,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from eocompress.errors import DataMissingError, InputError
+from eocompress.imagery.archives.cloud_mask import unpack_mask
 from eocompress.imagery.archives.majortom import open_archive
 from eocompress.imagery.codec.learned import LearnedCodec, is_learned_token_file
 from eocompress.imagery.readers.scenes import QUANTIFICATION_VALUE
@@ -29,6 +32,8 @@ from eocompress.imagery.tokenizer.device import check_device
 
 #: Pixels per token position of the learned codec (crops in tokens mode must be multiples of it).
 TOKEN_STRIDE = 16
+#: ``cloud_mask`` value of a sample whose archive row kept no cloud mask (Major-TOM's classes are small ints).
+NO_MASK = 255
 
 
 class TokenArchiveDataset(Dataset):
@@ -97,16 +102,20 @@ class TokenArchiveDataset(Dataset):
             self._pid = os.getpid()
         return self._codec
 
-    def _blob(self, index: int) -> bytes:
+    def _blob(self, index: int) -> tuple[bytes, bytes | None]:
+        """The sample's token bytes and packed cloud mask (None: none kept, or a folder of .eotok)."""
         if self.files:
-            return self.files[index].read_bytes()
+            return self.files[index].read_bytes(), None
         if self._pf is None or self._pid != os.getpid():
             import pyarrow.parquet as pq
 
             _ = self.codec  # sets the process id
             self._pf = pq.ParquetFile(self.path)
         group, row = self._where[index]
-        return self._pf.read_row_group(group, columns=["tokens"]).column(0)[row].as_py()
+        cols = ["tokens", "cloud_mask"] if "cloud_mask" in self._pf.schema_arrow.names else ["tokens"]
+        table = self._pf.read_row_group(group, columns=cols)
+        mask = table.column("cloud_mask")[row].as_py() if len(cols) == 2 else None
+        return table.column("tokens")[row].as_py(), mask
 
     def _window(self, index: int, h: int, w: int, stride: int = 1) -> tuple[int, int, int, int]:
         """(row, col, height, width) of the sample's crop, in pixels, on a ``stride`` grid."""
@@ -125,7 +134,7 @@ class TokenArchiveDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         codec = self.codec
         source = f"{self.path} sample {index}"
-        blob = self._blob(index)
+        blob, mask_blob = self._blob(index)
         head, _ = codec.read_header(blob, source)
         sample: dict[str, Any] = dict(self.rows[index])
         if self.mode == "tokens":
@@ -144,6 +153,12 @@ class TokenArchiveDataset(Dataset):
             image[:, ~valid] = 0.0
             sample["image"] = torch.from_numpy(image)
             sample["mask"] = torch.from_numpy(valid)
+        if not self.files:
+            if mask_blob:
+                mask = unpack_mask(mask_blob, source)[r : r + ch, c : c + cw]
+            else:
+                mask = np.full((ch, cw), NO_MASK, dtype=np.uint8)
+            sample["cloud_mask"] = torch.from_numpy(np.ascontiguousarray(mask))
         crs = f"EPSG:{head.epsg}" if head.epsg else (head.wkt or "")
         sample["crs"] = crs
         sample["bounds"] = torch.tensor(_bounds(head.transform, r, c, ch, cw), dtype=torch.float64)
@@ -164,4 +179,4 @@ def _bounds(transform: Any, row: int, col: int, height: int, width: int) -> list
     return [min(xs), min(ys), max(xs), max(ys)]
 
 
-__all__ = ["TOKEN_STRIDE", "TokenArchiveDataset"]
+__all__ = ["NO_MASK", "TOKEN_STRIDE", "TokenArchiveDataset"]

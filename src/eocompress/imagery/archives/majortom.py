@@ -9,11 +9,13 @@ centre_lon, crs, geometry`` and where each row lives (``parquet_url, parquet_row
 
 Shards are read row by row (``iter_batches(batch_size=1)``: memory bounded by one cell); each row's band
 bytes go through the same band-folder reader as a Major-TOM cell on disk (20/60 m bands resampled
-bilinearly to the 10 m grid, offset detected from the product name). A row that cannot be read or
-encoded is reported in one line and skipped; the others are written. The token archive
-(:func:`encode_shard`) is GeoParquet 1.1: one row per cell with the token bytes, the keys, the native CRS
-and bounds, and the footprint polygon (WKB, lon/lat) in ``geometry``; it is written under a temporary
-name and renamed into place.
+bilinearly to the 10 m grid, offset detected from the product name). :func:`encode_shards` runs one task
+per row group across shards and Dask workers (or in this process) and writes ONE archive. A row that
+cannot be read or encoded is reported in one line and skipped; the others are written. The token archive
+is GeoParquet 1.1: one row per cell with the token bytes, the cloud mask (lossless,
+:mod:`~eocompress.imagery.archives.cloud_mask`), the keys, the source shard and row, the native CRS and
+bounds, and the footprint polygon (WKB, lon/lat) in ``geometry``; it is written under a temporary name
+and renamed into place.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from rasterio.crs import CRS
 
 from eocompress._atomic import atomic_path, check_output_path
 from eocompress.errors import EOCompressError, FileFormatError, InputError
+from eocompress.imagery.archives.cloud_mask import mask_on_grid, pack_mask, unpack_mask
 from eocompress.imagery.readers.bands import RESOLUTION_M, S2_L2A_BANDS
 from eocompress.imagery.readers.scenes import QUANTIFICATION_VALUE, Scene, read_scene
 
@@ -49,11 +52,15 @@ METADATA_COLUMNS: tuple[str, ...] = (
 )
 #: Metadata columns copied into the token archive when a metadata table is joined.
 JOINED: tuple[str, ...] = ("timestamp", "cloud_cover", "nodata", "centre_lat", "centre_lon")
-#: Bytes one cell costs in the archive besides its token file (Parquet column chunks and page headers, keys,
-#: CRS, bounds, footprint), measured on the real cells at about 2.4-3.0 kB: ``--ratio`` holds for the archive.
-ROW_OVERHEAD = 3072
+#: Bytes one cell costs in the archive besides its token file and cloud mask (Parquet column chunks and page
+#: headers, keys, CRS, bounds, footprint, source shard and row): measured 2.86 kB a row in a 16-row archive,
+#: 3.69 kB in a 1-row one (the footer's schema and metadata); ``--ratio`` holds for an archive of any length.
+ROW_OVERHEAD = 3712
 ARCHIVE_FORMAT = "eocompress-token-archive"
-ARCHIVE_VERSION = 1
+#: Per-cell GeoTIFF decode: the cloud mask beside ``<cell>_<product>.tif`` (uint8, same grid and georeference).
+MASK_SUFFIX = ".cloud_mask.tif"
+#: 2 adds ``cloud_mask``, ``shard`` and ``shard_row``; version-1 archives (no cloud mask) are still read.
+ARCHIVE_VERSION = 2
 
 
 # --------------------------------------------------------------------------- reading shards
@@ -190,12 +197,12 @@ def archive_schema(model_id: str, bands: list[str]) -> Any:
            "bands": bands, "quantification_value": QUANTIFICATION_VALUE}
     fields = [
         pa.field("product_id", pa.string()), pa.field("grid_cell", pa.string()),
-        pa.field("product_datetime", pa.string()), pa.field("tokens", pa.binary()),
+        pa.field("product_datetime", pa.string()), pa.field("tokens", pa.binary()), pa.field("cloud_mask", pa.binary()),
         pa.field("crs", pa.string()), pa.field("bounds", pa.list_(pa.float64(), 4)),
         pa.field("height", pa.int32()), pa.field("width", pa.int32()), pa.field("offset", pa.int32()),
         pa.field("timestamp", pa.string()), pa.field("cloud_cover", pa.float64()), pa.field("nodata", pa.float64()),
         pa.field("centre_lat", pa.float64()), pa.field("centre_lon", pa.float64()),
-        pa.field("geometry", pa.binary()),
+        pa.field("shard", pa.string()), pa.field("shard_row", pa.int64()), pa.field("geometry", pa.binary()),
     ]
     return pa.schema(fields, metadata={b"geo": json.dumps(geo).encode(), b"eocompress": json.dumps(own).encode()})
 
@@ -220,17 +227,134 @@ def _footprint(scene: Scene) -> tuple[str | None, list[float] | None, bytes | No
 
 @dataclass
 class ArchiveReport:
-    """What one shard gave: rows seen, written, failed (one line each), bytes of tokens and raw uint16."""
+    """What a run gave: rows seen, written, failed (one line each), bytes of tokens, cloud masks and raw uint16."""
 
     rows: int = 0
     written: int = 0
     failed: list[str] = field(default_factory=list)
     token_bytes: int = 0
     raw_bytes: int = 0
+    masks: int = 0
+    mask_bytes: int = 0
+    #: "in this process" or "N Dask workers" / "scheduler ADDRESS" (encode only)
+    ran_on: str = "in this process"
 
 
-def encode_shard(
-    shard: str | Path,
+@dataclass(frozen=True)
+class RowGroupTask:
+    """One row group of one shard (one row in Major-TOM's layout): what a worker reads and encodes."""
+
+    shard: str
+    group: int
+    first_row: int
+    rows: int
+    label: str = ""
+
+
+def plan_shards(shards: list[str | Path]) -> list[RowGroupTask]:
+    """The row groups of every shard, each shard's footer and columns checked first (one line if one is not a shard)."""
+    if not shards:
+        raise InputError("no shard given; pass one or more Major-TOM shards (.parquet) or a folder of them")
+    names = [Path(s).name for s in shards]
+    dup = {n for n in names if names.count(n) > 1}
+    tasks: list[RowGroupTask] = []
+    for shard in shards:
+        pf = open_shard(shard)
+        label = "" if len(shards) == 1 else (f"{shard} " if Path(shard).name in dup else f"{Path(shard).name} ")
+        first = 0
+        for g in range(pf.num_row_groups):
+            n = pf.metadata.row_group(g).num_rows
+            tasks.append(RowGroupTask(str(shard), g, first, n, label))
+            first += n
+    return tasks
+
+
+def _codec_spec(codec: Any) -> tuple[str, str, str]:
+    """(model folder or "default", device, model id) from which a Dask worker loads the same codec."""
+    from eocompress.imagery.codec.learned import default_model_dir
+
+    path = getattr(codec, "path", None)
+    model = "default" if path is None or Path(path) == default_model_dir() else str(path)
+    return model, str(codec.device), codec.model_id.hex()
+
+
+def _worker_codec(codec: Any) -> Any:
+    """The codec itself in this process; on a worker, the one loaded once per process from its spec (id checked)."""
+    if not isinstance(codec, tuple):
+        return codec
+    from eocompress.imagery.codec.learned_folder import load_codec
+
+    model, device, model_id = codec
+    loaded = load_codec(model, device)
+    if loaded.model_id.hex() != model_id:
+        raise EOCompressError(
+            f"the Dask worker's model {model!r} is {loaded.model_id.hex()}, not {model_id}; install the same "
+            "eocompress and model on every worker"
+        )
+    return loaded
+
+
+def encode_row_group(task: RowGroupTask, codec: Any, ratio: float | None, quality: int | None,
+                     offset: int | None) -> list[dict[str, Any]]:
+    """Encode one row group of a shard, row by row (runs on a Dask worker); a bad row becomes an error line.
+
+    Returns one dict per row: ``name``, ``rec`` (the archive row without the joined metadata, or None)
+    and ``error`` (one line, or None).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    codec = _worker_codec(codec)
+    out: list[dict[str, Any]] = []
+    index = task.first_row
+    with tempfile.TemporaryDirectory(prefix="eotok-row-") as work:
+        try:
+            pf = pq.ParquetFile(task.shard)
+            cols = [c for c in SHARD_COLUMNS if c in pf.schema_arrow.names]
+            for batch in pf.iter_batches(batch_size=1, row_groups=[task.group], columns=cols):
+                for rec in batch.to_pylist():
+                    keys = {k: ("" if rec.get(k) is None else str(rec[k])) for k in KEYS}
+                    row = ShardRow(index, keys, {b: rec.get(b) for b in SHARD_BANDS}, rec.get("cloud_mask"))
+                    name = f"{task.label}{row.name}"
+                    try:
+                        out.append({"name": name, "rec": _encode_row(row, work, codec, ratio, quality, offset),
+                                    "error": None})
+                    except EOCompressError as exc:
+                        line = " ".join(str(exc).split())
+                        out.append({"name": name, "rec": None,
+                                    "error": f"{task.label}{line}" if line.startswith("row ") else f"{name}: {line}"})
+                    except Exception as exc:  # one bad row never stops the shard: report it and go on
+                        text = " ".join(str(exc).split())[:200]
+                        error = f"{name}: unexpected {type(exc).__name__}: {text}"
+                        out.append({"name": name, "rec": None, "error": error})
+                    index += 1
+        except (pa.ArrowException, OSError) as exc:
+            text = " ".join(str(exc).split())[:160]
+            last = task.first_row + task.rows - 1
+            rows = f"row {index}" if index == last else f"rows {index}-{last}"
+            out.append({"name": f"{task.label}{rows}", "rec": None, "rows": last - index + 1,
+                        "error": f"{task.label}{rows}: the Parquet data cannot be read ({text}); the shard is "
+                                 "truncated or damaged: re-download it"})
+    return out
+
+
+def _encode_row(row: ShardRow, work: str, codec: Any, ratio: float | None, quality: int | None,
+                offset: int | None) -> dict[str, Any]:
+    """The archive record of one shard row: tokens, packed cloud mask, keys, CRS, bounds, footprint."""
+    scene = row_scene(row, work, offset)
+    h, w = scene.shape
+    mask = None
+    if row.cloud_mask:
+        mask = pack_mask(mask_on_grid(row.cloud_mask, h, w, scene.crs, scene.transform, row.name))
+    blob = codec.encode_scene(scene, ratio=_cell_ratio(scene, codec, ratio, len(mask or b"")), quality=quality)
+    crs, bounds, wkb = _footprint(scene)
+    return {**row.keys, "tokens": blob, "cloud_mask": mask, "crs": crs, "bounds": bounds, "height": h, "width": w,
+            "offset": int(scene.offset), "geometry": wkb, "shard_row": row.index,
+            "raw_bytes": len(codec.bands) * h * w * 2}
+
+
+def encode_shards(
+    shards: list[str | Path],
     archive: str | Path,
     codec: Any,
     *,
@@ -239,75 +363,108 @@ def encode_shard(
     metadata: str | Path | None = None,
     overwrite: bool = False,
     offset: int | None = None,
+    workers: int | None = 0,
+    scheduler: str | None = None,
     on_row: Callable[[str, str | None], None] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> ArchiveReport:
-    """Encode every row of a Major-TOM shard into a token archive (bad rows reported via ``on_row`` and skipped).
+    """Encode every row of one or more Major-TOM shards into ONE token archive, on Dask across shards and workers.
 
-    ``codec``: a :class:`~eocompress.imagery.codec.learned.LearnedCodec`. ``ratio`` holds for the archive:
-    each cell's token file gets raw uint16 / ``ratio`` minus :data:`ROW_OVERHEAD` bytes. ``metadata``: a Major-TOM
-    metadata table whose ``timestamp, cloud_cover, nodata, centre_lat, centre_lon`` are joined on
-    ``(grid_cell, product_id)``. ``on_row(name, error)`` is called after each row (error None when written).
-    Nothing is written when no row could be encoded.
+    Each task is one row group (one row in Major-TOM's layout): the worker reads it from the shard
+    itself (paths travel, never arrays), so a worker holds one cell at a time. Results come back in
+    shard and row order and are written by this process alone, under a temporary name renamed into
+    place at the end. ``workers``: 0 runs in this process, ``None`` decides as the embedding products do
+    (in this process below :data:`~eocompress.embeddings.products.scale.SMALL_WORK_BYTES` of float32
+    cells), N starts a local cluster of N (capped at the CPUs and the row groups); ``scheduler`` uses an
+    existing Dask scheduler (its workers need the same eocompress and model). ``codec``: a
+    :class:`~eocompress.imagery.codec.learned.LearnedCodec` (workers load the same model folder once
+    per process). ``ratio`` holds for the archive, cloud masks included: each cell's token file gets raw
+    uint16 / ``ratio`` minus :data:`ROW_OVERHEAD` minus its packed mask. ``metadata``: a Major-TOM
+    metadata table joined on ``(grid_cell, product_id)``. ``on_row(name, error)`` is called after each row
+    (error None when written). A bad row is reported and skipped; nothing is written when no row could be.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from eocompress.embeddings.products.scale import execution, map_chunks
+
     if (ratio is None) == (quality is None):
         raise InputError("give exactly one of ratio= or quality=")
     final = check_output_path(archive, overwrite=overwrite)
+    sources = {Path(s).resolve() for s in shards}
+    if Path(final).resolve() in sources:
+        raise InputError(f"{archive} is one of the input shards; write the archive to another path")
     meta_rows = read_metadata(metadata) if metadata is not None else {}
-    open_shard(shard)  # the shard's columns are checked before anything is created
+    tasks = plan_shards(list(shards))  # every shard checked before anything is created
+    n_rows = sum(t.rows for t in tasks)
     schema = archive_schema(codec.model_id.hex(), list(codec.bands))
     report = ArchiveReport()
-    with atomic_path(final, overwrite=overwrite) as tmp, tempfile.TemporaryDirectory(prefix="eotok-row-") as work:
-        # min/max statistics only on the keys (filters by cell), none on the token and geometry bytes (they
-        # would copy them into the footer); no ARROW:schema copy (geo and eocompress metadata stay): ~2 kB less
-        writer = pq.ParquetWriter(str(tmp), schema, compression="zstd", write_statistics=["product_id", "grid_cell"],
-                                  store_schema=False)
-        try:
-            for row in iter_shard(shard):
-                report.rows += 1
-                try:
-                    scene = row_scene(row, work, offset)
-                    blob = codec.encode_scene(scene, ratio=_cell_ratio(scene, codec, ratio), quality=quality)
-                except EOCompressError as exc:
-                    line = " ".join(str(exc).split())
-                    report.failed.append(line if line.startswith("row ") else f"{row.name}: {line}")
-                    if on_row:
-                        on_row(row.name, report.failed[-1])
-                    continue
-                crs, bounds, wkb = _footprint(scene)
-                joined = meta_rows.get((row.keys["grid_cell"], row.keys["product_id"]), {})
-                rec = {**row.keys, "tokens": blob, "crs": crs, "bounds": bounds, "height": scene.shape[0],
-                       "width": scene.shape[1], "offset": int(scene.offset), "geometry": wkb,
-                       **{k: (None if joined.get(k) is None else joined[k]) for k in JOINED}}
-                if rec["timestamp"] is not None:
-                    rec["timestamp"] = str(rec["timestamp"])
-                writer.write_table(pa.Table.from_pylist([rec], schema=schema))
-                report.written += 1
-                report.token_bytes += len(blob)
-                report.raw_bytes += len(codec.bands) * scene.shape[0] * scene.shape[1] * 2
-                if on_row:
-                    on_row(row.name, None)
-        finally:
-            writer.add_key_value_metadata(schema.metadata)  # without store_schema they are not written otherwise
-            writer.close()
-        if report.written == 0:
-            why = "; ".join(report.failed[:3]) or "the shard has no rows"
-            raise EOCompressError(f"{shard}: no row could be encoded ({why}); nothing was written")
+    cell_float32 = len(codec.bands) * 1068 * 1068 * 4  # a Major-TOM cell as float32, for the in-process rule
+    with execution(workers, scheduler, work_bytes=n_rows * cell_float32, n_tasks=len(tasks), note=note) as client:
+        if client is None:
+            spec: Any = codec
+        else:
+            spec = _codec_spec(codec)
+            n = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+            report.ran_on = f"scheduler {scheduler} ({n} workers)" if scheduler else f"{n} Dask workers"
+        with atomic_path(final, overwrite=overwrite) as tmp:
+            # min/max statistics only on the keys (filters by cell), none on the token and geometry bytes (they
+            # would copy them into the footer); no ARROW:schema copy (geo and eocompress metadata stay): ~2 kB less
+            writer = pq.ParquetWriter(str(tmp), schema, compression="zstd",
+                                      write_statistics=["product_id", "grid_cell"], store_schema=False)
+            try:
+                results = map_chunks(encode_row_group, tasks, spec, ratio, quality, offset, client=client,
+                                     ordered=True)
+                for task, rows in results:
+                    for res in rows:
+                        report.rows += res.get("rows", 1)
+                        if res["error"]:
+                            report.failed.append(res["error"])
+                            if on_row:
+                                on_row(res["name"], res["error"])
+                            continue
+                        rec = res["rec"]
+                        joined = meta_rows.get((rec["grid_cell"], rec["product_id"]), {})
+                        rec.update({k: (None if joined.get(k) is None else joined[k]) for k in JOINED})
+                        if rec["timestamp"] is not None:
+                            rec["timestamp"] = str(rec["timestamp"])
+                        rec["shard"] = Path(task.shard).name
+                        report.raw_bytes += rec.pop("raw_bytes")
+                        writer.write_table(pa.Table.from_pylist([rec], schema=schema))
+                        report.written += 1
+                        report.token_bytes += len(rec["tokens"])
+                        if rec["cloud_mask"] is not None:
+                            report.masks += 1
+                            report.mask_bytes += len(rec["cloud_mask"])
+                        if on_row:
+                            on_row(res["name"], None)
+            finally:
+                writer.add_key_value_metadata(schema.metadata)  # without store_schema they are not written otherwise
+                writer.close()
+            if report.written == 0:
+                why = "; ".join(report.failed[:3]) or "the shards have no rows"
+                where = shards[0] if len(shards) == 1 else f"{len(shards)} shards"
+                raise EOCompressError(f"{where}: no row could be encoded ({why}); nothing was written")
     return report
 
 
-def _cell_ratio(scene: Scene, codec: Any, ratio: float | None) -> float | None:
-    """The token file's ratio that leaves room for the cell's archive overhead, so the archive meets ``ratio``."""
+def encode_shard(shard: str | Path, archive: str | Path, codec: Any, **kw: Any) -> ArchiveReport:
+    """Encode one shard in this process (:func:`encode_shards` with one shard; same keywords)."""
+    kw.setdefault("workers", 0)
+    return encode_shards([shard], archive, codec, **kw)
+
+
+def _cell_ratio(scene: Scene, codec: Any, ratio: float | None, extra: int = 0) -> float | None:
+    """The token file's ratio leaving room for the cell's Parquet overhead and mask: the archive meets ``ratio``."""
     if ratio is None:
         return None
     raw = len(codec.bands) * scene.shape[0] * scene.shape[1] * 2
-    budget = raw / ratio - ROW_OVERHEAD
+    budget = raw / ratio - ROW_OVERHEAD - extra
     if budget <= 0:
         raise InputError(
             f"{ratio:g}x cannot be reached for a {scene.shape[0]}x{scene.shape[1]} cell in an archive (each cell "
-            f"costs ~{ROW_OVERHEAD} B of Parquet besides its tokens); ask for a ratio <= {raw / (2 * ROW_OVERHEAD):.0f}"
+            f"costs ~{ROW_OVERHEAD + extra} B of Parquet and cloud mask besides its tokens); ask for a ratio <= "
+            f"{raw / (2 * (ROW_OVERHEAD + extra)):.0f}"
         )
     return raw / budget
 
@@ -362,6 +519,19 @@ def decode_row(codec: Any, rec: dict[str, Any], source: str) -> tuple[np.ndarray
     return data, header
 
 
+def row_cloud_mask(rec: dict[str, Any], source: str) -> np.ndarray | None:
+    """The cell's cloud mask, uint8 (H, W) on its 10 m grid, exactly as the shard had it; None when none was kept."""
+    blob = rec.get("cloud_mask")
+    if not blob:
+        return None
+    mask = unpack_mask(blob, source)
+    h, w = rec.get("height"), rec.get("width")
+    if h is not None and w is not None and mask.shape != (h, w):
+        raise FileFormatError(f"{source}: the cloud mask is {mask.shape[0]}x{mask.shape[1]}, the cell {h}x{w}; "
+                              "re-encode the shard")
+    return mask
+
+
 def decode_archive(
     archive: str | Path,
     out: str | Path,
@@ -382,19 +552,30 @@ def decode_archive(
         raise EOCompressError(f"{out} is a file; give a folder for per-cell GeoTIFFs or a .parquet path for a shard")
     report = ArchiveReport()
     planned: list[Path] = []
+    sidecars: list[Path] = []
+    pf, _ = open_archive(archive)
+    has_mask = "cloud_mask" in pf.schema_arrow.names
     for rec in iter_archive(archive, columns=["product_id", "grid_cell"]):
-        name = f"{_safe_name(rec['grid_cell'] or '', 'cell')}_{_safe_name(rec['product_id'] or '', 'product')}.tif"
-        planned.append(out / name)
-    existing = [p for p in planned if p.exists()]
+        name = f"{_safe_name(rec['grid_cell'] or '', 'cell')}_{_safe_name(rec['product_id'] or '', 'product')}"
+        planned.append(out / f"{name}.tif")
+        sidecars.append(out / f"{name}{MASK_SUFFIX}")
+    existing = [p for p in (*planned, *(sidecars if has_mask else [])) if p.exists()]
     if existing and not overwrite:
         raise EOCompressError(f"{existing[0]} already exists ({len(existing)} of the outputs do); pass --overwrite")
     out.mkdir(parents=True, exist_ok=True)
-    for index, (rec, target) in enumerate(zip(iter_archive(archive), planned, strict=True)):
+    for index, (rec, target, sidecar) in enumerate(zip(iter_archive(archive), planned, sidecars, strict=True)):
         report.rows += 1
         name = f"row {index} ({rec.get('grid_cell')} {rec.get('product_id')})"
         try:
             data, header = decode_row(codec, rec, f"{archive} {name}")
+            mask = row_cloud_mask(rec, f"{archive} {name}")
             write_geotiff(target, data, header, overwrite=overwrite)
+            if mask is not None:
+                crs = CRS.from_user_input(header["crs"]) if header["crs"] else None
+                transform = Affine(*header["transform"]) if header["transform"] else None
+                with atomic_path(sidecar, overwrite=overwrite) as tmp:
+                    Path(tmp).write_bytes(_band_tiff(mask, crs, transform, "uint8"))
+                report.masks += 1
         except EOCompressError as exc:
             report.failed.append(f"{name}: {' '.join(str(exc).split())}")
             if on_row:
@@ -436,7 +617,7 @@ def native_bands(data: np.ndarray, crs: Any, transform: Any, bands: list[str]) -
             out[band] = _band_tiff(data[i], crs, transform)
             continue
         dst = np.zeros((-(-h // f), -(-w // f)), np.uint16)
-        dst_t = src_t * Affine.scale(f)
+        dst_t = src_t @ Affine.scale(f)
         reproject(source=data[i], destination=dst, src_transform=src_t, src_crs=src_crs, src_nodata=0,
                   dst_transform=dst_t, dst_crs=src_crs, dst_nodata=0, resampling=Resampling.average)
         out[band] = _band_tiff(dst, crs, dst_t if transform is not None else None)
@@ -518,7 +699,7 @@ def cell_row(folder: str | Path, crop: int | None = None) -> dict[str, Any]:
 
 def _decode_to_shard(archive: str | Path, out: Path, codec: Any, overwrite: bool,
                      on_row: Callable[[str, str | None], None] | None) -> ArchiveReport:
-    """Decode an archive to a shard in the Major-TOM schema (the source's DN offset; no cloud mask kept: null)."""
+    """Decode an archive to a shard in the Major-TOM schema (the source's DN offset; its cloud mask, null if none)."""
     report = ArchiveReport()
 
     def rows() -> Iterator[dict[str, Any]]:
@@ -527,6 +708,7 @@ def _decode_to_shard(archive: str | Path, out: Path, codec: Any, overwrite: bool
             name = f"row {index} ({rec.get('grid_cell')} {rec.get('product_id')})"
             try:
                 data, header = decode_row(codec, rec, f"{archive} {name}")
+                mask = row_cloud_mask(rec, f"{archive} {name}")
             except EOCompressError as exc:
                 report.failed.append(f"{name}: {' '.join(str(exc).split())}")
                 if on_row:
@@ -540,13 +722,16 @@ def _decode_to_shard(archive: str | Path, out: Path, codec: Any, overwrite: bool
             transform = Affine(*header["transform"]) if header["transform"] else None
             bands = list(codec.bands)
             tiffs = native_bands(dn, crs, transform, bands)
+            mask_bytes = None if mask is None else _band_tiff(mask, crs, transform, "uint8")
+            report.masks += mask is not None
             report.written += 1
             report.token_bytes += len(rec["tokens"])
             if on_row:
                 on_row(name, None)
             thumb = thumbnail_png(data, bands, header["offset"])
             yield {"product_id": rec.get("product_id"), "grid_cell": rec.get("grid_cell"),
-                   "product_datetime": rec.get("product_datetime"), "thumbnail": thumb, **tiffs, "cloud_mask": None}
+                   "product_datetime": rec.get("product_datetime"), "thumbnail": thumb, **tiffs,
+                   "cloud_mask": mask_bytes}
         if report.written == 0:
             why = "; ".join(report.failed[:3]) or "the archive has no rows"
             raise EOCompressError(f"{archive}: no row could be decoded ({why}); nothing was written")
@@ -556,8 +741,9 @@ def _decode_to_shard(archive: str | Path, out: Path, codec: Any, overwrite: bool
 
 
 __all__ = [
-    "JOINED", "KEYS", "METADATA_COLUMNS", "SHARD_BANDS", "SHARD_COLUMNS", "ArchiveReport", "ShardRow", "archive_schema",
-    "cell_row", "decode_archive", "decode_row", "encode_shard", "iter_archive", "iter_shard", "native_bands",
-    "open_archive", "open_shard", "read_metadata", "row_scene", "thumbnail_png", "write_shard",
+    "JOINED", "KEYS", "MASK_SUFFIX", "METADATA_COLUMNS", "SHARD_BANDS", "SHARD_COLUMNS", "ArchiveReport",
+    "RowGroupTask", "ShardRow", "archive_schema", "cell_row", "decode_archive", "decode_row", "encode_row_group",
+    "encode_shard", "encode_shards", "iter_archive", "iter_shard", "native_bands", "open_archive", "open_shard",
+    "plan_shards", "read_metadata", "row_cloud_mask", "row_scene", "thumbnail_png", "write_shard",
 ]
 
