@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from eocompress.embeddings.codecs.recall import recall_at_k
+
 NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
@@ -127,11 +129,7 @@ def tie_report(xb: np.ndarray, xq: np.ndarray, gt: np.ndarray) -> str:
     _, got = faiss.knn(half[1], half[0], 10, metric=faiss.METRIC_INNER_PRODUCT)
     return (f"  ties: median cosine of the 10th neighbour {np.median(sims[:, 9]):.5f}, median gap to the 11th "
             f"{np.median(gap):.1e} (10 % of queries below {np.quantile(gap, 0.1):.1e}); float16 codes, exact "
-            f"scan: recall@10 {recall(gt, got):.3f}")
-
-
-def recall(truth: np.ndarray, got: np.ndarray) -> float:
-    return float(np.mean([len(np.intersect1d(t, g)) / len(t) for t, g in zip(truth, got, strict=True)]))
+            f"scan: recall@10 {recall_at_k(gt, got, k=None):.3f}")
 
 
 def timed_search(fn, xq: np.ndarray, k: int) -> tuple[np.ndarray, float]:
@@ -147,7 +145,7 @@ def sweep(name: str, set_nprobe, search, xq, gt, k, nlist) -> list[dict]:
             break
         set_nprobe(nprobe)
         ids, qps = timed_search(search, xq, k)
-        rows.append({"method": name, "nprobe": nprobe, "recall@10": recall(gt, ids), "qps": qps})
+        rows.append({"method": name, "nprobe": nprobe, "recall@10": recall_at_k(gt, ids, k=None), "qps": qps})
         print(f"  {name:24s} nprobe={nprobe:4d} recall@10={rows[-1]['recall@10']:.4f} qps={qps:9.0f}", flush=True)
         if rows[-1]["recall@10"] >= 0.995:
             break

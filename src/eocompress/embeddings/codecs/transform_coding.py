@@ -13,6 +13,7 @@ import numpy as np
 from eocompress.embeddings.codecs._blocks import faiss_threads, load_faiss
 from eocompress.embeddings.codecs.base import Quantizer
 from eocompress.embeddings.codecs.normalize import unit_rows
+from eocompress.embeddings.codecs.recall import recall_at_k
 from eocompress.embeddings.codecs.registry import register
 from eocompress.errors import SpecError
 
@@ -170,8 +171,7 @@ def _recall(decoded: np.ndarray, anchors: np.ndarray, reference: np.ndarray) -> 
     with faiss_threads(unit.size):
         _, nn = index.search(unit[anchors], k + 1)
     found = np.where(nn == anchors[:, None], -1, nn)  # self is not a neighbour
-    hits = (reference[:, :, None] == found[:, None, :]).any(axis=2)
-    return float(hits.sum() / reference.size)
+    return recall_at_k(reference, found, k=None)
 
 
 @register(

@@ -1,5 +1,7 @@
 """Task metrics on (decoded or raw-bit) vectors: kNN cosine / Hamming, tuned linear probe, ridge, recall@k.
 
+recall@k is re-exported from :mod:`eocompress.embeddings.codecs.recall`, its one definition.
+
 kNN follows the study (k=5, cosine, uniform vote, ties to the smallest class id) but searches with
 faiss (inner product on unit vectors; popcount Hamming on packed bits) so sweeps stay fast.
 """
@@ -12,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from eocompress.embeddings.codecs.normalize import unit_rows
+from eocompress.embeddings.codecs.recall import recall_at_k as recall_at_k  # the one recall, re-exported
+from eocompress.embeddings.codecs.recall import recall_per_query as recall_per_query
 
 #: C grid of the linear probe (chosen by stratified CV on the training split only).
 C_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -53,6 +57,14 @@ def knn_vote(neighbour_idx: np.ndarray, y_train: np.ndarray, classes: np.ndarray
     counts = np.zeros((len(neighbour_idx), len(classes)), np.int64)
     np.add.at(counts, (np.repeat(np.arange(len(lab)), lab.shape[1]), lab.ravel()), 1)
     return classes[np.argmax(counts, axis=1)]
+
+
+def knn_classify(
+    X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, k: int = 5, classes: np.ndarray | None = None
+) -> np.ndarray:
+    """Labels of ``X_test`` by the study's kNN: ``k`` cosine neighbours in ``X_train``, uniform vote, ties to
+    the smallest class id. kNN accuracy everywhere (sweep, demo, benchmarks) is ``mean(knn_classify(...) == y)``."""
+    return knn_vote(cosine_neighbours(X_train, X_test, k), y_train, classes)
 
 
 def knn_regress(neighbour_idx: np.ndarray, y_train: np.ndarray) -> np.ndarray:
@@ -125,14 +137,3 @@ def r2_rmse(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
     ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
     r2 = 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else float("nan")
     return r2, float(np.sqrt(np.mean(resid**2)))
-
-
-def recall_per_query(reference_idx: np.ndarray, found_idx: np.ndarray, k: int = 10) -> np.ndarray:
-    """Fraction of each query's reference top-k that the compressed search also returns in its top-k."""
-    ref, found = reference_idx[:, :k], found_idx[:, :k]
-    return (ref[:, :, None] == found[:, None, :]).any(axis=2).sum(axis=1) / ref.shape[1]
-
-
-def recall_at_k(reference_idx: np.ndarray, found_idx: np.ndarray, k: int = 10) -> float:
-    """Mean of :func:`recall_per_query`: recall@k of the compressed search over all queries."""
-    return float(np.mean(recall_per_query(reference_idx, found_idx, k)))

@@ -32,6 +32,7 @@ import numpy as np
 
 from eocompress._atomic import atomic_path
 from eocompress.embeddings.codecs.normalize import unit_rows
+from eocompress.embeddings.codecs.recall import recall_at_k
 from eocompress.embeddings.products.cog_product import DIGEST_TAG
 from eocompress.embeddings.products.integrity import file_sha256
 from eocompress.embeddings.products.zarr_product import DIGEST_KEY
@@ -384,7 +385,7 @@ def _calibrate(idx: CodeIndex, codec: Any, codes: np.ndarray, ids: np.ndarray, t
     nprobe = 1
     while True:
         _, got = idx.search(queries, k, nprobe)
-        if recall_at(exact, got) >= target or nprobe >= nlist:
+        if recall_at_k(exact, got, k=None) >= target or nprobe >= nlist:
             return nprobe
         nprobe = min(nlist, nprobe * 2)
 
@@ -417,12 +418,6 @@ def exact_search_codes(
         order = np.argsort(-best_s, axis=1)[:, :k]
         best_s, best_i = np.take_along_axis(best_s, order, 1), np.take_along_axis(best_i, order, 1)
     return best_i
-
-
-def recall_at(truth: np.ndarray, got: np.ndarray) -> float:
-    """Mean fraction of each row of ``truth`` found in the same row of ``got`` (recall@k)."""
-    hits = sum(len(set(t.tolist()) & set(g.tolist())) for t, g in zip(truth, got, strict=True))
-    return hits / truth.size
 
 
 # ---------------------------------------------------------------------------- products
@@ -595,6 +590,5 @@ __all__ = [
     "default_index_path",
     "index_kind",
     "open_index",
-    "recall_at",
     "sq8_view",
 ]
