@@ -91,6 +91,12 @@ def load_items(quick: bool, patches: int, only: list[str] | None) -> list[Item]:
         suite = [s for s in suite if s.label in ("hydro patch_10000", "ssl4eo 20200604 L2A")]
     if only:
         suite = [s for s in suite if any(o in s.label for o in only)]
+    # Round-robin over kinds, first dates first: a run stopped early has measured every kind.
+    by_kind: dict[str, list[places.HeldOutScene]] = {}
+    for s in sorted(suite, key=lambda s: s.label.endswith("imgs_2")):
+        by_kind.setdefault(s.kind, []).append(s)
+    depth = max((len(v) for v in by_kind.values()), default=0)
+    suite = [v[i] for i in range(depth) for v in by_kind.values() if i < len(v)]
     items = []
     for s in suite:
         sc = read_scene(s.path, bands=bands, offset=s.offset)
