@@ -45,13 +45,10 @@ SETS = {
 }
 
 MAJORTOM_CLEAR_CELL = "imagery/majortom-core-s2l2a/199U_1099R"
-#: Rows of that cell the default tokenizer never trained on (its config lists the training areas).
-HELD_OUT_ROWS = (812, 1068)
 
 #: What the demo writes under its output folder (checked before any work starts).
 PRODUCT_NAME = "majortom_presto_pca16_int8.zarr"
-OUTPUT_NAMES = ("codecs.csv", "codecs_knn.png", PRODUCT_NAME, "199U_1099R.eotok", "199U_1099R_reconstruction.tif",
-                "imagery", "199U_1099R_512.eotok")
+OUTPUT_NAMES = ("codecs.csv", "codecs_knn.png", PRODUCT_NAME, "199U_1099R_512.eotok")
 
 
 @dataclass
@@ -240,15 +237,9 @@ def product_demo(out: Path) -> dict:
 
 def imagery_demo(out: Path) -> dict:
     """Step 3: the default imagery codec (what ``eocompress imagery encode`` uses) on a real cell vs JPEG 2000."""
-    from eocompress.cli.options import log
     from eocompress.imagery.codecs import get_codec
 
-    try:
-        codec = get_codec("learned")
-    except EOCompressError as exc:  # no learned model installed: the fixed-rate VQ tokenizer
-        log(f"learned imagery codec not available ({exc}); showing the VQ tokenizer")
-        codec = get_codec("vq")
-    return codec_imagery_demo(out, codec)
+    return codec_imagery_demo(out, get_codec("learned"))
 
 
 #: A 512 x 512 window of the Major-TOM cell (farmland, river, reservoir): a place the learned codec never saw.
@@ -268,10 +259,7 @@ def codec_imagery_demo(out: Path, codec) -> dict:
 
     cell = data.data_path(MAJORTOM_CLEAR_CELL)
     scene = read_scene(cell)
-    if codec.name == "vq":  # its held-out rows
-        window = (HELD_OUT_ROWS[0], 0, HELD_OUT_ROWS[1] - HELD_OUT_ROWS[0], scene.shape[1])
-    else:
-        window = LEARNED_WINDOW
+    window = LEARNED_WINDOW
     scene = scene.crop(*window).select(codec.bands)
     raw = scene.data.nbytes
     tokens = out / LEARNED_TOKENS

@@ -16,7 +16,6 @@ from rich.markup import escape
 
 from eocompress._extras import extra_for
 from eocompress.cli import (  # noqa: F401  (imported for their command registrations)
-    codec_train_cmd,
     codecs_cmd,
     evaluate_cmd,
     imagery_cmd,

@@ -76,8 +76,8 @@ def test_cli_encode_decode_cog_and_no_clobber(held_out, tmp_path):
     r = runner.invoke(app, ["imagery", "encode", str(src), "-o", str(tok), "--quality", "9"])
     assert r.exit_code != 0 and "--overwrite" in str(r.exception)
     assert tok.read_bytes() == before
-    r = runner.invoke(app, ["imagery", "encode", str(src), "-o", str(tok), "--codec", "vq", "--ratio", "450"])
-    assert r.exit_code != 0
+    r = runner.invoke(app, ["imagery", "encode", str(src), "-o", str(tmp_path / "v.eotok"), "--codec", "vq"])
+    assert r.exit_code != 0 and "removed after eocompress 0.1.0" in str(r.exception)
 
 
 def test_range_coding_beats_fixed_length_indices(codec, held_out):

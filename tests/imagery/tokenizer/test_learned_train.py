@@ -1,4 +1,4 @@
-"""``eocompress tokenizer train-codec``: a few real steps, export, resume rules and bad settings."""
+"""``eocompress tokenizer train`` (the learned codec): a few real steps, export, resume rules and bad settings."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from _cli import run_cli
 from eocompress.cli import app
 from eocompress.errors import EOCompressError
 from eocompress.imagery.codec.learned import LearnedCodec
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.realdata
 
 
 def _run(*args: str):
-    return CliRunner().invoke(app, ["tokenizer", "train-codec", *args])
+    return CliRunner().invoke(app, ["tokenizer", "train", *args])
 
 
 def test_trains_exports_and_resumes(data_root, tmp_path):
@@ -48,3 +49,21 @@ def test_trains_exports_and_resumes(data_root, tmp_path):
 def test_bad_settings_are_one_clear_error(tmp_path, args, words):
     r = _run("-o", str(tmp_path / "x"), *args)
     assert isinstance(r.exception, EOCompressError) and words in str(r.exception)
+
+
+def test_train_codec_is_a_hidden_alias_that_says_its_new_name(tmp_path, capsys):
+    """The old name runs the same command (same options, same checks) after one deprecation line."""
+    run = run_cli(["tokenizer", "train-codec", "-o", str(tmp_path / "x"), "--steps", "0"], capsys)
+    assert run.code == 1 and "--steps, --batch-size and --latent must be positive" in run.text
+    assert run.text.count("is now `eocompress tokenizer train`") == 1
+    run = run_cli(["tokenizer", "--help"], capsys)
+    assert "train-codec" not in run.text and "train" in run.text
+
+
+def test_info_describes_the_shipped_learned_model(capsys):
+    run = run_cli(["tokenizer", "info", "--json"], capsys)
+    assert run.code == 0, run.text
+    report = json.loads(run.out)
+    codec = LearnedCodec.load("default")
+    assert report["model_id"] == codec.model_id.hex() and report["latent_channels"] == codec.config.latent
+    assert report["parameters"] == sum(p.numel() for p in codec.model.parameters()) > 0

@@ -15,11 +15,50 @@ import os
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eocompress.errors import EOCompressError
-from eocompress.imagery.codec.parallel import EncodeOutcome, plan_jobs
+from eocompress.errors import DataMissingError, EOCompressError
+from eocompress.imagery.readers.scenes import find_scenes, read_scene
+
+
+@dataclass
+class EncodeJob:
+    """One scene to encode and where its token file goes."""
+
+    source: Path
+    target: Path
+
+
+@dataclass
+class EncodeOutcome:
+    """What happened to one scene: ``status`` is encoded, skipped or failed (with the error)."""
+
+    source: str
+    target: str
+    status: str
+    seconds: float = 0.0
+    nbytes: int = 0
+    error: str = ""
+    notes: str = ""  # what an encoded scene should tell the user (a dead band, a damaged output replaced)
+
+
+def plan_jobs(src_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[EncodeJob]:
+    """Every scene under ``src_dir`` and its token-file path under ``out_dir`` (mirroring sub-folders)."""
+    src_dir, out_dir = Path(src_dir), Path(out_dir)
+    if not src_dir.is_dir():
+        raise DataMissingError(f"{src_dir} is not a folder; give a folder of Sentinel-2 scenes")
+    jobs = []
+    for scene in find_scenes(src_dir):
+        rel = scene.relative_to(src_dir) if scene != src_dir else Path(scene.name)
+        name = rel.with_suffix("") if scene.is_file() else rel
+        jobs.append(EncodeJob(scene, out_dir / f"{name}.eotok"))
+    if not jobs:
+        raise DataMissingError(
+            f"{src_dir} holds no Sentinel-2 scene (band-file folders or multi-band GeoTIFFs); check the path"
+        )
+    return jobs
 
 
 @functools.lru_cache(maxsize=2)
@@ -43,8 +82,6 @@ def existing_output_verifies(codec: Any, target: str | os.PathLike) -> bool:
 def encode_scene_file(source: str, target: str, model: str, ratio: float | None, quality: int | None,
                       overwrite: bool, offset: int | None = None, device: str = "cpu") -> EncodeOutcome:
     """Encode one scene file/folder to ``target`` (runs on a worker); any error becomes a failed outcome."""
-    from eocompress.imagery.readers.scenes import read_scene
-
     t0 = time.perf_counter()
     note = ""
     try:

@@ -1,10 +1,10 @@
-"""Imagery codecs behind one interface (:class:`SceneCodec`): ours, the VQ tokenizer and the classical anchors.
+"""Imagery codecs behind one interface (:class:`SceneCodec`): ours and the classical anchors.
 
 ``get_codec(name, **options)`` builds one by name: ``learned`` (what ``imagery encode`` writes),
-``jpeg2000``, ``jpeg2000-native``, ``klt+jpeg2000``, ``jpegxl`` and ``vq`` (the first-wave tokenizer, fixed rate).
+``jpeg2000``, ``jpeg2000-native`` (per band at native resolution), ``klt+jpeg2000`` and ``jpegxl``.
 """
 
-from eocompress.imagery.codecs import jpeg2000, jpeg2000_native, jpegxl, klt, learned, vq  # noqa: F401
+from eocompress.imagery.codecs import jpeg2000, jpeg2000_native, jpegxl, klt, learned  # noqa: F401
 from eocompress.imagery.codecs.base import SceneCodec, codec_names, get_codec, register, to_input_convention
 
 #: The anchors ``imagery evaluate`` measures at our file size by default.

@@ -19,8 +19,7 @@ from eocompress.imagery.evaluation.fidelity import reflectance_dn
 
 TRUE_COLOUR = ("B04", "B03", "B02")
 FALSE_COLOUR = ("B08", "B04", "B03")
-_COLOURS = {"jpeg2000": "tab:orange", "klt+jpeg2000": "tab:green", "jpegxl": "tab:purple", "learned": "tab:red",
-            "vq": "tab:brown"}
+_COLOURS = {"jpeg2000": "tab:orange", "klt+jpeg2000": "tab:green", "jpegxl": "tab:purple", "learned": "tab:red"}
 
 
 def _save_figure(fig, path: Path) -> Path:

@@ -1,6 +1,8 @@
-"""Multispectral VQ tokenizer: encoder -> quantizer (vq | gsq | dvq | fsq) -> decoder, Lightning training.
+"""The learned imagery codec's tokenizer: a factorized-prior transform model, its data and its Lightning trainer.
 
-``from eocompress.imagery.tokenizer import Tokenizer``; ``Tokenizer.load("default")`` is the packaged model.
+``fp_model`` (analysis/synthesis transforms and the learned prior), ``fp_data`` (training crops),
+``fp_train`` (``eocompress tokenizer train``), ``standardise`` (shared by training and encoding) and
+``device`` (the one ``--device`` check). The codec that uses it is :mod:`eocompress.imagery.codec.learned`.
 """
 
 from __future__ import annotations
@@ -8,8 +10,3 @@ from __future__ import annotations
 from eocompress._extras import require
 
 require("imagery", "the imagery tokenizer")
-
-from eocompress.imagery.tokenizer.api import Tokenizer  # noqa: E402  (after the extra check)
-from eocompress.imagery.tokenizer.config import TokenizerConfig  # noqa: E402
-
-__all__ = ["Tokenizer", "TokenizerConfig"]

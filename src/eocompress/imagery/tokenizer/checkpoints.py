@@ -1,4 +1,4 @@
-"""Training checkpoints shared by both trainers: one ``last.ckpt`` replaced atomically, the newest one and its
+"""Training checkpoints of the learned codec's trainer: one ``last.ckpt`` replaced atomically, the newest one and its
 step found for ``--resume``, and the rule that an exported model is never replaced by an earlier or worse one.
 
 Older versions let Lightning's ``ModelCheckpoint`` write ``last-v1.ckpt``, ``last-v2.ckpt`` … beside a stale

@@ -1,6 +1,6 @@
 """What a training run shows: Lightning's banners and warnings silenced, one rich progress bar on stderr.
 
-Shared by the VQ tokenizer's trainer (``train.py``) and the learned codec's (``fp_train.py``).
+Used by the learned codec's trainer (``fp_train.py``, ``eocompress tokenizer train``).
 """
 
 from __future__ import annotations
