@@ -181,7 +181,7 @@ class Header:
 
 
 def is_learned_token_file(path: str | os.PathLike) -> bool:
-    """True when ``path`` starts with this format's magic (as opposed to the VQ ``.eotok`` format)."""
+    """True when ``path`` starts with this format's magic (``EOT2``; see legacy_tokens for ``EOTK``)."""
     with open(path, "rb") as fh:
         return fh.read(4) == MAGIC
 

@@ -151,7 +151,7 @@ def check_init_from(path: str | os.PathLike, cfg: FPConfig) -> dict[str, torch.T
     if not (path / WEIGHTS_FILE).is_file() or not (path / CONFIG_FILE).is_file():
         raise InputError(
             f"--init-from {path} is not a model folder (config.json + model.safetensors); give a folder "
-            "written by tokenizer train-codec"
+            "written by tokenizer train"
         )
     try:
         raw = json.loads((path / CONFIG_FILE).read_text())
@@ -162,7 +162,7 @@ def check_init_from(path: str | os.PathLike, cfg: FPConfig) -> dict[str, torch.T
     if not isinstance(raw, dict) or raw.get("kind") != "fp":
         raise InputError(
             f"--init-from {path} is not a learned-codec model (a VQ tokenizer or another model); give a folder "
-            "written by tokenizer train-codec, or start without --init-from"
+            "written by tokenizer train, or start without --init-from"
         )
     diff = _arch_diff(raw, cfg)
     if diff:
