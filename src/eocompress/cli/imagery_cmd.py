@@ -2,7 +2,8 @@
 
 Shared grammar (:mod:`eocompress.cli.options`): inputs positional, ``-o/--out`` for what is written (the
 positional OUT of ``encode``/``decode`` still works), ``--overwrite`` off, ``--workers``/``--scheduler``
-for folder mode, ``--json`` on ``info``, progress on stderr counting tiles (scenes in learned-codec folder mode).
+for folder mode, ``--json`` on ``info``, progress on stderr counting scenes in folder mode.
+One codec writes and reads token files: the learned one (:mod:`eocompress.imagery.codec.learned`).
 """
 
 from __future__ import annotations
@@ -34,16 +35,12 @@ imagery_app = typer.Typer(
 )
 app.add_typer(imagery_app, name="imagery")
 
-MODEL = typer.Option("default", "--model", help="Tokenizer: 'default' (packaged) or a model folder.")
-HALO = typer.Option(2, "--halo", help="Context (index positions) each tile sees on every side; 0 = plain tiles.")
-DEVICE = typer.Option("cpu", "--device", help="Torch device for the tokenizer: cpu, cuda, cuda:N or mps.")
-CODEC = typer.Option(
-    "learned", "--codec", help="learned (default: rate control, beats JPEG 2000) or vq (the first-wave tokenizer)."
-)
-RATIO = typer.Option(
-    None, "--ratio", help="Learned codec: whole file at most raw uint16 / RATIO (e.g. 200, 450, 1000)."
-)
-QUALITY = typer.Option(None, "--quality", help="Learned codec: fixed ladder level 1 (smallest) .. 10 (best).")
+MODEL = typer.Option("default", "--model", help="Learned-codec model: 'default' (packaged) or a model folder.")
+DEVICE = typer.Option("cpu", "--device", help="Torch device for the model: cpu, cuda, cuda:N or mps.")
+#: Kept hidden so that scripts passing ``--codec learned`` still run; ``vq`` gets one line saying it is gone.
+CODEC = typer.Option("learned", "--codec", hidden=True, help="learned (the only codec that writes token files).")
+RATIO = typer.Option(None, "--ratio", help="Whole file at most raw uint16 / RATIO (e.g. 200, 450, 1000).")
+QUALITY = typer.Option(None, "--quality", help="Fixed ladder level 1 (smallest) .. 10 (best) instead of --ratio.")
 OFFSET = typer.Option(
     None, "--offset", help="DN offset the input carries (1000 from baseline 04.00, else 0) when its metadata does not "
     "say; recorded for the offset tag and the metrics, the decoded values are the input's either way.",
@@ -66,13 +63,6 @@ def _no_georef_warning() -> Iterator[None]:
         yield
 
 
-def _codec(model: str, halo: int, device: str) -> Any:
-    """The codec for ``model`` on a checked ``device`` (one place to choose the codec family)."""
-    from eocompress.imagery.codec.pipeline import ImageryCodec, load_tokenizer
-
-    return ImageryCodec(load_tokenizer(model, check_device(device)), halo=halo)
-
-
 def _refuse_existing(path: Path, overwrite: bool) -> None:
     """Fail before any work when ``path`` exists and ``--overwrite`` was not given (or is a folder)."""
     if path.is_dir():
@@ -89,7 +79,6 @@ def encode(
     ),
     out: Path | None = OUT,
     model: str = MODEL,
-    halo: int = HALO,
     device: str = DEVICE,
     overwrite: bool = OVERWRITE,
     scheduler: str | None = SCHEDULER,
@@ -107,57 +96,36 @@ def encode(
     (-o ARCHIVE.parquet), one row per cell with its cloud mask, encoded across shards and Dask workers;
     ``--metadata`` joins the Major-TOM metadata table; a bad row is reported and skipped.
 
-    The learned codec (default) meets ``--ratio`` (default 450) or a ``--quality`` level; the VQ codec
-    has one fixed rate. Decoding gives back the input's DN convention (offset kept).
+    The learned codec meets ``--ratio`` (default 450) or a ``--quality`` level. Decoding gives back the
+    input's DN convention (offset kept).
 
     Folder mode skips outputs that already verify (a damaged one is encoded again; --overwrite redoes
     all), reports every scene that fails in one line and writes the rest (exit 1 when any failed);
-    progress counts scenes (tiles with --codec vq).
+    progress counts scenes.
     """
     inputs, out_pos = split_inputs(srcs, out)
     target = resolve_out(out_pos, out)
-    if codec_kind not in ("learned", "vq"):
-        raise InputError(f"--codec must be learned or vq, got {codec_kind!r}")
+    _check_codec(codec_kind)
     if offset is not None and not 0 <= offset <= 65535:
         raise InputError(f"--offset must be 0..65535 DN, got {offset}; use 1000 for baseline >= 04.00, else 0")
     shards = shard_inputs(inputs)
-    if shards and codec_kind == "learned":
+    if shards:
         encode_shard_command(shards, target, _learned(model, device), ratio, quality, metadata, overwrite, offset,
                              workers, scheduler, as_json)
         return
     if metadata is not None:
         raise InputError("--metadata goes with a Major-TOM shard (.parquet) as input; drop it for scenes")
-    src, workers = inputs[0], (1 if workers is None else workers)
-    if codec_kind == "learned":
-        _encode_learned(src, target, model, device, overwrite, ratio, quality, workers, scheduler, offset, as_json)
-        return
-    if ratio is not None or quality is not None:
-        raise InputError("--ratio/--quality need the learned codec; the vq codec has one fixed rate (drop them)")
-    if src.is_dir() and target.suffix != ".eotok":
-        if offset is not None:
-            raise InputError("--offset with --codec vq works on one scene, not a folder: drop it or encode one scene")
-        _encode_directory(src, target, model, halo, device, scheduler, workers)
-        return
-    from eocompress.imagery.readers.scenes import read_scene
+    workers = 1 if workers is None else workers
+    _encode_learned(inputs[0], target, model, device, overwrite, ratio, quality, workers, scheduler, offset, as_json)
 
-    _refuse_existing(target, overwrite)
-    codec = _codec(model, halo, device)
-    with _no_georef_warning():
-        scene = read_scene(src, offset=offset)
-    with progress("encoding", codec.tile_count(*scene.shape), "tiles") as advance:
-        tf = codec.encode_scene(scene, progress=advance)
-    path = tf.save(target, overwrite=overwrite)
-    size = path.stat().st_size
-    raw = scene.shape[0] * scene.shape[1] * len(codec.bands) * 2
-    if as_json:
-        print_json({"source": str(src), "out": str(path), "codec": "vq", "bytes": size, "ratio_vs_raw": raw / size,
-                    "encode_s": codec.last_timings["encode_s"]})
-        return
-    console.print(
-        f"{src} -> {path}: {size:,} B ({raw / size:.0f}x vs raw uint16 of {len(codec.bands)} bands), "
-        f"indices {tf.encoding}, {codec.last_timings['encode_s']:.2f} s",
-        highlight=False,
-    )
+
+def _check_codec(codec_kind: str) -> None:
+    """``--codec learned`` (the default, kept for old scripts); the removed VQ tokenizer gets one line."""
+    if codec_kind == "vq":
+        raise InputError("--codec vq: the first-wave VQ tokenizer was removed after eocompress 0.1.0; drop --codec "
+                         "(the learned codec is the only one that writes token files)")
+    if codec_kind != "learned":
+        raise InputError(f"--codec must be learned (the only token-file codec), got {codec_kind!r}; drop it")
 
 
 def _learned(model: str, device: str) -> Any:
@@ -176,8 +144,7 @@ def _encode_learned(
     if ratio is None and quality is None:
         ratio = 450.0
     if src.is_dir() and target.suffix != ".eotok":
-        from eocompress.imagery.codec.learned_folder import encode_folder, load_codec
-        from eocompress.imagery.codec.parallel import plan_jobs
+        from eocompress.imagery.codec.learned_folder import encode_folder, load_codec, plan_jobs
 
         if target.exists() and not target.is_dir():
             raise EOCompressError(f"{target} is a file; folder mode writes into a folder: give a folder path with -o")
@@ -232,47 +199,6 @@ def _encode_learned(
     )
 
 
-def _encode_directory(
-    src: Path, out: Path, model: str, halo: int, device: str, scheduler: str | None, workers: int
-) -> None:
-    from rich.table import Table
-
-    from eocompress.imagery.codec.parallel import encode_directory, plan_jobs
-    from eocompress.imagery.readers.scenes import scene_shape
-
-    if out.exists() and not out.is_dir():
-        raise EOCompressError(f"{out} is a file; folder mode writes into a folder: give a folder path with -o")
-    if workers < 1:
-        raise InputError(f"--workers must be >= 1, got {workers}")
-    if device != "cpu":
-        check_device(device)
-        log(f"folder mode runs the model on CPU workers; --device {device} is ignored")
-    codec = _codec(model, halo, "cpu")
-    jobs = plan_jobs(src, out)
-    tiles: dict[str, int] = {}
-    for job in jobs:
-        try:
-            with _no_georef_warning():
-                tiles[str(job.source)] = codec.tile_count(*scene_shape(job.source))
-        except EOCompressError:
-            tiles[str(job.source)] = 1  # unreadable: it will be reported as failed
-    with progress("encoding", sum(tiles.values()), "tiles") as advance:
-        outcomes = encode_directory(
-            src, out, model=model, model_id=codec.tokenizer.model_id, scheduler=scheduler, n_workers=workers,
-            halo=halo, on_done=lambda o, done, n: advance(tiles.get(o.source, 1)),
-        )
-    table = Table(title=f"{src} -> {out}")
-    for col in ("scene", "status", "bytes", "seconds"):
-        table.add_column(col)
-    for o in sorted(outcomes, key=lambda o: o.source):
-        table.add_row(o.source, o.status if not o.error else f"failed: {o.error}", f"{o.nbytes:,}", f"{o.seconds:.1f}")
-    console.print(table)
-    failed = [o for o in outcomes if o.status == "failed"]
-    if failed:  # an error, not a log line: it prints with -q too (naming the first failure, unlisted then)
-        which = f"first: {failed[0].source}: {getattr(failed[0], 'error', '')}" if state.quiet else "listed above"
-        raise EOCompressError(f"{len(failed)} of {len(outcomes)} scenes failed ({which}); the others were written")
-
-
 @imagery_app.command("decode")
 def decode(
     src: Path = typer.Argument(..., help="Token file (.eotok) or token archive (.parquet) from `imagery encode`."),
@@ -281,15 +207,11 @@ def decode(
     ),
     out: Path | None = OUT,
     model: str = MODEL,
-    halo: int = HALO,
     device: str = DEVICE,
     overwrite: bool = OVERWRITE,
     as_json: bool = JSON,
 ) -> None:
     """Decode a token file to a Cloud-Optimized GeoTIFF: uint16, nodata 0, original georeference and bands."""
-    from eocompress.imagery.codec.pipeline import write_geotiff
-    from eocompress.imagery.codec.tokenfile import TokenFile
-
     target = resolve_out(out_pos, out)
     check_device(device)
     if is_parquet(src):  # a token archive: per-cell GeoTIFFs into a folder, or a Major-TOM shard (.parquet)
@@ -298,23 +220,22 @@ def decode(
     _refuse_existing(target, overwrite)
     if target.suffix.lower() not in (".tif", ".tiff"):
         raise InputError(f"-o {target}: a token file decodes to a GeoTIFF (COG); give a .tif path")
-    from eocompress.imagery.codec.learned import is_learned_token_file
+    blob = _read_token_file(src)
+    codec = _learned(model, device)  # decoded block by block into the COG: memory ~ a block + the tokens
+    path = codec.decode_to_geotiff(blob, target, source=str(src), overwrite=overwrite)
+    head, _ = codec.read_header(blob, str(src))
+    _report_decode(src, path, "learned", len(codec.bands), head.height, head.width, as_json)
 
-    if src.is_file() and is_learned_token_file(src):
-        codec = _learned(model, device)
-        blob = src.read_bytes()  # decoded block by block into the COG: memory ~ a block + the tokens
-        path = codec.decode_to_geotiff(blob, target, source=str(src), overwrite=overwrite)
-        head, _ = codec.read_header(blob, str(src))
-        _report_decode(src, path, "learned", len(codec.bands), head.height, head.width, as_json)
-        return
-    tf = TokenFile.load(src)
-    codec = _codec(model, halo, device)
-    tf.check_model(codec.tokenizer.model_id, model)
-    h, w = int(tf.header["height"]), int(tf.header["width"])
-    with progress("decoding", codec.tile_count(h, w), "tiles") as advance:
-        data = codec.decode_array(tf, progress=advance)
-    path = write_geotiff(target, data, tf.header, overwrite=overwrite)
-    _report_decode(src, path, "vq", data.shape[0], h, w, as_json)
+
+def _read_token_file(src: Path) -> bytes:
+    """The bytes of a token file; a missing path or a first-wave VQ (``EOTK``) file is one line."""
+    from eocompress.imagery.codec.legacy_tokens import refuse_legacy_token_file
+
+    if not src.is_file():
+        raise EOCompressError(f"{src} is not a file; give a token file written by `eocompress imagery encode`")
+    blob = src.read_bytes()
+    refuse_legacy_token_file(blob, str(src))
+    return blob
 
 
 def _report_decode(src: Path, path: Path, codec: str, bands: int, height: int, width: int, as_json: bool) -> None:
@@ -328,8 +249,8 @@ def _report_decode(src: Path, path: Path, codec: str, bands: int, height: int, w
 
 def _learned_info(src: Path, model: str) -> dict[str, Any]:
     """Header of a learned-codec file, verified by decoding its tokens with the model that made it."""
+    blob = _read_token_file(src)
     codec = _learned(model, "cpu")
-    blob = src.read_bytes()
     head, start = codec.read_header(blob, str(src))
     tokens = codec.tokens(blob, str(src))  # checks the payload against the header digest
     raw = head.height * head.width * len(codec.bands) * 2
@@ -358,19 +279,10 @@ def info(
     model: str = MODEL,
     as_json: bool = JSON,
 ) -> None:
-    """Verify a token file (checksum, and for learned files the whole decode) and print its header."""
+    """Verify a token file (checksum and the whole token decode with its model) and print its header."""
     from rich.table import Table
 
-    from eocompress.imagery.codec.learned import is_learned_token_file
-    from eocompress.imagery.codec.tokenfile import TokenFile
-
-    if not src.is_file():
-        raise EOCompressError(f"{src} is not a file; give a token file written by `eocompress imagery encode`")
-    if is_learned_token_file(src):
-        report = _learned_info(src, model)
-    else:
-        tf = TokenFile.load(src)
-        report = {"verified": True, "bytes": src.stat().st_size, **tf.header}
+    report = _learned_info(src, model)
     if as_json:
         print_json(report)
         return
@@ -386,7 +298,7 @@ def evaluate(
     out: Path | None = OUT,
     codec_name: str = typer.Option(
         "learned", "--codec", help="Codec to measure: learned (what `imagery encode` writes), jpeg2000, "
-        "klt+jpeg2000, jpegxl or vq (the first-wave tokenizer)."
+        "klt+jpeg2000 or jpegxl."
     ),
     anchor: list[str] = typer.Option(
         ["jpeg2000", "klt+jpeg2000", "jpegxl"], "--anchor", "--baseline",
@@ -402,7 +314,6 @@ def evaluate(
         None, "--window", help="Measure only the window ROW,COL,HEIGHT,WIDTH (pixels) of the scene."
     ),
     model: str = MODEL,
-    halo: int = HALO,
     device: str = DEVICE,
     overwrite: bool = OVERWRITE,
     as_json: bool = JSON,
@@ -426,10 +337,8 @@ def evaluate(
     if any(r <= 1 for r in curve_ratios):
         raise InputError(f"--curve ratios must be > 1, got {curve}")
     options: dict[str, Any] = {}
-    if codec_name in ("learned", "vq"):
+    if codec_name == "learned":
         options = {"model": model, "device": check_device(device)}
-        if codec_name == "vq":
-            options["halo"] = halo
     codec = get_codec(codec_name, **options)
     anchors = {a: get_codec(a, bands=codec.bands) for a in anchor if a != codec_name}
     with _no_georef_warning():
