@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from eocompress.data import sha256_file
 from eocompress.embeddings.products.checksums import chunk_sha256
 from eocompress.errors import InputError
 
@@ -42,10 +43,8 @@ def _update_from_file(h: Any, path: Path) -> None:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 (hex) of a file's bytes, read in 4 MiB blocks."""
-    h = hashlib.sha256()
-    _update_from_file(h, Path(path))
-    return h.hexdigest()
+    """sha256 (hex) of a file's bytes in 4 MiB blocks (:func:`eocompress.data.sha256_file`, the one file digest)."""
+    return sha256_file(path, 1 << 22)
 
 
 def fingerprint(path: str | os.PathLike, sample_bytes: int = 1 << 20) -> dict[str, Any]:
