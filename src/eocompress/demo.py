@@ -87,11 +87,13 @@ def _load(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _knn_correct(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray) -> np.ndarray:
-    """Per test item: is the 5-NN (cosine) vote right? (accuracy is its mean; the CIs resample it)."""
-    from sklearn.neighbors import KNeighborsClassifier
+    """Per test item: is the 5-NN (cosine) vote right? (accuracy is its mean; the CIs resample it).
 
-    knn = KNeighborsClassifier(n_neighbors=5, metric="cosine", algorithm="brute").fit(X_train, y_train)
-    return knn.predict(X_test) == y_test
+    The study's kNN as the sweep measures it (:func:`eocompress.embeddings.evaluation.metrics.knn_classify`).
+    """
+    from eocompress.embeddings.evaluation.metrics import knn_classify
+
+    return knn_classify(X_train, y_train, X_test) == y_test
 
 
 def evaluate_codecs(name: str, specs: list[str], advance=None) -> list[DemoRow]:

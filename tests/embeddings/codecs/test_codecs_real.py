@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
-from sklearn.neighbors import KNeighborsClassifier
 
 from eocompress import Codec
+from eocompress.embeddings.evaluation.metrics import knn_classify
 
 
 def _knn_acc(X_train, y_train, X_test, y_test) -> float:
-    knn = KNeighborsClassifier(n_neighbors=5, metric="cosine", algorithm="brute").fit(X_train, y_train)
-    return float((knn.predict(X_test) == y_test).mean())
+    return float((knn_classify(X_train, y_train, X_test) == y_test).mean())
 
 
 @pytest.fixture(scope="module")
