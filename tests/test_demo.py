@@ -44,3 +44,14 @@ def test_codec_step_on_1280_d_embeddings():
     assert abs(by["int8"].knn_drop_points) < 0.5  # int8 is near-lossless for kNN (demo: +0.0 points)
     assert by["pca16,int8"].bytes_per_vector == 16
     assert by["pca16,int8"].relative_error > 10 * by["int8"].relative_error  # spread spectrum: PCA costs here
+
+
+@needs_data
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_imagery_step_uses_the_learned_codec(tmp_path):
+    """Step 3 runs the one token-file codec (no VQ fallback) at 1/450 and measures JPEG 2000 beside it."""
+    result = demo.imagery_demo(tmp_path)
+    assert result["codec"] == "learned" and 400 <= result["ratio"] <= 450.5
+    assert (tmp_path / demo.LEARNED_TOKENS).stat().st_size == result["file_bytes"]
+    assert result["psnr_db"] > 25 and result["jpeg2000"]["bytes"] <= result["file_bytes"]
