@@ -197,8 +197,14 @@ class LearnedCodec:
         ]
         flat = list(constants)
 
+        strip: dict[str, Any] = {"rows": (0, 0), "dn": None}  # the full-width rows of the current block row
+
         def standardised(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-            x = np.asarray(read(r0, c0, r1 - r0, c1 - c0)).astype(np.float32)
+            top, bottom = strip["rows"]
+            if not top <= r0 < r1 <= bottom:
+                strip["rows"], strip["dn"] = (r0, r1), np.asarray(read(r0, 0, r1 - r0, width))
+                top = r0
+            x = strip["dn"][:, r0 - top : r1 - top, c0:c1].astype(np.float32)
             x[flat] = 0.0  # constants are side information: the network sees a flat plane
             z = apply_standardise(x, means, scale, valid[r0:r1, c0:c1])
             z[flat] = 0.0
@@ -290,6 +296,9 @@ class LearnedCodec:
     def encode_scene(self, scene: Any, *, ratio: float | None = None, quality: int | None = None) -> bytes:
         """Token-file bytes of a :class:`~eocompress.imagery.readers.scenes.Scene` (its model bands, DNs as read).
 
+        A :class:`~eocompress.imagery.readers.windows.SceneWindows` (``open_scene``) is encoded streamed,
+        window by window (:meth:`encode_windows`), in memory bounded by a strip of blocks.
+
         Nodata is where the DNs are 0 (the product's cloud mask is not nodata: cloudy pixels are coded).
         The scene's offset is recorded only when it came from metadata or was given.
         """
@@ -302,9 +311,11 @@ class LearnedCodec:
         sel = scene.select(self.bands)
         known = scene.meta.get("offset_known", True)
         level = scene.meta.get("processing_level")
-        return self.encode(sel.data, offset=int(scene.offset) if known else None, ratio=ratio, quality=quality,
-                           crs=scene.crs, transform=scene.transform,
-                           level=level if level in LEVELS.values() else None)
+        args = {"offset": int(scene.offset) if known else None, "ratio": ratio, "quality": quality, "crs": scene.crs,
+                "transform": scene.transform, "level": level if level in LEVELS.values() else None}
+        if hasattr(sel, "read"):  # a scene opened for windowed reads: streamed, never in memory
+            return self.encode_windows(sel.read, (len(self.bands), *sel.shape), **args)
+        return self.encode(sel.data, **args)
 
     def save(self, blob: bytes, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write token-file bytes atomically; an existing file is replaced only with ``overwrite``."""

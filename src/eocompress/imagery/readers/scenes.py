@@ -146,13 +146,7 @@ def read_scene(
             raise FileFormatError(
                 f"{path} is neither a folder of band files nor a GeoTIFF/JPEG 2000 file; give one of those"
             )
-    if offset is None:
-        found, scene.meta["offset_source"] = _detect_offset(scene)
-        scene.offset, scene.meta["offset_known"] = found or 0, found is not None
-    else:
-        if not 0 <= offset <= 65535:
-            raise InputError(f"offset must be 0..65535 DN, got {offset}; use 1000 for baseline >= 04.00, else 0")
-        scene.offset, scene.meta["offset_source"], scene.meta["offset_known"] = int(offset), "given", True
+    _set_offset(scene, offset)
     if bands is not None:
         scene = scene.select(list(bands))
     return scene
@@ -359,21 +353,33 @@ def _stacked_order(path: Path, count: int, descriptions: tuple, layout, data: np
 
 def _read_stacked(path: Path, layout) -> Scene:
     with _open(path) as src:
-        if src.dtypes[0] != "uint16":
-            raise FileFormatError(f"{path} is {src.dtypes[0]}; Sentinel-2 DNs must be uint16")
-        if src.count < 2 and layout is None:
-            found = band_of(path)
-            hint = f" (band {found[0]})" if found else ""
-            raise InputError(
-                f"{path} holds 1 band{hint}; a scene needs the 12 L2A bands ({', '.join(S2_L2A_BANDS)}) or all "
-                "13 L1C bands: give the folder of band files or a stacked GeoTIFF"
-            )
+        _check_stacked(path, src, layout)
         data = src.read()
         order = _stacked_order(path, src.count, src.descriptions, layout, data)
         georef = _georeferenced(src)
         crs, transform, tags = src.crs, src.transform, src.tags()
     names = sort_bands(order)
     data = data[[order.index(b) for b in names]]
+    meta = _stacked_meta(path, order, names, tags, georef)
+    return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
+                 meta=meta)
+
+
+def _check_stacked(path: Path, src: Any, layout) -> None:
+    """One line unless the open stacked file holds uint16 DNs in more than one band (or a layout is given)."""
+    if src.dtypes[0] != "uint16":
+        raise FileFormatError(f"{path} is {src.dtypes[0]}; Sentinel-2 DNs must be uint16")
+    if src.count < 2 and layout is None:
+        found = band_of(path)
+        hint = f" (band {found[0]})" if found else ""
+        raise InputError(
+            f"{path} holds 1 band{hint}; a scene needs the 12 L2A bands ({', '.join(S2_L2A_BANDS)}) or all "
+            "13 L1C bands: give the folder of band files or a stacked GeoTIFF"
+        )
+
+
+def _stacked_meta(path: Path, order: list[str], names: list[str], tags: dict, georef: bool) -> dict[str, Any]:
+    """A stacked file's metadata: band order, level/date from its name and tags, the offset tag it carries."""
     meta: dict[str, Any] = {"layout": "stacked", "file_band_order": order, "source": str(path)}
     _name_meta(path.name, meta)
     if "processing_level" not in meta and "B10" in names:
@@ -387,14 +393,24 @@ def _read_stacked(path: Path, layout) -> Scene:
             break
     if not georef:
         meta["georeference"] = "none"
-    return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
-                 meta=meta)
+    return meta
 
 
 # --------------------------------------------------------------------------- offset
 
 
-def _detect_offset(scene: Scene) -> tuple[int | None, str]:
+def _set_offset(scene: Any, offset: int | None) -> None:
+    """``scene.offset`` and its ``meta`` keys from ``offset`` when given, else from metadata (never the pixels)."""
+    if offset is None:
+        found, scene.meta["offset_source"] = _detect_offset(scene)
+        scene.offset, scene.meta["offset_known"] = found or 0, found is not None
+    else:
+        if not 0 <= offset <= 65535:
+            raise InputError(f"offset must be 0..65535 DN, got {offset}; use 1000 for baseline >= 04.00, else 0")
+        scene.offset, scene.meta["offset_source"], scene.meta["offset_known"] = int(offset), "given", True
+
+
+def _detect_offset(scene: Any) -> tuple[int | None, str]:
     """(offset or None when unknown, how it was found) from metadata only: never guessed from the pixels."""
     baseline = str(scene.meta.get("processing_baseline", "")).replace(".", "")
     if baseline.isdigit() and int(baseline) != 9999:

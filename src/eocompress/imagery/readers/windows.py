@@ -1,0 +1,221 @@
+"""Read a Sentinel-2 scene window by window: the DNs of :func:`~.scenes.read_scene`, never the whole scene.
+
+``open_scene(path)`` reads only headers and metadata; ``.read(row, col, height, width)`` returns the
+uint16 (C, height, width) window of the 10 m grid. 20 m and 60 m band files are resampled through a
+GDAL warped VRT (bilinear, nodata 0, onto the 10 m reference grid; by size ratio when the files carry
+no georeference): the pixels equal those ``read_scene`` resamples in one go (tests check it on real
+scenes). The offset comes from metadata or the caller, as in ``read_scene``; the cloud mask is not
+read (the codec codes cloudy pixels). This is what lets the learned codec encode a 10980² tile in
+bounded memory (:meth:`~eocompress.imagery.codec.learned.LearnedCodec.encode_scene`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio.errors import NotGeoreferencedWarning
+
+from eocompress.errors import DataMissingError, FileFormatError
+from eocompress.imagery.readers.bands import (
+    RESOLUTION_M,
+    S2_BANDS,
+    band_indices,
+    canonical_band,
+    is_band_name,
+    sort_bands,
+)
+from eocompress.imagery.readers.discover import band_files, is_raster, product_folder
+from eocompress.imagery.readers.scenes import (
+    _PIXEL_CRS,
+    _check_stacked,
+    _folder_meta,
+    _georeferenced,
+    _one_line,
+    _open,
+    _set_offset,
+    _stacked_meta,
+    _stacked_order,
+)
+
+
+class SceneWindows:
+    """A scene on the 10 m grid read by windows: ``bands``, ``shape``, ``crs``, ``transform``, ``offset``, ``meta``.
+
+    Use as a context manager (or call :meth:`close`): it holds the band files open.
+    """
+
+    def __init__(self, sources: list[tuple[Any, int, str]], bands: list[str], shape: tuple[int, int], crs: Any,
+                 transform: Any, meta: dict[str, Any], keep: list[Any]) -> None:
+        self._sources = sources  # per band: (dataset or warped VRT, band index in it, file name for messages)
+        self.bands = bands
+        self.shape = shape
+        self.crs, self.transform = crs, transform
+        self.meta = meta
+        self.offset = 0
+        self._keep = keep  # every dataset to close
+
+    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        """uint16 (C, height, width) DNs of the window at (row, col), bands in :attr:`bands` order."""
+        from rasterio.errors import RasterioError
+        from rasterio.windows import Window
+
+        out = np.empty((len(self.bands), height, width), np.uint16)
+        window = Window(col, row, width, height)
+        for i, (src, index, name) in enumerate(self._sources):
+            try:
+                out[i] = src.read(index, window=window)
+            except RasterioError as exc:
+                raise FileFormatError(
+                    f"{name} cannot be read ({_one_line(exc)}): the file is truncated or corrupted; "
+                    "replace it with a complete copy or remove it"
+                ) from exc
+        return out
+
+    def select(self, bands: list[str] | tuple[str, ...]) -> SceneWindows:
+        """The same open scene reading only ``bands``, in that order (as :meth:`Scene.select`)."""
+        idx = band_indices(self.bands, bands)
+        picked = SceneWindows([self._sources[i] for i in idx], [canonical_band(b) for b in bands], self.shape,
+                              self.crs, self.transform, self.meta, self._keep)
+        picked.offset = self.offset
+        return picked
+
+    def close(self) -> None:
+        """Close the band files (and warped VRTs)."""
+        for ds in reversed(self._keep):
+            ds.close()
+        self._keep.clear()
+
+    def __enter__(self) -> SceneWindows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_scene(
+    path: str | os.PathLike,
+    bands: list[str] | tuple[str, ...] | None = None,
+    layout: str | list[str] | None = None,
+    offset: int | None = None,
+) -> SceneWindows:
+    """Open a product folder or a stacked raster for windowed reads; arguments as :func:`~.scenes.read_scene`."""
+    path = Path(path)
+    if not path.exists():
+        raise DataMissingError(f"{path} does not exist; give a Sentinel-2 product folder or a GeoTIFF")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        if path.is_dir():
+            scene = _open_band_folder(path)
+        elif is_raster(path):
+            scene = _open_stacked(path, layout)
+        else:
+            raise FileFormatError(
+                f"{path} is neither a folder of band files nor a GeoTIFF/JPEG 2000 file; give one of those"
+            )
+    try:
+        _set_offset(scene, offset)
+        return scene.select(list(bands)) if bands is not None else scene
+    except Exception:
+        scene.close()
+        raise
+
+
+def _enter(path: Path, keep: list[Any]) -> Any:
+    """An open dataset (one line naming the file when GDAL cannot open it), remembered for closing."""
+    cm = _open(path)
+    ds = cm.__enter__()
+    keep.append(_Closer(cm, ds))
+    return ds
+
+
+class _Closer:
+    """Closes a ``_open`` context (its dataset) once."""
+
+    def __init__(self, cm: Any, ds: Any) -> None:
+        self.cm, self.ds = cm, ds
+
+    def close(self) -> None:
+        if self.cm is not None:
+            self.cm.__exit__(None, None, None)
+            self.cm = None
+
+
+def _open_stacked(path: Path, layout) -> SceneWindows:
+    keep: list[Any] = []
+    try:
+        src = _enter(path, keep)
+        _check_stacked(path, src, layout)
+        probe = np.zeros((src.count, 1, 1), np.uint16)
+        if src.count == 13 and layout is None and not (src.descriptions and all(map(is_band_name, src.descriptions))):
+            # the only order guess that looks at pixels (B10's median): one band at a time
+            probe = np.array([np.median(src.read(i)) for i in range(1, 14)])[:, None, None]
+        order = _stacked_order(path, src.count, src.descriptions, layout, probe)
+        georef = _georeferenced(src)
+        names = sort_bands(order)
+        meta = _stacked_meta(path, order, names, src.tags(), georef)
+        sources = [(src, order.index(b) + 1, str(path)) for b in names]
+        return SceneWindows(sources, names, (int(src.height), int(src.width)), src.crs if georef else None,
+                            src.transform if georef else None, meta, keep)
+    except Exception:
+        for ds in keep:
+            ds.close()
+        raise
+
+
+def _open_band_folder(path: Path) -> SceneWindows:
+    from affine import Affine
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    folder = product_folder(path)
+    files = band_files(folder)
+    names = sort_bands(files)
+    ref_name = min(names, key=lambda b: (RESOLUTION_M[b], S2_BANDS.index(b)))
+    keep: list[Any] = []
+    try:
+        ref = _enter(files[ref_name], keep)
+        height, width, crs, transform = ref.height, ref.width, ref.crs, ref.transform
+        georef = _georeferenced(ref)
+        sources = []
+        for band in names:
+            src = _enter(files[band], keep)
+            if src.count != 1:
+                raise FileFormatError(
+                    f"{files[band]} has {src.count} bands; a band file must hold one (a stacked file belongs in "
+                    "its own place, not among band files)"
+                )
+            if src.dtypes[0] != "uint16":
+                raise FileFormatError(f"{files[band]} is {src.dtypes[0]}; Sentinel-2 DNs must be uint16")
+            same_grid = (src.height, src.width) == (height, width)
+            if same_grid and (not georef or src.transform.almost_equals(transform)):
+                sources.append((src, 1, str(files[band])))
+                continue
+            grid = {"width": width, "height": height, "resampling": Resampling.bilinear, "src_nodata": 0,
+                    "nodata": 0, "dtype": "uint16"}
+            if georef and _georeferenced(src):
+                vrt = WarpedVRT(src, crs=crs, transform=transform, **grid)
+            else:  # no georeference: every band covers the same extent, resample by the size ratio
+                vrt = WarpedVRT(src, src_crs=_PIXEL_CRS, src_transform=Affine.scale(width / src.width,
+                                height / src.height), crs=_PIXEL_CRS, transform=Affine.identity(), **grid)
+            keep.append(vrt)
+            sources.append((vrt, 1, str(files[band])))
+        meta = _folder_meta(folder, path, files)
+        if "processing_level" not in meta and "B10" in names:
+            meta["processing_level"] = "Level-1C"  # only L1C products carry the cirrus band
+        meta.update(layout="band files", resampling="bilinear to the 10 m grid", source=str(path),
+                    band_files={b: str(files[b]) for b in names})
+        if not georef:
+            meta["georeference"] = "none"
+        return SceneWindows(sources, names, (int(height), int(width)), crs if georef else None,
+                            transform if georef else None, meta, keep)
+    except Exception:
+        for ds in reversed(keep):
+            ds.close()
+        raise
+
+
+__all__ = ["SceneWindows", "open_scene"]

@@ -1,0 +1,126 @@
+"""The learned codec's streamed encode: the bytes of the in-memory encode, from windows, in bounded memory."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import rasterio
+
+from eocompress.imagery.codec import learned, learned_transforms
+from eocompress.imagery.codec.learned import LearnedCodec
+from eocompress.imagery.readers.scenes import read_scene
+from eocompress.imagery.readers.windows import open_scene
+from eocompress.imagery.tokenizer.standardise import standardise, streamed_stats
+
+PISA = "imagery/oscd-s2l1c/pisa/imgs_1"  # OSCD, Level-1C band files (10/20/60 m), 776 x 718 px
+
+
+@pytest.fixture(scope="module")
+def codec() -> LearnedCodec:
+    return LearnedCodec.load("default")
+
+
+@pytest.fixture(scope="module")
+def pisa(codec, data_root):
+    return read_scene(data_root / PISA, bands=codec.bands)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Force many analysis blocks (12 x 12 latent = 192 px) and scan strips of a few rows, on both paths."""
+    monkeypatch.setattr(learned_transforms, "BLOCK", 12)
+    monkeypatch.setattr(learned, "SCAN_PIXELS", 5000)
+
+
+def _pieces(x: np.ndarray, valid: np.ndarray | None, sizes: list[int]):
+    pix = x.reshape(x.shape[0], -1) if valid is None else x[:, valid]
+    cuts = np.cumsum([0, *sizes])
+    cuts = [int(c) for c in cuts if c < pix.shape[1]] + [pix.shape[1]]
+    return lambda: (pix[:, a:b] for a, b in itertools.pairwise(cuts))
+
+
+@pytest.mark.realdata
+def test_streamed_statistics_are_standardise_s_bit_for_bit(pisa):
+    """numpy's float32 mean/std replayed over pieces: the same means and scale, masked or not."""
+    x = pisa.data.astype(np.float32)
+    valid = np.all(pisa.data != 0, axis=0)
+    valid[::7, ::3] = False  # a mask with holes, as nodata makes
+    rng = np.random.default_rng(0)
+    sizes = [int(v) for v in rng.integers(1, 40_000, 200)]
+    _, means, scale = standardise(x, valid, list(range(1, 12)))
+    got_means, got_scale = streamed_stats(_pieces(x, valid, sizes), int(valid.sum()), 12, list(range(1, 12)))
+    assert np.array_equal(got_means, means) and got_scale == scale
+    _, means, scale = standardise(x, np.zeros(valid.shape, bool))  # no valid pixel: every pixel, pairwise sums
+    got_means, got_scale = streamed_stats(_pieces(x, None, sizes), x[0].size, 12, masked=False)
+    assert np.array_equal(got_means, means) and got_scale == scale
+
+
+@pytest.mark.realdata
+def test_streamed_encode_of_a_real_geotiff_is_byte_identical(codec, pisa, tmp_path, small_blocks):
+    """A real scene written as a stacked GeoTIFF: read windows (open_scene) == read whole (read_scene), same bytes."""
+    path = tmp_path / "pisa.tif"
+    crop = pisa.crop(100, 50, 420, 400)
+    profile = {"driver": "GTiff", "count": 12, "height": 420, "width": 400, "dtype": "uint16", "crs": crop.crs,
+               "transform": crop.transform, "tiled": True, "blockxsize": 256, "blockysize": 256}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(crop.data)
+        dst.descriptions = tuple(codec.bands)
+    whole = codec.encode_scene(read_scene(path), ratio=450)
+    with open_scene(path) as scene:
+        streamed = codec.encode_scene(scene, ratio=450)
+    assert streamed == whole
+    assert (learned_transforms.BLOCK, learned.SCAN_PIXELS) == (12, 5000)  # 4 blocks, 13-row strips: streamed
+
+
+@pytest.mark.realdata
+def test_nodata_and_constant_bands_stream_to_the_same_bytes(codec, pisa, small_blocks):
+    """Dead bands (0 and 7 DN) and a nodata corner: strips and blocks give the in-memory file, restored exactly."""
+    dn = pisa.data[:, :300, :280].copy()
+    dn[:, :40, :60] = 0  # nodata corner
+    dn[3] = 0  # a dead band at 0: nodata is then a 0 in a live band (a second pass over the strips)
+    dn[7][dn[0] != 0] = 7  # a dead band at 7 where there is data
+    whole = codec.encode(dn, quality=5)
+    notes = list(codec.last_notes)
+    streamed = codec.encode_windows(lambda r, c, h, w: dn[:, r : r + h, c : c + w], dn.shape, quality=5)
+    assert streamed == whole and codec.last_notes == notes and len(notes) == 2
+    back = codec.decode(streamed)
+    assert np.all(back[:, :40, :60] == 0) and np.all(back[3] == 0)
+    assert np.all(back[7][dn[0] != 0] == 7)
+
+
+def test_encode_reads_bounded_windows(codec, monkeypatch):
+    """Only strips are asked for: scan strips of SCAN_PIXELS, block rows of (BLOCK + 2 HALO) x 16 rows."""
+    monkeypatch.setattr(learned_transforms, "BLOCK", 8)
+    monkeypatch.setattr(learned, "SCAN_PIXELS", 20 * 336)
+    rng = np.random.default_rng(3)
+    dn = rng.integers(200, 3000, (12, 420, 336)).astype(np.uint16)
+    asked = []
+
+    def read(r, c, h, w):
+        asked.append(h * w)
+        return dn[:, r : r + h, c : c + w]
+
+    assert codec.encode_windows(read, dn.shape, quality=3) == codec.encode(dn, quality=3)
+    assert max(asked) <= (8 + 2 * learned_transforms.HALO) * 16 * 336 < dn[0].size
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("where", [PISA, "imagery/majortom-core-s2l2a/199U_1099R",
+                                   "imagery/eolearn-s2l1c-slovenia/ref_scene_0_13band_L1C.tif",
+                                   "imagery/hydro/patch_0.tif"])
+def test_windows_read_the_dns_read_scene_reads(data_root, where):
+    """Stacked files and 10/20 m band files: the same DNs; 60 m bands (GDAL's warp per window): within 1 DN."""
+    scene = read_scene(data_root / where)
+    h, w = scene.shape
+    with open_scene(data_root / where) as win:
+        assert (win.bands, win.shape, win.offset, win.crs) == (scene.bands, scene.shape, scene.offset, scene.crs)
+        for r, c, hh, ww in [(0, 0, h, w), (h // 3, w // 5, h // 2, w // 3), (h - 17, w - 23, 17, 23)]:
+            got = win.read(r, c, hh, ww).astype(np.int32)
+            ref = scene.data[:, r : r + hh, c : c + ww].astype(np.int32)
+            for i, band in enumerate(scene.bands):
+                if band in ("B01", "B09", "B10") and scene.meta.get("layout") == "band files":
+                    assert np.abs(got[i] - ref[i]).max() <= 1
+                else:
+                    assert np.array_equal(got[i], ref[i]), band
