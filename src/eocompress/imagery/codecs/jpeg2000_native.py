@@ -23,7 +23,7 @@ from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codecs.base import DEFAULT_BANDS, register, select_bands, target_size
 from eocompress.imagery.codecs.container import AnchorFile
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
-from eocompress.imagery.evaluation.fidelity import DATA_RANGE, reflectance_dn, spectral_angle_deg
+from eocompress.imagery.evaluation.fidelity import psnr_from_mse, reflectance_dn, spectral_angle_deg
 from eocompress.imagery.readers.bands import RESOLUTION_M
 from eocompress.imagery.readers.scenes import Scene
 
@@ -92,7 +92,7 @@ def native_psnr_sam(original_dn: np.ndarray, native_planes: list[np.ndarray], ba
         rec_up.append(d)
     if not mses:
         raise InputError("no valid pixel to measure at native resolution: the scene is all nodata; pick another")
-    psnr = float(10.0 * np.log10(DATA_RANGE**2 / max(float(np.mean(mses)), 1e-10)))
+    psnr = float(psnr_from_mse(float(np.mean(mses))))
     sam = spectral_angle_deg(reflectance_dn(from_native(ref_up, bands, h, w), offset),
                              reflectance_dn(from_native(rec_up, bands, h, w), offset), valid)
     return psnr, sam

@@ -45,11 +45,15 @@ def _check(original: np.ndarray, recon: np.ndarray, valid: np.ndarray | None) ->
     return valid
 
 
+def psnr_from_mse(mse: float | np.ndarray) -> float | np.ndarray:
+    """PSNR (dB) of a mean squared error on the reflectance x 10000 scale: ``10 log10(10000^2 / mse)``."""
+    return 10.0 * np.log10(DATA_RANGE**2 / np.maximum(mse, 1e-10))
+
+
 def psnr_db(original: np.ndarray, recon: np.ndarray, valid: np.ndarray | None = None) -> float:
     """PSNR (dB) pooled over every band and valid pixel, data range 10000, on reflectance-scale inputs."""
     valid = _check(original, recon, valid)
-    mse = float(np.mean((original[:, valid] - recon[:, valid]) ** 2))
-    return float(10.0 * np.log10(DATA_RANGE**2 / max(mse, 1e-10)))
+    return float(psnr_from_mse(float(np.mean((original[:, valid] - recon[:, valid]) ** 2))))
 
 
 def dn_psnr_sam(
@@ -93,7 +97,7 @@ def psnr_per_band(original: np.ndarray, recon: np.ndarray, valid: np.ndarray | N
     """PSNR (dB) per band, data range 10000, on reflectance-scale inputs (see :func:`reflectance_dn`)."""
     valid = _check(original, recon, valid)
     mse = np.array([np.mean((o[valid] - r[valid]) ** 2) for o, r in zip(original, recon, strict=True)])
-    return 10.0 * np.log10(DATA_RANGE**2 / np.maximum(mse, 1e-10))
+    return np.asarray(psnr_from_mse(mse))
 
 
 def rmse_per_band(original: np.ndarray, recon: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
