@@ -139,7 +139,7 @@ def _encode_learned(
     workers: int = 1, scheduler: str | None = None, offset: int | None = None, as_json: bool = False,
 ) -> None:
     """Learned codec: one scene to one file, or every scene of a folder (bad scenes reported, the rest done)."""
-    from eocompress.imagery.readers.scenes import read_scene
+    from eocompress.imagery.readers.windows import scene_for_encoding
 
     if ratio is None and quality is None:
         ratio = 450.0
@@ -178,12 +178,11 @@ def _encode_learned(
         return
     _refuse_existing(target, overwrite)
     codec = _learned(model, device)
-    with _no_georef_warning():
-        scene = read_scene(src, offset=offset)
-    if scene.crs is None or scene.transform is None:
-        log(f"warning: {src} has no georeference (CRS and transform): the token file and the GeoTIFF decoded "
-            "from it carry none either")
-    blob = codec.encode_scene(scene, ratio=ratio, quality=quality)
+    with _no_georef_warning(), scene_for_encoding(src, offset=offset) as scene:  # large scenes: streamed
+        if scene.crs is None or scene.transform is None:
+            log(f"warning: {src} has no georeference (CRS and transform): the token file and the GeoTIFF decoded "
+                "from it carry none either")
+        blob = codec.encode_scene(scene, ratio=ratio, quality=quality)
     for note in codec.last_notes:
         log(f"warning: {src}: {note}")
     path = codec.save(blob, target, overwrite=overwrite)

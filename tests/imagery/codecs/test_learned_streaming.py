@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import rasterio
 
+from _cli import run_cli
 from eocompress.imagery.codec import learned, learned_transforms
 from eocompress.imagery.codec.learned import LearnedCodec
+from eocompress.imagery.readers import windows
 from eocompress.imagery.readers.scenes import read_scene
 from eocompress.imagery.readers.windows import open_scene
 from eocompress.imagery.tokenizer.standardise import standardise, streamed_stats
@@ -124,3 +126,15 @@ def test_windows_read_the_dns_read_scene_reads(data_root, where):
                     assert np.abs(got[i] - ref[i]).max() <= 1
                 else:
                     assert np.array_equal(got[i], ref[i]), band
+
+
+@pytest.mark.realdata
+def test_cli_streams_large_scenes_to_the_same_file(data_root, tmp_path, capsys, monkeypatch):
+    """``imagery encode`` opens scenes above STREAM_PIXELS by windows: the token file is the one read whole."""
+    src = data_root / "imagery/hydro/patch_0.tif"  # a real stacked 12-band GeoTIFF
+    run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "whole.eotok"), "--ratio", "100"], capsys)
+    opened = []
+    monkeypatch.setattr(windows, "STREAM_PIXELS", 1000)
+    monkeypatch.setattr(windows, "open_scene", lambda *a, **k: opened.append(a) or open_scene(*a, **k))
+    run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "streamed.eotok"), "--ratio", "100"], capsys)
+    assert opened and (tmp_path / "streamed.eotok").read_bytes() == (tmp_path / "whole.eotok").read_bytes()

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from eocompress.errors import DataMissingError, EOCompressError
-from eocompress.imagery.readers.scenes import find_scenes, read_scene
+from eocompress.imagery.readers.scenes import find_scenes
+from eocompress.imagery.readers.windows import scene_for_encoding
 
 
 @dataclass
@@ -92,7 +93,8 @@ def encode_scene_file(source: str, target: str, model: str, ratio: float | None,
             note = f"{target} existed but does not verify: encoded again"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            blob = codec.encode_scene(read_scene(source, offset=offset), ratio=ratio, quality=quality)
+            with scene_for_encoding(source, offset=offset) as scene:  # large scenes: read by windows, streamed
+                blob = codec.encode_scene(scene, ratio=ratio, quality=quality)
         notes = [note, *codec.last_notes] if note else list(codec.last_notes)
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         codec.save(blob, target, overwrite=True)  # only a missing, damaged or --overwrite output gets here

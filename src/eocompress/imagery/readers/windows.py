@@ -11,15 +11,17 @@ bounded memory (:meth:`~eocompress.imagery.codec.learned.LearnedCodec.encode_sce
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 
-from eocompress.errors import DataMissingError, FileFormatError
+from eocompress.errors import DataMissingError, EOCompressError, FileFormatError
 from eocompress.imagery.readers.bands import (
     RESOLUTION_M,
     S2_BANDS,
@@ -31,6 +33,7 @@ from eocompress.imagery.readers.bands import (
 from eocompress.imagery.readers.discover import band_files, is_raster, product_folder
 from eocompress.imagery.readers.scenes import (
     _PIXEL_CRS,
+    Scene,
     _check_stacked,
     _folder_meta,
     _georeferenced,
@@ -39,7 +42,13 @@ from eocompress.imagery.readers.scenes import (
     _set_offset,
     _stacked_meta,
     _stacked_order,
+    read_scene,
+    scene_shape,
 )
+
+#: Scenes with more pixels than this (10 m grid) are encoded window by window by ``imagery encode`` and
+#: the folder runner (:func:`scene_for_encoding`); smaller ones are read whole, as they always were.
+STREAM_PIXELS = 2048 * 2048
 
 
 class SceneWindows:
@@ -122,6 +131,24 @@ def open_scene(
     except Exception:
         scene.close()
         raise
+
+
+@contextlib.contextmanager
+def scene_for_encoding(
+    path: str | os.PathLike, offset: int | None = None, stream_pixels: int | None = None
+) -> Iterator[Scene | SceneWindows]:
+    """The scene an encoder needs: read whole up to ``stream_pixels`` (default :data:`STREAM_PIXELS`), else opened
+    for windowed reads (closed on exit), so a 10980² tile never sits in memory."""
+    limit = STREAM_PIXELS if stream_pixels is None else stream_pixels
+    try:
+        height, width = scene_shape(path)
+    except EOCompressError:
+        height = width = 0  # read_scene says what is wrong, in its words
+    if height * width <= limit:
+        yield read_scene(path, offset=offset)
+        return
+    with open_scene(path, offset=offset) as scene:
+        yield scene
 
 
 def _enter(path: Path, keep: list[Any]) -> Any:
@@ -218,4 +245,4 @@ def _open_band_folder(path: Path) -> SceneWindows:
         raise
 
 
-__all__ = ["SceneWindows", "open_scene"]
+__all__ = ["STREAM_PIXELS", "SceneWindows", "open_scene", "scene_for_encoding"]
