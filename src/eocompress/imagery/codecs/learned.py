@@ -1,4 +1,8 @@
-"""Our learned codec behind the interface (what ``eocompress imagery encode`` writes), through its public methods."""
+"""Our learned codec behind the interface (what ``eocompress imagery encode`` writes), through its public methods.
+
+Registered as ``learned`` by :mod:`eocompress.imagery.codecs` with a factory that imports this module (and
+torch) only when the codec is asked for.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import numpy as np
 
 from eocompress.errors import InputError
 from eocompress.imagery.codec.learned import LearnedCodec
-from eocompress.imagery.codecs.base import DEFAULT_RATIO, register, select_bands, target_size
+from eocompress.imagery.codecs.base import DEFAULT_RATIO, select_bands, target_size
 from eocompress.imagery.readers.scenes import Scene
 
 
@@ -57,5 +61,3 @@ class LearnedSceneCodec:
                 "rate_control": "bisection on the quantisation step (whole file)",
                 "default_ratio": DEFAULT_RATIO if self.quality is None else None, "quality": self.quality}
 
-
-register("learned", LearnedSceneCodec)
