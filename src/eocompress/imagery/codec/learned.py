@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -39,7 +40,7 @@ from safetensors.torch import load_file
 from eocompress._atomic import atomic_path
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec import rate_control
-from eocompress.imagery.codec.learned_entropy import PriorTables
+from eocompress.imagery.codec.learned_entropy import PriorTables, entropy_model
 from eocompress.imagery.codec.learned_format import (
     LEVELS,
     MAGIC,
@@ -66,6 +67,7 @@ from eocompress.imagery.codec.pipeline import write_geotiff_windows
 from eocompress.imagery.codec.rate_control import QUALITY_LEVELS
 from eocompress.imagery.tokenizer.device import check_device
 from eocompress.imagery.tokenizer.fp_model import FactorizedPriorTokenizer, FPConfig
+from eocompress.imagery.tokenizer.fp_quantizers import QUANTIZER_CODES, QUANTIZERS
 from eocompress.imagery.tokenizer.standardise import apply_standardise, streamed_stats
 
 __all__ = [
@@ -123,7 +125,7 @@ class LearnedCodec:
     def entropy(self) -> PriorTables:
         """The prior's token tables and range coder (built on first use, then cached per step)."""
         if self._entropy is None:
-            self._entropy = PriorTables(self.model.prior)
+            self._entropy = entropy_model(self.model)
         return self._entropy
 
     # ---------------------------------------------------------------- public API
@@ -217,10 +219,14 @@ class LearnedCodec:
 
         def build(delta: float) -> bytes:
             head.delta = float(np.float32(delta))
-            tokens = np.rint(y / head.delta).astype(np.int32)
+            tokens = self.model.to_tokens(y, head.delta)
             head_bytes = head.to_bytes()
             return seal(head_bytes + self.entropy.encode(tokens, head.delta, head_bytes))
 
+        head.quantizer = QUANTIZER_CODES[self.config.quantizer]
+        if self.config.discrete:  # one rate: no step ladder, no step search
+            raw = len(self.bands) * head.height * head.width * 2
+            return _one_rate(build(1.0), ratio, raw, self.config.quantizer)
         if quality is not None:
             return build(self.delta_for_quality(quality))
         return rate_control.fit_ratio(build, ratio, (len(self.bands), height, width), len(head.to_bytes()),
@@ -240,6 +246,12 @@ class LearnedCodec:
                 f"{source} was made by model {head.model_id.hex()}, not this one ({self.model_id.hex()}); "
                 "decode it with the model that made it"
             )
+        if head.quantizer != QUANTIZER_CODES[self.config.quantizer]:
+            kind = QUANTIZERS[head.quantizer] if head.quantizer < len(QUANTIZERS) else f"code {head.quantizer}"
+            raise TokenStreamError(
+                f"{source} holds {kind} tokens, this model quantizes with {self.config.quantizer}; "
+                "decode it with the model that made it"
+            )
         check_memory(head, len(self.bands), self.config.latent, source)
         return head, pos
 
@@ -255,11 +267,12 @@ class LearnedCodec:
         """
         head, pos = self.read_header(blob, source)
         tokens = self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
+        lat, step = self.model.token_latent(tokens, head.delta)  # codebook lookup of a discrete quantizer
         if window is None:
-            z = synthesis(self.model, tokens, head.delta, head.height, head.width, len(self.bands))
+            z = synthesis(self.model, lat, step, head.height, head.width, len(self.bands))
             return self._to_dn(z, head, (0, 0, head.height, head.width))
         window = _check_window(window, head.height, head.width, source)
-        return self._to_dn(synthesis_window(self.model, tokens, head.delta, window, len(self.bands)), head, window)
+        return self._to_dn(synthesis_window(self.model, lat, step, window, len(self.bands)), head, window)
 
     def _to_dn(self, z: np.ndarray, head: Header, window: tuple[int, int, int, int]) -> np.ndarray:
         """uint16 DNs of the standardised pixels ``z`` of ``window``: de-standardised, constants and nodata restored."""
@@ -284,9 +297,10 @@ class LearnedCodec:
         """
         head, pos = self.read_header(blob, source)
         tokens = self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
+        lat, step = self.model.token_latent(tokens, head.delta)
 
         def windows() -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
-            for win, z in synthesis_blocks(self.model, tokens, head.delta, head.height, head.width, len(self.bands)):
+            for win, z in synthesis_blocks(self.model, lat, step, head.height, head.width, len(self.bands)):
                 yield win, self._to_dn(z, head, win)
 
         return write_geotiff_windows(path, (len(self.bands), head.height, head.width), self.header_meta(head),
@@ -355,9 +369,23 @@ class LearnedCodec:
         return -(-self.entropy.fixed_length_bits(head.delta) * rows * cols // 8)
 
     def tokens(self, blob: bytes, source: str = "token file") -> np.ndarray:
-        """The integer tokens (M, H/16, W/16) of a file: FSQ-style codebook indices per channel."""
+        """The integer tokens of a file as coded: (M, H/16, W/16) signed steps, or (groups, H/16, W/16) indices."""
         head, pos = self.read_header(blob, source)
         return self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
+
+    def token_indices(self, blob: bytes, source: str = "token file") -> tuple[np.ndarray, list[int]]:
+        """Codebook indices a token model consumes: int32 (H/16, W/16, groups) and each group's vocabulary size.
+
+        A discrete quantizer's indices are its codebook entries (``0..K-1``; FSQ 8-8-8-6-5: K = 15,360);
+        the scalar model's are each channel's alphabet position at the file's step (``0..size-1``).
+        """
+        head, pos = self.read_header(blob, source)
+        tokens = self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
+        tables = self.entropy.tables(head.delta)
+        lows = np.array([lo for lo, _ in tables], np.int64)[:, None, None]
+        sizes = [int(p.size) for _, p in tables]
+        idx = np.clip(tokens - lows, 0, np.array(sizes)[:, None, None] - 1)  # the coder clips the same way
+        return np.ascontiguousarray(idx.transpose(1, 2, 0)).astype(np.int32), sizes
 
 
 #: Pixels per row strip of the encoder's scan pass (12 bands: ~25 MB of uint16 a strip).
@@ -443,3 +471,16 @@ def _check_window(
     return r, c, h, w
 
 
+def _one_rate(blob: bytes, ratio: float | None, raw: int, quantizer: str) -> bytes:
+    """``blob`` when it meets ``ratio`` (None: any size); a discrete quantizer has one rate, so one line otherwise."""
+    if ratio is None:
+        return blob
+    if not (math.isfinite(ratio) and ratio > 1):
+        raise InputError(f"ratio must be a number > 1 (e.g. 450), got {ratio}")
+    if len(blob) > raw / ratio:
+        reached = math.floor(raw / len(blob) * 10) / 10
+        raise InputError(
+            f"{ratio:g}x cannot be reached: this model's {quantizer} quantizer has one rate, {reached:g}x for this "
+            f"scene; ask for --ratio {reached:g} or less, or use a model with the scalar quantizer (a rate ladder)"
+        )
+    return blob

@@ -4,6 +4,10 @@ The prior (a per-channel mixture of logistics, the model's ``prior`` module) is 
 table per latent channel at quantisation step ``delta``; ``constriction``'s range coder codes every
 channel's tokens with its table. Tables are computed in float64 on the CPU (wherever the model runs), so
 a file coded on a GPU decodes on a CPU and back, bit-exactly.
+
+A model with a discrete quantizer (FSQ, VQ, GSQ, ...; version-3 files) has a learned categorical per
+token group instead: :class:`CategoricalTables` gives one table per group over its codebook indices and
+the same coder codes them, group-major. :func:`entropy_model` picks the one a model needs.
 """
 
 from __future__ import annotations
@@ -100,3 +104,23 @@ class PriorTables:
         except Exception as exc:
             raise TokenStreamError(f"{source}: token payload is damaged ({exc})") from exc
         return np.stack(out).reshape(-1, *shape).astype(np.int32)
+
+
+class CategoricalTables(PriorTables):
+    """Token tables of a discrete quantizer's learned categorical (one per group over ``0..K-1``); same coder."""
+
+    def __init__(self, prior: Any) -> None:
+        probs = prior.probabilities()  # (G, K) float64, computed on the CPU
+        self._tables: list[Table] = [(0, np.maximum(p, 1e-12)) for p in probs]
+        self._cache = {}
+
+    def tables(self, delta: float) -> list[Table]:
+        """Per group: (0, probability of every codebook index); ``delta`` plays no part (one rate)."""
+        return self._tables
+
+
+def entropy_model(model: Any) -> PriorTables:
+    """The token tables and coder of a learned-codec model: per-channel steps, or per-group categoricals."""
+    if getattr(model, "quantizer", None) is not None:
+        return CategoricalTables(model.prior)
+    return PriorTables(model.prior)

@@ -1,4 +1,4 @@
-"""The learned codec's token-file format: the header (versions 1 and 2), its bounds checks and the CRC.
+"""The learned codec's token-file format: the header (versions 1 to 3), its bounds checks and the CRC.
 
 File layout (little-endian), 48 bytes + georeference (~36 bytes) + payload + CRC32::
 
@@ -6,6 +6,11 @@ File layout (little-endian), 48 bytes + georeference (~36 bytes) + payload + CRC
     scale u16 | 12 band means u16 | offset u16 | offset known + level u8 |
     [constant bands: count u8 + count x (band u8, value u16)] | [epsg u32 | transform 4 x f64] |
     [mask: u32 length + zlib] | payload (range-coded tokens, channel-major) | crc32 of everything before
+
+Version 3 (written only by models with a discrete quantizer: FSQ, VQ, GSQ, ...) adds one byte after the
+offset byte, the quantizer code (``fp_quantizers.QUANTIZER_CODES``), and its payload holds ``groups``
+codebook indices per token position; the step field is 1. The default scalar model still writes version 2,
+byte for byte as before.
 
 Version 1 files (no offset fields; their means had the offset removed) still decode as they did:
 reflectance x 10000 without the offset, the offset they dropped unknown. Nothing here knows the model
@@ -27,8 +32,10 @@ from eocompress.errors import FileFormatError
 
 MAGIC = b"EOT2"
 VERSION = 2
+#: Version written by models with a discrete quantizer (a quantizer byte after the offset byte).
+VERSION_DISCRETE = 3
 #: Versions this code reads (1: before the offset fields; decoded without the offset, as then).
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 _F_GEO, _F_MASK, _F_AFFINE6, _F_WKT, _F_CONST = 1, 2, 4, 8, 16
 #: Processing level codes in the header (bits 1-2 of the offset byte).
 LEVELS = {0: None, 1: "Level-1C", 2: "Level-2A"}
@@ -96,9 +103,10 @@ class Header:
     level: str | None = None  # "Level-1C" / "Level-2A" when known: picks the GeoTIFF offset tag
     constants: dict[int, int] | None = None  # band index -> value of bands constant over the scene
     version: int = VERSION
+    quantizer: int = 0  # fp_quantizers.QUANTIZER_CODES: 0 = scalar (versions 1, 2), else version 3
 
     def to_bytes(self) -> bytes:
-        """The header as written by this version (always the newest format)."""
+        """The header as this version writes it: version 2 for the scalar quantizer, 3 for a discrete one."""
         flags = 0
         const = b""
         if self.constants:
@@ -114,11 +122,14 @@ class Header:
             flags |= _F_MASK
             packed = zlib.compress(np.packbits(self.valid.astype(bool)).tobytes(), 9)
             mask = struct.pack("<I", len(packed)) + packed
-        head = MAGIC + struct.pack("<BB", VERSION, flags) + self.model_id[:4]
+        version = VERSION_DISCRETE if self.quantizer else VERSION
+        head = MAGIC + struct.pack("<BB", version, flags) + self.model_id[:4]
         head += struct.pack("<IIfH", self.height, self.width, self.delta, self.scale)
         head += self.means.astype("<u2").tobytes()
         level = {v: k for k, v in LEVELS.items()}.get(self.level, 0)
         head += struct.pack("<HB", int(self.offset), int(bool(self.offset_known)) | level << 1)
+        if self.quantizer:
+            head += struct.pack("<B", int(self.quantizer))
         return head + const + geo + mask
 
     @classmethod
@@ -143,13 +154,18 @@ class Header:
             pos = 24
             means = np.frombuffer(data, "<u2", bands, pos).astype(np.uint16)
             pos += 2 * bands
-            offset, offset_known, level, constants = 0, False, None, None
+            offset, offset_known, level, constants, quantizer = 0, False, None, None, 0
             if version >= 2:
                 offset, info = struct.unpack_from("<HB", data, pos)
                 pos += 3
                 offset_known, level = bool(info & 1), LEVELS.get(info >> 1 & 3)
                 if info >> 3:
                     raise TokenStreamError(f"{source}: header has unknown offset bits ({info:#x})")
+            if version >= 3:
+                (quantizer,) = struct.unpack_from("<B", data, pos)
+                pos += 1
+                if quantizer == 0:
+                    raise TokenStreamError(f"{source}: version-3 header names no discrete quantizer (code 0)")
             if flags & _F_CONST:
                 (n,) = struct.unpack_from("<B", data, pos)
                 constants = {}
@@ -177,7 +193,7 @@ class Header:
         if not (math.isfinite(delta) and delta > 0) or scale == 0:
             raise TokenStreamError(f"{source}: header holds impossible values ({h}x{w}, step {delta}, scale {scale})")
         return cls(h, w, float(delta), int(scale), means, model_id, epsg, wkt, transform, valid, int(offset),
-                   offset_known, level, constants, version), pos
+                   offset_known, level, constants, version, quantizer), pos
 
 
 def is_learned_token_file(path: str | os.PathLike) -> bool:

@@ -6,15 +6,28 @@ network; a GDN conv encoder maps 12 bands to ``latent`` channels at 1/16 resolut
 is scalar-quantised with a step ``delta`` (the rate knob: one model, a ladder of rates) to integer
 tokens; a per-channel learned density (mixture of logistics) gives each token's probability for the
 range coder and the rate term of training.
+
+``quantizer`` other than ``scalar`` puts one of the poster's discrete quantizers (:mod:`fp_quantizers`:
+FSQ, VQ, decomposed VQ, GSQ, RVQ) on the same latent: tokens are then ``groups`` codebook indices per
+position, coded with a learned categorical per group, and the model has one rate (no ``delta`` ladder).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from eocompress.imagery.tokenizer.fp_quantizers import (
+    QUANTIZERS,
+    TERRAMIND_LEVELS,
+    CategoricalPrior,
+    DiscreteQuantizer,
+    build_quantizer,
+)
 
 #: Smallest probability a token may get (keeps -log2 p finite and the coder's tables valid).
 P_MIN = 1e-9
@@ -43,6 +56,18 @@ class FPConfig:
     seed: int = 0
     kind: str = "fp"
     data: dict = field(default_factory=dict)
+    #: ``scalar`` (step ``delta`` per channel, the shipped model) or a discrete quantizer of :mod:`fp_quantizers`.
+    quantizer: str = "scalar"
+    #: Discrete quantizers: tokens per position (groups; RVQ stages), codebook entries and code dimension
+    #: (vq/dvq/gsq/rvq), FSQ levels per group (TerraMind's 8-8-8-6-5 by default).
+    groups: int = 8
+    codebook: int = 1024
+    codebook_dim: int = 16
+    levels: list[int] = field(default_factory=lambda: list(TERRAMIND_LEVELS))
+
+    def __post_init__(self) -> None:
+        if self.quantizer not in QUANTIZERS:
+            raise ValueError(f"unknown quantizer {self.quantizer!r}; choose one of {', '.join(QUANTIZERS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,6 +80,11 @@ class FPConfig:
     @property
     def downsample(self) -> int:
         return 16
+
+    @property
+    def discrete(self) -> bool:
+        """True when the latent is coded as codebook indices (any quantizer but ``scalar``)."""
+        return self.quantizer != "scalar"
 
 
 class GDN(nn.Module):
@@ -117,11 +147,21 @@ class FactorizedPriorTokenizer(nn.Module):
             _deconv(m, n3), GDN(n3, True), _deconv(n3, n2), GDN(n2, True), _deconv(n2, n1), GDN(n1, True),
             _deconv(n1, c),
         )
-        self.prior = LogisticMixtureDensity(m, cfg.mixtures)
+        self.quantizer: DiscreteQuantizer | None = None
+        #: Auxiliary (codebook + commitment) loss of the last training pass of a discrete quantizer.
+        self.aux_loss = torch.zeros(())
+        if cfg.discrete:
+            self.quantizer = build_quantizer(cfg.quantizer, m, cfg.groups, cfg.codebook, cfg.codebook_dim, cfg.levels)
+            self.prior = CategoricalPrior(self.quantizer.groups, self.quantizer.codebook_size)
+        else:
+            self.prior = LogisticMixtureDensity(m, cfg.mixtures)
 
     def forward(self, x: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass on standardised tiles: (reconstruction, bits per element of the latent)."""
         y = self.analysis(x)
+        if self.quantizer is not None:
+            y_hat, idx, self.aux_loss = self.quantizer(y)
+            return self.synthesis(y_hat), self.prior.bits(idx)
         d = delta.view(-1, 1, 1, 1)
         noisy = y + d * (torch.rand_like(y) - 0.5)
         # straight-through rounding for the decoder (better than noise at low rates), noise for the rate
@@ -132,10 +172,26 @@ class FactorizedPriorTokenizer(nn.Module):
 
     @torch.no_grad()
     def tokens(self, x: torch.Tensor, delta: float) -> torch.Tensor:
-        """Integer tokens (B, M, H/16, W/16) of standardised input."""
+        """Integer tokens of standardised input: (B, M, H/16, W/16) steps, or (B, groups, H/16, W/16) indices."""
+        if self.quantizer is not None:
+            return self.quantizer(self.analysis(x))[1].to(torch.int32)
         return torch.round(self.analysis(x) / delta).to(torch.int32)
 
     @torch.no_grad()
     def reconstruct(self, tokens: torch.Tensor, delta: float) -> torch.Tensor:
         """Standardised reconstruction from integer tokens."""
+        if self.quantizer is not None:
+            return self.synthesis(self.quantizer.lookup(tokens))
         return self.synthesis(tokens.to(torch.float32) * delta)
+
+    def to_tokens(self, y: np.ndarray, delta: float) -> np.ndarray:
+        """Integer tokens (int32) of a scene's latent (M, h, w) from :func:`analysis`: steps or codebook indices."""
+        if self.quantizer is not None:
+            return self.quantizer.indices_np(y, next(self.parameters()).device)
+        return np.rint(y / delta).astype(np.int32)
+
+    def token_latent(self, tokens: np.ndarray, delta: float) -> tuple[np.ndarray, float]:
+        """(array, step) whose product is the synthesis' latent: (tokens, delta), or (looked-up codes, 1)."""
+        if self.quantizer is not None:
+            return self.quantizer.latent_np(tokens, next(self.parameters()).device), 1.0
+        return tokens, delta

@@ -44,10 +44,14 @@ CACHE_FILE = "train_cache.npz"
 SETTINGS_FILE = "settings.json"
 #: What a run writes into its folder (``--overwrite`` removes only these).
 OWN_FILES = (CONFIG_FILE, WEIGHTS_FILE, CACHE_FILE, "checkpoints", "logs")
-_ARCH_KEYS = ("bands", "channels", "latent", "mixtures")
+_ARCH_KEYS = ("bands", "channels", "latent", "mixtures", "quantizer", "groups", "codebook", "codebook_dim",
+              "levels")
 #: Fixed crops (and steps) exports are compared on: far from the training crops' indices, same seed.
 _EVAL_CROPS, _EVAL_START, _EVAL_DELTAS = 16, 2**40, 4
 METRIC = "rd_loss_fixed_crops"
+#: Learning-rate factor of a discrete quantizer's categorical prior: Adam moves a logit by about the learning
+#: rate a step, and a codebook's log-probabilities must move by several units within a short run.
+PRIOR_LR_SCALE = 30.0
 
 
 class TrainingDivergedError(EOCompressError):
@@ -95,11 +99,9 @@ class FPModule(L.LightningModule):
         cfg = self.cfg
         lo, hi = math.log(cfg.delta_min), math.log(cfg.delta_max)
         delta = torch.exp(torch.empty(batch.shape[0], device=batch.device).uniform_(lo, hi))
-        recon, bits = self.model(batch, delta)
-        pixels = batch.shape[-1] * batch.shape[-2]
-        bpp = bits.sum(dim=(1, 2, 3)) / pixels
-        mse = ((recon - batch) ** 2).mean(dim=(1, 2, 3))
-        loss = (bpp + cfg.lmbda / delta**2 * mse).mean()
+        if cfg.discrete:  # one rate: no step to sample
+            delta = torch.ones_like(delta)
+        loss, bpp, mse = rd_loss(self.model, cfg, batch, delta)
         self.log_dict({"loss": loss, "bpp": bpp.mean(), "mse": mse.mean()}, prog_bar=True)
         if not torch.isfinite(loss):
             raise TrainingDivergedError(
@@ -109,7 +111,10 @@ class FPModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.parameters(), lr=self.cfg.lr)
+        prior = list(self.model.prior.parameters()) if self.cfg.discrete else []
+        rest = [p for p in self.parameters() if all(p is not q for q in prior)]
+        groups = [{"params": rest}] + ([{"params": prior, "lr": self.cfg.lr * PRIOR_LR_SCALE}] if prior else [])
+        opt = torch.optim.Adam(groups, lr=self.cfg.lr)
         total = self.cfg.steps
 
         def schedule(step: int) -> float:  # constant, then cosine down to 2 % over the last 40 %
@@ -123,14 +128,32 @@ class FPModule(L.LightningModule):
                                                    "interval": "step"}}
 
 
+def rd_loss(
+    model: FactorizedPriorTokenizer, cfg: FPConfig, batch: torch.Tensor, delta: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, bits per pixel, MSE) of a batch: bpp + lambda / delta^2 x MSE, plus lambda x the codebook loss.
+
+    The codebook (+ commitment) loss is zero for ``scalar`` and ``fsq``; discrete quantizers train with delta = 1.
+    """
+    recon, bits = model(batch, delta)
+    bpp = bits.sum(dim=(1, 2, 3)) / (batch.shape[-1] * batch.shape[-2])
+    mse = ((recon - batch) ** 2).mean(dim=(1, 2, 3))
+    loss = (bpp + cfg.lmbda / delta**2 * mse).mean()
+    if cfg.discrete:
+        loss = loss + cfg.lmbda * model.aux_loss
+    return loss, bpp, mse
+
+
 def _architecture(cfg: FPConfig) -> dict[str, Any]:
     return json.loads(json.dumps({k: getattr(cfg, k) for k in _ARCH_KEYS}))
 
 
 def _arch_diff(saved: dict[str, Any], cfg: FPConfig) -> str:
     """``latent 8 -> 16; …`` for every architecture setting that differs ('' when none does)."""
-    wanted = _architecture(cfg)
-    return "; ".join(f"{k} {saved.get(k)!r} -> {wanted[k]!r}" for k in _ARCH_KEYS if saved.get(k) != wanted[k])
+    wanted, default = _architecture(cfg), _architecture(FPConfig())  # keys a run of an older version lacks
+    keys = _ARCH_KEYS if cfg.discrete or saved.get("quantizer", "scalar") != "scalar" else _ARCH_KEYS[:4]
+    got = {k: saved.get(k, default[k]) for k in keys}
+    return "; ".join(f"{k} {got[k]!r} -> {wanted[k]!r}" for k in keys if got[k] != wanted[k])
 
 
 def _misfit(weights: dict[str, torch.Tensor], cfg: FPConfig, prefix: str = "") -> str | None:
@@ -231,11 +254,9 @@ def fixed_crops_loss(model: FactorizedPriorTokenizer, cfg: FPConfig, crops: torc
     with torch.random.fork_rng(devices=[crops.device.index or 0] if cuda else []):
         torch.manual_seed(0)
         for t in torch.linspace(0, 1, _EVAL_DELTAS).tolist():
-            delta = torch.full((crops.shape[0],), math.exp(lo + t * (hi - lo)), device=crops.device)
-            recon, bits = model(crops, delta)
-            bpp = bits.sum(dim=(1, 2, 3)) / (crops.shape[-1] * crops.shape[-2])
-            mse = ((recon - crops) ** 2).mean(dim=(1, 2, 3))
-            total += float((bpp + cfg.lmbda / delta**2 * mse).mean())
+            delta = torch.full((crops.shape[0],), 1.0 if cfg.discrete else math.exp(lo + t * (hi - lo)),
+                               device=crops.device)
+            total += float(rd_loss(model, cfg, crops, delta)[0])
     model.train(was_training)
     return total / _EVAL_DELTAS
 
@@ -280,13 +301,14 @@ def _no_log(message: str) -> None:
 def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resume: bool = True,
           export_every: int = 250, threads: int | None = None, init_from: str | os.PathLike | None = None,
           progress: bool = False, checkpoint_every: int | None = None,
-          log: Callable[[str], None] = _no_log) -> FPTrainResult:
+          log: Callable[[str], None] = _no_log, max_wall_s: float | None = None) -> FPTrainResult:
     """Train (or resume) into ``out``: ``checkpoints/last.ckpt`` plus the exported model folder.
 
     ``resume``: continue from the newest checkpoint in ``out`` at its step (a fresh start when there is none);
     when it is already at ``cfg.steps`` or beyond, nothing is trained (``trained`` False, ``note`` says why).
     ``init_from``: a model folder whose weights start a new run (same architecture; fresh optimizer
     and schedule) — how a short run is continued with a new learning-rate schedule.
+    ``max_wall_s``: stop (checkpoint and export) after this many seconds of this call, whatever the step.
     """
     out = Path(out)
     checkpoint_every = export_every if checkpoint_every is None else checkpoint_every
@@ -332,6 +354,7 @@ def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resum
     with quiet_lightning():
         trainer = L.Trainer(
             max_steps=cfg.steps,
+            max_time={"seconds": max_wall_s} if max_wall_s else None,
             accelerator="auto",
             devices=1,
             logger=CSVLogger(str(out), name="logs"),
