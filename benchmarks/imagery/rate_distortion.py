@@ -248,7 +248,7 @@ def targets(recs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
                     f"{len(capped)} scenes stop short (largest file we make)" + (f": {', '.join(capped[:6])}"
                                                                                  if capped else "")))
     span = f"1/{rungs[0]} … 1/{rungs[-1]}" if rungs else "no rung"
-    out.append((f"RD curve above JPEG 2000's on every held-out scene, {span}", _status(not below),
+    out.append((f"above JPEG 2000 at our bytes, every rung ({span}), every scene", _status(not below),
                 f"below JPEG 2000 at {len(below)} scene-rungs" + (f": {', '.join(below[:6])}" if below else "")))
     for ratio in TABLE_RATIOS:
         worse = []
