@@ -28,7 +28,7 @@ def _rec(ours: dict[int, tuple[int, float]], anchor: dict[int, tuple[int, float]
     res = {str(q): {"ours": {"bytes": b, "psnr_db": p, "sam_deg": 1.0},
                     "jpeg2000": {"bytes": anchor[q][0], "psnr_db": anchor[q][1], "sam_deg": 2.0}}
            for q, (b, p) in ours.items()}
-    return {"label": "x", "kind": "desert", "seen": seen, "results": res}
+    return {"label": "x", "kind": "desert", "seen": seen, "raw_bytes": 200 * 4000, "results": res}
 
 
 def test_bytes_the_anchor_needs_interpolates_in_log_bytes_and_says_when_it_is_a_bound() -> None:
@@ -51,9 +51,15 @@ def test_targets_ignore_seen_scenes_and_report_a_loss() -> None:
     anchor = {200: (4000, 42.0), 450: (2000, 36.0), 1000: (1000, 30.0)}
     losing = _rec({200: (4000, 41.0), 450: (2000, 35.0), 1000: (1000, 29.0)}, anchor)
     winning = _rec({200: (4000, 45.0), 450: (2000, 39.0), 1000: (1000, 36.0)}, anchor, seen=True)
-    first = rd.targets([losing, winning])[0]
-    assert first[1] == "**not met**" and "3 scene-rungs" in first[2]
-    assert rd.targets([winning])[0][2].startswith("below JPEG 2000 at 0")  # nothing unseen: nothing judged
+    got = {name.split(",")[0]: (status, why) for name, status, why in rd.targets([losing, winning])}
+    assert got["above JPEG 2000 at our bytes"][0] == "**not met**"
+    assert "3 scene-rungs" in got["above JPEG 2000 at our bytes"][1]
+    assert got["no ceiling: our ladder reaches 1/200 on every scene"][0] == "met"
+    capped = _rec({200: (2000, 39.0), 450: (1500, 38.0), 1000: (1000, 36.0)}, anchor)  # asked 1/200, made 1/400
+    got = {name.split(",")[0]: status for name, status, _ in rd.targets([capped])}
+    assert got["no ceiling: our ladder reaches 1/200 on every scene"] == "**not met**"
+    nothing = {name.split(",")[0]: why for name, _, why in rd.targets([winning])}  # nothing unseen: nothing judged
+    assert nothing["above JPEG 2000 at our bytes"].startswith("below JPEG 2000 at 0")
 
 
 def test_suite_holds_every_hard_kind_and_flags_what_the_shipped_model_trained_on(data_root) -> None:
