@@ -1,4 +1,4 @@
-"""CLI commands: ``eocompress imagery encode | decode | evaluate | info`` (registered on the shared app).
+"""CLI commands: ``eocompress imagery encode | decode | evaluate | info | tokens`` (registered on the shared app).
 
 Shared grammar (:mod:`eocompress.cli.options`): inputs positional, ``-o/--out`` for what is written (the
 positional OUT of ``encode``/``decode`` still works), ``--overwrite`` off, ``--workers``/``--scheduler``
@@ -289,6 +289,36 @@ def info(
     for key, value in report.items():
         table.add_row(key, str(value))
     console.print(table)
+
+
+@imagery_app.command("tokens")
+def tokens(
+    src: Path = typer.Argument(..., help="Token file (.eotok) from `imagery encode`."),
+    out: Path | None = OUT,
+    model: str = MODEL,
+    overwrite: bool = OVERWRITE,
+    as_json: bool = JSON,
+) -> None:
+    """Export a token file's codebook indices as .npy int32 (H/16, W/16, groups): the input of a token model."""
+    import numpy as np
+
+    from eocompress._atomic import atomic_path
+
+    target = resolve_out(None, out)
+    if target.suffix.lower() != ".npy":
+        raise InputError(f"-o {target}: tokens are written as a NumPy array; give a .npy path")
+    _refuse_existing(target, overwrite)
+    codec = _learned(model, "cpu")
+    idx, sizes = codec.token_indices(_read_token_file(src), str(src))
+    with atomic_path(target, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, idx)
+    report = {"source": str(src), "out": str(target), "shape": list(idx.shape), "dtype": "int32",
+              "quantizer": codec.config.quantizer, "vocabulary": sizes[0] if len(set(sizes)) == 1 else sizes}
+    if as_json:
+        print_json(report)
+    else:
+        console.print(f"{src} -> {target}: tokens {' x '.join(map(str, idx.shape))} int32 ({codec.config.quantizer}, "
+                      f"vocabulary {report['vocabulary']})", highlight=False, soft_wrap=True)
 
 
 @imagery_app.command("evaluate")

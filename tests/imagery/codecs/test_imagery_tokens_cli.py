@@ -1,0 +1,49 @@
+"""``eocompress imagery tokens``: a token file's codebook indices as a .npy array a token model consumes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from _cli import run_cli
+from eocompress.imagery.codec.learned import LearnedCodec
+from eocompress.imagery.places import held_out_scenes
+from eocompress.imagery.readers.scenes import read_scene
+
+
+@pytest.fixture(scope="module")
+def token_file(data_root, tmp_path_factory):
+    """A real held-out L2A scene (264 x 264) encoded by the shipped model at 450x."""
+    codec = LearnedCodec.load("default")
+    scene = read_scene(held_out_scenes(data_root / "imagery")["l2a_264"][0], bands=codec.bands)
+    path = tmp_path_factory.mktemp("tok") / "scene.eotok"
+    codec.save(codec.encode_scene(scene, ratio=450), path)
+    return codec, path
+
+
+def test_tokens_cli_writes_the_indices_of_the_api(token_file, tmp_path, capsys):
+    codec, path = token_file
+    out = tmp_path / "t.npy"
+    run = run_cli(["imagery", "tokens", str(path), "-o", str(out), "--json"], capsys)
+    assert run.code == 0, run.text
+    report = json.loads(run.out)
+    idx = np.load(out)
+    expected, sizes = codec.token_indices(path.read_bytes())
+    assert idx.dtype == np.int32 and idx.shape == (17, 17, codec.config.latent) == tuple(report["shape"])
+    assert np.array_equal(idx, expected)
+    assert (idx >= 0).all() and (idx < np.array(sizes)).all()
+    assert report["quantizer"] == "scalar"
+
+
+def test_tokens_cli_refuses_existing_output_and_wrong_suffix(token_file, tmp_path, capsys):
+    _, path = token_file
+    out = tmp_path / "t.npy"
+    out.write_bytes(b"keep")
+    run = run_cli(["imagery", "tokens", str(path), "-o", str(out)], capsys)
+    assert run.code != 0 and "--overwrite" in run.text and out.read_bytes() == b"keep"
+    run = run_cli(["imagery", "tokens", str(path), "-o", str(tmp_path / "t.csv")], capsys)
+    assert run.code != 0 and ".npy" in run.text
+    assert run_cli(["imagery", "tokens", str(path), "-o", str(out), "--overwrite"], capsys).code == 0
+    assert np.load(out).dtype == np.int32
