@@ -3,10 +3,12 @@
 The same cells (the real Major-TOM Core-S2L2A cells of ``$EOCOMPRESS_DATA/imagery/majortom-core-s2l2a``,
 full 1068² size, listed ``--repeat`` times to make an epoch longer) stored four ways:
 
-(a) token archive: ``imagery encode SHARD.parquet`` at ``--ratio`` (GeoParquet, learned tokens), served
-    by :class:`~eocompress.imagery.archives.dataset.TokenArchiveDataset` (tokens entropy-decoded, the
-    synthesis run only on the crop's latent window + its reach: ``LearnedCodec.decode(window=...)``);
-    also its ``mode="tokens"`` (token indices, no synthesis) for reference;
+(a) token archive: ``imagery encode SHARD.parquet`` at ``--ratio`` (GeoParquet, learned tokens + the
+    cloud mask), served by :class:`~eocompress.imagery.archives.dataset.TokenArchiveDataset` (one codec
+    per DataLoader worker; tokens entropy-decoded, the synthesis run only on the crop's latent window +
+    its reach: ``LearnedCodec.decode(window=...)``); crops anywhere, and crops on the 16-px token grid
+    (``crop_stride=16``: one latent row and column less to synthesise); also its ``mode="tokens"``
+    (token indices, no synthesis) for reference;
 (b) uint16 GeoTIFF, 12 bands on the 10 m grid, DEFLATE + predictor 2, 256 px tiles, one file per cell:
     a **windowed read** of the crop (only the tiles it touches);
 (c) the Major-TOM shard as distributed (band GeoTIFFs at native resolution in Parquet): the row is read,
@@ -15,8 +17,12 @@ full 1068² size, listed ``--repeat`` times to make an epoch longer) stored four
 
 Each loader yields the same sample: float32 reflectance (12, crop, crop), offset removed, random crop
 from a seeded generator. Timed: the second of two epochs with persistent workers (worker start and model
-load excluded), 1 and 2 workers, batch size 1. Bytes read per sample: token bytes (a), compressed bytes
-of the tiles the window touches (b), the row's band bytes (c), the codestream (d).
+load excluded), 1 and 2 workers, batch size 1. Bytes read per sample: token + cloud-mask bytes (a),
+compressed bytes of the tiles the window touches (b), the row's band and mask bytes (c), the codestream (d).
+
+Where a token-archive sample's time goes (``--breakdown N``, in this process on one torch thread, the
+codec's own steps timed by wrapping them): Parquet row read, header + CRC, range decoding of the
+cell's tokens, synthesis of the crop's latent window, DN conversion, and the rest (reflectance, mask).
 
     nice -n 10 .venv/bin/python benchmarks/imagery/io_loader.py --repeat 2 --out /tmp/io_loader.json
 
@@ -135,8 +141,8 @@ class J2kLoader(_Loader):
 class TokenLoader(Dataset):
     """(a) the token archive through TokenArchiveDataset, with the token bytes of each sample."""
 
-    def __init__(self, archive: Path, sizes: list[int], crop: int, mode: str) -> None:
-        self.ds = TokenArchiveDataset(archive, mode=mode, crop=crop)
+    def __init__(self, archive: Path, sizes: list[int], crop: int, mode: str, crop_stride: int = 1) -> None:
+        self.ds = TokenArchiveDataset(archive, mode=mode, crop=crop, crop_stride=crop_stride)
         self.sizes = sizes
 
     def __len__(self) -> int:
@@ -164,8 +170,9 @@ def build(work: Path, data: Path, repeat: int, ratio: float) -> dict[str, Any]:
     mt.write_shard(rows, shard)
     archive = work / "tokens.parquet"
     rep = mt.encode_shard(shard, archive, codec, ratio=ratio)
-    recs = list(mt.iter_archive(archive, columns=["tokens", "offset"]))
-    sizes = [len(r["tokens"]) for r in recs]
+    recs = list(mt.iter_archive(archive, columns=["tokens", "cloud_mask", "offset"]))
+    sizes = [len(r["tokens"]) + len(r["cloud_mask"] or b"") for r in recs]
+    tokens = [len(r["tokens"]) for r in recs]
     offsets = [int(r["offset"]) for r in recs]
     tifs, j2ks, raw = [], [], 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -180,14 +187,14 @@ def build(work: Path, data: Path, repeat: int, ratio: float) -> dict[str, Any]:
             with rasterio.open(tif, "w", **profile) as dst:
                 dst.write(dn)
             tifs.append(tif)
-            stream = j2k_at_size(dn, sizes[i])
+            stream = j2k_at_size(dn, tokens[i])
             if stream is None:
-                raise SystemExit(f"JPEG 2000 cannot reach {sizes[i]} B for cell {i}")
+                raise SystemExit(f"JPEG 2000 cannot reach {tokens[i]} B for cell {i}")
             j2k = work / f"cell{i}.j2k"
             j2k.write_bytes(stream)
             j2ks.append(j2k)
     return {"shard": shard, "archive": archive, "tifs": tifs, "j2ks": j2ks, "sizes": sizes, "offsets": offsets,
-            "raw": raw, "token_bytes": rep.token_bytes,
+            "raw": raw, "token_bytes": rep.token_bytes, "mask_bytes": rep.mask_bytes,
             "disk": {"raw uint16 (10 m grid)": raw, "(a) token archive": archive.stat().st_size,
                      "(b) GeoTIFF deflate": _du(tifs), "(c) Major-TOM shard": shard.stat().st_size,
                      "(d) JPEG 2000 at token size": _du(j2ks)}}
@@ -207,12 +214,60 @@ def time_loader(ds: Dataset, workers: int) -> dict[str, float]:
     return {"samples_per_s": n / dt, "seconds": dt, "bytes_per_sample": nbytes / n}
 
 
+def breakdown(archive: Path, crop: int, n: int, crop_stride: int = 1) -> dict[str, float]:
+    """Mean ms per pixel-mode sample in each step (this process, one torch thread): where decode time goes."""
+    import eocompress.imagery.codec.learned as learned_mod
+
+    torch.set_num_threads(1)
+    ds = TokenArchiveDataset(archive, crop=crop, crop_stride=crop_stride)
+    codec = ds.codec
+    spent: dict[str, float] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        def run(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - t
+        return run
+
+    ds._blob = timed("Parquet row read", ds._blob)
+    codec.read_header = timed("header + CRC (x2)", codec.read_header)
+    codec.entropy.decode = timed("range decoding (whole cell)", codec.entropy.decode)
+    original = learned_mod.synthesis_window
+    learned_mod.synthesis_window = timed("synthesis of the crop's window", original)
+    codec._to_dn = timed("DN conversion", codec._to_dn)
+    try:
+        ds[0]  # warm-up
+        spent.clear()
+        t, k = time.perf_counter(), 0
+        for epoch in range(n):
+            ds.set_epoch(epoch + 1)
+            for i in range(len(ds)):
+                ds[i]
+                k += 1
+        total = time.perf_counter() - t
+    finally:
+        learned_mod.synthesis_window = original
+    steps = ("Parquet row read", "header + CRC (x2)", "range decoding (whole cell)", "synthesis of the crop's window",
+             "DN conversion")
+    missing = [name for name in steps if name not in spent]
+    if missing:  # the codec's internals moved: say so rather than print a silently wrong split
+        print(f"warning: not timed (renamed in the codec?): {', '.join(missing)}; their time is in the rest")
+    out = {name: 1000 * v / k for name, v in spent.items()}
+    out["reflectance, mask, crop bounds"] = 1000 * total / k - sum(out.values())
+    out["total"] = 1000 * total / k
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=2, help="list each of the 2 real cells this many times")
     ap.add_argument("--ratio", type=float, default=450.0)
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--breakdown", type=int, default=3, help="epochs of the per-step timing (0: skip it)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
     data = Path(os.environ.get("EOCOMPRESS_DATA", "../shared/data")) / "imagery/majortom-core-s2l2a"
@@ -224,8 +279,11 @@ def main() -> None:
         b = build(work, data, args.repeat, args.ratio)
         results["build_s"] = time.perf_counter() - t
         results["disk_bytes"] = b["disk"]
+        results["mask_bytes"] = b["mask_bytes"]
         loaders = {
             "(a) token archive, pixels": lambda: TokenLoader(b["archive"], b["sizes"], args.crop, "pixels"),
+            "(a) token archive, pixels, 16-px grid": lambda: TokenLoader(b["archive"], b["sizes"], args.crop,
+                                                                         "pixels", crop_stride=16),
             "(a) token archive, tokens": lambda: TokenLoader(b["archive"], b["sizes"], args.crop, "tokens"),
             "(b) GeoTIFF deflate, window": lambda: GeoTiffLoader(b["tifs"], b["offsets"], args.crop),
             "(c) Major-TOM shard": lambda: ShardLoader(b["shard"], args.crop),
@@ -235,12 +293,19 @@ def main() -> None:
             for w in args.workers:
                 r = time_loader(make(), w)
                 results["loaders"][f"{name} | {w} workers"] = r
-                print(f"{name:32s} {w} workers: {r['samples_per_s']:7.2f} samples/s, "
+                print(f"{name:40s} {w} workers: {r['samples_per_s']:7.2f} samples/s, "
                       f"{r['bytes_per_sample']:12,.0f} B read/sample", flush=True)
+        for stride in (1, 16) if args.breakdown else ():
+            steps = breakdown(b["archive"], args.crop, args.breakdown, stride)
+            results[f"breakdown_ms_per_sample | crop_stride {stride}"] = steps
+            print(f"where a token-archive pixel sample's time goes (ms, one thread, crop_stride {stride}):")
+            for k, v in steps.items():
+                print(f"  {k:34s} {v:8.1f}  ({100 * v / steps['total']:4.0f} %)")
     results["load_avg_end"] = os.getloadavg()[0]
     print("size on disk:")
     for k, v in results["disk_bytes"].items():
         print(f"  {k:32s} {v:14,d} B  ({results['disk_bytes']['raw uint16 (10 m grid)'] / v:7.1f}x smaller than raw)")
+    print(f"  (cloud masks in the token archive: {results['mask_bytes']:,} B)")
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 

@@ -292,6 +292,13 @@ def test_dataset_tokens_and_eotok_folder(work, codec, tmp_path):
     folder = TokenArchiveDataset(tmp_path)
     assert len(folder) == 2 and folder[0]["image"].shape == (12, CROP, CROP)
     assert "cloud_mask" not in folder[0]  # a token file keeps no cloud mask
+    aligned = TokenArchiveDataset(work["archive"], crop=64, crop_stride=16)
+    for epoch in range(3):
+        aligned.set_epoch(epoch)
+        r, c = (int(v) for v in aligned[1]["window"][:2])
+        assert r % 16 == 0 and c % 16 == 0
+    with pytest.raises(InputError, match="crop_stride"):
+        TokenArchiveDataset(work["archive"], crop=64, crop_stride=0)
     with pytest.raises(InputError, match="multiple of 16"):
         TokenArchiveDataset(work["archive"], mode="tokens", crop=100)
     with pytest.raises(InputError, match="larger than sample"):
