@@ -13,20 +13,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from eocompress import Codec
+from eocompress.embeddings.evaluation.datasets import EFFNET_LULC
 from eocompress.embeddings.evaluation.sweep import default_grid
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import data_file, machine_line
 
 
 def training_set(n: int) -> np.ndarray:
     """The real 1280-d vectors tiled to ``n`` rows, with 1 % seeded noise so tiles are not exact copies."""
-    path = Path(os.environ.get("EOCOMPRESS_DATA", "")) / "embeddings/effnetlite0_lulc_slovenia_1280.npz"
-    with np.load(path) as npz:
+    with np.load(data_file(EFFNET_LULC)) as npz:
         X = npz["X"].astype(np.float32)
     reps = -(-n // len(X))
     T = np.tile(X, (reps, 1))[:n]
@@ -48,7 +51,8 @@ def main() -> None:
     if args.only:
         prefixes = tuple(args.only.split())
         specs = [s for s in specs if s.startswith(prefixes)]
-    print(f"{X.shape[0]} x {X.shape[1]} training vectors, {os.cpu_count()} cores, {len(specs)} specs")
+    print(machine_line())
+    print(f"{X.shape[0]} x {X.shape[1]} training vectors, {len(specs)} specs")
     rows = []
     for spec in specs:
         codec = Codec(spec)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,9 @@ import numpy as np
 import psutil
 
 from eocompress import Codec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import machine_line, markdown_table, ratio
 
 
 class PeakRSS:
@@ -75,7 +79,8 @@ def main() -> None:
     X = rng.standard_normal((args.n, args.dim), dtype=np.float32)
     X_fit = X[: args.fit_n]
     mb = X.nbytes / 1e6
-    print(f"{args.n} x {args.dim} float32 = {mb:.0f} MB, {os.cpu_count()} cores, best of {args.repeats} "
+    print(machine_line())
+    print(f"{args.n} x {args.dim} float32 = {mb:.0f} MB, best of {args.repeats} "
           "(runs interleaved, so every codec sees the same machine load)")
 
     sq = faiss.ScalarQuantizer(args.dim, faiss.ScalarQuantizer.QT_8bit)
@@ -109,27 +114,26 @@ def main() -> None:
     rows = [{"codec": name, "bytes_per_vector": width[name], "encode_MBps": round(mb / enc_t[name]),
              "encode_peak_MB": round(enc_m[name]), "decode_MBps": round(mb / dec_t[name]) if cases[name][1] else None,
              "decode_peak_MB": round(dec_m[name]) if cases[name][1] else None} for name in cases]
-    print("\n| codec | B/vec | encode MB/s | enc peak MB | decode MB/s (float32 out) | dec peak MB |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        dec = "" if r["decode_MBps"] is None else r["decode_MBps"]
-        dpk = "" if r["decode_peak_MB"] is None else r["decode_peak_MB"]
-        cells = [r["codec"], r["bytes_per_vector"], r["encode_MBps"], r["encode_peak_MB"], dec, dpk]
-        print("| " + " | ".join(str(c) for c in cells) + " |")
+    print()
+    print(markdown_table(
+        ["codec", "B/vec", "encode MB/s", "enc peak MB", "decode MB/s (float32 out)", "dec peak MB"],
+        [[r["codec"], r["bytes_per_vector"], r["encode_MBps"], r["encode_peak_MB"], r["decode_MBps"],
+          r["decode_peak_MB"]] for r in rows]))
 
-    def ratio(a: str, b: str, times: dict[str, float]) -> float:
-        return round(times[b] / times[a], 2)
+    def speed(a: str, b: str, seconds: dict[str, float]) -> float:
+        """Speed of ``a`` over the speed of ``b`` (the inverse ratio of their best times)."""
+        return ratio(seconds[b], seconds[a])
 
     ours = "eocompress "
     ratios = {
-        "encode int8 / faiss SQ8 (target >= 1)": ratio(ours + "int8", "faiss SQ8 (QT_8bit)", enc_t),
-        "encode int8 unchecked / faiss SQ8": ratio(ours + "int8 (unchecked)", "faiss SQ8 (QT_8bit)", enc_t),
-        "encode binary / np.packbits (target >= 1)": ratio(ours + "binary", "np.packbits(X > 0)", enc_t),
-        "encode binary unchecked / np.packbits": ratio(ours + "binary (unchecked)", "np.packbits(X > 0)", enc_t),
-        "decode int8 / faiss SQ8 (target >= 1)": ratio(ours + "int8", "faiss SQ8 (QT_8bit)", dec_t),
-        "decode int4 / int8 (target >= 0.5)": ratio(ours + "int4", ours + "int8", dec_t),
-        "decode binary / int8 (target >= 0.5)": ratio(ours + "binary", ours + "int8", dec_t),
-        "decode pca64,int8 / int8 (target >= 0.5)": ratio(ours + "pca64,int8", ours + "int8", dec_t),
+        "encode int8 / faiss SQ8 (target >= 1)": speed(ours + "int8", "faiss SQ8 (QT_8bit)", enc_t),
+        "encode int8 unchecked / faiss SQ8": speed(ours + "int8 (unchecked)", "faiss SQ8 (QT_8bit)", enc_t),
+        "encode binary / np.packbits (target >= 1)": speed(ours + "binary", "np.packbits(X > 0)", enc_t),
+        "encode binary unchecked / np.packbits": speed(ours + "binary (unchecked)", "np.packbits(X > 0)", enc_t),
+        "decode int8 / faiss SQ8 (target >= 1)": speed(ours + "int8", "faiss SQ8 (QT_8bit)", dec_t),
+        "decode int4 / int8 (target >= 0.5)": speed(ours + "int4", ours + "int8", dec_t),
+        "decode binary / int8 (target >= 0.5)": speed(ours + "binary", ours + "int8", dec_t),
+        "decode pca64,int8 / int8 (target >= 0.5)": speed(ours + "pca64,int8", ours + "int8", dec_t),
     }
     print("\nratios of speed in this run (decode rates are float32 bytes out per second):")
     for name, value in ratios.items():

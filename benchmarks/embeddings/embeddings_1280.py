@@ -12,7 +12,7 @@ Three parts, each resumable (rows are kept in OUT/<split>/results.csv):
 * ``fit``: wall and CPU seconds to fit each codec on 100,000 x 1280 vectors (the real vectors tiled with
   small noise: timing input only, no accuracy is read from them).
 
-    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings/embeddings_1280.py accuracy --out outputs/bench1280
+    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings/embeddings_1280.py accuracy
     EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings/embeddings_1280.py recall-ci
     EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings/embeddings_1280.py rule
     EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings/embeddings_1280.py fit --n 100000
@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import data_file, load_average, machine_line, markdown_table
 
 LULC128 = "embeddings/presto_lulc_slovenia.npz"
 LULC1280 = "embeddings/effnetlite0_lulc_slovenia_1280.npz"
@@ -46,12 +49,11 @@ def _f(v) -> float:
 
 def accuracy(out: Path, splits: list[str], linear: bool) -> None:
     """Sweep both sets on each split and write the tables (markdown on stdout and in OUT) and plots."""
-    from eocompress.data import data_path
     from eocompress.embeddings.evaluation.datasets import load_dataset
     from eocompress.embeddings.evaluation.report import plot_pareto
     from eocompress.embeddings.evaluation.sweep import run_sweep
 
-    sets = [load_dataset(data_path(LULC128)), load_dataset(data_path(LULC1280))]
+    sets = [load_dataset(data_file(LULC128)), load_dataset(data_file(LULC1280))]
     md = []
     for split in splits:
         t0 = time.perf_counter()
@@ -71,36 +73,37 @@ def accuracy(out: Path, splits: list[str], linear: bool) -> None:
 def target_table(rows: list[dict]) -> list[str]:
     """Ours at B bytes against the study's codec at 2B bytes: recall@10, kNN (within 0.5 point), verdict."""
     by = {r["spec"]: r for r in rows}
-    lines = ["| ours | study at 2x bytes | recall@10 ours / study | kNN ours / study | Δ kNN (pts) | "
-             "McNemar p (ours vs float32) | target met |", "|---|---|---|---|---|---|---|"]
+    header = ["ours", "study at 2x bytes", "recall@10 ours / study", "kNN ours / study", "Δ kNN (pts)",
+              "McNemar p (ours vs float32)", "target met"]
+    cells = []
     for ours, theirs in TARGETS:
         if ours not in by or theirs not in by:
             continue
         o, t = by[ours], by[theirs]
         dk = 100 * (_f(o["knn_acc"]) - _f(t["knn_acc"]))
         ok = _f(o["recall_at_10"]) >= _f(t["recall_at_10"]) and dk >= -0.5
-        lines.append(f"| `{ours}` ({o['bytes_per_vector']} B) | `{theirs}` ({t['bytes_per_vector']} B) | "
-                     f"{_f(o['recall_at_10']):.3f} / {_f(t['recall_at_10']):.3f} | {100 * _f(o['knn_acc']):.1f}% / "
-                     f"{100 * _f(t['knn_acc']):.1f}% | {dk:+.1f} | {_f(o['mcnemar_p']):.3f} | "
-                     f"{'yes' if ok else 'no'} |")
-    return lines
+        cells.append([f"`{ours}` ({o['bytes_per_vector']} B)", f"`{theirs}` ({t['bytes_per_vector']} B)",
+                      f"{_f(o['recall_at_10']):.3f} / {_f(t['recall_at_10']):.3f}",
+                      f"{100 * _f(o['knn_acc']):.1f}% / {100 * _f(t['knn_acc']):.1f}%", f"{dk:+.1f}",
+                      f"{_f(o['mcnemar_p']):.3f}", "yes" if ok else "no"])
+    return markdown_table(header, cells).splitlines()
 
 
 def dimension_table(rows: list[dict], sets) -> list[str]:
     """The same pixels and labels at 128-d (Presto) and 1280-d (EfficientNet): what each codec keeps."""
     small, big = sets[0].name, sets[1].name
     get = {(r["dataset"], r["spec"]): r for r in rows}
-    lines = ["| spec | B/vec 128-d | B/vec 1280-d | kNN 128-d | kNN 1280-d | recall@10 128-d | recall@10 1280-d | "
-             "McNemar p 128-d | McNemar p 1280-d | fit CPU s 1280-d |", "|---|---|---|---|---|---|---|---|---|---|"]
+    header = ["spec", "B/vec 128-d", "B/vec 1280-d", "kNN 128-d", "kNN 1280-d", "recall@10 128-d",
+              "recall@10 1280-d", "McNemar p 128-d", "McNemar p 1280-d", "fit CPU s 1280-d"]
+    cells = []
     for spec in ["float32", *STUDY, *OURS]:
         a, b = get.get((small, spec)), get.get((big, spec))
         if a is None or b is None:
             continue
-        lines.append(
-            f"| `{spec}` | {a['bytes_per_vector']} | {b['bytes_per_vector']} | {100 * _f(a['knn_acc']):.1f}% | "
-            f"{100 * _f(b['knn_acc']):.1f}% | {_f(a['recall_at_10']):.3f} | {_f(b['recall_at_10']):.3f} | "
-            f"{_f(a['mcnemar_p']):.3f} | {_f(b['mcnemar_p']):.3f} | {_f(b.get('fit_cpu_s')):.1f} |")
-    return lines
+        cells.append([f"`{spec}`", a["bytes_per_vector"], b["bytes_per_vector"], f"{100 * _f(a['knn_acc']):.1f}%",
+                      f"{100 * _f(b['knn_acc']):.1f}%", f"{_f(a['recall_at_10']):.3f}", f"{_f(b['recall_at_10']):.3f}",
+                      f"{_f(a['mcnemar_p']):.3f}", f"{_f(b['mcnemar_p']):.3f}", f"{_f(b.get('fit_cpu_s')):.1f}"])
+    return markdown_table(header, cells).splitlines()
 
 
 def per_query_recall(spec: str, train, queries, ref):
@@ -115,13 +118,12 @@ def per_query_recall(spec: str, train, queries, ref):
 
 def recall_ci(splits: list[str], pairs=TARGETS[:2]) -> None:
     """Per-query recall@10 of ours and the study's codec on the 1280-d set; bootstrap CI of the difference."""
-    from eocompress.data import data_path
     from eocompress.embeddings.evaluation.datasets import load_dataset
     from eocompress.embeddings.evaluation.metrics import cosine_neighbours
     from eocompress.embeddings.evaluation.splits import make_split
     from eocompress.embeddings.evaluation.stats import paired_bootstrap_ci
 
-    ds = load_dataset(data_path(LULC1280))
+    ds = load_dataset(data_file(LULC1280))
     print("| split | ours | study at 2x bytes | recall@10 ours − study | 95 % CI (paired bootstrap over queries) |")
     print("|---|---|---|---|---|")
     for split in splits:
@@ -144,12 +146,11 @@ def rule_candidates(nbytes: int) -> list[str]:
 
 def rule(splits: list[str], budgets=(16, 32)) -> None:
     """recall@10 of the candidates on an inner split of the training rows only (test rows never read)."""
-    from eocompress.data import data_path
     from eocompress.embeddings.evaluation.datasets import load_dataset
     from eocompress.embeddings.evaluation.metrics import cosine_neighbours
     from eocompress.embeddings.evaluation.splits import make_split, random_split, spatial_block_split
 
-    ds = load_dataset(data_path(LULC1280))
+    ds = load_dataset(data_file(LULC1280))
     print("| outer split | inner split | B | candidate | recall@10 on the inner held-out rows |")
     print("|---|---|---|---|---|")
     for split in splits:
@@ -169,20 +170,19 @@ def fit_scale(n: int, specs: list[str]) -> None:
     """Wall and CPU seconds of each codec's fit on n x 1280 vectors (real vectors tiled + noise, timing only)."""
     import numpy as np
 
-    from eocompress.data import data_path
     from eocompress.embeddings.codecs import Codec
 
-    with np.load(data_path(LULC1280)) as npz:
+    with np.load(data_file(LULC1280)) as npz:
         X = npz["X"]
     rng = np.random.default_rng(0)
     Xn = np.maximum(X[rng.integers(0, len(X), n)] + rng.normal(0, 0.02, (n, X.shape[1])).astype(np.float32), 0)
-    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    print(machine_line(), flush=True)
     for spec in specs:
         c0, t0 = time.process_time(), time.perf_counter()
         Codec.from_spec(spec).fit(Xn)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         print(json.dumps({"spec": spec, "n": n, "dim": int(X.shape[1]), "fit_wall_s": round(wall, 1),
-                          "fit_cpu_s": round(cpu, 1), "load": round(os.getloadavg()[0], 1)}), flush=True)
+                          "fit_cpu_s": round(cpu, 1), "load": round(load_average(), 1)}), flush=True)
 
 
 def main() -> None:

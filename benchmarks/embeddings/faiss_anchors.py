@@ -14,17 +14,23 @@ also keep each vector's list (and, like every IVF, an 8-byte id), which is not c
 rows L2-normalised before training and coding (like our ``unit``); ``raw``: as stored (non-negative, lengths
 vary). Every configuration tried is printed; rows land in OUT/<split>.csv.
 
-    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings/faiss_anchors.py --nq 1000 --out outputs/anchors
+    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/embeddings/faiss_anchors.py
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from eocompress.embeddings.codecs.normalize import unit_rows
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import data_file, machine_line, markdown_table
 
 OURS = ("unit,tcrq16", "pca16,int8", "unit,tcrq32", "pca32,int8", "pca64,int8")
 #: the issue's faiss rows, reproduced in each input/metric (and found again in the grid)
@@ -32,9 +38,8 @@ ISSUE = ("PCAR64,RaBitQ", "PCAR192,RaBitQ", "PCAR448,RaBitQ", "PCAR88,RaBitQ4", 
 
 
 def unit(x: np.ndarray) -> np.ndarray:
-    """Rows at unit length (zero rows stay zero)."""
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.ascontiguousarray(x / np.where(n > 0, n, 1), dtype=np.float32)
+    """Rows at unit length (zero rows stay zero), contiguous float32 as faiss takes them."""
+    return np.ascontiguousarray(unit_rows(x), dtype=np.float32)
 
 
 def rabitq_dim(budget: int, bits: int, multiple: int = 8) -> int:
@@ -201,12 +206,11 @@ def ours_row(spec: str, train: np.ndarray, queries: np.ndarray, ref: np.ndarray)
 
 
 def run(split: str, nq: int, budgets: list[int], nlist: int, out: Path, ours=OURS, issue=ISSUE) -> list[dict]:
-    from eocompress.data import data_path
     from eocompress.embeddings.evaluation.datasets import EFFNET_LULC, load_dataset
     from eocompress.embeddings.evaluation.metrics import cosine_neighbours
     from eocompress.embeddings.evaluation.splits import make_split
 
-    ds = load_dataset(data_path(EFFNET_LULC))
+    ds = load_dataset(data_file(EFFNET_LULC))
     test = make_split(ds, split)
     train = np.ascontiguousarray(ds.X[~test], dtype=np.float32)
     queries = ds.X[test]
@@ -261,11 +265,10 @@ def table(rows: list[dict], budgets: list[int]) -> str:
             key = (r["factory"], r["input"], r["scoring"])
             if key not in best or r["recall_at_10"] > best[key]["recall_at_10"]:
                 best[key] = r
-        lines += [f"\n| {b} B | bytes | input | scoring | best setting (metric) | recall@10 |",
-                  "|---|---:|---|---|---|---:|"]
-        for r in sorted(best.values(), key=lambda r: -r["recall_at_10"]):
-            lines.append(f"| `{r['factory']}` | {r['bytes']} | {r['input']} | {r['scoring']} | "
-                         f"{r['setting']} ({r['metric']}) | {r['recall_at_10']:.3f} |")
+        rows_b = [[f"`{r['factory']}`", r["bytes"], r["input"], r["scoring"], f"{r['setting']} ({r['metric']})",
+                   f"{r['recall_at_10']:.3f}"] for r in sorted(best.values(), key=lambda r: -r["recall_at_10"])]
+        header = [f"{b} B", "bytes", "input", "scoring", "best setting (metric)", "recall@10"]
+        lines += ["", markdown_table(header, rows_b, align="lrlllr")]
     return "\n".join(lines)
 
 
@@ -280,6 +283,7 @@ def main() -> None:
     ap.add_argument("--issue", default=";".join(ISSUE), help="the issue's faiss rows, joined by ; (empty: none)")
     args = ap.parse_args()
     budgets = args.budget or [16, 32, 64]
+    print(machine_line(), flush=True)
     for split in args.split or ["random", "spatial"]:
         rows = run(split, args.nq, budgets, args.nlist, args.out, [x for x in args.ours.split(";") if x],
                    [x for x in args.issue.split(";") if x])

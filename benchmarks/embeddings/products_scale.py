@@ -14,12 +14,15 @@ The big temporary files are deleted at the end (pass --keep to keep them).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import data_file, machine_line, markdown_table, ratio
 
 
 def build_field(src: Path, out: Path, tiles: tuple[int, int]) -> Path:
@@ -55,7 +58,7 @@ def numpy_peer(codec, fld, chunk: int) -> float:
 
 
 def main() -> None:
-    from eocompress.data import MAJORTOM_FIELD, data_path
+    from eocompress.data import MAJORTOM_FIELD
     from eocompress.embeddings.products.api import fit_codec
     from eocompress.embeddings.products.fields import open_field, sample_pixels
     from eocompress.embeddings.products.scale import WorkerMemoryMonitor, dask_client
@@ -76,13 +79,13 @@ def main() -> None:
     try:
         t = time.perf_counter()
         if not field_path.exists():
-            build_field(data_path(MAJORTOM_FIELD), field_path, tuple(args.tiles))
+            build_field(data_file(MAJORTOM_FIELD), field_path, tuple(args.tiles))
         fld = open_field(field_path)
         gb = fld.info.height * fld.info.width * fld.info.dim * 4 / 1e9
+        print(machine_line(("eocompress", "numpy", "dask", "distributed", "zarr")))
         print(f"field {fld.info.height} x {fld.info.width} x {fld.info.dim} float32 = {gb:.2f} GB "
               f"(tiled from the real Presto field; built in {time.perf_counter() - t:.0f} s), "
-              f"chunk {args.chunk}, "
-              f"{os.cpu_count()} cores, worker memory limit {args.memory_limit}")
+              f"chunk {args.chunk}, worker memory limit {args.memory_limit}")
         rows = []
         for spec in args.specs:
             t = time.perf_counter()
@@ -100,16 +103,15 @@ def main() -> None:
                 shutil.rmtree(out)
                 rate = gb / secs
                 peak_mb = max(peak.peak.values()) / 1e6 if peak.peak else float("nan")
-                rows.append((spec, n, secs, rate, peak_mb, peer, rate / peer, size / 1e9, fit_s))
+                rows.append((spec, n, secs, rate, peak_mb, peer, ratio(rate, peer), size / 1e9, fit_s))
                 print(f"  {spec:<11} workers={n} {secs:6.1f} s {rate:.3f} GB/s peak/worker {peak_mb:.0f} MB",
                       flush=True)
         print()
-        print("| codec | workers | time (s) | input GB/s | peak RSS / worker (MB) "
-              "| numpy encode of one chunk (GB/s) | ratio to numpy | output (GB) | fit (s) |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        for spec, n, secs, rate, peak_mb, peer, ratio, out_gb, fit_s in rows:
-            print(f"| {spec} | {n} | {secs:.1f} | {rate:.3f} | {peak_mb:.0f} | {peer:.3f} | {ratio:.2f} | "
-                  f"{out_gb:.3f} | {fit_s:.1f} |")
+        header = ["codec", "workers", "time (s)", "input GB/s", "peak RSS / worker (MB)",
+                  "numpy encode of one chunk (GB/s)", "ratio to numpy", "output (GB)", "fit (s)"]
+        print(markdown_table(header, [
+            [spec, n, f"{secs:.1f}", f"{rate:.3f}", f"{peak_mb:.0f}", f"{peer:.3f}", f"{r:.2f}", f"{out_gb:.3f}",
+             f"{fit_s:.1f}"] for spec, n, secs, rate, peak_mb, peer, r, out_gb, fit_s in rows]))
     finally:
         if not args.keep:
             shutil.rmtree(args.workdir, ignore_errors=True)

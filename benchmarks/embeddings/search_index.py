@@ -26,14 +26,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from eocompress.data import MAJORTOM_FIELD
 from eocompress.embeddings.codecs.recall import recall_at_k
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import data_file, machine_line, markdown_table
 
 NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -42,8 +46,7 @@ def real_field() -> np.ndarray:
     """The real Presto field as (256, 256, 128) float32."""
     import rasterio
 
-    root = Path(os.environ.get("EOCOMPRESS_DATA", "/work/shared/data"))
-    with rasterio.open(root / "embeddings" / "presto_majortom_199U_1099R_256.tif") as src:
+    with rasterio.open(data_file(MAJORTOM_FIELD)) as src:
         return np.moveaxis(src.read().astype(np.float32), 0, -1)
 
 
@@ -104,10 +107,9 @@ def rotated_tiles(field: np.ndarray, n: int, seed: int, block: int = 1 << 20, no
 
 def effnet_vectors() -> np.ndarray:
     """The real 1280-d EfficientNet-Lite0 vectors of the Slovenia land-cover pixels, (9945, 1280)."""
-    from eocompress.data import data_path
     from eocompress.embeddings.evaluation.datasets import EFFNET_LULC, load_dataset
 
-    return load_dataset(data_path(EFFNET_LULC)).X.astype(np.float32)  # the 9,945 labelled pixels
+    return load_dataset(data_file(EFFNET_LULC)).X.astype(np.float32)  # the 9,945 labelled pixels
 
 
 def real_split(vectors: np.ndarray, nq: int, seed: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -179,6 +181,7 @@ def main() -> None:
     ap.add_argument("--source", choices=("presto", "effnet1280"), default="presto",
                     help="real vectors of --layout real: the Presto field or the 1280-d EfficientNet set")
     args = ap.parse_args()
+    print(machine_line(), flush=True)
     real = None
     if args.layout == "real":
         real = real_field() if args.source == "presto" else effnet_vectors()
@@ -372,13 +375,11 @@ def best_rows(results: list[dict]) -> list[dict]:
 
 
 def print_table(results: list[dict], n: int) -> None:
-    print(f"\n| method (n = {n:,}) | nprobe | recall@10 | queries/s | index MB | B/vector | build s |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for r in best_rows(results):
-        print(
-            f"| {r['method']} | {r['nprobe'] or '-'} | {r['recall@10']:.3f} | {r['qps']:,.0f} | "
-            f"{r['bytes'] / 1e6:,.1f} | {r['bytes_per_vector']:.1f} | {r['build_s']:.1f} |"
-        )
+    header = [f"method (n = {n:,})", "nprobe", "recall@10", "queries/s", "index MB", "B/vector", "build s"]
+    rows = [[r["method"], r["nprobe"] or "-", f"{r['recall@10']:.3f}", f"{r['qps']:,.0f}", f"{r['bytes'] / 1e6:,.1f}",
+             f"{r['bytes_per_vector']:.1f}", f"{r['build_s']:.1f}"] for r in best_rows(results)]
+    print()
+    print(markdown_table(header, rows, align="lrrrrrr"))
 
 
 if __name__ == "__main__":

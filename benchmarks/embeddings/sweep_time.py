@@ -21,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import data_file, machine_line, ratio
+
 #: One spec per family for the large generated case (the full grid there would take hours on 2 cores).
 SYNTHETIC_SPECS = ["int8", "int4", "binary", "pca64,int8", "pca256,int4", "rp128,int8", "select64,int8",
                    "pq64", "tc64", "itq256,binary", "rot,int4"]
@@ -35,12 +38,11 @@ def run_case(kind: str, n: int, dim: int, linear_cv: str) -> dict:
 
     t0 = time.perf_counter()
     if kind in ("real", "real1280"):
-        from eocompress.data import data_path
         from eocompress.embeddings.evaluation.datasets import DEFAULT_DATASETS, EFFNET_LULC
 
         # "real": the default sweep (Presto 128-d x2 and EfficientNet 1280-d); "real1280": the 1280-d set alone
         paths = DEFAULT_DATASETS if kind == "real" else (EFFNET_LULC,)
-        datasets = [load_dataset(data_path(p)) for p in paths]
+        datasets = [load_dataset(data_file(p)) for p in paths]
         specs = default_grid()
     else:
         rng = np.random.default_rng(0)
@@ -77,7 +79,7 @@ def print_case(res: dict) -> None:
     print(f"{'stage':<10}{'seconds':>10}{'share':>8}{'x float32 eval':>16}")
     other = total - sum(res["stages"].values())
     for name, sec in [*res["stages"].items(), ("baseline+io", other)]:
-        print(f"{name:<10}{sec:>10.1f}{100 * sec / total:>7.0f}%{sec / base if base else float('nan'):>16.1f}")
+        print(f"{name:<10}{sec:>10.1f}{100 * sec / total:>7.0f}%{ratio(sec, base, 1):>16.1f}")
     print("slowest rows (dataset, spec, fit s, eval s):", res["slowest"])
 
 
@@ -101,6 +103,7 @@ def main() -> None:
     cases = ([] if args.synthetic_only else ["real"]) + ([] if args.real_only else ["generated"])
     if args.only_1280:
         cases = ["real1280"]
+    print(machine_line(("eocompress", "numpy", "faiss-cpu", "scikit-learn")))
     print(f"sweep timing on this machine ({len(cases)} case(s)); each case in its own process")
     for case in cases:
         lcv = args.linear_cv if case.startswith("real") else args.synthetic_linear_cv
