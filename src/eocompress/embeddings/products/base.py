@@ -12,9 +12,15 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
 
 from eocompress.errors import InputError
+
+if TYPE_CHECKING:
+    from eocompress.embeddings.codecs.codec import Codec
+    from eocompress.embeddings.products.grid import GridInfo, Window
 
 #: Product kinds and the file names that select them (``product_kind`` reads this table, not the classes).
 SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -26,7 +32,7 @@ SUFFIXES: dict[str, tuple[str, ...]] = {
 
 @runtime_checkable
 class Product(Protocol):
-    """What readers of a finished product rely on, whatever its kind."""
+    """What readers of a finished product rely on, whatever its kind (chunks: see GridProduct, ChipProduct)."""
 
     kind: ClassVar[str]
     is_chips: ClassVar[bool]
@@ -34,17 +40,54 @@ class Product(Protocol):
     verify: bool
 
     @property
-    def codec(self) -> Any:
+    def codec(self) -> Codec:
         """The codec that decodes the stored codes."""
         ...
 
-    def windows(self) -> list[Any]:
-        """The product's chunks (grid windows or row-group indices), in storage order."""
+
+@runtime_checkable
+class GridProduct(Product, Protocol):
+    """A product of a pixel grid (Zarr, COG): chunks are grid windows."""
+
+    info: GridInfo
+    chunk: int
+
+    def windows(self) -> list[Window]:
+        """The grid's chunk windows, row-major."""
         ...
 
-    def read_chunk(self, window: Any, verify: bool = True, rescore: bool = False) -> tuple[Any, Any, Any]:
-        """(codes, valid, rescore codes) of one chunk, checked against its sha256 when ``verify``."""
+    def read_chunk(
+        self, window: Window, verify: bool = True, rescore: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(codes (h, w, B), valid (h, w), rescore codes or None) of one chunk, checked when ``verify``."""
         ...
+
+
+@runtime_checkable
+class ChipProduct(Product, Protocol):
+    """A product of chips (GeoParquet): chunks are row groups, each row a chip with a footprint and a time."""
+
+    def windows(self) -> list[int]:
+        """The row-group indices, in storage order."""
+        ...
+
+    def read_chunk(
+        self, index: int, verify: bool = True, rescore: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(codes (n, B), valid (n,), None) of one row group, checked when ``verify``."""
+        ...
+
+    def footprint(self) -> tuple[list[float], dict[str, Any]]:
+        """(bbox, GeoJSON geometry) covering every chip."""
+        ...
+
+    def time_range(self) -> tuple[str | None, str | None]:
+        """(first, last) acquisition time of the chips, ISO 8601, or None where unknown."""
+        ...
+
+
+#: Any opened product: the type ``api.open_product`` returns.
+AnyProduct = GridProduct | ChipProduct
 
 
 class ProductBase:
@@ -105,7 +148,8 @@ def product_kind(path: str | os.PathLike) -> str:
 def open_cached(cls: type[ProductBase], path: str | os.PathLike, verify: bool = True) -> Any:
     """``cls.open(path)`` once per process and product version (re-opened when the file or store is replaced)."""
     st = os.stat(path)
-    return _open_cached(cls, str(path), st.st_ino, st.st_mtime_ns, verify)
+    # a class is hashable; mypy checks type[ProductBase] against Hashable with the instances' __hash__
+    return _open_cached(cls, str(path), st.st_ino, st.st_mtime_ns, verify)  # type: ignore[arg-type]
 
 
 @functools.lru_cache(maxsize=8)

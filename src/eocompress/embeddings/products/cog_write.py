@@ -24,7 +24,8 @@ __all__ = ["overview_digests", "overview_factors", "write_cog"]
 
 def overview_factors(height: int, width: int, smallest: int = 32) -> list[int]:
     """Overview decimation factors 2, 4, ... down to about ``smallest`` pixels (one level for small grids)."""
-    factors, f = [], 2
+    factors: list[int] = []
+    f = 2
     while min(height, width) // f >= smallest or (not factors and min(height, width) >= 2 * 8):
         factors.append(f)
         f *= 2

@@ -17,6 +17,7 @@ from eocompress.embeddings.products.grid import (
     GridInfo,
     MissingCRSWarning,
     Window,
+    affine6,
     invalid_mask,
     iter_windows,
     warn_no_crs,
@@ -55,7 +56,7 @@ class GeoTiffField(Field):
                     width=src.width,
                     dim=src.count,
                     crs_wkt=crs,
-                    transform=tuple(src.transform)[:6],  # type: ignore[arg-type]
+                    transform=tuple(src.transform)[:6],
                     nodata=src.nodata,
                     dtype=src.dtypes[0],
                     band_names=tuple(d or f"band_{k + 1}" for k, d in enumerate(src.descriptions)),
@@ -113,6 +114,10 @@ class ZarrField(Field):
             self.array_name: str | None = pick
         else:
             arr, self.array_name = node, None
+        if not isinstance(arr, zarr.Array):
+            raise InputError(
+                f"{self.path}: {self.array_name!r} is a Zarr group, not an array; name the embedding array itself"
+            )
         attrs.update(arr.attrs.asdict())
         if arr.ndim != 3:
             raise InputError(f"{self.path}: embedding array must be 3-d (band, y, x), got shape {arr.shape}")
@@ -128,9 +133,7 @@ class ZarrField(Field):
             from rasterio.crs import CRS
 
             crs = CRS.from_user_input(attrs["proj:code"]).to_wkt()
-        transform = tuple(float(v) for v in attrs.get("spatial:transform", (1.0, 0.0, 0.0, 0.0, -1.0, 0.0)))[
-            :6
-        ]
+        transform = affine6(attrs.get("spatial:transform", (1.0, 0.0, 0.0, 0.0, -1.0, 0.0)), self.path)
         nodata = attrs.get("nodata", attrs.get("_FillValue"))
         self.info = GridInfo(
             height=int(spatial[0]),
@@ -138,7 +141,7 @@ class ZarrField(Field):
             dim=int(arr.shape[band_axis]),
             crs_wkt=crs,
             transform=transform,
-            nodata=float(nodata) if nodata is not None else None,  # type: ignore[arg-type]
+            nodata=float(nodata) if nodata is not None else None,
             dtype=str(arr.dtype),
         )
         warn_no_crs(self.path, crs)
@@ -147,7 +150,9 @@ class ZarrField(Field):
         import zarr
 
         node = zarr.open(str(self.path), mode="r")
-        arr = node[self.array_name] if self.array_name else node
+        arr = node[self.array_name] if self.array_name and isinstance(node, zarr.Group) else node
+        if not isinstance(arr, zarr.Array):
+            raise FileFormatError(f"{self.path}: the embedding array is gone; open the field again")
         sl: list[slice] = [slice(window.r0, window.r1), slice(window.c0, window.c1)]
         sl.insert(self.band_axis, slice(None))
         values = np.moveaxis(np.asarray(arr[tuple(sl)]), self.band_axis, -1).astype(np.float32)

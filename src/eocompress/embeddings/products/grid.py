@@ -7,7 +7,7 @@ products, so neither imports the other to know what a field is.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,18 @@ def iter_windows(height: int, width: int, chunk: int) -> Iterator[Window]:
             yield Window(i, j, r0, min(r0 + chunk, height), c0, min(c0 + chunk, width))
 
 
+Affine6 = tuple[float, float, float, float, float, float]
+
+
+def affine6(values: Iterable[float], where: str | Path = "the grid") -> Affine6:
+    """The six affine coefficients (a, b, c, d, e, f; rasterio order) of a stored transform, as floats."""
+    coeffs = [float(v) for v in list(values)[:6]]
+    if len(coeffs) != 6:
+        raise InputError(f"{where}: the affine transform has {len(coeffs)} coefficients, not 6; store a, b, c, d, e, f")
+    a, b, c, d, e, f = coeffs
+    return (a, b, c, d, e, f)
+
+
 @dataclass(frozen=True)
 class GridInfo:
     """Shape, georeference and nodata of a gridded field (everything a product must keep)."""
@@ -63,7 +75,7 @@ class GridInfo:
     width: int
     dim: int
     crs_wkt: str | None
-    transform: tuple[float, float, float, float, float, float]  # affine a, b, c, d, e, f (rasterio order)
+    transform: Affine6  # affine a, b, c, d, e, f (rasterio order)
     nodata: float | None
     dtype: str = "float32"
     band_names: tuple[str, ...] = ()

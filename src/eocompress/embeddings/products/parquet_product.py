@@ -213,6 +213,8 @@ def compress_parquet(
                     writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", write_page_checksum=True)
                 writer.write_table(table, row_group_size=max(1, table.num_rows))
                 shas.append(sha)
+            if writer is None:  # the source has row groups (checked above), so each gave a table
+                raise FileFormatError(f"{src}: no row group was encoded; the source changed while compressing")
             # Known only at the end: the sha256 of each row group, then the digest of all our metadata.
             final = {**{k.decode(): v.decode() for k, v in (writer.schema.metadata or {}).items()}, **extra}
             final["eocompress:row_group_sha256"] = json.dumps(shas)
@@ -361,7 +363,8 @@ class ParquetProduct(ProductBase):
             w, s, e, n = float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
         else:
             geo = json.loads(self.meta.get("geo", "{}"))
-            bbox = next(iter(geo.get("columns", {}).values()), {}).get("bbox", [-180, -90, 180, 90])
+            columns: dict[str, dict[str, Any]] = geo.get("columns", {})
+            bbox = next(iter(columns.values()), {}).get("bbox", [-180, -90, 180, 90])
             w, s, e, n = (float(v) for v in bbox)
         ring = [[w, s], [e, s], [e, n], [w, n], [w, s]]
         return [w, s, e, n], {"type": "Polygon", "coordinates": [ring]}

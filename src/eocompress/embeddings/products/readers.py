@@ -55,7 +55,7 @@ class AlphaEarthField(Field):
                 width=src.width,
                 dim=src.count,
                 crs_wkt=crs,
-                transform=tuple(src.transform)[:6],  # type: ignore[arg-type]
+                transform=tuple(src.transform)[:6],
                 nodata=float("nan"),
                 dtype="float32",
                 band_names=tuple(d or f"A{k:02d}" for k, d in enumerate(src.descriptions)),
@@ -129,7 +129,7 @@ class TesseraField(Field):
             crs_wkt=crs,
             transform=transform,
             nodata=float("nan"),
-            dtype="float32",  # type: ignore[arg-type]
+            dtype="float32",
             band_names=tuple(f"tessera_{k:03d}" for k in range(q.shape[2])),
             tags=tags,
         )

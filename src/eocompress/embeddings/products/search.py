@@ -116,13 +116,15 @@ def search(
     binary = codec.quantizer.kind == "binary"
     n_cand = k * m if rescore is not None else k
     if index:
-        cands = _index_candidates(prod, product, index, q_codes, q_vec, n_cand, nprobe, metric, binary)
+        cands: list[tuple[float, int, int]] = _index_candidates(
+            prod, product, index, q_codes, q_vec, n_cand, nprobe, metric, binary
+        )
         hamming = {(r, c): int(key) for key, r, c in cands} if binary else {}
         if rescore is not None:
             cands = _rescore(prod, cands, q_norm, metric)
         return _to_hits(prod, cands[:k], binary and rescore is None, hamming)
     # candidates: (key, row, col); key = Hamming distance (binary) or -similarity
-    cands: list[tuple[float, int, int]] = []
+    cands = []
     for window in prod.windows():
         codes, valid, _ = prod.read_chunk(window)
         if not valid.any():
@@ -131,9 +133,9 @@ def search(
         flat = np.ascontiguousarray(codes[valid])
         kk = min(n_cand, len(flat))
         if binary:
-            index = faiss.IndexBinaryFlat(8 * flat.shape[1])
-            index.add(flat)
-            dist, idx = index.search(np.ascontiguousarray(q_codes), kk)
+            hamming_index = faiss.IndexBinaryFlat(8 * flat.shape[1])
+            hamming_index.add(flat)
+            dist, idx = hamming_index.search(np.ascontiguousarray(q_codes), kk)
             keys = dist[0].astype(float)
         else:
             dec = codec.decode(flat)
@@ -167,7 +169,7 @@ def _index_candidates(
     """Candidates ``(key, row, col)`` (key: lower is closer) from the product's faiss index."""
     from eocompress.embeddings.products.index import default_index_path, open_index
 
-    path = default_index_path(product) if index is True else index
+    path = default_index_path(product) if isinstance(index, bool) else index  # called with True or a path
     idx = open_index(path, prod)
     if not binary and idx.metric != metric:
         raise InputError(
@@ -191,7 +193,7 @@ def _rescore(
     for _, r, c in cands:
         by_window.setdefault((r // prod.chunk, c // prod.chunk), []).append((r, c))
     windows = {(w.i, w.j): w for w in prod.windows()}
-    out = []
+    out: list[tuple[float, int, int]] = []
     for key, pix in by_window.items():
         w = windows[key]
         _, _, extra = prod.read_chunk(w, rescore=True)
@@ -254,7 +256,7 @@ def refine_search(
             raise InputError("cosine re-ranking needs the float16 rows' lengths: pass norms=float16_norms(codes)")
         q = unit_rows(q).astype(np.float32)
     scores, ids = refine.search(q, candidates)
-    if metric == "cosine":
+    if metric == "cosine" and norms is not None:  # checked above
         scores = scores / np.maximum(norms[np.maximum(ids, 0)], 1e-12)
     scores[ids < 0] = -np.inf
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]

@@ -19,12 +19,15 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eocompress._atomic import atomic_write_text
 from eocompress.embeddings.products.band_vrt import band_name, bands_dir, write_band_vrts
-from eocompress.embeddings.products.base import Product
+from eocompress.embeddings.products.base import AnyProduct, ChipProduct, GridProduct, Product
 from eocompress.embeddings.products.zarr_product import zarr_format_of
+
+if TYPE_CHECKING:
+    import pystac
 
 EMB_EXTENSION = "https://stac-extensions.github.io/embeddings/v0.0.1/schema.json"
 PROJ_EXTENSION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
@@ -65,7 +68,7 @@ def _parse(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def product_provenance(prod: Any) -> dict[str, Any]:
+def product_provenance(prod: Product) -> dict[str, Any]:
     """The provenance a product recorded (model, source data, acquisition times)."""
     if hasattr(prod, "attrs"):
         return dict(prod.attrs.get("eocompress:provenance") or {})
@@ -74,7 +77,7 @@ def product_provenance(prod: Any) -> dict[str, Any]:
     return json.loads(getattr(prod, "meta", {}).get("eocompress:provenance", "{}") or "{}")
 
 
-def build_stac_item(prod: Product) -> Any:
+def build_stac_item(prod: AnyProduct) -> pystac.Item:
     """A ``pystac.Item`` describing a finished, opened product (``api.open_product``)."""
     import pystac
 
@@ -93,7 +96,7 @@ def build_stac_item(prod: Product) -> Any:
         "created": created.isoformat().replace("+00:00", "Z"),
         "emb:quantization": stac_quantization(codec, stored),
         "eocompress:embedding_type": "chip" if chips else "pixel",
-        "eocompress:dimensions": int(codec.dim),
+        "eocompress:dimensions": codec.fitted_dim,
         "eocompress:codec": codec.spec,
         "eocompress:bytes_per_vector": int(codec.bytes_per_vector),
     }
@@ -103,7 +106,7 @@ def build_stac_item(prod: Product) -> Any:
         _parse(prov.get("start_datetime")),
         _parse(prov.get("end_datetime")),
     )
-    if chips:
+    if isinstance(prod, ChipProduct):
         bbox, geom = prod.footprint()
         t0, t1 = prod.time_range()
         start, end = start or _parse(t0), end or _parse(t1)
@@ -122,7 +125,7 @@ def build_stac_item(prod: Product) -> Any:
     if when is None and (start is None or end is None):
         when, start, end = created, None, None
         props["eocompress:datetime_is_creation"] = True
-    if when is None:
+    if when is None and start is not None and end is not None:  # both set when ``when`` is not
         props["start_datetime"] = start.isoformat().replace("+00:00", "Z")
         props["end_datetime"] = end.isoformat().replace("+00:00", "Z")
     asset_extra: dict[str, Any] = {}
@@ -136,9 +139,9 @@ def build_stac_item(prod: Product) -> Any:
                 band["scale"], band["offset"] = so[0][k], so[1][k]
             bands.append(band)
         asset_extra["raster:bands"] = bands
-        if not codec.transforms:
-            names = list(prod.info.band_names) or [f"band_{k + 1}" for k in range(codec.dim)]
-            asset_extra["bands"] = [{"name": n} for n in names[: codec.dim]]
+        if not codec.transforms and isinstance(prod, GridProduct):
+            names = list(prod.info.band_names) or [f"band_{k + 1}" for k in range(codec.fitted_dim)]
+            asset_extra["bands"] = [{"name": n} for n in names[: codec.fitted_dim]]
     item = pystac.Item(
         id=product.name,
         geometry=geom,
@@ -171,7 +174,8 @@ def build_stac_item(prod: Product) -> Any:
                     extra_fields={"raster:bands": [band]},
                 ),
             )
-    if kind == "zarr" and zarr_format_of(prod.group) == 2:
+    group = getattr(prod, "group", None)  # a Zarr product's open group
+    if kind == "zarr" and group is not None and zarr_format_of(group) == 2:
         item.assets["embeddings"].media_type = MEDIA_TYPES["zarr2"]
         if RASTER_EXTENSION not in item.stac_extensions:
             item.stac_extensions.append(RASTER_EXTENSION)
@@ -193,12 +197,12 @@ def build_stac_item(prod: Product) -> Any:
     return item
 
 
-def item_dict(prod: Product) -> dict[str, Any]:
+def item_dict(prod: AnyProduct) -> dict[str, Any]:
     """The STAC Item of an opened product as a plain dict (relative asset href, no self link)."""
     return build_stac_item(prod).to_dict(include_self_link=False, transform_hrefs=False)
 
 
-def write_stac_item(prod: Product, overwrite: bool = True) -> Path:
+def write_stac_item(prod: AnyProduct, overwrite: bool = True) -> Path:
     """Write ``<product>.stac.json`` beside an opened product, atomically, and return its path."""
     if Path(prod.path).suffix.lower() in (".tif", ".tiff"):
         write_band_vrts(prod.path, overwrite=overwrite)

@@ -16,9 +16,16 @@ from eocompress.embeddings.products.conventions import xy_coords
 from eocompress.embeddings.products.grid import Window
 
 
+def _location(block_info: dict[Any, Any] | None) -> list[tuple[int, int]]:
+    """(start, stop) per axis of the block dask asks for (dask always passes ``block_info`` to map_blocks)."""
+    if block_info is None:
+        raise ValueError("a product block needs dask's block_info; call it through dask.array.map_blocks")
+    return block_info[None]["array-location"]
+
+
 def _decode_block(cls: type[ProductBase], path: str, chunk: int, block_info: dict | None = None) -> np.ndarray:
     """One decoded block (D, h, w), NaN at nodata; located by dask's ``block_info``."""
-    loc = block_info[None]["array-location"]
+    loc = _location(block_info)
     (r0, r1), (c0, c1) = loc[1], loc[2]
     prod = open_cached(cls, path)
     values, valid = prod.decode_chunk(Window(r0 // chunk, c0 // chunk, r0, r1, c0, c1))
@@ -27,7 +34,7 @@ def _decode_block(cls: type[ProductBase], path: str, chunk: int, block_info: dic
 
 
 def _codes_block(cls: type[ProductBase], path: str, chunk: int, block_info: dict | None = None) -> np.ndarray:
-    loc = block_info[None]["array-location"]
+    loc = _location(block_info)
     (r0, r1), (c0, c1) = loc[1], loc[2]
     codes, _, _ = open_cached(cls, path).read_chunk(Window(r0 // chunk, c0 // chunk, r0, r1, c0, c1))
     return np.ascontiguousarray(np.moveaxis(codes, -1, 0))
@@ -47,6 +54,7 @@ def to_xarray(prod: Any, decode: bool = True) -> Any:
     info = prod.info
     path = str(prod.path)
     rows, cols = _splits(info.height, prod.chunk), _splits(info.width, prod.chunk)
+    dtype: type[np.generic]
     if decode:
         depth, fn, dtype, band_dim = info.dim, _decode_block, np.float32, "band"
         names = list(info.band_names[: info.dim]) or [f"band_{k + 1}" for k in range(info.dim)]

@@ -28,7 +28,7 @@ import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from eocompress.embeddings.products.fields import Field, GridInfo, Window, iter_
 from eocompress.embeddings.products.integrity import array_digest, check_magnitude, fingerprint, json_digest
 from eocompress.embeddings.products.scale import map_chunks, share
 from eocompress.errors import EOCompressError, FileFormatError, InputError
+
+if TYPE_CHECKING:
+    import zarr
 
 FORMAT = "eocompress-zarr-product"
 VERSION = 2
@@ -55,7 +58,7 @@ def partial_path(out: str | os.PathLike) -> Path:
     return out.with_name(f".{out.name}.partial")
 
 
-def _open_group(path: Path, mode: str = "r", consolidated: bool = False) -> Any:
+def _open_group(path: Path, mode: Literal["r", "r+"] = "r", consolidated: bool = False) -> Any:
     import zarr
 
     try:
@@ -70,6 +73,16 @@ ZARR_FORMATS = (2, 3)
 def store_exists(store: Path) -> bool:
     """True when ``store`` holds a Zarr group root (v3 ``zarr.json`` or v2 ``.zgroup``)."""
     return (store / "zarr.json").exists() or (store / ".zgroup").exists()
+
+
+def _stored_array(group: zarr.Group, name: str) -> zarr.Array:
+    """The array ``name`` of a product's group; FileFormatError when it is missing or a group."""
+    import zarr
+
+    node = group.get(name)
+    if not isinstance(node, zarr.Array):
+        raise FileFormatError(f"{group.store}: {name!r} is not an array; the product is damaged, compress it again")
+    return node
 
 
 def zarr_format_of(group: Any) -> int:
@@ -146,18 +159,19 @@ def _encode_chunk(
     from eocompress.embeddings.products.checksums import codec_from_json
 
     group = zarr.open_group(store, mode="r+", use_consolidated=False)
-    sha_arr = group["chunk_sha256"]
+    sha_arr = _stored_array(group, "chunk_sha256")
     sl = (slice(window.r0, window.r1), slice(window.c0, window.c1))
     if resume:
         stored = np.asarray(sha_arr[window.i, window.j])
         if stored.any():
             with contextlib.suppress(Exception):  # an unreadable chunk is written again
                 arrays = [
-                    np.moveaxis(np.asarray(group["codes"][(slice(None), *sl)]), 0, -1),
-                    np.asarray(group["valid"][sl]),
+                    np.moveaxis(np.asarray(_stored_array(group, "codes")[(slice(None), *sl)]), 0, -1),
+                    np.asarray(_stored_array(group, "valid")[sl]),
                 ]
                 if rescore_json is not None:
-                    arrays.append(np.moveaxis(np.asarray(group["rescore_codes"][(slice(None), *sl)]), 0, -1))
+                    extra = _stored_array(group, "rescore_codes")[(slice(None), *sl)]
+                    arrays.append(np.moveaxis(np.asarray(extra), 0, -1))
                 if chunk_sha256(*arrays) == stored.tobytes():
                     return window.key, int(arrays[1].sum()), True
     values, valid = fld.read(window)
@@ -171,9 +185,9 @@ def _encode_chunk(
         codes = np.zeros((*window.shape, codec.bytes_per_vector), dtype=np.uint8)
         if len(vecs):
             codes[valid] = codec.encode(vecs)
-        group[name][(slice(None), *sl)] = np.moveaxis(codes, -1, 0)
+        _stored_array(group, name)[(slice(None), *sl)] = np.moveaxis(codes, -1, 0)
         arrays.append(codes)
-    group["valid"][sl] = valid
+    _stored_array(group, "valid")[sl] = valid
     arrays.insert(1, valid)
     sha_arr[window.i, window.j] = np.frombuffer(chunk_sha256(*arrays), dtype=np.uint8)
     return window.key, int(valid.sum()), False
@@ -250,7 +264,7 @@ def _create_store(
 ) -> Any:
     import zarr
 
-    group = zarr.open_group(str(store), mode="w", zarr_format=zarr_format)
+    group = zarr.open_group(str(store), mode="w", zarr_format=2 if zarr_format == 2 else 3)
     group.attrs["eocompress:crc32c"] = bool(attrs.get("eocompress:crc32c", True))
     H, W, c = info.height, info.width, chunk
     geo_attrs: dict[str, Any] = {"grid_mapping": "spatial_ref", "coordinates": "spatial_ref"}
@@ -361,7 +375,8 @@ def compress_to_zarr(
             f"{fld.describe()} has {info.dim} bands but the codec {codec.spec!r} was fitted on {codec.dim}-d "
             f"vectors; fit a codec on this field (drop --fit) or use one fitted on {info.dim}-d embeddings"
         )
-    source = fingerprint(fld.path) if getattr(fld, "path", None) and Path(fld.path).exists() else None
+    src = getattr(fld, "path", None)  # a field read from a file (not one built in memory)
+    source = fingerprint(src) if src and Path(src).exists() else None
     part = partial_path(out)
     store = part / "store.zarr"
     if part.exists() and resume and store_exists(store):
