@@ -37,10 +37,11 @@ def small_blocks(monkeypatch):
 
 
 def _pieces(x: np.ndarray, valid: np.ndarray | None, sizes: list[int]):
-    pix = x.reshape(x.shape[0], -1) if valid is None else x[:, valid]
+    pix = x.reshape(x.shape[0], -1)
+    keep = None if valid is None else valid.ravel()
     cuts = np.cumsum([0, *sizes])
     cuts = [int(c) for c in cuts if c < pix.shape[1]] + [pix.shape[1]]
-    return lambda: (pix[:, a:b] for a, b in itertools.pairwise(cuts))
+    return lambda: ((pix[:, a:b], None if keep is None else keep[a:b]) for a, b in itertools.pairwise(cuts))
 
 
 @pytest.mark.realdata

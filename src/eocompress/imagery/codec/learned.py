@@ -277,8 +277,11 @@ class LearnedCodec:
     def _to_dn(self, z: np.ndarray, head: Header, window: tuple[int, int, int, int]) -> np.ndarray:
         """uint16 DNs of the standardised pixels ``z`` of ``window``: de-standardised, constants and nodata restored."""
         r, c, h, w = window
-        x = z * np.float32(head.scale) + head.means[:, None, None].astype(np.float32)
-        out = np.clip(np.rint(x), 1, 65535).astype(np.uint16)  # 0 stays the nodata value
+        x = np.multiply(z, np.float32(head.scale), out=z)  # in place: the block is ours, and this is hot
+        np.add(x, head.means[:, None, None].astype(np.float32), out=x)
+        np.rint(x, out=x)
+        np.minimum(np.maximum(x, 1, out=x), 65535, out=x)  # 0 stays the nodata value
+        out = x.astype(np.uint16)
         for band, value in (head.constants or {}).items():
             out[band] = value
         if head.valid is not None:
@@ -436,11 +439,12 @@ def _scan(
     anyvalid = bool(rule.any())
     flat_bands = list(constants)
 
-    def pieces() -> Iterator[np.ndarray]:
+    def pieces() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         for r0 in starts:
             x = strip(r0).astype(np.float32)
             x[flat_bands] = 0.0
-            yield x[:, rule[r0 : r0 + x.shape[1]]] if anyvalid else x.reshape(bands, -1)
+            keep = rule[r0 : r0 + x.shape[1]].ravel()
+            yield x.reshape(bands, -1), (None if keep.all() or not anyvalid else keep)
 
     n = int(rule.sum()) if anyvalid else height * width
     means, scale = streamed_stats(pieces, n, bands, live, masked=anyvalid)

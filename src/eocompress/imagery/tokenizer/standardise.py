@@ -47,26 +47,27 @@ def apply_standardise(x: np.ndarray, means: np.ndarray, scale: int, valid: np.nd
 
 
 def streamed_stats(
-    pieces: Callable[[], Iterable[np.ndarray]], n: int, bands: int, live: list[int] | None = None,
-    masked: bool = True,
+    pieces: Callable[[], Iterable[tuple[np.ndarray, np.ndarray | None]]], n: int, bands: int,
+    live: list[int] | None = None, masked: bool = True,
 ) -> tuple[np.ndarray, int]:
-    """:func:`standardise`'s (uint16 means, int scale) of ``n`` pixels fed as float32 pieces (bands, k).
+    """:func:`standardise`'s (uint16 means, int scale) of ``n`` pixels fed in pieces, bit for bit.
 
-    ``pieces()`` yields the pixels (the valid ones, in order) and is called twice: once for the band
-    sums, once for the squared deviations from the means, as numpy's ``mean``/``std`` do, so the
-    numbers are those of the whole array in memory, bit for bit, while only one piece is held.
-    ``masked``: :func:`standardise` selected valid pixels (numpy then sums them one after the other, the
-    selection being column-major); else it took every pixel (a pairwise sum).
+    ``pieces()`` yields (float32 pixels (bands, k), keep (k,) bool or None for all) in scene order, and is
+    called twice: once for the band sums, once for the squared deviations from the means, as numpy's
+    ``mean``/``std`` do; only one piece is held. ``masked``: :func:`standardise` selected the valid
+    pixels (numpy then adds them one after the other, the selection being column-major; a dropped pixel
+    adds an exact 0 here); else it took every pixel (numpy's pairwise sum, replayed).
     """
     count = np.intp(n)
     sums = SequentialSum(bands) if masked else PairwiseSum(n, bands)
-    for piece in pieces():
-        sums.add(piece)
+    for piece, keep in pieces():
+        sums.add(piece if keep is None else piece * keep)
     mean = sums.total()
     np.true_divide(mean, count, out=mean, casting="unsafe")  # as numpy's mean: the division in float64
     squares = SequentialSum(bands) if masked else PairwiseSum(n, bands)
-    for piece in pieces():
-        squares.add(np.square(np.subtract(piece, mean[:, None])))
+    for piece, keep in pieces():
+        dev = np.square(np.subtract(piece, mean[:, None]))
+        squares.add(dev if keep is None else np.multiply(dev, keep, out=dev))
     stds = squares.total()
     np.true_divide(stds, count, out=stds, casting="unsafe")
     np.sqrt(stds, out=stds)
@@ -79,17 +80,21 @@ class SequentialSum:
     """numpy's float32 ``x.sum(1)`` of a column-major (rows, n) array fed in pieces: one addition after another."""
 
     def __init__(self, rows: int) -> None:
-        self.acc = np.zeros((rows, 1), np.float32)
+        self.acc = np.zeros(rows, np.float32)
 
     def add(self, v: np.ndarray) -> None:
         """Add the next columns (rows, k) in order."""
-        if v.shape[1]:
-            run = np.concatenate([self.acc, v.astype(np.float32, copy=False)], axis=1)
-            self.acc = np.cumsum(run, axis=1, dtype=np.float32)[:, -1:]  # accumulate adds strictly in order
+        if not v.shape[1]:
+            return
+        run = np.empty(v.shape[1] + 1, np.float32)
+        for b in range(v.shape[0]):  # a 1-d accumulate adds strictly in order, in one fast loop
+            run[0], run[1:] = self.acc[b], v[b]
+            np.add.accumulate(run, out=run)
+            self.acc[b] = run[-1]
 
     def total(self) -> np.ndarray:
         """The (rows,) float32 sums."""
-        return self.acc[:, 0].copy()
+        return self.acc.copy()
 
 
 def _leaves(n: int) -> tuple[np.ndarray, np.ndarray]:

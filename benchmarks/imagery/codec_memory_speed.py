@@ -1,0 +1,142 @@
+"""Peak memory and wall time of the learned codec vs JPEG 2000, encode and decode, file to file, in one run.
+
+The input is a real scene made large: the clear Major-TOM Core-S2L2A cell 199U_1099R (1068² px, its 12
+L2A bands read onto the 10 m grid from ``$EOCOMPRESS_DATA/imagery/majortom-core-s2l2a``) mirror-tiled
+(reflect padding) to ``--sizes`` px a side and written once as a tiled, uncompressed 12-band GeoTIFF.
+The tiling is synthetic (the same ground repeats); the pixels are real. Each measurement runs in a fresh
+child process and reports its peak resident memory (the kernel's high-water mark ``ru_maxrss``, exact,
+which polling with psutil would only approach), the peak after imports and loading the codec (the
+baseline), and the wall time of the step alone. Both codecs go file to file at the same ``--ratio``:
+
+- ``learned encode``: ``open_scene`` (windowed reads) + ``LearnedCodec.encode_scene`` (streamed) + write;
+- ``learned decode``: ``LearnedCodec.decode_to_geotiff`` (block-streamed, a COG);
+- ``jpeg2000 encode``: ``read_scene`` + ``get_codec("jpeg2000").encode`` (OpenJPEG through GDAL, its rate
+  search: up to 4 encodes) + write;
+- ``jpeg2000 decode``: ``get_codec("jpeg2000").decode`` (imagecodecs) + ``pipeline.write_geotiff`` (a COG).
+
+    nice -n 10 .venv/bin/python benchmarks/imagery/codec_memory_speed.py --sizes 2000 5000 --out mem.json
+
+Two shared cores are slow and noisy: compare the ratios of one run, not runs with each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CELL = "imagery/majortom-core-s2l2a/199U_1099R"
+STEPS = ("learned encode", "jpeg2000 encode", "learned decode", "jpeg2000 decode")
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
+def make_input(path: Path, size: int) -> None:
+    """The real cell's 12 bands, reflect-padded to size² px, as a tiled uncompressed GeoTIFF with its georeference."""
+    import numpy as np
+    import rasterio
+
+    from eocompress.imagery.codec.learned import LearnedCodec
+    from eocompress.imagery.readers.scenes import read_scene
+
+    bands = LearnedCodec.load("default").bands
+    data = Path(os.environ.get("EOCOMPRESS_DATA", "../shared/data"))
+    scene = read_scene(data / CELL, bands=bands)
+    h, w = scene.shape
+    reps = -(-size // min(h, w))
+    big = scene.data
+    for _ in range(reps.bit_length()):
+        if min(big.shape[1:]) >= size:
+            break
+        big = np.pad(big, ((0, 0), (0, min(big.shape[1], size - big.shape[1])),
+                           (0, min(big.shape[2], size - big.shape[2]))), mode="reflect")
+    big = big[:, :size, :size]
+    profile = {"driver": "GTiff", "count": len(bands), "height": size, "width": size, "dtype": "uint16",
+               "crs": scene.crs, "transform": scene.transform, "tiled": True, "blockxsize": 512, "blockysize": 512}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(big)
+        dst.descriptions = tuple(bands)
+        dst.update_tags(eocompress_dn_offset=str(scene.offset))
+
+
+def child(step: str, work: Path, ratio: float) -> dict:
+    """One step in this (fresh) process: its peak memory and time."""
+    from eocompress.imagery.codec.learned import LearnedCodec
+    from eocompress.imagery.codec.pipeline import write_geotiff
+    from eocompress.imagery.codecs import get_codec
+    from eocompress.imagery.readers.scenes import read_scene
+    from eocompress.imagery.readers.windows import open_scene
+
+    src = work / "input.tif"
+    codec = LearnedCodec.load("default") if step.startswith("learned") else get_codec("jpeg2000")
+    base = _peak_mb()
+    t = time.perf_counter()
+    if step == "learned encode":
+        with open_scene(src) as scene:
+            blob = codec.encode_scene(scene, ratio=ratio)
+        (work / "learned.eotok").write_bytes(blob)
+    elif step == "learned decode":
+        codec.decode_to_geotiff((work / "learned.eotok").read_bytes(), work / "learned.tif", overwrite=True)
+    elif step == "jpeg2000 encode":
+        blob = codec.encode(read_scene(src), ratio=ratio)
+        (work / "j2k.bin").write_bytes(blob)
+    else:
+        data, georef = codec.decode((work / "j2k.bin").read_bytes())
+        write_geotiff(work / "j2k.tif", data, {**georef, "bands": codec.bands}, overwrite=True)
+    return {"step": step, "baseline_mb": base, "peak_mb": _peak_mb(), "wall_s": time.perf_counter() - t}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 5000], help="scene edges in px")
+    ap.add_argument("--ratio", type=float, default=450.0)
+    ap.add_argument("--child", nargs=2, metavar=("STEP", "WORK"), help=argparse.SUPPRESS)
+    ap.add_argument("--make", nargs=2, metavar=("PATH", "SIZE"), help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = ap.parse_args()
+    if args.make:
+        make_input(Path(args.make[0]), int(args.make[1]))
+        return
+    if args.child:
+        print(json.dumps(child(args.child[0], Path(args.child[1]), args.ratio)))
+        return
+    results = []
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory(prefix="codec-memory-") as tmp:
+            work = Path(tmp)
+            subprocess.run([sys.executable, __file__, "--make", str(work / "input.tif"), str(size)], check=True)
+            rows = {}
+            for step in STEPS:
+                cmd = [sys.executable, __file__, "--ratio", str(args.ratio), "--child", step, tmp]
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                rows[step] = json.loads(out.strip().splitlines()[-1])
+                print(f"{size}² {step}: {rows[step]['peak_mb']:,.0f} MB peak, {rows[step]['wall_s']:.1f} s", flush=True)
+            sizes = {"learned": (work / "learned.eotok").stat().st_size, "jpeg2000": (work / "j2k.bin").stat().st_size}
+        results.append({"size": size, "raw_bytes": size * size * 12 * 2, "file_bytes": sizes, "rows": rows})
+    print(f"\nreal cell 199U_1099R mirror-tiled, 12 bands, --ratio {args.ratio:g}, file to file; "
+          "ratio = learned / JPEG 2000 (< 1: learned uses less)")
+    print("| scene | step | learned peak MB | JPEG 2000 peak MB | ratio | learned s | JPEG 2000 s | ratio |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for res in results:
+        r = res["rows"]
+        for kind in ("encode", "decode"):
+            a, b = r[f"learned {kind}"], r[f"jpeg2000 {kind}"]
+            print(f"| {res['size']}² x 12 ({res['raw_bytes'] / 1e6:,.0f} MB) | {kind} | {a['peak_mb']:,.0f} | "
+                  f"{b['peak_mb']:,.0f} | {a['peak_mb'] / b['peak_mb']:.2f} | {a['wall_s']:.1f} | {b['wall_s']:.1f} | "
+                  f"{a['wall_s'] / b['wall_s']:.2f} |")
+        print(f"| | file bytes | {res['file_bytes']['learned']:,} | {res['file_bytes']['jpeg2000']:,} | | | | |")
+    if args.out:
+        args.out.write_text(json.dumps({"ratio": args.ratio, "input": f"{CELL} mirror-tiled", "results": results},
+                                       indent=2))
+
+
+if __name__ == "__main__":
+    main()
