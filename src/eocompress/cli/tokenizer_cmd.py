@@ -49,6 +49,14 @@ def train(
     init_from: Path | None = typer.Option(
         None, "--init-from", help="Start from this model folder's weights (same architecture), fresh schedule."
     ),
+    quantizer: str = typer.Option(
+        "scalar", "--quantizer", help="Quantizer on the latent: scalar (step ladder, the shipped model), fsq, vq, "
+        "dvq (decomposed), gsq (grouped spherical) or rvq (residual); the last five have one rate."
+    ),
+    groups: int = typer.Option(8, "--groups", help="Discrete quantizers: tokens per 16 x 16 position (rvq: stages)."),
+    codebook: int = typer.Option(1024, "--codebook", help="vq/dvq/gsq/rvq: codebook entries."),
+    codebook_dim: int = typer.Option(16, "--codebook-dim", help="vq/dvq/gsq/rvq: dimension of a codebook entry."),
+    levels: str = typer.Option("8,8,8,6,5", "--levels", help="fsq: levels per dimension (TerraMind's 8,8,8,6,5)."),
     as_json: bool = JSON,
 ) -> None:
     """Train the learned imagery codec; exports config.json + model.safetensors into OUT as it goes."""
@@ -67,7 +75,9 @@ def train(
         raise InputError(f"--seed must be a whole number from 0 to 4294967295, got {seed}")
     if checkpoint_every < 1:
         raise InputError(f"--checkpoint-every must be >= 1 (steps between checkpoints), got {checkpoint_every}")
-    cfg = FPConfig(channels=chans, latent=latent, crop=crop, batch_size=batch_size, steps=steps, lr=lr, seed=seed)
+    quant = _quantizer_settings(quantizer, groups, codebook, codebook_dim, levels)
+    cfg = FPConfig(channels=chans, latent=latent, crop=crop, batch_size=batch_size, steps=steps, lr=lr, seed=seed,
+                   **quant)
     _run_training(cfg, data, out, overwrite, resume, checkpoint_every, init_from, as_json)
 
 
@@ -78,6 +88,24 @@ def train_codec(*args: Any, **kwargs: Any) -> None:
     log("warning: `eocompress tokenizer train-codec` is now `eocompress tokenizer train` (same options); "
         "the old name will be removed")
     train(*args, **kwargs)
+
+
+def _quantizer_settings(name: str, groups: int, codebook: int, dim: int, levels: str) -> dict[str, Any]:
+    """The FPConfig fields of ``--quantizer`` and its options; one line naming a bad one."""
+    from eocompress.imagery.tokenizer.fp_quantizers import QUANTIZERS
+
+    if name not in QUANTIZERS:
+        raise InputError(f"--quantizer must be one of {', '.join(QUANTIZERS)}, got {name!r}")
+    try:
+        lv = [int(v) for v in levels.split(",")]
+    except ValueError:
+        raise InputError(f"--levels must be integers like 8,8,8,6,5, got {levels!r}") from None
+    if groups < 1 or not 2 <= codebook <= 1 << 16 or dim < 1 or not lv or min(lv) < 2 or math.prod(lv) > 1 << 16:
+        raise InputError(
+            f"--groups {groups}, --codebook {codebook}, --codebook-dim {dim}, --levels {levels}: need groups >= 1, "
+            "codebook 2..65536, codebook-dim >= 1 and levels >= 2 each with at most 65,536 codes in all"
+        )
+    return {"quantizer": name, "groups": groups, "codebook": codebook, "codebook_dim": dim, "levels": lv}
 
 
 def _parse_channels(text: str) -> list[int]:
@@ -168,6 +196,8 @@ def info(
         "model": str(codec.path), "model_id": codec.model_id.hex(), "bands": ", ".join(cfg.bands),
         "downsample": cfg.downsample, "channels": list(cfg.channels), "latent_channels": cfg.latent,
         "prior_mixtures": cfg.mixtures, "step_range": [cfg.delta_min, cfg.delta_max],
+        "quantizer": cfg.quantizer if not cfg.discrete else
+        f"{cfg.quantizer}: {cfg.groups} tokens per position, {codec.model.quantizer.codebook_size} codes",
         "parameters": sum(p.numel() for p in codec.model.parameters()),
         "steps": cfg.steps, "crop": cfg.crop, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
         "data": cfg.data or None,

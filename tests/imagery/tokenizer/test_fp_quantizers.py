@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from _cli import run_cli
 from eocompress.errors import InputError
 from eocompress.imagery.codec.learned import LearnedCodec
 from eocompress.imagery.codec.learned_format import VERSION, VERSION_DISCRETE, Header, TokenStreamError, unseal
@@ -140,3 +143,33 @@ def _inverse_bound(q: FiniteScalarQuantizer, codes: torch.Tensor) -> torch.Tenso
 def test_unknown_quantizer_is_refused():
     with pytest.raises(ValueError, match="choose one of"):
         FPConfig(quantizer="pq")
+
+
+def test_train_command_takes_a_quantizer_and_its_model_encodes_and_exports_tokens(data_root, tmp_path, capsys):
+    scenes = [str(data_root / "imagery/hydro/patch_0.tif"), str(data_root / "imagery/hydro/patch_10.tif")]
+    out = tmp_path / "fsq"
+    small = ["--crop", "32", "--batch-size", "2", "--channels", "4,4,4", "--latent", "8", "--steps", "2"]
+    run = run_cli(["tokenizer", "train", *scenes, "-o", str(out), *small, "--quantizer", "fsq", "--groups", "1"],
+                  capsys)
+    assert run.code == 0, run.text
+    codec = LearnedCodec.load(out)
+    assert (codec.config.quantizer, codec.config.groups, codec.config.levels) == ("fsq", 1, [8, 8, 8, 6, 5])
+    tok = tmp_path / "p.eotok"
+    assert run_cli(["imagery", "encode", scenes[0], "-o", str(tok), "--model", str(out), "--ratio", "100"],
+                   capsys).code == 0
+    run = run_cli(["imagery", "tokens", str(tok), "-o", str(tmp_path / "t.npy"), "--model", str(out), "--json"],
+                  capsys)
+    assert run.code == 0, run.text
+    report = json.loads(run.out)
+    assert report["vocabulary"] == 15360 and report["shape"][2] == 1 and report["quantizer"] == "fsq"
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [(["--quantizer", "pq"], "--quantizer must be one of"), (["--quantizer", "vq", "--codebook", "1"], "codebook"),
+     (["--quantizer", "fsq", "--levels", "8,x"], "--levels")],
+)
+def test_bad_quantizer_settings_are_one_line(args, words, tmp_path, capsys):
+    run = run_cli(["tokenizer", "train", "-o", str(tmp_path / "m"), *args], capsys)
+    assert run.code != 0 and words in run.text
+    assert not (tmp_path / "m").exists()
