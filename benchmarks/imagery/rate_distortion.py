@@ -516,7 +516,7 @@ def write_docs(meta: dict[str, Any], table: str, page: Path) -> None:
 
 #: Zoom windows (row, col, size) in the pictures' scenes as measured with ``--max-side 512`` (centre 512²),
 #: chosen by looking: Dubai's open sand, Abu Dhabi's street blocks, Hong Kong's shore and harbour water.
-WINDOWS = {"bright": (352, 240, 160), "desert": (320, 40, 160), "coast": (290, 120, 160)}
+WINDOWS = {"bright": (352, 240, 160), "desert": (320, 40, 160), "coast": (270, 190, 160)}
 
 
 def report(out: Path, docs: bool, meta: dict[str, Any]) -> str:
