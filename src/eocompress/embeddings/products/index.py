@@ -190,7 +190,7 @@ class CodeIndex:
         if self.offset is not None:
             extra["offset"] = self.offset
         buf = io.BytesIO()
-        np.savez(buf, **extra)
+        np.savez(buf, allow_pickle=False, **extra)
         with atomic_path(out, overwrite=overwrite) as tmp:
             tmp.mkdir()
             if self.kind == "binary-ivf":
@@ -308,7 +308,8 @@ def _space(
     """
     view = sq8_view(codec)
     if kind == "ivf-codes":
-        return view.decode_u, view.basis, view.offset
+        exact = _codes_view(codec)
+        return exact.decode_u, exact.basis, exact.offset
     if kind == "ivf-unit" and view is not None:
         off = float(np.linalg.norm(view.offset))
         basis = np.vstack([view.basis, view.offset[None] / off]) if off > 1e-6 else view.basis
@@ -323,6 +324,14 @@ def _space(
     if kind == "ivf-unit":
         return lambda c: unit_rows(codec.decode(c)), None, None
     return codec.decode, None, None
+
+
+def _codes_view(codec: Any) -> Sq8View:
+    """The int8 view an ``ivf-codes`` index reads the codes through (index_kind picks that kind only with one)."""
+    view = sq8_view(codec)
+    if view is None:
+        raise InputError(f"index kind ivf-codes needs codes that are linear int8 coordinates; {codec.spec!r} has none")
+    return view
 
 
 def _build_ivf(kind, codec, codes, ids, metric, nlist, sample, seed, niter, block, progress, manifest) -> CodeIndex:
@@ -349,7 +358,7 @@ def _build_ivf(kind, codec, codes, ids, metric, nlist, sample, seed, niter, bloc
     index.own_fields = True
     quantizer.this.disown()
     if verbatim:
-        view = sq8_view(codec)
+        view = _codes_view(codec)
         faiss.copy_array_to_vector(np.concatenate([view.vmin, view.vdiff]).astype(np.float32), index.sq.trained)
         index.is_trained = True
     else:
