@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from _cli import run_cli
-from eocompress.embeddings.products.scale import WorkerMemoryMonitor, dask_client
+from eocompress._dask import WorkerMemoryMonitor, dask_client
 from eocompress.errors import EOCompressError, FileFormatError, InputError
 from eocompress.imagery.archives import majortom as mt
 from eocompress.imagery.codec.learned import LearnedCodec

@@ -34,6 +34,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from eocompress._atomic import atomic_path, check_output_path
+from eocompress._dask import execution, map_chunks
 from eocompress.errors import EOCompressError, FileFormatError, InputError
 from eocompress.imagery.archives.cloud_mask import mask_on_grid, pack_mask, unpack_mask
 from eocompress.imagery.readers.bands import RESOLUTION_M, S2_L2A_BANDS
@@ -374,7 +375,7 @@ def encode_shards(
     itself (paths travel, never arrays), so a worker holds one cell at a time. Results come back in
     shard and row order and are written by this process alone, under a temporary name renamed into
     place at the end. ``workers``: 0 runs in this process, ``None`` decides as the embedding products do
-    (in this process below :data:`~eocompress.embeddings.products.scale.SMALL_WORK_BYTES` of float32
+    (in this process below :data:`~eocompress._dask.SMALL_WORK_BYTES` of float32
     cells), N starts a local cluster of N (capped at the CPUs and the row groups); ``scheduler`` uses an
     existing Dask scheduler (its workers need the same eocompress and model). ``codec``: a
     :class:`~eocompress.imagery.codec.learned.LearnedCodec` (workers load the same model folder once
@@ -385,8 +386,6 @@ def encode_shards(
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from eocompress.embeddings.products.scale import execution, map_chunks
 
     if (ratio is None) == (quality is None):
         raise InputError("give exactly one of ratio= or quality=")
