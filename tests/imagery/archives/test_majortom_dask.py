@@ -7,6 +7,8 @@ archive comes out, in shard and row order, the damaged row reported in one line 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -108,8 +110,62 @@ def test_cli_encodes_several_shards_and_a_folder(shards, capsys):
     folder = d / "only_good"
     folder.mkdir()
     (folder / paths[0].name).write_bytes(paths[0].read_bytes())
-    r = run_cli(["imagery", "encode", str(folder), "-o", str(d / "folder.parquet"), "--ratio", "200"], capsys)
+    r = run_cli(["imagery", "encode", str(folder), "-o", str(d / "folder.parquet"), "--ratio", "200", "--json"],
+                capsys)
     assert r.code == 0, r.text
-    assert "2 of 2 cells" in r.text
+    report = json.loads(r.out)
+    assert (report["rows"], report["written"], report["failed"], report["cloud_masks"]) == (2, 2, [], 2)
+    assert report["ratio_vs_raw"] >= 200 and report["ran_on"] == "in this process"
     r = run_cli(["imagery", "encode", *map(str, paths), "-o", str(d / "x.tif")], capsys)
     assert r.code != 0 and "ending in .parquet" in r.text
+
+
+def test_which_inputs_are_shards(shards, tmp_path):
+    from eocompress.cli.imagery_archive import shard_inputs, split_inputs
+
+    _, paths = shards
+    assert shard_inputs(paths) == paths
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for p in paths:
+        (folder / p.name).write_bytes(p.read_bytes())
+    assert [p.name for p in shard_inputs([folder])] == [p.name for p in paths]
+    assert [p.name for p in shard_inputs([folder / "part_*.parquet"])] == [p.name for p in paths]
+    with pytest.raises(InputError, match="matches no file"):
+        shard_inputs([folder / "nothing_*.parquet"])
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    (scene / "B02.tif").write_bytes(b"x")
+    assert shard_inputs([scene]) is None  # a scene folder: scene mode
+    with pytest.raises(InputError, match="not a Parquet shard but other inputs are"):
+        shard_inputs([paths[0], scene])
+    with pytest.raises(InputError, match="none is a Major-TOM shard"):
+        shard_inputs([scene, scene])
+    assert split_inputs([paths[0], tmp_path / "o.parquet"], None) == ([paths[0]], tmp_path / "o.parquet")
+    assert split_inputs(paths, tmp_path / "o.parquet") == (paths, None)
+    with pytest.raises(InputError, match="no -o/--out"):
+        split_inputs([*paths, paths[0]], None)
+
+
+def test_version_1_archive_still_reads(shards, codec, tmp_path):
+    """An archive written before the cloud mask (v1: no cloud_mask, shard, shard_row) decodes; samples say NO_MASK."""
+    from eocompress.imagery.archives.dataset import NO_MASK, TokenArchiveDataset
+
+    _, paths = shards
+    v2 = tmp_path / "v2.parquet"
+    mt.encode_shards(paths[:1], v2, codec, ratio=200)
+    table = pq.read_table(v2).drop_columns(["cloud_mask", "shard", "shard_row"])
+    meta = dict(table.schema.metadata)
+    own = json.loads(meta[b"eocompress"])
+    own["version"] = 1
+    meta[b"eocompress"] = json.dumps(own).encode()
+    v1 = tmp_path / "v1.parquet"
+    pq.write_table(table.replace_schema_metadata(meta), v1, row_group_size=1)
+    sample = TokenArchiveDataset(v1, crop=64)[1]
+    assert sample["cloud_mask"].shape == (64, 64) and int(sample["cloud_mask"].min()) == NO_MASK
+    rep = mt.decode_archive(v1, tmp_path / "cells", codec)
+    assert rep.written == 2 and rep.masks == 0
+    assert len(list((tmp_path / "cells").glob("*.tif"))) == 2  # no cloud-mask sidecars
+    back = tmp_path / "back.parquet"
+    mt.decode_archive(v1, back, codec)
+    assert pq.read_table(back, columns=["cloud_mask"]).column(0).null_count == 2
