@@ -12,7 +12,8 @@ baseline), and the wall time of the step alone. Both codecs go file to file at t
 - ``learned decode``: ``LearnedCodec.decode_to_geotiff`` (block-streamed, a COG);
 - ``jpeg2000 encode``: ``read_scene`` + ``get_codec("jpeg2000").encode`` (OpenJPEG through GDAL, its rate
   search: up to 4 encodes) + write;
-- ``jpeg2000 decode``: ``get_codec("jpeg2000").decode`` (imagecodecs) + ``pipeline.write_geotiff`` (a COG).
+- ``jpeg2000 decode``: ``get_codec("jpeg2000").decode`` (imagecodecs) + ``pipeline.write_geotiff`` (a COG);
+- ``… decode (array)``: the codec alone, ``decode`` to a uint16 array in memory (no file written).
 
     nice -n 10 .venv/bin/python benchmarks/imagery/codec_memory_speed.py --sizes 2000 5000 --out mem.json
 
@@ -32,7 +33,8 @@ import time
 from pathlib import Path
 
 CELL = "imagery/majortom-core-s2l2a/199U_1099R"
-STEPS = ("learned encode", "jpeg2000 encode", "learned decode", "jpeg2000 decode")
+STEPS = ("learned encode", "jpeg2000 encode", "learned decode", "jpeg2000 decode", "learned decode (array)",
+         "jpeg2000 decode (array)")
 
 
 def _peak_mb() -> float:
@@ -85,9 +87,13 @@ def child(step: str, work: Path, ratio: float) -> dict:
         (work / "learned.eotok").write_bytes(blob)
     elif step == "learned decode":
         codec.decode_to_geotiff((work / "learned.eotok").read_bytes(), work / "learned.tif", overwrite=True)
+    elif step == "learned decode (array)":
+        codec.decode((work / "learned.eotok").read_bytes())
     elif step == "jpeg2000 encode":
         blob = codec.encode(read_scene(src), ratio=ratio)
         (work / "j2k.bin").write_bytes(blob)
+    elif step == "jpeg2000 decode (array)":
+        codec.decode((work / "j2k.bin").read_bytes())
     else:
         data, georef = codec.decode((work / "j2k.bin").read_bytes())
         write_geotiff(work / "j2k.tif", data, {**georef, "bands": codec.bands}, overwrite=True)
@@ -100,6 +106,8 @@ def main() -> None:
     ap.add_argument("--ratio", type=float, default=450.0)
     ap.add_argument("--child", nargs=2, metavar=("STEP", "WORK"), help=argparse.SUPPRESS)
     ap.add_argument("--make", nargs=2, metavar=("PATH", "SIZE"), help=argparse.SUPPRESS)
+    ap.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS, metavar="STEP",
+                    help="steps to run (the encodes always run: they make the files)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
     if args.make:
@@ -114,7 +122,7 @@ def main() -> None:
             work = Path(tmp)
             subprocess.run([sys.executable, __file__, "--make", str(work / "input.tif"), str(size)], check=True)
             rows = {}
-            for step in STEPS:
+            for step in [s for s in STEPS if s in args.steps or s.endswith("encode")]:
                 cmd = [sys.executable, __file__, "--ratio", str(args.ratio), "--child", step, tmp]
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                 rows[step] = json.loads(out.strip().splitlines()[-1])
@@ -127,7 +135,9 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for res in results:
         r = res["rows"]
-        for kind in ("encode", "decode"):
+        for kind in ("encode", "decode", "decode (array)"):
+            if f"learned {kind}" not in r or f"jpeg2000 {kind}" not in r:
+                continue
             a, b = r[f"learned {kind}"], r[f"jpeg2000 {kind}"]
             print(f"| {res['size']}² x 12 ({res['raw_bytes'] / 1e6:,.0f} MB) | {kind} | {a['peak_mb']:,.0f} | "
                   f"{b['peak_mb']:,.0f} | {a['peak_mb'] / b['peak_mb']:.2f} | {a['wall_s']:.1f} | {b['wall_s']:.1f} | "

@@ -213,6 +213,7 @@ class LearnedCodec:
             return z
 
         y = analysis_blocks(self.model, standardised, height, width, self.config.latent)
+        strip.clear()  # the last block row's pixels are not needed by the rate control
         head = Header(height, width, 1.0, scale, means, self.model_id, valid=valid,
                       offset=int(offset or 0), offset_known=offset is not None, level=level,
                       constants=constants or None, **georef_fields(crs, transform))
