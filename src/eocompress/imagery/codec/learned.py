@@ -422,13 +422,17 @@ def _scan(
         dn = strip(r0)
         _check_dn(dn)
         flat = dn.reshape(bands, -1)
-        has = np.any(dn != 0, axis=0)
-        if has.any():
-            sel = flat[:, has.ravel()]
+        nonzero = flat != 0
+        has = nonzero.any(axis=0)
+        low, high = flat.min(1), flat.max(1)
+        lo_all, hi_all = np.minimum(lo_all, low), np.maximum(hi_all, high)
+        if has.all():  # the usual strip: no gather
+            lo, hi = np.minimum(lo, low), np.maximum(hi, high)
+        elif has.any():
+            sel = flat[:, has]
             lo, hi = np.minimum(lo, sel.min(1)), np.maximum(hi, sel.max(1))
-        lo_all, hi_all = np.minimum(lo_all, flat.min(1)), np.maximum(hi_all, flat.max(1))
         if valid is None:  # the usual rule (no band 0); redone below when a constant band is 0
-            rule[r0 : r0 + dn.shape[1]] = np.all(dn != 0, axis=0)
+            rule[r0 : r0 + dn.shape[1]] = nonzero.all(axis=0).reshape(dn.shape[1:])
     if hi.max() < 0:  # no pixel holds data: constants over all pixels
         lo, hi = lo_all, hi_all
     constants = {b: int(lo[b]) for b in range(bands) if lo[b] == hi[b]}
