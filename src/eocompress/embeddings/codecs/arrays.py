@@ -9,11 +9,21 @@ renamed when its meaning changes, e.g. ``band`` -> ``code_byte``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias, Union
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import dask.array
+    import xarray
+    from typing_extensions import TypeIs
 
 RowFn = Callable[[np.ndarray], np.ndarray]
+#: What a codec codes and gives back, the same kind out as in: numpy, or lazy dask / xarray (coordinates kept).
+Vectors: TypeAlias = Union[np.ndarray, "xarray.DataArray", "dask.array.Array"]
+#: What a codec fits on or measures: anything numpy reads as (N, D) rows, or a dask / xarray array (computed).
+Rows: TypeAlias = Union[npt.ArrayLike, "xarray.DataArray", "dask.array.Array"]
 
 #: attribute that remembers the embedding dimension's name on a DataArray of codes
 FEATURE_DIM_ATTR = "eocompress:feature_dim"
@@ -21,17 +31,17 @@ CODE_DIM = "code_byte"
 DEFAULT_FEATURE_DIM = "embedding"
 
 
-def is_dask(x: object) -> bool:
+def is_dask(x: object) -> TypeIs[dask.array.Array]:
     """True for a dask array (without importing dask when it is not used)."""
     return type(x).__module__.startswith("dask.") and hasattr(x, "map_blocks")
 
 
-def is_xarray(x: object) -> bool:
+def is_xarray(x: object) -> TypeIs[xarray.DataArray]:
     """True for an xarray DataArray."""
     return type(x).__module__.startswith("xarray.") and hasattr(x, "dims") and hasattr(x, "coords")
 
 
-def as_rows(X: Any) -> np.ndarray | Any:
+def as_rows(X: Rows) -> np.ndarray:
     """The 2-D (N, D) view used for fitting: a DataArray's data, a dask array computed; N-d flattened."""
     if is_xarray(X):
         X = X.data
@@ -52,8 +62,8 @@ def _nd(fn: RowFn, width: int) -> RowFn:
     return apply
 
 
-def apply_rows(X: Any, fn: RowFn, width: int, dtype: np.dtype | type, out_dim: str | None = None,
-               feature_attr: str | None = None) -> Any:
+def apply_rows(X: Vectors, fn: RowFn, width: int, dtype: np.dtype | type, out_dim: str | None = None,
+               feature_attr: str | None = None) -> Vectors:
     """Apply ``fn`` ((n, D) -> (n, ``width``)) along the last axis of a numpy, dask or xarray array.
 
     ``out_dim`` names the new last dimension of a DataArray (None keeps the old name and, when the
@@ -72,8 +82,8 @@ def apply_rows(X: Any, fn: RowFn, width: int, dtype: np.dtype | type, out_dim: s
     return fn(X)
 
 
-def _apply_xarray(da: Any, fn: RowFn, width: int, dtype: np.dtype | type, out_dim: str | None,
-                  feature_attr: str | None) -> Any:
+def _apply_xarray(da: xarray.DataArray, fn: RowFn, width: int, dtype: np.dtype | type, out_dim: str | None,
+                  feature_attr: str | None) -> xarray.DataArray:
     import xarray as xr
 
     if da.ndim < 1:
@@ -92,7 +102,7 @@ def _apply_xarray(da: Any, fn: RowFn, width: int, dtype: np.dtype | type, out_di
     return xr.DataArray(data, dims=dims, coords=coords, name=da.name, attrs=attrs)
 
 
-def decoded_dim_name(X: Any) -> str | None:
+def decoded_dim_name(X: object) -> str | None:
     """The embedding dimension's name to restore when decoding a DataArray of codes (None for arrays)."""
     if not is_xarray(X):
         return None

@@ -15,7 +15,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -37,6 +37,10 @@ from eocompress.embeddings.codecs.validation import (
     in_range,
 )
 from eocompress.errors import EOCompressError, FileFormatError, InputError, NotFittedError, SpecError
+
+if TYPE_CHECKING:
+    import dask.array
+    import xarray
 
 FORMAT = "eocompress-codec"
 #: 2 adds the ``sha256`` of the parameters themselves; version 1 files (no checksum) still load
@@ -96,7 +100,7 @@ class Codec(TransformerMixin, BaseEstimator):
         self.dim: int | None = None
         self._limits: list[tuple[float, str]] = []
 
-    def set_params(self, **params: Any) -> Codec:
+    def set_params(self, **params: object) -> Codec:
         """scikit-learn's ``set_params``; a new spec or seed gives fresh, unfitted stages."""
         super().set_params(**params)
         Codec.__init__(self, self.spec, self.seed, self.output)
@@ -212,7 +216,7 @@ class Codec(TransformerMixin, BaseEstimator):
                     "degenerate (constant or nearly so) or too large; rescale them or choose another codec"
                 )
 
-    def fit(self, X: Any, y: Any = None) -> Codec:
+    def fit(self, X: xa.Rows, y: object = None) -> Codec:
         """Learn every parameter from the training vectors ``X`` (N, D) float; ``y`` is ignored (scikit-learn).
 
         Costly stages fit on a seeded sample of at most ``Stage.fit_sample`` rows (25,000); the
@@ -269,7 +273,13 @@ class Codec(TransformerMixin, BaseEstimator):
             Z = stage.inverse_transform(Z)
         self.transforms[0].inverse_transform_into(Z, out)
 
-    def encode(self, X: Any, check_finite: bool = True) -> Any:
+    @overload
+    def encode(self, X: np.ndarray, check_finite: bool = True) -> np.ndarray: ...
+    @overload
+    def encode(self, X: xarray.DataArray, check_finite: bool = True) -> xarray.DataArray: ...
+    @overload
+    def encode(self, X: dask.array.Array, check_finite: bool = True) -> dask.array.Array: ...
+    def encode(self, X: xa.Vectors, check_finite: bool = True) -> xa.Vectors:
         """Encode float vectors (N, D) to uint8 codes (N, bytes_per_vector).
 
         Values that are NaN, infinite or too large for a stage to code without overflow are
@@ -289,7 +299,13 @@ class Codec(TransformerMixin, BaseEstimator):
         except _OutOfRange as exc:
             raise self._out_of_range_error(X, exc.stage) from None
 
-    def decode(self, codes: Any) -> Any:
+    @overload
+    def decode(self, codes: np.ndarray) -> np.ndarray: ...
+    @overload
+    def decode(self, codes: xarray.DataArray) -> xarray.DataArray: ...
+    @overload
+    def decode(self, codes: dask.array.Array) -> dask.array.Array: ...
+    def decode(self, codes: xa.Vectors) -> xa.Vectors:
         """Decode uint8 codes (N, bytes_per_vector) to float32 vectors (N, D); dask stays lazy, xarray keeps coords."""
         self._require_fitted()
         if xa.is_xarray(codes) or xa.is_dask(codes):
@@ -303,7 +319,13 @@ class Codec(TransformerMixin, BaseEstimator):
         block = TRANSFORM_DECODE_BLOCK_BYTES if self.transforms else DECODE_BLOCK_BYTES
         return map_blocks(self._decode_block, codes, out, row_bytes=4 * self.fitted_dim, block_bytes=block)
 
-    def reconstruct(self, X: Any) -> Any:
+    @overload
+    def reconstruct(self, X: np.ndarray) -> np.ndarray: ...
+    @overload
+    def reconstruct(self, X: xarray.DataArray) -> xarray.DataArray: ...
+    @overload
+    def reconstruct(self, X: dask.array.Array) -> dask.array.Array: ...
+    def reconstruct(self, X: xa.Vectors) -> xa.Vectors:
         """``decode(encode(X))`` block by block (no full-size codes in memory): what a reader of the codes gets."""
         self._require_fitted()
         if xa.is_xarray(X) or xa.is_dask(X):
@@ -323,7 +345,7 @@ class Codec(TransformerMixin, BaseEstimator):
             raise self._out_of_range_error(X, exc.stage) from None
 
     # ------------------------------------------------------------------ ranges
-    def quantizer_input(self, X: Any) -> np.ndarray:
+    def quantizer_input(self, X: xa.Rows) -> np.ndarray:
         """The float32 vectors the quantizer codes: ``X`` (N, D) through every transform."""
         self._require_fitted()
         Z = check_vectors(xa.as_rows(X), dim=self.dim, finite=False)
@@ -332,7 +354,7 @@ class Codec(TransformerMixin, BaseEstimator):
                 Z = np.ascontiguousarray(stage.transform(Z), dtype=np.float32)
         return Z
 
-    def range_report(self, X: Any) -> dict[str, Any] | None:
+    def range_report(self, X: xa.Rows) -> dict[str, Any] | None:
         """How ``X`` fits the quantizer's coded range: per-dimension min/max and the values it clips.
 
         ``{"min", "max"}`` (arrays over the quantizer's input dims, ``±inf`` for no rows), ``"values"``
@@ -370,11 +392,11 @@ class Codec(TransformerMixin, BaseEstimator):
         self._require_fitted()
         return self.quantizer.widen_range(np.asarray(lo, np.float32), np.asarray(hi, np.float32))
 
-    def transform(self, X: Any) -> Any:
+    def transform(self, X: xa.Vectors) -> xa.Vectors:
         """scikit-learn transform: ``reconstruct(X)`` (output="decoded") or ``encode(X)`` (output="codes")."""
         return self.encode(X) if self.output == "codes" else self.reconstruct(X)
 
-    def inverse_transform(self, X: Any) -> Any:
+    def inverse_transform(self, X: xa.Vectors) -> xa.Vectors:
         """Back to the original space: decodes codes (output="codes"); decoded vectors are returned as they are."""
         if self.output == "codes":
             return self.decode(X)
@@ -383,7 +405,7 @@ class Codec(TransformerMixin, BaseEstimator):
             return X
         return check_vectors(X, dim=self.dim, finite=False)
 
-    def fit_encode(self, X: Any) -> Any:
+    def fit_encode(self, X: xa.Vectors) -> xa.Vectors:
         """``fit(X)`` then ``encode(X)``."""
         return self.fit(X).encode(X)
 

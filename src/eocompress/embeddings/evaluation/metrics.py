@@ -9,13 +9,16 @@ faiss (inner product on unit vectors; popcount Hamming on packed bits) so sweeps
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from eocompress.embeddings.codecs.normalize import unit_rows
 from eocompress.embeddings.codecs.recall import recall_at_k as recall_at_k  # the one recall, re-exported
 from eocompress.embeddings.codecs.recall import recall_per_query as recall_per_query
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 #: C grid of the linear probe (chosen by stratified CV on the training split only).
 C_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -91,7 +94,7 @@ def choose_c(X_train: np.ndarray, y_train: np.ndarray, grid=C_GRID, folds: int =
     return float(grid[int(np.argmax(scores))])
 
 
-def fit_linear_probe(X_train: np.ndarray, y_train: np.ndarray, c: float, warm_from: Any = None) -> Any:
+def fit_linear_probe(X_train: np.ndarray, y_train: np.ndarray, c: float, warm_from: Pipeline | None = None) -> Pipeline:
     """StandardScaler + LogisticRegression(lbfgs, C=c) fit on the training split.
 
     ``warm_from`` (a probe fit on nearby data, e.g. the float32 baseline) starts lbfgs from its
@@ -114,7 +117,7 @@ def fit_linear_probe(X_train: np.ndarray, y_train: np.ndarray, c: float, warm_fr
 
 
 def linear_probe(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, c: float,
-                 warm_from: Any = None) -> np.ndarray:
+                 warm_from: Pipeline | None = None) -> np.ndarray:
     """Predictions of :func:`fit_linear_probe` on ``X_test``."""
     return fit_linear_probe(X_train, y_train, c, warm_from).predict(X_test)
 

@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from eocompress._atomic import check_output_path, output_lock
 from eocompress.embeddings.products.band_vrt import bands_dir
-from eocompress.embeddings.products.base import open_cached, product_class, product_kind
+from eocompress.embeddings.products.base import (
+    AnyProduct,
+    is_chip_product,
+    open_cached,
+    product_class,
+    product_kind,
+)
 from eocompress.embeddings.products.cog_product import compress_to_cog
 from eocompress.embeddings.products.cog_write import write_cog
 from eocompress.embeddings.products.conventions import provenance
-from eocompress.embeddings.products.fields import Field, GridInfo, iter_windows, open_field, sample_pixels
+from eocompress.embeddings.products.fields import Field, GridInfo, Window, iter_windows, open_field, sample_pixels
 from eocompress.embeddings.products.fitting import fit_codec, load_training_vectors
 from eocompress.embeddings.products.integrity import MAX_ABS, check_magnitude
 from eocompress.embeddings.products.parquet_product import compress_parquet
@@ -37,6 +43,9 @@ from eocompress.embeddings.products.zarr_product import (
     store_exists,
 )
 from eocompress.errors import EOCompressError, InputError
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 ProgressFn = Callable[[int], None] | None
 
@@ -62,7 +71,7 @@ def compress(
     fit: str | os.PathLike | None = None,
     chunk: int = 512,
     seed: int = 0,
-    client: Any = None,
+    client: Client | None = None,
     resume: bool = False,
     overwrite: bool = False,
     rescore_spec: str | None = None,
@@ -265,7 +274,7 @@ def check_chunk_memory(chunk: int, dim: int) -> None:
         )
 
 
-def open_product(path: str | os.PathLike, verify: bool = True) -> Any:
+def open_product(path: str | os.PathLike, verify: bool = True) -> AnyProduct:
     """Open a finished product (ZarrProduct, CogProduct or ParquetProduct) for reading.
 
     ``verify=False`` (``--no-verify``) skips the metadata digest and every chunk checksum: for salvaging
@@ -274,16 +283,20 @@ def open_product(path: str | os.PathLike, verify: bool = True) -> Any:
     path = Path(path)
     if not path.exists():
         raise InputError(f"product {path} does not exist; create it with `eocompress compress`")
-    return product_class(product_kind(path)).open(path, verify=verify)
+    prod = product_class(product_kind(path)).open(path, verify=verify)
+    return cast("AnyProduct", prod)  # each kind implements GridProduct or ChipProduct (mypy checks, in its module)
 
 
-def open_product_cached(path: str | os.PathLike, verify: bool = True) -> Any:
+def open_product_cached(path: str | os.PathLike, verify: bool = True) -> AnyProduct:
     """``open_product`` once per process and product version (re-opened when the file or store is replaced)."""
     return open_cached(product_class(product_kind(path)), path, verify)
 
 
-def _decode_chunk_task(window: Any, product_path: str, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    return open_product_cached(product_path, verify).decode_chunk(window)
+def _decode_chunk_task(window: Window, product_path: str, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    prod = open_product_cached(product_path, verify)
+    if is_chip_product(prod):
+        raise InputError(f"{product_path} is a chip table; only gridded products decode by window")
+    return prod.decode_chunk(window)
 
 
 @_one_writer
@@ -291,7 +304,7 @@ def decompress(
     product: str | os.PathLike,
     out: str | os.PathLike,
     *,
-    client: Any = None,
+    client: Client | None = None,
     overwrite: bool = False,
     progress: ProgressFn = None,
     verify: bool = True,
@@ -299,7 +312,7 @@ def decompress(
     """Decode a product back to float32 in the original layout (a COG for grids, Parquet for chips)."""
     prod = open_product(product, verify=verify)
     out = check_output_path(out, overwrite=overwrite)
-    if getattr(prod, "is_chips", False):
+    if is_chip_product(prod):
         if not verify:
             raise InputError("--no-verify applies to Zarr and COG products; a Parquet product is always verified")
         return prod.decompress(out, overwrite=overwrite, progress=progress)
@@ -316,7 +329,13 @@ def decompress(
     return write_float_geotiff(out, info, chunks, nodata, overwrite=overwrite)
 
 
-def write_float_geotiff(out: Path, info: GridInfo, chunks: Any, nodata: float | None, overwrite: bool = True) -> Path:
+def write_float_geotiff(
+    out: Path,
+    info: GridInfo,
+    chunks: Iterable[tuple[Window, tuple[np.ndarray, np.ndarray]]],
+    nodata: float | None,
+    overwrite: bool = True,
+) -> Path:
     """Write decoded chunks ``(window, (values (h, w, D), valid (h, w)))`` into a float32 COG.
 
     The chunks go into a tiled work GeoTIFF, GDAL's COG driver copies it with DEFLATE and overviews,

@@ -19,6 +19,8 @@ import numpy as np
 from eocompress.errors import InputError
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
     from eocompress.embeddings.codecs.codec import Codec
     from eocompress.embeddings.products.grid import GridInfo, Window
 
@@ -44,6 +46,10 @@ class Product(Protocol):
         """The codec that decodes the stored codes."""
         ...
 
+    def stored_bytes(self) -> int:
+        """Bytes the product takes on disk."""
+        ...
+
 
 @runtime_checkable
 class GridProduct(Product, Protocol):
@@ -51,6 +57,16 @@ class GridProduct(Product, Protocol):
 
     info: GridInfo
     chunk: int
+    n_valid: int
+
+    @property
+    def rescore_codec(self) -> Codec | None:
+        """The codec of the finer codes kept for re-ranking search results, or None."""
+        ...
+
+    def decode_chunk(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 values (h, w, D), valid (h, w)) of one chunk, decoded."""
+        ...
 
     def windows(self) -> list[Window]:
         """The grid's chunk windows, row-major."""
@@ -66,6 +82,13 @@ class GridProduct(Product, Protocol):
 @runtime_checkable
 class ChipProduct(Product, Protocol):
     """A product of chips (GeoParquet): chunks are row groups, each row a chip with a footprint and a time."""
+
+    n_rows: int
+    columns: list[str]
+
+    def decompress(self, out: Path, overwrite: bool = False, progress: Callable[[int], None] | None = None) -> Path:
+        """Write the chips back as GeoParquet with float32 embeddings."""
+        ...
 
     def windows(self) -> list[int]:
         """The row-group indices, in storage order."""
@@ -88,6 +111,14 @@ class ChipProduct(Product, Protocol):
 
 #: Any opened product: the type ``api.open_product`` returns.
 AnyProduct = GridProduct | ChipProduct
+
+
+def is_chip_product(prod: AnyProduct) -> TypeIs[ChipProduct]:
+    """True for a chip table (GeoParquet), False for a grid; reads the kind's class flag, never a lazy property.
+
+    (``isinstance`` against the protocols would evaluate properties such as ``codec`` on Python 3.11.)
+    """
+    return prod.is_chips
 
 
 class ProductBase:

@@ -22,7 +22,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,13 @@ from eocompress.embeddings.products.metadata import linear_scale_offset, quantiz
 from eocompress.embeddings.products.scale import map_chunks, share
 from eocompress.errors import FileFormatError, InputError
 
+if TYPE_CHECKING:
+    import xarray as xr
+    from distributed import Client
+
+    from eocompress.embeddings.codecs.codec import Codec
+    from eocompress.embeddings.products.base import GridProduct
+
 FORMAT = "eocompress-int8-cog"
 VERSION = 2
 NODATA = -128
@@ -44,7 +51,7 @@ PARAM_PREFIX = "EOCOMPRESS_PARAM_"
 DIGEST_TAG = "EOCOMPRESS_METADATA_SHA256"
 
 
-def _check_cog_codec(codec: Any) -> str:
+def _check_cog_codec(codec: Codec) -> str:
     q = codec.quantizer
     if q.kind == "aef-int8":
         return "aef"
@@ -70,7 +77,7 @@ def int8_to_codes(values: np.ndarray, mode: str) -> np.ndarray:
     return (values.astype(np.int16) + 128).astype(np.uint8)
 
 
-def off_level_zero(codec: Any) -> Any:
+def off_level_zero(codec: Codec) -> Codec:
     """A copy of a 256-level linear codec whose fitted range uses levels 1..255 only (0 is the COG's nodata).
 
     The same range is spread over 254 steps instead of 255 and starts one step lower, so every value
@@ -103,7 +110,7 @@ def _encode_cog_chunk(window: Window, fld: Field, codec_json: str) -> tuple[np.n
     return np.ascontiguousarray(np.moveaxis(out, -1, 0)), int(valid.sum())
 
 
-def param_tags(codec: Any) -> dict[str, str]:
+def param_tags(codec: Codec) -> dict[str, str]:
     """``EOCOMPRESS_CODEC`` (description) and one ``EOCOMPRESS_PARAM_<name>`` tag per decode array."""
     meta, arrays = codec_parts(codec)
     tags = {"EOCOMPRESS_CODEC": json.dumps(meta)}
@@ -114,7 +121,7 @@ def param_tags(codec: Any) -> dict[str, str]:
     return tags
 
 
-def codec_from_tags(tags: dict[str, str]) -> Any:
+def codec_from_tags(tags: dict[str, str]) -> Codec:
     """Rebuild the codec from its tags (our FileFormatError when they are damaged)."""
     arrays = {}
     try:
@@ -155,10 +162,10 @@ def cog_metadata_digest(path: str | os.PathLike) -> str:
 def compress_to_cog(
     fld: Field,
     out: str | os.PathLike,
-    codec: Any,
+    codec: Codec,
     *,
     chunk: int = 512,
-    client: Any = None,
+    client: Client | None = None,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
     provenance: dict[str, Any] | None = None,
@@ -274,7 +281,7 @@ class CogProduct(ProductBase):
             self.n_valid = int(tags["EOCOMPRESS_N_VALID"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise FileFormatError(f"{self.path}: eocompress tags are malformed ({exc}); the COG is damaged") from exc
-        self._codec = None
+        self._codec: Codec | None = None
         expected = (self.codec.bytes_per_vector, self.info.height, self.info.width)
         if (
             shape != expected
@@ -289,7 +296,7 @@ class CogProduct(ProductBase):
             )
 
     @property
-    def codec(self) -> Any:
+    def codec(self) -> Codec:
         """The codec, rebuilt from the EOCOMPRESS_PARAM_* tags."""
         if self._codec is None:
             self._codec = codec_from_tags(self.tags)
@@ -354,7 +361,7 @@ class CogProduct(ProductBase):
             else []
         )
 
-    def to_xarray(self, decode: bool = True) -> Any:
+    def to_xarray(self, decode: bool = True) -> xr.DataArray:
         """Georeferenced lazy DataArray: decoded float32 (band, y, x), NaN at nodata; or the codes."""
         from eocompress.embeddings.products.xarray_view import to_xarray
 
@@ -363,3 +370,7 @@ class CogProduct(ProductBase):
     def stored_bytes(self) -> int:
         """Bytes on disk."""
         return self.path.stat().st_size
+
+
+if TYPE_CHECKING:  # the kind implements its protocol (checked by mypy, no cost at run time)
+    _implements: type[GridProduct] = CogProduct

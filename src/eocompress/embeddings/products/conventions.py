@@ -15,9 +15,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eocompress.embeddings.products.fields import GridInfo
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from eocompress.embeddings.codecs.codec import Codec
 
 GEOEMB_CONVENTION = {
     "schema_url": "https://raw.githubusercontent.com/geo-embeddings/embeddings-zarr-convention/refs/tags/v1/schema.json",
@@ -114,18 +119,18 @@ def provenance(
     }
 
 
-def quantization_method(codec: Any) -> str:
+def quantization_method(codec: Codec) -> str:
     """The geo-embeddings ``method`` name of a codec's quantizer."""
     kind = codec.quantizer.kind
     return _METHODS.get(kind, kind)
 
 
-def quantized_dtype(codec: Any) -> str:
+def quantized_dtype(codec: Codec) -> str:
     """dtype of the stored values: ``uint8`` code bytes except the passthrough and AlphaEarth kinds."""
     return {"float32": "float32", "float16": "float16", "aef-int8": "int8"}.get(codec.quantizer.kind, "uint8")
 
 
-def geoemb_attrs(codec: Any, info: GridInfo, prov: dict[str, Any], scale: dict[str, Any] | None) -> dict[str, Any]:
+def geoemb_attrs(codec: Codec, info: GridInfo, prov: dict[str, Any], scale: dict[str, Any] | None) -> dict[str, Any]:
     """``geoemb:`` attributes of a gridded product (pixel embeddings)."""
     quant: dict[str, Any] = {
         "method": quantization_method(codec),
@@ -208,7 +213,7 @@ def grid_mapping_attrs(info: GridInfo) -> dict[str, Any]:
     return attrs
 
 
-def xy_coords(info: GridInfo) -> tuple[Any, Any]:
+def xy_coords(info: GridInfo) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
     """1-D pixel-centre coordinates (y, x) of a north-up grid (None for rotated grids)."""
     import numpy as np
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eocompress.errors import FileFormatError
+
+if TYPE_CHECKING:
+    from eocompress.embeddings.codecs.codec import Codec
 
 #: How a foreign reader decodes each quantizer family (mirrored in docs/reference/formats.md).
 DECODE_FORMULAS = {
@@ -46,7 +49,7 @@ def _clean(token: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "_", token).strip("_")
 
 
-def codec_parts(codec: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def codec_parts(codec: Codec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(JSON-able description, {readable name: array}) of a fitted codec; inverse of :func:`codec_from_parts`."""
     meta, arrays = codec.get_state()
     tokens = [entry["token"] for entry in meta["stages"]]
@@ -62,7 +65,7 @@ def codec_parts(codec: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return json.loads(json.dumps(meta)), named
 
 
-def codec_from_parts(meta: dict[str, Any] | str, arrays: dict[str, np.ndarray]) -> Any:
+def codec_from_parts(meta: dict[str, Any] | str, arrays: dict[str, np.ndarray]) -> Codec:
     """The codec described by ``meta`` with its named ``arrays``; our FileFormatError when they do not fit."""
     from eocompress.embeddings.codecs import Codec
 
@@ -87,7 +90,7 @@ def codec_from_parts(meta: dict[str, Any] | str, arrays: dict[str, np.ndarray]) 
     return codec
 
 
-def _check_shapes(codec: Any) -> None:
+def _check_shapes(codec: Codec) -> None:
     """Decode one all-zero code: any array of the wrong shape fails here with our error, not later.
 
     faiss-backed stages (pq, rq) read their tables without bounds checks, so their sizes are checked first.
@@ -95,10 +98,11 @@ def _check_shapes(codec: Any) -> None:
     for stage in codec.stages:
         kind, d = getattr(stage, "kind", ""), int(getattr(stage, "input_dim", 0) or 0)
         expect = None
+        m = int(getattr(stage, "m", 1))  # pq and rq stages have m sub-quantizers / stages
         if kind == "pq":
-            expect = ("centroids_", (stage.m * 256 * (d // max(stage.m, 1))), d % max(stage.m, 1) == 0)
+            expect = ("centroids_", (m * 256 * (d // max(m, 1))), d % max(m, 1) == 0)
         elif kind == "rq":
-            expect = ("codebooks_", stage.m * 256 * d, True)
+            expect = ("codebooks_", m * 256 * d, True)
         if expect is not None:
             arr = np.asarray(getattr(stage, expect[0]))
             if not expect[2] or arr.size != expect[1] or arr.dtype != np.float32:
@@ -110,7 +114,7 @@ def _check_shapes(codec: Any) -> None:
         raise FileFormatError(f"decode parameters give {probe.shape[1]}-d vectors, expected {codec.dim}")
 
 
-def describe_arrays(codec: Any) -> dict[str, str]:
+def describe_arrays(codec: Codec) -> dict[str, str]:
     """One line per named array saying what it is (stored as the array's ``description`` attribute)."""
     meta, named = codec_parts(codec)
     out = {}

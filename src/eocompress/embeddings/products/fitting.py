@@ -8,12 +8,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from eocompress.embeddings.products.integrity import check_decodable
 from eocompress.errors import InputError
+
+if TYPE_CHECKING:
+    from eocompress.embeddings.codecs.codec import Codec
 
 
 def load_training_vectors(path: str | os.PathLike) -> np.ndarray:
@@ -36,7 +39,7 @@ def fit_codec(
     fit: str | os.PathLike | None = None,
     seed: int = 0,
     what: str = "the input",
-) -> Any:
+) -> Codec:
     """A fitted codec: loaded from ``fit`` (.json), fitted on ``fit`` (.npy/.npz), or on ``sample()``."""
     from eocompress.embeddings.codecs import Codec  # not at module level: it loads scikit-learn (seconds)
 

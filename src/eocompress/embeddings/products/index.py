@@ -26,17 +26,22 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eocompress._atomic import atomic_path
 from eocompress.embeddings.codecs.normalize import unit_rows
 from eocompress.embeddings.codecs.recall import recall_at_k
+from eocompress.embeddings.codecs.scalar import LinearQuantizer
+from eocompress.embeddings.products.base import GridProduct, Product, is_chip_product
 from eocompress.embeddings.products.cog_product import DIGEST_TAG
 from eocompress.embeddings.products.integrity import file_sha256
 from eocompress.embeddings.products.zarr_product import DIGEST_KEY
 from eocompress.errors import EOCompressError, FileFormatError, InputError
+
+if TYPE_CHECKING:
+    from eocompress.embeddings.codecs.codec import Codec
 
 FORMAT = "eocompress-search-index"
 VERSION = 1
@@ -84,10 +89,10 @@ class Sq8View:
         return self.vmin + (codes.astype(np.float32) + 0.5) * (self.vdiff / 255.0)
 
 
-def sq8_view(codec: Any) -> Sq8View | None:
+def sq8_view(codec: Codec) -> Sq8View | None:
     """An :class:`Sq8View` of ``codec`` when its codes are verbatim SQ8 codes, else None."""
     quant = codec.quantizer
-    if getattr(quant, "kind", "") != "linear" or getattr(quant, "name", "") != "int8":
+    if not isinstance(quant, LinearQuantizer) or quant.name != "int8":
         return None
     d = codec.code_dim
 
@@ -118,7 +123,7 @@ def sq8_view(codec: Any) -> Sq8View | None:
     )
 
 
-def index_kind(codec: Any, metric: str = "cosine") -> str:
+def index_kind(codec: Codec, metric: str = "cosine") -> str:
     """``ivf-codes``, ``ivf-unit``, ``ivf-decoded`` or ``binary-ivf`` (see the module docstring)."""
     if getattr(codec.quantizer, "kind", "") == "binary":
         return "binary-ivf"
@@ -212,7 +217,7 @@ def _train_sample(n: int, size: int, seed: int) -> np.ndarray:
 
 
 def build_from_codes(
-    codec: Any,
+    codec: Codec,
     codes: np.ndarray,
     ids: np.ndarray,
     *,
@@ -298,7 +303,7 @@ def _build_binary(codes, ids, codec, nlist, sample, seed, niter, block, progress
 
 
 def _space(
-    kind: str, codec: Any, metric: str
+    kind: str, codec: Codec, metric: str
 ) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray | None, np.ndarray | None]:
     """(codes -> index-space vectors, query basis or None, IP score offset or None) for an IVF kind.
 
@@ -326,7 +331,7 @@ def _space(
     return codec.decode, None, None
 
 
-def _codes_view(codec: Any) -> Sq8View:
+def _codes_view(codec: Codec) -> Sq8View:
     """The int8 view an ``ivf-codes`` index reads the codes through (index_kind picks that kind only with one)."""
     view = sq8_view(codec)
     if view is None:
@@ -382,7 +387,7 @@ def _build_ivf(kind, codec, codes, ids, metric, nlist, sample, seed, niter, bloc
     return CodeIndex(index, {}, basis, offset)
 
 
-def _calibrate(idx: CodeIndex, codec: Any, codes: np.ndarray, ids: np.ndarray, target: float, seed: int) -> int:
+def _calibrate(idx: CodeIndex, codec: Codec, codes: np.ndarray, ids: np.ndarray, target: float, seed: int) -> int:
     """Fewest lists whose recall@10 (vs an exact scan of the same decoded codes) reaches ``target``."""
     nlist = idx.manifest["nlist"]
     if nlist == 1:
@@ -400,7 +405,7 @@ def _calibrate(idx: CodeIndex, codec: Any, codes: np.ndarray, ids: np.ndarray, t
 
 
 def exact_search_codes(
-    idx: CodeIndex, codec: Any, codes: np.ndarray, ids: np.ndarray, q_codes: np.ndarray, k: int, block: int = 1 << 18
+    idx: CodeIndex, codec: Codec, codes: np.ndarray, ids: np.ndarray, q_codes: np.ndarray, k: int, block: int = 1 << 18
 ) -> np.ndarray:
     """Exact top-``k`` ids by the index's metric over every decoded code (the scan the index approximates)."""
     import faiss
@@ -430,7 +435,7 @@ def exact_search_codes(
 
 
 # ---------------------------------------------------------------------------- products
-def product_digest(prod: Any) -> str | None:
+def product_digest(prod: Product) -> str | None:
     """The product's own metadata digest: it covers the codec, grid, attributes and every chunk's sha256.
 
     Zarr: ``eocompress:metadata_sha256`` (the ``chunk_sha256`` array is one of the arrays it covers);
@@ -445,7 +450,7 @@ def product_digest(prod: Any) -> str | None:
     return None
 
 
-def product_fingerprint(prod: Any) -> dict[str, Any]:
+def product_fingerprint(prod: GridProduct) -> dict[str, Any]:
     """What ties an index to its product: codec, grid size, valid-pixel count and the product's digest."""
     info = prod.info
     return {
@@ -490,7 +495,7 @@ def build_index(
     from eocompress.embeddings.products.api import open_product
 
     prod = open_product(product)
-    if getattr(prod, "is_chips", False):
+    if is_chip_product(prod):
         raise InputError(f"{product} is a chip table; the index works on gridded products (.zarr, .tif)")
     out = Path(out) if out is not None else default_index_path(product)
     check_output_path(out, overwrite=overwrite)
@@ -540,7 +545,9 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
-def open_index(path: str | os.PathLike, product: Any = None, *, verify: bool = True, mmap: bool = True) -> CodeIndex:
+def open_index(
+    path: str | os.PathLike, product: GridProduct | None = None, *, verify: bool = True, mmap: bool = True
+) -> CodeIndex:
     """Open an index folder: sha256 of every file checked, inverted lists memory-mapped (lazy).
 
     ``product`` (an opened product) is checked against the fingerprint recorded at build time.

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,11 +21,14 @@ from eocompress.data import sha256_file
 from eocompress.embeddings.products.checksums import chunk_sha256
 from eocompress.errors import InputError
 
+if TYPE_CHECKING:
+    from eocompress.embeddings.codecs.codec import Codec
+
 #: Largest magnitude accepted in an embedding: squares and sums of D such values stay finite in float32.
 MAX_ABS = 1e15
 
 
-def json_digest(value: Any) -> str:
+def json_digest(value: object) -> str:
     """sha256 (hex) of ``value`` as canonical JSON (sorted keys, no spaces)."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -95,7 +98,7 @@ def check_magnitude(values: np.ndarray, where: str, origin: tuple[int, ...] = ()
     )
 
 
-def check_decodable(codec: Any, X: np.ndarray, where: str, probe: int = 2048) -> None:
+def check_decodable(codec: Codec, X: np.ndarray, where: str, probe: int = 2048) -> None:
     """Refuse a fitted codec that decodes to non-finite values (inputs near the float32 limits).
 
     Encodes and decodes up to ``probe`` rows of ``X`` (spread over it) and raises one InputError line

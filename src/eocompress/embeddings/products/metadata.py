@@ -9,27 +9,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from eocompress.embeddings.codecs.scalar import LinearQuantizer
 from eocompress.embeddings.products.conventions import quantization_method, quantized_dtype
 from eocompress.embeddings.products.decode_params import DECODE_FORMULAS, TRANSFORM_INVERSES
 
+if TYPE_CHECKING:
+    from eocompress.embeddings.codecs.codec import Codec
 
-def quantization_scale(codec: Any, prefix: str) -> dict[str, Any] | None:
+
+def quantization_scale(codec: Codec, prefix: str) -> dict[str, Any] | None:
     """Scale Object naming the per-dimension step array of a linear codec (None for other kinds)."""
     if codec.quantizer.kind != "linear":
         return None
     return {"type": "array", "array_name": f"{prefix}{codec.quantizer.token}_step"}
 
 
-def linear_scale_offset(codec: Any, stored: str = "uint8") -> tuple[list[float], list[float]] | None:
+def linear_scale_offset(codec: Codec, stored: str = "uint8") -> tuple[list[float], list[float]] | None:
     """(scale, offset) per dimension with ``x = offset + scale * stored`` for int8/uint8 storage, else None.
 
     Only for a plain 256-level linear quantizer: ``uint8`` stores the level, ``int8`` stores ``level - 128``.
     The values are in the codec's reduced space when it has transforms.
     """
     q = codec.quantizer
-    if q.kind != "linear" or getattr(q, "levels", None) != 256:
+    if not isinstance(q, LinearQuantizer) or q.levels != 256:
         return None
     shift = 128.0 if stored == "int8" else 0.0
     scale = [float(s) for s in q.step_]
@@ -37,7 +41,7 @@ def linear_scale_offset(codec: Any, stored: str = "uint8") -> tuple[list[float],
     return scale, offset
 
 
-def stac_quantization(codec: Any, stored: str) -> dict[str, Any]:
+def stac_quantization(codec: Codec, stored: str) -> dict[str, Any]:
     """STAC ``emb:quantization``: method, dtypes and, for int8 codes without transforms, scale/offset arrays."""
     out: dict[str, Any] = {
         "method": quantization_method(codec),
@@ -50,7 +54,7 @@ def stac_quantization(codec: Any, stored: str) -> dict[str, Any]:
     return out
 
 
-def quantization_info(codec: Any) -> dict[str, Any]:
+def quantization_info(codec: Codec) -> dict[str, Any]:
     """Our own description: spec, bytes per vector, transforms and the decode formula of each stage."""
     q = codec.quantizer
     return {

@@ -16,7 +16,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,13 @@ from eocompress.embeddings.products.ranges import fit_ranges_on_batches
 from eocompress.embeddings.products.scale import map_chunks, share
 from eocompress.embeddings.products.stac import write_stac_item
 from eocompress.errors import FileFormatError, InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from distributed import Client
+
+    from eocompress.embeddings.codecs.codec import Codec
+    from eocompress.embeddings.products.base import ChipProduct
 
 FORMAT = "eocompress-geoparquet-product"
 EMBEDDING = "embedding"
@@ -66,7 +73,7 @@ def _column_digest(h: Any, column: Any) -> None:
             h.update(repr(value).encode() + b"\x00")
 
 
-def table_sha256(table: Any) -> str:
+def table_sha256(table: pa.Table) -> str:
     """sha256 (hex) over every column of a row group: names, types, nulls and values."""
     import hashlib
 
@@ -77,7 +84,7 @@ def table_sha256(table: Any) -> str:
     return h.hexdigest()
 
 
-def metadata_sha256(meta: dict[str, str], schema: Any) -> str:
+def metadata_sha256(meta: dict[str, str], schema: pa.Schema) -> str:
     """sha256 over the eocompress and geo key-value metadata (but the digest) and the column schema."""
     from eocompress.embeddings.products.integrity import json_digest
 
@@ -137,7 +144,7 @@ def compress_parquet(
     fit: str | os.PathLike | None = None,
     seed: int = 0,
     overwrite: bool = False,
-    client: Any = None,
+    client: Client | None = None,
     progress: Callable[[int], None] | None = None,
     stac: bool = True,
     provenance: dict[str, Any] | None = None,
@@ -270,10 +277,10 @@ class ParquetProduct(ProductBase):
                 f"{self.path}: eocompress metadata is malformed ({exc}); the file is damaged"
             ) from exc
         self.columns = [n for n in self.file.schema_arrow.names]
-        self._codec = None
+        self._codec: Codec | None = None
 
     @property
-    def codec(self) -> Any:
+    def codec(self) -> Codec:
         if self._codec is None:
             from eocompress.embeddings.products.decode_params import codec_from_parts
 
@@ -295,7 +302,7 @@ class ParquetProduct(ProductBase):
     def windows(self) -> list[int]:
         return list(range(self.file.num_row_groups))
 
-    def read_table(self, index: int, verify: bool = True) -> tuple[Any, np.ndarray]:
+    def read_table(self, index: int, verify: bool = True) -> tuple[pa.Table, np.ndarray]:
         """(row group table, codes (n, B)), codes checked against the row group's sha256."""
         try:
             table = self.file.read_row_group(index)
@@ -381,3 +388,7 @@ class ParquetProduct(ProductBase):
 
     def stored_bytes(self) -> int:
         return self.path.stat().st_size
+
+
+if TYPE_CHECKING:  # the kind implements its protocol (checked by mypy, no cost at run time)
+    _implements: type[ChipProduct] = ParquetProduct

@@ -10,13 +10,19 @@ range; the values it clips are counted. Either way the count is stored in the pr
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eocompress.embeddings.products.checksums import codec_from_json
 from eocompress.embeddings.products.fields import Field, Window, iter_windows
 from eocompress.embeddings.products.scale import map_chunks, share
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from eocompress.embeddings.codecs.codec import Codec
 
 ATTR = "eocompress:clipping"
 
@@ -40,7 +46,9 @@ def _merge(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any]
     }
 
 
-def scan_ranges(fld: Field, codecs: list[Any], chunk: int, client: Any = None) -> list[dict[str, Any] | None]:
+def scan_ranges(
+    fld: Field, codecs: list[Codec], chunk: int, client: Client | None = None
+) -> list[dict[str, Any] | None]:
     """Merged :meth:`Codec.range_report` of every codec over every valid pixel of ``fld`` (one read pass)."""
     if all(c.quantizer.coded_range() is None for c in codecs):
         return [None] * len(codecs)
@@ -53,7 +61,7 @@ def scan_ranges(fld: Field, codecs: list[Any], chunk: int, client: Any = None) -
 
 
 def fit_ranges(
-    fld: Field, codecs: list[Any], widen: list[bool], chunk: int, client: Any = None
+    fld: Field, codecs: list[Codec], widen: list[bool], chunk: int, client: Client | None = None
 ) -> list[dict[str, Any] | None]:
     """Widen the ranges of the codecs marked in ``widen`` to the whole field; the clipping each then keeps.
 
@@ -77,7 +85,7 @@ def fit_ranges(
     return out
 
 
-def fit_ranges_on_batches(codec: Any, batches: Any, widen: bool) -> dict[str, Any] | None:
+def fit_ranges_on_batches(codec: Codec, batches: Iterable[np.ndarray], widen: bool) -> dict[str, Any] | None:
     """:func:`fit_ranges` for one codec over in-process batches of vectors (the row groups of a chip table)."""
     rep = None
     for X in batches:

@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eocompress.embeddings.codecs.normalize import unit_rows
 from eocompress.embeddings.products.api import open_product
-from eocompress.errors import InputError
+from eocompress.embeddings.products.base import GridProduct, is_chip_product
+from eocompress.errors import FileFormatError, InputError
+
+if TYPE_CHECKING:
+    import faiss
+
+    from eocompress.embeddings.products.index import CodeIndex
 
 
 @dataclass
@@ -96,7 +102,7 @@ def search(
     if pixel is not None and vector is not None:
         raise InputError("give one query: --pixel ROW COL or --vector FILE, not both")
     prod = open_product(product)
-    if getattr(prod, "is_chips", False):
+    if is_chip_product(prod):
         raise InputError("search works on gridded products (.zarr, .tif); chip tables are not searchable yet")
     if k < 1 or m < 1:
         raise InputError(f"--k and --m must be at least 1 (got k={k}, m={m})")
@@ -206,7 +212,7 @@ def _rescore(
     return out
 
 
-def float16_refine_index(idx: Any, fine_codes: np.ndarray) -> Any:
+def float16_refine_index(idx: CodeIndex, fine_codes: np.ndarray) -> faiss.IndexRefine:
     """A faiss ``IndexRefine``: ``idx`` (a :class:`CodeIndex`) proposes, float16 codes re-rank, all in C++.
 
     ``fine_codes`` (N, 2 D) uint8 are the product's float16 rescore codes, row ``i`` for index id ``i``; they
@@ -238,7 +244,7 @@ def float16_refine_index(idx: Any, fine_codes: np.ndarray) -> Any:
 
 
 def refine_search(
-    refine: Any, queries: np.ndarray, k: int, candidates: int, nprobe: int, metric: str = "ip",
+    refine: faiss.IndexRefine, queries: np.ndarray, k: int, candidates: int, nprobe: int, metric: str = "ip",
     norms: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scores, ids) of the top ``k`` of ``candidates`` per query, re-ranked by float16 codes in faiss.
@@ -263,7 +269,7 @@ def refine_search(
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
 
-def product_float16_codes(prod: Any) -> np.ndarray:
+def product_float16_codes(prod: GridProduct) -> np.ndarray:
     """A product's float16 rescore codes as (height * width, 2 D) uint8, row = the index id ``r * width + c``.
 
     Nodata pixels get zero rows (the index never proposes them). For :func:`float16_refine_index`.
@@ -274,9 +280,11 @@ def product_float16_codes(prod: Any) -> np.ndarray:
         raise InputError(f"the product stores no float16 rescore codes (it has: {have}); compress with "
                          "--rescore-codec float16")
     info = prod.info
-    out = np.zeros((info.height, info.width, 2 * fine.dim), np.uint8)
+    out = np.zeros((info.height, info.width, 2 * fine.fitted_dim), np.uint8)
     for w in prod.windows():
         _, valid, extra = prod.read_chunk(w, rescore=True)
+        if extra is None:
+            raise FileFormatError(f"{prod.path}: {w.describe()} has no float16 rescore codes; compress it again")
         out[w.r0 : w.r1, w.c0 : w.c1][valid] = extra[valid]
     return out.reshape(info.height * info.width, -1)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from eocompress._atomic import atomic_write_text
 from eocompress.embeddings.products.band_vrt import band_name, bands_dir, write_band_vrts
-from eocompress.embeddings.products.base import AnyProduct, ChipProduct, GridProduct, Product
+from eocompress.embeddings.products.base import AnyProduct, Product, is_chip_product
 from eocompress.embeddings.products.zarr_product import zarr_format_of
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def build_stac_item(prod: AnyProduct) -> pystac.Item:
         _parse(prov.get("start_datetime")),
         _parse(prov.get("end_datetime")),
     )
-    if isinstance(prod, ChipProduct):
+    if is_chip_product(prod):
         bbox, geom = prod.footprint()
         t0, t1 = prod.time_range()
         start, end = start or _parse(t0), end or _parse(t1)
@@ -139,7 +139,7 @@ def build_stac_item(prod: AnyProduct) -> pystac.Item:
                 band["scale"], band["offset"] = so[0][k], so[1][k]
             bands.append(band)
         asset_extra["raster:bands"] = bands
-        if not codec.transforms and isinstance(prod, GridProduct):
+        if not codec.transforms and not is_chip_product(prod):
             names = list(prod.info.band_names) or [f"band_{k + 1}" for k in range(codec.fitted_dim)]
             asset_extra["bands"] = [{"name": n} for n in names[: codec.fitted_dim]]
     item = pystac.Item(

@@ -6,6 +6,7 @@ georeference), every chunk or row group against its sha256, and the COG overview
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from eocompress.embeddings.products.api import open_product, product_kind
+from eocompress.embeddings.products.base import AnyProduct, is_chip_product
 from eocompress.embeddings.products.checksums import ChecksumError
 from eocompress.embeddings.products.ranges import ATTR as RANGE_ATTR
 from eocompress.embeddings.products.ranges import describe as describe_clipping
@@ -24,23 +26,29 @@ def verify_product(path: str | os.PathLike, progress: Callable[[int], None] | No
         prod = open_product(path)
     except ChecksumError as exc:
         return {"ok": False, "n_chunks": 0, "bad": [str(exc)]}
-    units = prod.windows()
+    # each kind reads its own chunks: row groups of a chip table, windows of a grid
+    reads: list[Callable[[], object]]
+    if is_chip_product(prod):
+        reads = [functools.partial(prod.read_chunk, index, verify=True) for index in prod.windows()]
+    else:
+        reads = [functools.partial(prod.read_chunk, window, verify=True) for window in prod.windows()]
     bad: list[str] = []
-    if hasattr(prod, "verify_extra"):
-        bad.extend(prod.verify_extra())
-    for unit in units:
+    extra = getattr(prod, "verify_extra", None)  # checks a kind adds beyond its chunks
+    if extra is not None:
+        bad.extend(extra())
+    for read in reads:
         try:
-            prod.read_chunk(unit, verify=True)
+            read()
         except ChecksumError as exc:
             bad.append(str(exc))
         if progress:
             progress(1)
-    result: dict[str, Any] = {"ok": not bad, "n_chunks": len(units), "bad": bad}
+    result: dict[str, Any] = {"ok": not bad, "n_chunks": len(reads), "bad": bad}
     result.update(clipping_summary(prod))
     return result
 
 
-def clipping_summary(prod: Any) -> dict[str, Any]:
+def clipping_summary(prod: AnyProduct) -> dict[str, Any]:
     """``{"clipping": one line per coded array}`` from the record ``compress`` stored (Zarr), else nothing."""
     attrs = getattr(prod, "attrs", None) or getattr(prod, "meta", None)  # Zarr attributes, Parquet key-values
     record = attrs.get(RANGE_ATTR) if isinstance(attrs, dict) else None
@@ -61,14 +69,14 @@ def product_summary(path: str | os.PathLike, check: bool = True) -> dict[str, An
         "product": str(path),
         "format": product_kind(path),
         "codec": codec.spec,
-        "dimensions": int(codec.dim),
+        "dimensions": codec.fitted_dim,
         "bytes_per_vector": int(codec.bytes_per_vector),
-        "codec_ratio_vs_float32": round(4.0 * codec.dim / codec.bytes_per_vector, 2),
+        "codec_ratio_vs_float32": round(4.0 * codec.fitted_dim / codec.bytes_per_vector, 2),
         "stored_bytes": stored,
     }
-    if getattr(prod, "is_chips", False):
+    if is_chip_product(prod):
         summary["rows"] = prod.n_rows
-        raw = 4 * codec.dim * prod.n_rows
+        raw = 4 * codec.fitted_dim * prod.n_rows
         summary["columns"] = prod.columns
     else:
         info = prod.info
@@ -76,8 +84,8 @@ def product_summary(path: str | os.PathLike, check: bool = True) -> dict[str, An
         summary["valid_pixels"] = prod.n_valid
         summary["crs"] = f"EPSG:{info.epsg}" if info.epsg else ("custom WKT" if info.crs_wkt else "none")
         summary["transform"] = [round(v, 6) for v in info.transform]
-        raw = 4 * codec.dim * info.height * info.width
-        if getattr(prod, "rescore_codec", None) is not None:
+        raw = 4 * codec.fitted_dim * info.height * info.width
+        if prod.rescore_codec is not None:
             summary["rescore_codec"] = prod.rescore_codec.spec
     summary["file_ratio_vs_float32"] = round(raw / max(stored, 1), 2)
     summary.update(clipping_summary(prod))

@@ -7,13 +7,16 @@ pixel-centre coordinates, a ``band`` coordinate with the band names and a CF ``s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eocompress.embeddings.products.base import ProductBase, open_cached
+from eocompress.embeddings.products.base import GridProduct, ProductBase, open_cached
 from eocompress.embeddings.products.conventions import xy_coords
 from eocompress.embeddings.products.grid import Window
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 
 def _location(block_info: dict[Any, Any] | None) -> list[tuple[int, int]]:
@@ -44,7 +47,7 @@ def _splits(n: int, chunk: int) -> tuple[int, ...]:
     return tuple(min(chunk, n - s) for s in range(0, n, chunk))
 
 
-def to_xarray(prod: Any, decode: bool = True) -> Any:
+def to_xarray(prod: GridProduct, decode: bool = True) -> xr.DataArray:
     """A lazy, georeferenced DataArray of a gridded product (see the module docstring)."""
     import dask.array as da
     import rioxarray  # noqa: F401  (registers the .rio accessor)
@@ -55,6 +58,7 @@ def to_xarray(prod: Any, decode: bool = True) -> Any:
     path = str(prod.path)
     rows, cols = _splits(info.height, prod.chunk), _splits(info.width, prod.chunk)
     dtype: type[np.generic]
+    names: list[str] | list[int]
     if decode:
         depth, fn, dtype, band_dim = info.dim, _decode_block, np.float32, "band"
         names = list(info.band_names[: info.dim]) or [f"band_{k + 1}" for k in range(info.dim)]

@@ -43,7 +43,12 @@ from eocompress.embeddings.products.scale import map_chunks, share
 from eocompress.errors import EOCompressError, FileFormatError, InputError
 
 if TYPE_CHECKING:
+    import xarray as xr
     import zarr
+    from distributed import Client
+
+    from eocompress.embeddings.codecs.codec import Codec
+    from eocompress.embeddings.products.base import GridProduct
 
 FORMAT = "eocompress-zarr-product"
 VERSION = 2
@@ -85,7 +90,7 @@ def _stored_array(group: zarr.Group, name: str) -> zarr.Array:
     return node
 
 
-def zarr_format_of(group: Any) -> int:
+def zarr_format_of(group: zarr.Group) -> int:
     """The Zarr format (2 or 3) of an opened group."""
     return int(group.metadata.zarr_format)
 
@@ -112,7 +117,7 @@ def _array(group: Any, name: str, **kwargs: Any) -> Any:
     return group.create_array(name, compressors=_compressors(crc, fmt), **kwargs)
 
 
-def _store_codec(group: Any, name: str, codec: Any) -> dict[str, Any]:
+def _store_codec(group: zarr.Group, name: str, codec: Codec) -> dict[str, Any]:
     """Write a codec's decode parameters as arrays of subgroup ``name``; returns its JSON description."""
     meta, arrays = codec_parts(codec)
     sub = group.create_group(
@@ -137,13 +142,19 @@ def _store_codec(group: Any, name: str, codec: Any) -> dict[str, Any]:
     return meta
 
 
-def load_codec(group: Any, key: str = "eocompress:codec") -> Any | None:
+def load_codec(group: zarr.Group, key: str = "eocompress:codec") -> Codec | None:
     """The codec stored under attribute ``key`` with its arrays in the matching subgroup (None if absent)."""
+    import zarr
+
     meta = group.attrs.get(key)
     if meta is None:
         return None
+    if not isinstance(meta, (dict, str)):
+        raise FileFormatError(f"the decode parameters of {key} are a {type(meta).__name__}; the product is damaged")
     try:
         sub = group[_CODEC_GROUPS[key]]
+        if not isinstance(sub, zarr.Group):
+            raise TypeError(f"{_CODEC_GROUPS[key]} is an array, not a group")
         arrays = {name: np.asarray(arr[...]) for name, arr in sub.arrays()}
     except Exception as exc:
         raise FileFormatError(f"the decode parameters of {key} cannot be read ({exc}); the product is damaged") from exc
@@ -196,10 +207,10 @@ def _encode_chunk(
 def _check_resume(
     group: Any,
     part: Path,
-    codec: Any,
+    codec: Codec,
     chunk: int,
     source: dict[str, Any] | None,
-    rescore_codec: Any = None,
+    rescore_codec: Codec | None = None,
     zarr_format: int = 3,
 ) -> None:
     """Refuse to continue a partial store started from another input, codec, rescore codec, chunk size or format."""
@@ -232,7 +243,7 @@ def _check_resume(
     except (EOCompressError, ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise EOCompressError(f"the unfinished product {part} has damaged metadata ({exc}); {fresh}") from exc
     if (stored_rescore is None) != (rescore_codec is None) or (
-        stored_rescore is not None and stored_rescore.to_json() != rescore_codec.to_json()
+        stored_rescore is not None and rescore_codec is not None and stored_rescore.to_json() != rescore_codec.to_json()
     ):
         have = stored_rescore.spec if stored_rescore is not None else "none"
         raise EOCompressError(
@@ -256,8 +267,8 @@ def _check_resume(
 def _create_store(
     store: Path,
     info: GridInfo,
-    codec: Any,
-    rescore_codec: Any,
+    codec: Codec,
+    rescore_codec: Codec | None,
     chunk: int,
     attrs: dict[str, Any],
     zarr_format: int = 3,
@@ -319,7 +330,7 @@ def _create_store(
         attributes={"description": "sha256 of each chunk's codes (h, w, B), valid and rescore codes"},
     )
     y, x = conv.xy_coords(info)
-    if x is not None:
+    if y is not None and x is not None:
         for name, values in (("y", y), ("x", x)):
             arr = _array(
                 group,
@@ -344,13 +355,13 @@ def _create_store(
 def compress_to_zarr(
     fld: Field,
     out: str | os.PathLike,
-    codec: Any,
+    codec: Codec,
     *,
     chunk: int = 512,
-    client: Any = None,
+    client: Client | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    rescore_codec: Any = None,
+    rescore_codec: Codec | None = None,
     progress: Callable[[int], None] | None = None,
     extra_attrs: dict | None = None,
     provenance: dict[str, Any] | None = None,
@@ -524,19 +535,22 @@ class ZarrProduct(ProductBase):
             raise FileFormatError(
                 f"{self.path}: grid attributes are malformed ({exc}); the product is damaged"
             ) from exc
-        self._codec = None
+        self._codec: Codec | None = None
         self._rescore: Any = False
         self.verify = check  # False (--no-verify): chunks are decoded without their sha256 check
 
     @property
-    def codec(self) -> Any:
+    def codec(self) -> Codec:
         """The codec that decodes ``codes`` (rebuilt from the named arrays in ``codec/``)."""
         if self._codec is None:
-            self._codec = load_codec(self.group)
+            codec = load_codec(self.group)
+            if codec is None:
+                raise FileFormatError(f"{self.path} stores no codec; the product is damaged - compress the field again")
+            self._codec = codec
         return self._codec
 
     @property
-    def rescore_codec(self) -> Any | None:
+    def rescore_codec(self) -> Codec | None:
         """The codec of ``rescore_codes``, or None."""
         if self._rescore is False:
             self._rescore = load_codec(self.group, "eocompress:rescore_codec")
@@ -581,7 +595,7 @@ class ZarrProduct(ProductBase):
             out[valid] = self.codec.decode(codes[valid])
         return out, valid
 
-    def to_xarray(self, decode: bool = True) -> Any:
+    def to_xarray(self, decode: bool = True) -> xr.DataArray:
         """Georeferenced lazy DataArray: decoded float32 (band, y, x), NaN at nodata; or the codes."""
         from eocompress.embeddings.products.xarray_view import to_xarray
 
@@ -590,3 +604,7 @@ class ZarrProduct(ProductBase):
     def stored_bytes(self) -> int:
         """Bytes on disk of the whole store."""
         return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+
+
+if TYPE_CHECKING:  # the kind implements its protocol (checked by mypy, no cost at run time)
+    _implements: type[GridProduct] = ZarrProduct
