@@ -12,20 +12,32 @@ import numpy as np
 
 from eocompress.errors import InputError
 from eocompress.imagery.codec.learned import LearnedCodec
+from eocompress.imagery.codec.rate_control import QUALITY_LEVELS
+from eocompress.imagery.codecs import enhancement
 from eocompress.imagery.codecs.base import DEFAULT_RATIO, select_bands, target_size
 from eocompress.imagery.readers.scenes import Scene
 
+#: Ladder level of the base under an enhancement layer (the top rate: the smallest trained step).
+QUALITY_TOP = QUALITY_LEVELS
+
 
 class LearnedSceneCodec:
-    """The learned transform codec: token file bytes (``EOT2``) from a scene, DN back."""
+    """The learned transform codec: token file bytes (``EOT2``) from a scene, DN back.
+
+    With ``enhance`` (default), a target larger than the file at the ladder's top rate gets the base at
+    that rate plus a KLT + JPEG 2000 residual layer in the remaining bytes (:mod:`.enhancement`).
+    """
 
     name = "learned"
 
-    def __init__(self, model: str = "default", device: str = "cpu", quality: int | None = None) -> None:
+    def __init__(self, model: str = "default", device: str = "cpu", quality: int | None = None,
+                 enhance: bool = True) -> None:
         self.codec = LearnedCodec.load(model, device=device)
         self.model = str(model)
         self.quality = quality
+        self.enhance = enhance
         self.bands = list(self.codec.bands)
+        self.last_layer_bytes = 0  # bytes of the enhancement layer in the last encode (0: base alone)
 
     def encode(self, scene: Scene, *, ratio: float | None = None, target_bytes: int | None = None) -> bytes:
         """Token-file bytes at ``ratio``/``target_bytes``; with neither, the codec's ``quality`` or 1/450."""
@@ -38,6 +50,18 @@ class LearnedSceneCodec:
         raw = len(self.bands) * scene.shape[0] * scene.shape[1] * 2
         if budget < 1:
             raise InputError(f"ratio {ratio} leaves no byte for a {scene.shape[0]}x{scene.shape[1]} scene")
+        self.last_layer_bytes = 0
+        if self.enhance and not self.codec.config.discrete:
+            top = self.codec.encode_scene(scene, quality=QUALITY_TOP)
+            if len(top) + enhancement.OVERHEAD + enhancement.MIN_LAYER_BYTES <= budget:
+                sel = scene.select(self.bands)
+                blob = enhancement.encode_layer(np.asarray(sel.data), top, np.asarray(self.codec.decode(top)),
+                                                budget, sel.valid)
+                if blob is not None:
+                    self.last_layer_bytes = len(blob) - len(top) - enhancement.OVERHEAD
+                    return blob
+            if len(top) <= budget:
+                return top
         return self.codec.encode_scene(scene, ratio=raw / budget if target_bytes is not None else ratio)
 
     def decode(self, blob: bytes) -> tuple[np.ndarray, dict[str, Any]]:
@@ -46,7 +70,10 @@ class LearnedSceneCodec:
         ``georef["offset"]`` is the DN offset present in the returned array (version-1 files, written before
         the header had the field, decode without their offset: 0).
         """
-        data = np.asarray(self.codec.decode(blob))
+        if enhancement.is_enhanced(blob):
+            blob, data = enhancement.decode_layer(blob, self.codec.decode)
+        else:
+            data = np.asarray(self.codec.decode(blob))
         head, _ = self.codec.read_header(blob)
         crs = f"EPSG:{head.epsg}" if head.epsg else head.wkt
         return data, {"crs": crs, "transform": tuple(head.transform) if head.transform else None,
@@ -59,5 +86,6 @@ class LearnedSceneCodec:
         return {"name": self.name, "model": self.model, "model_id": self.codec.model_id.hex(), "bands": self.bands,
                 "latent_channels": int(getattr(self.codec.config, "latent", 0) or 0),
                 "rate_control": "bisection on the quantisation step (whole file)",
+                "enhancement": "KLT + JPEG 2000 residual layer above the top rate" if self.enhance else None,
                 "default_ratio": DEFAULT_RATIO if self.quality is None else None, "quality": self.quality}
 
