@@ -22,8 +22,8 @@ from collections.abc import Callable
 import numpy as np
 
 from eocompress.errors import FileFormatError
-from eocompress.imagery.codecs.klt import KLTBasis, component_choices, klt_forward, klt_inverse
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
+from eocompress.imagery.codecs.klt import KLTBasis, component_choices, klt_forward, klt_inverse
 
 MAGIC = b"EOE1"
 #: Residual DN + SHIFT is what the KLT sees (uint16); a residual beyond ±32767 DN is clipped.

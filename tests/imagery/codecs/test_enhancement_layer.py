@@ -1,0 +1,87 @@
+"""The enhancement layer above the learned codec's top rate, on real held-out crops (desert city, offset water)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eocompress.errors import FileFormatError
+from eocompress.imagery import places
+from eocompress.imagery.codecs import enhancement, get_codec
+from eocompress.imagery.readers.bands import S2_L2A_BANDS
+from eocompress.imagery.readers.scenes import Scene, read_scene
+
+pytest.importorskip("torch")
+
+
+def _crop(data_root: Path, label: str, n: int = 128) -> Scene:
+    """Centre ``n`` x ``n`` crop of the held-out scene ``label``, read with the suite's offset."""
+    s = next(x for x in places.held_out_suite(data_root / "imagery") if x.label == label)
+    sc = read_scene(s.path, bands=list(S2_L2A_BANDS), offset=s.offset)
+    h, w = sc.shape
+    return sc.crop((h - n) // 2, (w - n) // 2, n, n)
+
+
+def _psnr(scene: Scene, recon: np.ndarray) -> float:
+    """PSNR (dB) on clip(DN - offset, 0, 10000), range 10000."""
+    a = np.clip(scene.data.astype(np.float64) - scene.offset, 0, 10000)
+    b = np.clip(recon.astype(np.float64) - scene.offset, 0, 10000)
+    return float(10 * np.log10(1e8 / np.mean((a - b) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return get_codec("learned")
+
+
+@pytest.fixture(scope="module")
+def desert(data_root: Path) -> Scene:
+    return _crop(data_root, "abudhabi/imgs_1")
+
+
+def test_layer_within_budget_and_above_the_base(codec, desert: Scene) -> None:
+    budget = desert.data.nbytes // 50
+    blob = codec.encode(desert, target_bytes=budget)
+    assert enhancement.is_enhanced(blob) and len(blob) <= budget and len(blob) >= 0.9 * budget
+    assert codec.last_layer_bytes > 0
+    recon, _ = codec.decode(blob)
+    base_blob, _, _ = enhancement.split(blob)
+    base, _ = codec.decode(base_blob)
+    assert recon.dtype == np.uint16 and recon.shape == desert.data.shape
+    assert _psnr(desert, recon) > _psnr(desert, base) + 2.0
+    # more bytes, more fidelity: no ceiling at the ladder's top
+    recon20, _ = codec.decode(codec.encode(desert, ratio=20))
+    assert _psnr(desert, recon20) > _psnr(desert, recon) + 2.0
+
+
+def test_below_the_top_rate_no_layer(codec, desert: Scene) -> None:
+    blob = codec.encode(desert, ratio=450)
+    assert not enhancement.is_enhanced(blob) and codec.last_layer_bytes == 0
+    assert len(blob) <= desert.data.nbytes // 450
+
+
+def test_offset_scene_decodes_in_its_own_convention(codec, data_root: Path) -> None:
+    sc = _crop(data_root, "hydro patch_100")  # open water, +1000 offset, nodata specks
+    assert sc.offset == 1000
+    blob = codec.encode(sc, ratio=50)
+    assert enhancement.is_enhanced(blob)
+    recon, georef = codec.decode(blob)
+    assert georef["offset"] == 1000
+    valid = sc.valid
+    assert np.all(recon[:, ~valid] == 0) and np.all(recon[:, valid] >= 1)
+    # mean DN of valid pixels matches the input's (offset kept, not shifted by 1000)
+    diff = recon[:, valid].astype(np.float64).mean() - sc.data[:, valid].astype(np.float64).mean()
+    assert abs(diff) < 20
+    assert _psnr(sc, recon) > 35
+
+
+def test_damaged_layer_is_one_clear_error(codec, desert: Scene) -> None:
+    blob = bytearray(codec.encode(desert, ratio=50))
+    blob[-100] ^= 0xFF
+    with pytest.raises(FileFormatError, match="damaged or truncated") as err:
+        codec.decode(bytes(blob))
+    assert "\n" not in str(err.value)
+    with pytest.raises(FileFormatError, match="damaged or truncated"):
+        codec.decode(bytes(blob[:-10]))
