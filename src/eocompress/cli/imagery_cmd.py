@@ -28,6 +28,9 @@ from eocompress.cli.imagery_archive import (
 )
 from eocompress.cli.options import JSON, OUT, OVERWRITE, SCHEDULER, log, print_json, progress, resolve_out
 from eocompress.errors import EOCompressError, InputError
+from eocompress.imagery.codec.pipeline import write_geotiff
+from eocompress.imagery.codecs import enhancement
+from eocompress.imagery.readers.scenes import Scene
 
 imagery_app = typer.Typer(
     help="Imagery codec: Sentinel-2 scenes to token files and back, measured against JPEG 2000.",
@@ -183,6 +186,9 @@ def _encode_learned(
             log(f"warning: {src} has no georeference (CRS and transform): the token file and the GeoTIFF decoded "
                 "from it carry none either")
         blob = codec.encode_scene(scene, ratio=ratio, quality=quality)
+        if quality is None and isinstance(scene, Scene) and not codec.config.discrete:  # room above the top rate:
+            budget = int(len(codec.bands) * scene.shape[0] * scene.shape[1] * 2 // ratio)  # a residual layer
+            blob = enhancement.enhance(codec, scene, blob, budget)
     for note in codec.last_notes:
         log(f"warning: {src}: {note}")
     path = codec.save(blob, target, overwrite=overwrite)
@@ -221,7 +227,11 @@ def decode(
         raise InputError(f"-o {target}: a token file decodes to a GeoTIFF (COG); give a .tif path")
     blob = _read_token_file(src)
     codec = _learned(model, device)  # decoded block by block into the COG: memory ~ a block + the tokens
-    path = codec.decode_to_geotiff(blob, target, source=str(src), overwrite=overwrite)
+    if enhancement.is_enhanced(blob):  # base + residual layer: decoded whole (encoded only for in-memory scenes)
+        blob, data = enhancement.decode_layer(blob, lambda b: codec.decode(b, str(src)))
+        path = write_geotiff(target, data, codec.header_meta(codec.read_header(blob, str(src))[0]), overwrite)
+    else:
+        path = codec.decode_to_geotiff(blob, target, source=str(src), overwrite=overwrite)
     head, _ = codec.read_header(blob, str(src))
     _report_decode(src, path, "learned", len(codec.bands), head.height, head.width, as_json)
 

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 
+from _cli import run_cli
 from eocompress.errors import FileFormatError
 from eocompress.imagery import places
 from eocompress.imagery.codecs import enhancement, get_codec
@@ -85,3 +87,21 @@ def test_damaged_layer_is_one_clear_error(codec, desert: Scene) -> None:
     assert "\n" not in str(err.value)
     with pytest.raises(FileFormatError, match="damaged or truncated"):
         codec.decode(bytes(blob[:-10]))
+
+
+def test_cli_encode_ratio_50_has_the_layer(codec, data_root: Path, tmp_path: Path, capsys) -> None:
+    src = data_root / "imagery" / "hydro" / "patch_100.tif"
+    sc = read_scene(src, bands=list(S2_L2A_BANDS), offset=1000)
+    tok, tif = tmp_path / "w.eotok", tmp_path / "w.tif"
+    r = run_cli(["imagery", "encode", str(src), "-o", str(tok), "--ratio", "50", "--offset", "1000"], capsys)
+    assert r.code == 0, r.text
+    blob = tok.read_bytes()
+    assert enhancement.is_enhanced(blob) and len(blob) <= sc.data.nbytes // 50
+    r = run_cli(["imagery", "decode", str(tok), "-o", str(tif)], capsys)
+    assert r.code == 0, r.text
+    with rasterio.open(tif) as ds:
+        out = ds.read()
+    base, _ = codec.decode(enhancement.split(blob)[0])
+    assert out.dtype == np.uint16 and out.shape == sc.data.shape
+    assert _psnr(sc, out) > _psnr(sc, base) + 2.0
+    assert np.array_equal(out, codec.decode(blob)[0])

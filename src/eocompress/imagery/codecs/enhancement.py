@@ -18,12 +18,14 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from eocompress.errors import FileFormatError
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
 from eocompress.imagery.codecs.klt import KLTBasis, component_choices, klt_forward, klt_inverse
+from eocompress.imagery.readers.scenes import Scene
 
 MAGIC = b"EOE1"
 #: Residual DN + SHIFT is what the KLT sees (uint16); a residual beyond ±32767 DN is clipped.
@@ -103,3 +105,22 @@ def decode_layer(blob: bytes, decode_base: Callable[[bytes], np.ndarray]) -> tup
     out = np.clip(base.astype(np.int32) + res, 1, 65535).astype(np.uint16)
     out[base == 0] = 0
     return base_blob, out
+
+
+def enhance(codec: Any, scene: Scene, blob: bytes, budget: int, top_quality: int = 10,
+            top: bytes | None = None) -> bytes:
+    """``blob`` (a token file of ``scene`` by the learned ``codec``), or base + layer when ``budget`` has room.
+
+    The base is re-encoded at ladder level ``top_quality`` (the smallest trained step): a file with room
+    for a layer gets that base plus the residual in the rest; otherwise ``blob`` comes back unchanged.
+    ``top``: that base when the caller has it already (saves an analysis pass).
+    """
+    if len(blob) + OVERHEAD + MIN_LAYER_BYTES > budget:
+        return blob
+    if top is None:
+        top = codec.encode_scene(scene, quality=top_quality)
+    sel = scene.select(list(codec.bands))
+    out = encode_layer(np.asarray(sel.data), top, np.asarray(codec.decode(top)), budget, sel.valid)
+    if out is not None:
+        return out
+    return top if len(blob) < len(top) <= budget else blob

@@ -53,15 +53,11 @@ class LearnedSceneCodec:
         self.last_layer_bytes = 0
         if self.enhance and not self.codec.config.discrete:
             top = self.codec.encode_scene(scene, quality=QUALITY_TOP)
-            if len(top) + enhancement.OVERHEAD + enhancement.MIN_LAYER_BYTES <= budget:
-                sel = scene.select(self.bands)
-                blob = enhancement.encode_layer(np.asarray(sel.data), top, np.asarray(self.codec.decode(top)),
-                                                budget, sel.valid)
-                if blob is not None:
+            if len(top) <= budget:  # room above the ladder's top rate: it goes to the residual layer
+                blob = enhancement.enhance(self.codec, scene, top, budget, QUALITY_TOP, top=top)
+                if enhancement.is_enhanced(blob):
                     self.last_layer_bytes = len(blob) - len(top) - enhancement.OVERHEAD
-                    return blob
-            if len(top) <= budget:
-                return top
+                return blob
         return self.codec.encode_scene(scene, ratio=raw / budget if target_bytes is not None else ratio)
 
     def decode(self, blob: bytes) -> tuple[np.ndarray, dict[str, Any]]:
