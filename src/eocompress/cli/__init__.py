@@ -29,7 +29,7 @@ from eocompress.errors import EOCompressError
 try:  # typer >= 0.20 carries its own copy of click
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover - older typer on the real click
-    from click import exceptions as click_exceptions
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 
 def _plain_help(typer_app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import typer
 
@@ -57,6 +57,10 @@ def check_iso_datetime(value: str | None) -> str | None:
     return value
 
 
+@overload
+def resolve_out(positional: Path | None, option: Path | None, *, required: Literal[True] = True) -> Path: ...
+@overload
+def resolve_out(positional: Path | None, option: Path | None, *, required: bool) -> Path | None: ...
 def resolve_out(positional: Path | None, option: Path | None, *, required: bool = True) -> Path | None:
     """One output path from a legacy positional OUT and ``-o/--out``; both given must agree."""
     if positional is not None and option is not None and Path(positional) != Path(option):

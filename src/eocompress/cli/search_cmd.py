@@ -8,7 +8,7 @@ import typer
 
 from eocompress.cli.app import app, console
 from eocompress.cli.options import JSON, OUT, OVERWRITE, log, print_json, progress
-from eocompress.errors import EOCompressError
+from eocompress.errors import EOCompressError, InputError
 
 
 @app.command("index")
@@ -31,6 +31,7 @@ def index_cmd(
 ) -> None:
     """Build a faiss IVF index over a product's stored codes (PRODUCT.index beside it), for `search --index`."""
     from eocompress.embeddings.products.api import open_product
+    from eocompress.embeddings.products.base import is_chip_product
     from eocompress.embeddings.products.index import build_index, default_index_path, index_summary
 
     if metric not in ("cosine", "ip"):
@@ -43,6 +44,8 @@ def index_cmd(
     if target.exists() and not overwrite:
         raise EOCompressError(f"{target} already exists; pass --overwrite to replace it")
     prod = open_product(product)
+    if is_chip_product(prod):  # said here, before the bars read prod.n_valid (a grid's count)
+        raise InputError(f"{product} is a chip table; the index works on gridded products (.zarr, .tif)")
     n_chunks = len(prod.windows())
     with (
         progress("read codes", n_chunks, "chunks") as advance_read,

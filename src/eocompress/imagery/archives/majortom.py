@@ -24,7 +24,7 @@ import io
 import json
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -355,7 +355,7 @@ def _encode_row(row: ShardRow, work: str, codec: Any, ratio: float | None, quali
 
 
 def encode_shards(
-    shards: list[str | Path],
+    shards: Sequence[str | Path],
     archive: str | Path,
     codec: Any,
     *,
