@@ -159,6 +159,23 @@ def test_bad_inputs_give_one_line(products, tmp_path: Path, capsys, args: list[s
     assert needle in err and len(err.splitlines()) == 1, err
 
 
+def test_index_of_a_chip_table_is_refused_in_one_line(lulc: dict[str, np.ndarray], tmp_path: Path, capsys) -> None:
+    """A chip table (GeoParquet of real embeddings) has no grid to index: one line, before any progress bar."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    X = lulc["X"][:300].astype(np.float32)
+    emb = pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1)), X.shape[1])
+    pq.write_table(pa.table({"embedding": emb, "id": np.arange(len(X))}), tmp_path / "chips.parquet")
+    prod = compress(tmp_path / "chips.parquet", tmp_path / "p.parquet", "int8", stac=False)
+    with pytest.raises(SystemExit) as exc:
+        main(["index", str(prod)])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert "chip table" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "p.parquet.index").exists()
+
+
 def test_metric_mismatch_is_named(products: dict[str, Path], tmp_path: Path) -> None:
     prod = products["pca16,int8"]
     out = build_index(prod, tmp_path / "ip.index", metric="ip", nlist=8)
