@@ -24,6 +24,8 @@ from eocompress.errors import DataMissingError
 
 #: Distributions named on the machine line by default (those not installed are left out).
 PACKAGES = ("eocompress", "numpy", "faiss-cpu")
+#: What the imagery benchmarks name instead (the codecs run on torch, GDAL through rasterio, imagecodecs).
+IMAGERY_PACKAGES = ("eocompress", "numpy", "torch", "rasterio", "imagecodecs")
 
 
 def load_average() -> float:
@@ -45,14 +47,14 @@ def versions(packages: Iterable[str] = PACKAGES) -> dict[str, str]:
     return out
 
 
-def machine() -> dict[str, object]:
+def machine(packages: Iterable[str] = PACKAGES) -> dict[str, object]:
     """The machine a run measured: cores, load average, platform and versions (for JSON outputs)."""
     return {
         "cpus": os.cpu_count(),
         "load_avg_1min": round(load_average(), 2),
         "platform": f"{platform.system()} {platform.machine()}",
         "python": platform.python_version(),
-        "versions": versions(),
+        "versions": versions(packages),
     }
 
 

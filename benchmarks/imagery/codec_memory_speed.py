@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import IMAGERY_PACKAGES, data_file, machine, machine_line, markdown_table, ratio
 
 CELL = "imagery/majortom-core-s2l2a/199U_1099R"
 STEPS = ("learned encode", "jpeg2000 encode", "learned decode", "jpeg2000 decode", "learned decode (array)",
@@ -50,8 +52,7 @@ def make_input(path: Path, size: int) -> None:
     from eocompress.imagery.readers.scenes import read_scene
 
     bands = LearnedCodec.load("default").bands
-    data = Path(os.environ.get("EOCOMPRESS_DATA", "../shared/data"))
-    scene = read_scene(data / CELL, bands=bands)
+    scene = read_scene(data_file(CELL), bands=bands)
     h, w = scene.shape
     reps = -(-size // min(h, w))
     big = scene.data
@@ -69,7 +70,7 @@ def make_input(path: Path, size: int) -> None:
         dst.update_tags(eocompress_dn_offset=str(scene.offset))
 
 
-def child(step: str, work: Path, ratio: float) -> dict:
+def child(step: str, work: Path, target: float) -> dict:
     """One step in this (fresh) process: its peak memory and time."""
     from eocompress.imagery.codec.learned import LearnedCodec
     from eocompress.imagery.codec.pipeline import write_geotiff
@@ -83,14 +84,14 @@ def child(step: str, work: Path, ratio: float) -> dict:
     t = time.perf_counter()
     if step == "learned encode":
         with open_scene(src) as scene:
-            blob = codec.encode_scene(scene, ratio=ratio)
+            blob = codec.encode_scene(scene, ratio=target)
         (work / "learned.eotok").write_bytes(blob)
     elif step == "learned decode":
         codec.decode_to_geotiff((work / "learned.eotok").read_bytes(), work / "learned.tif", overwrite=True)
     elif step == "learned decode (array)":
         codec.decode((work / "learned.eotok").read_bytes())
     elif step == "jpeg2000 encode":
-        blob = codec.encode(read_scene(src), ratio=ratio)
+        blob = codec.encode(read_scene(src), ratio=target)
         (work / "j2k.bin").write_bytes(blob)
     elif step == "jpeg2000 decode (array)":
         codec.decode((work / "j2k.bin").read_bytes())
@@ -116,6 +117,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child[0], Path(args.child[1]), args.ratio)))
         return
+    data_file(CELL)  # the real cell is there, or one line saying what to set (exit 2) before any work
+    print(machine_line(IMAGERY_PACKAGES), flush=True)
     results = []
     for size in args.sizes:
         with tempfile.TemporaryDirectory(prefix="codec-memory-") as tmp:
@@ -131,21 +134,23 @@ def main() -> None:
         results.append({"size": size, "raw_bytes": size * size * 12 * 2, "file_bytes": sizes, "rows": rows})
     print(f"\nreal cell 199U_1099R mirror-tiled, 12 bands, --ratio {args.ratio:g}, file to file; "
           "ratio = learned / JPEG 2000 (< 1: learned uses less)")
-    print("| scene | step | learned peak MB | JPEG 2000 peak MB | ratio | learned s | JPEG 2000 s | ratio |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    table = []
     for res in results:
         r = res["rows"]
         for kind in ("encode", "decode", "decode (array)"):
             if f"learned {kind}" not in r or f"jpeg2000 {kind}" not in r:
                 continue
             a, b = r[f"learned {kind}"], r[f"jpeg2000 {kind}"]
-            print(f"| {res['size']}² x 12 ({res['raw_bytes'] / 1e6:,.0f} MB) | {kind} | {a['peak_mb']:,.0f} | "
-                  f"{b['peak_mb']:,.0f} | {a['peak_mb'] / b['peak_mb']:.2f} | {a['wall_s']:.1f} | {b['wall_s']:.1f} | "
-                  f"{a['wall_s'] / b['wall_s']:.2f} |")
-        print(f"| | file bytes | {res['file_bytes']['learned']:,} | {res['file_bytes']['jpeg2000']:,} | | | | |")
+            table.append([f"{res['size']}² x 12 ({res['raw_bytes'] / 1e6:,.0f} MB)", kind, f"{a['peak_mb']:,.0f}",
+                          f"{b['peak_mb']:,.0f}", f"{ratio(a['peak_mb'], b['peak_mb']):.2f}", f"{a['wall_s']:.1f}",
+                          f"{b['wall_s']:.1f}", f"{ratio(a['wall_s'], b['wall_s']):.2f}"])
+        table.append(["", "file bytes", f"{res['file_bytes']['learned']:,}", f"{res['file_bytes']['jpeg2000']:,}",
+                      "", "", "", ""])
+    print(markdown_table(["scene", "step", "learned peak MB", "JPEG 2000 peak MB", "ratio", "learned s", "JPEG 2000 s",
+                          "ratio"], table, align="llrrrrrr"))
     if args.out:
-        args.out.write_text(json.dumps({"ratio": args.ratio, "input": f"{CELL} mirror-tiled", "results": results},
-                                       indent=2))
+        args.out.write_text(json.dumps({"machine": machine(IMAGERY_PACKAGES), "ratio": args.ratio,
+                                        "input": f"{CELL} mirror-tiled", "results": results}, indent=2))
 
 
 if __name__ == "__main__":
