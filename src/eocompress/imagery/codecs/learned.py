@@ -24,8 +24,9 @@ QUALITY_TOP = QUALITY_LEVELS
 class LearnedSceneCodec:
     """The learned transform codec: token file bytes (``EOT2``) from a scene, DN back.
 
-    With ``enhance`` (default), a target larger than the file at the ladder's top rate gets the base at
-    that rate plus a KLT + JPEG 2000 residual layer in the remaining bytes (:mod:`.enhancement`).
+    With ``enhance`` (default), a target larger than the file at the ladder's top rate gets a learned base
+    (top rate or a cheaper level, by squared error) plus a KLT + JPEG 2000 residual layer in the remaining
+    bytes (:mod:`.enhancement`).
     """
 
     name = "learned"
@@ -56,7 +57,8 @@ class LearnedSceneCodec:
             if len(top) <= budget:  # room above the ladder's top rate: it goes to the residual layer
                 blob = enhancement.enhance(self.codec, scene, top, budget, QUALITY_TOP, top=top)
                 if enhancement.is_enhanced(blob):
-                    self.last_layer_bytes = len(blob) - len(top) - enhancement.OVERHEAD
+                    _, side, stream = enhancement.split(blob)
+                    self.last_layer_bytes = len(side) + len(stream)
                 return blob
         return self.codec.encode_scene(scene, ratio=raw / budget if target_bytes is not None else ratio)
 
@@ -82,6 +84,7 @@ class LearnedSceneCodec:
         return {"name": self.name, "model": self.model, "model_id": self.codec.model_id.hex(), "bands": self.bands,
                 "latent_channels": int(getattr(self.codec.config, "latent", 0) or 0),
                 "rate_control": "bisection on the quantisation step (whole file)",
-                "enhancement": "KLT + JPEG 2000 residual layer above the top rate" if self.enhance else None,
+                "enhancement": ("KLT + JPEG 2000 residual layer above the top rate (base level by squared error)"
+                                if self.enhance else None),
                 "default_ratio": DEFAULT_RATIO if self.quality is None else None, "quality": self.quality}
 
