@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,9 @@ from eocompress.embeddings.evaluation.stats import mcnemar_exact, paired_bootstr
 from eocompress.errors import DataMissingError, EOCompressError, InputError
 from eocompress.imagery.codecs import get_codec, to_input_convention
 from eocompress.imagery.readers.scenes import QUANTIFICATION_VALUE, Scene, read_scene
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import IMAGERY_PACKAGES, data_file, machine, machine_line, markdown_table
 
 CODECS = ("learned", "jpeg2000", "klt+jpeg2000")
 RATIOS = (200.0, 450.0, 1000.0)
@@ -224,50 +227,47 @@ def markdown(results: list[dict[str, Any]]) -> str:
     """Per-row tables (scene x split x codec x ratio) of both directions, NDVI error and per-class F1 drops."""
     lines: list[str] = []
     lines.append("### Reconstruction size and fidelity\n")
-    lines.append("| scene | codec | ratio | bytes | bits/px | RMSE (DN) | NDVI MAE | note |")
-    lines.append("|---|---|---|---|---|---|---|---|")
-    for res in results:
-        for e in res["codecs"]:
-            lines.append(f"| {res['date']} | {e['codec']} | {_fmt_ratio(e['ratio'])} | {e['bytes'] or '—'} | "
-                         f"{e['bpp']:.3f} | {e.get('rmse_dn', float('nan')):.1f} | "
-                         f"{e.get('ndvi_mae', float('nan')):.4f} | {e['note'][:70]} |")
+    lines.append(markdown_table(
+        ["scene", "codec", "ratio", "bytes", "bits/px", "RMSE (DN)", "NDVI MAE", "note"],
+        [[res["date"], e["codec"], _fmt_ratio(e["ratio"]), e["bytes"] or "—", f"{e['bpp']:.3f}",
+          f"{e.get('rmse_dn', float('nan')):.1f}", f"{e.get('ndvi_mae', float('nan')):.4f}", e["note"][:70]]
+         for res in results for e in res["codecs"]]))
     for direction, title in (("test_on_recon", "Trained on originals, tested on reconstructions"),
                              ("train_on_recon", "Trained on reconstructions, tested on originals")):
         lines.append(f"\n### {title}\n")
         lines.append("Δ = accuracy − the original-trained, original-tested accuracy on the same test pixels; "
                      "CI: paired bootstrap 95 %; p: exact McNemar (* < 0.05); agree: same label as the "
                      "original's prediction.\n")
-        lines.append("| scene | split | orig acc | codec | ratio | acc | Δ | 95 % CI | McNemar p | agree |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        rows: list[list[object]] = []
         for res in results:
             for kind, sp in res["splits"].items():
                 for row in sp["rows"]:
+                    head = [res["date"], kind, f"{sp['acc_original']:.4f}", row["codec"], _fmt_ratio(row["ratio"])]
                     m = row.get(direction)
                     if m is None:
-                        lines.append(f"| {res['date']} | {kind} | {sp['acc_original']:.4f} | {row['codec']} | "
-                                     f"{_fmt_ratio(row['ratio'])} | — | — | — | — | — |")
+                        rows.append([*head, "—", "—", "—", "—", "—"])
                         continue
-                    lines.append(f"| {res['date']} | {kind} | {sp['acc_original']:.4f} | {row['codec']} | "
-                                 f"{_fmt_ratio(row['ratio'])} | {m['acc']:.4f} | {m['diff']:+.4f} | "
-                                 f"[{m['ci95'][0]:+.4f}, {m['ci95'][1]:+.4f}] | {_pstar(m['mcnemar_p'])} | "
-                                 f"{m['agreement']:.3f} |")
+                    rows.append([*head, f"{m['acc']:.4f}", f"{m['diff']:+.4f}",
+                                 f"[{m['ci95'][0]:+.4f}, {m['ci95'][1]:+.4f}]", _pstar(m["mcnemar_p"]),
+                                 f"{m['agreement']:.3f}"])
+        lines.append(markdown_table(
+            ["scene", "split", "orig acc", "codec", "ratio", "acc", "Δ", "95 % CI", "McNemar p", "agree"], rows))
     lines.append("\n### Per-class F1 drop (original-trained, tested on reconstructions; F1 original − F1 recon)\n")
     classes = sorted({c for res in results for c in res["class_counts"]})
-    lines.append("| scene | split | codec | ratio | " + " | ".join(f"F1 drop {c}" for c in classes) + " |")
-    lines.append("|---|---|---|---|" + "---|" * len(classes))
+    f1_rows: list[list[object]] = []
     for res in results:
         for kind, sp in res["splits"].items():
-            lines.append(f"| {res['date']} | {kind} | original F1 | — | "
-                         + " | ".join(f"{sp['f1_original'].get(c, float('nan')):.3f}" for c in classes) + " |")
+            f1_rows.append([res["date"], kind, "original F1", "—",
+                            *(f"{sp['f1_original'].get(c, float('nan')):.3f}" for c in classes)])
             for row in sp["rows"]:
                 m = row.get("test_on_recon")
                 if m is None:
                     continue
-                lines.append(f"| {res['date']} | {kind} | {row['codec']} | {_fmt_ratio(row['ratio'])} | "
-                             + " | ".join(f"{m['f1_drop'].get(c, float('nan')):+.3f}" for c in classes) + " |")
+                f1_rows.append([res["date"], kind, row["codec"], _fmt_ratio(row["ratio"]),
+                                *(f"{m['f1_drop'].get(c, float('nan')):+.3f}" for c in classes)])
+    lines.append(markdown_table(["scene", "split", "codec", "ratio", *(f"F1 drop {c}" for c in classes)], f1_rows))
     lines.append("\n### Mean over scenes (Δ accuracy, trained on originals, tested on reconstructions)\n")
-    lines.append("| split | codec | ratio | mean Δ | scenes with McNemar p < 0.05 |")
-    lines.append("|---|---|---|---|---|")
+    mean_rows: list[list[object]] = []
     for kind in SPLITS:
         keys = sorted({(r["codec"], r["ratio"]) for res in results if kind in res["splits"]
                        for r in res["splits"][kind]["rows"]}, key=lambda k: (k[1], CODECS.index(k[0])
@@ -276,11 +276,12 @@ def markdown(results: list[dict[str, Any]]) -> str:
             ms = [r["test_on_recon"] for res in results if kind in res["splits"] for r in res["splits"][kind]["rows"]
                   if r["codec"] == codec and r["ratio"] == ratio and "test_on_recon" in r]
             if not ms:
-                lines.append(f"| {kind} | {codec} | {_fmt_ratio(ratio)} | not reachable | — |")
+                mean_rows.append([kind, codec, _fmt_ratio(ratio), "not reachable", "—"])
                 continue
             sig = sum(m["mcnemar_p"] < 0.05 for m in ms)
-            lines.append(f"| {kind} | {codec} | {_fmt_ratio(ratio)} | {np.mean([m['diff'] for m in ms]):+.4f} | "
-                         f"{sig} of {len(ms)} |")
+            mean_rows.append([kind, codec, _fmt_ratio(ratio), f"{np.mean([m['diff'] for m in ms]):+.4f}",
+                              f"{sig} of {len(ms)}"])
+    lines.append(markdown_table(["split", "codec", "ratio", "mean Δ", "scenes with McNemar p < 0.05"], mean_rows))
     return "\n".join(lines) + "\n"
 
 
@@ -350,7 +351,7 @@ def plot_accuracy(results: list[dict[str, Any]], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark over the clear scenes and write JSON, markdown tables and plots."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.environ.get("EOCOMPRESS_DATA"), help="the shared data folder")
+    ap.add_argument("--data", type=Path, default=None, help="the shared data folder (default: $EOCOMPRESS_DATA)")
     ap.add_argument("--scenes", type=int, nargs="+", default=list(CLEAR_SCENES))
     ap.add_argument("--codecs", nargs="+", default=list(CODECS))
     ap.add_argument("--ratios", type=float, nargs="+", default=list(RATIOS))
@@ -360,8 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--md", type=Path, help="markdown tables")
     ap.add_argument("--plots", type=Path, help="folder for downstream_*.png")
     args = ap.parse_args(argv)
-    if not args.data or not Path(args.data).is_dir():
-        raise SystemExit("error: set EOCOMPRESS_DATA (or --data) to the shared data folder")
+    if args.data is None:  # the scenes' folder is there, or one line saying what to set (exit 2)
+        args.data = data_file("imagery/eolearn-s2l1c-slovenia").parents[1]
+    elif not args.data.is_dir():
+        raise SystemExit(f"error: --data {args.data} is not a folder; give the shared data folder")
+    print(machine_line(IMAGERY_PACKAGES), flush=True)
     t0 = time.perf_counter()
     codecs = {name: get_codec(name) for name in args.codecs}
     results = []
@@ -381,8 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         args.md.write_text(table)
     if args.out:
         clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
-        args.out.write_text(json.dumps({"wall_s": wall, "codecs": {n: c.describe() for n, c in codecs.items()},
-                                        "results": clean}, indent=1))
+        args.out.write_text(json.dumps({"machine": machine(IMAGERY_PACKAGES), "wall_s": wall,
+                                        "codecs": {n: c.describe() for n, c in codecs.items()}, "results": clean},
+                                       indent=1))
     return 0
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +49,9 @@ from eocompress.imagery.archives.dataset import TokenArchiveDataset
 from eocompress.imagery.codec.learned import LearnedCodec
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
 from eocompress.imagery.readers.scenes import QUANTIFICATION_VALUE
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import IMAGERY_PACKAGES, data_file, load_average, machine, machine_line
 
 CELLS = ("0U_199R", "199U_1099R")
 
@@ -270,9 +274,11 @@ def main() -> None:
     ap.add_argument("--breakdown", type=int, default=3, help="epochs of the per-step timing (0: skip it)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
-    data = Path(os.environ.get("EOCOMPRESS_DATA", "../shared/data")) / "imagery/majortom-core-s2l2a"
+    data = data_file("imagery/majortom-core-s2l2a")  # or one line saying what to set, exit 2
+    print(machine_line(IMAGERY_PACKAGES), flush=True)
     results: dict[str, Any] = {"cells": list(CELLS), "repeat": args.repeat, "crop": args.crop, "ratio": args.ratio,
-                               "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()[0], "loaders": {}}
+                               "cpus": os.cpu_count(), "load_avg_start": load_average(),
+                               "machine": machine(IMAGERY_PACKAGES), "loaders": {}}
     with tempfile.TemporaryDirectory(prefix="io-loader-") as tmp:
         work = Path(tmp)
         t = time.perf_counter()
@@ -301,7 +307,7 @@ def main() -> None:
             print(f"where a token-archive pixel sample's time goes (ms, one thread, crop_stride {stride}):")
             for k, v in steps.items():
                 print(f"  {k:34s} {v:8.1f}  ({100 * v / steps['total']:4.0f} %)")
-    results["load_avg_end"] = os.getloadavg()[0]
+    results["load_avg_end"] = load_average()
     print("size on disk:")
     for k, v in results["disk_bytes"].items():
         print(f"  {k:32s} {v:14,d} B  ({results['disk_bytes']['raw uint16 (10 m grid)'] / v:7.1f}x smaller than raw)")
