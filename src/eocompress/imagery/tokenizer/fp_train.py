@@ -301,14 +301,17 @@ def _no_log(message: str) -> None:
 def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resume: bool = True,
           export_every: int = 250, threads: int | None = None, init_from: str | os.PathLike | None = None,
           progress: bool = False, checkpoint_every: int | None = None,
-          log: Callable[[str], None] = _no_log, max_wall_s: float | None = None) -> FPTrainResult:
+          log: Callable[[str], None] = _no_log, max_wall_s: float | None = None,
+          stop_step: int | None = None) -> FPTrainResult:
     """Train (or resume) into ``out``: ``checkpoints/last.ckpt`` plus the exported model folder.
 
     ``resume``: continue from the newest checkpoint in ``out`` at its step (a fresh start when there is none);
     when it is already at ``cfg.steps`` or beyond, nothing is trained (``trained`` False, ``note`` says why).
     ``init_from``: a model folder whose weights start a new run (same architecture; fresh optimizer
     and schedule) — how a short run is continued with a new learning-rate schedule.
-    ``max_wall_s``: stop (checkpoint and export) after this many seconds of this call, whatever the step.
+    ``max_wall_s``: stop (checkpoint and export) after this many seconds of the run, whatever the step (Lightning's
+    timer is restored with the checkpoint, so a resumed run counts its earlier time);
+    ``stop_step``: stop at this step (the learning-rate schedule still spans ``cfg.steps``): equal-step budgets.
     """
     out = Path(out)
     checkpoint_every = export_every if checkpoint_every is None else checkpoint_every
@@ -317,9 +320,10 @@ def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resum
         raise InputError(f"--checkpoint-every must be >= 1 (steps between checkpoints), got {bad}; e.g. 250")
     found = resume_point(out, cfg) if resume else None
     start = found.step if found is not None else 0
-    if found is not None and start >= cfg.steps:
+    last = min(cfg.steps, stop_step or cfg.steps)
+    if found is not None and start >= last:
         note = (
-            f"{found.path} is already at step {start} (>= --steps {cfg.steps}): nothing to train, nothing "
+            f"{found.path} is already at step {start} (>= --steps {last}): nothing to train, nothing "
             "written; pass a larger --steps to continue"
         )
         return FPTrainResult(out, start, start, trained=False, exported=False, note=note)
@@ -353,7 +357,7 @@ def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resum
         log(f"resuming from {found.path} at step {start} of {cfg.steps}")
     with quiet_lightning():
         trainer = L.Trainer(
-            max_steps=cfg.steps,
+            max_steps=last,
             max_time={"seconds": max_wall_s} if max_wall_s else None,
             accelerator="auto",
             devices=1,
