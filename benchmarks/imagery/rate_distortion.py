@@ -35,8 +35,7 @@ import argparse
 import itertools
 import json
 import math
-import os
-import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,9 @@ from eocompress.imagery.codecs.jpeg2000_native import native_psnr_sam, native_ra
 from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
 from eocompress.imagery.readers.scenes import Scene, read_scene
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import IMAGERY_PACKAGES, data_file, machine, machine_line
 
 LADDER = (50, 100, 200, 450, 1000, 2000)
 TABLE_RATIOS = (200, 450, 1000)
@@ -555,7 +557,6 @@ def main() -> None:
     ap.add_argument("--docs", default=None, action=argparse.BooleanOptionalAction,
                     help="write docs/img figures and docs/benchmarks/imagery.md (default: on unless --quick)")
     args = ap.parse_args()
-    os.environ.setdefault("EOCOMPRESS_DATA", str(ROOT.parent / "shared" / "data"))
     docs = (not args.quick) if args.docs is None else args.docs
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -569,6 +570,8 @@ def main() -> None:
         meta = json.loads(meta_path.read_text())
         print(report(out, docs, meta))
         return
+    data_file("imagery")  # the held-out scenes' root is there, or one line saying what to set (exit 2)
+    print(machine_line(IMAGERY_PACKAGES), flush=True)
     ours = get_codec("learned", model=args.model, device=args.device)
     anchors = {p: get_codec(p, bands=list(S2_L2A_BANDS)) for p in ANCHORS}
     items = load_items(args.quick, 2 if args.quick else args.patches, args.only.split(",") if args.only else None,
@@ -603,7 +606,8 @@ def main() -> None:
               f"{r['ours']['psnr_db']:.2f} dB, J2K {r['jpeg2000']['psnr_db'] if r['jpeg2000'] else float('nan'):.2f}, "
               f"KLT {r['klt+jpeg2000']['psnr_db'] if r['klt+jpeg2000'] else float('nan'):.2f}", flush=True)
         meta = {"command": command, "model": args.model, "seconds": prior + time.time() - t_start,
-                "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), device {args.device}",
+                "machine": f"{machine_line(IMAGERY_PACKAGES).removeprefix('machine: ')}, device {args.device}",
+                "machine_info": machine(IMAGERY_PACKAGES),
                 "ladder": list(ladder), "codecs": {p: c.describe() for p, c in {"ours": ours, **anchors}.items()}}
         meta_path.write_text(json.dumps(meta, indent=1, default=str))
     meta = json.loads(meta_path.read_text())
