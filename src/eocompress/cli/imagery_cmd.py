@@ -186,8 +186,9 @@ def _encode_learned(
             log(f"warning: {src} has no georeference (CRS and transform): the token file and the GeoTIFF decoded "
                 "from it carry none either")
         blob = codec.encode_scene(scene, ratio=ratio, quality=quality)
-        if quality is None and isinstance(scene, Scene) and not codec.config.discrete:  # room above the top rate:
-            budget = int(len(codec.bands) * scene.shape[0] * scene.shape[1] * 2 // ratio)  # a residual layer
+        # room above the top rate: a residual layer (ratio is set whenever quality is not: 450 by default)
+        if quality is None and ratio is not None and isinstance(scene, Scene) and not codec.config.discrete:
+            budget = int(len(codec.bands) * scene.shape[0] * scene.shape[1] * 2 // ratio)
             blob = enhancement.enhance(codec, scene, blob, budget)
     for note in codec.last_notes:
         log(f"warning: {src}: {note}")
