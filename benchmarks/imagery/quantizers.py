@@ -10,7 +10,7 @@ the REAL token files (header, georeference, CRC and range-coded payload) against
     EOCOMPRESS_DATA=... python benchmarks/imagery/quantizers.py evaluate                    # table + plot
 
 Runs live under ``--work`` (default /tmp/eoq); nothing is written into the repository but the plot
-(docs/img/quantizers_rd.png) and the JSON of the numbers (benchmarks/imagery/results/quantizers.json).
+(docs/img/quantizers_rd.png) and the JSON of the numbers (benchmarks/imagery/results/quantizers_<steps>steps.json).
 """
 
 from __future__ import annotations
@@ -174,7 +174,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     results["ref: mean spectrum per piece"] = {"quantizer": "none", "groups": None, "codebook": None,
                                                "codebook_dim": None, "steps": None, "wall_s": None,
                                                "points": [mean_spectrum(pieces)]}
-    out = REPO / "benchmarks" / "imagery" / "results" / "quantizers.json"
+    steps = max((r["steps"] or 0) for n, r in results.items() if not n.startswith("shipped"))
+    out = REPO / "benchmarks" / "imagery" / "results" / f"quantizers_{steps}steps.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"pieces": len(pieces), "megapixels": npix / 1e6, "results": results}, indent=1))
     plot(results, REPO / "docs" / "img" / "quantizers_rd.png")
