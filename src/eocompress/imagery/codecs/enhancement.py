@@ -116,17 +116,24 @@ def decode_layer(blob: bytes, decode_base: Callable[[bytes], np.ndarray]) -> tup
     return base_blob, out
 
 
+def at_top_rate(codec: Any, blob: bytes) -> bool:
+    """True when the token file ``blob`` is at or above the ladder's top rate (step <= the model's ``delta_min``)."""
+    head, _ = codec.read_header(blob)
+    return float(head.delta) <= float(np.float32(codec.config.delta_min)) * 1.0001
+
+
 def enhance(codec: Any, scene: Scene, blob: bytes, budget: int, top_quality: int = 10,
             top: bytes | None = None) -> bytes:
-    """``blob`` (a token file of ``scene`` by the learned ``codec``), or base + layer when ``budget`` has room.
+    """``blob`` (the learned ``codec``'s rate search for ``budget``), or base + layer when the budget has room.
 
     A file with room above the base at ladder level ``top_quality`` (the smallest trained step) gets a
     base plus the residual in the rest: bases at that level and at :data:`LOWER_LEVELS` are tried and the
     whole file with the smallest squared DN error is kept (a cheaper base leaves the layer more bytes:
-    +0.3-0.5 dB at 1/50-1/100 on held-out crops). Otherwise ``blob`` comes back unchanged. ``top``: the
+    +0.3-0.5 dB at 1/50-1/100 on held-out crops). Only when the search hit the top (its step at or below the
+    trained ``delta_min``: :func:`at_top_rate`); otherwise ``blob`` comes back unchanged. ``top``: the
     base at ``top_quality`` when the caller has it already (saves an analysis pass).
     """
-    if len(blob) + OVERHEAD + MIN_LAYER_BYTES > budget:
+    if len(blob) + OVERHEAD + MIN_LAYER_BYTES > budget or not at_top_rate(codec, blob):
         return blob
     if top is None:
         top = codec.encode_scene(scene, quality=top_quality)

@@ -51,16 +51,14 @@ class LearnedSceneCodec:
         raw = len(self.bands) * scene.shape[0] * scene.shape[1] * 2
         if budget < 1:
             raise InputError(f"ratio {ratio} leaves no byte for a {scene.shape[0]}x{scene.shape[1]} scene")
+        blob = self.codec.encode_scene(scene, ratio=raw / budget if target_bytes is not None else ratio)
         self.last_layer_bytes = 0
-        if self.enhance and not self.codec.config.discrete:
-            top = self.codec.encode_scene(scene, quality=QUALITY_TOP)
-            if len(top) <= budget:  # room above the ladder's top rate: it goes to the residual layer
-                blob = enhancement.enhance(self.codec, scene, top, budget, QUALITY_TOP, top=top)
-                if enhancement.is_enhanced(blob):
-                    _, side, stream = enhancement.split(blob)
-                    self.last_layer_bytes = len(side) + len(stream)
-                return blob
-        return self.codec.encode_scene(scene, ratio=raw / budget if target_bytes is not None else ratio)
+        if self.enhance and not self.codec.config.discrete:  # room above the ladder's top rate: a residual layer
+            blob = enhancement.enhance(self.codec, scene, blob, budget, QUALITY_TOP)
+            if enhancement.is_enhanced(blob):
+                _, side, stream = enhancement.split(blob)
+                self.last_layer_bytes = len(side) + len(stream)
+        return blob
 
     def decode(self, blob: bytes) -> tuple[np.ndarray, dict[str, Any]]:
         """uint16 (C, H, W) and the georeference of the token file's header.
