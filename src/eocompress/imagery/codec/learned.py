@@ -40,6 +40,7 @@ from safetensors.torch import load_file
 from eocompress._atomic import atomic_path
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec import rate_control
+from eocompress.imagery.codec.latent_refinement import refine_file
 from eocompress.imagery.codec.learned_entropy import PriorTables, entropy_model
 from eocompress.imagery.codec.learned_format import (
     LEVELS,
@@ -144,6 +145,7 @@ class LearnedCodec:
         crs: Any = None,
         transform: Any = None,
         level: str | None = None,
+        refine_steps: int = 0,
     ) -> bytes:
         """Bytes of one token file for ``dn`` (C, H, W) in the model's band order.
 
@@ -153,13 +155,14 @@ class LearnedCodec:
         metrics (None: unknown, recorded as 0 unknown); it never changes the coded values. ``level``:
         ``"Level-1C"``/``"Level-2A"`` when known. ``valid``: False at nodata pixels (default: a 0 in
         any non-constant band). Bands constant over the scene are stored exactly (see ``last_notes``).
+        ``refine_steps`` > 0: the latent is refined for this scene (:mod:`latent_refinement`; 0 = as always).
         """
         dn = np.asarray(dn)
         if dn.ndim != 3 or dn.shape[0] != len(self.bands):
             raise InputError(f"expected ({len(self.bands)}, H, W) bands {', '.join(self.bands)}; got shape {dn.shape}")
         return self.encode_windows(lambda r, c, h, w: dn[:, r : r + h, c : c + w], dn.shape, offset=offset,
                                    ratio=ratio, quality=quality, valid=valid, crs=crs, transform=transform,
-                                   level=level)
+                                   level=level, refine_steps=refine_steps)
 
     def encode_windows(
         self,
@@ -173,6 +176,7 @@ class LearnedCodec:
         crs: Any = None,
         transform: Any = None,
         level: str | None = None,
+        refine_steps: int = 0,
     ) -> bytes:
         """:meth:`encode` of a scene handed over by ``read(row, col, height, width)`` -> DNs (C, height, width).
 
@@ -213,14 +217,15 @@ class LearnedCodec:
             return z
 
         y = analysis_blocks(self.model, standardised, height, width, self.config.latent)
-        strip.clear()  # the last block row's pixels are not needed by the rate control
+        if not refine_steps:
+            strip.clear()  # the last block row's pixels are not needed by the rate control
         head = Header(height, width, 1.0, scale, means, self.model_id, valid=valid,
                       offset=int(offset or 0), offset_known=offset is not None, level=level,
                       constants=constants or None, **georef_fields(crs, transform))
 
-        def build(delta: float) -> bytes:
+        def build(delta: float, lat: np.ndarray = y) -> bytes:
             head.delta = float(np.float32(delta))
-            tokens = self.model.to_tokens(y, head.delta)
+            tokens = self.model.to_tokens(lat, head.delta)
             head_bytes = head.to_bytes()
             return seal(head_bytes + self.entropy.encode(tokens, head.delta, head_bytes))
 
@@ -229,9 +234,15 @@ class LearnedCodec:
             raw = len(self.bands) * head.height * head.width * 2
             return _one_rate(build(1.0), ratio, raw, self.config.quantizer)
         if quality is not None:
-            return build(self.delta_for_quality(quality))
-        return rate_control.fit_ratio(build, ratio, (len(self.bands), height, width), len(head.to_bytes()),
-                                      self.config.delta_min, self.config.delta_max)
+            blob = build(self.delta_for_quality(quality))
+        else:
+            blob = rate_control.fit_ratio(build, ratio, (len(self.bands), height, width), len(head.to_bytes()),
+                                          self.config.delta_min, self.config.delta_max)
+        if refine_steps:  # encoder-side only: same format, same decoder
+            budget = None if ratio is None else len(self.bands) * height * width * 2 / ratio
+            blob = refine_file(self.model, build, blob, standardised, y, valid, live, height, width,
+                               int(refine_steps), budget)
+        return blob
 
     def read_header(self, blob: bytes, source: str = "token file") -> tuple[Header, int]:
         """Check the CRC, model and sizes, parse the header; returns it and the payload start.
@@ -311,7 +322,9 @@ class LearnedCodec:
                                      windows(), overwrite=overwrite)
 
     # ---------------------------------------------------------------- scenes and files
-    def encode_scene(self, scene: Any, *, ratio: float | None = None, quality: int | None = None) -> bytes:
+    def encode_scene(
+        self, scene: Any, *, ratio: float | None = None, quality: int | None = None, refine_steps: int = 0
+    ) -> bytes:
         """Token-file bytes of a :class:`~eocompress.imagery.readers.scenes.Scene` (its model bands, DNs as read).
 
         A :class:`~eocompress.imagery.readers.windows.SceneWindows` (``open_scene``) is encoded streamed,
@@ -330,7 +343,8 @@ class LearnedCodec:
         known = scene.meta.get("offset_known", True)
         level = scene.meta.get("processing_level")
         args = {"offset": int(scene.offset) if known else None, "ratio": ratio, "quality": quality, "crs": scene.crs,
-                "transform": scene.transform, "level": level if level in LEVELS.values() else None}
+                "transform": scene.transform, "level": level if level in LEVELS.values() else None,
+                "refine_steps": refine_steps}
         if hasattr(sel, "read"):  # a scene opened for windowed reads: streamed, never in memory
             return self.encode_windows(sel.read, (len(self.bands), *sel.shape), **args)
         return self.encode(sel.data, **args)
