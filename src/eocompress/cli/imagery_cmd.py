@@ -44,6 +44,10 @@ DEVICE = typer.Option("cpu", "--device", help="Torch device for the model: cpu, 
 CODEC = typer.Option("learned", "--codec", hidden=True, help="learned (the only codec that writes token files).")
 RATIO = typer.Option(None, "--ratio", help="Whole file at most raw uint16 / RATIO (e.g. 200, 450, 1000).")
 QUALITY = typer.Option(None, "--quality", help="Fixed ladder level 1 (smallest) .. 10 (best) instead of --ratio.")
+REFINE = typer.Option(
+    0, "--refine", metavar="STEPS", help="Refine the latent for this scene with STEPS optimiser steps (slower encode, "
+    "same format and decoder; 0 = off). Measured gain is small: see docs/benchmarks/imagery.md.",
+)
 OFFSET = typer.Option(
     None, "--offset", help="DN offset the input carries (1000 from baseline 04.00, else 0) when its metadata does not "
     "say; recorded for the offset tag and the metrics, the decoded values are the input's either way.",
@@ -92,6 +96,7 @@ def encode(
     offset: int | None = OFFSET,
     metadata: Path | None = METADATA,
     as_json: bool = JSON,
+    refine: int = REFINE,
 ) -> None:
     """Compress a scene to a token file (.eotok), or every scene of a folder into an output folder.
 
@@ -111,7 +116,11 @@ def encode(
     _check_codec(codec_kind)
     if offset is not None and not 0 <= offset <= 65535:
         raise InputError(f"--offset must be 0..65535 DN, got {offset}; use 1000 for baseline >= 04.00, else 0")
+    if refine < 0:
+        raise InputError(f"--refine must be >= 0 optimiser steps, got {refine}; 0 turns it off")
     shards = shard_inputs(inputs)
+    if refine and (shards or (inputs[0].is_dir() and target.suffix != ".eotok")):
+        raise InputError("--refine goes with one scene to one .eotok file; drop it for shards and folders")
     if shards:
         encode_shard_command(shards, target, _learned(model, device), ratio, quality, metadata, overwrite, offset,
                              workers, scheduler, as_json)
@@ -119,7 +128,8 @@ def encode(
     if metadata is not None:
         raise InputError("--metadata goes with a Major-TOM shard (.parquet) as input; drop it for scenes")
     workers = 1 if workers is None else workers
-    _encode_learned(inputs[0], target, model, device, overwrite, ratio, quality, workers, scheduler, offset, as_json)
+    _encode_learned(inputs[0], target, model, device, overwrite, ratio, quality, workers, scheduler, offset, as_json,
+                    refine)
 
 
 def _check_codec(codec_kind: str) -> None:
@@ -140,6 +150,7 @@ def _learned(model: str, device: str) -> Any:
 def _encode_learned(
     src: Path, target: Path, model: str, device: str, overwrite: bool, ratio: float | None, quality: int | None,
     workers: int = 1, scheduler: str | None = None, offset: int | None = None, as_json: bool = False,
+    refine: int = 0,
 ) -> None:
     """Learned codec: one scene to one file, or every scene of a folder (bad scenes reported, the rest done)."""
     from eocompress.imagery.readers.windows import scene_for_encoding
@@ -185,7 +196,7 @@ def _encode_learned(
         if scene.crs is None or scene.transform is None:
             log(f"warning: {src} has no georeference (CRS and transform): the token file and the GeoTIFF decoded "
                 "from it carry none either")
-        blob = codec.encode_scene(scene, ratio=ratio, quality=quality)
+        blob = codec.encode_scene(scene, ratio=ratio, quality=quality, refine_steps=refine)
         # room above the top rate: a residual layer (ratio is set whenever quality is not: 450 by default)
         if quality is None and ratio is not None and isinstance(scene, Scene) and not codec.config.discrete:
             budget = int(len(codec.bands) * scene.shape[0] * scene.shape[1] * 2 // ratio)
