@@ -32,6 +32,9 @@ from eocompress.imagery.tokenizer.fp_data import read_training_scenes, write_cac
 from eocompress.imagery.tokenizer.fp_model import FPConfig
 from eocompress.imagery.tokenizer.fp_train import train
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import IMAGERY_PACKAGES, machine, machine_line, markdown_table
+
 REPO = Path(__file__).resolve().parents[2]
 #: Variant name -> FPConfig fields. Every discrete variant codes 8 tokens per 16 x 16 position (RVQ: 8 stages).
 VARIANTS: dict[str, dict] = {
@@ -143,6 +146,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    print(machine_line(IMAGERY_PACKAGES), flush=True)
     work = Path(args.work)
     pieces = held_out()
     npix = sum(d.shape[1] * d.shape[2] for _, d, _ in pieces)
@@ -177,24 +181,25 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     steps = max((r["steps"] or 0) for n, r in results.items() if not n.startswith("shipped"))
     out = REPO / "benchmarks" / "imagery" / "results" / f"quantizers_{steps}steps.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"pieces": len(pieces), "megapixels": npix / 1e6, "results": results}, indent=1))
+    out.write_text(json.dumps({"machine": machine(IMAGERY_PACKAGES), "pieces": len(pieces), "megapixels": npix / 1e6,
+                               "results": results}, indent=1))
     plot(results, REPO / "docs" / "img" / "quantizers_rd.png")
     print(table(results))
 
 
 def table(results: dict) -> str:
     """The markdown table of the docs page."""
-    rows = ["| variant | steps | wall (s) | codebook x tokens | codes used | fixed-length bpp | file bpp | PSNR (dB) "
-            "| SAM (deg) |", "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    rows: list[list[object]] = []
     for name, r in results.items():
         for p in r["points"]:
             book = (f"{r['codebook']} x {r['groups']}" if r["codebook"] else
                     f"step, q{p['quality']}" if p["quality"] else "12 band means")
             fl = f"{p['fixed_length_bpp']:.3f}" if p["fixed_length_bpp"] else "–"
             cu = f"{100 * p['codes_used']:.0f} %" if p.get("codes_used") is not None else "–"
-            rows.append(f"| {name} | {r['steps'] or '–'} | {r['wall_s'] or '–'} | {book} | {cu} | {fl} | "
-                        f"{p['bpp']:.3f} | {p['psnr_db']:.2f} | {p['sam_deg']:.2f} |")
-    return "\n".join(rows)
+            rows.append([name, r["steps"] or "–", r["wall_s"] or "–", book, cu, fl, f"{p['bpp']:.3f}",
+                         f"{p['psnr_db']:.2f}", f"{p['sam_deg']:.2f}"])
+    return markdown_table(["variant", "steps", "wall (s)", "codebook x tokens", "codes used", "fixed-length bpp",
+                           "file bpp", "PSNR (dB)", "SAM (deg)"], rows, align="lrrlrrrrr")
 
 
 def plot(results: dict, path: Path) -> None:
