@@ -52,7 +52,7 @@ from eocompress.imagery.readers.bands import S2_L2A_BANDS
 from eocompress.imagery.readers.scenes import Scene, read_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
-from common import IMAGERY_PACKAGES, data_file, machine, machine_line
+from common import IMAGERY_PACKAGES, data_file, machine, machine_line, markdown_table
 
 LADDER = (50, 100, 200, 450, 1000, 2000)
 TABLE_RATIOS = (200, 450, 1000)
@@ -297,36 +297,34 @@ def markdown(recs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     L: list[str] = []
     seen_mark = " ⚠ seen"
     top = min(int(q) for r in recs for q in r["results"])  # the ladder's top rung (1/50 in a full run)
-    L += ["### Per scene: PSNR dB, ours / JPEG 2000 / KLT + JPEG 2000 at the same whole-file size", "",
-          "⚠ seen = **seen in training by the shipped model** (not unseen; left out of the targets). Size: the "
-          "10 m grid, H x W; offset: DN offset the product carries.", "",
-          "| scene | kind | level | offset | size | " + " | ".join(f"1/{r}" for r in TABLE_RATIOS)
-          + f" | ours asked 1/{top}: got, PSNR |",
-          "|---|---|---|---|---|" + "---|" * (len(TABLE_RATIOS) + 1)]
+    rates = [f"1/{r}" for r in TABLE_RATIOS]
+    rows: list[list[object]] = []
     for r in recs:
         cells = [_cell(r["results"][str(q)], "psnr_db", ".2f") if str(q) in r["results"] else "–"
                  for q in TABLE_RATIOS]
         o = r["results"].get(str(top), {}).get("ours")
         cells.append(f"1/{r['raw_bytes'] / o['bytes']:.0f}, {o['psnr_db']:.2f}" if o else "–")
-        L.append(f"| {r['label']}{seen_mark if r['seen'] else ''} | {r['kind']} | {r['level']} | {r['offset']} | "
-                 f"{r['shape'][1]} x {r['shape'][2]} | " + " | ".join(cells) + " |")
-    L += ["", "### Per scene: SAM °, ours / JPEG 2000 / KLT + JPEG 2000 (lower is better)", "",
-          "| scene | " + " | ".join(f"1/{r}" for r in TABLE_RATIOS) + " | KLT + J2K needs (1/200, 1/450, 1/1000) "
-          "| J2K needs |", "|---|" + "---|" * (len(TABLE_RATIOS) + 2)]
+        rows.append([f"{r['label']}{seen_mark if r['seen'] else ''}", r["kind"], r["level"], r["offset"],
+                     f"{r['shape'][1]} x {r['shape'][2]}", *cells])
+    L += ["### Per scene: PSNR dB, ours / JPEG 2000 / KLT + JPEG 2000 at the same whole-file size", "",
+          "⚠ seen = **seen in training by the shipped model** (not unseen; left out of the targets). Size: the "
+          "10 m grid, H x W; offset: DN offset the product carries.", "",
+          markdown_table(["scene", "kind", "level", "offset", "size", *rates, f"ours asked 1/{top}: got, PSNR"], rows)]
+    rows = []
     for r in recs:
         cells = [_cell(r["results"][str(q)], "sam_deg", ".2f") if str(q) in r["results"] else "–"
                  for q in TABLE_RATIOS]
         nk = ", ".join(_fmt_needs(needs(r, "klt+jpeg2000", q)) for q in TABLE_RATIOS)
         nj = ", ".join(_fmt_needs(needs(r, "jpeg2000", q)) for q in TABLE_RATIOS)
-        L.append(f"| {r['label']}{seen_mark if r['seen'] else ''} | " + " | ".join(cells) + f" | {nk} | {nj} |")
-    L += ["", "### Worst scene per codec (lowest PSNR; highest SAM) and our worst margins", "",
-          "| rate | " + " | ".join(SHORT[p] for p in PEERS[:3]) + " | ours − J2K, worst | ours − KLT+J2K, worst |",
-          "|---|" + "---|" * 5]
+        rows.append([f"{r['label']}{seen_mark if r['seen'] else ''}", *cells, nk, nj])
+    L += ["", "### Per scene: SAM °, ours / JPEG 2000 / KLT + JPEG 2000 (lower is better)", "",
+          markdown_table(["scene", *rates, "KLT + J2K needs (1/200, 1/450, 1/1000)", "J2K needs"], rows)]
+    rows = []
     for q in TABLE_RATIOS:
-        rows = [r for r in recs if str(q) in r["results"]]
+        have_q = [r for r in recs if str(q) in r["results"]]
         cells = []
         for p in PEERS[:3]:
-            have = [r for r in rows if r["results"][str(q)].get(p)]
+            have = [r for r in have_q if r["results"][str(q)].get(p)]
             if not have:
                 cells.append("–")
                 continue
@@ -335,26 +333,26 @@ def markdown(recs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             cells.append(f"{wp['label']}{' ⚠' if wp['seen'] else ''} {wp['results'][str(q)][p]['psnr_db']:.2f} dB; "
                          f"{ws['label']}{' ⚠' if ws['seen'] else ''} {ws['results'][str(q)][p]['sam_deg']:.2f}°")
         for a in ("jpeg2000", "klt+jpeg2000"):
-            have = [r for r in rows if r["results"][str(q)].get(a)]
+            have = [r for r in have_q if r["results"][str(q)].get(a)]
             w = min(have, key=lambda r: r["results"][str(q)]["ours"]["psnr_db"] - r["results"][str(q)][a]["psnr_db"])
             d = w["results"][str(q)]["ours"]["psnr_db"] - w["results"][str(q)][a]["psnr_db"]
             cells.append(f"{w['label']}{' ⚠' if w['seen'] else ''} {d:+.2f} dB")
-        L.append(f"| 1/{q} | " + " | ".join(cells) + " |")
-    L += ["", "### Means per kind (PSNR dB / SAM °) and the bytes each anchor needs for our PSNR", "",
-          "Geometric mean over the kind's scenes of (anchor bytes at our PSNR) / (our bytes): < 1 means the "
-          "anchor needs fewer bytes than we do. `>`: our PSNR is above the anchor's whole curve (a lower bound).",
-          "", "| kind (scenes, ⚠ seen) | rate | ours | J2K | KLT + J2K | J2K needs | KLT + J2K needs |",
-          "|---|---|---|---|---|---|---|"]
-    for k, rows in groups(recs).items():
-        nseen = sum(r["seen"] for r in rows)
+        rows.append([f"1/{q}", *cells])
+    L += ["", "### Worst scene per codec (lowest PSNR; highest SAM) and our worst margins", "",
+          markdown_table(["rate", *(SHORT[p] for p in PEERS[:3]), "ours − J2K, worst", "ours − KLT+J2K, worst"],
+                         rows)]
+    rows = []
+    for k, kind_rows in groups(recs).items():
+        nseen = sum(r["seen"] for r in kind_rows)
         for q in TABLE_RATIOS:
             cells = []
             for p in PEERS[:3]:
-                mp, ms = mean_of(rows, p, q, "psnr_db"), mean_of(rows, p, q, "sam_deg")
+                mp, ms = mean_of(kind_rows, p, q, "psnr_db"), mean_of(kind_rows, p, q, "sam_deg")
                 cells.append("–" if mp is None else f"{mp:.2f} / {ms:.2f}")
-            head = f"{KIND_NAMES[k]} ({len(rows)}{f', {nseen} ⚠' if nseen else ''})" if q == TABLE_RATIOS[0] else ""
-            L.append(f"| {head} | 1/{q} | " + " | ".join(cells) + f" | {_fmt_needs(geomean_needs(rows, 'jpeg2000', q))}"
-                     f" | {_fmt_needs(geomean_needs(rows, 'klt+jpeg2000', q))} |")
+            head = (f"{KIND_NAMES[k]} ({len(kind_rows)}{f', {nseen} ⚠' if nseen else ''})" if q == TABLE_RATIOS[0]
+                    else "")
+            rows.append([head, f"1/{q}", *cells, _fmt_needs(geomean_needs(kind_rows, "jpeg2000", q)),
+                         _fmt_needs(geomean_needs(kind_rows, "klt+jpeg2000", q))])
     unseen = [r for r in recs if not r["seen"] and r["kind"] != "patch"]
     if unseen:
         for q in TABLE_RATIOS:
@@ -364,38 +362,42 @@ def markdown(recs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 cells.append("–" if mp is None else f"{mp:.2f} / {ms:.2f}")
             head = f"**all unseen whole scenes** ({len(unseen)})" if q == TABLE_RATIOS[0] else ""
             nj, nk = geomean_needs(unseen, "jpeg2000", q), geomean_needs(unseen, "klt+jpeg2000", q)
-            L.append(f"| {head} | 1/{q} | " + " | ".join(cells) + f" | {_fmt_needs(nj)} | {_fmt_needs(nk)} |")
-    L += ["", "### Honest sizes: native resolution (10/20/60 m)", "",
-          "Ratio against the 12 bands on the 10 m grid (the headline, as TerraMind and TerraCodec count) and "
-          "against the bands at native resolution (what a product holds: about 2.2x less raw data). PSNR dB / "
-          "SAM ° **at native resolution** (reference: block means of the 10 m grid; every codec's decode "
-          "block-meaned the same way), means per kind; JPEG 2000 native is each band at native resolution "
-          "coded alone, at our bytes.", "",
-          "| kind | rate (10 m grid) | ratio vs native | ours | J2K | KLT + J2K | J2K native |",
-          "|---|---|---|---|---|---|---|"]
-    for k, rows in groups(recs).items():
+            rows.append([head, f"1/{q}", *cells, _fmt_needs(nj), _fmt_needs(nk)])
+    L += ["", "### Means per kind (PSNR dB / SAM °) and the bytes each anchor needs for our PSNR", "",
+          "Geometric mean over the kind's scenes of (anchor bytes at our PSNR) / (our bytes): < 1 means the "
+          "anchor needs fewer bytes than we do. `>`: our PSNR is above the anchor's whole curve (a lower bound).",
+          "", markdown_table(["kind (scenes, ⚠ seen)", "rate", "ours", "J2K", "KLT + J2K", "J2K needs",
+                              "KLT + J2K needs"], rows)]
+    rows = []
+    for k, kind_rows in groups(recs).items():
         for q in TABLE_RATIOS:
-            got = [r for r in rows if str(q) in r["results"]]
+            got = [r for r in kind_rows if str(q) in r["results"]]
             if not got:
                 continue
             nat = np.mean([r["native_raw_bytes"] / r["results"][str(q)]["ours"]["bytes"] for r in got])
             grid = np.mean([r["raw_bytes"] / r["results"][str(q)]["ours"]["bytes"] for r in got])
             cells = []
             for p in PEERS:
-                mp, ms = mean_of(rows, p, q, "native_psnr_db"), mean_of(rows, p, q, "native_sam_deg")
+                mp, ms = mean_of(kind_rows, p, q, "native_psnr_db"), mean_of(kind_rows, p, q, "native_sam_deg")
                 cells.append("does not fit" if mp is None else f"{mp:.2f} / {ms:.2f}")
-            L.append(f"| {k if q == TABLE_RATIOS[0] else ''} | {grid:.0f}x | {nat:.0f}x | " + " | ".join(cells) + " |")
-    L += ["", "### Targets of issue 18 (scenes the shipped model never saw)", "", "| target | met | evidence |",
-          "|---|---|---|"]
-    for name, ok, why in targets(recs):
-        L.append(f"| {name} | {ok} | {why} |")
+            rows.append([k if q == TABLE_RATIOS[0] else "", f"{grid:.0f}x", f"{nat:.0f}x", *cells])
+    L += ["", "### Honest sizes: native resolution (10/20/60 m)", "",
+          "Ratio against the 12 bands on the 10 m grid (the headline, as TerraMind and TerraCodec count) and "
+          "against the bands at native resolution (what a product holds: about 2.2x less raw data). PSNR dB / "
+          "SAM ° **at native resolution** (reference: block means of the 10 m grid; every codec's decode "
+          "block-meaned the same way), means per kind; JPEG 2000 native is each band at native resolution "
+          "coded alone, at our bytes.", "",
+          markdown_table(["kind", "rate (10 m grid)", "ratio vs native", "ours", "J2K", "KLT + J2K", "J2K native"],
+                         rows)]
+    L += ["", "### Targets of issue 18 (scenes the shipped model never saw)", "",
+          markdown_table(["target", "met", "evidence"], [list(t) for t in targets(recs)])]
     thr = throughput(recs, 450)
     if thr:
         L += ["", f"### Throughput at 1/450 ({meta['machine']}, same run)", "",
-              "| scenes | tiles (256² px x 12 bands) | ours encode | ours decode | J2K encode (per run) | J2K decode |",
-              "|---|---|---|---|---|---|", "| all | " + f"{thr['tiles']:.1f} | " + " | ".join(
-                  f"{thr[k]:.2f} tiles/s" for k in ("ours_encode", "ours_decode", "jpeg2000_encode",
-                                                    "jpeg2000_decode")) + " |"]
+              markdown_table(["scenes", "tiles (256² px x 12 bands)", "ours encode", "ours decode",
+                              "J2K encode (per run)", "J2K decode"],
+                             [["all", f"{thr['tiles']:.1f}", *(f"{thr[k]:.2f} tiles/s" for k in (
+                                 "ours_encode", "ours_decode", "jpeg2000_encode", "jpeg2000_decode"))]])]
     return "\n".join(L) + "\n"
 
 
