@@ -39,8 +39,8 @@ LR_PER_STEP = 0.002
 Reader = Callable[[int, int, int, int], np.ndarray]
 
 
-def _window(model: FactorizedPriorTokenizer, read: Reader, lat: np.ndarray, valid: np.ndarray, live: list[int],
-            h: int, w: int, core: tuple[int, int, int, int]) -> dict:
+def _window(model: FactorizedPriorTokenizer, read: Reader, lat: np.ndarray, valid: np.ndarray | None,
+            live: list[int], h: int, w: int, core: tuple[int, int, int, int]) -> dict:
     """Tensors of one refinement block: the haloed latent, its pixels, the counted-pixel weights, the core's place."""
     f, (r0, r1, c0, c1) = STRIDE, core
     lh, lw = lat.shape[1:]
@@ -55,7 +55,8 @@ def _window(model: FactorizedPriorTokenizer, read: Reader, lat: np.ndarray, vali
     live_rows[live] = 1.0
     mask = np.zeros(x.shape[1:], bool)
     mask[ra:rb, ca:cb] = True
-    mask &= valid[a * f : pr1, c * f : pc1]
+    if valid is not None:
+        mask &= valid[a * f : pr1, c * f : pc1]
     weight = live_rows[:, None, None] * mask[None].astype(np.float32)
     dev = model_device(model)
     return {"lat": torch.from_numpy(np.ascontiguousarray(lat[:, a:b, c:d])).to(dev),
@@ -82,7 +83,7 @@ def _bits(model: FactorizedPriorTokenizer, y: torch.Tensor, delta: float) -> tor
 
 
 def rd_objective(
-    model: FactorizedPriorTokenizer, read: Reader, lat: np.ndarray, delta: float, valid: np.ndarray,
+    model: FactorizedPriorTokenizer, read: Reader, lat: np.ndarray, delta: float, valid: np.ndarray | None,
     live: list[int], h: int, w: int,
 ) -> tuple[float, float, float]:
     """(objective, bits, squared error / bands) of hard-rounded latent ``lat`` for the h x w scene ``read`` gives.
@@ -122,14 +123,15 @@ def _cores(lh: int, lw: int) -> list[tuple[int, int, int, int]]:
 
 
 def refine_latent(
-    model: FactorizedPriorTokenizer, read: Reader, y: np.ndarray, delta: float, steps: int, valid: np.ndarray,
+    model: FactorizedPriorTokenizer, read: Reader, y: np.ndarray, delta: float, steps: int, valid: np.ndarray | None,
     live: list[int], h: int, w: int, lr: float = LR_PER_STEP, seed: int = 0,
 ) -> np.ndarray:
     """Latent (M, h/16, w/16) on the ``delta`` grid whose hard-rounded D + lambda R is at most ``y``'s.
 
     ``read(r0, r1, c0, c1)`` gives standardised pixels (as the analysis saw them), ``valid`` the data
-    mask, ``live`` the bands the network codes. ``steps`` Adam iterations per block (lr ``lr * delta``);
-    the best hard-rounded latent met is kept, so 0 steps or no gain returns ``y`` rounded to the grid.
+    mask (None: all pixels), ``live`` the bands the network codes. ``steps`` Adam iterations per block
+    (lr ``lr * delta``); the best hard-rounded latent met is kept, so 0 steps or no gain returns ``y``
+    rounded to the grid.
     """
     if steps < 0:
         raise InputError(f"refine steps must be >= 0, got {steps}")
@@ -174,7 +176,7 @@ def refine_latent(
 
 def refine_file(
     model: FactorizedPriorTokenizer, build: Callable[[float, np.ndarray], bytes], blob: bytes, read: Reader,
-    y: np.ndarray, valid: np.ndarray, live: list[int], h: int, w: int, steps: int, budget: float | None,
+    y: np.ndarray, valid: np.ndarray | None, live: list[int], h: int, w: int, steps: int, budget: float | None,
 ) -> bytes:
     """A token file whose latent is refined at the step ``blob`` was coded with, still within ``budget`` bytes.
 
