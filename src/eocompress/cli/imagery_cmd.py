@@ -271,6 +271,10 @@ def _report_decode(src: Path, path: Path, codec: str, bands: int, height: int, w
 def _learned_info(src: Path, model: str) -> dict[str, Any]:
     """Header of a learned-codec file, verified by decoding its tokens with the model that made it."""
     blob = _read_token_file(src)
+    size, layer, fmt = len(blob), 0, "eocompress learned tokens (EOT2)"
+    if enhancement.is_enhanced(blob):  # base + residual layer (CRC checked): the base's header, the layer's size
+        blob, side, stream = enhancement.split(blob)
+        layer, fmt = len(side) + len(stream), "eocompress learned base (EOT2) + KLT + JPEG 2000 residual (EOE1)"
     codec = _learned(model, "cpu")
     head, start = codec.read_header(blob, str(src))
     tokens = codec.tokens(blob, str(src))  # checks the payload against the header digest
@@ -282,8 +286,8 @@ def _learned_info(src: Path, model: str) -> dict[str, Any]:
     else:
         offset = "unknown: 0 assumed (no metadata said it; the decoded values are the input's DNs either way)"
     return {
-        "verified": True, "format": "eocompress learned tokens (EOT2)", "bytes": len(blob), "header_bytes": start,
-        "ratio_vs_raw_uint16": round(raw / len(blob), 1), "height": head.height, "width": head.width,
+        "verified": True, "format": fmt, "bytes": size, "enhancement_layer_bytes": layer, "header_bytes": start,
+        "ratio_vs_raw_uint16": round(raw / size, 1), "height": head.height, "width": head.width,
         "bands": codec.bands, "model_id": head.model_id.hex(), "step": head.delta,
         "tokens_shape": list(tokens.shape), "crs": f"EPSG:{head.epsg}" if head.epsg else head.wkt,
         "transform": list(head.transform) if head.transform else None,

@@ -104,3 +104,5 @@ def test_cli_encode_ratio_50_has_the_layer(codec, data_root: Path, tmp_path: Pat
     assert out.dtype == np.uint16 and out.shape == sc.data.shape
     assert _psnr(sc, out) > _psnr(sc, top) + 2.0
     assert np.array_equal(out, codec.decode(blob)[0])
+    r = run_cli(["imagery", "info", str(tok), "--json"], capsys)
+    assert r.code == 0 and '"enhancement_layer_bytes"' in r.out and "EOE1" in r.out, r.text
