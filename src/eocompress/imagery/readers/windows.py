@@ -22,6 +22,7 @@ import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 
 from eocompress.errors import DataMissingError, EOCompressError, FileFormatError
+from eocompress.geotiff import CACHE_MB
 from eocompress.imagery.readers.bands import (
     RESOLUTION_M,
     S2_BANDS,
@@ -68,20 +69,26 @@ class SceneWindows:
         self._keep = keep  # every dataset to close
 
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
-        """uint16 (C, height, width) DNs of the window at (row, col), bands in :attr:`bands` order."""
+        """uint16 (C, height, width) DNs of the window at (row, col), bands in :attr:`bands` order.
+
+        GDAL's block cache is capped at :data:`~eocompress.geotiff.CACHE_MB` while reading (its default,
+        5 % of RAM, would otherwise fill with the tiles of a large scene read strip by strip).
+        """
+        import rasterio
         from rasterio.errors import RasterioError
         from rasterio.windows import Window
 
         out = np.empty((len(self.bands), height, width), np.uint16)
         window = Window(col, row, width, height)
-        for i, (src, index, name) in enumerate(self._sources):
-            try:
-                out[i] = src.read(index, window=window)
-            except RasterioError as exc:
-                raise FileFormatError(
-                    f"{name} cannot be read ({_one_line(exc)}): the file is truncated or corrupted; "
-                    "replace it with a complete copy or remove it"
-                ) from exc
+        with rasterio.Env(GDAL_CACHEMAX=CACHE_MB):
+            for i, (src, index, name) in enumerate(self._sources):
+                try:
+                    out[i] = src.read(index, window=window)
+                except RasterioError as exc:
+                    raise FileFormatError(
+                        f"{name} cannot be read ({_one_line(exc)}): the file is truncated or corrupted; "
+                        "replace it with a complete copy or remove it"
+                    ) from exc
         return out
 
     def select(self, bands: list[str] | tuple[str, ...]) -> SceneWindows:
