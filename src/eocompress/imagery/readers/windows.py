@@ -22,7 +22,6 @@ import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 
 from eocompress.errors import DataMissingError, EOCompressError, FileFormatError
-from eocompress.geotiff import CACHE_MB
 from eocompress.imagery.readers.bands import (
     RESOLUTION_M,
     S2_BANDS,
@@ -50,6 +49,8 @@ from eocompress.imagery.readers.scenes import (
 #: Scenes with more pixels than this (10 m grid) are encoded window by window by ``imagery encode`` and
 #: the folder runner (:func:`scene_for_encoding`); smaller ones are read whole, as they always were.
 STREAM_PIXELS = 2048 * 2048
+#: GDAL block cache (MB) while reading windows: one row of 512 px tiles of a 10980 px wide 12-band file.
+READ_CACHE_MB = 256
 
 
 class SceneWindows:
@@ -71,8 +72,8 @@ class SceneWindows:
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         """uint16 (C, height, width) DNs of the window at (row, col), bands in :attr:`bands` order.
 
-        GDAL's block cache is capped at :data:`~eocompress.geotiff.CACHE_MB` while reading (its default,
-        5 % of RAM, would otherwise fill with the tiles of a large scene read strip by strip).
+        GDAL's block cache is capped at :data:`READ_CACHE_MB` while reading (its default, 5 % of RAM,
+        would otherwise fill with the tiles of a large scene read strip by strip).
         """
         import rasterio
         from rasterio.errors import RasterioError
@@ -80,7 +81,16 @@ class SceneWindows:
 
         out = np.empty((len(self.bands), height, width), np.uint16)
         window = Window(col, row, width, height)
-        with rasterio.Env(GDAL_CACHEMAX=CACHE_MB):
+        with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_MB):
+            if len({id(src) for src, _, _ in self._sources}) == 1:  # a stacked file: one read, each tile once
+                src, _, name = self._sources[0]
+                try:
+                    return src.read([index for _, index, _ in self._sources], window=window, out=out)
+                except RasterioError as exc:
+                    raise FileFormatError(
+                        f"{name} cannot be read ({_one_line(exc)}): the file is truncated or corrupted; "
+                        "replace it with a complete copy or remove it"
+                    ) from exc
             for i, (src, index, name) in enumerate(self._sources):
                 try:
                     out[i] = src.read(index, window=window)
