@@ -1,4 +1,7 @@
-"""Decoded imagery to GeoTIFF: the Cloud-Optimized GeoTIFF writer and the DN-offset tags of a decoded file.
+"""Decoded imagery to GeoTIFF: the tags of a decoded file (DN offset, product keys), through the shared COG writer.
+
+The writing itself (work file, GDAL's COG driver, every block read back, atomic rename) is
+:func:`eocompress.geotiff.write_cog`, the one writer both halves use.
 
 The learned codec (:mod:`eocompress.imagery.codec.learned`) writes its streamed decode through
 :func:`write_geotiff_windows`; :func:`write_geotiff` is its one-window case.
