@@ -77,3 +77,14 @@ def test_negative_steps_is_one_line(codec: LearnedCodec, crop: Scene, tmp_path: 
                             "--refine", "-1"], capsys)
     assert code != 0 and "--refine must be >= 0" in err
     assert not (tmp_path / "x.eotok").exists()
+
+
+def test_cli_refine_writes_a_file_the_normal_decoder_reads(codec: LearnedCodec, data_root: Path, tmp_path: Path,
+                                                           capsys) -> None:
+    src = data_root / "imagery" / "hydro" / "patch_100.tif"  # 256² stacked GeoTIFF, open ocean
+    out = tmp_path / "r.eotok"
+    code, _, err = run_cli(["imagery", "encode", str(src), "-o", str(out), "--ratio", "450", "--refine", "3"], capsys)
+    assert code == 0, err
+    blob = out.read_bytes()
+    assert len(blob) <= 12 * 256 * 256 * 2 / 450
+    assert codec.decode(blob).shape == (12, 256, 256)
