@@ -13,8 +13,8 @@ from eocompress.errors import EOCompressError
 
 #: Import names each extra brings (what `pyproject.toml` installs under that extra).
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "imagery": ("torch", "constriction", "safetensors", "imagecodecs", "vector_quantize_pytorch"),
-    "train": ("torch", "constriction", "safetensors", "imagecodecs", "vector_quantize_pytorch", "lightning"),
+    "imagery": ("torch", "constriction", "safetensors", "imagecodecs"),
+    "train": ("torch", "constriction", "safetensors", "imagecodecs", "lightning"),
 }
 
 
