@@ -28,8 +28,6 @@ from eocompress.cli.imagery_archive import (
 )
 from eocompress.cli.options import JSON, OUT, OVERWRITE, SCHEDULER, log, print_json, progress, resolve_out
 from eocompress.errors import EOCompressError, InputError
-from eocompress.imagery.codec.pipeline import write_geotiff
-from eocompress.imagery.codecs import enhancement
 from eocompress.imagery.readers.scenes import Scene
 
 imagery_app = typer.Typer(
@@ -190,6 +188,8 @@ def _encode_learned(
             which = f"first: {first.source}: {first.error}" if state.quiet else "listed above"
             raise EOCompressError(f"{failed} of {len(outcomes)} scenes failed ({which}); the others were written")
         return
+    from eocompress.imagery.codecs import enhancement  # the imagery extra: loaded when a command needs it
+
     _refuse_existing(target, overwrite)
     codec = _learned(model, device)
     with _no_georef_warning(), scene_for_encoding(src, offset=offset) as scene:  # large scenes: streamed
@@ -237,6 +237,9 @@ def decode(
     _refuse_existing(target, overwrite)
     if target.suffix.lower() not in (".tif", ".tiff"):
         raise InputError(f"-o {target}: a token file decodes to a GeoTIFF (COG); give a .tif path")
+    from eocompress.imagery.codec.pipeline import write_geotiff  # the imagery extra: loaded when a command needs it
+    from eocompress.imagery.codecs import enhancement
+
     blob = _read_token_file(src)
     codec = _learned(model, device)  # decoded block by block into the COG: memory ~ a block + the tokens
     if enhancement.is_enhanced(blob):  # base + residual layer: decoded whole (encoded only for in-memory scenes)
@@ -270,6 +273,8 @@ def _report_decode(src: Path, path: Path, codec: str, bands: int, height: int, w
 
 def _learned_info(src: Path, model: str) -> dict[str, Any]:
     """Header of a learned-codec file, verified by decoding its tokens with the model that made it."""
+    from eocompress.imagery.codecs import enhancement  # the imagery extra: loaded when a command needs it
+
     blob = _read_token_file(src)
     size, layer, fmt = len(blob), 0, "eocompress learned tokens (EOT2)"
     if enhancement.is_enhanced(blob):  # base + residual layer (CRC checked): the base's header, the layer's size
