@@ -55,8 +55,10 @@ def pack_georef(epsg: int | None, wkt: str | None, transform: Any) -> tuple[bool
     if wkt is not None:
         packed = zlib.compress(wkt.encode(), 9)
         geo = struct.pack("<H", len(packed)) + packed
-    else:
+    elif epsg is not None:
         geo = struct.pack("<I", int(epsg))
+    else:
+        raise ValueError("a georeference needs an EPSG code or a WKT string")
     north_up = b == 0 and d == 0
     geo += struct.pack("<4d", a, c, e, f) if north_up else struct.pack("<6d", a, b, c, d, e, f)
     return wkt is not None, not north_up, geo

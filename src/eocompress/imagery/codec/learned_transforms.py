@@ -147,7 +147,7 @@ def synthesis_window(
     """
     f = STRIDE
     r, c, h, w = window
-    a, b, cc, d = latent_window(window, *tokens.shape[1:], halo)
+    a, b, cc, d = latent_window(window, tokens.shape[1], tokens.shape[2], halo)
     lat = tokens[:, a:b, cc:d].astype(np.float32) * np.float32(delta)
     z = _synthesise(_runner(model.synthesis, model_device(model)), lat, bands)
     return z[:, r - a * f : r - a * f + h, c - cc * f : c - cc * f + w]

@@ -82,7 +82,7 @@ def write_cache(arrays: dict[str, np.ndarray], out: str | os.PathLike) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **arrays as allow_pickle
     return out
 
 
@@ -115,7 +115,7 @@ class RandomCrops(Dataset):
         r = rng.integers(0, s.shape[1] - self.crop + 1)
         c = rng.integers(0, s.shape[2] - self.crop + 1)
         x = s[:, r : r + self.crop, c : c + self.crop].astype(np.float32)
-        x = np.rot90(x, rng.integers(4), axes=(1, 2))
+        x = np.rot90(x, int(rng.integers(4)), axes=(1, 2))
         if rng.random() < 0.5:
             x = x[:, :, ::-1]
         z, _, _ = standardise(np.ascontiguousarray(x), np.all(x > 0, axis=0))

@@ -17,6 +17,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -345,7 +346,7 @@ def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resum
     if found is not None and (out / CONFIG_FILE).is_file():
         prior_wall = float(json.loads((out / CONFIG_FILE).read_text()).get("training", {}).get("wall_s", 0))
     module = FPModule(cfg)
-    if init_state is not None:
+    if init_state is not None and init_from is not None:  # init_state is set only from init_from
         module.model.load_state_dict(init_state)
         raw = json.loads((Path(init_from) / CONFIG_FILE).read_text())
         prior_wall = float(raw.get("training", {}).get("wall_s", 0))  # wall time counts the run it continues
@@ -358,7 +359,7 @@ def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resum
     with quiet_lightning():
         trainer = L.Trainer(
             max_steps=last,
-            max_time={"seconds": max_wall_s} if max_wall_s else None,
+            max_time=timedelta(seconds=max_wall_s) if max_wall_s else None,
             accelerator="auto",
             devices=1,
             logger=CSVLogger(str(out), name="logs"),

@@ -10,6 +10,10 @@ import logging
 import math
 import warnings
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the bar's types only; rich is imported when a bar is drawn
+    from rich.progress import Progress, TaskID
 
 _NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
 
@@ -41,8 +45,8 @@ class StepBar:
 
         class StepBar(pl.Callback):
             def __init__(self) -> None:
-                self.progress = None
-                self.task = None
+                self.progress: Progress | None = None
+                self.task: TaskID | None = None
 
             def on_train_start(self, trainer, pl_module):
                 from rich.console import Console
@@ -58,7 +62,7 @@ class StepBar:
                 self.task = self.progress.add_task("training", total=total, completed=trainer.global_step, loss="")
 
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-                if self.progress is None:
+                if self.progress is None or self.task is None:  # both set together in on_train_start
                     return
                 loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
                 value = float(loss) if loss is not None else float("nan")
