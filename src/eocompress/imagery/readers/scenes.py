@@ -202,6 +202,17 @@ def _georeferenced(src: Any) -> bool:
 # --------------------------------------------------------------------------- band folders
 
 
+
+def check_band_file(src: Any, path: Path) -> None:
+    """A band file holds one uint16 band: anything else is one line naming the file."""
+    if src.count != 1:
+        raise FileFormatError(
+            f"{path} has {src.count} bands; a band file must hold one (a stacked file belongs in "
+            "its own place, not among band files)"
+        )
+    if src.dtypes[0] != "uint16":
+        raise FileFormatError(f"{path} is {src.dtypes[0]}; Sentinel-2 DNs must be uint16")
+
 def _read_band_folder(path: Path, use_cloud_mask: bool) -> Scene:
     import rasterio
     from affine import Affine
@@ -218,13 +229,7 @@ def _read_band_folder(path: Path, use_cloud_mask: bool) -> Scene:
     data = np.zeros((len(names), height, width), dtype=np.uint16)
     for i, band in enumerate(names):
         with _open(files[band]) as src:
-            if src.count != 1:
-                raise FileFormatError(
-                    f"{files[band]} has {src.count} bands; a band file must hold one (a stacked file belongs in "
-                    "its own place, not among band files)"
-                )
-            if src.dtypes[0] != "uint16":
-                raise FileFormatError(f"{files[band]} is {src.dtypes[0]}; Sentinel-2 DNs must be uint16")
+            check_band_file(src, files[band])
             same_grid = (src.height, src.width) == (height, width)
             if same_grid and (not georef or src.transform.almost_equals(transform)):
                 data[i] = src.read(1)

@@ -42,6 +42,7 @@ from eocompress.imagery.readers.scenes import (
     _set_offset,
     _stacked_meta,
     _stacked_order,
+    check_band_file,
     read_scene,
     scene_shape,
 )
@@ -227,13 +228,7 @@ def _open_band_folder(path: Path) -> SceneWindows:
         sources = []
         for band in names:
             src = _enter(files[band], keep)
-            if src.count != 1:
-                raise FileFormatError(
-                    f"{files[band]} has {src.count} bands; a band file must hold one (a stacked file belongs in "
-                    "its own place, not among band files)"
-                )
-            if src.dtypes[0] != "uint16":
-                raise FileFormatError(f"{files[band]} is {src.dtypes[0]}; Sentinel-2 DNs must be uint16")
+            check_band_file(src, files[band])
             same_grid = (src.height, src.width) == (height, width)
             if same_grid and (not georef or src.transform.almost_equals(transform)):
                 sources.append((src, 1, str(files[band])))
