@@ -256,15 +256,23 @@ def _read_band_folder(path: Path, use_cloud_mask: bool) -> Scene:
                 dst_transform=transform, dst_crs=crs, resampling=Resampling.nearest,
             )
         valid &= mask == 0
-    meta = _folder_meta(folder, path, files)
+    meta = band_folder_meta(folder, path, files, names, georef)
+    return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
+                 valid=valid, meta=meta)
+
+
+def band_folder_meta(
+    folder: Path, given: Path, files: dict[str, Path], names: list[str], georef: bool
+) -> dict[str, Any]:
+    """A band folder's metadata as both readers (whole scene and windowed) report it."""
+    meta = _folder_meta(folder, given, files)
     if "processing_level" not in meta and "B10" in names:
         meta["processing_level"] = "Level-1C"  # only L1C products carry the cirrus band
-    meta.update(layout="band files", resampling="bilinear to the 10 m grid", source=str(path),
+    meta.update(layout="band files", resampling="bilinear to the 10 m grid", source=str(given),
                 band_files={b: str(files[b]) for b in names})
     if not georef:
         meta["georeference"] = "none"
-    return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
-                 valid=valid, meta=meta)
+    return meta
 
 
 def _folder_meta(folder: Path, given: Path, files: dict[str, Path]) -> dict[str, Any]:

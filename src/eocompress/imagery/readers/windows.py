@@ -35,13 +35,13 @@ from eocompress.imagery.readers.scenes import (
     _PIXEL_CRS,
     Scene,
     _check_stacked,
-    _folder_meta,
     _georeferenced,
     _one_line,
     _open,
     _set_offset,
     _stacked_meta,
     _stacked_order,
+    band_folder_meta,
     check_band_file,
     read_scene,
     scene_shape,
@@ -242,13 +242,7 @@ def _open_band_folder(path: Path) -> SceneWindows:
                                 height / src.height), crs=_PIXEL_CRS, transform=Affine.identity(), **grid)
             keep.append(vrt)
             sources.append((vrt, 1, str(files[band])))
-        meta = _folder_meta(folder, path, files)
-        if "processing_level" not in meta and "B10" in names:
-            meta["processing_level"] = "Level-1C"  # only L1C products carry the cirrus band
-        meta.update(layout="band files", resampling="bilinear to the 10 m grid", source=str(path),
-                    band_files={b: str(files[b]) for b in names})
-        if not georef:
-            meta["georeference"] = "none"
+        meta = band_folder_meta(folder, path, files, names, georef)
         return SceneWindows(sources, names, (int(height), int(width)), crs if georef else None,
                             transform if georef else None, meta, keep)
     except Exception:
