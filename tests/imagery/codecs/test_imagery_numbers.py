@@ -34,11 +34,6 @@ MEAN_TOL = 100.0
 
 
 
-@pytest.fixture(scope="module")
-def codec() -> LearnedCodec:
-    return LearnedCodec.load("default")
-
-
 def _crop(root: Path, rel: str, window=WINDOW):
     scene = read_scene(root / rel)
     h, w = scene.shape

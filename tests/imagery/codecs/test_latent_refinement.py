@@ -20,11 +20,6 @@ SIDE = 96
 
 
 @pytest.fixture(scope="module")
-def codec() -> LearnedCodec:
-    return LearnedCodec.load("default")
-
-
-@pytest.fixture(scope="module")
 def crop(data_root: Path) -> Scene:
     """A 96 px centre crop of the held-out desert city (bright ground, the codec's hard case)."""
     s = next(s for s in places.held_out_suite(data_root / "imagery") if s.kind == "desert")

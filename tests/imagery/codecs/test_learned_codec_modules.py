@@ -13,12 +13,9 @@ from eocompress.errors import InputError
 from eocompress.imagery.codec import learned_format, rate_control
 from eocompress.imagery.codec.learned import LearnedCodec
 from eocompress.imagery.codec.learned_transforms import BLOCK, analysis
-from eocompress.imagery.readers.scenes import read_scene
 from eocompress.imagery.tokenizer import fp_data
 from eocompress.imagery.tokenizer.device import check_device
 from eocompress.imagery.tokenizer.standardise import MIN_SCALE, standardise
-
-PISA = "imagery/oscd-s2l1c/pisa/imgs_1"  # OSCD, Level-1C, 776 x 718 px
 
 # sha256 of the token files (and their decodes) that learned.py produced BEFORE the split into
 # learned_format / learned_entropy / learned_transforms / rate_control, at commit d7b18ac (learned.py as
@@ -35,16 +32,6 @@ GOLDEN = {
 
 def _sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def codec() -> LearnedCodec:
-    return LearnedCodec.load("default")
-
-
-@pytest.fixture(scope="module")
-def pisa(codec, data_root):
-    return read_scene(data_root / PISA, bands=codec.bands)
 
 
 # --------------------------------------------------------------------------- same bytes as before the split

@@ -8,17 +8,11 @@ from typer.testing import CliRunner
 
 from eocompress.cli import app
 from eocompress.imagery import places
-from eocompress.imagery.codec.learned import LearnedCodec
 from eocompress.imagery.codecs import get_codec
 from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
 from eocompress.imagery.readers.scenes import read_scene
 
 pytestmark = pytest.mark.realdata
-
-
-@pytest.fixture(scope="module")
-def codec() -> LearnedCodec:
-    return LearnedCodec.load("default")
 
 
 @pytest.fixture(scope="module")

@@ -10,23 +10,12 @@ import rasterio
 
 from _cli import run_cli
 from eocompress.imagery.codec import learned, learned_transforms
-from eocompress.imagery.codec.learned import LearnedCodec
 from eocompress.imagery.readers import windows
 from eocompress.imagery.readers.scenes import read_scene
 from eocompress.imagery.readers.windows import open_scene
 from eocompress.imagery.tokenizer.standardise import standardise, streamed_stats
 
 PISA = "imagery/oscd-s2l1c/pisa/imgs_1"  # OSCD, Level-1C band files (10/20/60 m), 776 x 718 px
-
-
-@pytest.fixture(scope="module")
-def codec() -> LearnedCodec:
-    return LearnedCodec.load("default")
-
-
-@pytest.fixture(scope="module")
-def pisa(codec, data_root):
-    return read_scene(data_root / PISA, bands=codec.bands)
 
 
 @pytest.fixture

@@ -9,18 +9,12 @@ import torch
 from eocompress.cli import main
 from eocompress.errors import InputError
 from eocompress.imagery.archives.dataset import TokenArchiveDataset
-from eocompress.imagery.codec.learned import LearnedCodec
 from eocompress.imagery.codec.learned_format import STRIDE
 from eocompress.imagery.codec.learned_transforms import WINDOW_HALO, latent_window, synthesis, synthesis_window
 from eocompress.imagery.readers.scenes import read_scene
 
 CELL = "imagery/majortom-core-s2l2a/0U_199R/S2A_MSIL2A_20220706T085611_N0400_R007_T33NZA_20220706T153419"
 PISA = "imagery/oscd-s2l1c/pisa/imgs_1"  # 776 x 718: synthesised in one pass (no blocks)
-
-
-@pytest.fixture(scope="module")
-def codec() -> LearnedCodec:
-    return LearnedCodec.load("default")
 
 
 @pytest.fixture(scope="module")
