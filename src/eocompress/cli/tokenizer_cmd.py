@@ -57,6 +57,10 @@ def train(
     codebook: int = typer.Option(1024, "--codebook", help="vq/dvq/gsq/rvq: codebook entries."),
     codebook_dim: int = typer.Option(16, "--codebook-dim", help="vq/dvq/gsq/rvq: dimension of a codebook entry."),
     levels: str = typer.Option("8,8,8,6,5", "--levels", help="fsq: levels per dimension (TerraMind's 8,8,8,6,5)."),
+    spectral: str = typer.Option(
+        "bands", "--spectral", help="What the network sees: the standardised bands, or klt: their per-scene "
+        "principal components (the rotation is stored in each token file, 144 bytes)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Train the learned imagery codec; exports config.json + model.safetensors into OUT as it goes."""
@@ -76,8 +80,10 @@ def train(
     if checkpoint_every < 1:
         raise InputError(f"--checkpoint-every must be >= 1 (steps between checkpoints), got {checkpoint_every}")
     quant = _quantizer_settings(quantizer, groups, codebook, codebook_dim, levels)
+    if spectral not in ("bands", "klt"):
+        raise InputError(f"--spectral must be bands or klt, got {spectral!r}")
     cfg = FPConfig(channels=chans, latent=latent, crop=crop, batch_size=batch_size, steps=steps, lr=lr, seed=seed,
-                   **quant)
+                   spectral=spectral, **quant)
     _run_training(cfg, data, out, overwrite, resume, checkpoint_every, init_from, as_json)
 
 

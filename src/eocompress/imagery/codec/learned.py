@@ -66,6 +66,7 @@ from eocompress.imagery.codec.learned_transforms import (
 from eocompress.imagery.codec.legacy_tokens import refuse_legacy_token_file
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
 from eocompress.imagery.codec.rate_control import QUALITY_LEVELS
+from eocompress.imagery.tokenizer import spectral
 from eocompress.imagery.tokenizer.device import check_device
 from eocompress.imagery.tokenizer.fp_model import FactorizedPriorTokenizer, FPConfig
 from eocompress.imagery.tokenizer.fp_quantizers import QUANTIZER_CODES, QUANTIZERS
@@ -202,6 +203,9 @@ class LearnedCodec:
             f"the other {len(live)} bands coded" for b, v in sorted(constants.items())
         ]
         flat = list(constants)
+        klt = None
+        if self.config.spectral == "klt":
+            klt = _scene_klt(read, len(self.bands), height, width, flat, means, scale, valid)
 
         strip: dict[str, Any] = {"rows": (0, 0), "dn": None}  # the full-width rows of the current block row
 
@@ -214,14 +218,14 @@ class LearnedCodec:
             x[flat] = 0.0  # constants are side information: the network sees a flat plane
             z = apply_standardise(x, means, scale, valid[r0:r1, c0:c1])
             z[flat] = 0.0
-            return z
+            return z if klt is None else spectral.forward(klt, z)
 
         y = analysis_blocks(self.model, standardised, height, width, self.config.latent)
         if not refine_steps:
             strip.clear()  # the last block row's pixels are not needed by the rate control
         head = Header(height, width, 1.0, scale, means, self.model_id, valid=valid,
                       offset=int(offset or 0), offset_known=offset is not None, level=level,
-                      constants=constants or None, **georef_fields(crs, transform))
+                      constants=constants or None, klt=klt, **georef_fields(crs, transform))
 
         def build(delta: float, lat: np.ndarray = y) -> bytes:
             head.delta = float(np.float32(delta))
@@ -264,6 +268,12 @@ class LearnedCodec:
                 f"{source} holds {kind} tokens, this model quantizes with {self.config.quantizer}; "
                 "decode it with the model that made it"
             )
+        if (head.klt is not None) != (self.config.spectral == "klt"):
+            raise TokenStreamError(
+                f"{source} {'holds' if head.klt is not None else 'lacks'} the spectral transform a "
+                f"{self.config.spectral!r} model {'does not use' if head.klt is not None else 'needs'}: "
+                "the file is damaged; re-encode the scene"
+            )
         check_memory(head, len(self.bands), self.config.latent, source)
         return head, pos
 
@@ -289,6 +299,8 @@ class LearnedCodec:
     def _to_dn(self, z: np.ndarray, head: Header, window: tuple[int, int, int, int]) -> np.ndarray:
         """uint16 DNs of the standardised pixels ``z`` of ``window``: de-standardised, constants and nodata restored."""
         r, c, h, w = window
+        if head.klt is not None:  # components back to standardised bands, through the stored rotation
+            z = spectral.inverse(head.klt, z)
         x = np.multiply(z, np.float32(head.scale), out=z)  # in place: the block is ours, and this is hot
         np.add(x, head.means[:, None, None].astype(np.float32), out=x)
         np.rint(x, out=x)
@@ -468,6 +480,25 @@ def _scan(
     n = int(rule.sum()) if anyvalid else height * width
     means, scale = streamed_stats(pieces, n, bands, live, masked=anyvalid)
     return constants, live, rule, means, scale
+
+
+def _scene_klt(
+    read: Callable[[int, int, int, int], np.ndarray], bands: int, height: int, width: int, flat: list[int],
+    means: np.ndarray, scale: int, valid: np.ndarray,
+) -> np.ndarray:
+    """The scene's int8 KLT (:mod:`~eocompress.imagery.tokenizer.spectral`) from one more pass over row strips.
+
+    The standardised pixels are those the analysis sees (constant bands and nodata at 0, so they add nothing).
+    """
+    rows = max(1, SCAN_PIXELS // width)
+    moment = np.zeros((bands, bands))
+    for r0 in range(0, height, rows):
+        x = np.asarray(read(r0, 0, min(rows, height - r0), width)).astype(np.float32)
+        x[flat] = 0.0
+        z = apply_standardise(x, means, scale, valid[r0 : r0 + x.shape[1]])
+        z[flat] = 0.0
+        moment += spectral.second_moment(z)
+    return spectral.klt_matrix(moment)
 
 
 def _check_dn(dn: np.ndarray) -> None:

@@ -4,13 +4,15 @@ File layout (little-endian), 48 bytes + georeference (~36 bytes) + payload + CRC
 
     magic "EOT2" | version u8 (2) | flags u8 | model id 4 B | height u32 | width u32 | delta f32 |
     scale u16 | 12 band means u16 | offset u16 | offset known + level u8 |
-    [constant bands: count u8 + count x (band u8, value u16)] | [epsg u32 | transform 4 x f64] |
+    [constant bands: count u8 + count x (band u8, value u16)] | [KLT: bands x bands i8] |
+    [epsg u32 | transform 4 x f64] |
     [mask: u32 length + zlib] | payload (range-coded tokens, channel-major) | crc32 of everything before
 
 Version 3 (written only by models with a discrete quantizer: FSQ, VQ, GSQ, ...) adds one byte after the
 offset byte, the quantizer code (``fp_quantizers.QUANTIZER_CODES``), and its payload holds ``groups``
 codebook indices per token position; the step field is 1. The default scalar model still writes version 2,
-byte for byte as before.
+byte for byte as before. A model with a spectral front end (``spectral="klt"``) sets flag 32 and stores
+the scene's rotation (:mod:`~eocompress.imagery.tokenizer.spectral`) after the constant bands.
 
 Version 1 files (no offset fields; their means had the offset removed) still decode as they did:
 reflectance x 10000 without the offset, the offset they dropped unknown. Nothing here knows the model
@@ -36,7 +38,8 @@ VERSION = 2
 VERSION_DISCRETE = 3
 #: Versions this code reads (1: before the offset fields; decoded without the offset, as then).
 READABLE_VERSIONS = (1, 2, 3)
-_F_GEO, _F_MASK, _F_AFFINE6, _F_WKT, _F_CONST = 1, 2, 4, 8, 16
+_F_GEO, _F_MASK, _F_AFFINE6, _F_WKT, _F_CONST, _F_KLT = 1, 2, 4, 8, 16, 32
+_F_KNOWN = 63
 #: Processing level codes in the header (bits 1-2 of the offset byte).
 LEVELS = {0: None, 1: "Level-1C", 2: "Level-2A"}
 #: Largest grid side and pixel count a header may claim (a full 10980 px tile is far inside): checked
@@ -106,6 +109,7 @@ class Header:
     constants: dict[int, int] | None = None  # band index -> value of bands constant over the scene
     version: int = VERSION
     quantizer: int = 0  # fp_quantizers.QUANTIZER_CODES: 0 = scalar (versions 1, 2), else version 3
+    klt: np.ndarray | None = None  # int8 (C, C) spectral rotation of a ``spectral="klt"`` model, else None
 
     def to_bytes(self) -> bytes:
         """The header as this version writes it: version 2 for the scalar quantizer, 3 for a discrete one."""
@@ -115,6 +119,9 @@ class Header:
             flags |= _F_CONST
             const = struct.pack("<B", len(self.constants))
             const += b"".join(struct.pack("<BH", b, v) for b, v in sorted(self.constants.items()))
+        if self.klt is not None:
+            flags |= _F_KLT
+            const += np.ascontiguousarray(self.klt, np.int8).tobytes()
         geo = b""
         if self.transform is not None and (self.epsg is not None or self.wkt is not None):
             is_wkt, is_affine6, geo = pack_georef(self.epsg, self.wkt, self.transform)
@@ -145,6 +152,11 @@ class Header:
                 raise TokenStreamError(
                     f"{source} has format version {version}; this eocompress reads versions "
                     f"{', '.join(map(str, READABLE_VERSIONS))}: update eocompress to decode it"
+                )
+            if flags & ~_F_KNOWN:
+                raise TokenStreamError(
+                    f"{source} sets header flags {flags:#x} this eocompress does not know; "
+                    "update eocompress to decode it"
                 )
             model_id = bytes(data[6:10])
             h, w, delta, scale = struct.unpack_from("<IIfH", data, 10)
@@ -177,6 +189,12 @@ class Header:
                         raise TokenStreamError(f"{source}: header names constant band {b} of {bands}")
                     constants[b] = v
                 pos += 1 + 3 * n
+            klt = None
+            if flags & _F_KLT:
+                if len(data) < pos + bands * bands:
+                    raise ValueError("the spectral transform is cut short")
+                klt = np.frombuffer(data, np.int8, bands * bands, pos).reshape(bands, bands).copy()
+                pos += bands * bands
             epsg = wkt = transform = None
             if flags & _F_GEO:
                 epsg, wkt, transform, pos = unpack_georef(data, pos, bool(flags & _F_WKT), bool(flags & _F_AFFINE6))
@@ -195,7 +213,7 @@ class Header:
         if not (math.isfinite(delta) and delta > 0) or scale == 0:
             raise TokenStreamError(f"{source}: header holds impossible values ({h}x{w}, step {delta}, scale {scale})")
         return cls(h, w, float(delta), int(scale), means, model_id, epsg, wkt, transform, valid, int(offset),
-                   offset_known, level, constants, version, quantizer), pos
+                   offset_known, level, constants, version, quantizer, klt), pos
 
 
 def is_learned_token_file(path: str | os.PathLike) -> bool:

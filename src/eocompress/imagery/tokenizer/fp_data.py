@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from eocompress._atomic import atomic_path
 from eocompress.errors import EOCompressError, InputError
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
+from eocompress.imagery.tokenizer.spectral import crop_klt
 from eocompress.imagery.tokenizer.standardise import standardise  # the encoder's own (rounded as the header stores)
 
 
@@ -87,9 +88,14 @@ def write_cache(arrays: dict[str, np.ndarray], out: str | os.PathLike) -> Path:
 
 
 class RandomCrops(Dataset):
-    """Random standardised crops (C, crop, crop) with flips/rotations; area-weighted over scenes."""
+    """Random standardised crops (C, crop, crop) with flips/rotations; area-weighted over scenes.
 
-    def __init__(self, cache: str | os.PathLike, crop: int, length: int, seed: int = 0, start: int = 0) -> None:
+    ``spectral="klt"``: each crop is handed over as its components under its own KLT (:mod:`spectral`), as
+    the codec of such a model hands over a scene's.
+    """
+
+    def __init__(self, cache: str | os.PathLike, crop: int, length: int, seed: int = 0, start: int = 0,
+                 spectral: str = "bands") -> None:
         # ``start``: item i is the (start + i)-th crop of the seeded sequence, so a run resumed at step k
         # (start = k x batch) sees the crops an uninterrupted run would have seen.
         with np.load(cache) as z:
@@ -105,6 +111,7 @@ class RandomCrops(Dataset):
         areas = np.array([s.shape[1] * s.shape[2] for s in self.scenes], dtype=np.float64)
         self.p = np.sqrt(areas) / np.sqrt(areas).sum()  # sqrt: small places still get seen
         self.crop, self.length, self.seed, self.start = crop, length, seed, start
+        self.klt = spectral == "klt"
 
     def __len__(self) -> int:
         return self.length
@@ -118,5 +125,8 @@ class RandomCrops(Dataset):
         x = np.rot90(x, int(rng.integers(4)), axes=(1, 2))
         if rng.random() < 0.5:
             x = x[:, :, ::-1]
-        z, _, _ = standardise(np.ascontiguousarray(x), np.all(x > 0, axis=0))
+        valid = np.all(x > 0, axis=0)
+        z, _, _ = standardise(np.ascontiguousarray(x), valid)
+        if self.klt:
+            z = crop_klt(z, valid if valid.any() else None)
         return torch.from_numpy(z)

@@ -28,6 +28,7 @@ from eocompress.imagery.tokenizer.fp_quantizers import (
     DiscreteQuantizer,
     build_quantizer,
 )
+from eocompress.imagery.tokenizer.spectral import SPECTRAL
 
 #: Smallest probability a token may get (keeps -log2 p finite and the coder's tables valid).
 P_MIN = 1e-9
@@ -64,10 +65,14 @@ class FPConfig:
     codebook: int = 1024
     codebook_dim: int = 16
     levels: list[int] = field(default_factory=lambda: list(TERRAMIND_LEVELS))
+    #: What the network sees: the standardised ``bands``, or their per-scene ``klt`` (:mod:`spectral`).
+    spectral: str = "bands"
 
     def __post_init__(self) -> None:
         if self.quantizer not in QUANTIZERS:
             raise ValueError(f"unknown quantizer {self.quantizer!r}; choose one of {', '.join(QUANTIZERS)}")
+        if self.spectral not in SPECTRAL:
+            raise ValueError(f"unknown spectral front end {self.spectral!r}; choose one of {', '.join(SPECTRAL)}")
 
     def to_dict(self) -> dict:
         return asdict(self)

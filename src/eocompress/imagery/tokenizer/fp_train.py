@@ -45,8 +45,8 @@ CACHE_FILE = "train_cache.npz"
 SETTINGS_FILE = "settings.json"
 #: What a run writes into its folder (``--overwrite`` removes only these).
 OWN_FILES = (CONFIG_FILE, WEIGHTS_FILE, CACHE_FILE, "checkpoints", "logs")
-_ARCH_KEYS = ("bands", "channels", "latent", "mixtures", "quantizer", "groups", "codebook", "codebook_dim",
-              "levels")
+_ARCH_KEYS = ("bands", "channels", "latent", "mixtures", "spectral", "quantizer", "groups", "codebook",
+              "codebook_dim", "levels")
 #: Fixed crops (and steps) exports are compared on: far from the training crops' indices, same seed.
 _EVAL_CROPS, _EVAL_START, _EVAL_DELTAS = 16, 2**40, 4
 METRIC = "rd_loss_fixed_crops"
@@ -152,7 +152,7 @@ def _architecture(cfg: FPConfig) -> dict[str, Any]:
 def _arch_diff(saved: dict[str, Any], cfg: FPConfig) -> str:
     """``latent 8 -> 16; …`` for every architecture setting that differs ('' when none does)."""
     wanted, default = _architecture(cfg), _architecture(FPConfig())  # keys a run of an older version lacks
-    keys = _ARCH_KEYS if cfg.discrete or saved.get("quantizer", "scalar") != "scalar" else _ARCH_KEYS[:4]
+    keys = _ARCH_KEYS if cfg.discrete or saved.get("quantizer", "scalar") != "scalar" else _ARCH_KEYS[:5]
     got = {k: saved.get(k, default[k]) for k in keys}
     return "; ".join(f"{k} {got[k]!r} -> {wanted[k]!r}" for k in keys if got[k] != wanted[k])
 
@@ -330,8 +330,9 @@ def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resum
         return FPTrainResult(out, start, start, trained=False, exported=False, note=note)
     init_state = check_init_from(init_from, cfg) if init_from is not None and found is None else None
     data = RandomCrops(cache, cfg.crop, length=cfg.steps * cfg.batch_size, seed=cfg.seed,
-                       start=start * cfg.batch_size)
-    eval_set = RandomCrops(cache, cfg.crop, length=_EVAL_CROPS, seed=cfg.seed, start=_EVAL_START)
+                       start=start * cfg.batch_size, spectral=cfg.spectral)
+    eval_set = RandomCrops(cache, cfg.crop, length=_EVAL_CROPS, seed=cfg.seed, start=_EVAL_START,
+                           spectral=cfg.spectral)
     crops = torch.stack([eval_set[i] for i in range(len(eval_set))])
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
