@@ -57,6 +57,10 @@ def train(
     codebook: int = typer.Option(1024, "--codebook", help="vq/dvq/gsq/rvq: codebook entries."),
     codebook_dim: int = typer.Option(16, "--codebook-dim", help="vq/dvq/gsq/rvq: dimension of a codebook entry."),
     levels: str = typer.Option("8,8,8,6,5", "--levels", help="fsq: levels per dimension (TerraMind's 8,8,8,6,5)."),
+    hyperprior: int = typer.Option(
+        0, "--hyperprior", help="Channels of a mean-scale hyperprior on the latent (side information that adapts "
+        "the token probabilities to each place); 0: the factorized prior of the shipped model."
+    ),
     spectral: str = typer.Option(
         "bands", "--spectral", help="What the network sees: the standardised bands, or klt: their per-scene "
         "principal components (the rotation is stored in each token file, 144 bytes)."
@@ -80,10 +84,12 @@ def train(
     if checkpoint_every < 1:
         raise InputError(f"--checkpoint-every must be >= 1 (steps between checkpoints), got {checkpoint_every}")
     quant = _quantizer_settings(quantizer, groups, codebook, codebook_dim, levels)
+    if hyperprior < 0 or (hyperprior and quantizer != "scalar"):
+        raise InputError(f"--hyperprior must be 0 or a channel count with --quantizer scalar, got {hyperprior}")
     if spectral not in ("bands", "klt"):
         raise InputError(f"--spectral must be bands or klt, got {spectral!r}")
     cfg = FPConfig(channels=chans, latent=latent, crop=crop, batch_size=batch_size, steps=steps, lr=lr, seed=seed,
-                   spectral=spectral, **quant)
+                   spectral=spectral, hyperprior=hyperprior, **quant)
     _run_training(cfg, data, out, overwrite, resume, checkpoint_every, init_from, as_json)
 
 
@@ -202,6 +208,8 @@ def info(
         "model": str(codec.path), "model_id": codec.model_id.hex(), "bands": ", ".join(cfg.bands),
         "downsample": cfg.downsample, "channels": list(cfg.channels), "latent_channels": cfg.latent,
         "prior_mixtures": cfg.mixtures, "step_range": [cfg.delta_min, cfg.delta_max],
+        "spectral": "per-scene KLT of the standardised bands (stored in each token file)"
+        if cfg.spectral == "klt" else "the standardised bands",
         "quantizer": cfg.quantizer if not cfg.discrete else
         f"{cfg.quantizer}: {cfg.groups} tokens per position, {codec.model.quantizer.codebook_size} codes",
         "parameters": sum(p.numel() for p in codec.model.parameters()),

@@ -56,6 +56,7 @@ from eocompress.imagery.codec.learned_format import (
     seal,
     unseal,
 )
+from eocompress.imagery.codec.learned_hyperprior import HyperpriorCoder
 from eocompress.imagery.codec.learned_transforms import (
     analysis_blocks,
     model_device,
@@ -125,10 +126,11 @@ class LearnedCodec:
         return model_device(self.model)
 
     @property
-    def entropy(self) -> PriorTables:
-        """The prior's token tables and range coder (built on first use, then cached per step)."""
+    def entropy(self) -> PriorTables | HyperpriorCoder:
+        """The prior's token tables and range coder, or the hyperprior's coder (built on first use)."""
         if self._entropy is None:
-            self._entropy = entropy_model(self.model)
+            hyper = getattr(self.model, "hyper", None) is not None
+            self._entropy = HyperpriorCoder(self.model) if hyper else entropy_model(self.model)
         return self._entropy
 
     # ---------------------------------------------------------------- public API
@@ -195,6 +197,8 @@ class LearnedCodec:
             raise InputError(f"empty scene {tuple(shape)}")
         if offset is not None and not 0 <= int(offset) <= 65535:
             raise InputError(f"offset must be 0..65535 DN, got {offset}; use 1000 for baseline >= 04.00, else 0")
+        if refine_steps and self.config.hyperprior:
+            raise InputError("--refine works with a factorized prior and this model has a hyperprior; drop --refine")
         if level not in (None, *LEVELS.values()):
             raise InputError(f"level must be Level-1C or Level-2A, got {level!r}")
         _, height, width = (int(v) for v in shape)
@@ -222,6 +226,10 @@ class LearnedCodec:
             return z if klt is None else spectral.forward(klt, z)
 
         y = analysis_blocks(self.model, standardised, height, width, self.config.latent)
+        side = None
+        if isinstance(self.entropy, HyperpriorCoder):  # side information: once per scene, whatever the step
+            z = self.entropy.side(y)
+            side = (z, *self.entropy.mean_scale(z, *y.shape[1:]))
         if not refine_steps:
             strip.clear()  # the last block row's pixels are not needed by the rate control
         head = Header(height, width, 1.0, scale, means, self.model_id, valid=valid,
@@ -232,7 +240,7 @@ class LearnedCodec:
             head.delta = float(np.float32(delta))
             tokens = self.model.to_tokens(lat, head.delta)
             head_bytes = head.to_bytes()
-            return seal(head_bytes + self.entropy.encode(tokens, head.delta, head_bytes))
+            return seal(head_bytes + self.entropy.encode(tokens, head.delta, head_bytes, side))
 
         head.quantizer = QUANTIZER_CODES[self.config.quantizer]
         if self.config.discrete:  # one rate: no step ladder, no step search
@@ -412,9 +420,9 @@ class LearnedCodec:
         """
         head, pos = self.read_header(blob, source)
         tokens = self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
-        tables = self.entropy.tables(head.delta)
-        lows = np.array([lo for lo, _ in tables], np.int64)[:, None, None]
-        sizes = [int(p.size) for _, p in tables]
+        alphabets = self.entropy.alphabets(head.delta)
+        lows = np.array([lo for lo, _ in alphabets], np.int64)[:, None, None]
+        sizes = [size for _, size in alphabets]
         idx = np.clip(tokens - lows, 0, np.array(sizes)[:, None, None] - 1)  # the coder clips the same way
         return np.ascontiguousarray(idx.transpose(1, 2, 0)).astype(np.int32), sizes
 

@@ -29,7 +29,7 @@ MAX_SYMBOLS = 4096
 Table = tuple[int, np.ndarray]  # (lowest token, probability of every token of the alphabet)
 
 
-def _uniform_byte() -> Any:
+def uniform_byte() -> Any:
     """The model of the two header-digest symbols at the head of every payload."""
     return constriction.stream.model.Categorical(np.ones(256), perfect=False)
 
@@ -71,39 +71,53 @@ class PriorTables:
         self._cache[key] = tables
         return tables
 
+    def alphabets(self, delta: float) -> list[tuple[int, int]]:
+        """Per channel: (lowest token, alphabet size) at step ``delta``."""
+        return [(lo, int(p.size)) for lo, p in self.tables(delta)]
+
     def fixed_length_bits(self, delta: float) -> int:
         """Bits per token position if every channel's tokens were stored as fixed-length indices."""
-        return sum(math.ceil(math.log2(p.size)) for _, p in self.tables(delta))
+        return sum(math.ceil(math.log2(size)) for _, size in self.alphabets(delta))
 
-    def encode(self, tokens: np.ndarray, delta: float, head: bytes) -> bytes:
-        """Range-coded payload of integer tokens (M, h, w), channel-major, led by a digest of ``head``."""
+    def encode(self, tokens: np.ndarray, delta: float, head: bytes, side: Any = None) -> bytes:
+        """Range-coded payload of integer tokens (M, h, w), channel-major, led by a digest of ``head``.
+
+        ``side``: unused (a factorized prior has no side information; :mod:`learned_hyperprior` has).
+        """
         enc = constriction.stream.queue.RangeEncoder()
         # a 16-bit digest of the header inside the coded stream ties every header field to the payload:
         # a header edited with its CRC recomputed no longer matches the stream and is refused
-        enc.encode(header_digest(head), _uniform_byte())
+        enc.encode(header_digest(head), uniform_byte())
+        self.encode_into(enc, tokens, delta)
+        return enc.get_compressed().astype("<u4").tobytes()
+
+    def encode_into(self, enc: Any, tokens: np.ndarray, delta: float) -> None:
+        """Code integer tokens (M, h, w) channel after channel into the range encoder ``enc``."""
         for c, (lo, probs) in enumerate(self.tables(delta)):
             sym = np.clip(tokens[c].ravel() - lo, 0, probs.size - 1).astype(np.int32)
             enc.encode(sym, constriction.stream.model.Categorical(probs, perfect=False))
-        return enc.get_compressed().astype("<u4").tobytes()
+
+    def decode_from(self, dec: Any, shape: tuple[int, int], delta: float) -> np.ndarray:
+        """Integer tokens (M, *shape) read from the range decoder ``dec`` (what :meth:`encode_into` wrote)."""
+        n = shape[0] * shape[1]
+        out = [dec.decode(constriction.stream.model.Categorical(probs, perfect=False), n) + lo
+               for lo, probs in self.tables(delta)]
+        return np.stack(out).reshape(-1, *shape).astype(np.int32)
 
     def decode(self, payload: bytes, shape: tuple[int, int], delta: float, source: str, head: bytes) -> np.ndarray:
         """Integer tokens (M, *shape) of a payload; a damaged one or one of another header is one line."""
         if len(payload) % 4 or not payload:
             raise TokenStreamError(f"{source}: payload length {len(payload)} is not a multiple of 4 (truncated?)")
         dec = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, "<u4").astype(np.uint32))
-        n = shape[0] * shape[1]
-        out = []
         try:
-            digest = dec.decode(_uniform_byte(), 2)
+            digest = dec.decode(uniform_byte(), 2)
             if not np.array_equal(digest, header_digest(head)):
                 raise TokenStreamError(f"{source}: the header does not match its token payload (edited or forged)")
-            for lo, probs in self.tables(delta):
-                out.append(dec.decode(constriction.stream.model.Categorical(probs, perfect=False), n) + lo)
+            return self.decode_from(dec, shape, delta)
         except TokenStreamError:
             raise
         except Exception as exc:
             raise TokenStreamError(f"{source}: token payload is damaged ({exc})") from exc
-        return np.stack(out).reshape(-1, *shape).astype(np.int32)
 
 
 class CategoricalTables(PriorTables):
@@ -120,7 +134,10 @@ class CategoricalTables(PriorTables):
 
 
 def entropy_model(model: Any) -> PriorTables:
-    """The token tables and coder of a learned-codec model: per-channel steps, or per-group categoricals."""
+    """The token tables and coder of a factorized model: per-channel steps, or per-group categoricals.
+
+    (A model with a hyperprior has its own coder: :mod:`~eocompress.imagery.codec.learned_hyperprior`.)
+    """
     if getattr(model, "quantizer", None) is not None:
         return CategoricalTables(model.prior)
     return PriorTables(model.prior)

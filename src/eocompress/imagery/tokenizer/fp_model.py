@@ -67,10 +67,16 @@ class FPConfig:
     levels: list[int] = field(default_factory=lambda: list(TERRAMIND_LEVELS))
     #: What the network sees: the standardised ``bands``, or their per-scene ``klt`` (:mod:`spectral`).
     spectral: str = "bands"
+    #: Channels of a mean-scale hyperprior on the latent (Ballé 2018, Minnen 2018); 0: the factorized prior.
+    hyperprior: int = 0
 
     def __post_init__(self) -> None:
         if self.quantizer not in QUANTIZERS:
             raise ValueError(f"unknown quantizer {self.quantizer!r}; choose one of {', '.join(QUANTIZERS)}")
+        if self.hyperprior and self.quantizer != "scalar":
+            raise ValueError("a hyperprior needs the scalar quantizer (a step ladder)")
+        if self.hyperprior < 0:
+            raise ValueError(f"hyperprior channels must be >= 0, got {self.hyperprior}")
         if self.spectral not in SPECTRAL:
             raise ValueError(f"unknown spectral front end {self.spectral!r}; choose one of {', '.join(SPECTRAL)}")
 
@@ -138,6 +144,47 @@ class LogisticMixtureDensity(nn.Module):
         return (upper - lower).clamp_min(P_MIN)
 
 
+#: Smallest scale (in latent units) the hyperprior may predict: keeps a bin's probability representable.
+SCALE_MIN = 0.05
+
+
+def gaussian_bin_probability(
+    y: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, delta: torch.Tensor | float
+) -> torch.Tensor:
+    """P(a Gaussian(mean, scale) value falls in [y - delta/2, y + delta/2]), floored at P_MIN (upper-tail form)."""
+    v = (y - mean).abs()
+    upper = torch.special.ndtr((delta / 2 - v) / scale)
+    lower = torch.special.ndtr((-delta / 2 - v) / scale)
+    return (upper - lower).clamp_min(P_MIN)
+
+
+class HyperPrior(nn.Module):
+    """Side information that predicts each latent value's mean and scale from its neighbourhood.
+
+    ``analysis`` maps the latent (M, h, w) to ``hyper`` channels at 1/4 of its grid (1/64 of the pixels);
+    those are rounded (step 1, whatever the latent's step) and coded with their own factorized prior;
+    ``synthesis`` turns them back into a mean and a scale per latent value, so flat water costs almost
+    nothing and busy city blocks get the bits: the spatial adaptation a factorized prior cannot have.
+    """
+
+    def __init__(self, latent: int, hyper: int, mixtures: int) -> None:
+        super().__init__()
+        self.analysis = nn.Sequential(
+            nn.Conv2d(latent, hyper, 3, padding=1), nn.LeakyReLU(), _conv(hyper, hyper), nn.LeakyReLU(),
+            _conv(hyper, hyper),
+        )
+        self.synthesis = nn.Sequential(
+            _deconv(hyper, hyper), nn.LeakyReLU(), _deconv(hyper, hyper), nn.LeakyReLU(),
+            nn.Conv2d(hyper, 2 * latent, 3, padding=1),
+        )
+        self.prior = LogisticMixtureDensity(hyper, mixtures)
+
+    def mean_scale(self, z_hat: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, scale) of each latent value of an h x w latent grid from the rounded side information."""
+        mean, raw = self.synthesis(z_hat)[:, :, :h, :w].chunk(2, dim=1)
+        return mean, F.softplus(raw) + SCALE_MIN
+
+
 class FactorizedPriorTokenizer(nn.Module):
     """Analysis/synthesis transforms and the prior; tokens are ``round(y / delta)`` per channel."""
 
@@ -153,13 +200,16 @@ class FactorizedPriorTokenizer(nn.Module):
             _deconv(n1, c),
         )
         self.quantizer: DiscreteQuantizer | None = None
+        self.prior: LogisticMixtureDensity | CategoricalPrior | None = None  # None: the hyperprior codes the latent
         #: Auxiliary (codebook + commitment) loss of the last training pass of a discrete quantizer.
         self.aux_loss = torch.zeros(())
         if cfg.discrete:
             self.quantizer = build_quantizer(cfg.quantizer, m, cfg.groups, cfg.codebook, cfg.codebook_dim, cfg.levels)
             self.prior = CategoricalPrior(self.quantizer.groups, self.quantizer.codebook_size)
-        else:
+        elif not cfg.hyperprior:
             self.prior = LogisticMixtureDensity(m, cfg.mixtures)
+        #: The mean-scale hyperprior that replaces the factorized ``prior`` when ``cfg.hyperprior`` > 0.
+        self.hyper = HyperPrior(m, cfg.hyperprior, cfg.mixtures) if cfg.hyperprior else None
 
     def forward(self, x: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass on standardised tiles: (reconstruction, bits per element of the latent)."""
@@ -172,7 +222,15 @@ class FactorizedPriorTokenizer(nn.Module):
         # straight-through rounding for the decoder (better than noise at low rates), noise for the rate
         hard = d * torch.round(y / d)
         y_dec = y + (hard - y).detach()
-        bits = -torch.log2(self.prior.bin_probability(noisy, d))
+        if self.hyper is None:
+            bits = -torch.log2(self.prior.bin_probability(noisy, d))
+            return self.synthesis(y_dec), bits
+        z = self.hyper.analysis(y)
+        z_bits = -torch.log2(self.hyper.prior.bin_probability(z + torch.rand_like(z) - 0.5, 1.0))
+        mean, scale = self.hyper.mean_scale(z + (torch.round(z) - z).detach(), y.shape[2], y.shape[3])
+        bits = -torch.log2(gaussian_bin_probability(noisy, mean, scale, d))
+        # the side information's bits, spread evenly over the latent's elements: sums stay exact
+        bits = bits + z_bits.sum(dim=(1, 2, 3)).view(-1, 1, 1, 1) / bits[0].numel()
         return self.synthesis(y_dec), bits
 
     @torch.no_grad()

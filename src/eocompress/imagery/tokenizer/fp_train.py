@@ -45,8 +45,8 @@ CACHE_FILE = "train_cache.npz"
 SETTINGS_FILE = "settings.json"
 #: What a run writes into its folder (``--overwrite`` removes only these).
 OWN_FILES = (CONFIG_FILE, WEIGHTS_FILE, CACHE_FILE, "checkpoints", "logs")
-_ARCH_KEYS = ("bands", "channels", "latent", "mixtures", "spectral", "quantizer", "groups", "codebook",
-              "codebook_dim", "levels")
+_ARCH_KEYS = ("bands", "channels", "latent", "mixtures", "spectral", "hyperprior", "quantizer", "groups",
+              "codebook", "codebook_dim", "levels")
 #: Fixed crops (and steps) exports are compared on: far from the training crops' indices, same seed.
 _EVAL_CROPS, _EVAL_START, _EVAL_DELTAS = 16, 2**40, 4
 METRIC = "rd_loss_fixed_crops"
@@ -152,7 +152,7 @@ def _architecture(cfg: FPConfig) -> dict[str, Any]:
 def _arch_diff(saved: dict[str, Any], cfg: FPConfig) -> str:
     """``latent 8 -> 16; …`` for every architecture setting that differs ('' when none does)."""
     wanted, default = _architecture(cfg), _architecture(FPConfig())  # keys a run of an older version lacks
-    keys = _ARCH_KEYS if cfg.discrete or saved.get("quantizer", "scalar") != "scalar" else _ARCH_KEYS[:5]
+    keys = _ARCH_KEYS if cfg.discrete or saved.get("quantizer", "scalar") != "scalar" else _ARCH_KEYS[:6]
     got = {k: saved.get(k, default[k]) for k in keys}
     return "; ".join(f"{k} {got[k]!r} -> {wanted[k]!r}" for k in keys if got[k] != wanted[k])
 

@@ -1,0 +1,117 @@
+"""The coder of a model with a mean-scale hyperprior: side information first, then each token with its own Gaussian.
+
+Payload (one ``constriction`` range-coded queue): a 16-bit digest of the header; the side information
+``z`` (``hyper`` channels at 1/64 of the pixels, rounded) with its factorized tables at step 1; a 32-bit
+digest of the per-token means and scales ``z`` gives; the largest token magnitude ``T`` (16 bits); then the
+latent tokens, channel-major, each with a Gaussian of its own mean and scale quantised to unit bins over
+``[-T, T]``.
+
+The means and scales come from a float network (``hyper.synthesis``) run by the encoder and again by the
+decoder, so they are rounded to a grid (1/64 of a token for means, 1/16 of an octave for scales) before
+they reach the coder. Encoder and decoder then agree unless a float lands within rounding noise of a grid
+line, and the digest turns that rare case into one clear line instead of a silently wrong decode.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import constriction
+import numpy as np
+import torch
+
+from eocompress.imagery.codec.learned_entropy import PriorTables, uniform_byte
+from eocompress.imagery.codec.learned_format import TokenStreamError, header_digest
+
+#: Largest token magnitude the coder takes (tokens beyond are clipped, as the factorized coder clips to its alphabet).
+TOKEN_BOUND = 2047
+#: Grid of the coded means (tokens) and scales (octaves), and the smallest coded scale (tokens).
+MEAN_GRID, SCALE_GRID, SCALE_FLOOR = 64.0, 16.0, 0.04
+
+
+class HyperpriorCoder:
+    """Side information and per-token Gaussian coding for a model whose ``hyper`` module predicts the latent."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.side_tables = PriorTables(model.hyper.prior)
+
+    # ------------------------------------------------------------------ the networks (model device)
+    def side(self, y: np.ndarray) -> np.ndarray:
+        """Rounded side information (hyper, ceil(h/4), ceil(w/4)) int32 of a scene's latent (M, h, w)."""
+        dev = next(self.model.parameters()).device
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(y, np.float32))[None].to(dev)
+            z = self.model.hyper.analysis(x.contiguous(memory_format=torch.channels_last))[0]
+            return torch.round(z).to(torch.int32).cpu().numpy()
+
+    def mean_scale(self, z: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (mean, scale) (M, h, w) in latent units that the side information ``z`` predicts."""
+        dev = next(self.model.parameters()).device
+        with torch.inference_mode():
+            zt = torch.from_numpy(z.astype(np.float32))[None].to(dev).contiguous(memory_format=torch.channels_last)
+            mean, scale = self.model.hyper.mean_scale(zt, h, w)
+            return mean[0].cpu().contiguous().numpy(), scale[0].cpu().contiguous().numpy()
+
+    # ------------------------------------------------------------------ coding
+    @staticmethod
+    def _coded(mean: np.ndarray, scale: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray, bytes]:
+        """Means and scales in token units at step ``delta``, on the coding grid (float64), and their digest."""
+        mu = np.rint(mean.astype(np.float64) / delta * MEAN_GRID) / MEAN_GRID
+        octaves = np.log2(np.maximum(scale.astype(np.float64) / delta, SCALE_FLOOR))
+        sd = np.exp2(np.rint(octaves * SCALE_GRID) / SCALE_GRID)
+        digest = zlib.crc32(mu.tobytes() + sd.tobytes()).to_bytes(4, "little")
+        return mu.ravel(), sd.ravel(), digest
+
+    def encode(self, tokens: np.ndarray, delta: float, head: bytes, side: Any = None) -> bytes:
+        """Payload of integer tokens (M, h, w) given the scene's ``side`` = (z, mean, scale) (see module doc)."""
+        z, mean, scale = side
+        mu, sd, digest = self._coded(mean, scale, delta)
+        sym = np.clip(tokens, -TOKEN_BOUND, TOKEN_BOUND).astype(np.int32)
+        bound = max(1, int(np.abs(sym).max(initial=0)))
+        enc = constriction.stream.queue.RangeEncoder()
+        enc.encode(header_digest(head), uniform_byte())
+        self.side_tables.encode_into(enc, z, 1.0)
+        enc.encode(np.frombuffer(digest + bound.to_bytes(2, "little"), np.uint8).astype(np.int32), uniform_byte())
+        enc.encode(sym.ravel(), constriction.stream.model.QuantizedGaussian(-bound, bound), mu, sd)
+        return enc.get_compressed().astype("<u4").tobytes()
+
+    def decode(self, payload: bytes, shape: tuple[int, int], delta: float, source: str, head: bytes) -> np.ndarray:
+        """Integer tokens (M, *shape) of a payload; a damaged one, one of another header, or one whose
+        means and scales this machine computes differently, is one line."""
+        if len(payload) % 4 or not payload:
+            raise TokenStreamError(f"{source}: payload length {len(payload)} is not a multiple of 4 (truncated?)")
+        dec = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, "<u4").astype(np.uint32))
+        h, w = shape
+        m = self.model.cfg.latent
+        try:
+            if not np.array_equal(dec.decode(uniform_byte(), 2), header_digest(head)):
+                raise TokenStreamError(f"{source}: the header does not match its token payload (edited or forged)")
+            z = self.side_tables.decode_from(dec, (-(-h // 4), -(-w // 4)), 1.0)
+            info = dec.decode(uniform_byte(), 6).astype(np.uint8).tobytes()
+            mean, scale = self.mean_scale(z, h, w)
+            mu, sd, digest = self._coded(mean, scale, delta)
+            if info[:4] != digest:
+                raise TokenStreamError(
+                    f"{source}: this machine's hyperprior predicts other token statistics than the encoder's "
+                    "(float rounding differs); decode it on the kind of machine (and device) that encoded it"
+                )
+            bound = int.from_bytes(info[4:6], "little")
+            if not 1 <= bound <= TOKEN_BOUND:
+                raise TokenStreamError(f"{source}: token bound {bound} is outside 1..{TOKEN_BOUND}")
+            tokens = dec.decode(constriction.stream.model.QuantizedGaussian(-bound, bound), mu, sd)
+        except TokenStreamError:
+            raise
+        except Exception as exc:
+            raise TokenStreamError(f"{source}: token payload is damaged ({exc})") from exc
+        return tokens.reshape(m, h, w).astype(np.int32)
+
+    # ------------------------------------------------------------------ alphabets
+    def alphabets(self, delta: float) -> list[tuple[int, int]]:
+        """Per channel: (lowest token, alphabet size) the coder takes, whatever the step: [-bound, bound]."""
+        return [(-TOKEN_BOUND, 2 * TOKEN_BOUND + 1)] * self.model.cfg.latent
+
+    def fixed_length_bits(self, delta: float) -> int:
+        """Bits per token position if every channel's tokens were stored as fixed-length indices."""
+        return sum(int(np.ceil(np.log2(size))) for _, size in self.alphabets(delta))

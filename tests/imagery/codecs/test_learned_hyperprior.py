@@ -1,0 +1,86 @@
+"""A learned codec with a mean-scale hyperprior: the bin probabilities, the coder, token files and refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from _cli import run_cli
+from eocompress.cli.app import app
+from eocompress.errors import InputError
+from eocompress.imagery.codec.learned import LearnedCodec
+from eocompress.imagery.codec.learned_format import TokenStreamError
+from eocompress.imagery.codec.learned_hyperprior import HyperpriorCoder
+from eocompress.imagery.places import held_out_suite
+from eocompress.imagery.readers.scenes import read_scene
+from eocompress.imagery.tokenizer.fp_model import FPConfig, gaussian_bin_probability
+
+
+def test_gaussian_bins_sum_to_one_at_any_step_and_scale():
+    k = torch.arange(-400, 401, dtype=torch.float64)
+    for delta, mean, scale in ((0.35, 0.3, 0.05), (1.0, -2.2, 1.7), (4.0, 10.0, 30.0)):
+        p = gaussian_bin_probability(k * delta, torch.tensor(mean), torch.tensor(scale), delta)
+        assert abs(float(p.sum()) - 1) < 1e-6
+        assert int(torch.argmax(p)) - 400 == round(mean / delta)
+
+
+@pytest.fixture(scope="module")
+def hyper_model(data_root, tmp_path_factory):
+    """A tiny hyperprior model trained a few steps through the CLI on real training scenes."""
+    out = tmp_path_factory.mktemp("hyper") / "model"
+    scenes = [str(data_root / "imagery/hydro/patch_0.tif"), str(data_root / "imagery/hydro/patch_10.tif")]
+    small = ["--crop", "32", "--batch-size", "2", "--channels", "4,4,4", "--latent", "8", "--steps", "3"]
+    res = CliRunner().invoke(app, ["tokenizer", "train", *scenes, "-o", str(out), *small, "--hyperprior", "8"])
+    assert res.exit_code == 0, res.output
+    return LearnedCodec.load(out)
+
+
+@pytest.fixture(scope="module")
+def coast(data_root):
+    """A real held-out coast scene (water and city), 12 bands, centre 200 x 232 window."""
+    scene = next(s for s in held_out_suite(data_root / "imagery") if s.kind == "coast")
+    return read_scene(scene.path, bands=FPConfig().bands).crop(100, 100, 200, 232)
+
+
+def test_hyperprior_token_files_round_trip_stream_and_meet_the_ratio(hyper_model, coast):
+    assert isinstance(hyper_model.entropy, HyperpriorCoder)
+    blob = hyper_model.encode(coast.data, ratio=300, valid=coast.valid)
+    assert len(blob) <= coast.data.nbytes / 300
+    streamed = hyper_model.encode_windows(lambda r, c, h, w: coast.data[:, r : r + h, c : c + w],
+                                          coast.data.shape, ratio=300, valid=coast.valid)
+    assert streamed == blob
+    tokens = hyper_model.tokens(blob)
+    assert tokens.shape == (8, 13, 15) and tokens.dtype == np.int32
+    out = hyper_model.decode(blob)
+    assert out.shape == coast.data.shape and out.dtype == np.uint16
+    assert np.array_equal(out, hyper_model.decode(blob))
+    assert np.array_equal(out[:, 40:90, 60:100], hyper_model.decode(blob, window=(40, 60, 50, 40)))
+    idx, sizes = hyper_model.token_indices(blob)
+    assert idx.shape == (13, 15, 8) and sizes == [4095] * 8
+    assert np.array_equal(idx.transpose(2, 0, 1) - 2047, tokens)
+
+
+def test_a_machine_that_predicts_other_statistics_is_refused_in_one_line(hyper_model, coast, monkeypatch):
+    blob = hyper_model.encode(coast.data, quality=5, valid=coast.valid)
+    coder = hyper_model.entropy
+    real = coder.mean_scale
+
+    def drifted(z, h, w):  # another machine's float rounding, exaggerated
+        mean, scale = real(z, h, w)
+        return mean + np.float32(0.37) * hyper_model.delta_for_quality(5), scale
+
+    monkeypatch.setattr(coder, "mean_scale", drifted)
+    with pytest.raises(TokenStreamError, match="predicts other token statistics"):
+        hyper_model.decode(blob)
+
+
+def test_refine_and_non_scalar_quantizers_refuse_a_hyperprior(hyper_model, coast, tmp_path, capsys):
+    with pytest.raises(InputError, match="drop --refine"):
+        hyper_model.encode(coast.data, ratio=300, refine_steps=2)
+    run = run_cli(["tokenizer", "train", "-o", str(tmp_path / "m"), "--hyperprior", "8", "--quantizer", "fsq"], capsys)
+    assert run.code != 0 and "--hyperprior" in run.text
+    assert not (tmp_path / "m").exists()
+    with pytest.raises(ValueError, match="scalar quantizer"):
+        FPConfig(hyperprior=8, quantizer="vq")
