@@ -494,7 +494,8 @@ def iter_archive(path: str | Path, columns: list[str] | None = None) -> Iterator
 
 
 def _check_model(own: dict[str, Any], codec: Any, path: str | Path) -> None:
-    if own.get("model_id") and own["model_id"] != codec.model_id.hex():
+    made_by = own.get("model_id")
+    if made_by and codec.for_model(bytes.fromhex(made_by)).model_id.hex() != made_by:
         raise FileFormatError(
             f"{path} was made by model {own['model_id']}, not this one ({codec.model_id.hex()}); decode it with "
             "--model pointing at the model that made it"
@@ -508,6 +509,7 @@ def decode_row(codec: Any, rec: dict[str, Any], source: str) -> tuple[np.ndarray
     convention say it in their header; older files decode without it: 0).
     """
     blob = rec["tokens"]
+    codec = codec.for_file(blob)  # an archive of an earlier release: the packaged model that made it
     data = codec.decode(blob, source=source)
     head, _ = codec.read_header(blob, source)
     crs = f"EPSG:{head.epsg}" if head.epsg else head.wkt

@@ -84,6 +84,16 @@ def default_model_dir() -> Path:
     return Path(str(resources.files("eocompress").joinpath("models", "learned")))
 
 
+def packaged_models() -> dict[bytes, Path]:
+    """Model id (4 bytes) -> folder of every model the package ships: the default and the defaults before it."""
+    out = {}
+    for folder in sorted(default_model_dir().parent.iterdir()):
+        weights = folder / "model.safetensors"
+        if weights.is_file():
+            out[hashlib.sha256(weights.read_bytes()).digest()[:4]] = folder
+    return out
+
+
 class LearnedCodec:
     """Encode/decode uint16 Sentinel-2 arrays (C, H, W) with the factorized-prior tokenizer."""
 
@@ -92,7 +102,8 @@ class LearnedCodec:
         self.config = cfg
         self.model_id = model_id
         self.path = path
-        self._entropy: PriorTables | None = None
+        self._entropy: PriorTables | HyperpriorCoder | None = None
+        self._siblings: dict[bytes, LearnedCodec] = {}
         #: One line per thing the last ``encode`` changed about how a scene is coded (e.g. a dead band).
         self.last_notes: list[str] = []
 
@@ -132,6 +143,24 @@ class LearnedCodec:
             hyper = getattr(self.model, "hyper", None) is not None
             self._entropy = HyperpriorCoder(self.model) if hyper else entropy_model(self.model)
         return self._entropy
+
+    def for_model(self, model_id: bytes) -> LearnedCodec:
+        """The codec for files of ``model_id``: this one, or, when this is a packaged model, the packaged model
+        with that id (so token files of earlier releases keep decoding after the default model changes)."""
+        model_id = bytes(model_id[:4])
+        packaged = self.path is not None and self.path.resolve().parent == default_model_dir().parent.resolve()
+        if model_id == self.model_id[:4] or not packaged:
+            return self
+        if model_id not in self._siblings:
+            folder = packaged_models().get(model_id)
+            if folder is None:
+                return self  # read_header names the mismatch
+            self._siblings[model_id] = LearnedCodec.load(folder, device=str(self.device))
+        return self._siblings[model_id]
+
+    def for_file(self, blob: bytes) -> LearnedCodec:
+        """:meth:`for_model` of the model id in a token file's header (this codec when it has none)."""
+        return self.for_model(bytes(blob[6:10])) if len(blob) >= 10 and blob[:4] == MAGIC else self
 
     # ---------------------------------------------------------------- public API
     def delta_for_quality(self, quality: int) -> float:
@@ -263,6 +292,8 @@ class LearnedCodec:
         The grid it claims is bounded and the memory a decode needs is compared with what is free
         before anything is allocated: a forged or damaged size is one line, not an out-of-memory abort.
         """
+        if (codec := self.for_file(blob)) is not self:  # a file of an earlier packaged model
+            return codec.read_header(blob, source)
         refuse_legacy_token_file(blob, source)  # a first-wave VQ file (EOTK): one line naming its version
         body = unseal(blob, source)
         head, pos = Header.from_bytes(body, len(self.bands), source)
@@ -296,6 +327,8 @@ class LearnedCodec:
         at most 1 DN apart). Version-1 files decode as they always did: reflectance x 10000 without the
         offset they dropped.
         """
+        if (codec := self.for_file(blob)) is not self:
+            return codec.decode(blob, source, window)
         head, pos = self.read_header(blob, source)
         tokens = self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
         lat, step = self.model.token_latent(tokens, head.delta)  # codebook lookup of a discrete quantizer
@@ -331,6 +364,8 @@ class LearnedCodec:
         beside ``path`` and GDAL copies that into the COG (layout, tags and read-back check as
         :func:`~eocompress.imagery.codec.pipeline.write_geotiff`).
         """
+        if (codec := self.for_file(blob)) is not self:
+            return codec.decode_to_geotiff(blob, path, source, overwrite)
         head, pos = self.read_header(blob, source)
         tokens = self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
         lat, step = self.model.token_latent(tokens, head.delta)
@@ -385,9 +420,10 @@ class LearnedCodec:
         """
         path = Path(path)
         blob = path.read_bytes()
-        data = self.decode(blob, source=str(path))
-        head, _ = self.read_header(blob, str(path))
-        return data, self.header_meta(head)
+        codec = self.for_file(blob)
+        data = codec.decode(blob, source=str(path))
+        head, _ = codec.read_header(blob, str(path))
+        return data, codec.header_meta(head)
 
     def header_meta(self, head: Header) -> dict[str, Any]:
         """The metadata of a parsed header as a GeoTIFF writer and ``imagery info`` want it."""
@@ -395,7 +431,7 @@ class LearnedCodec:
         return {"crs": crs, "transform": head.transform, "bands": self.bands, "offset": head.offset,
                 "offset_known": head.offset_known, "processing_level": head.level,
                 "constant_bands": {self.bands[b]: v for b, v in sorted((head.constants or {}).items())},
-                "format_version": head.version, "model_id": self.model_id.hex(), "height": head.height,
+                "format_version": head.version, "model_id": head.model_id.hex(), "height": head.height,
                 "width": head.width}
 
     def fixed_length_bytes(self, blob: bytes) -> int:
@@ -403,12 +439,16 @@ class LearnedCodec:
 
         The saving of the learned prior + range coder is measured against this.
         """
+        if (codec := self.for_file(blob)) is not self:
+            return codec.fixed_length_bytes(blob)
         head, _ = self.read_header(blob)
         rows, cols = latent_shape(head)
         return -(-self.entropy.fixed_length_bits(head.delta) * rows * cols // 8)
 
     def tokens(self, blob: bytes, source: str = "token file") -> np.ndarray:
         """The integer tokens of a file as coded: (M, H/16, W/16) signed steps, or (groups, H/16, W/16) indices."""
+        if (codec := self.for_file(blob)) is not self:
+            return codec.tokens(blob, source)
         head, pos = self.read_header(blob, source)
         return self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
 
@@ -418,6 +458,8 @@ class LearnedCodec:
         A discrete quantizer's indices are its codebook entries (``0..K-1``; FSQ 8-8-8-6-5: K = 15,360);
         the scalar model's are each channel's alphabet position at the file's step (``0..size-1``).
         """
+        if (codec := self.for_file(blob)) is not self:
+            return codec.token_indices(blob, source)
         head, pos = self.read_header(blob, source)
         tokens = self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
         alphabets = self.entropy.alphabets(head.delta)
