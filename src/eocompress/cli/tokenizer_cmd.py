@@ -134,6 +134,8 @@ def _parse_channels(text: str) -> list[int]:
 def _run_training(cfg: Any, data: list[Path] | None, out: Path, overwrite: bool, resume: bool,
                   checkpoint_every: int, init_from: Path | None, as_json: bool) -> None:
     """Check the output folder and the data, cache the scenes, train (or resume) and say what was exported."""
+    import numpy as np
+
     from eocompress.imagery import places
     from eocompress.imagery.readers.scenes import find_scenes
     from eocompress.imagery.tokenizer.fp_data import read_training_scenes, write_cache
@@ -178,6 +180,8 @@ def _run_training(cfg: Any, data: list[Path] | None, out: Path, overwrite: bool,
         cfg.data = {"scenes": len(arrays["names"])}
     else:
         log(f"reusing {cache} (delete it to read the scenes again)")
+        with np.load(cache) as held:  # the scenes that train, not the paths given (small ones were skipped)
+            cfg.data = {"scenes": len(held["names"])}
     result = train_model(cache, out, cfg, resume=found is not None, progress=show_progress(), init_from=init_from,
                          export_every=checkpoint_every, log=log)
     if as_json:
