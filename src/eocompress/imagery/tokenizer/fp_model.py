@@ -200,7 +200,7 @@ class FactorizedPriorTokenizer(nn.Module):
             _deconv(n1, c),
         )
         self.quantizer: DiscreteQuantizer | None = None
-        self.prior: LogisticMixtureDensity | CategoricalPrior | None = None  # None: the hyperprior codes the latent
+        self.prior: LogisticMixtureDensity | CategoricalPrior  # not set when a hyperprior codes the latent
         #: Auxiliary (codebook + commitment) loss of the last training pass of a discrete quantizer.
         self.aux_loss = torch.zeros(())
         if cfg.discrete:
