@@ -43,8 +43,11 @@ class HyperpriorCoder:
         dev = next(self.model.parameters()).device
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(y, np.float32))[None].to(dev)
-            z = self.model.hyper.analysis(x.contiguous(memory_format=torch.channels_last))[0]
-            return torch.round(z).to(torch.int32).cpu().numpy()
+            z = torch.round(self.model.hyper.analysis(x.contiguous(memory_format=torch.channels_last))[0])
+            z = z.to(torch.int32).cpu().numpy()
+        # the coder clips to each channel's alphabet: the means and scales must come from what the decoder gets
+        lows, sizes = np.array(self.side_tables.alphabets(1.0)).T
+        return np.clip(z, lows[:, None, None], (lows + sizes - 1)[:, None, None]).astype(np.int32)
 
     def mean_scale(self, z: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         """float32 (mean, scale) (M, h, w) in latent units that the side information ``z`` predicts."""
