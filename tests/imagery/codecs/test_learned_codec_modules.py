@@ -17,18 +17,18 @@ from eocompress.imagery.tokenizer import fp_data
 from eocompress.imagery.tokenizer.device import check_device
 from eocompress.imagery.tokenizer.standardise import MIN_SCALE, standardise
 
-# sha256 of the token files (and their decodes) that learned.py produced BEFORE the split into
-# learned_format / learned_entropy / learned_transforms / rate_control, at commit d7b18ac (learned.py as
-# of 3a63e7a), with the packaged default model. Regenerate only when the format or the model changes
-# on purpose: check out that commit, run the same encodes and paste the digests here. The blocked pair was
-# regenerated when the model moved to torch's channels_last layout (2x faster convolutions): that changed
-# 1 of the 405,600 tokens of the blocked encode, and 134 of 13.0 M decoded DNs of one file by 1.
+# sha256 of the token files (and their decodes) of the packaged default model. They were first taken from
+# learned.py BEFORE its split into learned_format / learned_entropy / learned_transforms / rate_control
+# (commit d7b18ac) and guard every refactor since: a change of bytes must be on purpose. Regenerated on
+# purpose twice: when the network moved to torch's channels_last layout (1 of 405,600 tokens of the blocked
+# encode and 134 of 13.0 M decoded DNs moved by one), and when the default became the 0.3 model (per-scene
+# KLT front end; the 0.2 model still decodes its files, tests/imagery/codecs/test_packaged_models.py).
 GOLDEN = {
-    "ratio450": (871, "a02519ed034c126a87c98f65c4221ecffc25fe14ac64eccaa52f942143a5e956"),
-    "quality5": (1899, "b245eac001c02d007ebefa8a5ad38f900e0884ccb80f9aac5281a3bc5153d19e"),
-    "decoded450": "e527281c9eabe952020a69600c7edd2beee94f74daab086a5ccdcc2598b5c1bc",
-    "blocked_q3": (80875, "c027add7cd165d575f5520ec194e8a790c5d41fe7d7ab5c6ea75ec2d684d2945"),
-    "blocked_decoded": "1db64287fd22d936b14f938227fb19b43b2f416374fa149552786f4c371224da",
+    "ratio450": (871, "10244c60eb4cd3c445359827b2f8b2e8ad432102c334d7f453b5256d86543dfd"),
+    "quality5": (1911, "f6bd17b7bd2a0ac817694dff3b6c4599738ead392eced8138330927c3ea4f551"),
+    "decoded450": "4fde3f60605bfe35126b4ab465bcfe85c00debd74d0066f6f7a13298498fe6f3",
+    "blocked_q3": (72391, "2a4425f96365195c6b4d387468827ef890cefca26eb0d0b882e4aed69db761ac"),
+    "blocked_decoded": "3df870c88ef789f375f0e18cbd2ee8169dedc2cc89ced3ead6c354006909e236",
 }
 
 

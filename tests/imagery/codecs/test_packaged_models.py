@@ -56,3 +56,13 @@ def test_a_model_folder_of_ones_own_never_swaps_models(two_packaged, pisa, monke
     assert mine.for_file(blob) is mine
     with pytest.raises(TokenStreamError, match="decode it with the model that made it"):
         mine.decode(blob)
+
+
+def test_the_shipped_default_decodes_token_files_of_eocompress_0_2(pisa):
+    """The package keeps the 0.2 default beside the 0.3 one: its files decode with the default, unchanged."""
+    old = LearnedCodec.load(learned.default_model_dir().parent / "learned-0.2")
+    default = LearnedCodec.load("default")
+    assert default.config.spectral == "klt" and old.config.spectral == "bands"
+    blob = old.encode_scene(pisa.crop(300, 300, 96, 160), ratio=450)
+    assert default.for_file(blob) is not default
+    assert np.array_equal(default.decode(blob), old.decode(blob))
