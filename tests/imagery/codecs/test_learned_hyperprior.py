@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from _cli import run_cli
-from eocompress.cli.app import app
+from _tiny_models import train_tiny
 from eocompress.errors import InputError
-from eocompress.imagery.codec.learned import LearnedCodec
 from eocompress.imagery.codec.learned_format import TokenStreamError
 from eocompress.imagery.codec.learned_hyperprior import HyperpriorCoder
 from eocompress.imagery.places import held_out_suite
@@ -29,12 +27,7 @@ def test_gaussian_bins_sum_to_one_at_any_step_and_scale():
 @pytest.fixture(scope="module")
 def hyper_model(data_root, tmp_path_factory):
     """A tiny hyperprior model trained a few steps through the CLI on real training scenes."""
-    out = tmp_path_factory.mktemp("hyper") / "model"
-    scenes = [str(data_root / "imagery/hydro/patch_0.tif"), str(data_root / "imagery/hydro/patch_10.tif")]
-    small = ["--crop", "32", "--batch-size", "2", "--channels", "4,4,4", "--latent", "8", "--steps", "3"]
-    res = CliRunner().invoke(app, ["tokenizer", "train", *scenes, "-o", str(out), *small, "--hyperprior", "8"])
-    assert res.exit_code == 0, res.output
-    return LearnedCodec.load(out)
+    return train_tiny(data_root, tmp_path_factory.mktemp("hyper") / "model", "--hyperprior", "8", steps=3)
 
 
 @pytest.fixture(scope="module")

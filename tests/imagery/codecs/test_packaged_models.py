@@ -6,9 +6,8 @@ import shutil
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from eocompress.cli.app import app
+from _tiny_models import train_tiny
 from eocompress.imagery.codec import learned
 from eocompress.imagery.codec.learned import LearnedCodec, packaged_models
 from eocompress.imagery.codec.learned_format import TokenStreamError
@@ -19,10 +18,7 @@ def two_packaged(data_root, tmp_path_factory):
     """A package folder with a new default (a tiny model trained 2 steps) and the current default kept beside it."""
     root = tmp_path_factory.mktemp("pkg") / "models"
     shutil.copytree(learned.default_model_dir(), root / "learned-before")
-    scenes = [str(data_root / "imagery/hydro/patch_0.tif")]
-    small = ["--crop", "32", "--batch-size", "2", "--channels", "4,4,4", "--latent", "8", "--steps", "2"]
-    res = CliRunner().invoke(app, ["tokenizer", "train", *scenes, "-o", str(root / "learned"), *small])
-    assert res.exit_code == 0, res.output
+    train_tiny(data_root, root / "learned")
     for extra in ("checkpoints", "logs", "train_cache.npz"):
         target = root / "learned" / extra
         shutil.rmtree(target) if target.is_dir() else target.unlink()

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from _cli import run_cli
-from eocompress.cli.app import app
-from eocompress.imagery.codec.learned import LearnedCodec
+from _tiny_models import train_tiny
 from eocompress.imagery.codec.learned_format import Header, TokenStreamError, seal, unseal
 from eocompress.imagery.places import held_out_suite
 from eocompress.imagery.readers.scenes import read_scene
@@ -56,12 +54,7 @@ def test_klt_of_a_degenerate_scene_stays_invertible():
 @pytest.fixture(scope="module")
 def klt_model(data_root, tmp_path_factory):
     """A tiny model trained two steps through the CLI with ``--spectral klt`` on real training scenes."""
-    out = tmp_path_factory.mktemp("klt") / "model"
-    scenes = [str(data_root / "imagery/hydro/patch_0.tif"), str(data_root / "imagery/hydro/patch_10.tif")]
-    small = ["--crop", "32", "--batch-size", "2", "--channels", "4,4,4", "--latent", "8", "--steps", "2"]
-    res = CliRunner().invoke(app, ["tokenizer", "train", *scenes, "-o", str(out), *small, "--spectral", "klt"])
-    assert res.exit_code == 0, res.output
-    return LearnedCodec.load(out)
+    return train_tiny(data_root, tmp_path_factory.mktemp("klt") / "model", "--spectral", "klt")
 
 
 def test_klt_model_stores_the_rotation_and_streams_the_same_bytes(klt_model, desert):
