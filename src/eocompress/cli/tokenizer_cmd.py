@@ -69,6 +69,7 @@ def train(
 ) -> None:
     """Train the learned imagery codec; exports config.json + model.safetensors into OUT as it goes."""
     from eocompress.imagery.tokenizer.fp_model import FPConfig
+    from eocompress.imagery.tokenizer.spectral import SPECTRAL
 
     if out is None:
         raise InputError("no output folder given; pass -o/--out DIR")
@@ -86,8 +87,8 @@ def train(
     quant = _quantizer_settings(quantizer, groups, codebook, codebook_dim, levels)
     if hyperprior < 0 or (hyperprior and quantizer != "scalar"):
         raise InputError(f"--hyperprior must be 0 or a channel count with --quantizer scalar, got {hyperprior}")
-    if spectral not in ("bands", "klt"):
-        raise InputError(f"--spectral must be bands or klt, got {spectral!r}")
+    if spectral not in SPECTRAL:
+        raise InputError(f"--spectral must be {' or '.join(SPECTRAL)}, got {spectral!r}")
     cfg = FPConfig(channels=chans, latent=latent, crop=crop, batch_size=batch_size, steps=steps, lr=lr, seed=seed,
                    spectral=spectral, hyperprior=hyperprior, **quant)
     _run_training(cfg, data, out, overwrite, resume, checkpoint_every, init_from, as_json)

@@ -104,6 +104,8 @@ class LearnedCodec:
         self.path = path
         self._entropy: PriorTables | HyperpriorCoder | None = None
         self._siblings: dict[bytes, LearnedCodec] = {}
+        #: A model shipped in the package may hand files of an earlier packaged model to that model.
+        self._packaged = path is not None and path.resolve().parent == default_model_dir().parent.resolve()
         #: One line per thing the last ``encode`` changed about how a scene is coded (e.g. a dead band).
         self.last_notes: list[str] = []
 
@@ -140,16 +142,14 @@ class LearnedCodec:
     def entropy(self) -> PriorTables | HyperpriorCoder:
         """The prior's token tables and range coder, or the hyperprior's coder (built on first use)."""
         if self._entropy is None:
-            hyper = getattr(self.model, "hyper", None) is not None
-            self._entropy = HyperpriorCoder(self.model) if hyper else entropy_model(self.model)
+            self._entropy = HyperpriorCoder(self.model) if self.config.hyperprior else entropy_model(self.model)
         return self._entropy
 
     def for_model(self, model_id: bytes) -> LearnedCodec:
         """The codec for files of ``model_id``: this one, or, when this is a packaged model, the packaged model
         with that id (so token files of earlier releases keep decoding after the default model changes)."""
         model_id = bytes(model_id[:4])
-        packaged = self.path is not None and self.path.resolve().parent == default_model_dir().parent.resolve()
-        if model_id == self.model_id[:4] or not packaged:
+        if model_id == self.model_id[:4] or not self._packaged:
             return self
         if model_id not in self._siblings:
             folder = packaged_models().get(model_id)
@@ -420,10 +420,9 @@ class LearnedCodec:
         """
         path = Path(path)
         blob = path.read_bytes()
-        codec = self.for_file(blob)
-        data = codec.decode(blob, source=str(path))
-        head, _ = codec.read_header(blob, str(path))
-        return data, codec.header_meta(head)
+        data = self.decode(blob, source=str(path))
+        head, _ = self.read_header(blob, str(path))
+        return data, self.header_meta(head)
 
     def header_meta(self, head: Header) -> dict[str, Any]:
         """The metadata of a parsed header as a GeoTIFF writer and ``imagery info`` want it."""

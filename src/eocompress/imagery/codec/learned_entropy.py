@@ -34,6 +34,11 @@ def uniform_byte() -> Any:
     return constriction.stream.model.Categorical(np.ones(256), perfect=False)
 
 
+def fixed_length_bits(alphabets: list[tuple[int, int]]) -> int:
+    """Bits per token position if each channel's tokens were fixed-length indices into its (lowest, size) alphabet."""
+    return sum(math.ceil(math.log2(size)) for _, size in alphabets)
+
+
 class PriorTables:
     """Discrete token tables of a learned prior, one per latent channel and step, and the coder using them."""
 
@@ -77,7 +82,7 @@ class PriorTables:
 
     def fixed_length_bits(self, delta: float) -> int:
         """Bits per token position if every channel's tokens were stored as fixed-length indices."""
-        return sum(math.ceil(math.log2(size)) for _, size in self.alphabets(delta))
+        return fixed_length_bits(self.alphabets(delta))
 
     def encode(self, tokens: np.ndarray, delta: float, head: bytes, side: Any = None) -> bytes:
         """Range-coded payload of integer tokens (M, h, w), channel-major, led by a digest of ``head``.

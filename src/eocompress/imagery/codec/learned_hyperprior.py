@@ -21,8 +21,9 @@ import constriction
 import numpy as np
 import torch
 
-from eocompress.imagery.codec.learned_entropy import PriorTables, uniform_byte
+from eocompress.imagery.codec.learned_entropy import PriorTables, fixed_length_bits, uniform_byte
 from eocompress.imagery.codec.learned_format import TokenStreamError, header_digest
+from eocompress.imagery.codec.learned_transforms import model_device, numpy_runner
 
 #: Largest token magnitude the coder takes (tokens beyond are clipped, as the factorized coder clips to its alphabet).
 TOKEN_BOUND = 2047
@@ -40,22 +41,16 @@ class HyperpriorCoder:
     # ------------------------------------------------------------------ the networks (model device)
     def side(self, y: np.ndarray) -> np.ndarray:
         """Rounded side information (hyper, ceil(h/4), ceil(w/4)) int32 of a scene's latent (M, h, w)."""
-        dev = next(self.model.parameters()).device
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(y, np.float32))[None].to(dev)
-            z = torch.round(self.model.hyper.analysis(x.contiguous(memory_format=torch.channels_last))[0])
-            z = z.to(torch.int32).cpu().numpy()
+        z = np.rint(numpy_runner(self.model.hyper.analysis, model_device(self.model))(y.astype(np.float32)))
         # the coder clips to each channel's alphabet: the means and scales must come from what the decoder gets
         lows, sizes = np.array(self.side_tables.alphabets(1.0)).T
         return np.clip(z, lows[:, None, None], (lows + sizes - 1)[:, None, None]).astype(np.int32)
 
     def mean_scale(self, z: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         """float32 (mean, scale) (M, h, w) in latent units that the side information ``z`` predicts."""
-        dev = next(self.model.parameters()).device
-        with torch.inference_mode():
-            zt = torch.from_numpy(z.astype(np.float32))[None].to(dev).contiguous(memory_format=torch.channels_last)
-            mean, scale = self.model.hyper.mean_scale(zt, h, w)
-            return mean[0].cpu().contiguous().numpy(), scale[0].cpu().contiguous().numpy()
+        both = numpy_runner(lambda t: torch.cat(self.model.hyper.mean_scale(t, h, w), dim=1),
+                            model_device(self.model))(z.astype(np.float32))
+        return both[: self.model.cfg.latent], both[self.model.cfg.latent :]
 
     # ------------------------------------------------------------------ coding
     @staticmethod
@@ -117,4 +112,4 @@ class HyperpriorCoder:
 
     def fixed_length_bits(self, delta: float) -> int:
         """Bits per token position if every channel's tokens were stored as fixed-length indices."""
-        return sum(int(np.ceil(np.log2(size))) for _, size in self.alphabets(delta))
+        return fixed_length_bits(self.alphabets(delta))

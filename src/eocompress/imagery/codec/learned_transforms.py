@@ -38,7 +38,9 @@ def blocks(lh: int, lw: int) -> Iterator[tuple[int, int, int, int, tuple[int, in
             yield r0, r1, c0, c1, (max(0, r0 - HALO), min(lh, r1 + HALO), max(0, c0 - HALO), min(lw, c1 + HALO))
 
 
-def _runner(fn: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
+def numpy_runner(
+    fn: Callable[[torch.Tensor], torch.Tensor], device: torch.device
+) -> Callable[[np.ndarray], np.ndarray]:
     """``fn`` applied to one (C, h, w) numpy block on ``device``; the result as float32 numpy on the CPU."""
 
     def run(block: np.ndarray) -> np.ndarray:
@@ -67,7 +69,7 @@ def analysis_blocks(
     """
     f = STRIDE
     lh, lw = -(-h // f), -(-w // f)
-    run = _runner(model.analysis, model_device(model))
+    run = numpy_runner(model.analysis, model_device(model))
 
     def piece(a: int, b: int, c: int, d: int) -> np.ndarray:
         r1, c1 = min(b * f, h), min(d * f, w)
@@ -100,7 +102,7 @@ def _synthesise(run: Callable[[np.ndarray], np.ndarray], lat: np.ndarray, bands:
 def synthesis(model: Any, tokens: np.ndarray, delta: float, h: int, w: int, bands: int) -> np.ndarray:
     """Standardised (``bands``, h, w) from integer tokens at step ``delta``, in blocks for large scenes."""
     lat = tokens.astype(np.float32) * np.float32(delta)
-    return _synthesise(_runner(model.synthesis, model_device(model)), lat, bands)[:, :h, :w]
+    return _synthesise(numpy_runner(model.synthesis, model_device(model)), lat, bands)[:, :h, :w]
 
 
 def synthesis_blocks(
@@ -112,7 +114,7 @@ def synthesis_blocks(
     while only one block (and no float scene) is held: a writer streams them to disk.
     """
     f = STRIDE
-    run = _runner(model.synthesis, model_device(model))
+    run = numpy_runner(model.synthesis, model_device(model))
     lh, lw = tokens.shape[1:]
     if lh * lw <= BLOCK * BLOCK:
         yield (0, 0, h, w), run(tokens.astype(np.float32) * np.float32(delta))[:, :h, :w]
@@ -150,5 +152,5 @@ def synthesis_window(
     r, c, h, w = window
     a, b, cc, d = latent_window(window, tokens.shape[1], tokens.shape[2], halo)
     lat = tokens[:, a:b, cc:d].astype(np.float32) * np.float32(delta)
-    z = _synthesise(_runner(model.synthesis, model_device(model)), lat, bands)
+    z = _synthesise(numpy_runner(model.synthesis, model_device(model)), lat, bands)
     return z[:, r - a * f : r - a * f + h, c - cc * f : c - cc * f + w]
