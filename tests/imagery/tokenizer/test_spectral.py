@@ -71,7 +71,7 @@ def test_klt_model_stores_the_rotation_and_streams_the_same_bytes(klt_model, des
     assert np.array_equal(out[:, 32:96, 48:80], klt_model.decode(blob, window=(32, 48, 64, 32)))
 
 
-def test_a_token_file_without_its_rotation_is_refused_in_one_line(klt_model, desert):
+def test_a_token_file_without_its_rotation_or_with_a_forged_one_is_refused_in_one_line(klt_model, desert):
     dn, _, _ = desert
     body = unseal(klt_model.encode(dn[:, :64, :64], quality=3), "t")
     head, pos = Header.from_bytes(body, 12, "t")
@@ -83,6 +83,9 @@ def test_a_token_file_without_its_rotation_is_refused_in_one_line(klt_model, des
     forged[5] |= 64  # a flag no version writes
     with pytest.raises(TokenStreamError, match=r"flags 0x.* does not know"):
         klt_model.decode(seal(bytes(forged)))
+    head.klt = np.zeros((12, 12), np.int8)  # a forged rotation: singular, no inverse to decode with
+    with pytest.raises(TokenStreamError, match="spectral transform is singular"):
+        klt_model.decode(seal(head.to_bytes() + body[pos:]))
 
 
 def test_training_crops_of_a_klt_model_are_decorrelated_components(data_root, tmp_path):

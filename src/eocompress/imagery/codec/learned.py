@@ -24,6 +24,7 @@ This module is the façade; each job lives in its own module:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -31,7 +32,7 @@ import os
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -77,6 +78,25 @@ __all__ = [
     "LEVELS", "MAGIC", "QUALITY_LEVELS", "READABLE_VERSIONS", "VERSION", "Header", "LearnedCodec",
     "TokenStreamError", "default_model_dir", "is_learned_token_file",
 ]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _by_file_model(
+    method: Callable[Concatenate[LearnedCodec, bytes, _P], _R],
+) -> Callable[Concatenate[LearnedCodec, bytes, _P], _R]:
+    """Run a decode-side method on the codec of the model that wrote the token file (its first argument).
+
+    A packaged default hands a file of an earlier release to that release's packaged model
+    (:meth:`LearnedCodec.for_file`), so no old token file stops decoding when the default changes.
+    """
+
+    @functools.wraps(method)
+    def on_file_model(self: LearnedCodec, blob: bytes, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return method(self.for_file(blob), blob, *args, **kwargs)
+
+    return on_file_model
 
 
 def default_model_dir() -> Path:
@@ -286,14 +306,13 @@ class LearnedCodec:
                                int(refine_steps), budget)
         return blob
 
+    @_by_file_model
     def read_header(self, blob: bytes, source: str = "token file") -> tuple[Header, int]:
         """Check the CRC, model and sizes, parse the header; returns it and the payload start.
 
         The grid it claims is bounded and the memory a decode needs is compared with what is free
         before anything is allocated: a forged or damaged size is one line, not an out-of-memory abort.
         """
-        if (codec := self.for_file(blob)) is not self:  # a file of an earlier packaged model
-            return codec.read_header(blob, source)
         refuse_legacy_token_file(blob, source)  # a first-wave VQ file (EOTK): one line naming its version
         body = unseal(blob, source)
         head, pos = Header.from_bytes(body, len(self.bands), source)
@@ -317,6 +336,7 @@ class LearnedCodec:
         check_memory(head, len(self.bands), self.config.latent, source)
         return head, pos
 
+    @_by_file_model
     def decode(
         self, blob: bytes, source: str = "token file", window: tuple[int, int, int, int] | None = None
     ) -> np.ndarray:
@@ -327,10 +347,7 @@ class LearnedCodec:
         at most 1 DN apart). Version-1 files decode as they always did: reflectance x 10000 without the
         offset they dropped.
         """
-        if (codec := self.for_file(blob)) is not self:
-            return codec.decode(blob, source, window)
-        head, pos = self.read_header(blob, source)
-        tokens = self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
+        head, tokens = self._header_and_tokens(blob, source)
         lat, step = self.model.token_latent(tokens, head.delta)  # codebook lookup of a discrete quantizer
         if window is None:
             z = synthesis(self.model, lat, step, head.height, head.width, len(self.bands))
@@ -354,6 +371,7 @@ class LearnedCodec:
             out[:, ~head.valid[r : r + h, c : c + w]] = 0
         return out
 
+    @_by_file_model
     def decode_to_geotiff(
         self, blob: bytes, path: str | os.PathLike, source: str = "token file", overwrite: bool = False
     ) -> Path:
@@ -364,10 +382,7 @@ class LearnedCodec:
         beside ``path`` and GDAL copies that into the COG (layout, tags and read-back check as
         :func:`~eocompress.imagery.codec.pipeline.write_geotiff`).
         """
-        if (codec := self.for_file(blob)) is not self:
-            return codec.decode_to_geotiff(blob, path, source, overwrite)
-        head, pos = self.read_header(blob, source)
-        tokens = self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
+        head, tokens = self._header_and_tokens(blob, source)
         lat, step = self.model.token_latent(tokens, head.delta)
 
         def windows() -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
@@ -433,34 +448,34 @@ class LearnedCodec:
                 "format_version": head.version, "model_id": head.model_id.hex(), "height": head.height,
                 "width": head.width}
 
+    @_by_file_model
     def fixed_length_bytes(self, blob: bytes) -> int:
         """Payload size the same tokens would take as fixed-length indices (ceil(log2 alphabet) bits each).
 
         The saving of the learned prior + range coder is measured against this.
         """
-        if (codec := self.for_file(blob)) is not self:
-            return codec.fixed_length_bytes(blob)
         head, _ = self.read_header(blob)
         rows, cols = latent_shape(head)
         return -(-self.entropy.fixed_length_bits(head.delta) * rows * cols // 8)
 
+    @_by_file_model
     def tokens(self, blob: bytes, source: str = "token file") -> np.ndarray:
         """The integer tokens of a file as coded: (M, H/16, W/16) signed steps, or (groups, H/16, W/16) indices."""
-        if (codec := self.for_file(blob)) is not self:
-            return codec.tokens(blob, source)
-        head, pos = self.read_header(blob, source)
-        return self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
+        return self._header_and_tokens(blob, source)[1]
 
+    def _header_and_tokens(self, blob: bytes, source: str) -> tuple[Header, np.ndarray]:
+        """The checked header of a file of this model and its range-decoded tokens."""
+        head, pos = self.read_header(blob, source)
+        return head, self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
+
+    @_by_file_model
     def token_indices(self, blob: bytes, source: str = "token file") -> tuple[np.ndarray, list[int]]:
         """Codebook indices a token model consumes: int32 (H/16, W/16, groups) and each group's vocabulary size.
 
         A discrete quantizer's indices are its codebook entries (``0..K-1``; FSQ 8-8-8-6-5: K = 15,360);
         the scalar model's are each channel's alphabet position at the file's step (``0..size-1``).
         """
-        if (codec := self.for_file(blob)) is not self:
-            return codec.token_indices(blob, source)
-        head, pos = self.read_header(blob, source)
-        tokens = self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
+        head, tokens = self._header_and_tokens(blob, source)
         alphabets = self.entropy.alphabets(head.delta)
         lows = np.array([lo for lo, _ in alphabets], np.int64)[:, None, None]
         sizes = [size for _, size in alphabets]

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from eocompress.errors import FileFormatError
+from eocompress.imagery.tokenizer import spectral
 
 MAGIC = b"EOT2"
 VERSION = 2
@@ -194,6 +195,7 @@ class Header:
                 if len(data) < pos + bands * bands:
                     raise ValueError("the spectral transform is cut short")
                 klt = np.frombuffer(data, np.int8, bands * bands, pos).reshape(bands, bands).copy()
+                spectral.inverse_matrix(klt)  # a singular (forged) rotation is refused here, not mid-decode
                 pos += bands * bands
             epsg = wkt = transform = None
             if flags & _F_GEO:
