@@ -8,8 +8,10 @@ child process and reports its peak resident memory (the kernel's high-water mark
 which polling with psutil would only approach), the peak after imports and loading the codec (the
 baseline), and the wall time of the step alone. Both codecs go file to file at the same ``--ratio``:
 
-- ``learned encode``: ``open_scene`` (windowed reads) + ``LearnedCodec.encode_scene`` (streamed) + write;
-- ``learned decode``: ``LearnedCodec.decode_to_geotiff`` (block-streamed, a COG);
+- ``learned encode``: ``open_scene`` (windowed reads) + what ``imagery encode`` writes
+  (``enhancement.encode_with_layer``: the streamed token file, plus the tiled residual layer when the
+  ratio leaves room above the ladder's top rate, e.g. ``--ratio 50``) + write;
+- ``learned decode``: ``enhancement.decode_to_geotiff`` (block-streamed, a COG; the layer tile by tile);
 - ``jpeg2000 encode``: ``read_scene`` + ``get_codec("jpeg2000").encode`` (OpenJPEG through GDAL, its rate
   search: up to 4 encodes) + write;
 - ``jpeg2000 decode``: ``get_codec("jpeg2000").decode`` (imagecodecs) + ``pipeline.write_geotiff`` (a COG);
@@ -74,7 +76,7 @@ def child(step: str, work: Path, target: float) -> dict:
     """One step in this (fresh) process: its peak memory and time."""
     from eocompress.imagery.codec.learned import LearnedCodec
     from eocompress.imagery.codec.pipeline import write_geotiff
-    from eocompress.imagery.codecs import get_codec
+    from eocompress.imagery.codecs import enhancement, get_codec
     from eocompress.imagery.readers.scenes import read_scene
     from eocompress.imagery.readers.windows import open_scene
 
@@ -84,12 +86,14 @@ def child(step: str, work: Path, target: float) -> dict:
     t = time.perf_counter()
     if step == "learned encode":
         with open_scene(src) as scene:
-            blob = codec.encode_scene(scene, ratio=target)
+            blob = enhancement.encode_with_layer(codec, scene, ratio=target)
         (work / "learned.eotok").write_bytes(blob)
     elif step == "learned decode":
-        codec.decode_to_geotiff((work / "learned.eotok").read_bytes(), work / "learned.tif", overwrite=True)
+        enhancement.decode_to_geotiff(codec, (work / "learned.eotok").read_bytes(), work / "learned.tif",
+                                      overwrite=True)
     elif step == "learned decode (array)":
-        codec.decode((work / "learned.eotok").read_bytes())
+        blob = (work / "learned.eotok").read_bytes()
+        enhancement.decode_layer(blob, codec.decode) if enhancement.is_enhanced(blob) else codec.decode(blob)
     elif step == "jpeg2000 encode":
         blob = codec.encode(read_scene(src), ratio=target)
         (work / "j2k.bin").write_bytes(blob)
@@ -131,7 +135,9 @@ def main() -> None:
                 rows[step] = json.loads(out.strip().splitlines()[-1])
                 print(f"{size}² {step}: {rows[step]['peak_mb']:,.0f} MB peak, {rows[step]['wall_s']:.1f} s", flush=True)
             sizes = {"learned": (work / "learned.eotok").stat().st_size, "jpeg2000": (work / "j2k.bin").stat().st_size}
-        results.append({"size": size, "raw_bytes": size * size * 12 * 2, "file_bytes": sizes, "rows": rows})
+            magic = (work / "learned.eotok").read_bytes()[:4].decode()  # EOT2: tokens; EOE1/EOE2: + residual layer
+        results.append({"size": size, "raw_bytes": size * size * 12 * 2, "file_bytes": sizes, "learned_format": magic,
+                        "rows": rows})
     print(f"\nreal cell 199U_1099R mirror-tiled, 12 bands, --ratio {args.ratio:g}, file to file; "
           "ratio = learned / JPEG 2000 (< 1: learned uses less)")
     table = []
@@ -144,8 +150,9 @@ def main() -> None:
             table.append([f"{res['size']}² x 12 ({res['raw_bytes'] / 1e6:,.0f} MB)", kind, f"{a['peak_mb']:,.0f}",
                           f"{b['peak_mb']:,.0f}", f"{ratio(a['peak_mb'], b['peak_mb']):.2f}", f"{a['wall_s']:.1f}",
                           f"{b['wall_s']:.1f}", f"{ratio(a['wall_s'], b['wall_s']):.2f}"])
-        table.append(["", "file bytes", f"{res['file_bytes']['learned']:,}", f"{res['file_bytes']['jpeg2000']:,}",
-                      "", "", "", ""])
+        files = res["file_bytes"]
+        table.append(["", f"file bytes (ours: {res.get('learned_format', 'EOT2')})", f"{files['learned']:,}",
+                      f"{files['jpeg2000']:,}", "", "", "", ""])
     print(markdown_table(["scene", "step", "learned peak MB", "JPEG 2000 peak MB", "ratio", "learned s", "JPEG 2000 s",
                           "ratio"], table, align="llrrrrrr"))
     if args.out:

@@ -28,7 +28,6 @@ from eocompress.cli.imagery_archive import (
 )
 from eocompress.cli.options import JSON, OUT, OVERWRITE, SCHEDULER, log, print_json, progress, resolve_out
 from eocompress.errors import EOCompressError, InputError
-from eocompress.imagery.readers.scenes import Scene
 
 imagery_app = typer.Typer(
     help="Imagery codec: Sentinel-2 scenes to token files and back, measured against JPEG 2000.",
@@ -196,11 +195,8 @@ def _encode_learned(
         if scene.crs is None or scene.transform is None:
             log(f"warning: {src} has no georeference (CRS and transform): the token file and the GeoTIFF decoded "
                 "from it carry none either")
-        blob = codec.encode_scene(scene, ratio=ratio, quality=quality, refine_steps=refine)
         # room above the top rate: a residual layer (ratio is set whenever quality is not: 450 by default)
-        if quality is None and ratio is not None and isinstance(scene, Scene) and not codec.config.discrete:
-            budget = int(len(codec.bands) * scene.shape[0] * scene.shape[1] * 2 // ratio)
-            blob = enhancement.enhance(codec, scene, blob, budget)
+        blob = enhancement.encode_with_layer(codec, scene, ratio=ratio, quality=quality, refine_steps=refine)
     for note in codec.last_notes:
         log(f"warning: {src}: {note}")
     path = codec.save(blob, target, overwrite=overwrite)
@@ -237,16 +233,13 @@ def decode(
     _refuse_existing(target, overwrite)
     if target.suffix.lower() not in (".tif", ".tiff"):
         raise InputError(f"-o {target}: a token file decodes to a GeoTIFF (COG); give a .tif path")
-    from eocompress.imagery.codec.pipeline import write_geotiff  # the imagery extra: loaded when a command needs it
-    from eocompress.imagery.codecs import enhancement
+    from eocompress.imagery.codecs import enhancement  # the imagery extra: loaded when a command needs it
 
     blob = _read_token_file(src)
     codec = _learned(model, device)  # decoded block by block into the COG: memory ~ a block + the tokens
-    if enhancement.is_enhanced(blob):  # base + residual layer: decoded whole (encoded only for in-memory scenes)
-        blob, data = enhancement.decode_layer(blob, lambda b: codec.decode(b, str(src)))
-        path = write_geotiff(target, data, codec.header_meta(codec.read_header(blob, str(src))[0]), overwrite)
-    else:
-        path = codec.decode_to_geotiff(blob, target, source=str(src), overwrite=overwrite)
+    path = enhancement.decode_to_geotiff(codec, blob, target, source=str(src), overwrite=overwrite)
+    if enhancement.is_enhanced(blob):
+        blob = enhancement.base_and_layer_bytes(blob)[0]
     head, _ = codec.read_header(blob, str(src))
     _report_decode(src, path, "learned", len(codec.bands), head.height, head.width, as_json)
 
@@ -278,8 +271,10 @@ def _learned_info(src: Path, model: str) -> dict[str, Any]:
     blob = _read_token_file(src)
     size, layer, fmt = len(blob), 0, "eocompress learned tokens (EOT2)"
     if enhancement.is_enhanced(blob):  # base + residual layer (CRC checked): the base's header, the layer's size
-        blob, side, stream = enhancement.split(blob)
-        layer, fmt = len(side) + len(stream), "eocompress learned base (EOT2) + KLT + JPEG 2000 residual (EOE1)"
+        tiled = blob[:4] == enhancement.MAGIC_TILED
+        blob, layer = enhancement.base_and_layer_bytes(blob)
+        fmt = ("eocompress learned base (EOT2) + KLT + JPEG 2000 residual, "
+               + ("tiled by 1024 px blocks (EOE2)" if tiled else "whole scene (EOE1)"))
     codec = _learned(model, "cpu")
     head, start = codec.read_header(blob, str(src))
     tokens = codec.tokens(blob, str(src))  # checks the payload against the header digest

@@ -11,7 +11,9 @@ import rasterio
 from _cli import run_cli
 from eocompress.errors import FileFormatError
 from eocompress.imagery import places
+from eocompress.imagery.codec import learned_transforms
 from eocompress.imagery.codecs import enhancement, get_codec
+from eocompress.imagery.readers import windows
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
 from eocompress.imagery.readers.scenes import Scene, read_scene
 
@@ -106,3 +108,66 @@ def test_cli_encode_ratio_50_has_the_layer(codec, data_root: Path, tmp_path: Pat
     assert np.array_equal(out, codec.decode(blob)[0])
     r = run_cli(["imagery", "info", str(tok), "--json"], capsys)
     assert r.code == 0 and '"enhancement_layer_bytes"' in r.out and "EOE1" in r.out, r.text
+
+
+@pytest.fixture
+def tiled(monkeypatch):
+    """Scenes above 1000 px are read by windows, and the base decodes in 256 px blocks (16 latent positions)."""
+    monkeypatch.setattr(windows, "STREAM_PIXELS", 1000)
+    monkeypatch.setattr(learned_transforms, "BLOCK", 16)
+
+
+def test_streamed_scene_gets_a_tiled_layer_decoded_block_by_block(codec, data_root: Path, tmp_path: Path,
+                                                                   capsys, tiled, monkeypatch) -> None:
+    """A scene encoded window by window still gets the layer above the top rate (no ceiling for large scenes):
+    one residual per base block, decoded one block at a time, the same pixels as the in-memory decode;
+    a damaged tiled file is one line and no output."""
+    src = data_root / "imagery/oscd-s2l1c/valencia/imgs_1"  # held-out coast, 458 x 476: 2 x 2 blocks of 256 px
+    sc = read_scene(src, bands=list(S2_L2A_BANDS))
+    tok, tif = tmp_path / "v.eotok", tmp_path / "v.tif"
+    r = run_cli(["imagery", "encode", str(src), "-o", str(tok), "--ratio", "50"], capsys)
+    assert r.code == 0, r.text
+    blob = tok.read_bytes()
+    assert blob[:4] == enhancement.MAGIC_TILED and sc.data.nbytes // 60 <= len(blob) <= sc.data.nbytes // 50
+    base, tiles = enhancement.split_tiled(blob)
+    assert [win for win, _, _ in tiles] == [(0, 0, 256, 256), (0, 256, 256, 220), (256, 0, 202, 256),
+                                            (256, 256, 202, 220)]
+    assert all(stream for _, _, stream in tiles)
+    recon, _ = codec.decode(blob)
+    assert _psnr(sc, recon) > _psnr(sc, codec.codec.decode(base)) + 2.0
+    r = run_cli(["imagery", "decode", str(tok), "-o", str(tif)], capsys)
+    assert r.code == 0, r.text
+    with rasterio.open(tif) as ds:
+        assert np.array_equal(ds.read(), recon)
+    r = run_cli(["imagery", "info", str(tok), "--json"], capsys)
+    assert r.code == 0 and "EOE2" in r.out, r.text
+    # a release with another block layout decodes each tile's base as a window: within 1 DN of the base
+    monkeypatch.setattr(learned_transforms, "BLOCK", 64)
+    _, pieces = enhancement.decode_layer_blocks(codec.codec, blob)
+    for (r0, c0, h, w), block in pieces:
+        assert np.abs(block.astype(int) - recon[:, r0 : r0 + h, c0 : c0 + w]).max() <= 1
+    damaged = bytearray(blob)
+    damaged[len(blob) // 2] ^= 0xFF
+    tok.write_bytes(bytes(damaged))
+    r = run_cli(["imagery", "decode", str(tok), "-o", str(tmp_path / "d.tif")], capsys)
+    assert r.code != 0 and "damaged or truncated" in r.text and not (tmp_path / "d.tif").exists()
+
+
+
+def test_folder_mode_writes_the_layer_and_skips_it_when_it_verifies(codec, data_root: Path, tmp_path: Path) -> None:
+    """A folder at --ratio 50 gets what `imagery encode` writes for one scene (the layer); a rerun skips it."""
+    import shutil
+
+    from eocompress.imagery.codec.learned_folder import encode_folder
+
+    src = tmp_path / "scenes"
+    src.mkdir()
+    shutil.copy(data_root / "imagery/hydro/patch_100.tif", src / "water.tif")
+    first = encode_folder(src, tmp_path / "out", ratio=50, quality=None, offset=1000)
+    blob = (tmp_path / "out" / "water.eotok").read_bytes()
+    assert [o.status for o in first] == ["encoded"] and enhancement.is_enhanced(blob)
+    again = encode_folder(src, tmp_path / "out", ratio=50, quality=None, offset=1000)
+    assert [o.status for o in again] == ["skipped"]
+    (tmp_path / "out" / "water.eotok").write_bytes(blob[:-1])  # damaged: does not verify, encoded again
+    third = encode_folder(src, tmp_path / "out", ratio=50, quality=None, offset=1000)
+    assert [o.status for o in third] == ["encoded"] and (tmp_path / "out" / "water.eotok").read_bytes() == blob

@@ -372,25 +372,32 @@ class LearnedCodec:
         return out
 
     @_by_file_model
-    def decode_to_geotiff(
-        self, blob: bytes, path: str | os.PathLike, source: str = "token file", overwrite: bool = False
-    ) -> Path:
-        """Decode a token file to a COG block by block, in memory bounded by a block + the tokens.
+    def decode_blocks(
+        self, blob: bytes, source: str = "token file"
+    ) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
+        """The decoded scene one block at a time: ((row, col, height, width), uint16 (C, height, width)).
 
-        The blocks and halos of :meth:`decode`'s synthesis (:func:`synthesis_blocks`), so the pixels
-        are bit-identical to it; each block is written with a windowed write into a tiled GeoTIFF
-        beside ``path`` and GDAL copies that into the COG (layout, tags and read-back check as
-        :func:`~eocompress.imagery.codec.pipeline.write_geotiff`).
+        The blocks and halos of :meth:`decode`'s synthesis (:func:`synthesis_blocks`), so the pieces are
+        bit-identical to it, in memory bounded by a block + the tokens (row-major, 1024 px blocks).
         """
         head, tokens = self._header_and_tokens(blob, source)
         lat, step = self.model.token_latent(tokens, head.delta)
+        for win, z in synthesis_blocks(self.model, lat, step, head.height, head.width, len(self.bands)):
+            yield win, self._to_dn(z, head, win)
 
-        def windows() -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
-            for win, z in synthesis_blocks(self.model, lat, step, head.height, head.width, len(self.bands)):
-                yield win, self._to_dn(z, head, win)
+    @_by_file_model
+    def decode_to_geotiff(
+        self, blob: bytes, path: str | os.PathLike, source: str = "token file", overwrite: bool = False
+    ) -> Path:
+        """Decode a token file to a COG block by block (:meth:`decode_blocks`), in memory bounded by a block.
 
+        Each block is written with a windowed write into a tiled GeoTIFF beside ``path`` and GDAL copies
+        that into the COG (layout, tags and read-back check as
+        :func:`~eocompress.imagery.codec.pipeline.write_geotiff`); the pixels equal :meth:`decode`'s.
+        """
+        head, _ = self.read_header(blob, source)
         return write_geotiff_windows(path, (len(self.bands), head.height, head.width), self.header_meta(head),
-                                     windows(), overwrite=overwrite)
+                                     self.decode_blocks(blob, source), overwrite=overwrite)
 
     # ---------------------------------------------------------------- scenes and files
     def encode_scene(

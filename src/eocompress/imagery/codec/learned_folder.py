@@ -1,6 +1,7 @@
 """Folder mode of the learned codec: every scene of a folder to a token file, locally or on Dask.
 
-One scene per task (the learned transforms are whole-scene and bounded in memory by blocks); the model
+One scene per task (the learned transforms are whole-scene and bounded in memory by blocks), written as
+``imagery encode`` writes it (a residual layer when the ratio leaves room above the top rate); the model
 is loaded once per process (worker). A scene that cannot be read or encoded — whatever the error — is
 reported in one line and the others go on. An existing output is skipped only when it verifies (its
 checksum, model and whole token payload); one that does not is encoded again, and with ``overwrite``
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from eocompress.errors import DataMissingError, EOCompressError
+from eocompress.imagery.codecs import enhancement
 from eocompress.imagery.readers.scenes import find_scenes
 from eocompress.imagery.readers.windows import scene_for_encoding
 
@@ -73,8 +75,7 @@ def load_codec(model: str, device: str = "cpu") -> Any:
 def existing_output_verifies(codec: Any, target: str | os.PathLike) -> bool:
     """True when ``target`` is a complete token file of this model whose payload decodes (damaged: False)."""
     try:
-        blob = Path(target).read_bytes()
-        codec.tokens(blob, str(target))
+        enhancement.verify(codec, Path(target).read_bytes(), str(target))
     except (EOCompressError, OSError):
         return False
     return True
@@ -94,7 +95,7 @@ def encode_scene_file(source: str, target: str, model: str, ratio: float | None,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with scene_for_encoding(source, offset=offset) as scene:  # large scenes: read by windows, streamed
-                blob = codec.encode_scene(scene, ratio=ratio, quality=quality)
+                blob = enhancement.encode_with_layer(codec, scene, ratio=ratio, quality=quality)
         notes = [note, *codec.last_notes] if note else list(codec.last_notes)
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         codec.save(blob, target, overwrite=True)  # only a missing, damaged or --overwrite output gets here

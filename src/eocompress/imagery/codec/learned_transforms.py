@@ -128,6 +128,20 @@ def synthesis_blocks(
         yield (r0 * f, c0 * f, rows, cols), block[:, top : top + rows, left : left + cols]
 
 
+def block_windows(h: int, w: int) -> list[tuple[int, int, int, int]]:
+    """The pixel windows (row, col, height, width) :func:`synthesis_blocks` yields for an h x w scene, in order."""
+    f = STRIDE
+    lh, lw = -(-h // f), -(-w // f)
+    if lh * lw <= BLOCK * BLOCK:
+        return [(0, 0, h, w)]
+    out = []
+    for r0, r1, c0, c1, _ in blocks(lh, lw):
+        rows, cols = min(r1 * f, h) - r0 * f, min(c1 * f, w) - c0 * f
+        if rows > 0 and cols > 0:
+            out.append((r0 * f, c0 * f, rows, cols))
+    return out
+
+
 def latent_window(
     window: tuple[int, int, int, int], lh: int, lw: int, halo: int = WINDOW_HALO
 ) -> tuple[int, int, int, int]:

@@ -11,23 +11,40 @@ KLT + JPEG 2000 machinery, so fidelity keeps rising with bytes. Layout (little-e
 The residual is stored shifted by :data:`SHIFT` as uint16; decode = base + residual, clipped to 1..65535
 at valid pixels, nodata (0 in the base) kept 0. The CRC covers everything before it: a damaged layer is
 one line (:class:`~eocompress.errors.FileFormatError`), never a silently wrong image.
+
+A scene too large to hold in memory (encoded window by window) gets a tiled layer, coded and decoded
+one base block (1024 px) at a time, so memory stays bounded by a block whatever the scene's size::
+
+    magic "EOE2" | base length u32 | base token file | tile count u32 |
+    tile count x (row u32, col u32, height u32, width u32, side length u16, codestream length u32) |
+    the tiles' KLT sides and codestreams in that order | CRC32
+
+Every tile gets the layer's bytes in proportion to its pixels; a tile whose share is too small for a
+codestream keeps the base alone (side and codestream lengths 0).
 """
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from eocompress.errors import FileFormatError
+from eocompress.imagery.codec.learned_transforms import block_windows
+from eocompress.imagery.codec.pipeline import write_geotiff_windows
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
 from eocompress.imagery.codecs.klt import KLTBasis, component_choices, klt_forward, klt_inverse
 from eocompress.imagery.readers.scenes import Scene
 
 MAGIC = b"EOE1"
+#: The tiled layer of a scene encoded window by window.
+MAGIC_TILED = b"EOE2"
+#: Bytes of one tile record of a tiled layer (window, side length, codestream length).
+TILE_RECORD = struct.calcsize("<IIIIHI")
 #: Residual DN + SHIFT is what the KLT sees (uint16); a residual beyond ±32767 DN is clipped.
 SHIFT = 32768
 #: Bytes around the base and the layer: magic, base length, side length, CRC32.
@@ -36,11 +53,13 @@ OVERHEAD = 4 + 4 + 2 + 4
 MIN_LAYER_BYTES = 512
 #: Cheaper base levels also tried under a layer (chosen by squared error; see :func:`enhance`).
 LOWER_LEVELS = (7, 4)
+#: Side (px) of the centre window on which the base level of a tiled layer is chosen.
+LEVEL_WINDOW = 2048
 
 
 def is_enhanced(blob: bytes) -> bool:
-    """True when ``blob`` is a base + enhancement-layer file (not a plain token file)."""
-    return bytes(blob[:4]) == MAGIC
+    """True when ``blob`` is a base + enhancement-layer file, whole or tiled (not a plain token file)."""
+    return bytes(blob[:4]) in (MAGIC, MAGIC_TILED)
 
 
 def residual_of(data: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -64,13 +83,24 @@ def encode_layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: i
 def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,
            valid: np.ndarray | None) -> tuple[bytes, float] | None:
     """:func:`encode_layer` and the squared DN error of its residual (the whole file's error)."""
-    room = budget - len(base_blob) - OVERHEAD
+    got = _code_residual(residual_of(data, base), budget - len(base_blob) - OVERHEAD, valid)
+    if got is None:
+        return None
+    side, stream, err = got
+    body = MAGIC + struct.pack("<I", len(base_blob)) + base_blob + struct.pack("<H", len(side)) + side + stream
+    return body + struct.pack("<I", zlib.crc32(body)), err
+
+
+def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None) -> tuple[bytes, bytes, float] | None:
+    """(KLT side, codestream, squared DN error) of shifted residual ``res`` in ``room`` bytes; None when none fits.
+
+    The KLT's component count is chosen by squared error among those that fit, as the KLT + JPEG 2000
+    anchor does.
+    """
     if room < MIN_LAYER_BYTES:
         return None
-    res = residual_of(data, base)
     target = res.astype(np.float64) - SHIFT
-    best: tuple[bytes, bytes] | None = None
-    best_err = np.inf
+    best: tuple[bytes, bytes, float] | None = None
     for k in component_choices(res.shape[0], room):
         planes, klt = klt_forward(res, k, valid)
         side = klt.to_bytes()
@@ -79,22 +109,44 @@ def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,
             continue
         got = klt_inverse(j2k_decode(stream), klt).astype(np.float64) - SHIFT
         err = float(np.sum((got - target) ** 2))
-        if err < best_err:
-            best, best_err = (side, stream), err
-    if best is None:
-        return None
-    side, stream = best
-    body = MAGIC + struct.pack("<I", len(base_blob)) + base_blob + struct.pack("<H", len(side)) + side + stream
-    return body + struct.pack("<I", zlib.crc32(body)), best_err
+        if best is None or err < best[2]:
+            best = (side, stream, err)
+    return best
+
+
+def _residual_of_code(side: bytes, stream: bytes, base: np.ndarray) -> np.ndarray:
+    """int32 residual (C, H, W) of one coded layer (KLT side + codestream) over ``base``; one line when damaged."""
+    klt = KLTBasis.from_bytes(side, base.shape[0])
+    planes = j2k_decode(stream)
+    if planes.shape[0] != klt.basis.shape[1] or planes.shape[1:] != base.shape[1:]:
+        raise FileFormatError(f"enhancement layer holds {planes.shape}, the base is {base.shape}; the file is damaged")
+    return klt_inverse(planes, klt).astype(np.int32) - SHIFT
+
+
+def _add_residual(base: np.ndarray, res: np.ndarray) -> np.ndarray:
+    """uint16 base + residual, clipped to 1..65535, nodata (0 in the base) kept 0."""
+    out = np.clip(base.astype(np.int32) + res, 1, 65535).astype(np.uint16)
+    out[base == 0] = 0
+    return out
+
+
+def _checked(blob: bytes) -> bytes:
+    """``blob`` when it is an enhancement-layer file whose CRC holds; else one line."""
+    blob = bytes(blob)
+    if not is_enhanced(blob):
+        raise FileFormatError(
+            f"not an enhancement-layer file (magic {blob[:4]!r}, expected {MAGIC!r} or {MAGIC_TILED!r})"
+        )
+    if len(blob) < OVERHEAD or struct.unpack("<I", blob[-4:])[0] != zlib.crc32(blob[:-4]):
+        raise FileFormatError("the enhancement-layer file is damaged or truncated (CRC mismatch); encode it again")
+    return blob
 
 
 def split(blob: bytes) -> tuple[bytes, bytes, bytes]:
-    """(base token file, KLT side, codestream) of an enhanced file; one line when it is damaged."""
-    blob = bytes(blob)
-    if not is_enhanced(blob):
-        raise FileFormatError(f"not an enhancement-layer file (magic {blob[:4]!r}, expected {MAGIC!r})")
-    if len(blob) < OVERHEAD or struct.unpack("<I", blob[-4:])[0] != zlib.crc32(blob[:-4]):
-        raise FileFormatError("the enhancement-layer file is damaged or truncated (CRC mismatch); encode it again")
+    """(base token file, KLT side, codestream) of a whole-scene layer file; one line when it is damaged."""
+    blob = _checked(blob)
+    if blob[:4] != MAGIC:
+        raise FileFormatError("a tiled enhancement layer has a side and a codestream per tile; use split_tiled")
     (n,) = struct.unpack_from("<I", blob, 4)
     base = blob[8 : 8 + n]
     (s,) = struct.unpack_from("<H", blob, 8 + n)
@@ -102,18 +154,117 @@ def split(blob: bytes) -> tuple[bytes, bytes, bytes]:
     return base, side, blob[10 + n + s : -4]
 
 
+def split_tiled(blob: bytes) -> tuple[bytes, list[tuple[tuple[int, int, int, int], bytes, bytes]]]:
+    """(base token file, [(window, KLT side, codestream) per tile]) of a tiled layer file; one line when damaged."""
+    blob = _checked(blob)
+    if blob[:4] != MAGIC_TILED:
+        raise FileFormatError("not a tiled enhancement layer (EOE2); use split")
+    try:
+        (n,) = struct.unpack_from("<I", blob, 4)
+        base = blob[8 : 8 + n]
+        pos = 8 + n
+        (count,) = struct.unpack_from("<I", blob, pos)
+        pos += 4
+        records = [struct.unpack_from("<IIIIHI", blob, pos + i * TILE_RECORD) for i in range(count)]
+    except struct.error as exc:
+        raise FileFormatError(f"the tiled enhancement layer is damaged ({exc}); encode it again") from exc
+    pos += count * TILE_RECORD
+    tiles = []
+    for r, c, h, w, s, m in records:
+        tiles.append(((r, c, h, w), blob[pos : pos + s], blob[pos + s : pos + s + m]))
+        pos += s + m
+    if pos != len(blob) - 4:
+        raise FileFormatError("the tiled enhancement layer's tile lengths do not add up; the file is damaged")
+    return base, tiles
+
+
+def base_and_layer_bytes(blob: bytes) -> tuple[bytes, int]:
+    """(base token file, bytes of the layer's sides and codestreams) of an enhancement-layer file, either kind."""
+    if bytes(blob[:4]) == MAGIC_TILED:
+        base, tiles = split_tiled(blob)
+        return base, sum(len(side) + len(stream) for _, side, stream in tiles)
+    base, side, stream = split(blob)
+    return base, len(side) + len(stream)
+
+
 def decode_layer(blob: bytes, decode_base: Callable[[bytes], np.ndarray]) -> tuple[bytes, np.ndarray]:
-    """(base token file, uint16 (C, H, W)) of an enhanced file: base decode + residual, in the base's convention."""
+    """(base token file, uint16 (C, H, W)) of an enhanced file: base decode + residual, in the base's convention.
+
+    A tiled layer (``EOE2``) is assembled in memory here; :func:`decode_layer_blocks` streams it.
+    """
+    if bytes(blob[:4]) == MAGIC_TILED:
+        base_blob, tiles = split_tiled(blob)
+        out = np.array(decode_base(base_blob), copy=True)
+        for (r, c, h, w), side, stream in tiles:
+            if stream:
+                block = out[:, r : r + h, c : c + w]
+                block[...] = _add_residual(block, _residual_of_code(side, stream, block))
+        return base_blob, out
     base_blob, side, stream = split(blob)
     base = np.asarray(decode_base(base_blob))
-    klt = KLTBasis.from_bytes(side, base.shape[0])
-    planes = j2k_decode(stream)
-    if planes.shape[0] != klt.basis.shape[1] or planes.shape[1:] != base.shape[1:]:
-        raise FileFormatError(f"enhancement layer holds {planes.shape}, the base is {base.shape}; the file is damaged")
-    res = klt_inverse(planes, klt).astype(np.int32) - SHIFT
-    out = np.clip(base.astype(np.int32) + res, 1, 65535).astype(np.uint16)
-    out[base == 0] = 0
-    return base_blob, out
+    return base_blob, _add_residual(base, _residual_of_code(side, stream, base))
+
+
+def decode_layer_blocks(
+    codec: Any, blob: bytes, source: str = "token file"
+) -> tuple[bytes, Iterator[tuple[tuple[int, int, int, int], np.ndarray]]]:
+    """(base token file, the decoded scene block by block) of an enhanced file, for a windowed writer.
+
+    A tiled layer is decoded one base block (``codec.decode_blocks``) + its residual at a time; a
+    whole-scene layer (``EOE1``, only ever written for scenes held in memory) is decoded whole, one block.
+    """
+    if bytes(blob[:4]) != MAGIC_TILED:
+        base_blob, data = decode_layer(blob, lambda b: codec.decode(b, source))
+        return base_blob, iter([((0, 0, data.shape[1], data.shape[2]), data)])
+    base_blob, tiles = split_tiled(blob)
+    layers = {win: (side, stream) for win, side, stream in tiles}
+
+    def enhanced(win: tuple[int, int, int, int], base: np.ndarray) -> np.ndarray:
+        side, stream = layers[win]
+        return _add_residual(base, _residual_of_code(side, stream, base)) if stream else base
+
+    def blocks() -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
+        pieces = codec.decode_blocks(base_blob, source)
+        first = next(pieces)
+        if first[0] in layers:  # the encoder's block layout: each base block decoded once, with its tile
+            for win, base in itertools.chain([first], pieces):
+                if win not in layers:
+                    raise FileFormatError(f"{source}: the enhancement layer has no tile at {win}; the file is damaged")
+                yield win, enhanced(win, base)
+            return
+        # another block layout than the encoder's (another release): each tile's base as a window (within 1 DN)
+        for win in layers:
+            yield win, enhanced(win, np.asarray(codec.decode(base_blob, source, window=win)))
+
+    return base_blob, blocks()
+
+
+def encode_with_layer(codec: Any, scene: Any, *, ratio: float | None = None, quality: int | None = None,
+                      refine_steps: int = 0) -> bytes:
+    """What ``imagery encode`` writes for a scene: the learned ``codec``'s token file at ``ratio`` or ``quality``,
+    plus a residual layer when ``ratio`` leaves room above the ladder's top rate (tiled when ``scene`` is
+    read by windows; a discrete-quantizer model has no top rate to go beyond)."""
+    blob = codec.encode_scene(scene, ratio=ratio, quality=quality, refine_steps=refine_steps)
+    if quality is None and ratio is not None and not codec.config.discrete:
+        budget = int(len(codec.bands) * scene.shape[0] * scene.shape[1] * 2 // ratio)
+        blob = enhance(codec, scene, blob, budget)
+    return blob
+
+
+def verify(codec: Any, blob: bytes, source: str = "token file") -> None:
+    """Check a file ``imagery encode`` wrote, with or without a layer: CRCs, model and the base's whole payload."""
+    codec.tokens(base_and_layer_bytes(blob)[0] if is_enhanced(blob) else blob, source)
+
+
+def decode_to_geotiff(codec: Any, blob: bytes, path: Any, source: str = "token file",
+                      overwrite: bool = False) -> Any:
+    """Decode a file ``imagery encode`` wrote (with or without a layer) to a COG, block by block."""
+    if not is_enhanced(blob):
+        return codec.decode_to_geotiff(blob, path, source=source, overwrite=overwrite)
+    base_blob, pieces = decode_layer_blocks(codec, blob, source)
+    head, _ = codec.read_header(base_blob, source)
+    return write_geotiff_windows(path, (len(codec.bands), head.height, head.width), codec.header_meta(head), pieces,
+                                 overwrite=overwrite)
 
 
 def at_top_rate(codec: Any, blob: bytes) -> bool:
@@ -122,7 +273,7 @@ def at_top_rate(codec: Any, blob: bytes) -> bool:
     return float(head.delta) <= float(np.float32(codec.config.delta_min)) * 1.0001
 
 
-def enhance(codec: Any, scene: Scene, blob: bytes, budget: int, top_quality: int = 10,
+def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int = 10,
             top: bytes | None = None) -> bytes:
     """``blob`` (the learned ``codec``'s rate search for ``budget``), or base + layer when the budget has room.
 
@@ -135,6 +286,8 @@ def enhance(codec: Any, scene: Scene, blob: bytes, budget: int, top_quality: int
     """
     if len(blob) + OVERHEAD + MIN_LAYER_BYTES > budget or not at_top_rate(codec, blob):
         return blob
+    if not isinstance(scene, Scene):  # a scene read window by window: a tiled layer, block by block
+        return enhance_windows(codec, scene, blob, budget, top_quality)
     if top is None:
         top = codec.encode_scene(scene, quality=top_quality)
     sel = scene.select(list(codec.bands))
@@ -148,3 +301,51 @@ def enhance(codec: Any, scene: Scene, blob: bytes, budget: int, top_quality: int
     if best is not None:
         return best[0]
     return top if len(blob) < len(top) <= budget else blob
+
+
+def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int = 10) -> bytes:
+    """:func:`enhance` for a scene read window by window (``SceneWindows``): a tiled layer (``EOE2``).
+
+    The base level (top or one of :data:`LOWER_LEVELS`) is the one :func:`enhance` picks on the scene's
+    centre window of at most :data:`LEVEL_WINDOW` px; that base is then encoded streamed and each of its
+    decoded blocks gets the residual of the same pixels, read from the scene, in its share of the bytes.
+    Memory is bounded by a block (1024 px, ~0.5 GB at 12 bands), whatever the scene's size.
+    """
+    sel = scene.select(list(codec.bands))
+    height, width = sel.shape
+    level = _level_on_centre(codec, sel, budget, top_quality)
+    base_blob = codec.encode_scene(scene, quality=level)
+    tiles = len(block_windows(height, width))  # the base's decode blocks: one tile each
+    room = budget - len(base_blob) - OVERHEAD - 4 - tiles * TILE_RECORD
+    records, payload, coded = [], [], 0
+    for win, base in codec.decode_blocks(base_blob):
+        r, c, h, w = win
+        valid = base[0] != 0  # the base's nodata (0 in every band) is the scene's
+        share = int(room * h * w // (height * width))
+        got = _code_residual(residual_of(sel.read(r, c, h, w), base), share, valid)
+        side, stream = (got[0], got[1]) if got is not None else (b"", b"")
+        coded += bool(stream)
+        records.append(struct.pack("<IIIIHI", r, c, h, w, len(side), len(stream)))
+        payload += [side, stream]
+    if not coded:  # no tile had room for a codestream: the rate search's file
+        return blob
+    body = (MAGIC_TILED + struct.pack("<I", len(base_blob)) + base_blob + struct.pack("<I", len(records))
+            + b"".join(records) + b"".join(payload))
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _level_on_centre(codec: Any, scene: Any, budget: int, top_quality: int) -> int:
+    """The base level :func:`enhance` picks for the centre window of a windowed ``scene`` (its share of ``budget``)."""
+    height, width = scene.shape
+    h, w = min(height, LEVEL_WINDOW), min(width, LEVEL_WINDOW)
+    r, c = (height - h) // 2, (width - w) // 2
+    budget = budget * h * w // (height * width)
+    data = np.asarray(scene.read(r, c, h, w))
+    offset = int(scene.offset) if scene.meta.get("offset_known", True) else None
+    best: tuple[int, float] | None = None
+    for level in (top_quality, *(q for q in LOWER_LEVELS if q < top_quality)):
+        base_blob = codec.encode(data, quality=level, offset=offset)
+        got = _layer(data, base_blob, np.asarray(codec.decode(base_blob)), budget, np.all(data != 0, axis=0))
+        if got is not None and (best is None or got[1] < best[1]):
+            best = (level, got[1])
+    return top_quality if best is None else best[0]

@@ -56,8 +56,7 @@ class LearnedSceneCodec:
         if self.enhance and not self.codec.config.discrete:  # room above the ladder's top rate: a residual layer
             blob = enhancement.enhance(self.codec, scene, blob, budget, QUALITY_TOP)
             if enhancement.is_enhanced(blob):
-                _, side, stream = enhancement.split(blob)
-                self.last_layer_bytes = len(side) + len(stream)
+                self.last_layer_bytes = enhancement.base_and_layer_bytes(blob)[1]
         return blob
 
     def decode(self, blob: bytes) -> tuple[np.ndarray, dict[str, Any]]:
