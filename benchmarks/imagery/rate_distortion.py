@@ -473,6 +473,7 @@ def plot_picture(dn: np.ndarray, recon: dict[str, np.ndarray], rec: dict[str, An
     idx = [bands.index(b) for b in ("B04", "B03", "B02")]
     offset = rec["offset"]
     r0, c0, size = window
+    r0, c0 = r0 + max(dn.shape[1] - 512, 0) // 2, c0 + max(dn.shape[2] - 512, 0) // 2  # same ground in a whole scene
     ref = np.clip(dn[idx].astype(np.float32) - offset, 0, None)
     lo = np.percentile(ref.reshape(3, -1), 1, axis=1)
     hi = np.maximum(np.percentile(ref.reshape(3, -1), 99, axis=1), lo + 1)
@@ -522,8 +523,9 @@ def write_docs(meta: dict[str, Any], table: str, page: Path) -> None:
     page.write_text(text)
 
 
-#: Zoom windows (row, col, size) in the pictures' scenes as measured with ``--max-side 512`` (centre 512²),
-#: chosen by looking: Dubai's open sand, Abu Dhabi's street blocks, Hong Kong's shore and harbour water.
+#: Zoom windows (row, col, size) in the pictures' scenes' centre 512² windows (``--max-side 512``; shifted to
+#: the same ground in whole scenes), chosen by looking: Dubai's open sand, Abu Dhabi's street blocks, Hong
+#: Kong's shore and harbour water.
 WINDOWS = {"bright": (352, 240, 160), "desert": (320, 40, 160), "coast": (270, 190, 160)}
 
 

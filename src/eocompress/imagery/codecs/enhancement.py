@@ -54,7 +54,7 @@ MIN_LAYER_BYTES = 512
 #: Cheaper base levels also tried under a layer (chosen by squared error; see :func:`enhance`).
 LOWER_LEVELS = (7, 4)
 #: Side (px) of the centre window on which the base level of a tiled layer is chosen.
-LEVEL_WINDOW = 2048
+LEVEL_WINDOW = 1024
 
 
 def is_enhanced(blob: bytes) -> bool:
