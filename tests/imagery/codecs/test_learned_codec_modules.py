@@ -11,18 +11,19 @@ import torch
 from eocompress.cli import main
 from eocompress.errors import InputError
 from eocompress.imagery.codec import learned_format, rate_control
-from eocompress.imagery.codec.learned import LearnedCodec
+from eocompress.imagery.codec.learned import LearnedCodec, default_model_dir
 from eocompress.imagery.codec.learned_transforms import BLOCK, analysis
 from eocompress.imagery.tokenizer import fp_data
 from eocompress.imagery.tokenizer.device import check_device
 from eocompress.imagery.tokenizer.standardise import MIN_SCALE, standardise
 
-# sha256 of the token files (and their decodes) of the packaged default model. They were first taken from
-# learned.py BEFORE its split into learned_format / learned_entropy / learned_transforms / rate_control
-# (commit d7b18ac) and guard every refactor since: a change of bytes must be on purpose. Regenerated on
-# purpose twice: when the network moved to torch's channels_last layout (1 of 405,600 tokens of the blocked
-# encode and 134 of 13.0 M decoded DNs moved by one), and when the default became the 0.3 model (per-scene
-# KLT front end; the 0.2 model still decodes its files, tests/imagery/codecs/test_packaged_models.py).
+# sha256 of the token files (and their decodes) of the packaged 0.3 model (models/learned-0.3, the default of
+# eocompress 0.3.0). They were first taken from learned.py BEFORE its split into learned_format /
+# learned_entropy / learned_transforms / rate_control (commit d7b18ac) and guard every refactor since: a change
+# of bytes must be on purpose. Regenerated on purpose twice: when the network moved to torch's channels_last
+# layout (1 of 405,600 tokens of the blocked encode and 134 of 13.0 M decoded DNs moved by one), and when the
+# default became the 0.3 model (per-scene KLT front end). Since 0.4 they are pinned to that packaged model, so
+# a new default model no longer changes them (and the code is what they guard).
 GOLDEN = {
     "ratio450": (871, "10244c60eb4cd3c445359827b2f8b2e8ad432102c334d7f453b5256d86543dfd"),
     "quality5": (1911, "f6bd17b7bd2a0ac817694dff3b6c4599738ead392eced8138330927c3ea4f551"),
@@ -36,11 +37,18 @@ def _sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
+@pytest.fixture(scope="module")
+def golden_codec() -> LearnedCodec:
+    """The packaged model the digests were taken with (the 0.3 default), loaded by its folder."""
+    return LearnedCodec.load(default_model_dir().parent / "learned-0.3")
+
+
 # --------------------------------------------------------------------------- same bytes as before the split
 
 
 @pytest.mark.realdata
-def test_token_files_are_byte_identical_to_the_pre_split_codec(codec, pisa):
+def test_token_files_are_byte_identical_to_the_pre_split_codec(golden_codec, pisa):
+    codec = golden_codec
     window = pisa.crop(100, 200, 128, 128)
     blob = codec.encode_scene(window, ratio=450)
     assert (len(blob), _sha(blob)) == GOLDEN["ratio450"]
@@ -51,8 +59,9 @@ def test_token_files_are_byte_identical_to_the_pre_split_codec(codec, pisa):
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_blocked_transforms_are_byte_identical_to_the_pre_split_codec(codec, pisa):
+def test_blocked_transforms_are_byte_identical_to_the_pre_split_codec(golden_codec, pisa):
     """A 1040 x 1040 scene (65 x 65 latent positions > one 64 x 64 block) runs the blocked path both ways."""
+    codec = golden_codec
     big = np.pad(pisa.data, ((0, 0), (0, 1040 - 776), (0, 1040 - 718)), mode="reflect")
     assert (big.shape[1] // 16) * (big.shape[2] // 16) > BLOCK * BLOCK
     blob = codec.encode(big, quality=3)

@@ -54,11 +54,13 @@ def test_a_model_folder_of_ones_own_never_swaps_models(two_packaged, pisa, monke
         mine.decode(blob)
 
 
-def test_the_shipped_default_decodes_token_files_of_eocompress_0_2(pisa):
-    """The package keeps the 0.2 default beside the 0.3 one: its files decode with the default, unchanged."""
-    old = LearnedCodec.load(learned.default_model_dir().parent / "learned-0.2")
+@pytest.mark.parametrize("release", ["0.2", "0.3"])
+def test_the_shipped_default_decodes_token_files_of_earlier_releases(pisa, release):
+    """The package keeps every earlier default beside the current one: their files decode with it, unchanged."""
+    old = LearnedCodec.load(learned.default_model_dir().parent / f"learned-{release}")
     default = LearnedCodec.load("default")
-    assert default.config.spectral == "klt" and old.config.spectral == "bands"
+    assert default.config.spectral == "klt" and old.config.spectral == ("bands" if release == "0.2" else "klt")
+    assert default.model_id != old.model_id
     blob = old.encode_scene(pisa.crop(300, 300, 96, 160), ratio=450)
     assert default.for_file(blob) is not default
     assert np.array_equal(default.decode(blob), old.decode(blob))
