@@ -59,6 +59,16 @@ def test_layer_within_budget_and_above_the_base(codec, desert: Scene) -> None:
     assert _psnr(desert, recon20) > _psnr(desert, recon) + 2.0
 
 
+def test_near_the_top_the_layer_replaces_steps_below_the_trained_floor(codec, desert: Scene) -> None:
+    """At 1/100 the rate search fills the budget with steps below the trained ``delta_min``, which buy almost
+    nothing (the autoencoder's floor); a cheaper base + layer in the same bytes is kept because it is closer."""
+    plain = codec.codec.encode_scene(desert, ratio=100)
+    assert enhancement.near_top_rate(codec.codec, plain) and len(plain) > desert.data.nbytes // 100 * 0.97
+    blob = codec.encode(desert, ratio=100)
+    assert enhancement.is_enhanced(blob) and len(blob) <= desert.data.nbytes // 100
+    assert _psnr(desert, codec.decode(blob)[0]) > _psnr(desert, codec.codec.decode(plain)) + 1.0
+
+
 def test_below_the_top_rate_no_layer(codec, desert: Scene) -> None:
     blob = codec.encode(desert, ratio=450)
     assert not enhancement.is_enhanced(blob) and codec.last_layer_bytes == 0

@@ -273,32 +273,50 @@ def at_top_rate(codec: Any, blob: bytes) -> bool:
     return float(head.delta) <= float(np.float32(codec.config.delta_min)) * 1.0001
 
 
+def near_top_rate(codec: Any, blob: bytes) -> bool:
+    """True when the token file ``blob``'s step is at or below ladder level ``LOWER_LEVELS[0]``'s: near the
+    autoencoder's floor, where more bytes for the base buy little and a residual layer may buy more."""
+    head, _ = codec.read_header(blob)
+    return float(head.delta) <= codec.delta_for_quality(LOWER_LEVELS[0]) * 1.0001
+
+
+def _squared_error(data: np.ndarray, decoded: np.ndarray) -> float:
+    """Squared DN error of a decode, as :func:`_layer` counts it (nodata, 0 in the decode, left out)."""
+    err = data.astype(np.float64) - decoded
+    err[decoded == 0] = 0
+    return float(np.sum(err**2))
+
+
 def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int = 10,
             top: bytes | None = None) -> bytes:
-    """``blob`` (the learned ``codec``'s rate search for ``budget``), or base + layer when the budget has room.
+    """``blob`` (the learned ``codec``'s rate search for ``budget``), or base + layer when that is closer.
 
-    A file with room above the base at ladder level ``top_quality`` (the smallest trained step) gets a
-    base plus the residual in the rest: bases at that level and at :data:`LOWER_LEVELS` are tried and the
-    whole file with the smallest squared DN error is kept (a cheaper base leaves the layer more bytes:
-    +0.3-0.5 dB at 1/50-1/100 on held-out crops). Only when the search hit the top (its step at or below the
-    trained ``delta_min``: :func:`at_top_rate`); otherwise ``blob`` comes back unchanged. ``top``: the
-    base at ``top_quality`` when the caller has it already (saves an analysis pass).
+    Near the top of the ladder (:func:`near_top_rate`: the search's step at or below ladder level
+    ``LOWER_LEVELS[0]``'s) the autoencoder's floor makes base bytes cheap in fidelity, so bases at
+    ``top_quality`` (the smallest trained step; only when the search hit it) and at :data:`LOWER_LEVELS`
+    that leave room get the residual in the rest, and the whole file with the smallest squared DN error
+    is kept, ``blob`` itself included (a cheaper base leaves the layer more bytes: +0.3-0.5 dB at
+    1/50-1/100 on held-out crops). Otherwise ``blob`` comes back unchanged. ``top``: the base at
+    ``top_quality`` when the caller has it already (saves an analysis pass).
     """
-    if len(blob) + OVERHEAD + MIN_LAYER_BYTES > budget or not at_top_rate(codec, blob):
+    if not near_top_rate(codec, blob):  # the search fills the budget: whether a cheaper base + layer fits is below
         return blob
     if not isinstance(scene, Scene):  # a scene read window by window: a tiled layer, block by block
         return enhance_windows(codec, scene, blob, budget, top_quality)
-    if top is None:
-        top = codec.encode_scene(scene, quality=top_quality)
     sel = scene.select(list(codec.bands))
     data = np.asarray(sel.data)
-    best: tuple[bytes, float] | None = None
-    for level in (top_quality, *(q for q in LOWER_LEVELS if q < top_quality)):
-        base_blob = top if level == top_quality else codec.encode_scene(scene, quality=level)
+    at_top = at_top_rate(codec, blob)
+    if at_top and top is None:
+        top = codec.encode_scene(scene, quality=top_quality)
+    best: tuple[bytes, float] = (blob, _squared_error(data, np.asarray(codec.decode(blob))))
+    for level in ((top_quality,) if at_top else ()) + tuple(q for q in LOWER_LEVELS if q < top_quality):
+        base_blob = top if level == top_quality and top is not None else codec.encode_scene(scene, quality=level)
+        if len(base_blob) + OVERHEAD + MIN_LAYER_BYTES > budget:
+            continue
         got = _layer(data, base_blob, np.asarray(codec.decode(base_blob)), budget, sel.valid)
-        if got is not None and (best is None or got[1] < best[1]):
+        if got is not None and got[1] < best[1]:
             best = got
-    if best is not None:
+    if best[0] is not blob or not at_top or top is None:
         return best[0]
     return top if len(blob) < len(top) <= budget else blob
 
@@ -313,7 +331,9 @@ def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, top_qualit
     """
     sel = scene.select(list(codec.bands))
     height, width = sel.shape
-    level = _level_on_centre(codec, sel, budget, top_quality)
+    level = _level_on_centre(codec, sel, budget, top_quality, at_top_rate(codec, blob))
+    if level is None:  # on the centre window the rate search's file alone was closest
+        return blob
     base_blob = codec.encode_scene(scene, quality=level)
     tiles = len(block_windows(height, width))  # the base's decode blocks: one tile each
     room = budget - len(base_blob) - OVERHEAD - 4 - tiles * TILE_RECORD
@@ -334,18 +354,21 @@ def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, top_qualit
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-def _level_on_centre(codec: Any, scene: Any, budget: int, top_quality: int) -> int:
-    """The base level :func:`enhance` picks for the centre window of a windowed ``scene`` (its share of ``budget``)."""
+def _level_on_centre(codec: Any, scene: Any, budget: int, top_quality: int, at_top: bool) -> int | None:
+    """The base level :func:`enhance` picks on the centre window of a windowed ``scene`` (its share of
+    ``budget``); None when the rate search's file alone is closer there."""
     height, width = scene.shape
     h, w = min(height, LEVEL_WINDOW), min(width, LEVEL_WINDOW)
     r, c = (height - h) // 2, (width - w) // 2
     budget = budget * h * w // (height * width)
     data = np.asarray(scene.read(r, c, h, w))
     offset = int(scene.offset) if scene.meta.get("offset_known", True) else None
-    best: tuple[int, float] | None = None
-    for level in (top_quality, *(q for q in LOWER_LEVELS if q < top_quality)):
+    valid = np.all(data != 0, axis=0)
+    plain = codec.encode(data, ratio=data.nbytes / budget, offset=offset)
+    best: tuple[int | None, float] = (None, _squared_error(data, np.asarray(codec.decode(plain))))
+    for level in ((top_quality,) if at_top else ()) + tuple(q for q in LOWER_LEVELS if q < top_quality):
         base_blob = codec.encode(data, quality=level, offset=offset)
-        got = _layer(data, base_blob, np.asarray(codec.decode(base_blob)), budget, np.all(data != 0, axis=0))
-        if got is not None and (best is None or got[1] < best[1]):
+        got = _layer(data, base_blob, np.asarray(codec.decode(base_blob)), budget, valid)
+        if got is not None and got[1] < best[1]:
             best = (level, got[1])
-    return top_quality if best is None else best[0]
+    return best[0]
