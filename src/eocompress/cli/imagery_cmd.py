@@ -150,6 +150,7 @@ def _encode_learned(
     refine: int = 0,
 ) -> None:
     """Learned codec: one scene to one file, or every scene of a folder (bad scenes reported, the rest done)."""
+    from eocompress.imagery.codecs import enhancement  # what imagery encode writes: the layer when there is room
     from eocompress.imagery.readers.windows import scene_for_encoding
 
     if ratio is None and quality is None:
@@ -177,7 +178,8 @@ def _encode_learned(
 
         with progress("encoding", total, "scenes") as advance:
             outcomes = encode_folder(src, target, model, ratio, quality, overwrite, workers, scheduler, report,
-                                     offset=offset, device=device)
+                                     offset=offset, device=device, encode=enhancement.encode_with_layer,
+                                     verify=enhancement.verify)
         failed = sum(o.status == "failed" for o in outcomes)
         if as_json:
             print_json([{"source": str(o.source), "out": str(o.target), "status": o.status,
@@ -187,8 +189,6 @@ def _encode_learned(
             which = f"first: {first.source}: {first.error}" if state.quiet else "listed above"
             raise EOCompressError(f"{failed} of {len(outcomes)} scenes failed ({which}); the others were written")
         return
-    from eocompress.imagery.codecs import enhancement  # the imagery extra: loaded when a command needs it
-
     _refuse_existing(target, overwrite)
     codec = _learned(model, device)
     with _no_georef_warning(), scene_for_encoding(src, offset=offset) as scene:  # large scenes: streamed

@@ -165,7 +165,8 @@ def test_streamed_scene_gets_a_tiled_layer_decoded_block_by_block(codec, data_ro
 
 
 def test_folder_mode_writes_the_layer_and_skips_it_when_it_verifies(codec, data_root: Path, tmp_path: Path) -> None:
-    """A folder at --ratio 50 gets what `imagery encode` writes for one scene (the layer); a rerun skips it."""
+    """A folder at --ratio 50 gets what `imagery encode` writes for one scene (the layer); a rerun skips it.
+    The default ``encode`` is the codec's plain token file."""
     import shutil
 
     from eocompress.imagery.codec.learned_folder import encode_folder
@@ -173,11 +174,15 @@ def test_folder_mode_writes_the_layer_and_skips_it_when_it_verifies(codec, data_
     src = tmp_path / "scenes"
     src.mkdir()
     shutil.copy(data_root / "imagery/hydro/patch_100.tif", src / "water.tif")
-    first = encode_folder(src, tmp_path / "out", ratio=50, quality=None, offset=1000)
+    layered = {"encode": enhancement.encode_with_layer, "verify": enhancement.verify}  # as imagery encode passes
+    first = encode_folder(src, tmp_path / "out", ratio=50, quality=None, offset=1000, **layered)
     blob = (tmp_path / "out" / "water.eotok").read_bytes()
     assert [o.status for o in first] == ["encoded"] and enhancement.is_enhanced(blob)
-    again = encode_folder(src, tmp_path / "out", ratio=50, quality=None, offset=1000)
+    again = encode_folder(src, tmp_path / "out", ratio=50, quality=None, offset=1000, **layered)
     assert [o.status for o in again] == ["skipped"]
     (tmp_path / "out" / "water.eotok").write_bytes(blob[:-1])  # damaged: does not verify, encoded again
-    third = encode_folder(src, tmp_path / "out", ratio=50, quality=None, offset=1000)
+    third = encode_folder(src, tmp_path / "out", ratio=50, quality=None, offset=1000, **layered)
     assert [o.status for o in third] == ["encoded"] and (tmp_path / "out" / "water.eotok").read_bytes() == blob
+    plain = encode_folder(src, tmp_path / "plain", ratio=50, quality=None, offset=1000)
+    assert [o.status for o in plain] == ["encoded"] and not enhancement.is_enhanced(
+        (tmp_path / "plain" / "water.eotok").read_bytes())

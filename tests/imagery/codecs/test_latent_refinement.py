@@ -14,6 +14,7 @@ from eocompress.imagery.codec import latent_refinement
 from eocompress.imagery.codec.learned import LearnedCodec
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
 from eocompress.imagery.readers.scenes import Scene, read_scene
+from eocompress.imagery.tokenizer import spectral
 from eocompress.imagery.tokenizer.standardise import apply_standardise
 
 SIDE = 96
@@ -29,9 +30,12 @@ def crop(data_root: Path) -> Scene:
 
 
 def objective(codec: LearnedCodec, blob: bytes, sc: Scene) -> float:
-    """The model's D + lambda R of the tokens a file holds, on the pixels as the encoder standardised them."""
+    """The model's D + lambda R of the tokens a file holds, on the pixels as the encoder standardised them (and,
+    for a KLT model, rotated by the file's stored KLT: what the network and the refinement see)."""
     head, _ = codec.read_header(blob)
     z = apply_standardise(sc.data.astype(np.float32), head.means, head.scale, head.valid)
+    if head.klt is not None:
+        z = spectral.forward(head.klt, z)
     lat = codec.tokens(blob).astype(np.float32) * np.float32(head.delta)
     h, w = sc.shape
     return latent_refinement.rd_objective(codec.model, lambda r0, r1, c0, c1: z[:, r0:r1, c0:c1], lat, head.delta,

@@ -120,11 +120,13 @@ def test_windows_read_the_dns_read_scene_reads(data_root, where):
 
 @pytest.mark.realdata
 def test_cli_streams_large_scenes_to_the_same_file(data_root, tmp_path, capsys, monkeypatch):
-    """``imagery encode`` opens scenes above STREAM_PIXELS by windows: the token file is the one read whole."""
+    """``imagery encode`` opens scenes above STREAM_PIXELS by windows: the token file is the one read whole
+    (at 1/450, far from the top of the ladder; near it the two get the whole-scene and the tiled layer,
+    tests/imagery/codecs/test_enhancement_layer.py)."""
     src = data_root / "imagery/hydro/patch_0.tif"  # a real stacked 12-band GeoTIFF
-    run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "whole.eotok"), "--ratio", "100"], capsys)
+    run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "whole.eotok"), "--ratio", "450"], capsys)
     opened = []
     monkeypatch.setattr(windows, "STREAM_PIXELS", 1000)
     monkeypatch.setattr(windows, "open_scene", lambda *a, **k: opened.append(a) or open_scene(*a, **k))
-    run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "streamed.eotok"), "--ratio", "100"], capsys)
+    run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "streamed.eotok"), "--ratio", "450"], capsys)
     assert opened and (tmp_path / "streamed.eotok").read_bytes() == (tmp_path / "whole.eotok").read_bytes()

@@ -1,7 +1,8 @@
 """Folder mode of the learned codec: every scene of a folder to a token file, locally or on Dask.
 
-One scene per task (the learned transforms are whole-scene and bounded in memory by blocks), written as
-``imagery encode`` writes it (a residual layer when the ratio leaves room above the top rate); the model
+One scene per task (the learned transforms are whole-scene and bounded in memory by blocks), written by
+``encode`` (the codec's token file by default; ``imagery encode`` passes the function that adds the
+enhancement layer, ``imagery.codecs.enhancement.encode_with_layer``, and its ``verify``); the model
 is loaded once per process (worker). A scene that cannot be read or encoded — whatever the error — is
 reported in one line and the others go on. An existing output is skipped only when it verifies (its
 checksum, model and whole token payload); one that does not is encoded again, and with ``overwrite``
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from eocompress.errors import DataMissingError, EOCompressError
-from eocompress.imagery.codecs import enhancement
 from eocompress.imagery.readers.scenes import find_scenes
 from eocompress.imagery.readers.windows import scene_for_encoding
 
@@ -72,30 +72,46 @@ def load_codec(model: str, device: str = "cpu") -> Any:
     return LearnedCodec.load(model, device=device)
 
 
-def existing_output_verifies(codec: Any, target: str | os.PathLike) -> bool:
-    """True when ``target`` is a complete token file of this model whose payload decodes (damaged: False)."""
+def _plain_encode(codec: Any, scene: Any, *, ratio: float | None = None, quality: int | None = None) -> bytes:
+    """The codec's own token file of a scene (folder mode's default ``encode``)."""
+    return codec.encode_scene(scene, ratio=ratio, quality=quality)
+
+
+def _plain_verify(codec: Any, blob: bytes, source: str) -> None:
+    """Decode a token file's whole payload (folder mode's default ``verify``); raises when it is damaged."""
+    codec.tokens(blob, source)
+
+
+#: ``encode(codec, scene, ratio=, quality=) -> bytes`` and ``verify(codec, blob, source)``, as folder mode calls them.
+Encode = Callable[..., bytes]
+Verify = Callable[[Any, bytes, str], None]
+
+
+def existing_output_verifies(codec: Any, target: str | os.PathLike, verify: Verify = _plain_verify) -> bool:
+    """True when ``target`` is a complete file of this model whose payload decodes (damaged: False)."""
     try:
-        enhancement.verify(codec, Path(target).read_bytes(), str(target))
+        verify(codec, Path(target).read_bytes(), str(target))
     except (EOCompressError, OSError):
         return False
     return True
 
 
 def encode_scene_file(source: str, target: str, model: str, ratio: float | None, quality: int | None,
-                      overwrite: bool, offset: int | None = None, device: str = "cpu") -> EncodeOutcome:
+                      overwrite: bool, offset: int | None = None, device: str = "cpu",
+                      encode: Encode = _plain_encode, verify: Verify = _plain_verify) -> EncodeOutcome:
     """Encode one scene file/folder to ``target`` (runs on a worker); any error becomes a failed outcome."""
     t0 = time.perf_counter()
     note = ""
     try:
         codec = load_codec(model, device)
         if Path(target).exists() and not overwrite:
-            if existing_output_verifies(codec, target):
+            if existing_output_verifies(codec, target, verify):
                 return EncodeOutcome(source, target, "skipped", nbytes=Path(target).stat().st_size)
             note = f"{target} existed but does not verify: encoded again"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with scene_for_encoding(source, offset=offset) as scene:  # large scenes: read by windows, streamed
-                blob = enhancement.encode_with_layer(codec, scene, ratio=ratio, quality=quality)
+                blob = encode(codec, scene, ratio=ratio, quality=quality)
         notes = [note, *codec.last_notes] if note else list(codec.last_notes)
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         codec.save(blob, target, overwrite=True)  # only a missing, damaged or --overwrite output gets here
@@ -121,13 +137,18 @@ def encode_folder(
     on_done: Callable[[EncodeOutcome], None] | None = None,
     offset: int | None = None,
     device: str = "cpu",
+    encode: Encode = _plain_encode,
+    verify: Verify = _plain_verify,
 ) -> list[EncodeOutcome]:
     """Encode every scene under ``src_dir`` into ``out_dir`` (sub-folders mirrored); one outcome per scene.
+
+    ``encode``/``verify`` write and check each file (module-level functions, so Dask workers get them).
 
     An ``encoded`` outcome's ``notes`` say what the user should know (a dead band, a damaged output replaced).
     """
     jobs = plan_jobs(src_dir, out_dir)
-    args = [(str(j.source), str(j.target), str(model), ratio, quality, overwrite, offset, device) for j in jobs]
+    args = [(str(j.source), str(j.target), str(model), ratio, quality, overwrite, offset, device, encode, verify)
+            for j in jobs]
     outcomes: list[EncodeOutcome] = []
     if workers <= 1 and not scheduler:
         for a in args:
