@@ -242,8 +242,8 @@ def decode_layer_blocks(
 def encode_with_layer(codec: Any, scene: Any, *, ratio: float | None = None, quality: int | None = None,
                       refine_steps: int = 0) -> bytes:
     """What ``imagery encode`` writes for a scene: the learned ``codec``'s token file at ``ratio`` or ``quality``,
-    plus a residual layer when ``ratio`` leaves room above the ladder's top rate (tiled when ``scene`` is
-    read by windows; a discrete-quantizer model has no top rate to go beyond)."""
+    or, near the top of the ladder, a cheaper base plus a residual layer when that is closer (:func:`enhance`;
+    tiled when ``scene`` is read by windows; a discrete-quantizer model has no ladder to go beyond)."""
     blob = codec.encode_scene(scene, ratio=ratio, quality=quality, refine_steps=refine_steps)
     if quality is None and ratio is not None and not codec.config.discrete:
         budget = int(len(codec.bands) * scene.shape[0] * scene.shape[1] * 2 // ratio)
@@ -287,8 +287,7 @@ def _squared_error(data: np.ndarray, decoded: np.ndarray) -> float:
     return float(np.sum(err**2))
 
 
-def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int = 10,
-            top: bytes | None = None) -> bytes:
+def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int = 10) -> bytes:
     """``blob`` (the learned ``codec``'s rate search for ``budget``), or base + layer when that is closer.
 
     Near the top of the ladder (:func:`near_top_rate`: the search's step at or below ladder level
@@ -296,42 +295,60 @@ def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int =
     ``top_quality`` (the smallest trained step; only when the search hit it) and at :data:`LOWER_LEVELS`
     that leave room get the residual in the rest, and the whole file with the smallest squared DN error
     is kept, ``blob`` itself included (a cheaper base leaves the layer more bytes: +0.3-0.5 dB at
-    1/50-1/100 on held-out crops). Otherwise ``blob`` comes back unchanged. ``top``: the base at
-    ``top_quality`` when the caller has it already (saves an analysis pass).
+    1/50-1/100 on held-out crops). Otherwise ``blob`` comes back unchanged.
     """
     if not near_top_rate(codec, blob):  # the search fills the budget: whether a cheaper base + layer fits is below
         return blob
-    if not isinstance(scene, Scene):  # a scene read window by window: a tiled layer, block by block
-        return enhance_windows(codec, scene, blob, budget, top_quality)
-    sel = scene.select(list(codec.bands))
-    data = np.asarray(sel.data)
     at_top = at_top_rate(codec, blob)
-    if at_top and top is None:
-        top = codec.encode_scene(scene, quality=top_quality)
-    best: tuple[bytes, float] = (blob, _squared_error(data, np.asarray(codec.decode(blob))))
-    for level in ((top_quality,) if at_top else ()) + tuple(q for q in LOWER_LEVELS if q < top_quality):
-        base_blob = top if level == top_quality and top is not None else codec.encode_scene(scene, quality=level)
-        if len(base_blob) + OVERHEAD + MIN_LAYER_BYTES > budget:
+    if not isinstance(scene, Scene):  # a scene read window by window: a tiled layer, block by block
+        return enhance_windows(codec, scene, blob, budget, top_quality, at_top)
+    sel = scene.select(list(codec.bands))
+    top = codec.encode_scene(scene, quality=top_quality) if at_top else None
+
+    def base_of(level: int) -> bytes:
+        return top if level == top_quality and top is not None else codec.encode_scene(scene, quality=level)
+
+    _, best, _ = _closest(codec, np.asarray(sel.data), sel.valid, budget, blob, base_of,
+                          _levels(top_quality, at_top))
+    if best is blob and top is not None and len(blob) < len(top) <= budget:
+        return top  # the search's file is smaller than the top rung's and nothing else was closer
+    return best
+
+
+def _levels(top_quality: int, at_top: bool) -> tuple[int, ...]:
+    """Ladder levels of the bases tried under a layer: the top one only when the rate search reached it."""
+    return ((top_quality,) if at_top else ()) + tuple(q for q in LOWER_LEVELS if q < top_quality)
+
+
+def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, budget: int, plain: bytes,
+             base_of: Callable[[int], bytes], levels: tuple[int, ...]) -> tuple[int | None, bytes, float]:
+    """Of the rate search's file ``plain`` and, for each of ``levels``, the base ``base_of(level)`` plus the
+    residual in the rest of ``budget``: the one closest to ``data`` by squared DN error, as (its level, None
+    for ``plain``; the file; the error)."""
+    best: tuple[int | None, bytes, float] = (None, plain, _squared_error(data, np.asarray(codec.decode(plain))))
+    for level in levels:
+        base_blob = base_of(level)
+        if len(base_blob) + OVERHEAD + MIN_LAYER_BYTES > budget:  # no room for a layer: not worth decoding
             continue
-        got = _layer(data, base_blob, np.asarray(codec.decode(base_blob)), budget, sel.valid)
-        if got is not None and got[1] < best[1]:
-            best = got
-    if best[0] is not blob or not at_top or top is None:
-        return best[0]
-    return top if len(blob) < len(top) <= budget else blob
+        got = _layer(data, base_blob, np.asarray(codec.decode(base_blob)), budget, valid)
+        if got is not None and got[1] < best[2]:
+            best = (level, got[0], got[1])
+    return best
 
 
-def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int = 10) -> bytes:
+def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int = 10,
+                    at_top: bool = False) -> bytes:
     """:func:`enhance` for a scene read window by window (``SceneWindows``): a tiled layer (``EOE2``).
 
     The base level (top or one of :data:`LOWER_LEVELS`) is the one :func:`enhance` picks on the scene's
     centre window of at most :data:`LEVEL_WINDOW` px; that base is then encoded streamed and each of its
     decoded blocks gets the residual of the same pixels, read from the scene, in its share of the bytes.
-    Memory is bounded by a block (1024 px, ~0.5 GB at 12 bands), whatever the scene's size.
+    Memory is bounded by a block (1024 px, ~0.5 GB at 12 bands), whatever the scene's size. ``at_top``:
+    the rate search reached the top rung (:func:`at_top_rate`), so a base there is tried too.
     """
     sel = scene.select(list(codec.bands))
     height, width = sel.shape
-    level = _level_on_centre(codec, sel, budget, top_quality, at_top_rate(codec, blob))
+    level = _level_on_centre(codec, sel, budget, top_quality, at_top)
     if level is None:  # on the centre window the rate search's file alone was closest
         return blob
     base_blob = codec.encode_scene(scene, quality=level)
@@ -363,12 +380,7 @@ def _level_on_centre(codec: Any, scene: Any, budget: int, top_quality: int, at_t
     budget = budget * h * w // (height * width)
     data = np.asarray(scene.read(r, c, h, w))
     offset = int(scene.offset) if scene.meta.get("offset_known", True) else None
-    valid = np.all(data != 0, axis=0)
     plain = codec.encode(data, ratio=data.nbytes / budget, offset=offset)
-    best: tuple[int | None, float] = (None, _squared_error(data, np.asarray(codec.decode(plain))))
-    for level in ((top_quality,) if at_top else ()) + tuple(q for q in LOWER_LEVELS if q < top_quality):
-        base_blob = codec.encode(data, quality=level, offset=offset)
-        got = _layer(data, base_blob, np.asarray(codec.decode(base_blob)), budget, valid)
-        if got is not None and got[1] < best[1]:
-            best = (level, got[1])
-    return best[0]
+    level, _, _ = _closest(codec, data, np.all(data != 0, axis=0), budget, plain,
+                           lambda q: codec.encode(data, quality=q, offset=offset), _levels(top_quality, at_top))
+    return level
