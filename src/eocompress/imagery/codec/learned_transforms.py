@@ -115,31 +115,29 @@ def synthesis_blocks(
     """
     f = STRIDE
     run = numpy_runner(model.synthesis, model_device(model))
-    lh, lw = tokens.shape[1:]
-    if lh * lw <= BLOCK * BLOCK:
-        yield (0, 0, h, w), run(tokens.astype(np.float32) * np.float32(delta))[:, :h, :w]
-        return
-    for r0, r1, c0, c1, (a, b, c, d) in blocks(lh, lw):
-        rows, cols = min(r1 * f, h) - r0 * f, min(c1 * f, w) - c0 * f
-        if rows <= 0 or cols <= 0:
-            continue
-        block = run(tokens[:, a:b, c:d].astype(np.float32) * np.float32(delta))
-        top, left = (r0 - a) * f, (c0 - c) * f
-        yield (r0 * f, c0 * f, rows, cols), block[:, top : top + rows, left : left + cols]
+    for (r, c, rows, cols), (a, b, cc, d) in _pixel_blocks(h, w):
+        block = run(tokens[:, a:b, cc:d].astype(np.float32) * np.float32(delta))
+        top, left = r - a * f, c - cc * f
+        yield (r, c, rows, cols), block[:, top : top + rows, left : left + cols]
 
 
 def block_windows(h: int, w: int) -> list[tuple[int, int, int, int]]:
     """The pixel windows (row, col, height, width) :func:`synthesis_blocks` yields for an h x w scene, in order."""
+    return [win for win, _ in _pixel_blocks(h, w)]
+
+
+def _pixel_blocks(h: int, w: int) -> Iterator[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
+    """Each decode block of an h x w scene: its pixel window (row, col, height, width) and the haloed latent
+    window (a, b, c, d) to synthesise it from; one block when the latent fits in BLOCK x BLOCK."""
     f = STRIDE
     lh, lw = -(-h // f), -(-w // f)
     if lh * lw <= BLOCK * BLOCK:
-        return [(0, 0, h, w)]
-    out = []
-    for r0, r1, c0, c1, _ in blocks(lh, lw):
+        yield (0, 0, h, w), (0, lh, 0, lw)
+        return
+    for r0, r1, c0, c1, halo in blocks(lh, lw):
         rows, cols = min(r1 * f, h) - r0 * f, min(c1 * f, w) - c0 * f
         if rows > 0 and cols > 0:
-            out.append((r0 * f, c0 * f, rows, cols))
-    return out
+            yield (r0 * f, c0 * f, rows, cols), halo
 
 
 def latent_window(
