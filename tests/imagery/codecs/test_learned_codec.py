@@ -71,6 +71,29 @@ def test_nodata_mask_round_trips(codec, scene):
     assert (out[:, :5, :7] == 0).all() and (out[:, 10:, 10:] > 0).all()
 
 
+def test_a_pixel_zero_in_some_bands_keeps_its_other_bands(codec, scene):
+    """Numbers in = numbers out: a 0 in a 20/60 m band (a resampled cube's edge, a speck) is that band's
+    nodata, not the pixel's: the other bands decode with the codec's values and only the zeros stay 0."""
+    x = scene.copy()
+    x[[0, 4, 5, 9], -3:, :] = 0  # the coarse bands' last rows, as in SSL4EO cubes
+    x[:, :4, :6] = 0  # and a block of true nodata
+    x[7, 30, 40] = 0  # a speck in one band
+    blob = codec.encode(x, quality=8)
+    out = codec.decode(blob)
+    assert np.array_equal(out == 0, x == 0)
+    assert codec.read_header(blob)[0].band_zeros is not None
+    assert np.array_equal(codec.decode(blob, window=(60, 20, 10, 50)), out[:, 60:70, 20:70])
+    full = codec.decode(codec.encode(np.where(x == 0, scene, x), quality=8)).astype(float)
+    kept = x[1, -3:, 6:] > 0  # a 10 m band under the coarse bands' zeros: as close as where nothing is 0
+    assert np.abs(out[1, -3:, 6:].astype(float) - full[1, -3:, 6:])[kept].mean() < 0.1 * scene[1].mean()
+    # without such pixels the header is what it always was (the golden files do not move)
+    plain = x.copy()
+    plain[:, :4, :6] = 0
+    plain[[0, 4, 5, 9], -3:, :] = scene[[0, 4, 5, 9], -3:, :]
+    plain[7, 30, 40] = scene[7, 30, 40]
+    assert codec.read_header(codec.encode(plain, quality=8))[0].band_zeros is None
+
+
 def test_offset_is_kept(codec, scene):
     """Numbers in = numbers out: the +1000 offset is recorded, not removed from the decoded values."""
     shifted = scene.astype(np.uint32) + 1000

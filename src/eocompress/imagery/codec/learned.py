@@ -10,7 +10,8 @@ input's DN convention (a +1000 offset stays in; only the uint16 range and the no
 it). The DN offset and the processing level are metadata only (the standardisation cancels any
 offset): they tag the decoded GeoTIFF and tell the metrics how to reach reflectance. A band that is
 constant over the scene (a dead band) is stored as its value and restored exactly; the network codes
-the others.
+the others. A decoded value is 0 exactly where the input's is, band by band: a pixel 0 in some bands
+only (a resampled cube's 20/60 m edge) keeps the codec's values in the others.
 
 This module is the façade; each job lives in its own module:
 
@@ -48,6 +49,7 @@ from eocompress.imagery.codec.learned_format import (
     MAGIC,
     READABLE_VERSIONS,
     VERSION,
+    BandZeros,
     Header,
     TokenStreamError,
     check_memory,
@@ -251,7 +253,7 @@ class LearnedCodec:
         if level not in (None, *LEVELS.values()):
             raise InputError(f"level must be Level-1C or Level-2A, got {level!r}")
         _, height, width = (int(v) for v in shape)
-        constants, live, valid, means, scale = _scan(read, len(self.bands), height, width, valid)
+        constants, live, valid, means, scale, zeros = _scan(read, len(self.bands), height, width, valid)
         self.last_notes = [
             f"band {self.bands[b]} is constant ({v} DN) over the scene (a dead band?): stored exactly, "
             f"the other {len(live)} bands coded" for b, v in sorted(constants.items())
@@ -270,7 +272,12 @@ class LearnedCodec:
                 top = r0
             x = strip["dn"][:, r0 - top : r1 - top, c0:c1].astype(np.float32)
             x[flat] = 0.0  # constants are side information: the network sees a flat plane
-            z = apply_standardise(x, means, scale, valid[r0:r1, c0:c1])
+            keep = valid[r0:r1, c0:c1]
+            if zeros is not None:  # a pixel 0 in some bands only: its other bands are coded, its zeros sit at the mean
+                keep = keep | _partial(x, keep, live)
+            z = apply_standardise(x, means, scale, keep)
+            if zeros is not None:
+                z[x == 0] = 0.0
             z[flat] = 0.0
             return z if klt is None else spectral.forward(klt, z)
 
@@ -281,7 +288,7 @@ class LearnedCodec:
             side = (z, *self.entropy.mean_scale(z, *y.shape[1:]))
         if not refine_steps:
             strip.clear()  # the last block row's pixels are not needed by the rate control
-        head = Header(height, width, 1.0, scale, means, self.model_id, valid=valid,
+        head = Header(height, width, 1.0, scale, means, self.model_id, valid=valid, band_zeros=zeros,
                       offset=int(offset or 0), offset_known=offset is not None, level=level,
                       constants=constants or None, klt=klt, **georef_fields(crs, transform))
 
@@ -368,7 +375,14 @@ class LearnedCodec:
         for band, value in (head.constants or {}).items():
             out[band] = value
         if head.valid is not None:
+            kept = None
+            if head.band_zeros is not None:  # masked pixels holding data in some bands: those bands kept
+                rows, cols, bits = head.band_zeros.in_window(head.width, window)
+                kept = out[:, rows, cols]
             out[:, ~head.valid[r : r + h, c : c + w]] = 0
+            if kept is not None:
+                zero = (bits[None, :] >> np.arange(out.shape[0], dtype=np.uint16)[:, None]) & 1
+                out[:, rows, cols] = np.where(zero.astype(bool), np.uint16(0), kept)
         return out
 
     @_by_file_model
@@ -497,8 +511,9 @@ SCAN_PIXELS = 1 << 20
 def _scan(
     read: Callable[[int, int, int, int], np.ndarray], bands: int, height: int, width: int,
     valid: np.ndarray | None,
-) -> tuple[dict[int, int], list[int], np.ndarray, np.ndarray, int]:
-    """Passes over row strips: (constant bands {band: value}, live bands, valid mask, band means, scale).
+) -> tuple[dict[int, int], list[int], np.ndarray, np.ndarray, int, BandZeros | None]:
+    """Passes over row strips: (constant bands {band: value}, live bands, valid mask, band means, scale,
+    the bands that are 0 at masked pixels holding data elsewhere: None when there are none or ``valid`` is given).
 
     A band is constant when it takes one value over the pixels that hold data (any band non-zero; all
     pixels if none does). Nodata (default): a 0 in any live band (no live band: all bands 0). The
@@ -551,7 +566,20 @@ def _scan(
 
     n = int(rule.sum()) if anyvalid else height * width
     means, scale = streamed_stats(pieces, n, bands, live, masked=anyvalid)
-    return constants, live, rule, means, scale
+    zeros = None
+    if valid is None and live and not rule.all():  # masked pixels that hold data in other bands
+        parts = []
+        for r0 in starts:
+            if not rule[r0 : r0 + rows].all():
+                dn = strip(r0)
+                parts.append(BandZeros.of(dn, _partial(dn, rule[r0 : r0 + dn.shape[1]], live), r0 * width))
+        zeros = BandZeros.join(parts)
+    return constants, live, rule, means, scale, zeros
+
+
+def _partial(dn: np.ndarray, valid: np.ndarray, live: list[int]) -> np.ndarray:
+    """Pixels of ``dn`` (C, h, w) the nodata rule masks (a 0 in a live band) that hold data in another live band."""
+    return ~valid & np.any(dn[live] != 0, axis=0)
 
 
 def _scene_klt(

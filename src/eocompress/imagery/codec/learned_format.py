@@ -6,7 +6,15 @@ File layout (little-endian), 48 bytes + georeference (~36 bytes) + payload + CRC
     scale u16 | 12 band means u16 | offset u16 | offset known + level u8 |
     [constant bands: count u8 + count x (band u8, value u16)] | [KLT: bands x bands i8] |
     [epsg u32 | transform 4 x f64] |
-    [mask: u32 length + zlib] | payload (range-coded tokens, channel-major) | crc32 of everything before
+    [mask: u32 length + zlib] | [band zeros: u32 length + zlib] | payload (range-coded tokens,
+    channel-major) | crc32 of everything before
+
+The mask marks nodata pixels (False), decoded as 0 in every band. Flag 64 adds the bands that are 0
+at each masked pixel, for scenes where a pixel is 0 in some bands only (the 20/60 m bands' edge of a
+resampled cube, specks in one band): one bit per masked pixel in raster order (set: some band holds
+data there), then for each such pixel a u16 whose bit b is set when band b is 0. Those pixels decode
+with the codec's values in the other bands, so a 10 m value is never replaced by 0; scenes without
+them are written byte for byte as before.
 
 Version 3 (written only by models with a discrete quantizer: FSQ, VQ, GSQ, ...) adds one byte after the
 offset byte, the quantizer code (``fp_quantizers.QUANTIZER_CODES``), and its payload holds ``groups``
@@ -39,8 +47,8 @@ VERSION = 2
 VERSION_DISCRETE = 3
 #: Versions this code reads (1: before the offset fields; decoded without the offset, as then).
 READABLE_VERSIONS = (1, 2, 3)
-_F_GEO, _F_MASK, _F_AFFINE6, _F_WKT, _F_CONST, _F_KLT = 1, 2, 4, 8, 16, 32
-_F_KNOWN = 63
+_F_GEO, _F_MASK, _F_AFFINE6, _F_WKT, _F_CONST, _F_KLT, _F_BAND_ZEROS = 1, 2, 4, 8, 16, 32, 64
+_F_KNOWN = 127
 #: Processing level codes in the header (bits 1-2 of the offset byte).
 LEVELS = {0: None, 1: "Level-1C", 2: "Level-2A"}
 #: Largest grid side and pixel count a header may claim (a full 10980 px tile is far inside): checked
@@ -111,6 +119,7 @@ class Header:
     version: int = VERSION
     quantizer: int = 0  # fp_quantizers.QUANTIZER_CODES: 0 = scalar (versions 1, 2), else version 3
     klt: np.ndarray | None = None  # int8 (C, C) spectral rotation of a ``spectral="klt"`` model, else None
+    band_zeros: BandZeros | None = None  # masked pixels that hold data in some bands (flag 64), else None
 
     def to_bytes(self) -> bytes:
         """The header as this version writes it: version 2 for the scalar quantizer, 3 for a discrete one."""
@@ -132,6 +141,10 @@ class Header:
             flags |= _F_MASK
             packed = zlib.compress(np.packbits(self.valid.astype(bool)).tobytes(), 9)
             mask = struct.pack("<I", len(packed)) + packed
+            if self.band_zeros is not None:
+                flags |= _F_BAND_ZEROS
+                packed = zlib.compress(self.band_zeros.to_bytes(self.valid), 9)
+                mask += struct.pack("<I", len(packed)) + packed
         version = VERSION_DISCRETE if self.quantizer else VERSION
         head = MAGIC + struct.pack("<BB", version, flags) + self.model_id[:4]
         head += struct.pack("<IIfH", self.height, self.width, self.delta, self.scale)
@@ -210,12 +223,80 @@ class Header:
                     raise TokenStreamError(f"{source}: nodata mask is shorter than the {h}x{w} grid")
                 valid = bits[: h * w].reshape(h, w).astype(bool)
                 pos += 4 + n
+            band_zeros = None
+            if flags & _F_BAND_ZEROS:
+                if valid is None:
+                    raise TokenStreamError(f"{source}: header has band zeros but no nodata mask; the file is damaged")
+                (n,) = struct.unpack_from("<I", data, pos)
+                masked = int(valid.size - np.count_nonzero(valid))
+                packed = zlib.decompressobj().decompress(data[pos + 4 : pos + 4 + n], -(-masked // 8) + 2 * masked)
+                band_zeros = BandZeros.from_bytes(packed, valid, bands, source)
+                pos += 4 + n
         except (struct.error, zlib.error, ValueError, UnicodeDecodeError) as exc:
             raise TokenStreamError(f"{source}: header is damaged or truncated ({exc})") from exc
         if not (math.isfinite(delta) and delta > 0) or scale == 0:
             raise TokenStreamError(f"{source}: header holds impossible values ({h}x{w}, step {delta}, scale {scale})")
         return cls(h, w, float(delta), int(scale), means, model_id, epsg, wkt, transform, valid, int(offset),
-                   offset_known, level, constants, version, quantizer, klt), pos
+                   offset_known, level, constants, version, quantizer, klt, band_zeros), pos
+
+
+@dataclass
+class BandZeros:
+    """Masked pixels that hold data in some bands: raster indices (int64, ascending) and which bands are 0.
+
+    ``zero_bits[i]`` has bit b set when band b is 0 at pixel ``index[i]``; every other band there is
+    decoded with the codec's value (see the module docstring, flag 64).
+    """
+
+    index: np.ndarray
+    zero_bits: np.ndarray  # uint16
+
+    @classmethod
+    def of(cls, dn: np.ndarray, partial: np.ndarray, start: int = 0) -> BandZeros:
+        """Those of ``dn`` (C, h, w; rows of the full scene width) at the ``partial`` pixels (masked, yet
+        holding data in some band); ``start``: raster index of the first pixel."""
+        if dn.shape[0] > 16:
+            raise ValueError(f"band zeros hold up to 16 bands, the model has {dn.shape[0]}")
+        part = partial
+        zeros = dn[:, part] == 0
+        bits = (zeros.astype(np.uint16) << np.arange(dn.shape[0], dtype=np.uint16)[:, None]).sum(0, dtype=np.uint16)
+        return cls(np.flatnonzero(part).astype(np.int64) + start, bits)
+
+    @classmethod
+    def join(cls, parts: list[BandZeros]) -> BandZeros | None:
+        """Blocks' band zeros in raster order as one; None when no pixel has any."""
+        parts = [p for p in parts if p.index.size]
+        if not parts:
+            return None
+        return cls(np.concatenate([p.index for p in parts]), np.concatenate([p.zero_bits for p in parts]))
+
+    def to_bytes(self, valid: np.ndarray) -> bytes:
+        """One bit per masked pixel of ``valid`` (raster order; set: listed here), then the u16 zero bits."""
+        masked = np.flatnonzero(~valid.ravel())
+        listed = np.isin(masked, self.index, assume_unique=True)
+        if int(listed.sum()) != self.index.size:
+            raise ValueError("band zeros name pixels the nodata mask does not mask")
+        return np.packbits(listed).tobytes() + self.zero_bits.astype("<u2").tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, valid: np.ndarray, bands: int, source: str) -> BandZeros:
+        """Parse :meth:`to_bytes` against the header's nodata mask; one line when it does not fit."""
+        masked = np.flatnonzero(~valid.ravel())
+        head = -(-masked.size // 8)
+        listed = np.unpackbits(np.frombuffer(data[:head], np.uint8))[: masked.size].astype(bool)
+        index = masked[listed] if listed.size == masked.size else masked[:0]
+        bits = np.frombuffer(data[head:], "<u2").astype(np.uint16)
+        if listed.size != masked.size or bits.size != index.size or np.any(bits >> bands):
+            raise TokenStreamError(f"{source}: the band-zero table does not fit the nodata mask; the file is damaged")
+        return cls(index.astype(np.int64), bits)
+
+    def in_window(self, width: int, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, cols, zero bits) of the listed pixels inside ``window`` (row, col, height, width), window-relative."""
+        r, c, h, w = window
+        lo, hi = np.searchsorted(self.index, [r * width, (r + h) * width])
+        rows, cols = np.divmod(self.index[lo:hi], width)
+        inside = (cols >= c) & (cols < c + w)
+        return rows[inside] - r, cols[inside] - c, self.zero_bits[lo:hi][inside]
 
 
 def is_learned_token_file(path: str | os.PathLike) -> bool:
