@@ -65,6 +65,10 @@ def train(
         "bands", "--spectral", help="What the network sees: the standardised bands, or klt: their per-scene "
         "principal components (the rotation is stored in each token file, 144 bytes)."
     ),
+    bright: float = typer.Option(
+        0.0, "--bright", help="Share of crops (0..1) overlaid with a synthetic cloud, haze or snow layer: the "
+        "training places of $EOCOMPRESS_DATA have almost none (every cloudy and snowy scene is held out)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Train the learned imagery codec; exports config.json + model.safetensors into OUT as it goes."""
@@ -89,8 +93,10 @@ def train(
         raise InputError(f"--hyperprior must be 0 or a channel count with --quantizer scalar, got {hyperprior}")
     if spectral not in SPECTRAL:
         raise InputError(f"--spectral must be {' or '.join(SPECTRAL)}, got {spectral!r}")
+    if not (math.isfinite(bright) and 0 <= bright <= 1):
+        raise InputError(f"--bright must be a share from 0 to 1 (e.g. 0.3), got {bright}")
     cfg = FPConfig(channels=chans, latent=latent, crop=crop, batch_size=batch_size, steps=steps, lr=lr, seed=seed,
-                   spectral=spectral, hyperprior=hyperprior, **quant)
+                   spectral=spectral, hyperprior=hyperprior, bright=bright, **quant)
     _run_training(cfg, data, out, overwrite, resume, checkpoint_every, init_from, as_json)
 
 

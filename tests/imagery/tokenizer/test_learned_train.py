@@ -44,6 +44,7 @@ def test_trains_exports_and_resumes(data_root, tmp_path):
         (["--lr", "nan"], "--lr"),
         (["--channels", "8,banana,8"], "--channels"),
         (["--resume"], "no checkpoints"),
+        (["--bright", "1.5"], "--bright"),
     ],
 )
 def test_bad_settings_are_one_clear_error(tmp_path, args, words):

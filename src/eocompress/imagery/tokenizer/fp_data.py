@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from eocompress._atomic import atomic_path
 from eocompress.errors import EOCompressError, InputError
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
+from eocompress.imagery.tokenizer.augment import bright_layer
 from eocompress.imagery.tokenizer.spectral import crop_klt
 from eocompress.imagery.tokenizer.standardise import standardise  # the encoder's own (rounded as the header stores)
 
@@ -91,11 +92,12 @@ class RandomCrops(Dataset):
     """Random standardised crops (C, crop, crop) with flips/rotations; area-weighted over scenes.
 
     ``spectral="klt"``: each crop is handed over as its components under its own KLT (:mod:`spectral`), as
-    the codec of such a model hands over a scene's.
+    the codec of such a model hands over a scene's. ``bright``: the share of crops overlaid with a synthetic
+    cloud, haze or snow layer (:func:`~eocompress.imagery.tokenizer.augment.bright_layer`).
     """
 
     def __init__(self, cache: str | os.PathLike, crop: int, length: int, seed: int = 0, start: int = 0,
-                 spectral: str = "bands") -> None:
+                 spectral: str = "bands", bright: float = 0.0) -> None:
         # ``start``: item i is the (start + i)-th crop of the seeded sequence, so a run resumed at step k
         # (start = k x batch) sees the crops an uninterrupted run would have seen.
         with np.load(cache) as z:
@@ -112,6 +114,7 @@ class RandomCrops(Dataset):
         self.p = np.sqrt(areas) / np.sqrt(areas).sum()  # sqrt: small places still get seen
         self.crop, self.length, self.seed, self.start = crop, length, seed, start
         self.klt = spectral == "klt"
+        self.bright = float(bright)  # share of crops under a synthetic cloud, haze or snow layer (:mod:`augment`)
 
     def __len__(self) -> int:
         return self.length
@@ -126,6 +129,8 @@ class RandomCrops(Dataset):
         if rng.random() < 0.5:
             x = x[:, :, ::-1]
         valid = np.all(x > 0, axis=0)
+        if self.bright and rng.random() < self.bright:
+            x = bright_layer(x, rng)
         z, _, _ = standardise(np.ascontiguousarray(x), valid)
         if self.klt:
             z = crop_klt(z, valid if valid.any() else None)

@@ -69,6 +69,8 @@ class FPConfig:
     spectral: str = "bands"
     #: Channels of a mean-scale hyperprior on the latent (Ballé 2018, Minnen 2018); 0: the factorized prior.
     hyperprior: int = 0
+    #: Share of training crops under a synthetic cloud, haze or snow layer (:mod:`augment`); 0: none.
+    bright: float = 0.0
 
     def __post_init__(self) -> None:
         if self.quantizer not in QUANTIZERS:

@@ -330,7 +330,7 @@ def train(cache: str | os.PathLike, out: str | os.PathLike, cfg: FPConfig, resum
         return FPTrainResult(out, start, start, trained=False, exported=False, note=note)
     init_state = check_init_from(init_from, cfg) if init_from is not None and found is None else None
     data = RandomCrops(cache, cfg.crop, length=cfg.steps * cfg.batch_size, seed=cfg.seed,
-                       start=start * cfg.batch_size, spectral=cfg.spectral)
+                       start=start * cfg.batch_size, spectral=cfg.spectral, bright=cfg.bright)
     eval_set = RandomCrops(cache, cfg.crop, length=_EVAL_CROPS, seed=cfg.seed, start=_EVAL_START,
                            spectral=cfg.spectral)
     crops = torch.stack([eval_set[i] for i in range(len(eval_set))])
