@@ -10,6 +10,7 @@ import rasterio
 
 from _cli import run_cli
 from eocompress.imagery.codec import learned, learned_transforms
+from eocompress.imagery.codecs import enhancement
 from eocompress.imagery.readers import windows
 from eocompress.imagery.readers.scenes import read_scene
 from eocompress.imagery.readers.windows import open_scene
@@ -120,13 +121,15 @@ def test_windows_read_the_dns_read_scene_reads(data_root, where):
 
 @pytest.mark.realdata
 def test_cli_streams_large_scenes_to_the_same_file(data_root, tmp_path, capsys, monkeypatch):
-    """``imagery encode`` opens scenes above STREAM_PIXELS by windows: the token file is the one read whole
-    (at 1/450, far from the top of the ladder; near it the two get the whole-scene and the tiled layer,
-    tests/imagery/codecs/test_enhancement_layer.py)."""
+    """``imagery encode`` opens scenes above STREAM_PIXELS by windows: the learned token file is the one read
+    whole (at 1/450 this scattered-cloud ocean gets a cheaper base + layer, whole-scene in memory and tiled by
+    windows, on the same base: tests/imagery/codecs/test_enhancement_layer.py checks the layers)."""
     src = data_root / "imagery/hydro/patch_0.tif"  # a real stacked 12-band GeoTIFF
     run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "whole.eotok"), "--ratio", "450"], capsys)
     opened = []
     monkeypatch.setattr(windows, "STREAM_PIXELS", 1000)
     monkeypatch.setattr(windows, "open_scene", lambda *a, **k: opened.append(a) or open_scene(*a, **k))
     run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "streamed.eotok"), "--ratio", "450"], capsys)
-    assert opened and (tmp_path / "streamed.eotok").read_bytes() == (tmp_path / "whole.eotok").read_bytes()
+    whole, streamed = (tmp_path / "whole.eotok").read_bytes(), (tmp_path / "streamed.eotok").read_bytes()
+    assert opened and whole[:4] == enhancement.MAGIC and streamed[:4] == enhancement.MAGIC_TILED
+    assert enhancement.split(whole)[0] == enhancement.split_tiled(streamed)[0]

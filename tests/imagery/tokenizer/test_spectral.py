@@ -80,7 +80,7 @@ def test_a_token_file_without_its_rotation_or_with_a_forged_one_is_refused_in_on
     with pytest.raises(TokenStreamError, match="lacks the spectral transform"):
         klt_model.decode(stripped)
     forged = bytearray(body)
-    forged[5] |= 64  # a flag no version writes
+    forged[5] |= 128  # a flag no version writes
     with pytest.raises(TokenStreamError, match=r"flags 0x.* does not know"):
         klt_model.decode(seal(bytes(forged)))
     head.klt = np.zeros((12, 12), np.int8)  # a forged rotation: singular, no inverse to decode with

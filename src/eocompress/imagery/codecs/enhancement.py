@@ -1,10 +1,12 @@
-"""Enhancement layer above the learned codec's top rate: the residual coded by KLT + JPEG 2000.
+"""Enhancement layer under the learned codec's file: a learned base plus the residual coded by KLT + JPEG 2000.
 
 The learned codec's ladder ends at its smallest trained quantisation step (``delta_min``), and a smaller
 step buys nothing (+0.1 dB at most on a held-out desert crop, then worse): the autoencoder has a
-reconstruction floor. When a file may be larger than the base at that top rate, the rest of the bytes
-code the residual (original DN − base decode, both in the input's DN convention) with the project's
-KLT + JPEG 2000 machinery, so fidelity keeps rising with bytes. Layout (little-endian)::
+reconstruction floor. And on ground unlike what it learned (cloud, bright desert, JPEG 2000-quantised
+bands) its bytes buy less than a linear spectral transform's. So the encoder also tries a cheaper learned
+base with the rest of the bytes coding the residual (original DN − base decode, both in the input's DN
+convention) with the project's KLT + JPEG 2000 machinery, and keeps whichever whole file is closer.
+The base stays a token file: its tokens are what ``imagery tokens`` exports. Layout (little-endian)::
 
     magic "EOE1" | base length u32 | base token file (EOT2) | side length u16 | KLT side | codestream | CRC32
 
@@ -33,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from eocompress.errors import FileFormatError
+from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec.learned_transforms import block_windows
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
@@ -51,8 +53,13 @@ SHIFT = 32768
 OVERHEAD = 4 + 4 + 2 + 4
 #: Smallest layer budget worth a JPEG 2000 codestream (below it the base alone is returned).
 MIN_LAYER_BYTES = 512
-#: Cheaper base levels also tried under a layer (chosen by squared error; see :func:`enhance`).
+#: Cheaper base levels also tried under a layer near the top of the ladder (chosen by squared error; see
+#: :func:`enhance`).
 LOWER_LEVELS = (7, 4)
+#: Below the top, the base tried under a layer gets this share of the budget (a float, where a ladder level is
+#: an int): on held-out cloud, coast, desert and JPEG 2000-band scenes a learned base at 10-20 % of the bytes
+#: plus the residual in the rest was 0.2-3.9 dB closer than the learned file alone at 1/200-1/1000.
+BASE_SHARE = 0.15
 #: Side (px) of the centre window on which the base level of a tiled layer is chosen.
 LEVEL_WINDOW = 1024
 
@@ -242,8 +249,8 @@ def decode_layer_blocks(
 def encode_with_layer(codec: Any, scene: Any, *, ratio: float | None = None, quality: int | None = None,
                       refine_steps: int = 0) -> bytes:
     """What ``imagery encode`` writes for a scene: the learned ``codec``'s token file at ``ratio`` or ``quality``,
-    or, near the top of the ladder, a cheaper base plus a residual layer when that is closer (:func:`enhance`;
-    tiled when ``scene`` is read by windows; a discrete-quantizer model has no ladder to go beyond)."""
+    or a cheaper base plus a residual layer when that is closer (:func:`enhance`; tiled when ``scene`` is read
+    by windows; a discrete-quantizer model has one rate and no layer)."""
     blob = codec.encode_scene(scene, ratio=ratio, quality=quality, refine_steps=refine_steps)
     if quality is None and ratio is not None and not codec.config.discrete:
         budget = int(len(codec.bands) * scene.shape[0] * scene.shape[1] * 2 // ratio)
@@ -288,70 +295,91 @@ def _squared_error(data: np.ndarray, decoded: np.ndarray) -> float:
 
 
 def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int = 10) -> bytes:
-    """``blob`` (the learned ``codec``'s rate search for ``budget``), or base + layer when that is closer.
+    """``blob`` (the learned ``codec``'s rate search for ``budget``), or a cheaper base + layer when that is closer.
 
     Near the top of the ladder (:func:`near_top_rate`: the search's step at or below ladder level
     ``LOWER_LEVELS[0]``'s) the autoencoder's floor makes base bytes cheap in fidelity, so bases at
     ``top_quality`` (the smallest trained step; only when the search hit it) and at :data:`LOWER_LEVELS`
-    that leave room get the residual in the rest, and the whole file with the smallest squared DN error
-    is kept, ``blob`` itself included (a cheaper base leaves the layer more bytes: +0.3-0.5 dB at
-    1/50-1/100 on held-out crops). Otherwise ``blob`` comes back unchanged.
+    get the residual in the rest (+0.3-0.5 dB at 1/50-1/100 on held-out crops). Below it, a base at
+    :data:`BASE_SHARE` of the budget does: where the scene is unlike what the model learned (cloud, bright
+    ground) the residual's KLT + JPEG 2000 spends the bytes better. The whole file with the smallest squared
+    DN error is kept, ``blob`` itself included, so a layer is only ever chosen when it is closer.
     """
-    if not near_top_rate(codec, blob):  # the search fills the budget: whether a cheaper base + layer fits is below
-        return blob
     at_top = at_top_rate(codec, blob)
+    bases = _bases(codec, blob, top_quality, at_top)
     if not isinstance(scene, Scene):  # a scene read window by window: a tiled layer, block by block
-        return enhance_windows(codec, scene, blob, budget, top_quality, at_top)
+        return enhance_windows(codec, scene, blob, budget, bases, top_quality)
     sel = scene.select(list(codec.bands))
     top = codec.encode_scene(scene, quality=top_quality) if at_top else None
+    raw = len(codec.bands) * sel.shape[0] * sel.shape[1] * 2
 
-    def base_of(level: int) -> bytes:
-        return top if level == top_quality and top is not None else codec.encode_scene(scene, quality=level)
+    def base_of(base: int | float) -> bytes | None:
+        if isinstance(base, float):
+            return _base_at_share(codec, lambda r: codec.encode_scene(scene, ratio=r), raw, budget, base)
+        return top if base == top_quality and top is not None else codec.encode_scene(scene, quality=base)
 
-    _, best, _ = _closest(codec, np.asarray(sel.data), sel.valid, budget, blob, base_of,
-                          _levels(top_quality, at_top))
+    _, best, _ = _closest(codec, np.asarray(sel.data), sel.valid, budget, blob, base_of, bases)
     if best is blob and top is not None and len(blob) < len(top) <= budget:
         return top  # the search's file is smaller than the top rung's and nothing else was closer
     return best
 
 
-def _levels(top_quality: int, at_top: bool) -> tuple[int, ...]:
-    """Ladder levels of the bases tried under a layer: the top one only when the rate search reached it."""
+def _bases(codec: Any, blob: bytes, top_quality: int, at_top: bool) -> tuple[int | float, ...]:
+    """Bases tried under a layer: ladder levels (int) near the top rate, the top one only when the rate search
+    reached it; below, the share of the budget :data:`BASE_SHARE` (float)."""
+    if not near_top_rate(codec, blob):
+        return (BASE_SHARE,)
     return ((top_quality,) if at_top else ()) + tuple(q for q in LOWER_LEVELS if q < top_quality)
 
 
+def _base_at_share(codec: Any, encode_at: Callable[[float], bytes], raw: int, budget: int,
+                   share: float) -> bytes | None:
+    """The learned file at ``share`` of ``budget`` (``encode_at(ratio)``); None when no file is that small."""
+    try:
+        return encode_at(raw / max(1.0, budget * share))
+    except InputError:  # below the smallest file (header and one step of tokens): no base at this share
+        return None
+
+
 def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, budget: int, plain: bytes,
-             base_of: Callable[[int], bytes], levels: tuple[int, ...]) -> tuple[int | None, bytes, float]:
-    """Of the rate search's file ``plain`` and, for each of ``levels``, the base ``base_of(level)`` plus the
-    residual in the rest of ``budget``: the one closest to ``data`` by squared DN error, as (its level, None
+             base_of: Callable[[Any], bytes | None],
+             bases: tuple[int | float, ...]) -> tuple[int | float | None, bytes, float]:
+    """Of the rate search's file ``plain`` and, for each of ``bases``, the base file ``base_of(base)`` plus the
+    residual in the rest of ``budget``: the one closest to ``data`` by squared DN error, as (its base, None
     for ``plain``; the file; the error)."""
-    best: tuple[int | None, bytes, float] = (None, plain, _squared_error(data, np.asarray(codec.decode(plain))))
-    for level in levels:
-        base_blob = base_of(level)
-        if len(base_blob) + OVERHEAD + MIN_LAYER_BYTES > budget:  # no room for a layer: not worth decoding
+    best: tuple[int | float | None, bytes, float] = (None, plain,
+                                                      _squared_error(data, np.asarray(codec.decode(plain))))
+    for base in bases:
+        base_blob = base_of(base)
+        if base_blob is None or len(base_blob) + OVERHEAD + MIN_LAYER_BYTES > budget:  # no room for a layer
             continue
         got = _layer(data, base_blob, np.asarray(codec.decode(base_blob)), budget, valid)
         if got is not None and got[1] < best[2]:
-            best = (level, got[0], got[1])
+            best = (base, got[0], got[1])
     return best
 
 
-def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int = 10,
-                    at_top: bool = False) -> bytes:
+def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, bases: tuple[int | float, ...],
+                    top_quality: int = 10) -> bytes:
     """:func:`enhance` for a scene read window by window (``SceneWindows``): a tiled layer (``EOE2``).
 
-    The base level (top or one of :data:`LOWER_LEVELS`) is the one :func:`enhance` picks on the scene's
-    centre window of at most :data:`LEVEL_WINDOW` px; that base is then encoded streamed and each of its
-    decoded blocks gets the residual of the same pixels, read from the scene, in its share of the bytes.
-    Memory is bounded by a block (1024 px, ~0.5 GB at 12 bands), whatever the scene's size. ``at_top``:
-    the rate search reached the top rung (:func:`at_top_rate`), so a base there is tried too.
+    The base (a ladder level or a share of the budget, of ``bases``) is the one :func:`enhance` picks on the
+    scene's centre window of at most :data:`LEVEL_WINDOW` px; that base is then encoded streamed and each of
+    its decoded blocks gets the residual of the same pixels, read from the scene, in its share of the bytes.
+    Memory is bounded by a block (1024 px, ~0.5 GB at 12 bands), whatever the scene's size.
     """
     sel = scene.select(list(codec.bands))
     height, width = sel.shape
-    level = _level_on_centre(codec, sel, budget, top_quality, at_top)
-    if level is None:  # on the centre window the rate search's file alone was closest
+    base = _base_on_centre(codec, sel, budget, bases)
+    if base is None:  # on the centre window the rate search's file alone was closest
         return blob
-    base_blob = codec.encode_scene(scene, quality=level)
+    if isinstance(base, float):
+        base_blob = _base_at_share(codec, lambda r: codec.encode_scene(scene, ratio=r),
+                                   len(codec.bands) * height * width * 2, budget, base)
+        if base_blob is None:
+            return blob
+    else:
+        base_blob = codec.encode_scene(scene, quality=base)
     tiles = len(block_windows(height, width))  # the base's decode blocks: one tile each
     room = budget - len(base_blob) - OVERHEAD - 4 - tiles * TILE_RECORD
     records, payload, coded = [], [], 0
@@ -371,9 +399,9 @@ def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, top_qualit
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-def _level_on_centre(codec: Any, scene: Any, budget: int, top_quality: int, at_top: bool) -> int | None:
-    """The base level :func:`enhance` picks on the centre window of a windowed ``scene`` (its share of
-    ``budget``); None when the rate search's file alone is closer there."""
+def _base_on_centre(codec: Any, scene: Any, budget: int, bases: tuple[int | float, ...]) -> int | float | None:
+    """The base :func:`enhance` picks on the centre window of a windowed ``scene`` (its share of ``budget``);
+    None when the rate search's file alone is closer there."""
     height, width = scene.shape
     h, w = min(height, LEVEL_WINDOW), min(width, LEVEL_WINDOW)
     r, c = (height - h) // 2, (width - w) // 2
@@ -381,6 +409,12 @@ def _level_on_centre(codec: Any, scene: Any, budget: int, top_quality: int, at_t
     data = np.asarray(scene.read(r, c, h, w))
     offset = int(scene.offset) if scene.meta.get("offset_known", True) else None
     plain = codec.encode(data, ratio=data.nbytes / budget, offset=offset)
-    level, _, _ = _closest(codec, data, np.all(data != 0, axis=0), budget, plain,
-                           lambda q: codec.encode(data, quality=q, offset=offset), _levels(top_quality, at_top))
-    return level
+
+    def base_of(base: int | float) -> bytes | None:
+        if isinstance(base, float):
+            return _base_at_share(codec, lambda q: codec.encode(data, ratio=q, offset=offset), data.nbytes, budget,
+                                  base)
+        return codec.encode(data, quality=base, offset=offset)
+
+    base, _, _ = _closest(codec, data, np.all(data != 0, axis=0), budget, plain, base_of, bases)
+    return base

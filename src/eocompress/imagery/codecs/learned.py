@@ -24,9 +24,8 @@ QUALITY_TOP = QUALITY_LEVELS
 class LearnedSceneCodec:
     """The learned transform codec: token file bytes (``EOT2``) from a scene, DN back.
 
-    With ``enhance`` (default), a target larger than the file at the ladder's top rate gets a learned base
-    (top rate or a cheaper level, by squared error) plus a KLT + JPEG 2000 residual layer in the remaining
-    bytes (:mod:`.enhancement`).
+    With ``enhance`` (default), a cheaper learned base plus a KLT + JPEG 2000 residual layer in the remaining
+    bytes is also tried, and the whole file closer to the scene is kept (:mod:`.enhancement`).
     """
 
     name = "learned"
@@ -53,7 +52,7 @@ class LearnedSceneCodec:
             raise InputError(f"ratio {ratio} leaves no byte for a {scene.shape[0]}x{scene.shape[1]} scene")
         blob = self.codec.encode_scene(scene, ratio=raw / budget if target_bytes is not None else ratio)
         self.last_layer_bytes = 0
-        if self.enhance and not self.codec.config.discrete:  # room above the ladder's top rate: a residual layer
+        if self.enhance and not self.codec.config.discrete:  # a cheaper base + residual layer, when closer
             blob = enhancement.enhance(self.codec, scene, blob, budget, QUALITY_TOP)
             if enhancement.is_enhanced(blob):
                 self.last_layer_bytes = enhancement.base_and_layer_bytes(blob)[1]
@@ -81,7 +80,7 @@ class LearnedSceneCodec:
         return {"name": self.name, "model": self.model, "model_id": self.codec.model_id.hex(), "bands": self.bands,
                 "latent_channels": int(getattr(self.codec.config, "latent", 0) or 0),
                 "rate_control": "bisection on the quantisation step (whole file)",
-                "enhancement": ("KLT + JPEG 2000 residual layer above the top rate (base level by squared error)"
+                "enhancement": ("KLT + JPEG 2000 residual layer over a cheaper learned base, kept when closer"
                                 if self.enhance else None),
                 "default_ratio": DEFAULT_RATIO if self.quality is None else None, "quality": self.quality}
 
