@@ -325,26 +325,36 @@ def tokens(
     overwrite: bool = OVERWRITE,
     as_json: bool = JSON,
 ) -> None:
-    """Export a token file's codebook indices as .npy int32 (H/16, W/16, groups): the input of a token model."""
+    """Export a token file's codebook indices as .npy int32 (H/16, W/16, groups): the input of a token model.
+
+    A file with an enhancement layer exports its learned base's tokens (the layer is JPEG 2000, not tokens).
+    """
     import numpy as np
 
     from eocompress._atomic import atomic_path
+    from eocompress.imagery.codecs import enhancement  # the imagery extra: loaded when a command needs it
 
     target = resolve_out(None, out)
     if target.suffix.lower() != ".npy":
         raise InputError(f"-o {target}: tokens are written as a NumPy array; give a .npy path")
     _refuse_existing(target, overwrite)
     codec = _learned(model, "cpu")
-    idx, sizes = codec.token_indices(_read_token_file(src), str(src))
+    blob = _read_token_file(src)
+    layered = enhancement.is_enhanced(blob)
+    if layered:  # CRC checked; the base is a token file of its own
+        blob = enhancement.base_and_layer_bytes(blob)[0]
+    idx, sizes = codec.token_indices(blob, str(src))
     with atomic_path(target, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
         np.save(fh, idx)
     report = {"source": str(src), "out": str(target), "shape": list(idx.shape), "dtype": "int32",
-              "quantizer": codec.config.quantizer, "vocabulary": sizes[0] if len(set(sizes)) == 1 else sizes}
+              "quantizer": codec.config.quantizer, "vocabulary": sizes[0] if len(set(sizes)) == 1 else sizes,
+              "from": "the learned base under the enhancement layer" if layered else "the token file"}
     if as_json:
         print_json(report)
     else:
         console.print(f"{src} -> {target}: tokens {' x '.join(map(str, idx.shape))} int32 ({codec.config.quantizer}, "
-                      f"vocabulary {report['vocabulary']})", highlight=False, soft_wrap=True)
+                      f"vocabulary {report['vocabulary']}){', of the learned base under the layer' if layered else ''}",
+                      highlight=False, soft_wrap=True)
 
 
 @imagery_app.command("evaluate")

@@ -47,3 +47,19 @@ def test_tokens_cli_refuses_existing_output_and_wrong_suffix(token_file, tmp_pat
     assert run.code != 0 and ".npy" in run.text
     assert run_cli(["imagery", "tokens", str(path), "-o", str(out), "--overwrite"], capsys).code == 0
     assert np.load(out).dtype == np.int32
+
+
+def test_tokens_of_a_layered_file_are_its_learned_base(data_root, tmp_path, capsys):
+    """`imagery encode` may write a learned base + KLT/JPEG 2000 layer (here: thick cloud at 1/450); its tokens
+    are the base's, and the report says so."""
+    from eocompress.imagery.codecs import enhancement
+
+    src, tok, out = data_root / "imagery/hydro/patch_1.tif", tmp_path / "c.eotok", tmp_path / "c.npy"
+    assert run_cli(["imagery", "encode", str(src), "-o", str(tok), "--ratio", "450"], capsys).code == 0
+    blob = tok.read_bytes()
+    assert enhancement.is_enhanced(blob)
+    run = run_cli(["imagery", "tokens", str(tok), "-o", str(out), "--json"], capsys)
+    assert run.code == 0, run.text
+    base, _ = enhancement.base_and_layer_bytes(blob)
+    assert np.array_equal(np.load(out), LearnedCodec.load("default").token_indices(base)[0])
+    assert "base" in json.loads(run.out)["from"]
