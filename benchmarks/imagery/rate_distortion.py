@@ -147,8 +147,11 @@ def _run(codec: SceneCodec, item: Item, **rate: Any) -> tuple[dict[str, Any], np
         planes = to_native(recon, list(S2_L2A_BANDS))
     n_psnr, n_sam = native_psnr_sam(item.dn, planes, list(S2_L2A_BANDS), item.offset, item.valid)
     runs = max(1, int(getattr(codec, "last_encodes", 1) or 1))  # an anchor's time per encoder run
-    return {"bytes": len(blob), "psnr_db": psnr, "sam_deg": sam, "native_psnr_db": n_psnr, "native_sam_deg": n_sam,
-            "encode_s": (t1 - t0) / runs, "decode_s": t2 - t1}, recon
+    out = {"bytes": len(blob), "psnr_db": psnr, "sam_deg": sam, "native_psnr_db": n_psnr, "native_sam_deg": n_sam,
+           "encode_s": (t1 - t0) / runs, "decode_s": t2 - t1}
+    if hasattr(codec, "last_layer_bytes"):  # ours: bytes of the KLT + JPEG 2000 residual layer (0: learned alone)
+        out["layer_bytes"] = int(codec.last_layer_bytes)
+    return out, recon
 
 
 def measure(item: Item, ours: SceneCodec, anchors: dict[str, SceneCodec], ratio: int,
@@ -395,6 +398,11 @@ def markdown(recs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                          rows)]
     L += ["", "### Targets of issue 18 (scenes the shipped model never saw)", "",
           markdown_table(["target", "met", "evidence"], [list(t) for t in targets(recs)])]
+    layered = layer_use(recs)
+    if layered:
+        L += ["", "**What our files hold.** The encoder keeps, per file, the learned token file or a cheaper learned "
+              "base + KLT + JPEG 2000 residual layer, whichever is closer; files with a layer, of the unseen whole "
+              "scenes and patches measured: " + "; ".join(layered) + "."]
     thr = throughput(recs, 450)
     if thr:
         L += ["", f"### Throughput at 1/450 ({meta['machine']}, same run)", "",
@@ -403,6 +411,19 @@ def markdown(recs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                              [["all", f"{thr['tiles']:.1f}", *(f"{thr[k]:.2f} tiles/s" for k in (
                                  "ours_encode", "ours_decode", "jpeg2000_encode", "jpeg2000_decode"))]])]
     return "\n".join(L) + "\n"
+
+
+def layer_use(recs: list[dict[str, Any]]) -> list[str]:
+    """Per rung: how many of our unseen files carry a residual layer, and its mean share of their bytes."""
+    out = []
+    for q in sorted({int(q) for r in recs for q in r["results"]}):
+        files = [r["results"][str(q)]["ours"] for r in recs if not r["seen"] and str(q) in r["results"]]
+        files = [f for f in files if "layer_bytes" in f]
+        with_layer = [f["layer_bytes"] / f["bytes"] for f in files if f["layer_bytes"]]
+        if files:
+            share = f" (layer {100 * np.mean(with_layer):.0f} % of their bytes)" if with_layer else ""
+            out.append(f"1/{q} {len(with_layer)} of {len(files)}{share}")
+    return out
 
 
 def throughput(recs: list[dict[str, Any]], ratio: int) -> dict[str, float]:
