@@ -105,6 +105,19 @@ def test_training_crops_are_standardised_as_the_encoder_does(tmp_path):
     assert np.allclose(np.sort(restored.reshape(12, -1)), np.sort(x.reshape(12, -1)), atol=0.05)
 
 
+def test_training_crops_keep_the_bands_of_a_pixel_zero_in_some_bands_only(tmp_path):
+    """As the encoder: a pixel 0 in the coarse bands only (a cube's edge) hands its other bands to the network."""
+    rng = np.random.default_rng(2)
+    scene = rng.integers(1, 3000, (12, 40, 40)).astype(np.uint16)
+    scene[[0, 4, 5, 9], -3:, :] = 0
+    cache = tmp_path / "c.npz"
+    np.savez(cache, s0=scene, names=np.array(["s0"]))
+    got = fp_data.RandomCrops(cache, crop=40, length=1, seed=3)[0].numpy()
+    # only the zeros sit at the band means (and the few DNs equal to their band's integer mean); dropping the
+    # edge pixels' other bands would zero 8 x 120 more values
+    assert np.count_nonzero(scene) - 40 <= np.count_nonzero(got) <= np.count_nonzero(scene)
+
+
 @pytest.mark.realdata
 def test_the_header_stores_what_standardise_computes(codec, pisa):
     dn = pisa.crop(0, 0, 64, 64).data

@@ -21,7 +21,10 @@ from eocompress.errors import EOCompressError, InputError
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
 from eocompress.imagery.tokenizer.augment import bright_layer
 from eocompress.imagery.tokenizer.spectral import crop_klt
-from eocompress.imagery.tokenizer.standardise import standardise  # the encoder's own (rounded as the header stores)
+from eocompress.imagery.tokenizer.standardise import (  # the encoder's own (rounded as the header stores)
+    apply_standardise,
+    standardise,
+)
 
 
 def read_dn(path: str | os.PathLike, bands: list[str] | tuple[str, ...] = S2_L2A_BANDS) -> np.ndarray:
@@ -131,7 +134,12 @@ class RandomCrops(Dataset):
         valid = np.all(x > 0, axis=0)
         if self.bright and rng.random() < self.bright:
             x = bright_layer(x, rng)
-        z, _, _ = standardise(np.ascontiguousarray(x), valid)
+        x = np.ascontiguousarray(x)
+        z, means, scale = standardise(x, valid)
+        partial = ~valid & np.any(x != 0, axis=0)
+        if partial.any():  # 0 in some bands only: the other bands as the encoder hands them over (learned.py)
+            z = apply_standardise(x, means, scale, valid | partial)
+            z[x == 0] = 0.0
         if self.klt:
             z = crop_klt(z, valid if valid.any() else None)
         return torch.from_numpy(z)
