@@ -54,7 +54,7 @@ def test_a_model_folder_of_ones_own_never_swaps_models(two_packaged, pisa, monke
         mine.decode(blob)
 
 
-@pytest.mark.parametrize("release", ["0.2", "0.3"])
+@pytest.mark.parametrize("release", ["0.2", "0.3", "0.4"])
 def test_the_shipped_default_decodes_token_files_of_earlier_releases(pisa, release):
     """The package keeps every earlier default beside the current one: their files decode with it, unchanged."""
     old = LearnedCodec.load(learned.default_model_dir().parent / f"learned-{release}")
