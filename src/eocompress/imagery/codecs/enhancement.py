@@ -309,15 +309,15 @@ def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int =
     at_top = at_top_rate(codec, blob)
     bases = _bases(codec, blob, top_quality, at_top)
     if not isinstance(scene, Scene):  # a scene read window by window: a tiled layer, block by block
-        return enhance_windows(codec, scene, blob, budget, bases, top_quality)
+        return enhance_windows(codec, scene, blob, budget, bases)
     sel = scene.select(list(codec.bands))
     top = codec.encode_scene(scene, quality=top_quality) if at_top else None
     raw = len(codec.bands) * sel.shape[0] * sel.shape[1] * 2
 
     def base_of(base: int | float) -> bytes | None:
-        if isinstance(base, float):
-            return _base_at_share(lambda **rate: codec.encode_scene(scene, **rate), raw, budget, base)
-        return top if base == top_quality and top is not None else codec.encode_scene(scene, quality=base)
+        if base == top_quality and top is not None:
+            return top
+        return _base_file(lambda **rate: codec.encode_scene(scene, **rate), raw, budget, base)
 
     _, best, _ = _closest(codec, np.asarray(sel.data), sel.valid, budget, blob, base_of, bases)
     if best is blob and top is not None and len(blob) < len(top) <= budget:
@@ -333,11 +333,14 @@ def _bases(codec: Any, blob: bytes, top_quality: int, at_top: bool) -> tuple[int
     return ((top_quality,) if at_top else ()) + tuple(q for q in LOWER_LEVELS if q < top_quality)
 
 
-def _base_at_share(encode_at: Callable[..., bytes], raw: int, budget: int, share: float) -> bytes | None:
-    """The learned file at ``share`` of ``budget`` (``encode_at(ratio=…)``), or the smallest one the ladder
-    makes (``encode_at(quality=1)``) when none is that small; None when not even that leaves room for a layer."""
+def _base_file(encode_at: Callable[..., bytes], raw: int, budget: int, base: int | float) -> bytes | None:
+    """The base file: ladder level ``base`` (int, ``encode_at(quality=…)``), or the learned file at that share of
+    ``budget`` (float, ``encode_at(ratio=…)`` of ``raw`` bytes) or the smallest one the ladder makes when none is
+    that small; None when not even that leaves room for a layer."""
+    if not isinstance(base, float):
+        return encode_at(quality=base)
     try:
-        return encode_at(ratio=raw / max(1.0, budget * share))
+        return encode_at(ratio=raw / max(1.0, budget * base))
     except InputError:  # below the smallest file at the largest trained step: that file, if a layer still fits
         base = encode_at(quality=1)
         return base if len(base) + OVERHEAD + MIN_LAYER_BYTES <= budget else None
@@ -361,8 +364,7 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, budget: int
     return best
 
 
-def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, bases: tuple[int | float, ...],
-                    top_quality: int = 10) -> bytes:
+def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, bases: tuple[int | float, ...]) -> bytes:
     """:func:`enhance` for a scene read window by window (``SceneWindows``): a tiled layer (``EOE2``).
 
     The base (a ladder level or a share of the budget, of ``bases``) is the one :func:`enhance` picks on the
@@ -375,13 +377,10 @@ def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, bases: tup
     base = _base_on_centre(codec, sel, budget, bases)
     if base is None:  # on the centre window the rate search's file alone was closest
         return blob
-    if isinstance(base, float):
-        base_blob = _base_at_share(lambda **rate: codec.encode_scene(scene, **rate),
-                                   len(codec.bands) * height * width * 2, budget, base)
-        if base_blob is None:
-            return blob
-    else:
-        base_blob = codec.encode_scene(scene, quality=base)
+    base_blob = _base_file(lambda **rate: codec.encode_scene(scene, **rate), len(codec.bands) * height * width * 2,
+                           budget, base)
+    if base_blob is None:
+        return blob
     tiles = len(block_windows(height, width))  # the base's decode blocks: one tile each
     room = budget - len(base_blob) - OVERHEAD - 4 - tiles * TILE_RECORD
     records, payload, coded = [], [], 0
@@ -413,9 +412,7 @@ def _base_on_centre(codec: Any, scene: Any, budget: int, bases: tuple[int | floa
     plain = codec.encode(data, ratio=data.nbytes / budget, offset=offset)
 
     def base_of(base: int | float) -> bytes | None:
-        if isinstance(base, float):
-            return _base_at_share(lambda **rate: codec.encode(data, offset=offset, **rate), data.nbytes, budget, base)
-        return codec.encode(data, quality=base, offset=offset)
+        return _base_file(lambda **rate: codec.encode(data, offset=offset, **rate), data.nbytes, budget, base)
 
     base, _, _ = _closest(codec, data, np.all(data != 0, axis=0), budget, plain, base_of, bases)
     return base
