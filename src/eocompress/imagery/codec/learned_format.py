@@ -257,10 +257,9 @@ class BandZeros:
         holding data in some band); ``start``: raster index of the first pixel."""
         if dn.shape[0] > 16:
             raise ValueError(f"band zeros hold up to 16 bands, the model has {dn.shape[0]}")
-        part = partial
-        zeros = dn[:, part] == 0
+        zeros = dn[:, partial] == 0
         bits = (zeros.astype(np.uint16) << np.arange(dn.shape[0], dtype=np.uint16)[:, None]).sum(0, dtype=np.uint16)
-        return cls(np.flatnonzero(part).astype(np.int64) + start, bits)
+        return cls(np.flatnonzero(partial).astype(np.int64) + start, bits)
 
     @classmethod
     def join(cls, parts: list[BandZeros]) -> BandZeros | None:
