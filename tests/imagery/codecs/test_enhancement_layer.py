@@ -192,3 +192,14 @@ def test_folder_mode_writes_the_layer_and_skips_it_when_it_verifies(codec, data_
     plain = encode_folder(src, tmp_path / "plain", ratio=50, quality=None, offset=1000)
     assert [o.status for o in plain] == ["encoded"] and not enhancement.is_enhanced(
         (tmp_path / "plain" / "water.eotok").read_bytes())
+
+
+def test_cli_no_layer_writes_the_learned_file_alone(codec, data_root: Path, tmp_path: Path, capsys) -> None:
+    """`--no-layer`: the learned token file the rate search makes, even where a layer would be closer."""
+    src = data_root / "imagery/hydro/patch_1.tif"  # thick cloud: at 1/450 the layer is kept by default
+    layered, alone = tmp_path / "l.eotok", tmp_path / "a.eotok"
+    assert run_cli(["imagery", "encode", str(src), "-o", str(layered), "--ratio", "450"], capsys).code == 0
+    assert run_cli(["imagery", "encode", str(src), "-o", str(alone), "--ratio", "450", "--no-layer"], capsys).code == 0
+    assert enhancement.is_enhanced(layered.read_bytes()) and not enhancement.is_enhanced(alone.read_bytes())
+    scene = read_scene(src, bands=list(S2_L2A_BANDS))
+    assert alone.read_bytes() == codec.codec.encode_scene(scene, ratio=450)

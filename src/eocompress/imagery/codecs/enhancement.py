@@ -248,12 +248,12 @@ def decode_layer_blocks(
 
 
 def encode_with_layer(codec: Any, scene: Any, *, ratio: float | None = None, quality: int | None = None,
-                      refine_steps: int = 0) -> bytes:
+                      refine_steps: int = 0, layer: bool = True) -> bytes:
     """What ``imagery encode`` writes for a scene: the learned ``codec``'s token file at ``ratio`` or ``quality``,
     or a cheaper base plus a residual layer when that is closer (:func:`enhance`; tiled when ``scene`` is read
-    by windows; a discrete-quantizer model has one rate and no layer)."""
+    by windows; a discrete-quantizer model has one rate and no layer; ``layer=False``: the token file alone)."""
     blob = codec.encode_scene(scene, ratio=ratio, quality=quality, refine_steps=refine_steps)
-    if quality is None and ratio is not None and not codec.config.discrete:
+    if layer and quality is None and ratio is not None and not codec.config.discrete:
         budget = int(len(codec.bands) * scene.shape[0] * scene.shape[1] * 2 // ratio)
         blob = enhance(codec, scene, blob, budget)
     return blob
