@@ -342,8 +342,8 @@ def _base_file(encode_at: Callable[..., bytes], raw: int, budget: int, base: int
     try:
         return encode_at(ratio=raw / max(1.0, budget * base))
     except InputError:  # below the smallest file at the largest trained step: that file, if a layer still fits
-        base = encode_at(quality=1)
-        return base if len(base) + OVERHEAD + MIN_LAYER_BYTES <= budget else None
+        smallest = encode_at(quality=1)
+        return smallest if len(smallest) + OVERHEAD + MIN_LAYER_BYTES <= budget else None
 
 
 def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, budget: int, plain: bytes,
