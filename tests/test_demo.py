@@ -52,6 +52,7 @@ def test_codec_step_on_1280_d_embeddings():
 def test_imagery_step_uses_the_learned_codec(tmp_path):
     """Step 3 runs the one token-file codec (no VQ fallback) at 1/450 and measures JPEG 2000 beside it."""
     result = demo.imagery_demo(tmp_path)
-    assert result["codec"] == "learned" and 400 <= result["ratio"] <= 450.5
+    # within the budget, and using it (a file with a JPEG 2000 layer lands within ~1 % under it)
+    assert result["codec"] == "learned" and 449.9 <= result["ratio"] <= 460
     assert (tmp_path / demo.LEARNED_TOKENS).stat().st_size == result["file_bytes"]
     assert result["psnr_db"] > 25 and result["jpeg2000"]["bytes"] <= result["file_bytes"]

@@ -173,7 +173,8 @@ def test_blockwise_threaded_encode_matches_single_block(X128: np.ndarray) -> Non
     codes = codec.encode(big)
     np.testing.assert_array_equal(codes[: len(X128)], codec.encode(X128))
     np.testing.assert_array_equal(codes[-len(X128):], codec.encode(X128))
-    np.testing.assert_allclose(codec.decode(codes)[-len(X128):], codec.decode(codec.encode(X128)))
+    # same codes; the float32 decode of 48k rows and of 800 may differ in the last bits (BLAS blocks by size)
+    np.testing.assert_allclose(codec.decode(codes)[-len(X128):], codec.decode(codec.encode(X128)), rtol=1e-5, atol=1e-6)
 
 
 def test_spec_parsing_and_listing() -> None:

@@ -82,7 +82,9 @@ def test_cli_refine_writes_a_file_the_normal_decoder_reads(codec: LearnedCodec, 
                                                            capsys) -> None:
     src = data_root / "imagery" / "hydro" / "patch_100.tif"  # 256² stacked GeoTIFF, open ocean
     out = tmp_path / "r.eotok"
-    code, _, err = run_cli(["imagery", "encode", str(src), "-o", str(out), "--ratio", "450", "--refine", "3"], capsys)
+    # --no-layer: the refined token file itself (with a layer, the closer of it and base + layer is kept)
+    code, _, err = run_cli(["imagery", "encode", str(src), "-o", str(out), "--ratio", "450", "--refine", "3",
+                            "--no-layer"], capsys)
     assert code == 0, err
     blob = out.read_bytes()
     assert len(blob) <= 12 * 256 * 256 * 2 / 450
