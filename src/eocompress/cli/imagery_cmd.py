@@ -248,9 +248,7 @@ def decode(
     blob = _read_token_file(src)
     codec = _learned(model, device)  # decoded block by block into the COG: memory ~ a block + the tokens
     path = enhancement.decode_to_geotiff(codec, blob, target, source=str(src), overwrite=overwrite)
-    if enhancement.is_enhanced(blob):
-        blob = enhancement.base_and_layer_bytes(blob)[0]
-    head, _ = codec.read_header(blob, str(src))
+    head, _ = codec.read_header(enhancement.token_file(blob), str(src))
     _report_decode(src, path, "learned", len(codec.bands), head.height, head.width, as_json)
 
 
@@ -351,9 +349,7 @@ def tokens(
     codec = _learned(model, "cpu")
     blob = _read_token_file(src)
     layered = enhancement.is_enhanced(blob)
-    if layered:  # CRC checked; the base is a token file of its own
-        blob = enhancement.base_and_layer_bytes(blob)[0]
-    idx, sizes = codec.token_indices(blob, str(src))
+    idx, sizes = codec.token_indices(enhancement.token_file(blob), str(src))
     with atomic_path(target, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
         np.save(fh, idx)
     report = {"source": str(src), "out": str(target), "shape": list(idx.shape), "dtype": "int32",

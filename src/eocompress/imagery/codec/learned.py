@@ -272,12 +272,8 @@ class LearnedCodec:
                 top = r0
             x = strip["dn"][:, r0 - top : r1 - top, c0:c1].astype(np.float32)
             x[flat] = 0.0  # constants are side information: the network sees a flat plane
-            keep = valid[r0:r1, c0:c1]
-            if zeros is not None:  # a pixel 0 in some bands only: its other bands are coded, its zeros sit at the mean
-                keep = keep | _partial(x, keep, live)
-            z = apply_standardise(x, means, scale, keep)
-            if zeros is not None:
-                z[x == 0] = 0.0
+            # a pixel 0 in some bands only (listed in the header): its other bands are coded
+            z = apply_standardise(x, means, scale, valid[r0:r1, c0:c1], band_zeros=zeros is not None)
             z[flat] = 0.0
             return z if klt is None else spectral.forward(klt, z)
 

@@ -259,9 +259,15 @@ def encode_with_layer(codec: Any, scene: Any, *, ratio: float | None = None, qua
     return blob
 
 
+def token_file(blob: bytes) -> bytes:
+    """The learned token file of what ``imagery encode`` wrote: ``blob`` itself, or the base under its layer
+    (the layer's CRC checked)."""
+    return base_and_layer_bytes(blob)[0] if is_enhanced(blob) else blob
+
+
 def verify(codec: Any, blob: bytes, source: str = "token file") -> None:
     """Check a file ``imagery encode`` wrote, with or without a layer: CRCs, model and the base's whole payload."""
-    codec.tokens(base_and_layer_bytes(blob)[0] if is_enhanced(blob) else blob, source)
+    codec.tokens(token_file(blob), source)
 
 
 def decode_to_geotiff(codec: Any, blob: bytes, path: Any, source: str = "token file",

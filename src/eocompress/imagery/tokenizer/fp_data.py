@@ -136,10 +136,8 @@ class RandomCrops(Dataset):
             x = bright_layer(x, rng)
         x = np.ascontiguousarray(x)
         z, means, scale = standardise(x, valid)
-        partial = ~valid & np.any(x != 0, axis=0)
-        if partial.any():  # 0 in some bands only: the other bands as the encoder hands them over (learned.py)
-            z = apply_standardise(x, means, scale, valid | partial)
-            z[x == 0] = 0.0
+        if not valid.all():  # a pixel 0 in some bands only: its other bands, as the encoder hands them over
+            z = apply_standardise(x, means, scale, valid, band_zeros=True)
         if self.klt:
             z = crop_klt(z, valid if valid.any() else None)
         return torch.from_numpy(z)

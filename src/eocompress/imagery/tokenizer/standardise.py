@@ -38,11 +38,20 @@ def standardise(
     return apply_standardise(x, means, scale, valid), means, scale
 
 
-def apply_standardise(x: np.ndarray, means: np.ndarray, scale: int, valid: np.ndarray | None = None) -> np.ndarray:
-    """float32 (x - means) / scale of (C, h, w) DN (float32) with nodata (``valid`` False) at 0: a scene or a block."""
+def apply_standardise(x: np.ndarray, means: np.ndarray, scale: int, valid: np.ndarray | None = None,
+                      band_zeros: bool = False) -> np.ndarray:
+    """float32 (x - means) / scale of (C, h, w) DN (float32) with nodata (``valid`` False) at 0: a scene or a block.
+
+    ``band_zeros``: a pixel ``valid`` masks that holds data in some band keeps those bands and only its zeros sit
+    at the means (what the encoder hands the network when the header lists band zeros; training crops too).
+    """
     z = (x - means[:, None, None].astype(np.float32)) / np.float32(scale)
     if valid is not None:
+        if band_zeros:
+            valid = valid | np.any(x != 0, axis=0)
         z[:, ~valid] = 0.0  # nodata sits at the band means: costs nothing, restored as 0 by the decoder
+    if band_zeros:
+        z[x == 0] = 0.0
     return z.astype(np.float32, copy=False)
 
 
