@@ -13,6 +13,7 @@ from eocompress.errors import FileFormatError
 from eocompress.imagery import places
 from eocompress.imagery.codec import learned_transforms
 from eocompress.imagery.codecs import enhancement, get_codec
+from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
 from eocompress.imagery.readers import windows
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
 from eocompress.imagery.readers.scenes import Scene, read_scene
@@ -29,10 +30,8 @@ def _crop(data_root: Path, label: str, n: int = 128) -> Scene:
 
 
 def _psnr(scene: Scene, recon: np.ndarray) -> float:
-    """PSNR (dB) on clip(DN - offset, 0, 10000), range 10000."""
-    a = np.clip(scene.data.astype(np.float64) - scene.offset, 0, 10000)
-    b = np.clip(recon.astype(np.float64) - scene.offset, 0, 10000)
-    return float(10 * np.log10(1e8 / np.mean((a - b) ** 2)))
+    """PSNR (dB) on clip(DN - offset, 0, 10000), range 10000, every pixel (the project's one definition)."""
+    return dn_psnr_sam(scene.data, recon, scene.offset)[0]
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pytest
 from eocompress.errors import EOCompressError
 from eocompress.imagery.codecs import get_codec
 from eocompress.imagery.codecs.jpegxl import jpegxl_available
-from eocompress.imagery.codecs.klt import klt_forward, klt_inverse, klt_side_bytes
+from eocompress.imagery.codecs.klt import KLTBasis, klt_forward, klt_forward_each, klt_inverse, klt_side_bytes
 from eocompress.imagery.evaluation.baselines import lossless_geotiff_bytes, raw_bytes
-from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
+from eocompress.imagery.evaluation.fidelity import dn_psnr_sam, squared_dn_error
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,35 @@ def test_jpeg2000_and_klt_fit_the_target_and_the_klt_wins_at_450(patch) -> None:
     p_plain, s_plain = _psnr_sam(plain, patch, b_plain)
     p_klt, s_klt = _psnr_sam(klt, patch, b_klt)
     assert p_klt > p_plain + 1.0 and s_klt < s_plain  # a linear spectral transform pays off at 1/450
+
+
+def test_one_klt_fit_serves_every_component_count(patch) -> None:
+    """The counts tried share one PCA: each is what a fit for that count alone gives, bit for bit."""
+    for k, planes, klt in klt_forward_each(patch.data, (6, 4, 2), patch.valid):
+        alone, alone_klt = klt_forward(patch.data, k, patch.valid)
+        assert np.array_equal(planes, alone) and alone_klt.to_bytes() == klt.to_bytes()
+        assert planes.shape == (k, 120, 120) and klt.basis.shape == (12, k)
+
+
+def test_klt_inverse_is_the_stored_transform_undone(patch) -> None:
+    """The one-matmul float32 inverse matches the float64 arithmetic the side information stands for."""
+    planes, klt = klt_forward(patch.data, 4, patch.valid)
+    stored = KLTBasis.from_bytes(klt.to_bytes(), 12)
+    y = (planes.reshape(4, -1).astype(np.float64) + stored.lows[:, None]) / stored.scale
+    exact = stored.basis.astype(np.float64) @ y + stored.mean[:, None]
+    want = np.clip(np.round(exact), 0, 65535).reshape(patch.data.shape)
+    got = klt_inverse(planes, stored)
+    assert got.dtype == np.uint16 and np.abs(got.astype(np.int64) - want).max() <= 1
+
+
+def test_squared_dn_error_counts_every_element_but_the_skipped(patch) -> None:
+    data = patch.data
+    other = data.copy()
+    other[3, 10, 20] += 7
+    other[0, 0, 0] = 0
+    want = 49.0 + float(data[0, 0, 0]) ** 2
+    assert squared_dn_error(data, other) == want and squared_dn_error(data, data) == 0.0
+    assert squared_dn_error(data, other, skip=other == 0) == 49.0
 
 
 def test_klt_roundtrip_with_every_component_is_near_lossless(patch) -> None:

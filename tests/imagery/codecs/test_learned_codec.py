@@ -145,3 +145,21 @@ def test_fuzz_header_with_recomputed_checksum(codec, scene, pos, value):
         return
     head, _ = codec.read_header(forged)
     assert out.shape == (12, head.height, head.width)
+
+
+def test_a_scene_analysed_once_codes_every_rate_as_encode_does(codec, scene, monkeypatch):
+    """The enhancement layer tries several rates of one scene: the analysis runs once, the bytes are encode's."""
+    from eocompress.imagery.codec import learned
+
+    want = {r: codec.encode(scene, ratio=r) for r in (200, 450)}
+    want_q = codec.encode(scene, quality=3)
+    runs = []
+    analysis = learned.analysis_blocks
+    monkeypatch.setattr(learned, "analysis_blocks", lambda *a, **k: runs.append(1) or analysis(*a, **k))
+    encode_at = codec.windows_encoder(lambda r, c, h, w: scene[:, r : r + h, c : c + w], scene.shape)
+    assert {r: encode_at(ratio=r) for r in (200, 450)} == want and encode_at(quality=3) == want_q
+    assert len(runs) == 1
+    with pytest.raises(InputError, match="exactly one of ratio= or quality="):
+        encode_at(ratio=200, quality=3)
+    with pytest.raises(ValueError, match="keep_pixels"):
+        encode_at(ratio=200, refine_steps=2)  # refinement needs the pixels the encoder let go

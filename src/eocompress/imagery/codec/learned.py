@@ -240,16 +240,36 @@ class LearnedCodec:
         analysis block by block. Only the latent (1/256 of the pixels), the mask and one block are held,
         and the bytes are those of :meth:`encode` of the whole array.
         """
-        if (ratio is None) == (quality is None):
+        if (ratio is None) == (quality is None):  # before the scan: a wrong call costs nothing
             raise InputError("give exactly one of ratio= or quality=")
+        encode_at = self.windows_encoder(read, shape, offset=offset, valid=valid, crs=crs, transform=transform,
+                                         level=level, keep_pixels=bool(refine_steps))
+        return encode_at(ratio=ratio, quality=quality, refine_steps=refine_steps)
+
+    def windows_encoder(
+        self,
+        read: Callable[[int, int, int, int], np.ndarray],
+        shape: tuple[int, int, int],
+        *,
+        offset: int | None = None,
+        valid: np.ndarray | None = None,
+        crs: Any = None,
+        transform: Any = None,
+        level: str | None = None,
+        keep_pixels: bool = False,
+    ) -> Callable[..., bytes]:
+        """The scene analysed once: ``encode_at(ratio=… | quality=…, refine_steps=0)`` -> token-file bytes.
+
+        :meth:`encode_windows` in two halves, so an encoder that tries several rates of one scene (the
+        enhancement layer's bases) runs the scan and the analysis transform once. ``keep_pixels``: hold
+        the last block row of pixels for latent refinement (``refine_steps``); else only the latent is held.
+        """
         if len(shape) != 3 or shape[0] != len(self.bands):
             raise InputError(f"expected ({len(self.bands)}, H, W) bands {', '.join(self.bands)}; got shape {shape}")
         if min(shape[1:]) < 1:
             raise InputError(f"empty scene {tuple(shape)}")
         if offset is not None and not 0 <= int(offset) <= 65535:
             raise InputError(f"offset must be 0..65535 DN, got {offset}; use 1000 for baseline >= 04.00, else 0")
-        if refine_steps and self.config.hyperprior:
-            raise InputError("--refine works with a factorized prior and this model has a hyperprior; drop --refine")
         if level not in (None, *LEVELS.values()):
             raise InputError(f"level must be Level-1C or Level-2A, got {level!r}")
         _, height, width = (int(v) for v in shape)
@@ -282,11 +302,12 @@ class LearnedCodec:
         if isinstance(self.entropy, HyperpriorCoder):  # side information: once per scene, whatever the step
             z = self.entropy.side(y)
             side = (z, *self.entropy.mean_scale(z, *y.shape[1:]))
-        if not refine_steps:
+        if not keep_pixels:
             strip.clear()  # the last block row's pixels are not needed by the rate control
         head = Header(height, width, 1.0, scale, means, self.model_id, valid=valid, band_zeros=zeros,
                       offset=int(offset or 0), offset_known=offset is not None, level=level,
                       constants=constants or None, klt=klt, **georef_fields(crs, transform))
+        head.quantizer = QUANTIZER_CODES[self.config.quantizer]
 
         def build(delta: float, lat: np.ndarray = y) -> bytes:
             head.delta = float(np.float32(delta))
@@ -294,20 +315,29 @@ class LearnedCodec:
             head_bytes = head.to_bytes()
             return seal(head_bytes + self.entropy.encode(tokens, head.delta, head_bytes, side))
 
-        head.quantizer = QUANTIZER_CODES[self.config.quantizer]
-        if self.config.discrete:  # one rate: no step ladder, no step search
-            raw = len(self.bands) * head.height * head.width * 2
-            return _one_rate(build(1.0), ratio, raw, self.config.quantizer)
-        if quality is not None:
-            blob = build(self.delta_for_quality(quality))
-        else:
-            blob = rate_control.fit_ratio(build, ratio, (len(self.bands), height, width), len(head.to_bytes()),
-                                          self.config.delta_min, self.config.delta_max)
-        if refine_steps:  # encoder-side only: same format, same decoder
-            budget = None if ratio is None else len(self.bands) * height * width * 2 / ratio
-            blob = refine_file(self.model, build, blob, standardised, y, valid, live, height, width,
-                               int(refine_steps), budget)
-        return blob
+        def encode_at(*, ratio: float | None = None, quality: int | None = None, refine_steps: int = 0) -> bytes:
+            if (ratio is None) == (quality is None):
+                raise InputError("give exactly one of ratio= or quality=")
+            if refine_steps and self.config.hyperprior:
+                raise InputError("--refine works with a factorized prior and this model has a hyperprior; "
+                                 "drop --refine")
+            if refine_steps and not keep_pixels:
+                raise ValueError("latent refinement needs the pixels: analyse with keep_pixels=True")
+            if self.config.discrete:  # one rate: no step ladder, no step search
+                raw = len(self.bands) * height * width * 2
+                return _one_rate(build(1.0), ratio, raw, self.config.quantizer)
+            if quality is not None:
+                blob = build(self.delta_for_quality(quality))
+            else:
+                blob = rate_control.fit_ratio(build, ratio, (len(self.bands), height, width), len(head.to_bytes()),
+                                              self.config.delta_min, self.config.delta_max)
+            if refine_steps:  # encoder-side only: same format, same decoder
+                budget = None if ratio is None else len(self.bands) * height * width * 2 / ratio
+                blob = refine_file(self.model, build, blob, standardised, y, valid, live, height, width,
+                                   int(refine_steps), budget)
+            return blob
+
+        return encode_at
 
     @_by_file_model
     def read_header(self, blob: bytes, source: str = "token file") -> tuple[Header, int]:
@@ -421,6 +451,12 @@ class LearnedCodec:
         Nodata is where the DNs are 0 (the product's cloud mask is not nodata: cloudy pixels are coded).
         The scene's offset is recorded only when it came from metadata or was given.
         """
+        return self.scene_encoder(scene, keep_pixels=bool(refine_steps))(ratio=ratio, quality=quality,
+                                                                          refine_steps=refine_steps)
+
+    def scene_encoder(self, scene: Any, keep_pixels: bool = False) -> Callable[..., bytes]:
+        """:meth:`encode_scene` analysed once: ``encode_at(ratio=… | quality=…, refine_steps=0)`` -> token file
+        (see :meth:`windows_encoder`)."""
         missing = [b for b in self.bands if b not in scene.bands]
         if missing:
             raise InputError(
@@ -430,12 +466,12 @@ class LearnedCodec:
         sel = scene.select(self.bands)
         known = scene.meta.get("offset_known", True)
         level = scene.meta.get("processing_level")
-        args = {"offset": int(scene.offset) if known else None, "ratio": ratio, "quality": quality, "crs": scene.crs,
-                "transform": scene.transform, "level": level if level in LEVELS.values() else None,
-                "refine_steps": refine_steps}
+        args = {"offset": int(scene.offset) if known else None, "crs": scene.crs, "transform": scene.transform,
+                "level": level if level in LEVELS.values() else None, "keep_pixels": keep_pixels}
         if hasattr(sel, "read"):  # a scene opened for windowed reads: streamed, never in memory
-            return self.encode_windows(sel.read, (len(self.bands), *sel.shape), **args)
-        return self.encode(sel.data, **args)
+            return self.windows_encoder(sel.read, (len(self.bands), *sel.shape), **args)
+        data = np.asarray(sel.data)
+        return self.windows_encoder(lambda r, c, h, w: data[:, r : r + h, c : c + w], data.shape, **args)
 
     def save(self, blob: bytes, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write token-file bytes atomically; an existing file is replaced only with ``overwrite``."""

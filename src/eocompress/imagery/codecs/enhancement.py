@@ -39,7 +39,8 @@ from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec.learned_transforms import block_windows
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
-from eocompress.imagery.codecs.klt import KLTBasis, component_choices, klt_forward, klt_inverse
+from eocompress.imagery.codecs.klt import KLTBasis, component_choices, klt_forward_each, klt_inverse
+from eocompress.imagery.evaluation.fidelity import squared_dn_error
 from eocompress.imagery.readers.scenes import Scene
 
 MAGIC = b"EOE1"
@@ -107,16 +108,13 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None) -> tupl
     """
     if room < MIN_LAYER_BYTES:
         return None
-    target = res.astype(np.float64) - SHIFT
     best: tuple[bytes, bytes, float] | None = None
-    for k in component_choices(res.shape[0], room):
-        planes, klt = klt_forward(res, k, valid)
+    for _, planes, klt in klt_forward_each(res, component_choices(res.shape[0], room), valid):
         side = klt.to_bytes()
         stream = j2k_at_size(planes, room - len(side))
         if stream is None:
             continue
-        got = klt_inverse(j2k_decode(stream), klt).astype(np.float64) - SHIFT
-        err = float(np.sum((got - target) ** 2))
+        err = squared_dn_error(res, klt_inverse(j2k_decode(stream), klt))
         if best is None or err < best[2]:
             best = (side, stream, err)
     return best
@@ -252,10 +250,11 @@ def encode_with_layer(codec: Any, scene: Any, *, ratio: float | None = None, qua
     """What ``imagery encode`` writes for a scene: the learned ``codec``'s token file at ``ratio`` or ``quality``,
     or a cheaper base plus a residual layer when that is closer (:func:`enhance`; tiled when ``scene`` is read
     by windows; a discrete-quantizer model has one rate and no layer; ``layer=False``: the token file alone)."""
-    blob = codec.encode_scene(scene, ratio=ratio, quality=quality, refine_steps=refine_steps)
+    encode_at = codec.scene_encoder(scene, keep_pixels=bool(refine_steps))
+    blob = encode_at(ratio=ratio, quality=quality, refine_steps=refine_steps)
     if layer and quality is None and ratio is not None and not codec.config.discrete:
         budget = int(len(codec.bands) * scene.shape[0] * scene.shape[1] * 2 // ratio)
-        blob = enhance(codec, scene, blob, budget)
+        blob = enhance(codec, scene, blob, budget, encode_at=encode_at)
     return blob
 
 
@@ -296,12 +295,11 @@ def near_top_rate(codec: Any, blob: bytes) -> bool:
 
 def _squared_error(data: np.ndarray, decoded: np.ndarray) -> float:
     """Squared DN error of a decode, as :func:`_layer` counts it (nodata, 0 in the decode, left out)."""
-    err = data.astype(np.float64) - decoded
-    err[decoded == 0] = 0
-    return float(np.sum(err**2))
+    return squared_dn_error(data, decoded, skip=decoded == 0)
 
 
-def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int = 10) -> bytes:
+def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int = 10,
+            encode_at: Callable[..., bytes] | None = None) -> bytes:
     """``blob`` (the learned ``codec``'s rate search for ``budget``), or a cheaper base + layer when that is closer.
 
     Near the top of the ladder (:func:`near_top_rate`: the search's step at or below ladder level
@@ -311,19 +309,23 @@ def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int =
     :data:`BASE_SHARE` of the budget does: where the scene is unlike what the model learned (cloud, bright
     ground) the residual's KLT + JPEG 2000 spends the bytes better. The whole file with the smallest squared
     DN error is kept, ``blob`` itself included, so a layer is only ever chosen when it is closer.
+    ``encode_at`` is the codec's :meth:`scene_encoder` of ``scene`` when the caller has it (the analysis
+    transform then runs once for every base).
     """
     at_top = at_top_rate(codec, blob)
     bases = _bases(codec, blob, top_quality, at_top)
+    if encode_at is None:
+        encode_at = codec.scene_encoder(scene)
     if not isinstance(scene, Scene):  # a scene read window by window: a tiled layer, block by block
-        return enhance_windows(codec, scene, blob, budget, bases)
+        return enhance_windows(codec, scene, blob, budget, bases, encode_at)
     sel = scene.select(list(codec.bands))
-    top = codec.encode_scene(scene, quality=top_quality) if at_top else None
+    top = encode_at(quality=top_quality) if at_top else None
     raw = len(codec.bands) * sel.shape[0] * sel.shape[1] * 2
 
     def base_of(base: int | float) -> bytes | None:
         if base == top_quality and top is not None:
             return top
-        return _base_file(lambda **rate: codec.encode_scene(scene, **rate), raw, budget, base)
+        return _base_file(encode_at, raw, budget, base)
 
     _, best, _ = _closest(codec, np.asarray(sel.data), sel.valid, budget, blob, base_of, bases)
     if best is blob and top is not None and len(blob) < len(top) <= budget:
@@ -370,7 +372,8 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, budget: int
     return best
 
 
-def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, bases: tuple[int | float, ...]) -> bytes:
+def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, bases: tuple[int | float, ...],
+                    encode_at: Callable[..., bytes]) -> bytes:
     """:func:`enhance` for a scene read window by window (``SceneWindows``): a tiled layer (``EOE2``).
 
     The base (a ladder level or a share of the budget, of ``bases``) is the one :func:`enhance` picks on the
@@ -383,8 +386,7 @@ def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, bases: tup
     base = _base_on_centre(codec, sel, budget, bases)
     if base is None:  # on the centre window the rate search's file alone was closest
         return blob
-    base_blob = _base_file(lambda **rate: codec.encode_scene(scene, **rate), len(codec.bands) * height * width * 2,
-                           budget, base)
+    base_blob = _base_file(encode_at, len(codec.bands) * height * width * 2, budget, base)
     if base_blob is None:
         return blob
     tiles = len(block_windows(height, width))  # the base's decode blocks: one tile each
@@ -415,10 +417,12 @@ def _base_on_centre(codec: Any, scene: Any, budget: int, bases: tuple[int | floa
     budget = budget * h * w // (height * width)
     data = np.asarray(scene.read(r, c, h, w))
     offset = int(scene.offset) if scene.meta.get("offset_known", True) else None
-    plain = codec.encode(data, ratio=data.nbytes / budget, offset=offset)
+    encode_at = codec.windows_encoder(lambda r0, c0, hh, ww: data[:, r0 : r0 + hh, c0 : c0 + ww], data.shape,
+                                      offset=offset)
+    plain = encode_at(ratio=data.nbytes / budget)
 
     def base_of(base: int | float) -> bytes | None:
-        return _base_file(lambda **rate: codec.encode(data, offset=offset, **rate), data.nbytes, budget, base)
+        return _base_file(encode_at, data.nbytes, budget, base)
 
     base, _, _ = _closest(codec, data, np.all(data != 0, axis=0), budget, plain, base_of, bases)
     return base

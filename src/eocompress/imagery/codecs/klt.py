@@ -8,6 +8,7 @@ in component units is squared DN error and JPEG 2000's rate allocation minimises
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codecs.base import DEFAULT_BANDS, register, select_bands, target_size
 from eocompress.imagery.codecs.container import AnchorFile
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
+from eocompress.imagery.evaluation.fidelity import squared_dn_error
 from eocompress.imagery.readers.scenes import Scene
 
 
@@ -62,33 +64,51 @@ def klt_forward(data: np.ndarray, components: int, valid: np.ndarray | None = No
     Returns uint16 component planes (k, H, W) with one common scale (65000 over the widest component span)
     and the basis quantised as it is stored.
     """
+    ((_, planes, klt),) = klt_forward_each(data, (components,), valid)
+    return planes, klt
+
+
+def klt_forward_each(data: np.ndarray, choices: Sequence[int],
+                     valid: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray, KLTBasis]]:
+    """(k, planes, basis) of :func:`klt_forward` for each component count in ``choices``, one fit for all.
+
+    The axes are fitted once (float64 covariance) and the stack projected once on the most components
+    (float32: integer DN and a float16 basis need no more), so trying several counts costs one PCA.
+    """
     data = np.asarray(data)
     if data.ndim != 3 or data.dtype != np.uint16:
         raise InputError(f"the KLT takes uint16 (C, H, W) band stacks, got {data.dtype} {data.shape}")
     c, h, w = data.shape
-    x = data.reshape(c, -1).astype(np.float64)
+    x = data.reshape(c, -1)
     fit = x[:, valid.ravel()] if valid is not None and valid.any() else x
-    mean = np.round(fit.mean(axis=1)).clip(0, 65535).astype(np.uint16)
-    centred = fit - mean[:, None]
+    mean = np.round(fit.mean(axis=1, dtype=np.float64)).clip(0, 65535).astype(np.uint16)
+    centred = fit.astype(np.float64) - mean[:, None]
     cov = centred @ centred.T / max(1, centred.shape[1] - 1)
+    del centred
     vals, vecs = np.linalg.eigh(cov)
-    order = np.argsort(vals)[::-1][:components]
-    basis = vecs[:, order].astype(np.float16)
-    y = basis.astype(np.float64).T @ (x - mean[:, None].astype(np.float64))
-    span = float(np.max(np.ptp(y, axis=1))) if y.size else 1.0
-    scale = float(np.float32(65000.0 / max(span, 1e-6)))
-    ys = np.round(y * scale)
-    lows = ys.min(axis=1).astype(np.int32)
-    planes = np.clip(ys - lows[:, None], 0, 65535).astype(np.uint16).reshape(-1, h, w)
-    return planes, KLTBasis(mean, basis, scale, lows)
+    axes = vecs[:, np.argsort(vals)[::-1][: max(choices)]].astype(np.float16)
+    y = axes.astype(np.float32).T @ (x.astype(np.float32) - mean[:, None].astype(np.float32))
+    spans = np.ptp(y, axis=1) if y.size else np.ones(len(axes.T), np.float32)
+    for k in choices:
+        scale = float(np.float32(65000.0 / max(float(np.max(spans[:k])), 1e-6)))
+        ys = np.round(y[:k] * np.float32(scale))
+        lows = ys.min(axis=1).astype(np.int32)
+        planes = np.clip(ys - lows[:, None], 0, 65535).astype(np.uint16).reshape(-1, h, w)
+        yield k, planes, KLTBasis(mean, axes[:, :k], scale, lows)
 
 
 def klt_inverse(planes: np.ndarray, klt: KLTBasis) -> np.ndarray:
-    """DN stack (C, H, W) uint16 from decoded component planes and the stored basis."""
+    """DN stack (C, H, W) uint16 from decoded component planes and the stored basis.
+
+    One float32 matmul: the scale folded into the basis, the lows and means into one term per band.
+    """
     k, h, w = planes.shape
-    y = (planes.reshape(k, -1).astype(np.float64) + klt.lows[:, None]) / klt.scale
-    x = klt.basis.astype(np.float64) @ y + klt.mean[:, None].astype(np.float64)
-    return np.clip(np.round(x), 0, 65535).astype(np.uint16).reshape(-1, h, w)
+    basis = klt.basis.astype(np.float64)
+    gain = (basis / klt.scale).astype(np.float32)
+    bias = (basis @ (klt.lows / klt.scale) + klt.mean).astype(np.float32)
+    x = gain @ planes.reshape(k, -1).astype(np.float32)
+    x += bias[:, None]
+    return np.clip(np.rint(x, out=x), 0, 65535, out=x).astype(np.uint16).reshape(-1, h, w)
 
 
 def component_choices(bands: int, budget: int) -> tuple[int, ...]:
@@ -117,16 +137,14 @@ class KltJpeg2000Codec:
         c = len(self.bands)
         choices = (self.components,) if self.components else component_choices(c, target)
         best, best_err, encodes = None, np.inf, 0
-        for k in choices:
-            planes, klt = klt_forward(scene.data, k, scene.valid)
+        for k, planes, klt in klt_forward_each(scene.data, choices, scene.valid):
             head = AnchorFile(self.name, scene.offset, scene.crs, scene.transform, side=klt.to_bytes())
             stats: dict[str, int] = {}
             stream = j2k_at_size(planes, target - len(head.header()), stats)
             encodes += stats.get("encodes", 0)
             if stream is None:
                 continue
-            recon = klt_inverse(j2k_decode(stream), klt)
-            err = float(np.sum((recon.astype(np.float64) - scene.data) ** 2))
+            err = squared_dn_error(scene.data, klt_inverse(j2k_decode(stream), klt))
             if err < best_err:
                 head.stream = stream
                 best, best_err, self.last_components = head.to_bytes(), err, k

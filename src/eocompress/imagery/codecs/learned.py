@@ -50,10 +50,11 @@ class LearnedSceneCodec:
         raw = len(self.bands) * scene.shape[0] * scene.shape[1] * 2
         if budget < 1:
             raise InputError(f"ratio {ratio} leaves no byte for a {scene.shape[0]}x{scene.shape[1]} scene")
-        blob = self.codec.encode_scene(scene, ratio=raw / budget if target_bytes is not None else ratio)
+        encode_at = self.codec.scene_encoder(scene)  # analysed once, coded at every rate tried
+        blob = encode_at(ratio=raw / budget if target_bytes is not None else ratio)
         self.last_layer_bytes = 0
         if self.enhance and not self.codec.config.discrete:  # a cheaper base + residual layer, when closer
-            blob = enhancement.enhance(self.codec, scene, blob, budget, QUALITY_TOP)
+            blob = enhancement.enhance(self.codec, scene, blob, budget, QUALITY_TOP, encode_at=encode_at)
             if enhancement.is_enhanced(blob):
                 self.last_layer_bytes = enhancement.base_and_layer_bytes(blob)[1]
         return blob

@@ -45,6 +45,16 @@ def _check(original: np.ndarray, recon: np.ndarray, valid: np.ndarray | None) ->
     return valid
 
 
+def squared_dn_error(original: np.ndarray, recon: np.ndarray, skip: np.ndarray | None = None) -> float:
+    """Sum of squared DN differences of two integer stacks (no offset, no clipping): what encoders minimise
+    when they choose between files of the same size. ``skip`` (same shape, bool) leaves elements out."""
+    diff = np.subtract(original, recon, dtype=np.float64)  # exact for integer DN; a BLAS dot
+    if skip is not None:
+        np.putmask(diff, skip, 0.0)
+    flat = diff.ravel()
+    return float(flat @ flat)
+
+
 def psnr_from_mse(mse: float | np.ndarray) -> float | np.ndarray:
     """PSNR (dB) of a mean squared error on the reflectance x 10000 scale: ``10 log10(10000^2 / mse)``."""
     return 10.0 * np.log10(DATA_RANGE**2 / np.maximum(mse, 1e-10))
