@@ -47,15 +47,15 @@ def _called_names(fn: ast.FunctionDef) -> set[str]:
     return names
 
 
-def _second_definitions(metric: str, src: Path) -> list[str]:
-    """Where ``metric`` is computed outside its home module under ``src``."""
+def _second_definitions(metric: str, src: Path, scan: Path | None = None) -> list[str]:
+    """Where ``metric`` is computed outside its home module under ``src``, in the sources under ``scan`` (``src``)."""
     home, name_pattern, formulas = METRICS[metric]
     assert (src / home).exists(), f"{metric}: its home {home} is gone; update METRICS"
     own = _home_names(src, home)
     if name_pattern:
         assert any(re.search(name_pattern, n) for n in own), f"{metric}: {home} defines nothing like {name_pattern}"
     second = []
-    for rel, text in _sources(src).items():
+    for rel, text in _sources(scan or src).items():
         if rel == home:
             continue
         for node in ast.walk(ast.parse(text)):
@@ -72,6 +72,13 @@ def _second_definitions(metric: str, src: Path) -> list[str]:
 def test_a_metric_is_defined_once(metric: str) -> None:
     second = _second_definitions(metric, SRC)
     assert not second, f"{metric} is defined again outside {METRICS[metric][0]} (call it from there instead): {second}"
+
+
+@pytest.mark.parametrize("metric", ["PSNR", "SAM (spectral angle)"])
+def test_benchmarks_measure_with_the_one_definition(metric: str) -> None:
+    """The benchmarks' numbers are the package's: no benchmark computes PSNR or SAM itself."""
+    second = _second_definitions(metric, SRC, SRC.parents[1] / "benchmarks")
+    assert not second, f"a benchmark computes {metric} itself (call {METRICS[metric][0]} instead): {second}"
 
 
 def test_one_cog_writer() -> None:

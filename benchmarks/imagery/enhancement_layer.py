@@ -3,7 +3,7 @@
 Held-out scenes (one per ground kind, ``eocompress.imagery.places.held_out_suite``), centre crops of
 ``--size`` px. Per scene and ratio: the base alone at the ladder's top rate (its size and PSNR), ours with
 the residual layer, and the two anchors searched to our file's size. PSNR on clip(DN - offset, 0, 10000),
-range 10000, pooled over the 12 bands; SAM in degrees over valid pixels. Run::
+range 10000, pooled over the 12 bands, and SAM in degrees, both over valid pixels (``dn_psnr_sam``). Run::
 
     EOCOMPRESS_DATA=../shared/data nice -n 10 .venv/bin/python benchmarks/imagery/enhancement_layer.py
 """
@@ -16,6 +16,7 @@ import numpy as np
 
 from eocompress.imagery import places
 from eocompress.imagery.codecs import enhancement, get_codec, to_input_convention
+from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
 from eocompress.imagery.readers.scenes import Scene, read_scene
 
@@ -24,19 +25,9 @@ LABELS = ("abudhabi/imgs_1", "hongkong/imgs_1", "cupertino/imgs_1", "ssl4eo 2020
           "hydro patch_10000")
 
 
-def psnr(scene: Scene, recon: np.ndarray) -> float:
-    """PSNR (dB) on clip(DN - offset, 0, 10000), range 10000."""
-    a = np.clip(scene.data.astype(np.float64) - scene.offset, 0, 10000)
-    b = np.clip(recon.astype(np.float64) - scene.offset, 0, 10000)
-    return float(10 * np.log10(1e8 / max(np.mean((a - b) ** 2), 1e-12)))
-
-
-def sam(scene: Scene, recon: np.ndarray) -> float:
-    """Mean spectral angle (degrees) over valid pixels, on DN - offset."""
-    a = (scene.data.astype(np.float64) - scene.offset)[:, scene.valid]
-    b = (recon.astype(np.float64) - scene.offset)[:, scene.valid]
-    cos = (a * b).sum(0) / np.maximum(np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0), 1e-9)
-    return float(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean())
+def psnr_sam(scene: Scene, recon: np.ndarray) -> tuple[float, float]:
+    """(PSNR dB, SAM degrees) over the scene's valid pixels: the project's one definition (``dn_psnr_sam``)."""
+    return dn_psnr_sam(scene.data, recon, scene.offset, scene.valid)
 
 
 def main() -> None:
@@ -65,16 +56,16 @@ def main() -> None:
         for r in ratios:
             blob = ours.encode(sc, ratio=r)
             rec = to_input_convention(*ours.decode(blob), sc.offset)
-            p, a = psnr(sc, rec), sam(sc, rec)
+            p, a = psnr_sam(sc, rec)
             got = {}
             for c in (j2k, klt):
                 rb, g = c.decode(c.encode(sc, target_bytes=len(blob)))
                 rb = to_input_convention(rb, g, sc.offset)
-                got[c.name] = (psnr(sc, rb), sam(sc, rb))
+                got[c.name] = psnr_sam(sc, rb)
             layer = "layer" if enhancement.is_enhanced(blob) else "no layer"
             seen = ", seen in training" if s.seen_by_shipped_model else ""
             print(f"| {label} ({s.kind}, {n}²{seen}) | 1/{r:g} "
-                  f"| 1/{sc.data.nbytes / len(top):.0f}, {psnr(sc, base):.2f} "
+                  f"| 1/{sc.data.nbytes / len(top):.0f}, {psnr_sam(sc, base)[0]:.2f} "
                   f"| {len(blob):,} ({layer}), {p:.2f}, {a:.2f}° | {got['jpeg2000'][0]:.2f}, {got['jpeg2000'][1]:.2f}° "
                   f"| {got['klt+jpeg2000'][0]:.2f}, {got['klt+jpeg2000'][1]:.2f}° "
                   f"| {p - got['klt+jpeg2000'][0]:+.2f} dB |", flush=True)

@@ -163,3 +163,13 @@ def test_a_scene_analysed_once_codes_every_rate_as_encode_does(codec, scene, mon
         encode_at(ratio=200, quality=3)
     with pytest.raises(ValueError, match="keep_pixels"):
         encode_at(ratio=200, refine_steps=2)  # refinement needs the pixels the encoder let go
+
+
+def test_the_smallest_file_is_the_one_the_ratio_search_cannot_go_below(codec, scene):
+    """An enhancement layer's base may be the smallest file the codec makes: the size the ratio error quotes."""
+    encode_at = codec.windows_encoder(lambda r, c, h, w: scene[:, r : r + h, c : c + w], scene.shape)
+    smallest = encode_at(smallest=True)
+    assert len(smallest) < len(encode_at(quality=1))  # beyond the trained ladder's largest step
+    with pytest.raises(InputError, match=f"the smallest file is {len(smallest)} bytes"):
+        encode_at(ratio=scene.size * 2 / (len(smallest) - 1))
+    assert codec.decode(smallest).shape == scene.shape

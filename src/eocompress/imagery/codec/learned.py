@@ -258,11 +258,12 @@ class LearnedCodec:
         level: str | None = None,
         keep_pixels: bool = False,
     ) -> Callable[..., bytes]:
-        """The scene analysed once: ``encode_at(ratio=… | quality=…, refine_steps=0)`` -> token-file bytes.
+        """The scene analysed once: ``encode_at(ratio=… | quality=… | smallest=True, refine_steps=0)`` -> token file.
 
         :meth:`encode_windows` in two halves, so an encoder that tries several rates of one scene (the
         enhancement layer's bases) runs the scan and the analysis transform once. ``keep_pixels``: hold
         the last block row of pixels for latent refinement (``refine_steps``); else only the latent is held.
+        ``smallest=True``: the smallest file the ratio search can make (its largest step).
         """
         if len(shape) != 3 or shape[0] != len(self.bands):
             raise InputError(f"expected ({len(self.bands)}, H, W) bands {', '.join(self.bands)}; got shape {shape}")
@@ -315,7 +316,10 @@ class LearnedCodec:
             head_bytes = head.to_bytes()
             return seal(head_bytes + self.entropy.encode(tokens, head.delta, head_bytes, side))
 
-        def encode_at(*, ratio: float | None = None, quality: int | None = None, refine_steps: int = 0) -> bytes:
+        def encode_at(*, ratio: float | None = None, quality: int | None = None, smallest: bool = False,
+                      refine_steps: int = 0) -> bytes:
+            if smallest and ratio is None and quality is None and not self.config.discrete:
+                return build(rate_control.largest_step(self.config.delta_max))
             if (ratio is None) == (quality is None):
                 raise InputError("give exactly one of ratio= or quality=")
             if refine_steps and self.config.hyperprior:

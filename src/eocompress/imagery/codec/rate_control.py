@@ -16,6 +16,13 @@ from eocompress.errors import InputError
 QUALITY_LEVELS = 10
 #: Bisection steps on log(step) when searching the size for a ratio.
 SEARCH_STEPS = 18
+#: The search's step range around the trained one: down to delta_min / 4, up to delta_max x 64 (the smallest file).
+STEP_BELOW, STEP_ABOVE = 4.0, 64.0
+
+
+def largest_step(delta_max: float) -> float:
+    """The largest step the ratio search tries: its file is the smallest the codec makes of a scene."""
+    return delta_max * STEP_ABOVE
 
 
 def delta_for_quality(quality: int, delta_min: float, delta_max: float) -> float:
@@ -38,7 +45,7 @@ def fit_ratio(
         raise InputError(f"ratio must be a number > 1 (e.g. 450), got {ratio}")
     raw = shape[0] * shape[1] * shape[2] * 2
     budget = raw / ratio
-    lo, hi = math.log(delta_min / 4), math.log(delta_max * 64)
+    lo, hi = math.log(delta_min / STEP_BELOW), math.log(largest_step(delta_max))
     best = build(math.exp(hi))
     if len(best) > budget:
         best_ratio = math.floor(raw / len(best) * 10) / 10  # rounded down: reachable

@@ -58,10 +58,13 @@ MIN_LAYER_BYTES = 512
 #: :func:`enhance`).
 LOWER_LEVELS = (7, 4)
 #: Below the top, the base tried under a layer gets this share of the budget (a float, where a ladder level is
-#: an int), or is the smallest learned file when none is that small. Chosen on training scenes (two Hydro ocean
-#: patches with clouds, the DSen2 tile, a bright eo-learn scene, Pisa, Aguas Claras, Milan at 1/200-1/1000):
-#: of the shares 0.1, 0.15, 0.2 and 0.3, 0.1 was closest on 9 of the 12 scene-rates where every share fit.
-BASE_SHARE = 0.1
+#: an int), or is the smallest file the codec makes when none is that small. Chosen on training scenes
+#: (``benchmarks/imagery/base_share.py``: two Hydro ocean patches, the DSen2 tile, an eo-learn scene, Pisa,
+#: Aguas Claras and Milan, 768 px centre crops, 1/200-1/1000): of the shares 0.02, 0.035, 0.05 and 0.1, 0.02
+#: was closest on 15 of the 19 scene-rates where a layer fit (0.1 on none). The smaller the base, the closer:
+#: where the layer wins, the learned base buys less per byte than the residual's KLT + JPEG 2000, so such a
+#: file is little more than the anchor under a thumbnail of tokens (``--no-layer`` for token archives).
+BASE_SHARE = 0.02
 #: Side (px) of the centre window on which the base level of a tiled layer is chosen.
 LEVEL_WINDOW = 1024
 
@@ -343,14 +346,14 @@ def _bases(codec: Any, blob: bytes, top_quality: int, at_top: bool) -> tuple[int
 
 def _base_file(encode_at: Callable[..., bytes], raw: int, budget: int, base: int | float) -> bytes | None:
     """The base file: ladder level ``base`` (int, ``encode_at(quality=…)``), or the learned file at that share of
-    ``budget`` (float, ``encode_at(ratio=…)`` of ``raw`` bytes) or the smallest one the ladder makes when none is
+    ``budget`` (float, ``encode_at(ratio=…)`` of ``raw`` bytes) or the smallest one the codec makes when none is
     that small; None when not even that leaves room for a layer."""
     if not isinstance(base, float):
         return encode_at(quality=base)
     try:
         return encode_at(ratio=raw / max(1.0, budget * base))
-    except InputError:  # below the smallest file at the largest trained step: that file, if a layer still fits
-        smallest = encode_at(quality=1)
+    except InputError:  # below the smallest file the codec makes: that file, if a layer still fits
+        smallest = encode_at(smallest=True)
         return smallest if len(smallest) + OVERHEAD + MIN_LAYER_BYTES <= budget else None
 
 

@@ -1,0 +1,77 @@
+"""The share of the budget the learned base gets under an enhancement layer, swept on **training** scenes.
+
+``enhancement.BASE_SHARE`` is a design choice, so it is chosen on scenes the model trained on (never on the
+held-out suite that measures the codec). For each scene and rate the learned file alone and the base at each
+share + KLT + JPEG 2000 residual are built at the same whole-file budget and decoded; the table gives the PSNR
+of each (clip(DN - offset, 0, 10000), range 10000, all 12 bands) and which share was closest. Run::
+
+    EOCOMPRESS_DATA=../shared/data nice -n 10 .venv/bin/python benchmarks/imagery/base_share.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from eocompress.imagery import places
+from eocompress.imagery.codecs import enhancement, get_codec
+from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
+from eocompress.imagery.readers.scenes import read_scene
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import markdown_table
+
+#: Training scenes: cloud over the ocean, a whole L1C tile, a bright farmland scene, three cities.
+SCENES = ("hydro/patch_0.tif", "hydro/patch_1000.tif", "dsen2-s2l1c/S2A_MSIL1C_20170527_T33UUB",
+          "eolearn-s2l1c-slovenia/ref_scene_2_13band_L1C.tif", "oscd-s2l1c/pisa/imgs_1",
+          "oscd-s2l1c/aguasclaras/imgs_1", "oscd-s2l1c/milano/imgs_1")
+SHARES = (0.05, 0.075, 0.1, 0.15)
+RATIOS = (200, 450, 1000)
+SIDE = 768  # centre crop (px): the DSen2 tile is larger than the suite's scenes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shares", type=float, nargs="+", default=list(SHARES))
+    ap.add_argument("--ratios", type=int, nargs="+", default=list(RATIOS))
+    args = ap.parse_args()
+    codec = get_codec("learned")
+    root = places.data_root()
+    trained = places.shipped_training_scenes()
+    rows, wins = [], dict.fromkeys(args.shares, 0)
+    for rel in SCENES:
+        if rel not in trained:
+            raise SystemExit(f"error: {rel} is not a training scene of the shipped model; "
+                             "choose shares on training data")
+        scene = read_scene(root / rel, bands=list(codec.bands))
+        h, w = scene.shape
+        scene = scene.crop(max(0, (h - SIDE) // 2), max(0, (w - SIDE) // 2), min(h, SIDE), min(w, SIDE))
+        raw = scene.data.nbytes
+        encode_at = codec.codec.scene_encoder(scene)
+        for ratio in args.ratios:
+            budget = raw // ratio
+            plain = encode_at(ratio=ratio)
+            psnr = {"alone": dn_psnr_sam(scene.data, codec.decode(plain)[0], scene.offset)[0]}
+            for share in args.shares:
+                base = enhancement._base_file(encode_at, raw, budget, share)
+                layered = None if base is None else enhancement.encode_layer(
+                    np.asarray(scene.data), base, codec.codec.decode(base), budget, scene.valid)
+                psnr[share] = np.nan if layered is None else dn_psnr_sam(scene.data, codec.decode(layered)[0],
+                                                                         scene.offset)[0]
+            fits = [s for s in args.shares if not np.isnan(psnr[s])]
+            best = max(fits, key=lambda s: psnr[s]) if fits else "no layer fits"
+            if fits:
+                wins[best] += 1
+            rows.append([rel, f"1/{ratio}", f"{psnr['alone']:.2f}", *(f"{psnr[s]:.2f}" for s in args.shares), best])
+            print(" | ".join(str(v) for v in rows[-1]), flush=True)
+    print()
+    print(markdown_table(["training scene", "rate", "learned alone", *(f"base {s:g}" for s in args.shares),
+                          "closest share"], rows))
+    print("\nclosest share per scene-rate where a layer fits: " + ", ".join(f"{s:g}: {n}" for s, n in wins.items()))
+
+
+if __name__ == "__main__":
+    main()
