@@ -335,7 +335,9 @@ def tokens(
 ) -> None:
     """Export a token file's codebook indices as .npy int32 (H/16, W/16, groups): the input of a token model.
 
-    A file with an enhancement layer exports its learned base's tokens (the layer is JPEG 2000, not tokens).
+    A file with an enhancement layer exports its learned base's tokens (the layer is JPEG 2000, not tokens);
+    that base may hold a small share of the file's bytes, so the report says how many: encode token archives
+    with ``imagery encode --no-layer``.
     """
     import numpy as np
 
@@ -349,18 +351,21 @@ def tokens(
     codec = _learned(model, "cpu")
     blob = _read_token_file(src)
     layered = enhancement.is_enhanced(blob)
-    idx, sizes = codec.token_indices(enhancement.token_file(blob), str(src))
+    tokens = enhancement.token_file(blob)
+    idx, sizes = codec.token_indices(tokens, str(src))
     with atomic_path(target, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
         np.save(fh, idx)
     report = {"source": str(src), "out": str(target), "shape": list(idx.shape), "dtype": "int32",
               "quantizer": codec.config.quantizer, "vocabulary": sizes[0] if len(set(sizes)) == 1 else sizes,
-              "from": "the learned base under the enhancement layer" if layered else "the token file"}
+              "from": "the learned base under the enhancement layer" if layered else "the token file",
+              "token_bytes": len(tokens), "file_bytes": len(blob)}
     if as_json:
         print_json(report)
     else:
+        base = (f", of the learned base under the layer ({len(tokens):,} of the file's {len(blob):,} B; "
+                "`imagery encode --no-layer` puts every byte in tokens)") if layered else ""
         console.print(f"{src} -> {target}: tokens {' x '.join(map(str, idx.shape))} int32 ({codec.config.quantizer}, "
-                      f"vocabulary {report['vocabulary']}){', of the learned base under the layer' if layered else ''}",
-                      highlight=False, soft_wrap=True)
+                      f"vocabulary {report['vocabulary']}){base}", highlight=False, soft_wrap=True)
 
 
 @imagery_app.command("evaluate")

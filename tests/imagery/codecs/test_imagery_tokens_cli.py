@@ -62,4 +62,7 @@ def test_tokens_of_a_layered_file_are_its_learned_base(data_root, tmp_path, caps
     assert run.code == 0, run.text
     base, _ = enhancement.base_and_layer_bytes(blob)
     assert np.array_equal(np.load(out), LearnedCodec.load("default").token_indices(base)[0])
-    assert "base" in json.loads(run.out)["from"]
+    report = json.loads(run.out)
+    assert "base" in report["from"] and report["token_bytes"] == len(base) < report["file_bytes"] == len(blob)
+    run = run_cli(["imagery", "tokens", str(tok), "-o", str(out), "--overwrite"], capsys)
+    assert run.code == 0 and "--no-layer" in run.text  # the human line says how to keep every byte in tokens
