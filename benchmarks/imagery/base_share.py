@@ -36,12 +36,15 @@ SIDE = 768  # centre crop (px): the DSen2 tile is larger than the suite's scenes
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shares", type=float, nargs="+", default=list(SHARES))
+    ap.add_argument("--levels", type=int, nargs="*", default=[],
+                    help="also ladder levels as bases (what the encoder tries near the top rate, e.g. 7 4)")
     ap.add_argument("--ratios", type=int, nargs="+", default=list(RATIOS))
     args = ap.parse_args()
     codec = get_codec("learned")
     root = places.data_root()
     trained = places.shipped_training_scenes()
-    rows, wins = [], dict.fromkeys(args.shares, 0)
+    bases = [*args.shares, *args.levels]
+    rows, wins = [], dict.fromkeys(bases, 0)
     for rel in SCENES:
         if rel not in trained:
             raise SystemExit(f"error: {rel} is not a training scene of the shipped model; "
@@ -55,20 +58,21 @@ def main() -> None:
             budget = raw // ratio
             plain = encode_at(ratio=ratio)
             psnr = {"alone": dn_psnr_sam(scene.data, codec.decode(plain)[0], scene.offset)[0]}
-            for share in args.shares:
+            for share in bases:
                 base = enhancement._base_file(encode_at, raw, budget, share)
                 layered = None if base is None else enhancement.encode_layer(
                     np.asarray(scene.data), base, codec.codec.decode(base), budget, scene.valid)
                 psnr[share] = np.nan if layered is None else dn_psnr_sam(scene.data, codec.decode(layered)[0],
                                                                          scene.offset)[0]
-            fits = [s for s in args.shares if not np.isnan(psnr[s])]
+            fits = [s for s in bases if not np.isnan(psnr[s])]
             best = max(fits, key=lambda s: psnr[s]) if fits else "no layer fits"
             if fits:
                 wins[best] += 1
-            rows.append([rel, f"1/{ratio}", f"{psnr['alone']:.2f}", *(f"{psnr[s]:.2f}" for s in args.shares), best])
+            rows.append([rel, f"1/{ratio}", f"{psnr['alone']:.2f}", *(f"{psnr[s]:.2f}" for s in bases), best])
             print(" | ".join(str(v) for v in rows[-1]), flush=True)
     print()
-    print(markdown_table(["training scene", "rate", "learned alone", *(f"base {s:g}" for s in args.shares),
+    names = [f"base {s:g}" if isinstance(s, float) else f"base level {s}" for s in bases]
+    print(markdown_table(["training scene", "rate", "learned alone", *names,
                           "closest share"], rows))
     print("\nclosest share per scene-rate where a layer fits: " + ", ".join(f"{s:g}: {n}" for s, n in wins.items()))
 
