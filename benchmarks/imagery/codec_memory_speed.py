@@ -93,7 +93,7 @@ def child(step: str, work: Path, target: float) -> dict:
                                       overwrite=True)
     elif step == "learned decode (array)":
         blob = (work / "learned.eotok").read_bytes()
-        enhancement.decode_layer(blob, codec.decode) if enhancement.is_enhanced(blob) else codec.decode(blob)
+        enhancement.decode_layer(codec, blob) if enhancement.is_enhanced(blob) else codec.decode(blob)
     elif step == "jpeg2000 encode":
         blob = codec.encode(read_scene(src), ratio=target)
         (work / "j2k.bin").write_bytes(blob)

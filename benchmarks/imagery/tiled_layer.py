@@ -51,7 +51,7 @@ def main() -> None:
                         blob = enhancement.encode_with_layer(codec, windows, ratio=ratio)
                 seconds = time.perf_counter() - t
                 layered = enhancement.is_enhanced(blob)
-                out = enhancement.decode_layer(blob, codec.decode)[1] if layered else codec.decode(blob)
+                out = enhancement.decode_layer(codec, blob)[1] if layered else codec.decode(blob)
                 psnr, sam = dn_psnr_sam(scene.data, out, offset=s.offset, valid=scene.valid)
                 cells.append(f"`{blob[:4].decode()}` {len(blob):,} B, {psnr:.2f} dB, {sam:.2f}°, {seconds:.0f} s")
             rows.append([f"{label}, {scene.shape[0]} x {scene.shape[1]}", f"1/{ratio:g}", *cells])

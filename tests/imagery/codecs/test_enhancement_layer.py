@@ -169,6 +169,37 @@ def test_streamed_scene_gets_a_tiled_layer_decoded_block_by_block(codec, data_ro
 
 
 
+def test_a_large_scene_decodes_to_an_array_block_by_block(codec, data_root: Path, tiled, monkeypatch) -> None:
+    """Decoding a multi-block file to an array fills the uint16 output from the streamed blocks (the same
+    pixels), never a float copy of the whole scene: the token file alone and a tiled layer alike."""
+    from eocompress.imagery.codec import learned
+
+    sc = read_scene(data_root / "imagery/oscd-s2l1c/valencia/imgs_1", bands=list(S2_L2A_BANDS))
+    plain = codec.codec.encode_scene(sc, ratio=450)
+    layered = enhancement.encode_with_layer(codec.codec, windows.open_scene(
+        data_root / "imagery/oscd-s2l1c/valencia/imgs_1", bands=list(S2_L2A_BANDS)), ratio=50)
+    assert layered[:4] == enhancement.MAGIC_TILED
+    want_plain = np.concatenate([np.concatenate([b for _, b in row], axis=2) for row in _rows(
+        codec.codec.decode_blocks(plain))], axis=1)
+    _, pieces = enhancement.decode_layer_blocks(codec.codec, layered)
+    want_layered = np.concatenate([np.concatenate([b for _, b in row], axis=2) for row in _rows(pieces)], axis=1)
+
+    def whole_scene_synthesis(*args, **kwargs):
+        raise AssertionError("a multi-block scene was synthesised whole")
+
+    monkeypatch.setattr(learned, "synthesis", whole_scene_synthesis)
+    assert np.array_equal(codec.codec.decode(plain), want_plain)
+    assert np.array_equal(codec.decode(layered)[0], want_layered)
+
+
+def _rows(pieces):
+    """Decode blocks ((row, col, height, width), block) grouped by block row, in order."""
+    rows: dict[int, list] = {}
+    for win, block in pieces:
+        rows.setdefault(win[0], []).append((win, block))
+    return list(rows.values())
+
+
 def test_folder_mode_writes_the_layer_and_skips_it_when_it_verifies(codec, data_root: Path, tmp_path: Path) -> None:
     """A folder at --ratio 50 gets what `imagery encode` writes for one scene (the layer); a rerun skips it.
     The default ``encode`` is the codec's plain token file."""

@@ -62,6 +62,7 @@ from eocompress.imagery.codec.learned_format import (
 from eocompress.imagery.codec.learned_hyperprior import HyperpriorCoder
 from eocompress.imagery.codec.learned_transforms import (
     analysis_blocks,
+    block_windows,
     model_device,
     synthesis,
     synthesis_blocks,
@@ -386,6 +387,13 @@ class LearnedCodec:
         """
         head, tokens = self._header_and_tokens(blob, source)
         lat, step = self.model.token_latent(tokens, head.delta)  # codebook lookup of a discrete quantizer
+        if window is None and len(block_windows(head.height, head.width)) > 1:
+            # a large scene: filled block by block (the same pieces), never a float copy of the whole scene
+            out = np.empty((len(self.bands), head.height, head.width), np.uint16)
+            for win, z in synthesis_blocks(self.model, lat, step, head.height, head.width, len(self.bands)):
+                r, c, h, w = win
+                out[:, r : r + h, c : c + w] = self._to_dn(z, head, win)
+            return out
         if window is None:
             z = synthesis(self.model, lat, step, head.height, head.width, len(self.bands))
             return self._to_dn(z, head, (0, 0, head.height, head.width))

@@ -57,14 +57,15 @@ MIN_LAYER_BYTES = 512
 #: Cheaper base levels also tried under a layer near the top of the ladder (chosen by squared error; see
 #: :func:`enhance`).
 LOWER_LEVELS = (7, 4)
-#: Below the top, the base tried under a layer gets this share of the budget (a float, where a ladder level is
-#: an int), or is the smallest file the codec makes when none is that small. Chosen on training scenes
-#: (``benchmarks/imagery/base_share.py``: two Hydro ocean patches, the DSen2 tile, an eo-learn scene, Pisa,
-#: Aguas Claras and Milan, 768 px centre crops, 1/200-1/1000): of the shares 0.02, 0.035, 0.05 and 0.1, 0.02
-#: was closest on 15 of the 19 scene-rates where a layer fit (0.1 on none). The smaller the base, the closer:
-#: where the layer wins, the learned base buys less per byte than the residual's KLT + JPEG 2000, so such a
-#: file is little more than the anchor under a thumbnail of tokens (``--no-layer`` for token archives).
-BASE_SHARE = 0.02
+#: The base tried under a layer at every rate gets this share of the budget (a float, where a ladder level is an
+#: int); 0, or a share below it: the smallest file the codec makes (its largest step, ~240 B on a scene of 1068 px:
+#: the band means and the rotation, tokens nearly all 0). Chosen on training scenes
+#: (``benchmarks/imagery/base_share.py``: two Hydro ocean patches, the DSen2 tile, an eo-learn scene, Pisa, Aguas
+#: Claras and Milan, 768 px centre crops, 1/200-1/1000): of the shares 0, 0.02 and 0.05, the smallest file was
+#: closest or tied on 14 of the 19 scene-rates where a layer fit (in a sweep of 0.02-0.1, 0.1 on none). A thin
+#: learned base decodes with artefacts that cost the residual more bytes than the base saves, so where the layer
+#: wins the file is the KLT + JPEG 2000 anchor under a token thumbnail: ``--no-layer`` for token archives.
+BASE_SHARE = 0.0
 #: Side (px) of the centre window on which the base level of a tiled layer is chosen.
 LEVEL_WINDOW = 1024
 
@@ -196,21 +197,21 @@ def base_and_layer_bytes(blob: bytes) -> tuple[bytes, int]:
     return base, len(side) + len(stream)
 
 
-def decode_layer(blob: bytes, decode_base: Callable[[bytes], np.ndarray]) -> tuple[bytes, np.ndarray]:
+def decode_layer(codec: Any, blob: bytes, source: str = "token file") -> tuple[bytes, np.ndarray]:
     """(base token file, uint16 (C, H, W)) of an enhanced file: base decode + residual, in the base's convention.
 
-    A tiled layer (``EOE2``) is assembled in memory here; :func:`decode_layer_blocks` streams it.
+    A tiled layer (``EOE2``) is filled into the output block by block (:func:`decode_layer_blocks`), so the
+    peak is the output plus one block, not a float copy of the whole scene.
     """
     if bytes(blob[:4]) == MAGIC_TILED:
-        base_blob, tiles = split_tiled(blob)
-        out = np.array(decode_base(base_blob), copy=True)
-        for (r, c, h, w), side, stream in tiles:
-            if stream:
-                block = out[:, r : r + h, c : c + w]
-                block[...] = _add_residual(block, _residual_of_code(side, stream, block))
+        base_blob, pieces = decode_layer_blocks(codec, blob, source)
+        head, _ = codec.read_header(base_blob, source)
+        out = np.empty((len(codec.bands), head.height, head.width), np.uint16)
+        for (r, c, h, w), block in pieces:
+            out[:, r : r + h, c : c + w] = block
         return base_blob, out
     base_blob, side, stream = split(blob)
-    base = np.asarray(decode_base(base_blob))
+    base = np.asarray(codec.decode(base_blob, source))
     return base_blob, _add_residual(base, _residual_of_code(side, stream, base))
 
 
@@ -223,7 +224,7 @@ def decode_layer_blocks(
     whole-scene layer (``EOE1``, only ever written for scenes held in memory) is decoded whole, one block.
     """
     if bytes(blob[:4]) != MAGIC_TILED:
-        base_blob, data = decode_layer(blob, lambda b: codec.decode(b, source))
+        base_blob, data = decode_layer(codec, blob, source)
         return base_blob, iter([((0, 0, data.shape[1], data.shape[2]), data)])
     base_blob, tiles = split_tiled(blob)
     layers = {win: (side, stream) for win, side, stream in tiles}
@@ -308,10 +309,11 @@ def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int =
     Near the top of the ladder (:func:`near_top_rate`: the search's step at or below ladder level
     ``LOWER_LEVELS[0]``'s) the autoencoder's floor makes base bytes cheap in fidelity, so bases at
     ``top_quality`` (the smallest trained step; only when the search hit it) and at :data:`LOWER_LEVELS`
-    get the residual in the rest (+0.3-0.5 dB at 1/50-1/100 on held-out crops). At every rate a base at
-    :data:`BASE_SHARE` of the budget does too: where the scene is unlike what the model learned (cloud, bright
-    ground) the residual's KLT + JPEG 2000 spends the bytes better. The whole file with the smallest squared
-    DN error is kept, ``blob`` itself included, so a layer is only ever chosen when it is closer.
+    get the residual in the rest (+0.3-0.5 dB at 1/50-1/100 on held-out crops). At every rate the thin base of
+    :data:`BASE_SHARE` (the smallest file) does too: where the network codes a scene worse than a linear spectral
+    transform (cloud, bright ground, most whole L1C scenes) the residual's KLT + JPEG 2000 spends the bytes
+    better. The whole file with the smallest squared DN error is kept, ``blob`` itself included, so a layer is
+    only ever chosen when it is closer.
     ``encode_at`` is the codec's :meth:`scene_encoder` of ``scene`` when the caller has it (the analysis
     transform then runs once for every base).
     """
@@ -339,8 +341,8 @@ def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int =
 def _bases(codec: Any, blob: bytes, top_quality: int, at_top: bool) -> tuple[int | float, ...]:
     """Bases tried under a layer: the share of the budget :data:`BASE_SHARE` (float) at every rate; near the top
     rate also ladder levels (int), the top one only when the rate search reached it. On training scenes at
-    1/100 and 1/200 the share was closest on 8 of 14 scene-rates (cloud over the ocean, a whole tile, farmland),
-    level 7 or 4 on the other 6 (cities): each file keeps whichever is closest."""
+    1/100 and 1/200 a thin base was closest on about half the scene-rates (cloud over the ocean, a whole tile),
+    level 7 or 4 on the others (cities): each file keeps whichever is closest."""
     if not near_top_rate(codec, blob):
         return (BASE_SHARE,)
     return ((top_quality,) if at_top else ()) + tuple(q for q in LOWER_LEVELS if q < top_quality) + (BASE_SHARE,)
@@ -352,6 +354,9 @@ def _base_file(encode_at: Callable[..., bytes], raw: int, budget: int, base: int
     that small; None when not even that leaves room for a layer."""
     if not isinstance(base, float):
         return encode_at(quality=base)
+    if base <= 0:
+        smallest = encode_at(smallest=True)
+        return smallest if len(smallest) + OVERHEAD + MIN_LAYER_BYTES <= budget else None
     try:
         return encode_at(ratio=raw / max(1.0, budget * base))
     except InputError:  # below the smallest file the codec makes: that file, if a layer still fits

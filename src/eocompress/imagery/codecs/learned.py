@@ -66,7 +66,7 @@ class LearnedSceneCodec:
         the header had the field, decode without their offset: 0).
         """
         if enhancement.is_enhanced(blob):
-            blob, data = enhancement.decode_layer(blob, self.codec.decode)
+            blob, data = enhancement.decode_layer(self.codec, blob)
         else:
             data = np.asarray(self.codec.decode(blob))
         head, _ = self.codec.read_header(blob)
