@@ -319,10 +319,10 @@ class LearnedCodec:
 
         def encode_at(*, ratio: float | None = None, quality: int | None = None, smallest: bool = False,
                       refine_steps: int = 0) -> bytes:
-            if smallest and ratio is None and quality is None and not self.config.discrete:
-                return build(rate_control.largest_step(self.config.delta_max))
-            if (ratio is None) == (quality is None):
-                raise InputError("give exactly one of ratio= or quality=")
+            if (ratio is None) + (quality is None) + (not smallest) != 2:
+                raise InputError("give exactly one of ratio=, quality= or smallest=True")
+            if smallest:  # a discrete quantizer has one rate: its only file
+                return build(1.0 if self.config.discrete else rate_control.largest_step(self.config.delta_max))
             if refine_steps and self.config.hyperprior:
                 raise InputError("--refine works with a factorized prior and this model has a hyperprior; "
                                  "drop --refine")
@@ -467,8 +467,8 @@ class LearnedCodec:
                                                                           refine_steps=refine_steps)
 
     def scene_encoder(self, scene: Any, keep_pixels: bool = False) -> Callable[..., bytes]:
-        """:meth:`encode_scene` analysed once: ``encode_at(ratio=… | quality=…, refine_steps=0)`` -> token file
-        (see :meth:`windows_encoder`)."""
+        """:meth:`encode_scene` analysed once: ``encode_at(ratio=… | quality=… | smallest=True, refine_steps=0)``
+        -> token file (see :meth:`windows_encoder`)."""
         missing = [b for b in self.bands if b not in scene.bands]
         if missing:
             raise InputError(

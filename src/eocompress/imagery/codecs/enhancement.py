@@ -350,18 +350,17 @@ def _bases(codec: Any, blob: bytes, top_quality: int, at_top: bool) -> tuple[int
 
 def _base_file(encode_at: Callable[..., bytes], raw: int, budget: int, base: int | float) -> bytes | None:
     """The base file: ladder level ``base`` (int, ``encode_at(quality=…)``), or the learned file at that share of
-    ``budget`` (float, ``encode_at(ratio=…)`` of ``raw`` bytes) or the smallest one the codec makes when none is
-    that small; None when not even that leaves room for a layer."""
+    ``budget`` (float, ``encode_at(ratio=…)`` of ``raw`` bytes), or the smallest one the codec makes when the share
+    is 0 or none is that small; None when not even that leaves room for a layer."""
     if not isinstance(base, float):
         return encode_at(quality=base)
-    if base <= 0:
-        smallest = encode_at(smallest=True)
-        return smallest if len(smallest) + OVERHEAD + MIN_LAYER_BYTES <= budget else None
-    try:
-        return encode_at(ratio=raw / max(1.0, budget * base))
-    except InputError:  # below the smallest file the codec makes: that file, if a layer still fits
-        smallest = encode_at(smallest=True)
-        return smallest if len(smallest) + OVERHEAD + MIN_LAYER_BYTES <= budget else None
+    if base > 0:
+        try:
+            return encode_at(ratio=raw / max(1.0, budget * base))
+        except InputError:
+            pass  # below the smallest file the codec makes: that file
+    smallest = encode_at(smallest=True)
+    return smallest if len(smallest) + OVERHEAD + MIN_LAYER_BYTES <= budget else None
 
 
 def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, budget: int, plain: bytes,
