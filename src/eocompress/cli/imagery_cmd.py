@@ -47,7 +47,8 @@ REFINE = typer.Option(
 )
 NO_LAYER = typer.Option(
     False, "--no-layer", help="Write the learned token file alone: no cheaper base + KLT/JPEG 2000 residual layer is "
-    "tried (about 5x faster to encode; tokens at the file's full rate; fidelity stops at the learned top rung).",
+    "tried (faster to encode: no second learned decode, no JPEG 2000 search; tokens at the file's full rate; "
+    "fidelity stops at the learned top rung).",
 )
 OFFSET = typer.Option(
     None, "--offset", help="DN offset the input carries (1000 from baseline 04.00, else 0) when its metadata does not "
@@ -336,8 +337,8 @@ def tokens(
     """Export a token file's codebook indices as .npy int32 (H/16, W/16, groups): the input of a token model.
 
     A file with an enhancement layer exports its learned base's tokens (the layer is JPEG 2000, not tokens);
-    that base may hold a small share of the file's bytes, so the report says how many: encode token archives
-    with ``imagery encode --no-layer``.
+    that base may hold a small share of the file's bytes, so the report says how many: encode token files a
+    model will read with ``imagery encode --no-layer``.
     """
     import numpy as np
 
