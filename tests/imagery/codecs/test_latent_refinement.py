@@ -14,7 +14,6 @@ from eocompress.imagery.codec import latent_refinement
 from eocompress.imagery.codec.learned import LearnedCodec
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
 from eocompress.imagery.readers.scenes import Scene, read_scene
-from eocompress.imagery.tokenizer import spectral
 from eocompress.imagery.tokenizer.standardise import apply_standardise
 
 SIDE = 96
@@ -35,7 +34,7 @@ def objective(codec: LearnedCodec, blob: bytes, sc: Scene) -> float:
     head, _ = codec.read_header(blob)
     z = apply_standardise(sc.data.astype(np.float32), head.means, head.scale, head.valid)
     if head.klt is not None:
-        z = spectral.forward(head.klt, z)
+        z = head.klt.forward(z)
     lat = codec.tokens(blob).astype(np.float32) * np.float32(head.delta)
     h, w = sc.shape
     return latent_refinement.rd_objective(codec.model, lambda r0, r1, c0, c1: z[:, r0:r1, c0:c1], lat, head.delta,

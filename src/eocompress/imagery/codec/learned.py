@@ -297,7 +297,7 @@ class LearnedCodec:
             # a pixel 0 in some bands only (listed in the header): its other bands are coded
             z = apply_standardise(x, means, scale, valid[r0:r1, c0:c1], band_zeros=zeros is not None)
             z[flat] = 0.0
-            return z if klt is None else spectral.forward(klt, z)
+            return z if klt is None else klt.forward(z)
 
         y = analysis_blocks(self.model, standardised, height, width, self.config.latent)
         side = None
@@ -387,6 +387,10 @@ class LearnedCodec:
         """
         head, tokens = self._header_and_tokens(blob, source)
         lat, step = self.model.token_latent(tokens, head.delta)  # codebook lookup of a discrete quantizer
+        if window is not None:
+            window = _check_window(window, head.height, head.width, source)
+            if window == (0, 0, head.height, head.width):
+                window = None  # the whole scene: the full decode, to the last DN
         if window is None and len(block_windows(head.height, head.width)) > 1:
             # a large scene: filled block by block (the same pieces), never a float copy of the whole scene
             out = np.empty((len(self.bands), head.height, head.width), np.uint16)
@@ -397,14 +401,13 @@ class LearnedCodec:
         if window is None:
             z = synthesis(self.model, lat, step, head.height, head.width, len(self.bands))
             return self._to_dn(z, head, (0, 0, head.height, head.width))
-        window = _check_window(window, head.height, head.width, source)
         return self._to_dn(synthesis_window(self.model, lat, step, window, len(self.bands)), head, window)
 
     def _to_dn(self, z: np.ndarray, head: Header, window: tuple[int, int, int, int]) -> np.ndarray:
         """uint16 DNs of the standardised pixels ``z`` of ``window``: de-standardised, constants and nodata restored."""
         r, c, h, w = window
         if head.klt is not None:  # components back to standardised bands, through the stored rotation
-            z = spectral.inverse(head.klt, z)
+            z = head.klt.inverse(z)
         x = np.multiply(z, np.float32(head.scale), out=z)  # in place: the block is ours, and this is hot
         np.add(x, head.means[:, None, None].astype(np.float32), out=x)
         np.rint(x, out=x)
@@ -629,8 +632,8 @@ def _partial(dn: np.ndarray, valid: np.ndarray, live: list[int]) -> np.ndarray:
 def _scene_klt(
     read: Callable[[int, int, int, int], np.ndarray], bands: int, height: int, width: int, flat: list[int],
     means: np.ndarray, scale: int, valid: np.ndarray,
-) -> np.ndarray:
-    """The scene's int8 KLT (:mod:`~eocompress.imagery.tokenizer.spectral`) from one more pass over row strips.
+) -> spectral.Rotation:
+    """The scene's KLT (:mod:`~eocompress.imagery.tokenizer.spectral`, Givens form) from one more pass over row strips.
 
     The standardised pixels are those the analysis sees (constant bands and nodata at 0, so they add nothing).
     """
@@ -642,7 +645,7 @@ def _scene_klt(
         z = apply_standardise(x, means, scale, valid[r0 : r0 + x.shape[1]])
         z[flat] = 0.0
         moment += spectral.second_moment(z)
-    return spectral.klt_matrix(moment)
+    return spectral.Rotation.of_moment(moment)
 
 
 def _check_dn(dn: np.ndarray) -> None:

@@ -4,7 +4,8 @@ File layout (little-endian), 48 bytes + georeference (~36 bytes) + payload + CRC
 
     magic "EOT2" | version u8 (2) | flags u8 | model id 4 B | height u32 | width u32 | delta f32 |
     scale u16 | 12 band means u16 | offset u16 | offset known + level u8 |
-    [constant bands: count u8 + count x (band u8, value u16)] | [KLT: bands x bands i8] |
+    [constant bands: count u8 + count x (band u8, value u16)] |
+    [KLT: 66 Givens angles of 9 bits + determinant bit (flag 128, 75 B), or bands x bands i8 entries] |
     [epsg u32 | transform 4 x f64] |
     [mask: u32 length + zlib] | [band zeros: u32 length + zlib] | payload (range-coded tokens,
     channel-major) | crc32 of everything before
@@ -20,7 +21,10 @@ Version 3 (written only by models with a discrete quantizer: FSQ, VQ, GSQ, ...) 
 offset byte, the quantizer code (``fp_quantizers.QUANTIZER_CODES``), and its payload holds ``groups``
 codebook indices per token position; the step field is 1. The default scalar model still writes version 2,
 byte for byte as before. A model with a spectral front end (``spectral="klt"``) sets flag 32 and stores
-the scene's rotation (:mod:`~eocompress.imagery.tokenizer.spectral`) after the constant bands.
+the scene's rotation (:mod:`~eocompress.imagery.tokenizer.spectral`) after the constant bands: with flag
+128 (written since 0.6) as 66 Givens angles of 9 bits and a determinant bit (75 B), without it (files before 0.6)
+as 144 int8 entries. Flag 128 takes the last free bit (0.5 refused it as unknown, asking for an update): a
+further header field needs a new version.
 
 Version 1 files (no offset fields; their means had the offset removed) still decode as they did:
 reflectance x 10000 without the offset, the offset they dropped unknown. Nothing here knows the model
@@ -47,8 +51,7 @@ VERSION = 2
 VERSION_DISCRETE = 3
 #: Versions this code reads (1: before the offset fields; decoded without the offset, as then).
 READABLE_VERSIONS = (1, 2, 3)
-_F_GEO, _F_MASK, _F_AFFINE6, _F_WKT, _F_CONST, _F_KLT, _F_BAND_ZEROS = 1, 2, 4, 8, 16, 32, 64
-_F_KNOWN = 127
+_F_GEO, _F_MASK, _F_AFFINE6, _F_WKT, _F_CONST, _F_KLT, _F_BAND_ZEROS, _F_GIVENS = 1, 2, 4, 8, 16, 32, 64, 128
 #: Processing level codes in the header (bits 1-2 of the offset byte).
 LEVELS = {0: None, 1: "Level-1C", 2: "Level-2A"}
 #: Largest grid side and pixel count a header may claim (a full 10980 px tile is far inside): checked
@@ -118,7 +121,7 @@ class Header:
     constants: dict[int, int] | None = None  # band index -> value of bands constant over the scene
     version: int = VERSION
     quantizer: int = 0  # fp_quantizers.QUANTIZER_CODES: 0 = scalar (versions 1, 2), else version 3
-    klt: np.ndarray | None = None  # int8 (C, C) spectral rotation of a ``spectral="klt"`` model, else None
+    klt: spectral.Rotation | None = None  # the scene's spectral rotation (a ``spectral="klt"`` model), else None
     band_zeros: BandZeros | None = None  # masked pixels that hold data in some bands (flag 64), else None
 
     def to_bytes(self) -> bytes:
@@ -130,8 +133,8 @@ class Header:
             const = struct.pack("<B", len(self.constants))
             const += b"".join(struct.pack("<BH", b, v) for b, v in sorted(self.constants.items()))
         if self.klt is not None:
-            flags |= _F_KLT
-            const += np.ascontiguousarray(self.klt, np.int8).tobytes()
+            flags |= _F_KLT | (_F_GIVENS if self.klt.form == "givens" else 0)
+            const += self.klt.to_bytes()
         geo = b""
         if self.transform is not None and (self.epsg is not None or self.wkt is not None):
             is_wkt, is_affine6, geo = pack_georef(self.epsg, self.wkt, self.transform)
@@ -167,11 +170,6 @@ class Header:
                     f"{source} has format version {version}; this eocompress reads versions "
                     f"{', '.join(map(str, READABLE_VERSIONS))}: update eocompress to decode it"
                 )
-            if flags & ~_F_KNOWN:
-                raise TokenStreamError(
-                    f"{source} sets header flags {flags:#x} this eocompress does not know; "
-                    "update eocompress to decode it"
-                )
             model_id = bytes(data[6:10])
             h, w, delta, scale = struct.unpack_from("<IIfH", data, 10)
             if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE and h * w <= MAX_PIXELS):
@@ -204,12 +202,12 @@ class Header:
                     constants[b] = v
                 pos += 1 + 3 * n
             klt = None
-            if flags & _F_KLT:
-                if len(data) < pos + bands * bands:
-                    raise ValueError("the spectral transform is cut short")
-                klt = np.frombuffer(data, np.int8, bands * bands, pos).reshape(bands, bands).copy()
-                spectral.inverse_matrix(klt)  # a singular (forged) rotation is refused here, not mid-decode
-                pos += bands * bands
+            if flags & _F_GIVENS and not flags & _F_KLT:
+                raise TokenStreamError(f"{source}: header flags {flags:#x} name a rotation form but no rotation")
+            if flags & _F_KLT:  # a singular (forged) rotation is refused here, not mid-decode
+                form = "givens" if flags & _F_GIVENS else "entries"
+                klt = spectral.Rotation.from_bytes(data, pos, bands, form)
+                pos += spectral.Rotation.nbytes(form, bands)
             epsg = wkt = transform = None
             if flags & _F_GEO:
                 epsg, wkt, transform, pos = unpack_georef(data, pos, bool(flags & _F_WKT), bool(flags & _F_AFFINE6))
