@@ -314,8 +314,9 @@ class LearnedCodec:
         def build(delta: float, lat: np.ndarray = y) -> bytes:
             head.delta = float(np.float32(delta))
             tokens = self.model.to_tokens(lat, head.delta)
+            head.prior_scales = self.entropy.fit_scales(tokens, head.delta)  # None unless they save bytes
             head_bytes = head.to_bytes()
-            return seal(head_bytes + self.entropy.encode(tokens, head.delta, head_bytes, side))
+            return seal(head_bytes + self.entropy.encode(tokens, head.delta, head_bytes, side, head.prior_scales))
 
         def encode_at(*, ratio: float | None = None, quality: int | None = None, smallest: bool = False,
                       refine_steps: int = 0) -> bytes:
@@ -370,6 +371,13 @@ class LearnedCodec:
                 f"{source} {'holds' if head.klt is not None else 'lacks'} the spectral transform a "
                 f"{self.config.spectral!r} model {'does not use' if head.klt is not None else 'needs'}: "
                 "the file is damaged; re-encode the scene"
+            )
+        if head.prior_scales is not None and (
+            self.config.hyperprior or head.prior_scales.size != self.config.latent or head.prior_scales.max() > 15
+        ):
+            raise TokenStreamError(
+                f"{source} holds {head.prior_scales.size} prior scales; this model codes {self.config.latent} "
+                f"channels{' with a hyperprior' if self.config.hyperprior else ''}: the file is damaged; re-encode it"
             )
         check_memory(head, len(self.bands), self.config.latent, source)
         return head, pos
@@ -524,7 +532,7 @@ class LearnedCodec:
         """
         head, _ = self.read_header(blob)
         rows, cols = latent_shape(head)
-        return -(-self.entropy.fixed_length_bits(head.delta) * rows * cols // 8)
+        return -(-self.entropy.fixed_length_bits(head.delta, head.prior_scales) * rows * cols // 8)
 
     @_by_file_model
     def tokens(self, blob: bytes, source: str = "token file") -> np.ndarray:
@@ -534,7 +542,8 @@ class LearnedCodec:
     def _header_and_tokens(self, blob: bytes, source: str) -> tuple[Header, np.ndarray]:
         """The checked header of a file of this model and its range-decoded tokens."""
         head, pos = self.read_header(blob, source)
-        return head, self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos])
+        return head, self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos],
+                                         head.prior_scales)
 
     @_by_file_model
     def token_indices(self, blob: bytes, source: str = "token file") -> tuple[np.ndarray, list[int]]:
@@ -544,10 +553,12 @@ class LearnedCodec:
         the scalar model's are each channel's alphabet position at the file's step (``0..size-1``).
         """
         head, tokens = self._header_and_tokens(blob, source)
+        # positions in the model's own alphabets at this step, the same for every file at this step whatever
+        # prior scales a file was coded with (a token a wider scaled table let through is clipped to them)
         alphabets = self.entropy.alphabets(head.delta)
         lows = np.array([lo for lo, _ in alphabets], np.int64)[:, None, None]
         sizes = [size for _, size in alphabets]
-        idx = np.clip(tokens - lows, 0, np.array(sizes)[:, None, None] - 1)  # the coder clips the same way
+        idx = np.clip(tokens - lows, 0, np.array(sizes)[:, None, None] - 1)
         return np.ascontiguousarray(idx.transpose(1, 2, 0)).astype(np.int32), sizes
 
 

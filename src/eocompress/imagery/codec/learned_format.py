@@ -1,9 +1,10 @@
-"""The learned codec's token-file format: the header (versions 1 to 3), its bounds checks and the CRC.
+"""The learned codec's token-file format: the header (versions 1 to 4), its bounds checks and the CRC.
 
 File layout (little-endian), 48 bytes + georeference (~36 bytes) + payload + CRC32::
 
-    magic "EOT2" | version u8 (2) | flags u8 | model id 4 B | height u32 | width u32 | delta f32 |
-    scale u16 | 12 band means u16 | offset u16 | offset known + level u8 |
+    magic "EOT2" | version u8 (2; 3 discrete; 4 with prior scales) | flags u8 | model id 4 B |
+    height u32 | width u32 | delta f32 | scale u16 | 12 band means u16 | offset u16 | offset known + level u8 |
+    [v3: quantizer u8] | [v4: channel count u8 + 4-bit prior scale codes] |
     [constant bands: count u8 + count x (band u8, value u16)] |
     [KLT: 66 Givens angles of 9 bits + determinant bit (flag 128, 75 B), or bands x bands i8 entries] |
     [epsg u32 | transform 4 x f64] |
@@ -25,6 +26,10 @@ the scene's rotation (:mod:`~eocompress.imagery.tokenizer.spectral`) after the c
 128 (written since 0.6) as 66 Givens angles of 9 bits and a determinant bit (75 B), without it (files before 0.6)
 as 144 int8 entries. Flag 128 takes the last free bit (0.5 refused it as unknown, asking for an update): a
 further header field needs a new version.
+
+Version 4 (scalar quantizer only, written since 0.6 when it saves bytes) adds, after the offset byte, the
+per-channel prior scales of :mod:`learned_entropy` (``PRIOR_SCALES`` codes): a u8 channel count, then two
+4-bit codes a byte (high nibble first), 49 bytes for 96 channels.
 
 Version 1 files (no offset fields; their means had the offset removed) still decode as they did:
 reflectance x 10000 without the offset, the offset they dropped unknown. Nothing here knows the model
@@ -49,8 +54,10 @@ MAGIC = b"EOT2"
 VERSION = 2
 #: Version written by models with a discrete quantizer (a quantizer byte after the offset byte).
 VERSION_DISCRETE = 3
+#: Version written by the scalar quantizer when the file carries per-channel prior scales.
+VERSION_SCALES = 4
 #: Versions this code reads (1: before the offset fields; decoded without the offset, as then).
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = (1, 2, 3, 4)
 _F_GEO, _F_MASK, _F_AFFINE6, _F_WKT, _F_CONST, _F_KLT, _F_BAND_ZEROS, _F_GIVENS = 1, 2, 4, 8, 16, 32, 64, 128
 #: Processing level codes in the header (bits 1-2 of the offset byte).
 LEVELS = {0: None, 1: "Level-1C", 2: "Level-2A"}
@@ -123,9 +130,11 @@ class Header:
     quantizer: int = 0  # fp_quantizers.QUANTIZER_CODES: 0 = scalar (versions 1, 2), else version 3
     klt: spectral.Rotation | None = None  # the scene's spectral rotation (a ``spectral="klt"`` model), else None
     band_zeros: BandZeros | None = None  # masked pixels that hold data in some bands (flag 64), else None
+    prior_scales: np.ndarray | None = None  # uint8 per-channel prior scale codes (version 4), else None
 
     def to_bytes(self) -> bytes:
-        """The header as this version writes it: version 2 for the scalar quantizer, 3 for a discrete one."""
+        """The header as this version writes it: version 2 for the scalar quantizer (4 with prior scales),
+        3 for a discrete one."""
         flags = 0
         const = b""
         if self.constants:
@@ -148,7 +157,9 @@ class Header:
                 flags |= _F_BAND_ZEROS
                 packed = zlib.compress(self.band_zeros.to_bytes(self.valid), 9)
                 mask += struct.pack("<I", len(packed)) + packed
-        version = VERSION_DISCRETE if self.quantizer else VERSION
+        if self.quantizer and self.prior_scales is not None:
+            raise ValueError("prior scales belong to the scalar quantizer; a discrete one has none")
+        version = VERSION_DISCRETE if self.quantizer else VERSION if self.prior_scales is None else VERSION_SCALES
         head = MAGIC + struct.pack("<BB", version, flags) + self.model_id[:4]
         head += struct.pack("<IIfH", self.height, self.width, self.delta, self.scale)
         head += self.means.astype("<u2").tobytes()
@@ -156,6 +167,10 @@ class Header:
         head += struct.pack("<HB", int(self.offset), int(bool(self.offset_known)) | level << 1)
         if self.quantizer:
             head += struct.pack("<B", int(self.quantizer))
+        if self.prior_scales is not None:
+            codes = np.asarray(self.prior_scales, np.uint8)
+            nibbles = np.append(codes, np.zeros(codes.size % 2, np.uint8))
+            head += struct.pack("<B", codes.size) + (nibbles[0::2] << 4 | nibbles[1::2]).astype(np.uint8).tobytes()
         return head + const + geo + mask
 
     @classmethod
@@ -180,18 +195,23 @@ class Header:
             pos = 24
             means = np.frombuffer(data, "<u2", bands, pos).astype(np.uint16)
             pos += 2 * bands
-            offset, offset_known, level, constants, quantizer = 0, False, None, None, 0
+            offset, offset_known, level, constants, quantizer, prior_scales = 0, False, None, None, 0, None
             if version >= 2:
                 offset, info = struct.unpack_from("<HB", data, pos)
                 pos += 3
                 offset_known, level = bool(info & 1), LEVELS.get(info >> 1 & 3)
                 if info >> 3:
                     raise TokenStreamError(f"{source}: header has unknown offset bits ({info:#x})")
-            if version >= 3:
+            if version == 3:
                 (quantizer,) = struct.unpack_from("<B", data, pos)
                 pos += 1
                 if quantizer == 0:
                     raise TokenStreamError(f"{source}: version-3 header names no discrete quantizer (code 0)")
+            if version == 4:
+                (n,) = struct.unpack_from("<B", data, pos)
+                packed = np.frombuffer(data, np.uint8, -(-n // 2), pos + 1)
+                prior_scales = np.stack([packed >> 4, packed & 15], 1).ravel()[:n].astype(np.uint8)
+                pos += 1 + packed.size
             if flags & _F_CONST:
                 (n,) = struct.unpack_from("<B", data, pos)
                 constants = {}
@@ -235,7 +255,7 @@ class Header:
         if not (math.isfinite(delta) and delta > 0) or scale == 0:
             raise TokenStreamError(f"{source}: header holds impossible values ({h}x{w}, step {delta}, scale {scale})")
         return cls(h, w, float(delta), int(scale), means, model_id, epsg, wkt, transform, valid, int(offset),
-                   offset_known, level, constants, version, quantizer, klt, band_zeros), pos
+                   offset_known, level, constants, version, quantizer, klt, band_zeros, prior_scales), pos
 
 
 @dataclass

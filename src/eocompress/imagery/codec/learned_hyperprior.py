@@ -62,7 +62,11 @@ class HyperpriorCoder:
         digest = zlib.crc32(mu.tobytes() + sd.tobytes()).to_bytes(4, "little")
         return mu.ravel(), sd.ravel(), digest
 
-    def encode(self, tokens: np.ndarray, delta: float, head: bytes, side: Any = None) -> bytes:
+    def fit_scales(self, tokens: np.ndarray, delta: float) -> None:
+        """None: the side information already gives every token its own scale."""
+        return None
+
+    def encode(self, tokens: np.ndarray, delta: float, head: bytes, side: Any = None, scales: None = None) -> bytes:
         """Payload of integer tokens (M, h, w) given the scene's ``side`` = (z, mean, scale) (see module doc)."""
         z, mean, scale = side
         mu, sd, digest = self._coded(mean, scale, delta)
@@ -75,7 +79,8 @@ class HyperpriorCoder:
         enc.encode(sym.ravel(), constriction.stream.model.QuantizedGaussian(-bound, bound), mu, sd)
         return enc.get_compressed().astype("<u4").tobytes()
 
-    def decode(self, payload: bytes, shape: tuple[int, int], delta: float, source: str, head: bytes) -> np.ndarray:
+    def decode(self, payload: bytes, shape: tuple[int, int], delta: float, source: str, head: bytes,
+               scales: None = None) -> np.ndarray:
         """Integer tokens (M, *shape) of a payload; a damaged one, one of another header, or one whose
         means and scales this machine computes differently, is one line."""
         if len(payload) % 4 or not payload:
@@ -106,10 +111,10 @@ class HyperpriorCoder:
         return tokens.reshape(m, h, w).astype(np.int32)
 
     # ------------------------------------------------------------------ alphabets
-    def alphabets(self, delta: float) -> list[tuple[int, int]]:
+    def alphabets(self, delta: float, scales: None = None) -> list[tuple[int, int]]:
         """Per channel: (lowest token, alphabet size) the coder takes, whatever the step: [-bound, bound]."""
         return [(-TOKEN_BOUND, 2 * TOKEN_BOUND + 1)] * self.model.cfg.latent
 
-    def fixed_length_bits(self, delta: float) -> int:
+    def fixed_length_bits(self, delta: float, scales: None = None) -> int:
         """Bits per token position if every channel's tokens were stored as fixed-length indices."""
         return fixed_length_bits(self.alphabets(delta))
