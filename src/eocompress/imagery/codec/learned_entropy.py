@@ -106,8 +106,15 @@ class PriorTables:
         """
         steps = delta / PRIOR_SCALES
         saved, codes = 0.0, np.full(tokens.shape[0], PLAIN_SCALE, np.uint8)
+        flat = tokens.reshape(tokens.shape[0], -1)
+        lows = flat.min(axis=1)
+        span = int((flat.max(axis=1) - lows).max()) + 1
+        # one histogram of every channel's tokens (a bincount, not a sort: a 10980 px tile has 45 M tokens)
+        hist = np.bincount((flat - lows[:, None] + span * np.arange(flat.shape[0])[:, None]).ravel(),
+                           minlength=span * flat.shape[0]).reshape(flat.shape[0], span)
         for c in range(tokens.shape[0]):
-            values, counts = np.unique(tokens[c], return_counts=True)
+            present = np.flatnonzero(hist[c])
+            values, counts = present + lows[c], hist[c, present]
             grid = values[None, :].astype(np.float64)
             upper = self._cdf(((grid + 0.5) * steps[:, None]).ravel(), c).reshape(steps.size, -1)
             lower = self._cdf(((grid - 0.5) * steps[:, None]).ravel(), c).reshape(steps.size, -1)
