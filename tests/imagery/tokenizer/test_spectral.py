@@ -152,7 +152,8 @@ def test_a_token_file_of_0_5_0_with_the_int8_rotation_decodes_as_it_did(data_roo
     assert blob[5] & 128 == 0 and head.klt.form == "entries" and head.klt.codes.shape == (12, 12)
     scene = read_scene(data_root / "imagery/oscd-s2l1c/pisa/imgs_1", bands=codec.bands).crop(100, 200, 64, 64)
     assert abs(psnr_db(scene.data, codec.decode(blob), scene.valid) - 42.2258) < 0.001
-    # the same crop written now: the Givens form, 69 B smaller, the same fidelity within 0.05 dB
-    now = codec.encode_scene(scene, quality=3)
-    assert now[5] & 128 and len(now) <= len(blob) - 69 + 8
-    assert abs(psnr_db(scene.data, codec.decode(now), scene.valid) - 42.2258) < 0.05
+    # the same crop written now at the same size: the Givens rotation (69 B freed) and rate-aware rounding
+    # buy a finer step, +1.1 dB on this 64² crop (43.31 dB)
+    now = codec.encode_scene(scene, ratio=scene.data.nbytes / len(blob))
+    assert now[5] & 128 and len(now) <= len(blob)
+    assert psnr_db(scene.data, codec.decode(now), scene.valid) > 42.2258 + 0.5

@@ -313,7 +313,7 @@ class LearnedCodec:
 
         def build(delta: float, lat: np.ndarray = y) -> bytes:
             head.delta = float(np.float32(delta))
-            tokens = self.model.to_tokens(lat, head.delta)
+            tokens = self.entropy.quantise(self.model, lat, head.delta)
             head.prior_scales = self.entropy.fit_scales(tokens, head.delta)  # None unless they save bytes
             head_bytes = head.to_bytes()
             return seal(head_bytes + self.entropy.encode(tokens, head.delta, head_bytes, side, head.prior_scales))

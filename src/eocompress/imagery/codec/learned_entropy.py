@@ -5,6 +5,10 @@ table per latent channel at quantisation step ``delta``; ``constriction``'s rang
 channel's tokens with its table. Tables are computed in float64 on the CPU (wherever the model runs), so
 a file coded on a GPU decodes on a CPU and back, bit-exactly.
 
+The encoder rounds the latent with the prior in view (:meth:`PriorTables.quantise`): each value goes to the
+step below or above, whichever costs less squared error plus :data:`RATE_WEIGHT` times its bits, so small
+values that would cost many bits for little fidelity go to the cheaper step. The decoder is unchanged.
+
 The learned prior is one distribution per channel for the whole Earth. A scene whose tokens are spread
 otherwise (open water, a whole tile of fields) is coded with each channel's distribution stretched by a
 scale of its own (:data:`PRIOR_SCALES`, 2^(j/4) for j = -8..7): :meth:`PriorTables.fit_scales` picks, per
@@ -37,6 +41,10 @@ PRIOR_SCALES = 2.0 ** (np.arange(-8, 8) / 4)
 PLAIN_SCALE = 8
 #: Bytes the per-channel scales take in a header (a count, then two 4-bit codes a byte, for 96 channels).
 SCALES_FIELD = 1 + 48
+#: Weight of a token's bits against its squared rounding error (in steps²) when the encoder rounds the latent.
+#: Chosen on training scenes (Paris, Milan, Brasília, Nantes, 512² centre crops, 1/200, 1/450, 1/1000) among
+#: 0.02-0.8: 0.2 gave +0.09, +0.35, +0.28 dB over plain rounding (a dead zone, the usual shortcut, +0.06 to +0.26).
+RATE_WEIGHT = 0.2
 #: Tables kept between calls (each step of a rate search makes 96 new ones; a long archive run would grow).
 MAX_CACHED_TABLES = 8192
 
@@ -88,6 +96,26 @@ class PriorTables:
         upper[-1], lower[0] = 1.0, 0.0  # tails folded into the end symbols
         self._cache[key] = table = (int(k[0]), np.maximum(upper - lower, 1e-12))
         return table
+
+    def quantise(self, model: Any, y: np.ndarray, delta: float, weight: float = RATE_WEIGHT) -> np.ndarray:
+        """int32 tokens of latent ``y`` (M, h, w) at step ``delta``, rate-distortion rounded (see the module doc).
+
+        ``weight`` 0 is plain rounding. Bits come from the learned tables at this step (the per-channel scales
+        are fitted afterwards, on the tokens chosen here). ``model`` is unused: a discrete quantizer's
+        :class:`CategoricalTables` and the hyperprior's coder quantise through it.
+        """
+        q = np.asarray(y, np.float32) / np.float32(delta)
+        down = np.floor(q)
+        frac = q - down  # squared error: frac² going down, (1 - frac)² going up
+        down = down.astype(np.int32)
+        out = np.empty_like(down)
+        for c, (lo, probs) in enumerate(self.tables(delta)):
+            bits = -np.log2(probs / probs.sum()).astype(np.float32)
+            below = bits[np.clip(down[c] - lo, 0, probs.size - 1)]
+            above = bits[np.clip(down[c] + 1 - lo, 0, probs.size - 1)]
+            up = frac[c] ** 2 + weight * below > (1 - frac[c]) ** 2 + weight * above
+            out[c] = down[c] + up
+        return out
 
     def tables(self, delta: float, scales: np.ndarray | None = None) -> list[Table]:
         """Per channel: (lowest token, probabilities of every token in the alphabet) at step ``delta``,
@@ -196,6 +224,10 @@ class CategoricalTables(PriorTables):
     def fit_scales(self, tokens: np.ndarray, delta: float) -> None:
         """None: a learned categorical over codebook indices has no scale to stretch."""
         return None
+
+    def quantise(self, model: Any, y: np.ndarray, delta: float, weight: float = RATE_WEIGHT) -> np.ndarray:
+        """The quantizer's codebook indices of latent ``y`` (its own nearest-entry rule)."""
+        return model.to_tokens(y, delta)
 
 
 def entropy_model(model: Any) -> PriorTables:

@@ -66,6 +66,10 @@ class HyperpriorCoder:
         """None: the side information already gives every token its own scale."""
         return None
 
+    def quantise(self, model: Any, y: np.ndarray, delta: float) -> np.ndarray:
+        """Plain rounding of latent ``y`` at step ``delta`` (rate-aware rounding under its Gaussians: not yet)."""
+        return model.to_tokens(y, delta)
+
     def encode(self, tokens: np.ndarray, delta: float, head: bytes, side: Any = None, scales: None = None) -> bytes:
         """Payload of integer tokens (M, h, w) given the scene's ``side`` = (z, mean, scale) (see module doc)."""
         z, mean, scale = side
