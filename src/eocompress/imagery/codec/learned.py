@@ -372,9 +372,7 @@ class LearnedCodec:
                 f"{self.config.spectral!r} model {'does not use' if head.klt is not None else 'needs'}: "
                 "the file is damaged; re-encode the scene"
             )
-        if head.prior_scales is not None and (
-            self.config.hyperprior or head.prior_scales.size != self.config.latent or head.prior_scales.max() > 15
-        ):
+        if head.prior_scales is not None and (self.config.hyperprior or head.prior_scales.size != self.config.latent):
             raise TokenStreamError(
                 f"{source} holds {head.prior_scales.size} prior scales; this model codes {self.config.latent} "
                 f"channels{' with a hyperprior' if self.config.hyperprior else ''}: the file is damaged; re-encode it"

@@ -20,12 +20,12 @@ them are written byte for byte as before.
 
 Version 3 (written only by models with a discrete quantizer: FSQ, VQ, GSQ, ...) adds one byte after the
 offset byte, the quantizer code (``fp_quantizers.QUANTIZER_CODES``), and its payload holds ``groups``
-codebook indices per token position; the step field is 1. The default scalar model still writes version 2,
-byte for byte as before. A model with a spectral front end (``spectral="klt"``) sets flag 32 and stores
-the scene's rotation (:mod:`~eocompress.imagery.tokenizer.spectral`) after the constant bands: with flag
-128 (written since 0.6) as 66 Givens angles of 9 bits and a determinant bit (75 B), without it (files before 0.6)
-as 144 int8 entries. Flag 128 takes the last free bit (0.5 refused it as unknown, asking for an update): a
-further header field needs a new version.
+codebook indices per token position; the step field is 1. The scalar model writes version 2, or 4 when the
+file carries per-channel prior scales (below). A model with a spectral front end (``spectral="klt"``) sets
+flag 32 and stores the scene's rotation (:mod:`~eocompress.imagery.tokenizer.spectral`) after the constant
+bands: with flag 128 (written since 0.6) as 66 Givens angles of 9 bits and a determinant bit (75 B), without
+it (files before 0.6) as 144 int8 entries. Flag 128 takes the last free bit (0.5 refused it as unknown, asking
+for an update): a further header field needs a new version.
 
 Version 4 (scalar quantizer only, written since 0.6 when it saves bytes) adds, after the offset byte, the
 per-channel prior scales of :mod:`learned_entropy` (``PRIOR_SCALES`` codes): a u8 channel count, then two
@@ -209,9 +209,9 @@ class Header:
                     raise TokenStreamError(f"{source}: version-3 header names no discrete quantizer (code 0)")
             if version == 4:
                 (n,) = struct.unpack_from("<B", data, pos)
-                packed = np.frombuffer(data, np.uint8, -(-n // 2), pos + 1)
-                prior_scales = np.stack([packed >> 4, packed & 15], 1).ravel()[:n].astype(np.uint8)
-                pos += 1 + packed.size
+                pairs = np.frombuffer(data, np.uint8, -(-n // 2), pos + 1)
+                prior_scales = np.stack([pairs >> 4, pairs & 15], 1).ravel()[:n].astype(np.uint8)
+                pos += 1 + pairs.size
             if flags & _F_CONST:
                 (n,) = struct.unpack_from("<B", data, pos)
                 constants = {}

@@ -70,8 +70,12 @@ class HyperpriorCoder:
         """Plain rounding of latent ``y`` at step ``delta`` (rate-aware rounding under its Gaussians: not yet)."""
         return model.to_tokens(y, delta)
 
-    def encode(self, tokens: np.ndarray, delta: float, head: bytes, side: Any = None, scales: None = None) -> bytes:
-        """Payload of integer tokens (M, h, w) given the scene's ``side`` = (z, mean, scale) (see module doc)."""
+    def encode(self, tokens: np.ndarray, delta: float, head: bytes, side: Any = None,
+               scales: np.ndarray | None = None) -> bytes:
+        """Payload of integer tokens (M, h, w) given the scene's ``side`` = (z, mean, scale) (see module doc).
+
+        ``scales`` is always None here (the factorized coder's per-channel scales; :meth:`fit_scales` gives none).
+        """
         z, mean, scale = side
         mu, sd, digest = self._coded(mean, scale, delta)
         sym = np.clip(tokens, -TOKEN_BOUND, TOKEN_BOUND).astype(np.int32)
@@ -84,7 +88,7 @@ class HyperpriorCoder:
         return enc.get_compressed().astype("<u4").tobytes()
 
     def decode(self, payload: bytes, shape: tuple[int, int], delta: float, source: str, head: bytes,
-               scales: None = None) -> np.ndarray:
+               scales: np.ndarray | None = None) -> np.ndarray:
         """Integer tokens (M, *shape) of a payload; a damaged one, one of another header, or one whose
         means and scales this machine computes differently, is one line."""
         if len(payload) % 4 or not payload:
@@ -115,10 +119,10 @@ class HyperpriorCoder:
         return tokens.reshape(m, h, w).astype(np.int32)
 
     # ------------------------------------------------------------------ alphabets
-    def alphabets(self, delta: float, scales: None = None) -> list[tuple[int, int]]:
+    def alphabets(self, delta: float, scales: np.ndarray | None = None) -> list[tuple[int, int]]:
         """Per channel: (lowest token, alphabet size) the coder takes, whatever the step: [-bound, bound]."""
         return [(-TOKEN_BOUND, 2 * TOKEN_BOUND + 1)] * self.model.cfg.latent
 
-    def fixed_length_bits(self, delta: float, scales: None = None) -> int:
+    def fixed_length_bits(self, delta: float, scales: np.ndarray | None = None) -> int:
         """Bits per token position if every channel's tokens were stored as fixed-length indices."""
         return fixed_length_bits(self.alphabets(delta))
