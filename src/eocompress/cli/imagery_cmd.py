@@ -275,6 +275,7 @@ def _report_decode(src: Path, path: Path, codec: str, bands: int, height: int, w
 
 def _learned_info(src: Path, model: str) -> dict[str, Any]:
     """Header of a learned-codec file, verified by decoding its tokens with the model that made it."""
+    from eocompress.imagery.codec.learned_entropy import PLAIN_SCALE
     from eocompress.imagery.codecs import enhancement  # the imagery extra: loaded when a command needs it
 
     blob = _read_token_file(src)
@@ -304,6 +305,11 @@ def _learned_info(src: Path, model: str) -> dict[str, Any]:
         "band_means_dn": [int(v) for v in head.means], "scale_dn": head.scale, "format_version": head.version,
         "dn_offset": offset, "processing_level": head.level or "unknown",
         "constant_bands": {codec.bands[b]: v for b, v in sorted((head.constants or {}).items())},
+        "spectral_rotation": None if head.klt is None else
+        f"{head.klt.form} ({len(head.klt.to_bytes())} B: "
+        f"{'Givens angles, since 0.6' if head.klt.form == 'givens' else 'int8 entries, before 0.6'})",
+        "prior_scales": None if head.prior_scales is None else
+        f"{int((head.prior_scales != PLAIN_SCALE).sum())} of {head.prior_scales.size} channels stretched to the scene",
     }
 
 

@@ -81,3 +81,19 @@ def test_header_round_trip_and_a_forged_count_is_refused(codec, ocean):
     head.prior_scales = head.prior_scales[:-2]  # a count that does not fit the model
     with pytest.raises(TokenStreamError, match="prior scales"):
         codec.decode(seal(head.to_bytes() + body[pos:]))
+
+
+@pytest.mark.realdata
+def test_info_says_the_rotation_form_and_the_prior_scales(codec, ocean, tmp_path, capsys):
+    import json
+
+    from _cli import run_cli
+
+    tok = tmp_path / "ocean.eotok"
+    tok.write_bytes(codec.encode_scene(ocean, quality=5))
+    r = run_cli(["imagery", "info", str(tok), "--json"], capsys)
+    info = json.loads(r.out)
+    assert r.code == 0 and info["format_version"] == 4
+    assert info["spectral_rotation"].startswith("givens (75 B")
+    stretched = int(info["prior_scales"].split(" of ")[0])
+    assert 10 < stretched <= 96 and info["prior_scales"].endswith("of 96 channels stretched to the scene")
