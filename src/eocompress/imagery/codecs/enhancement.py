@@ -39,7 +39,7 @@ from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec.learned_transforms import block_windows
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
-from eocompress.imagery.codecs.klt import KLTBasis, component_choices, klt_forward_each, klt_inverse
+from eocompress.imagery.codecs.klt import KLTBasis, component_choices, klt_forward_each, klt_inverse, klt_inverse_values
 from eocompress.imagery.evaluation.fidelity import squared_dn_error
 from eocompress.imagery.readers.scenes import Scene
 
@@ -124,18 +124,22 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None) -> tupl
     return best
 
 
-def _residual_of_code(side: bytes, stream: bytes, base: np.ndarray) -> np.ndarray:
-    """int32 residual (C, H, W) of one coded layer (KLT side + codestream) over ``base``; one line when damaged."""
+def _enhanced(base: np.ndarray, side: bytes, stream: bytes) -> np.ndarray:
+    """uint16 ``base`` (C, H, W) + the residual of one coded layer (KLT side + codestream), clipped to 1..65535,
+    nodata (0 in the base) kept 0; one line when the layer is damaged.
+
+    In one float32 pass over the KLT's whole-number output (every value < 2^24, so the sums are exact): the
+    same DNs as adding an int32 residual, without the integer copies.
+    """
     klt = KLTBasis.from_bytes(side, base.shape[0])
     planes = j2k_decode(stream)
     if planes.shape[0] != klt.basis.shape[1] or planes.shape[1:] != base.shape[1:]:
         raise FileFormatError(f"enhancement layer holds {planes.shape}, the base is {base.shape}; the file is damaged")
-    return klt_inverse(planes, klt).astype(np.int32) - SHIFT
-
-
-def _add_residual(base: np.ndarray, res: np.ndarray) -> np.ndarray:
-    """uint16 base + residual, clipped to 1..65535, nodata (0 in the base) kept 0."""
-    out = np.clip(base.astype(np.int32) + res, 1, 65535).astype(np.uint16)
+    x = klt_inverse_values(planes, klt)  # residual + SHIFT
+    flat = base.reshape(base.shape[0], -1)
+    np.add(x, flat, out=x)
+    x -= SHIFT
+    out = np.clip(x, 1, 65535, out=x).astype(np.uint16).reshape(base.shape)
     out[base == 0] = 0
     return out
 
@@ -212,7 +216,7 @@ def decode_layer(codec: Any, blob: bytes, source: str = "token file") -> tuple[b
         return base_blob, out
     base_blob, side, stream = split(blob)
     base = np.asarray(codec.decode(base_blob, source))
-    return base_blob, _add_residual(base, _residual_of_code(side, stream, base))
+    return base_blob, _enhanced(base, side, stream)
 
 
 def decode_layer_blocks(
@@ -231,7 +235,7 @@ def decode_layer_blocks(
 
     def enhanced(win: tuple[int, int, int, int], base: np.ndarray) -> np.ndarray:
         side, stream = layers[win]
-        return _add_residual(base, _residual_of_code(side, stream, base)) if stream else base
+        return _enhanced(base, side, stream) if stream else base
 
     def blocks() -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
         pieces = codec.decode_blocks(base_blob, source)

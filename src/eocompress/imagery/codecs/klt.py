@@ -98,17 +98,24 @@ def klt_forward_each(data: np.ndarray, choices: Sequence[int],
 
 
 def klt_inverse(planes: np.ndarray, klt: KLTBasis) -> np.ndarray:
-    """DN stack (C, H, W) uint16 from decoded component planes and the stored basis.
+    """DN stack (C, H, W) uint16 from decoded component planes and the stored basis."""
+    _, h, w = planes.shape
+    return klt_inverse_values(planes, klt).astype(np.uint16).reshape(-1, h, w)
 
-    One float32 matmul: the scale folded into the basis, the lows and means into one term per band.
+
+def klt_inverse_values(planes: np.ndarray, klt: KLTBasis) -> np.ndarray:
+    """float32 (C, H*W) of :func:`klt_inverse` before its cast: whole numbers 0..65535 (exact in float32).
+
+    One float32 matmul: the scale folded into the basis, the lows and means into one term per band. A caller
+    that adds to the DNs (the enhancement layer) goes on in float32 without another integer copy.
     """
-    k, h, w = planes.shape
+    k = planes.shape[0]
     basis = klt.basis.astype(np.float64)
     gain = (basis / klt.scale).astype(np.float32)
     bias = (basis @ (klt.lows / klt.scale) + klt.mean).astype(np.float32)
     x = gain @ planes.reshape(k, -1).astype(np.float32)
     x += bias[:, None]
-    return np.clip(np.rint(x, out=x), 0, 65535, out=x).astype(np.uint16).reshape(-1, h, w)
+    return np.clip(np.rint(x, out=x), 0, 65535, out=x)
 
 
 def component_choices(bands: int, budget: int) -> tuple[int, ...]:
