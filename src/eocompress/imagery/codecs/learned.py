@@ -80,7 +80,7 @@ class LearnedSceneCodec:
         """Name, model and settings."""
         return {"name": self.name, "model": self.model, "model_id": self.codec.model_id.hex(), "bands": self.bands,
                 "latent_channels": int(getattr(self.codec.config, "latent", 0) or 0),
-                "rate_control": "bisection on the quantisation step (whole file)",
+                "rate_control": "Brent's method on the quantisation step (whole file)",
                 "enhancement": ("KLT + JPEG 2000 residual layer over a cheaper learned base, kept when closer"
                                 if self.enhance else None),
                 "default_ratio": DEFAULT_RATIO if self.quality is None else None, "quality": self.quality}
