@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import numpy as np
@@ -26,8 +27,9 @@ from eocompress.imagery.tokenizer.standardise import MIN_SCALE, standardise
 # longer changes them (and the code is what they guard). Since 0.6 the rotation is stored as Givens angles, a file may
 # carry per-channel prior scales and the latent is rounded rate-aware ("0.6", new digests); with the int8 entries
 # form, no scales and plain rounding ("0.5") the encoder still writes the 0.5 bytes exactly, which shows those three
-# are all that changed. Since 0.6.1 the step for a ratio is found by Brent's method, not a bisection ("0.6.1": the
-# ratio file's step moved, its size did not); with the bisection ("0.6") the encoder still writes the 0.6.0 bytes. The
+# are all that changed. Since 0.6.1 the step for a ratio is found by Brent's method, not a bisection, and a token's
+# bits weigh 0.1, not 0.2, when the latent is rounded ("0.6.1"); with the bisection and the weight 0.2 ("0.6") the
+# encoder still writes the 0.6.0 bytes. The
 # decodes were pinned by digests until 0.6.1; another CPU (AVX2 / AVX-512) rounds a few DNs of the same file
 # differently, so they are now pinned by sums.
 GOLDEN = {
@@ -38,12 +40,12 @@ GOLDEN = {
                        9481556, 39940045, 24807820],
         "blocked_q3": (72391, "2a4425f96365195c6b4d387468827ef890cefca26eb0d0b882e4aed69db761ac"),
     },
-    "0.6.1": {
-        "ratio450": (871, "400ab24ad5324ef0f650762d04b067cbc4c2502ba0cd06881308be655a95b787"),
-        "quality5": (1723, "019e946c3f6b627eb2ec5f733a51a470a635ee9b6f270167c88fa40eec4c8ea6"),
-        "decoded450": [23806180, 21014312, 22328551, 21715080, 25530846, 41286366, 47824198, 45940841, 52089520,
-                       9480529, 39780244, 24692074],
-        "blocked_q3": (55363, "05e66ade1b8329221e3bfc21e2f67717090d84e237ff9cf057c08df757ef59bd"),
+    "0.6.1": {  # Brent's search, rounding weight 0.1
+        "ratio450": (871, "35a1eb62dc693f159a5e258d1ff1f9255a30aeb35adda01701ec40206fe270fe"),
+        "quality5": (1783, "254a0a9551f93069fef2d52bd22dbacd0e2c467f719dec999867ed90cc983952"),
+        "decoded450": [23803815, 20996477, 22305969, 21687093, 25519164, 41280201, 47821479, 45945219, 52093238,
+                       9481385, 39791049, 24693326],
+        "blocked_q3": (61787, "94f7d6330bf637eca99bcb8c66ff14a0812b89d62321e319f07cd8e49b1a5966"),
     },
     "0.6": {
         "ratio450": (871, "920018347ab74fc2ebe760e82aa6e468829598137d2e8e0ed6cec187777318f9"),  # version 4
@@ -59,8 +61,8 @@ GOLDEN = {
 BLOCKED_DECODED_SUMS = {
     "0.5": [1634575507, 1440575862, 1491128103, 1472860283, 1689266117, 2624210170, 3057804942, 2932595590,
                 3347662557, 618646573, 2668829058, 1795188037],
-    "0.6.1": [1633444964, 1441473989, 1492222990, 1473973571, 1687313308, 2620532181, 3054053051, 2935298169,
-              3344040232, 618014416, 2666093036, 1792305891],
+    "0.6.1": [1633982709, 1441264645, 1491991470, 1473905028, 1688421612, 2622114755, 3055632249, 2934263050,
+              3345576201, 618281460, 2667772530, 1794017548],
     "0.6": [1633444964, 1441473989, 1492222990, 1473973571, 1687313308, 2620532181, 3054053051, 2935298169,
             3344040232, 618014416, 2666093036, 1792305891],
 }
@@ -88,10 +90,13 @@ def _bisection(build, budget, floor, top, smallest):
 
 @pytest.fixture(params=["0.6.1", "0.6", "0.5"])
 def release(request, golden_codec, monkeypatch) -> str:
-    """The encoder as it is (``0.6.1``), as 0.6.0 wrote (``0.6``: the step searched by bisection), or as 0.5 wrote
+    """The encoder as it is (``0.6.1``), as 0.6.0 wrote (``0.6``: the step searched by bisection, rounding weight
+    0.2), or as 0.5 wrote
     (``0.5``: the bisection, the int8 rotation, no prior scales, plain rounding)."""
     if request.param != "0.6.1":
         monkeypatch.setattr(rate_control, "_search", _bisection)
+        entropy = golden_codec.entropy  # 0.6.0 weighed a token's bits 0.2 when rounding (0.1 since 0.6.1)
+        monkeypatch.setattr(entropy, "quantise", functools.partial(type(entropy).quantise, entropy, weight=0.2))
     if request.param == "0.5":
         of_moment = spectral.Rotation.of_moment.__func__
         monkeypatch.setattr(spectral.Rotation, "of_moment",
