@@ -4,9 +4,10 @@ Content-adaptive optimisation (Campos et al. 2019; Yang et al. 2020): the analys
 good latent, not the best one for this scene. A few Adam steps on the latent itself lower the model's
 own training objective ``bits + lambda / delta^2 * squared error / bands`` (fp_train's ``rd_loss`` summed
 over the scene) at the step ``delta`` the file is coded with. The decoder sees straight-through rounded
-latents, the rate term is the learned prior's on noise-rounded ones (as in training); after every step
-the objective of the *hard-rounded* latent is measured and the best one kept, so the result is never
-worse than the analysis' own latent. Only the tokens change: the file format and the decoder do not,
+latents, the rate term is the learned prior's on noise-rounded ones (as in training). Every iterate is
+rounded as the encoder rounds (rate-aware, see ``learned_entropy``), so iteration 0 is the plain file;
+after every step the objective of that hard-rounded latent is measured and the best one kept, so the
+result is never worse than the file the encoder writes without refinement. Only the tokens change: the file format and the decoder do not,
 and every decoder reads a refined file.
 
 Large scenes are refined by latent blocks of :data:`REFINE_BLOCK` positions, one after the other, with a
@@ -37,6 +38,8 @@ REFINE_HALO = 2 * WINDOW_HALO
 LR_PER_STEP = 0.002
 
 Reader = Callable[[int, int, int, int], np.ndarray]
+#: The encoder's rounding: int tokens of a latent (M, h, w) at a step.
+Rounder = Callable[[np.ndarray, float], np.ndarray]
 
 
 def _window(model: FactorizedPriorTokenizer, read: Reader, lat: np.ndarray, valid: np.ndarray | None,
@@ -124,21 +127,28 @@ def _cores(lh: int, lw: int) -> list[tuple[int, int, int, int]]:
 
 def refine_latent(
     model: FactorizedPriorTokenizer, read: Reader, y: np.ndarray, delta: float, steps: int, valid: np.ndarray | None,
-    live: list[int], h: int, w: int, lr: float = LR_PER_STEP, seed: int = 0,
+    live: list[int], h: int, w: int, lr: float = LR_PER_STEP, seed: int = 0, rounder: Rounder | None = None,
 ) -> np.ndarray:
     """Latent (M, h/16, w/16) on the ``delta`` grid whose hard-rounded D + lambda R is at most ``y``'s.
 
     ``read(r0, r1, c0, c1)`` gives standardised pixels (as the analysis saw them), ``valid`` the data
-    mask (None: all pixels), ``live`` the bands the network codes. ``steps`` Adam iterations per block
-    (lr ``lr * delta``); the best hard-rounded latent met is kept, so 0 steps or no gain returns ``y``
-    rounded to the grid.
+    mask (None: all pixels), ``live`` the bands the network codes. ``rounder(latent, delta)`` gives the
+    tokens the encoder codes for a latent (its rate-aware rounding; None: the nearest step): every iterate
+    is rounded by it, so iteration 0 is exactly the plain encoder's file. ``steps`` Adam iterations per
+    block (lr ``lr * delta``); the best hard-rounded latent met is kept, so 0 steps or no gain returns
+    ``y`` as the plain encoder rounds it.
     """
     if steps < 0:
         raise InputError(f"refine steps must be >= 0, got {steps}")
     if model.cfg.discrete:
         raise InputError(f"latent refinement needs the scalar quantizer; this model uses {model.cfg.quantizer}")
     d = float(np.float32(delta))
-    out = np.rint(y / np.float32(d)).astype(np.float32) * np.float32(d)
+
+    def to_grid(lat: np.ndarray) -> np.ndarray:
+        tokens = np.rint(lat / np.float32(d)) if rounder is None else rounder(lat, d)
+        return tokens.astype(np.float32) * np.float32(d)
+
+    out = to_grid(y)
     if steps == 0:
         return out
     lam = float(model.cfg.lmbda) / d**2 / len(model.cfg.bands)
@@ -155,7 +165,7 @@ def refine_latent(
             opt = torch.optim.Adam([free], lr=lr * d)
             best, best_loss = win["lat"][:, rows, cols].clone(), None
             for _ in range(steps + 1):
-                hard = torch.round(free / d) * d
+                hard = torch.from_numpy(to_grid(free.detach().cpu().numpy())).to(free.device)
                 ste = free + (hard - free).detach()
                 se = _squared_error(model, win, win["lat"], ste)
                 with torch.no_grad():  # the hard objective of this iterate (the decoder saw exactly `hard`)
@@ -175,12 +185,14 @@ def refine_latent(
 
 
 def refine_file(
-    model: FactorizedPriorTokenizer, build: Callable[[float, np.ndarray], bytes], blob: bytes, read: Reader,
-    y: np.ndarray, valid: np.ndarray | None, live: list[int], h: int, w: int, steps: int, budget: float | None,
+    model: FactorizedPriorTokenizer, build: Callable[[float, np.ndarray], bytes], rounder: Rounder, blob: bytes,
+    read: Reader, y: np.ndarray, valid: np.ndarray | None, live: list[int], h: int, w: int, steps: int,
+    budget: float | None,
 ) -> bytes:
     """A token file whose latent is refined at the step ``blob`` was coded with, still within ``budget`` bytes.
 
-    ``build(delta, latent)`` codes a latent; ``blob`` is the unrefined file the rate control picked.
+    ``build(delta, tokens)`` codes int32 tokens at a step, ``rounder(latent, delta)`` is the encoder's
+    rounding (see :func:`refine_latent`); ``blob`` is the unrefined file the rate control picked.
     When the refined file is over ``budget`` the step grows 5 % and the latent is refined again (up to
     8 times); if none fits, ``blob`` itself is returned, so ``--ratio`` always holds. A refined latent
     usually costs fewer bits, so when more than 1 % of the budget is left one finer step (3 % smaller)
@@ -189,7 +201,8 @@ def refine_file(
     delta = Header.from_bytes(unseal(blob, "token file"), len(model.cfg.bands), "token file")[0].delta
 
     def refined(step: float) -> bytes:
-        return build(step, refine_latent(model, read, y, step, steps, valid, live, h, w))
+        lat = refine_latent(model, read, y, step, steps, valid, live, h, w, rounder=rounder)
+        return build(step, np.rint(lat / np.float32(step)).astype(np.int32))
 
     for _ in range(8):
         out = refined(delta)

@@ -311,9 +311,12 @@ class LearnedCodec:
                       constants=constants or None, klt=klt, **georef_fields(crs, transform))
         head.quantizer = QUANTIZER_CODES[self.config.quantizer]
 
-        def build(delta: float, lat: np.ndarray = y) -> bytes:
+        def rounder(lat: np.ndarray, delta: float) -> np.ndarray:
+            return self.entropy.quantise(self.model, lat, float(np.float32(delta)))
+
+        def build(delta: float, tokens: np.ndarray | None = None) -> bytes:
             head.delta = float(np.float32(delta))
-            tokens = self.entropy.quantise(self.model, lat, head.delta)
+            tokens = rounder(y, delta) if tokens is None else tokens
             head.prior_scales = self.entropy.fit_scales(tokens, head.delta)  # None unless they save bytes
             head_bytes = head.to_bytes()
             return seal(head_bytes + self.entropy.encode(tokens, head.delta, head_bytes, side, head.prior_scales))
@@ -339,7 +342,7 @@ class LearnedCodec:
                                               self.config.delta_min, self.config.delta_max)
             if refine_steps:  # encoder-side only: same format, same decoder
                 budget = None if ratio is None else len(self.bands) * height * width * 2 / ratio
-                blob = refine_file(self.model, build, blob, standardised, y, valid, live, height, width,
+                blob = refine_file(self.model, build, rounder, blob, standardised, y, valid, live, height, width,
                                    int(refine_steps), budget)
             return blob
 
