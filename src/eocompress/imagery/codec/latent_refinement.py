@@ -7,8 +7,8 @@ over the scene) at the step ``delta`` the file is coded with. The decoder sees s
 latents, the rate term is the learned prior's on noise-rounded ones (as in training). Every iterate is
 rounded as the encoder rounds (rate-aware, see ``learned_entropy``), so iteration 0 is the plain file;
 after every step the objective of that hard-rounded latent is measured and the best one kept, so the
-result is never worse than the file the encoder writes without refinement. Only the tokens change: the file format and the decoder do not,
-and every decoder reads a refined file.
+result is never worse than the file the encoder writes without refinement. Only the tokens change: the file
+format and the decoder do not, and every decoder reads a refined file.
 
 Large scenes are refined by latent blocks of :data:`REFINE_BLOCK` positions, one after the other, with a
 fixed context of :data:`REFINE_HALO` positions around each; the distortion is counted on the pixels the
