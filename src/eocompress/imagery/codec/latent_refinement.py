@@ -126,14 +126,14 @@ def _cores(lh: int, lw: int) -> list[tuple[int, int, int, int]]:
 
 
 def refine_latent(
-    model: FactorizedPriorTokenizer, read: Reader, y: np.ndarray, delta: float, steps: int, valid: np.ndarray | None,
-    live: list[int], h: int, w: int, lr: float = LR_PER_STEP, seed: int = 0, rounder: Rounder | None = None,
+    model: FactorizedPriorTokenizer, read: Reader, rounder: Rounder, y: np.ndarray, delta: float, steps: int,
+    valid: np.ndarray | None, live: list[int], h: int, w: int, lr: float = LR_PER_STEP, seed: int = 0,
 ) -> np.ndarray:
     """Latent (M, h/16, w/16) on the ``delta`` grid whose hard-rounded D + lambda R is at most ``y``'s.
 
     ``read(r0, r1, c0, c1)`` gives standardised pixels (as the analysis saw them), ``valid`` the data
     mask (None: all pixels), ``live`` the bands the network codes. ``rounder(latent, delta)`` gives the
-    tokens the encoder codes for a latent (its rate-aware rounding; None: the nearest step): every iterate
+    tokens the encoder codes for a latent (its rate-aware rounding): every iterate
     is rounded by it, so iteration 0 is exactly the plain encoder's file. ``steps`` Adam iterations per
     block (lr ``lr * delta``); the best hard-rounded latent met is kept, so 0 steps or no gain returns
     ``y`` as the plain encoder rounds it.
@@ -145,8 +145,7 @@ def refine_latent(
     d = float(np.float32(delta))
 
     def to_grid(lat: np.ndarray) -> np.ndarray:
-        tokens = np.rint(lat / np.float32(d)) if rounder is None else rounder(lat, d)
-        return tokens.astype(np.float32) * np.float32(d)
+        return rounder(lat, d).astype(np.float32) * np.float32(d)
 
     out = to_grid(y)
     if steps == 0:
@@ -201,7 +200,7 @@ def refine_file(
     delta = Header.from_bytes(unseal(blob, "token file"), len(model.cfg.bands), "token file")[0].delta
 
     def refined(step: float) -> bytes:
-        lat = refine_latent(model, read, y, step, steps, valid, live, h, w, rounder=rounder)
+        lat = refine_latent(model, read, rounder, y, step, steps, valid, live, h, w)
         return build(step, np.rint(lat / np.float32(step)).astype(np.int32))
 
     for _ in range(8):
