@@ -1,7 +1,9 @@
 """The share of the budget the learned base gets under an enhancement layer, swept on **training** scenes.
 
-``enhancement.BASE_SHARE`` is a design choice, so it is chosen on scenes the model trained on (never on the
-held-out suite that measures the codec). For each scene and rate the learned file alone and the base at each
+``enhancement.BASE_SHARE`` (the thin base tried at every rate) and ``enhancement.HIGH_SHARE`` (the base holding
+most of the bytes, tried in the ladder's upper half) are design choices, so they are chosen on scenes the model
+trained on (never on the held-out suite that measures the codec): ``--shares 0 0.02 0.05`` chose the first,
+``--shares 0 0.6 0.75 0.85 0.92`` the second. For each scene and rate the learned file alone and the base at each
 share + KLT + JPEG 2000 residual are built at the same whole-file budget and decoded; the table gives the PSNR
 of each (clip(DN - offset, 0, 10000), range 10000, all 12 bands) and which share was closest. Run::
 
@@ -39,19 +41,22 @@ def main() -> None:
     ap.add_argument("--levels", type=int, nargs="*", default=[],
                     help="also ladder levels as bases (what the encoder tries near the top rate, e.g. 7 4)")
     ap.add_argument("--ratios", type=int, nargs="+", default=list(RATIOS))
+    ap.add_argument("--scenes", nargs="+", default=list(SCENES), help="training scenes (paths under imagery/)")
+    ap.add_argument("--side", type=int, default=SIDE, help="centre crop (px)")
     args = ap.parse_args()
     codec = get_codec("learned")
     root = places.data_root()
     trained = places.shipped_training_scenes()
     bases = [*args.shares, *args.levels]
     rows, wins = [], dict.fromkeys(bases, 0)
-    for rel in SCENES:
+    for rel in args.scenes:
         if rel not in trained:
             raise SystemExit(f"error: {rel} is not a training scene of the shipped model; "
                              "choose shares on training data")
         scene = read_scene(root / rel, bands=list(codec.bands))
         h, w = scene.shape
-        scene = scene.crop(max(0, (h - SIDE) // 2), max(0, (w - SIDE) // 2), min(h, SIDE), min(w, SIDE))
+        n = args.side
+        scene = scene.crop(max(0, (h - n) // 2), max(0, (w - n) // 2), min(h, n), min(w, n))
         raw = scene.data.nbytes
         encode_at = codec.codec.scene_encoder(scene)
         for ratio in args.ratios:
