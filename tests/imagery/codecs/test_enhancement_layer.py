@@ -80,6 +80,25 @@ def test_mid_rate_layer_is_kept_only_where_it_is_closer(codec, data_root: Path) 
         assert gain > 0.3 if layered else gain == 0  # cloud: +0.47 dB (+2.8 dB before 0.6's prior scales)
 
 
+def test_upper_ladder_tries_the_learned_file_at_most_of_the_bytes_under_a_layer(codec, data_root: Path) -> None:
+    """At 1/200 an L1C city's rate search sits in the ladder's upper half: the learned file at HIGH_SHARE of the
+    budget + the residual in the rest is tried, and kept on Cupertino because it is closer than the file alone
+    (+0.27 dB when measured); at 1/1000 the search is low on the ladder and only the thin base is tried."""
+    city = _crop(data_root, "cupertino/imgs_1", 256)
+    budget = city.data.nbytes // 200
+    plain = codec.codec.encode_scene(city, ratio=200)
+    assert enhancement.in_upper_ladder(codec.codec, plain) and not enhancement.near_top_rate(codec.codec, plain)
+    assert enhancement._bases(codec.codec, plain, 10, False) == (enhancement.HIGH_SHARE, enhancement.BASE_SHARE)
+    blob = codec.encode(city, ratio=200)
+    assert enhancement.is_enhanced(blob) and len(blob) <= budget
+    base, layer = enhancement.base_and_layer_bytes(blob)
+    assert len(base) == pytest.approx(enhancement.HIGH_SHARE * budget, rel=0.02) and layer > 0
+    assert _psnr(city, codec.decode(blob)[0]) > _psnr(city, codec.codec.decode(plain)) + 0.1
+    low = codec.codec.encode_scene(city, ratio=1000)
+    assert not enhancement.in_upper_ladder(codec.codec, low)
+    assert enhancement._bases(codec.codec, low, 10, False) == (enhancement.BASE_SHARE,)
+
+
 def test_offset_scene_decodes_in_its_own_convention(codec, data_root: Path) -> None:
     sc = _crop(data_root, "hydro patch_100")  # open water, +1000 offset, nodata specks
     assert sc.offset == 1000

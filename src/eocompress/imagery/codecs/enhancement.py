@@ -66,6 +66,16 @@ LOWER_LEVELS = (7, 4)
 #: learned base decodes with artefacts that cost the residual more bytes than the base saves, so where the layer
 #: wins the file is the KLT + JPEG 2000 anchor under a token thumbnail: ``--no-layer`` for token archives.
 BASE_SHARE = 0.0
+#: In the ladder's upper half (the rate search's step at or below level :data:`UPPER_LEVEL`'s) the learned file at
+#: this share of the budget is also tried under a layer: the network codes the scene and the residual's KLT +
+#: JPEG 2000 spends the last bytes, where the network's returns have flattened. Chosen on the same training scenes
+#: and crops (``base_share.py --shares 0 0.6 0.75 0.85 0.92``): at 1/200 on Pisa, Aguas Claras and Milan 0.85 was
+#: +0.16 to +0.42 dB over the closer of the learned file alone and the thin base (best or within 0.03 dB of the best
+#: share); where the search's step is lower on the ladder (1/450 and 1/1000) the file alone or the thin base stayed
+#: closer on every scene-rate.
+HIGH_SHARE = 0.85
+#: Ladder level from which :data:`HIGH_SHARE` is tried (those wins sat at levels 5.7-6.5; 1/450 at levels 2.4-3.9).
+UPPER_LEVEL = 5
 #: Side (px) of the centre window on which the base level of a tiled layer is chosen.
 LEVEL_WINDOW = 1024
 
@@ -297,8 +307,19 @@ def at_top_rate(codec: Any, blob: bytes) -> bool:
 def near_top_rate(codec: Any, blob: bytes) -> bool:
     """True when the token file ``blob``'s step is at or below ladder level ``LOWER_LEVELS[0]``'s: near the
     autoencoder's floor, where more bytes for the base buy little and a residual layer may buy more."""
+    return _at_or_above_level(codec, blob, LOWER_LEVELS[0])
+
+
+def in_upper_ladder(codec: Any, blob: bytes) -> bool:
+    """True when the token file ``blob``'s step is at or below ladder level :data:`UPPER_LEVEL`'s, where a layer
+    over the learned file at :data:`HIGH_SHARE` of the bytes is tried."""
+    return _at_or_above_level(codec, blob, UPPER_LEVEL)
+
+
+def _at_or_above_level(codec: Any, blob: bytes, quality: int) -> bool:
+    """True when the token file ``blob``'s step is at or below ladder level ``quality``'s (as fine or finer)."""
     head, _ = codec.read_header(blob)
-    return float(head.delta) <= codec.delta_for_quality(LOWER_LEVELS[0]) * 1.0001
+    return float(head.delta) <= codec.delta_for_quality(quality) * 1.0001
 
 
 def _squared_error(data: np.ndarray, decoded: np.ndarray) -> float:
@@ -313,7 +334,8 @@ def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int =
     Near the top of the ladder (:func:`near_top_rate`: the search's step at or below ladder level
     ``LOWER_LEVELS[0]``'s) the autoencoder's floor makes base bytes cheap in fidelity, so bases at
     ``top_quality`` (the smallest trained step; only when the search hit it) and at :data:`LOWER_LEVELS`
-    get the residual in the rest (+0.3-0.5 dB at 1/50-1/100 on held-out crops). At every rate the thin base of
+    get the residual in the rest (+0.3-0.5 dB at 1/50-1/100 on held-out crops). Lower, in the ladder's upper half
+    (:func:`in_upper_ladder`), the learned file at :data:`HIGH_SHARE` of the bytes does. At every rate the thin base of
     :data:`BASE_SHARE` (the smallest file) does too: where the network codes a scene worse than a linear spectral
     transform (cloud, bright ground, most whole L1C scenes) the residual's KLT + JPEG 2000 spends the bytes
     better. The whole file with the smallest squared DN error is kept, ``blob`` itself included, so a layer is
@@ -343,13 +365,16 @@ def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int =
 
 
 def _bases(codec: Any, blob: bytes, top_quality: int, at_top: bool) -> tuple[int | float, ...]:
-    """Bases tried under a layer: the share of the budget :data:`BASE_SHARE` (float) at every rate; near the top
-    rate also ladder levels (int), the top one only when the rate search reached it. On training scenes at
-    1/100 and 1/200 a thin base was closest on about half the scene-rates (cloud over the ocean, a whole tile),
-    level 7 or 4 on the others (cities): each file keeps whichever is closest."""
-    if not near_top_rate(codec, blob):
-        return (BASE_SHARE,)
-    return ((top_quality,) if at_top else ()) + tuple(q for q in LOWER_LEVELS if q < top_quality) + (BASE_SHARE,)
+    """Bases tried under a layer: the share of the budget :data:`BASE_SHARE` (float) at every rate; in the ladder's
+    upper half also :data:`HIGH_SHARE`; near the top rate ladder levels (int) instead, the top one only when the
+    rate search reached it. On training scenes at 1/100 and 1/200 a thin base was closest on about half the
+    scene-rates (cloud over the ocean, a whole tile), a base holding most of the bytes on the others (cities):
+    each file keeps whichever is closest."""
+    if near_top_rate(codec, blob):
+        return ((top_quality,) if at_top else ()) + tuple(q for q in LOWER_LEVELS if q < top_quality) + (BASE_SHARE,)
+    if in_upper_ladder(codec, blob):
+        return (HIGH_SHARE, BASE_SHARE)
+    return (BASE_SHARE,)
 
 
 def _base_file(encode_at: Callable[..., bytes], raw: int, budget: int, base: int | float) -> bytes | None:
