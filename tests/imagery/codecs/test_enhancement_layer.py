@@ -99,6 +99,25 @@ def test_upper_ladder_tries_the_learned_file_at_most_of_the_bytes_under_a_layer(
     assert enhancement._bases(codec.codec, low, 10, False) == (enhancement.BASE_SHARE,)
 
 
+def test_a_layered_file_is_chosen_by_the_error_of_its_decode(codec, data_root: Path) -> None:
+    """The error a layered candidate is compared by is its decoded file's, exactly: the SSL4EO L2A cube's 3 px
+    edge, 0 in its 20/60 m bands, decodes as 0 whatever the layer codes there, so the layer's error there does
+    not count (it did, and tipped the choice between near-equal files to the worse one)."""
+    s = next(x for x in places.held_out_suite(data_root / "imagery") if x.label == "ssl4eo 20200813 L2A")
+    scene = read_scene(s.path, bands=list(S2_L2A_BANDS), offset=s.offset)
+    h, w = scene.shape
+    scene = scene.crop(h - 128, w - 128, 128, 128)  # the bottom-right corner: the edge is on the last rows and columns
+    data = np.asarray(scene.data)
+    assert (data == 0).any() and not (data == 0).all(axis=0).all()  # band zeros at the edge
+    encode_at = codec.codec.scene_encoder(scene)
+    base_blob = encode_at(smallest=True)
+    base = np.asarray(codec.codec.decode(base_blob))
+    blob, err = enhancement._layer(data, base_blob, base, data.nbytes // 200, scene.valid)
+    recon = codec.decode(blob)[0]
+    assert np.array_equal(recon == 0, data == 0)
+    assert err == pytest.approx(enhancement._squared_error(data, recon), rel=1e-12)
+
+
 def test_offset_scene_decodes_in_its_own_convention(codec, data_root: Path) -> None:
     sc = _crop(data_root, "hydro patch_100")  # open water, +1000 offset, nodata specks
     assert sc.offset == 1000

@@ -106,7 +106,7 @@ def encode_layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: i
 def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,
            valid: np.ndarray | None) -> tuple[bytes, float] | None:
     """:func:`encode_layer` and the squared DN error of its residual (the whole file's error)."""
-    got = _code_residual(residual_of(data, base), budget - len(base_blob) - OVERHEAD, valid)
+    got = _code_residual(residual_of(data, base), budget - len(base_blob) - OVERHEAD, valid, base == 0)
     if got is None:
         return None
     side, stream, err = got
@@ -114,11 +114,13 @@ def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,
     return body + struct.pack("<I", zlib.crc32(body)), err
 
 
-def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None) -> tuple[bytes, bytes, float] | None:
+def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None,
+                   zeros: np.ndarray) -> tuple[bytes, bytes, float] | None:
     """(KLT side, codestream, squared DN error) of shifted residual ``res`` in ``room`` bytes; None when none fits.
 
     The KLT's component count is chosen by squared error among those that fit, as the KLT + JPEG 2000
-    anchor does.
+    anchor does. ``zeros`` (C, H, W): where the base is 0 (nodata, band zeros), which the decode sets to 0
+    whatever the layer holds, so the error there is left out: the error is the decoded file's.
     """
     if room < MIN_LAYER_BYTES:
         return None
@@ -128,7 +130,7 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None) -> tupl
         stream = j2k_at_size(planes, room - len(side))
         if stream is None:
             continue
-        err = squared_dn_error(res, klt_inverse(j2k_decode(stream), klt))
+        err = squared_dn_error(res, klt_inverse(j2k_decode(stream), klt), skip=zeros)
         if best is None or err < best[2]:
             best = (side, stream, err)
     return best
@@ -434,7 +436,7 @@ def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, bases: tup
         r, c, h, w = win
         valid = base[0] != 0  # the base's nodata (0 in every band) is the scene's
         share = int(room * h * w // (height * width))
-        got = _code_residual(residual_of(sel.read(r, c, h, w), base), share, valid)
+        got = _code_residual(residual_of(sel.read(r, c, h, w), base), share, valid, base == 0)
         side, stream = (got[0], got[1]) if got is not None else (b"", b"")
         coded += bool(stream)
         records.append(struct.pack("<IIIIHI", r, c, h, w, len(side), len(stream)))
