@@ -69,12 +69,12 @@ BASE_SHARE = 0.0
 #: In the ladder's upper half (the rate search's step at or below level :data:`UPPER_LEVEL`'s) the learned file at
 #: this share of the budget is also tried under a layer: the network codes the scene and the residual's KLT +
 #: JPEG 2000 spends the last bytes, where the network's returns have flattened. Chosen on the same training scenes
-#: and crops (``base_share.py --shares 0 0.6 0.75 0.85 0.92``): at 1/200 on Pisa, Aguas Claras and Milan 0.85 was
-#: +0.16 to +0.42 dB over the closer of the learned file alone and the thin base (best or within 0.03 dB of the best
-#: share); where the search's step is lower on the ladder (1/450 and 1/1000) the file alone or the thin base stayed
-#: closer on every scene-rate.
+#: and crops plus six more cities (``base_share.py --shares 0 0.6 0.75 0.85 0.92``, then ``--shares 0 0.85``): at 1/200
+#: 0.85 was the closest file on 9 of 13 scene-rates, all cities, +0.09 to +0.50 dB over the closer of the learned file
+#: alone and the thin base (best or within 0.03 dB of the best share); where the search's step is lower on the ladder
+#: (1/450 and 1/1000) the file alone or the thin base stayed closer on every scene-rate.
 HIGH_SHARE = 0.85
-#: Ladder level from which :data:`HIGH_SHARE` is tried (those wins sat at levels 5.7-6.5; 1/450 at levels 2.4-3.9).
+#: Ladder level from which :data:`HIGH_SHARE` is tried (the 1/200 searches sat at levels 5.7-7.5, 1/450 at 2.4-3.9).
 UPPER_LEVEL = 5
 #: Side (px) of the centre window on which the base level of a tiled layer is chosen.
 LEVEL_WINDOW = 1024
