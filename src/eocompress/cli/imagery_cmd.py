@@ -208,7 +208,7 @@ def _encode_learned(
         # a cheaper base + residual layer when closer (ratio is set whenever quality is not: 450 by default)
         blob = enhancement.encode_with_layer(codec, scene, ratio=ratio, quality=quality, refine_steps=refine,
                                              layer=layer)
-    for note in codec.last_notes:
+    for note in [*getattr(scene, "notes", []), *codec.last_notes]:
         log(f"warning: {src}: {note}")
     path = codec.save(blob, target, overwrite=overwrite)
     raw = scene.shape[0] * scene.shape[1] * len(codec.bands) * 2

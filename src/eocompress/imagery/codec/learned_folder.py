@@ -112,7 +112,7 @@ def encode_scene_file(source: str, target: str, model: str, ratio: float | None,
             warnings.simplefilter("ignore")
             with scene_for_encoding(source, offset=offset) as scene:  # large scenes: read by windows, streamed
                 blob = encode(codec, scene, ratio=ratio, quality=quality)
-        notes = [note, *codec.last_notes] if note else list(codec.last_notes)
+        notes = [n for n in (note, *getattr(scene, "notes", []), *codec.last_notes) if n]
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         codec.save(blob, target, overwrite=True)  # only a missing, damaged or --overwrite output gets here
     except EOCompressError as exc:

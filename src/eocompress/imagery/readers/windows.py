@@ -7,12 +7,19 @@ no georeference): the pixels equal those ``read_scene`` resamples in one go (tes
 scenes). The offset comes from metadata or the caller, as in ``read_scene``; the cloud mask is not
 read (the codec codes cloudy pixels). This is what lets the learned codec encode a 10980² tile in
 bounded memory (:meth:`~eocompress.imagery.codec.learned.LearnedCodec.encode_scene`).
+
+The encoder reads a streamed scene about eight times (statistics, analysis, rate search, the layer's
+passes). Decoding JPEG 2000 band files and warping 20/60 m bands each time cost 60 % of its time on a
+real product, so :func:`scene_for_encoding` first copies such a scene, strip by strip, onto the 10 m grid
+in an uncompressed GeoTIFF in the temporary folder (:func:`cached_on_disk`), and every pass reads that.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +59,10 @@ from eocompress.imagery.readers.scenes import (
 STREAM_PIXELS = 2048 * 2048
 #: GDAL block cache (MB) while reading windows: one row of 512 px tiles of a 10980 px wide 12-band file.
 READ_CACHE_MB = 256
+#: Rows per strip while a scene is copied to the disk cache: 512 rows of a 10980 px wide 13-band tile are 146 MB.
+CACHE_STRIP_ROWS = 512
+#: Free space (bytes) the disk cache leaves in its folder beyond the copy itself.
+CACHE_SPARE_BYTES = 256 * 2**20
 
 
 class SceneWindows:
@@ -69,6 +80,7 @@ class SceneWindows:
         self.meta = meta
         self.offset = 0
         self._keep = keep  # every dataset to close
+        self.notes: list[str] = []  # what a user should hear about how the scene is read (e.g. no disk cache)
 
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         """uint16 (C, height, width) DNs of the window at (row, col), bands in :attr:`bands` order.
@@ -108,7 +120,17 @@ class SceneWindows:
         picked = SceneWindows([self._sources[i] for i in idx], [canonical_band(b) for b in bands], self.shape,
                               self.crs, self.transform, self.meta, self._keep)
         picked.offset = self.offset
+        picked.notes = self.notes
         return picked
+
+    def reads_are_copies(self) -> bool:
+        """True when a window read only copies bytes: every band in one uncompressed GeoTIFF on the 10 m grid
+        (no JPEG 2000 or deflate to decode, no 20/60 m band to warp), so a disk cache would gain nothing."""
+        datasets = {id(src): src for src, _, _ in self._sources}
+        return len(datasets) == 1 and all(
+            getattr(src, "driver", None) == "GTiff" and getattr(src, "compression", None) is None
+            for src in datasets.values()
+        )
 
     def close(self) -> None:
         """Close the band files (and warped VRTs)."""
@@ -153,10 +175,11 @@ def open_scene(
 
 @contextlib.contextmanager
 def scene_for_encoding(
-    path: str | os.PathLike, offset: int | None = None, stream_pixels: int | None = None
+    path: str | os.PathLike, offset: int | None = None, stream_pixels: int | None = None, cache: bool = True,
 ) -> Iterator[Scene | SceneWindows]:
     """The scene an encoder needs: read whole up to ``stream_pixels`` (default :data:`STREAM_PIXELS`), else opened
-    for windowed reads (closed on exit), so a 10980² tile never sits in memory."""
+    for windowed reads (closed on exit), so a 10980² tile never sits in memory; a streamed scene whose reads
+    decode or warp is read once into the disk cache (:func:`cached_on_disk`) unless ``cache`` is False."""
     limit = STREAM_PIXELS if stream_pixels is None else stream_pixels
     try:
         height, width = scene_shape(path)
@@ -166,7 +189,60 @@ def scene_for_encoding(
         yield read_scene(path, offset=offset)
         return
     with open_scene(path, offset=offset) as scene:
+        if not cache or scene.reads_are_copies():
+            yield scene
+            return
+        with cached_on_disk(scene) as copy:
+            yield copy
+
+
+@contextlib.contextmanager
+def cached_on_disk(scene: SceneWindows, folder: str | os.PathLike | None = None) -> Iterator[SceneWindows]:
+    """``scene`` read once, strip by strip, into an uncompressed tiled GeoTIFF in a temporary folder under
+    ``folder`` (default: Python's temporary folder, ``TMPDIR``), and read by windows from there; the copy is
+    removed on exit. Reads return the DNs the source's strips gave, so every pass of an encoder sees the same
+    values. Where the folder lacks room for the copy, ``scene`` itself is yielded and :attr:`SceneWindows.notes`
+    says so (reads are then slower, never different in kind)."""
+    import rasterio
+    from rasterio.errors import RasterioError
+    from rasterio.windows import Window
+
+    folder = Path(folder) if folder is not None else Path(tempfile.gettempdir())
+    (height, width), count = scene.shape, len(scene.bands)
+    need = height * width * count * 2
+    free = shutil.disk_usage(folder).free
+    if free < need + CACHE_SPARE_BYTES:
+        scene.notes.append(
+            f"not enough room in {folder} to cache the scene ({need / 1e6:,.0f} MB needed, {free / 1e6:,.0f} MB "
+            "free): every encoder pass decodes the source again (slower); set TMPDIR to a folder with more room"
+        )
         yield scene
+        return
+    with tempfile.TemporaryDirectory(prefix="eocompress-scene-", dir=folder) as tmp:
+        path = Path(tmp) / "scene.tif"
+        profile = {"driver": "GTiff", "width": width, "height": height, "count": count, "dtype": "uint16",
+                   "tiled": True, "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_NEEDED"}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            try:
+                with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_MB), rasterio.open(path, "w", **profile) as dst:
+                    for row in range(0, height, CACHE_STRIP_ROWS):
+                        rows = min(CACHE_STRIP_ROWS, height - row)
+                        dst.write(scene.read(row, 0, rows, width), window=Window(0, row, width, rows))
+            except RasterioError as exc:  # a full disk, a quota: GDAL's write failed
+                raise EOCompressError(
+                    f"the scene could not be cached in {folder} ({_one_line(exc)}); free room there or set TMPDIR "
+                    "to a folder with more room"
+                ) from exc
+            keep: list[Any] = []
+            src = _enter(path, keep)
+        copy = SceneWindows([(src, i + 1, str(path)) for i in range(count)], list(scene.bands), scene.shape,
+                            scene.crs, scene.transform, scene.meta, keep)
+        copy.offset, copy.notes = scene.offset, scene.notes
+        try:
+            yield copy
+        finally:
+            copy.close()
 
 
 def _enter(path: Path, keep: list[Any]) -> Any:
@@ -251,4 +327,4 @@ def _open_band_folder(path: Path) -> SceneWindows:
         raise
 
 
-__all__ = ["STREAM_PIXELS", "SceneWindows", "open_scene", "scene_for_encoding"]
+__all__ = ["STREAM_PIXELS", "SceneWindows", "cached_on_disk", "open_scene", "scene_for_encoding"]
