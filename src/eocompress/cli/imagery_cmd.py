@@ -208,13 +208,14 @@ def _encode_learned(
         # a cheaper base + residual layer when closer (ratio is set whenever quality is not: 450 by default)
         blob = enhancement.encode_with_layer(codec, scene, ratio=ratio, quality=quality, refine_steps=refine,
                                              layer=layer)
-    for note in [*getattr(scene, "notes", []), *codec.last_notes]:
+    notes = [*getattr(scene, "notes", []), *codec.last_notes]  # how the scene was read, then what the codec saw
+    for note in notes:
         log(f"warning: {src}: {note}")
     path = codec.save(blob, target, overwrite=overwrite)
     raw = scene.shape[0] * scene.shape[1] * len(codec.bands) * 2
     if as_json:
         print_json({"source": str(src), "out": str(path), "codec": "learned", "bytes": len(blob),
-                    "ratio_vs_raw": raw / len(blob), "notes": list(codec.last_notes)})
+                    "ratio_vs_raw": raw / len(blob), "notes": notes})
         return
     console.print(
         f"{src} -> {path}: {len(blob):,} B ({raw / len(blob):.0f}x vs raw uint16 of {len(codec.bands)} bands)",

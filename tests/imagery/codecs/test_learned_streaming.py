@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 
 import numpy as np
@@ -197,13 +198,15 @@ def test_a_streamed_encode_through_the_cache_writes_the_same_file(codec, pisa, t
 @pytest.mark.realdata
 def test_no_room_for_the_cache_reads_the_source_and_the_cli_says_so(pisa, tmp_path, capsys, monkeypatch):
     """When the temporary folder cannot hold the copy, the source is read on every pass (same file) and
-    ``imagery encode`` prints one warning naming TMPDIR; exit 0."""
+    ``imagery encode`` prints one warning naming TMPDIR (also among ``--json``'s notes); exit 0."""
     src = _deflated(pisa.crop(0, 0, 200, 220), tmp_path / "pisa.tif")
     monkeypatch.setattr(windows, "STREAM_PIXELS", 1000)  # streamed, so the cache is wanted
     roomy = run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "roomy.eotok"), "--ratio", "450"], capsys)
     usage = shutil.disk_usage
     monkeypatch.setattr(windows.shutil, "disk_usage", lambda p: usage(p)._replace(free=10**6))
-    run = run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "cramped.eotok"), "--ratio", "450"], capsys)
+    run = run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "cramped.eotok"), "--ratio", "450", "--json"],
+                  capsys)
     assert run.code == 0 and "not enough room" in run.err and "TMPDIR" in run.err
+    assert any("not enough room" in note for note in json.loads(run.out)["notes"])
     assert roomy.code == 0 and "not enough room" not in roomy.err
     assert (tmp_path / "roomy.eotok").read_bytes() == (tmp_path / "cramped.eotok").read_bytes()
