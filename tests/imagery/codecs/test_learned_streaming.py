@@ -210,3 +210,24 @@ def test_no_room_for_the_cache_reads_the_source_and_the_cli_says_so(pisa, tmp_pa
     assert any("not enough room" in note for note in json.loads(run.out)["notes"])
     assert roomy.code == 0 and "not enough room" not in roomy.err
     assert (tmp_path / "roomy.eotok").read_bytes() == (tmp_path / "cramped.eotok").read_bytes()
+
+
+@pytest.mark.realdata
+def test_a_failed_cache_write_reads_the_source_and_says_so(pisa, tmp_path, monkeypatch):
+    """GDAL failing to write the copy (a full disk) is not the scene's failure: the source is read instead, the
+    notes say why, and no half-written copy is left behind."""
+    from rasterio.errors import RasterioIOError
+
+    src = _deflated(pisa.crop(0, 0, 120, 130), tmp_path / "pisa.tif")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+
+    def full_disk(*args, **kwargs):
+        raise RasterioIOError("Free disk space available is 0 bytes")
+
+    monkeypatch.setattr(windows, "_copy_scene", lambda scene, path: path.write_bytes(b"half") and full_disk())
+    with open_scene(src) as scene, windows.cached_on_disk(scene, cache) as got:
+        assert got is scene and not got.reads_are_copies()
+        assert len(got.notes) == 1 and "disk cache" in got.notes[0] and "TMPDIR" in got.notes[0]
+        assert np.array_equal(got.read(0, 0, 120, 130), read_scene(src).data)
+    assert list(cache.iterdir()) == []

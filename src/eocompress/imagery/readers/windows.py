@@ -201,11 +201,9 @@ def cached_on_disk(scene: SceneWindows, folder: str | os.PathLike | None = None)
     """``scene`` read once, strip by strip, into an uncompressed tiled GeoTIFF in a temporary folder under
     ``folder`` (default: Python's temporary folder, ``TMPDIR``), and read by windows from there; the copy is
     removed on exit. Reads return the DNs the source's strips gave, so every pass of an encoder sees the same
-    values. Where the folder lacks room for the copy, ``scene`` itself is yielded and :attr:`SceneWindows.notes`
-    says so (reads are then slower, never different in kind)."""
-    import rasterio
+    values. Where the folder lacks room for the copy, or writing it fails, ``scene`` itself is yielded and
+    :attr:`SceneWindows.notes` says so (reads are then slower, the values the same)."""
     from rasterio.errors import RasterioError
-    from rasterio.windows import Window
 
     folder = Path(folder) if folder is not None else Path(tempfile.gettempdir())
     (height, width), count = scene.shape, len(scene.bands)
@@ -220,20 +218,19 @@ def cached_on_disk(scene: SceneWindows, folder: str | os.PathLike | None = None)
         return
     with tempfile.TemporaryDirectory(prefix="eocompress-scene-", dir=folder) as tmp:
         path = Path(tmp) / "scene.tif"
-        profile = {"driver": "GTiff", "width": width, "height": height, "count": count, "dtype": "uint16",
-                   "tiled": True, "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_NEEDED"}
+        try:
+            _copy_scene(scene, path)
+        except RasterioError as exc:  # GDAL's write failed (a full disk, a quota): read the source instead
+            left = shutil.disk_usage(folder).free / 1e6
+            scene.notes.append(
+                f"the disk cache in {folder} failed ({_one_line(exc.__cause__ or exc)}; {left:,.0f} MB free there): "
+                "every encoder pass decodes the source again (slower); free room there or set TMPDIR to a folder "
+                "with more room"
+            )
+            yield scene
+            return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            try:
-                with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_MB), rasterio.open(path, "w", **profile) as dst:
-                    for row in range(0, height, CACHE_STRIP_ROWS):
-                        rows = min(CACHE_STRIP_ROWS, height - row)
-                        dst.write(scene.read(row, 0, rows, width), window=Window(0, row, width, rows))
-            except RasterioError as exc:  # a full disk, a quota: GDAL's write failed
-                raise EOCompressError(
-                    f"the scene could not be cached in {folder} ({_one_line(exc)}); free room there or set TMPDIR "
-                    "to a folder with more room"
-                ) from exc
             keep: list[Any] = []
             src = _enter(path, keep)
         copy = SceneWindows([(src, i + 1, str(path)) for i in range(count)], list(scene.bands), scene.shape,
@@ -243,6 +240,23 @@ def cached_on_disk(scene: SceneWindows, folder: str | os.PathLike | None = None)
             yield copy
         finally:
             copy.close()
+
+
+def _copy_scene(scene: SceneWindows, path: Path) -> None:
+    """Write ``scene``'s 10 m grid to an uncompressed tiled GeoTIFF at ``path``, :data:`CACHE_STRIP_ROWS` rows
+    at a time (GDAL's write errors raise ``RasterioError``; the source's read errors their own one line)."""
+    import rasterio
+    from rasterio.windows import Window
+
+    (height, width), count = scene.shape, len(scene.bands)
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": count, "dtype": "uint16",
+               "tiled": True, "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_NEEDED"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_MB), rasterio.open(path, "w", **profile) as dst:
+            for row in range(0, height, CACHE_STRIP_ROWS):
+                rows = min(CACHE_STRIP_ROWS, height - row)
+                dst.write(scene.read(row, 0, rows, width), window=Window(0, row, width, rows))
 
 
 def _enter(path: Path, keep: list[Any]) -> Any:
