@@ -210,10 +210,8 @@ def cached_on_disk(scene: SceneWindows, folder: str | os.PathLike | None = None)
     need = height * width * count * 2
     free = shutil.disk_usage(folder).free
     if free < need + CACHE_SPARE_BYTES:
-        scene.notes.append(
-            f"not enough room in {folder} to cache the scene ({need / 1e6:,.0f} MB needed, {free / 1e6:,.0f} MB "
-            "free): every encoder pass decodes the source again (slower); set TMPDIR to a folder with more room"
-        )
+        _uncached(scene, f"not enough room in {folder} to cache the scene ({need / 1e6:,.0f} MB needed, "
+                         f"{free / 1e6:,.0f} MB free)")
         yield scene
         return
     with tempfile.TemporaryDirectory(prefix="eocompress-scene-", dir=folder) as tmp:
@@ -222,11 +220,8 @@ def cached_on_disk(scene: SceneWindows, folder: str | os.PathLike | None = None)
             _copy_scene(scene, path)
         except RasterioError as exc:  # GDAL's write failed (a full disk, a quota): read the source instead
             left = shutil.disk_usage(folder).free / 1e6
-            scene.notes.append(
-                f"the disk cache in {folder} failed ({_one_line(exc.__cause__ or exc)}; {left:,.0f} MB free there): "
-                "every encoder pass decodes the source again (slower); free room there or set TMPDIR to a folder "
-                "with more room"
-            )
+            _uncached(scene, f"the disk cache in {folder} failed ({_one_line(exc.__cause__ or exc)}; {left:,.0f} MB "
+                             "free there)")
             yield scene
             return
         with warnings.catch_warnings():
@@ -240,6 +235,12 @@ def cached_on_disk(scene: SceneWindows, folder: str | os.PathLike | None = None)
             yield copy
         finally:
             copy.close()
+
+
+def _uncached(scene: SceneWindows, why: str) -> None:
+    """Tell the user (:attr:`SceneWindows.notes`) why ``scene`` is read from its source on every pass, and the fix."""
+    scene.notes.append(f"{why}: every encoder pass decodes the source again (slower); free room there or set TMPDIR "
+                       "to a folder with more room")
 
 
 def _copy_scene(scene: SceneWindows, path: Path) -> None:
