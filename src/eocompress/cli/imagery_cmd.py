@@ -2,7 +2,8 @@
 
 Shared grammar (:mod:`eocompress.cli.options`): inputs positional, ``-o/--out`` for what is written (the
 positional OUT of ``encode``/``decode`` still works), ``--overwrite`` off, ``--workers``/``--scheduler``
-for folder mode, ``--json`` on ``info``, progress on stderr counting scenes in folder mode.
+for folder mode, ``--json`` on ``info``, progress on stderr (scenes counted in folder mode;
+one scene: an open-ended bar with the elapsed time).
 One codec writes and reads token files: the learned one (:mod:`eocompress.imagery.codec.learned`).
 """
 
@@ -201,7 +202,9 @@ def _encode_learned(
         return
     _refuse_existing(target, overwrite)
     codec = _learned(model, device)
-    with _no_georef_warning(), scene_for_encoding(src, offset=offset) as scene:  # large scenes: streamed
+    # one scene has no count to show: an open-ended bar with the elapsed time (a 10980² tile takes minutes)
+    with progress(f"encoding {src.name}", None), _no_georef_warning(), \
+            scene_for_encoding(src, offset=offset) as scene:  # large scenes: streamed (read once, disk cache)
         if scene.crs is None or scene.transform is None:
             log(f"warning: {src} has no georeference (CRS and transform): the token file and the GeoTIFF decoded "
                 "from it carry none either")

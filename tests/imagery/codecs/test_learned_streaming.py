@@ -231,3 +231,16 @@ def test_a_failed_cache_write_reads_the_source_and_says_so(pisa, tmp_path, monke
         assert len(got.notes) == 1 and "disk cache" in got.notes[0] and "TMPDIR" in got.notes[0]
         assert np.array_equal(got.read(0, 0, 120, 130), read_scene(src).data)
     assert list(cache.iterdir()) == []
+
+
+@pytest.mark.realdata
+def test_one_scene_encode_shows_a_bar_with_the_elapsed_time_to_a_person(data_root, tmp_path, capsys, monkeypatch):
+    """Where bars are drawn (a terminal, no -q), ``imagery encode`` of one scene draws an open-ended bar naming the
+    file on stderr (a streamed tile takes minutes); stdout still holds only the result line."""
+    from eocompress.cli import options
+
+    monkeypatch.setattr(options, "show_progress", lambda: True)
+    src = data_root / "imagery/hydro/patch_0.tif"
+    run = run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "p.eotok"), "--ratio", "450"], capsys)
+    assert run.code == 0 and "encoding patch_0.tif" in run.err and "0:00:" in run.err
+    assert run.out.count("\n") == 1 and "p.eotok" in run.out
