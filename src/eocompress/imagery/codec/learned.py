@@ -264,7 +264,9 @@ class LearnedCodec:
         :meth:`encode_windows` in two halves, so an encoder that tries several rates of one scene (the
         enhancement layer's bases) runs the scan and the analysis transform once. ``keep_pixels``: hold
         the last block row of pixels for latent refinement (``refine_steps``); else only the latent is held.
-        ``smallest=True``: the smallest file the ratio search can make (its largest step).
+        ``smallest=True``: the smallest file the ratio search can make (its largest step); ``means_only=True``: the
+        header alone (version 5, no tokens), which decodes to the band means: the base under a layer where the
+        network's tokens do not pay.
         """
         if len(shape) != 3 or shape[0] != len(self.bands):
             raise InputError(f"expected ({len(self.bands)}, H, W) bands {', '.join(self.bands)}; got shape {shape}")
@@ -322,9 +324,11 @@ class LearnedCodec:
             return seal(head_bytes + self.entropy.encode(tokens, head.delta, head_bytes, side, head.prior_scales))
 
         def encode_at(*, ratio: float | None = None, quality: int | None = None, smallest: bool = False,
-                      refine_steps: int = 0) -> bytes:
-            if (ratio is None) + (quality is None) + (not smallest) != 2:
-                raise InputError("give exactly one of ratio=, quality= or smallest=True")
+                      means_only: bool = False, refine_steps: int = 0) -> bytes:
+            if (ratio is None) + (quality is None) + (not smallest) + (not means_only) != 3:
+                raise InputError("give exactly one of ratio=, quality=, smallest=True or means_only=True")
+            if means_only:
+                return seal(head.means_only().to_bytes())
             if smallest:  # a discrete quantizer has one rate: its only file
                 return build(1.0 if self.config.discrete else rate_control.largest_step(self.config.delta_max))
             if refine_steps and self.config.hyperprior:
@@ -363,13 +367,16 @@ class LearnedCodec:
                 f"{source} was made by model {head.model_id.hex()}, not this one ({self.model_id.hex()}); "
                 "decode it with the model that made it"
             )
-        if head.quantizer != QUANTIZER_CODES[self.config.quantizer]:
+        if head.has_tokens and head.quantizer != QUANTIZER_CODES[self.config.quantizer]:
             kind = QUANTIZERS[head.quantizer] if head.quantizer < len(QUANTIZERS) else f"code {head.quantizer}"
             raise TokenStreamError(
                 f"{source} holds {kind} tokens, this model quantizes with {self.config.quantizer}; "
                 "decode it with the model that made it"
             )
-        if (head.klt is not None) != (self.config.spectral == "klt"):
+        if not head.has_tokens and pos != len(body):
+            raise TokenStreamError(f"{source} is a file with no tokens (version 5) yet holds {len(body) - pos} bytes "
+                                   "after its header: the file is damaged; re-encode the scene")
+        if head.has_tokens and (head.klt is not None) != (self.config.spectral == "klt"):
             raise TokenStreamError(
                 f"{source} {'holds' if head.klt is not None else 'lacks'} the spectral transform a "
                 f"{self.config.spectral!r} model {'does not use' if head.klt is not None else 'needs'}: "
@@ -392,14 +399,18 @@ class LearnedCodec:
         ``window`` (row, col, height, width): only those pixels, synthesised from the latent sub-window
         that covers them plus the receptive-field halo (the full decode's window up to float rounding,
         at most 1 DN apart). Version-1 files decode as they always did: reflectance x 10000 without the
-        offset they dropped.
+        offset they dropped; version-5 files (no tokens) to the band means, without the network.
         """
-        head, tokens = self._header_and_tokens(blob, source)
-        lat, step = self.model.token_latent(tokens, head.delta)  # codebook lookup of a discrete quantizer
+        head, pos = self.read_header(blob, source)
         if window is not None:
             window = _check_window(window, head.height, head.width, source)
             if window == (0, 0, head.height, head.width):
                 window = None  # the whole scene: the full decode, to the last DN
+        if not head.has_tokens:  # the band means: no network
+            r, c, h, w = window or (0, 0, head.height, head.width)
+            return self._to_dn(np.zeros((len(self.bands), h, w), np.float32), head, (r, c, h, w))
+        tokens = self._tokens_after(blob, head, pos, source)
+        lat, step = self.model.token_latent(tokens, head.delta)  # codebook lookup of a discrete quantizer
         if window is None and len(block_windows(head.height, head.width)) > 1:
             # a large scene: filled block by block (the same pieces), never a float copy of the whole scene
             out = np.empty((len(self.bands), head.height, head.width), np.uint16)
@@ -444,8 +455,12 @@ class LearnedCodec:
         The blocks and halos of :meth:`decode`'s synthesis (:func:`synthesis_blocks`), so the pieces are
         bit-identical to it, in memory bounded by a block + the tokens (row-major, 1024 px blocks).
         """
-        head, tokens = self._header_and_tokens(blob, source)
-        lat, step = self.model.token_latent(tokens, head.delta)
+        head, pos = self.read_header(blob, source)
+        if not head.has_tokens:  # the band means, in the synthesis's blocks (a tiled layer's tiles are these)
+            for win in block_windows(head.height, head.width):
+                yield win, self._to_dn(np.zeros((len(self.bands), *win[2:]), np.float32), head, win)
+            return
+        lat, step = self.model.token_latent(self._tokens_after(blob, head, pos, source), head.delta)
         for win, z in synthesis_blocks(self.model, lat, step, head.height, head.width, len(self.bands)):
             yield win, self._to_dn(z, head, win)
 
@@ -543,8 +558,17 @@ class LearnedCodec:
     def _header_and_tokens(self, blob: bytes, source: str) -> tuple[Header, np.ndarray]:
         """The checked header of a file of this model and its range-decoded tokens."""
         head, pos = self.read_header(blob, source)
-        return head, self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos],
-                                         head.prior_scales)
+        return head, self._tokens_after(blob, head, pos, source)
+
+    def _tokens_after(self, blob: bytes, head: Header, pos: int, source: str) -> np.ndarray:
+        """The range-decoded tokens of ``blob``, whose checked header ``head`` ends at ``pos``."""
+        if not head.has_tokens:
+            raise TokenStreamError(
+                f"{source} holds no tokens: at this rate the network's tokens did not pay for their bytes, so the "
+                "file is the band means under a KLT + JPEG 2000 layer; `imagery encode --no-layer` writes tokens"
+            )
+        return self.entropy.decode(blob[pos:-4], latent_shape(head), head.delta, source, blob[:pos],
+                                   head.prior_scales)
 
     @_by_file_model
     def token_indices(self, blob: bytes, source: str = "token file") -> tuple[np.ndarray, list[int]]:

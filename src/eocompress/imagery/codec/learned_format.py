@@ -1,8 +1,8 @@
-"""The learned codec's token-file format: the header (versions 1 to 4), its bounds checks and the CRC.
+"""The learned codec's token-file format: the header (versions 1 to 5), its bounds checks and the CRC.
 
 File layout (little-endian), 48 bytes + georeference (~36 bytes) + payload + CRC32::
 
-    magic "EOT2" | version u8 (2; 3 discrete; 4 with prior scales) | flags u8 | model id 4 B |
+    magic "EOT2" | version u8 (2; 3 discrete; 4 with prior scales; 5 no tokens) | flags u8 | model id 4 B |
     height u32 | width u32 | delta f32 | scale u16 | 12 band means u16 | offset u16 | offset known + level u8 |
     [v3: quantizer u8] | [v4: channel count u8 + 4-bit prior scale codes] |
     [constant bands: count u8 + count x (band u8, value u16)] |
@@ -31,6 +31,11 @@ Version 4 (scalar quantizer only, written since 0.6 when it saves bytes) adds, a
 per-channel prior scales of :mod:`learned_entropy` (``PRIOR_SCALES`` codes): a u8 channel count, then two
 4-bit codes a byte (high nibble first), 49 bytes for 96 channels.
 
+Version 5 (written since 0.7) holds no tokens: the header of version 2 without a rotation, then no payload. It
+decodes to each band's mean (constants, nodata and band zeros as in any file), without running the network:
+it is the base under an enhancement layer where the network's tokens do not pay for their bytes, so the layer
+(KLT + JPEG 2000 of the residual) codes the whole scene and the file is the classical anchor under this header.
+
 Version 1 files (no offset fields; their means had the offset removed) still decode as they did:
 reflectance x 10000 without the offset, the offset they dropped unknown. Nothing here knows the model
 or the coder: :mod:`learned_entropy` codes the payload, :mod:`learned` ties them together.
@@ -42,7 +47,7 @@ import math
 import os
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -56,8 +61,10 @@ VERSION = 2
 VERSION_DISCRETE = 3
 #: Version written by the scalar quantizer when the file carries per-channel prior scales.
 VERSION_SCALES = 4
+#: Version of a file with no tokens (the header alone), which decodes to the band means.
+VERSION_MEANS = 5
 #: Versions this code reads (1: before the offset fields; decoded without the offset, as then).
-READABLE_VERSIONS = (1, 2, 3, 4)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 _F_GEO, _F_MASK, _F_AFFINE6, _F_WKT, _F_CONST, _F_KLT, _F_BAND_ZEROS, _F_GIVENS = 1, 2, 4, 8, 16, 32, 64, 128
 #: Processing level codes in the header (bits 1-2 of the offset byte).
 LEVELS = {0: None, 1: "Level-1C", 2: "Level-2A"}
@@ -132,9 +139,18 @@ class Header:
     band_zeros: BandZeros | None = None  # masked pixels that hold data in some bands (flag 64), else None
     prior_scales: np.ndarray | None = None  # uint8 per-channel prior scale codes (version 4), else None
 
+    @property
+    def has_tokens(self) -> bool:
+        """False for a version-5 file: the header alone, decoded to the band means."""
+        return self.version != VERSION_MEANS
+
+    def means_only(self) -> Header:
+        """This header as a version-5 file writes it: no tokens, so no step (1), rotation, prior scales or quantizer."""
+        return replace(self, version=VERSION_MEANS, delta=1.0, klt=None, prior_scales=None, quantizer=0)
+
     def to_bytes(self) -> bytes:
         """The header as this version writes it: version 2 for the scalar quantizer (4 with prior scales),
-        3 for a discrete one."""
+        3 for a discrete one, 5 for a file with no tokens (:meth:`means_only`)."""
         flags = 0
         const = b""
         if self.constants:
@@ -160,6 +176,10 @@ class Header:
         if self.quantizer and self.prior_scales is not None:
             raise ValueError("prior scales belong to the scalar quantizer; a discrete one has none")
         version = VERSION_DISCRETE if self.quantizer else VERSION if self.prior_scales is None else VERSION_SCALES
+        if not self.has_tokens:
+            if self.klt is not None or self.prior_scales is not None or self.quantizer:
+                raise ValueError("a file with no tokens has no rotation, prior scales or quantizer")
+            version = VERSION_MEANS
         head = MAGIC + struct.pack("<BB", version, flags) + self.model_id[:4]
         head += struct.pack("<IIfH", self.height, self.width, self.delta, self.scale)
         head += self.means.astype("<u2").tobytes()
@@ -224,6 +244,8 @@ class Header:
             klt = None
             if flags & _F_GIVENS and not flags & _F_KLT:
                 raise TokenStreamError(f"{source}: header flags {flags:#x} name a rotation form but no rotation")
+            if flags & _F_KLT and version == VERSION_MEANS:
+                raise TokenStreamError(f"{source}: a file with no tokens (version 5) holds a rotation; it is damaged")
             if flags & _F_KLT:  # a singular (forged) rotation is refused here, not mid-decode
                 form = "givens" if flags & _F_GIVENS else "entries"
                 klt = spectral.Rotation.from_bytes(data, pos, bands, form)
