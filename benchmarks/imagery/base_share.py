@@ -3,9 +3,11 @@
 ``enhancement.BASE_SHARE`` (the thin base tried at every rate) and ``enhancement.HIGH_SHARE`` (the base holding
 most of the bytes, tried in the ladder's upper half) are design choices, so they are chosen on scenes the model
 trained on (never on the held-out suite that measures the codec): ``--shares 0 0.02 0.05`` chose the first,
-``--shares 0 0.6 0.75 0.85 0.92`` the second. For each scene and rate the learned file alone and the base at each
-share + KLT + JPEG 2000 residual are built at the same whole-file budget and decoded; the table gives the PSNR
-of each (clip(DN - offset, 0, 10000), range 10000, all 12 bands) and which share was closest. Run::
+``--shares 0 0.6 0.75 0.85 0.92`` the second; ``--shares 0 --thumbnail`` compared share 0's base (since 0.7
+the header alone, decoded to the band means) with the smallest token file, share 0's base before. For each
+scene and rate the learned file alone and the base at each share + KLT + JPEG 2000 residual are built at the
+same whole-file budget and decoded; the table gives the PSNR of each (clip(DN - offset, 0, 10000), range 10000,
+all 12 bands) and which share was closest. Run::
 
     EOCOMPRESS_DATA=../shared/data nice -n 10 .venv/bin/python benchmarks/imagery/base_share.py
 """
@@ -40,6 +42,8 @@ def main() -> None:
     ap.add_argument("--shares", type=float, nargs="+", default=list(SHARES))
     ap.add_argument("--levels", type=int, nargs="*", default=[],
                     help="also ladder levels as bases (what the encoder tries near the top rate, e.g. 7 4)")
+    ap.add_argument("--thumbnail", action="store_true",
+                    help="also the smallest token file (its largest step) as a base: share 0's base before 0.7")
     ap.add_argument("--ratios", type=int, nargs="+", default=list(RATIOS))
     ap.add_argument("--scenes", nargs="+", default=list(SCENES), help="training scenes (paths under imagery/)")
     ap.add_argument("--side", type=int, default=SIDE, help="centre crop (px)")
@@ -47,7 +51,7 @@ def main() -> None:
     codec = get_codec("learned")
     root = places.data_root()
     trained = places.shipped_training_scenes()
-    bases = [*args.shares, *args.levels]
+    bases = [*args.shares, *args.levels, *(["thumbnail"] if args.thumbnail else [])]
     rows, wins = [], dict.fromkeys(bases, 0)
     for rel in args.scenes:
         if rel not in trained:
@@ -64,7 +68,8 @@ def main() -> None:
             plain = encode_at(ratio=ratio)
             psnr = {"alone": dn_psnr_sam(scene.data, codec.decode(plain)[0], scene.offset)[0]}
             for share in bases:
-                base = enhancement._base_file(encode_at, raw, budget, share)
+                base = (encode_at(smallest=True) if share == "thumbnail"
+                        else enhancement._base_file(encode_at, raw, budget, share))
                 layered = None if base is None else enhancement.encode_layer(
                     np.asarray(scene.data), base, codec.codec.decode(base), budget, scene.valid)
                 psnr[share] = np.nan if layered is None else dn_psnr_sam(scene.data, codec.decode(layered)[0],
@@ -76,10 +81,11 @@ def main() -> None:
             rows.append([rel, f"1/{ratio}", f"{psnr['alone']:.2f}", *(f"{psnr[s]:.2f}" for s in bases), best])
             print(" | ".join(str(v) for v in rows[-1]), flush=True)
     print()
-    names = [f"base {s:g}" if isinstance(s, float) else f"base level {s}" for s in bases]
+    names = [f"base {s:g}" if isinstance(s, float) else f"base level {s}" if isinstance(s, int)
+             else "smallest token file" for s in bases]
     print(markdown_table(["training scene", "rate", "learned alone", *names,
                           "closest share"], rows))
-    print("\nclosest share per scene-rate where a layer fits: " + ", ".join(f"{s:g}: {n}" for s, n in wins.items()))
+    print("\nclosest share per scene-rate where a layer fits: " + ", ".join(f"{s}: {n}" for s, n in wins.items()))
 
 
 if __name__ == "__main__":

@@ -291,7 +291,8 @@ def _learned_info(src: Path, model: str) -> dict[str, Any]:
                + ("tiled by 1024 px blocks (EOE2)" if tiled else "whole scene (EOE1)"))
     codec = _learned(model, "cpu")
     head, start = codec.read_header(blob, str(src))
-    tokens = codec.tokens(blob, str(src))  # checks the payload against the header digest
+    # checks the payload against the header digest; a base with no tokens (version 5) is its header alone
+    tokens = codec.tokens(blob, str(src)) if head.has_tokens else None
     raw = head.height * head.width * len(codec.bands) * 2
     if head.version < 2:
         offset = "not recorded (format 1: decodes to reflectance x 10000, any offset removed at encode)"
@@ -303,7 +304,8 @@ def _learned_info(src: Path, model: str) -> dict[str, Any]:
         "verified": True, "format": fmt, "bytes": size, "enhancement_layer_bytes": layer, "header_bytes": start,
         "ratio_vs_raw_uint16": round(raw / size, 1), "height": head.height, "width": head.width,
         "bands": codec.bands, "model_id": head.model_id.hex(), "step": head.delta,
-        "tokens_shape": list(tokens.shape), "crs": f"EPSG:{head.epsg}" if head.epsg else head.wkt,
+        "tokens_shape": list(tokens.shape) if tokens is not None else "none: the band means (the network did not pay)",
+        "crs": f"EPSG:{head.epsg}" if head.epsg else head.wkt,
         "transform": list(head.transform) if head.transform else None,
         "nodata_pixels": int((~head.valid).sum()) if head.valid is not None else 0,
         "band_means_dn": [int(v) for v in head.means], "scale_dn": head.scale, "format_version": head.version,

@@ -50,12 +50,12 @@ def test_tokens_cli_refuses_existing_output_and_wrong_suffix(token_file, tmp_pat
 
 
 def test_tokens_of_a_layered_file_are_its_learned_base(data_root, tmp_path, capsys):
-    """`imagery encode` may write a learned base + KLT/JPEG 2000 layer (here: thick cloud at 1/450); its tokens
-    are the base's, and the report says so."""
+    """`imagery encode` may write a learned base + KLT/JPEG 2000 layer (here: thick cloud at 1/50, a base from the
+    ladder's top); its tokens are the base's, and the report says so."""
     from eocompress.imagery.codecs import enhancement
 
     src, tok, out = data_root / "imagery/hydro/patch_1.tif", tmp_path / "c.eotok", tmp_path / "c.npy"
-    assert run_cli(["imagery", "encode", str(src), "-o", str(tok), "--ratio", "450"], capsys).code == 0
+    assert run_cli(["imagery", "encode", str(src), "-o", str(tok), "--ratio", "50"], capsys).code == 0
     blob = tok.read_bytes()
     assert enhancement.is_enhanced(blob)
     run = run_cli(["imagery", "tokens", str(tok), "-o", str(out), "--json"], capsys)
@@ -66,3 +66,22 @@ def test_tokens_of_a_layered_file_are_its_learned_base(data_root, tmp_path, caps
     assert "base" in report["from"] and report["token_bytes"] == len(base) < report["file_bytes"] == len(blob)
     run = run_cli(["imagery", "tokens", str(tok), "-o", str(out), "--overwrite"], capsys)
     assert run.code == 0 and "--no-layer" in run.text  # the human line says how to keep every byte in tokens
+
+
+def test_a_file_whose_base_holds_no_tokens_is_one_line_and_no_array(data_root, tmp_path, capsys):
+    """At 1/450 the network does not pay on thick cloud: the base is the header alone (version 5, the band means).
+    `imagery tokens` says so in one line naming --no-layer and writes nothing; `imagery info` verifies the file
+    and says it holds no tokens; with --no-layer the same scene exports tokens."""
+    src, tok, out = data_root / "imagery/hydro/patch_1.tif", tmp_path / "c.eotok", tmp_path / "c.npy"
+    assert run_cli(["imagery", "encode", str(src), "-o", str(tok), "--ratio", "450"], capsys).code == 0
+    run = run_cli(["imagery", "tokens", str(tok), "-o", str(out)], capsys)
+    assert run.code != 0 and "holds no tokens" in run.text and "--no-layer" in run.text and not out.exists()
+    assert len(run.text.strip().splitlines()) == 1
+    run = run_cli(["imagery", "info", str(tok), "--json"], capsys)
+    assert run.code == 0, run.text
+    info = json.loads(run.out)
+    assert info["verified"] and info["format_version"] == 5 and info["tokens_shape"].startswith("none")
+    assert info["enhancement_layer_bytes"] > 0.8 * info["bytes"]
+    plain = tmp_path / "p.eotok"
+    assert run_cli(["imagery", "encode", str(src), "-o", str(plain), "--ratio", "450", "--no-layer"], capsys).code == 0
+    assert run_cli(["imagery", "tokens", str(plain), "-o", str(out)], capsys).code == 0 and out.exists()

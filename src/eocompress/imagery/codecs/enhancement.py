@@ -6,7 +6,10 @@ reconstruction floor. And on ground unlike what it learned (cloud, bright desert
 bands) its bytes buy less than a linear spectral transform's. So the encoder also tries a cheaper learned
 base with the rest of the bytes coding the residual (original DN − base decode, both in the input's DN
 convention) with the project's KLT + JPEG 2000 machinery, and keeps whichever whole file is closer.
-The base stays a token file: its tokens are what ``imagery tokens`` exports. Layout (little-endian)::
+The base stays a token file: its tokens are what ``imagery tokens`` exports. The cheapest base holds no tokens
+(a version-5 token file: the header alone, decoded to the band means without the network), so where the
+network does not pay the file is the KLT + JPEG 2000 anchor under the token file's header. Layout
+(little-endian)::
 
     magic "EOE1" | base length u32 | base token file (EOT2) | side length u16 | KLT side | codestream | CRC32
 
@@ -58,13 +61,16 @@ MIN_LAYER_BYTES = 512
 #: :func:`enhance`).
 LOWER_LEVELS = (7, 4)
 #: The base tried under a layer at every rate gets this share of the budget (a float, where a ladder level is an
-#: int); 0, or a share below it: the smallest file the codec makes (its largest step, ~240 B on a scene of 1068 px:
-#: the band means and the rotation, tokens nearly all 0). Chosen on training scenes
+#: int); 0: the header alone (no tokens, decoded to the band means: ~90 B with a georeference); a share below the
+#: smallest token file the codec makes (its largest step, ~170-240 B: the band means, the rotation and tokens
+#: nearly all 0): that file. Share 0's base was that file before 0.7; the header alone was as close or closer on
+#: 17 of 19 training scene-rates (``base_share.py --shares 0 --thumbnail``: +0.00 to +0.13 dB; that file by
+#: 0.01 dB on 2), for fewer bytes and no synthesis at encode or decode. The share was chosen on training scenes
 #: (``benchmarks/imagery/base_share.py``: two Hydro ocean patches, the DSen2 tile, an eo-learn scene, Pisa, Aguas
 #: Claras and Milan, 768 px centre crops, 1/200-1/1000): of the shares 0, 0.02 and 0.05, the smallest file was
 #: closest or tied on 14 of the 19 scene-rates where a layer fit (in a sweep of 0.02-0.1, 0.1 on none). A thin
 #: learned base decodes with artefacts that cost the residual more bytes than the base saves, so where the layer
-#: wins the file is the KLT + JPEG 2000 anchor under a token thumbnail: ``--no-layer`` for token archives.
+#: wins the file is the KLT + JPEG 2000 anchor under the token file's header: ``--no-layer`` for token archives.
 BASE_SHARE = 0.0
 #: In the ladder's upper half (the rate search's step at or below level :data:`UPPER_LEVEL`'s) the learned file at
 #: this share of the budget is also tried under a layer: the network codes the scene and the residual's KLT +
@@ -286,7 +292,10 @@ def token_file(blob: bytes) -> bytes:
 
 def verify(codec: Any, blob: bytes, source: str = "token file") -> None:
     """Check a file ``imagery encode`` wrote, with or without a layer: CRCs, model and the base's whole payload."""
-    codec.tokens(token_file(blob), source)
+    base = token_file(blob)
+    head, _ = codec.read_header(base, source)
+    if head.has_tokens:
+        codec.tokens(base, source)
 
 
 def decode_to_geotiff(codec: Any, blob: bytes, path: Any, source: str = "token file",
@@ -381,16 +390,18 @@ def _bases(codec: Any, blob: bytes, top_quality: int, at_top: bool) -> tuple[int
 
 def _base_file(encode_at: Callable[..., bytes], raw: int, budget: int, base: int | float) -> bytes | None:
     """The base file: ladder level ``base`` (int, ``encode_at(quality=…)``), or the learned file at that share of
-    ``budget`` (float, ``encode_at(ratio=…)`` of ``raw`` bytes), or the smallest one the codec makes when the share
-    is 0 or none is that small; None when not even that leaves room for a layer."""
+    ``budget`` (float, ``encode_at(ratio=…)`` of ``raw`` bytes; the smallest one the codec makes when none is that
+    small), or the header alone when the share is 0 (no tokens: the band means); None when not even that leaves
+    room for a layer."""
     if not isinstance(base, float):
         return encode_at(quality=base)
     if base > 0:
         try:
             return encode_at(ratio=raw / max(1.0, budget * base))
         except InputError:
-            pass  # below the smallest file the codec makes: that file
-    smallest = encode_at(smallest=True)
+            smallest = encode_at(smallest=True)  # below the smallest file the codec makes: that file
+    else:
+        smallest = encode_at(means_only=True)
     return smallest if len(smallest) + OVERHEAD + MIN_LAYER_BYTES <= budget else None
 
 
