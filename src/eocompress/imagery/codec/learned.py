@@ -406,9 +406,8 @@ class LearnedCodec:
             window = _check_window(window, head.height, head.width, source)
             if window == (0, 0, head.height, head.width):
                 window = None  # the whole scene: the full decode, to the last DN
-        if not head.has_tokens:  # the band means: no network
-            r, c, h, w = window or (0, 0, head.height, head.width)
-            return self._to_dn(np.zeros((len(self.bands), h, w), np.float32), head, (r, c, h, w))
+        if not head.has_tokens:
+            return self._means(head, window or (0, 0, head.height, head.width))
         tokens = self._tokens_after(blob, head, pos, source)
         lat, step = self.model.token_latent(tokens, head.delta)  # codebook lookup of a discrete quantizer
         if window is None and len(block_windows(head.height, head.width)) > 1:
@@ -422,6 +421,10 @@ class LearnedCodec:
             z = synthesis(self.model, lat, step, head.height, head.width, len(self.bands))
             return self._to_dn(z, head, (0, 0, head.height, head.width))
         return self._to_dn(synthesis_window(self.model, lat, step, window, len(self.bands)), head, window)
+
+    def _means(self, head: Header, window: tuple[int, int, int, int]) -> np.ndarray:
+        """``window`` of a file with no tokens: each band's mean (a zero standardised block), no network."""
+        return self._to_dn(np.zeros((len(self.bands), *window[2:]), np.float32), head, window)
 
     def _to_dn(self, z: np.ndarray, head: Header, window: tuple[int, int, int, int]) -> np.ndarray:
         """uint16 DNs of the standardised pixels ``z`` of ``window``: de-standardised, constants and nodata restored."""
@@ -458,7 +461,7 @@ class LearnedCodec:
         head, pos = self.read_header(blob, source)
         if not head.has_tokens:  # the band means, in the synthesis's blocks (a tiled layer's tiles are these)
             for win in block_windows(head.height, head.width):
-                yield win, self._to_dn(np.zeros((len(self.bands), *win[2:]), np.float32), head, win)
+                yield win, self._means(head, win)
             return
         lat, step = self.model.token_latent(self._tokens_after(blob, head, pos, source), head.delta)
         for win, z in synthesis_blocks(self.model, lat, step, head.height, head.width, len(self.bands)):

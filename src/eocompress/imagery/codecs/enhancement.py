@@ -399,10 +399,10 @@ def _base_file(encode_at: Callable[..., bytes], raw: int, budget: int, base: int
         try:
             return encode_at(ratio=raw / max(1.0, budget * base))
         except InputError:
-            smallest = encode_at(smallest=True)  # below the smallest file the codec makes: that file
+            thin = encode_at(smallest=True)  # below the smallest file the codec makes: that file
     else:
-        smallest = encode_at(means_only=True)
-    return smallest if len(smallest) + OVERHEAD + MIN_LAYER_BYTES <= budget else None
+        thin = encode_at(means_only=True)
+    return thin if len(thin) + OVERHEAD + MIN_LAYER_BYTES <= budget else None
 
 
 def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, budget: int, plain: bytes,
