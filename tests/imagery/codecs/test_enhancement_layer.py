@@ -9,6 +9,7 @@ import pytest
 import rasterio
 
 from _cli import run_cli
+from _scenes import held_out_scene
 from eocompress.errors import FileFormatError
 from eocompress.imagery import places
 from eocompress.imagery.codec import learned_transforms
@@ -23,10 +24,7 @@ pytest.importorskip("torch")
 
 def _crop(data_root: Path, label: str, n: int = 128) -> Scene:
     """Centre ``n`` x ``n`` crop of the held-out scene ``label``, read with the suite's offset."""
-    s = next(x for x in places.held_out_suite(data_root / "imagery") if x.label == label)
-    sc = read_scene(s.path, bands=list(S2_L2A_BANDS), offset=s.offset)
-    h, w = sc.shape
-    return sc.crop((h - n) // 2, (w - n) // 2, n, n)
+    return held_out_scene(data_root, label, n)
 
 
 def _psnr(scene: Scene, recon: np.ndarray) -> float:

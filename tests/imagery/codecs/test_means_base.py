@@ -11,25 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eocompress.imagery import places
+from _scenes import held_out_scene
 from eocompress.imagery.codec import learned as learned_module
 from eocompress.imagery.codec import learned_transforms
 from eocompress.imagery.codec.learned_format import VERSION_MEANS, Header, TokenStreamError, seal
 from eocompress.imagery.codecs import enhancement, get_codec
-from eocompress.imagery.readers.bands import S2_L2A_BANDS
-from eocompress.imagery.readers.scenes import Scene, read_scene
+from eocompress.imagery.readers.scenes import Scene
 
 pytest.importorskip("torch")
-
-
-def _scene(data_root: Path, label: str, n: int = 0) -> Scene:
-    """The held-out scene ``label`` read with the suite's offset; its centre ``n`` x ``n`` crop when ``n``."""
-    s = next(x for x in places.held_out_suite(data_root / "imagery") if x.label == label)
-    sc = read_scene(s.path, bands=list(S2_L2A_BANDS), offset=s.offset)
-    if not n:
-        return sc
-    h, w = sc.shape
-    return sc.crop((h - n) // 2, (w - n) // 2, n, n)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +29,7 @@ def codec():
 @pytest.fixture(scope="module")
 def water(data_root: Path) -> Scene:
     """Open water with the +1000 offset and nodata specks that are 0 in some bands only."""
-    return _scene(data_root, "hydro patch_100")
+    return held_out_scene(data_root, "hydro patch_100")
 
 
 def test_the_header_alone_decodes_to_the_band_means_without_the_network(codec, water: Scene, monkeypatch) -> None:
@@ -101,7 +90,7 @@ def test_where_the_network_does_not_pay_the_means_base_is_closer_than_a_token_th
     """Thick cloud over the ocean at 1/1000: under the same layer the header alone leaves ~80 B more to the
     residual than the smallest token file (whose tokens are nearly all 0) and the file is closer (+0.14 dB when
     measured); that is the base ``imagery encode`` keeps there, and its file decodes in the input's convention."""
-    cloud = _scene(data_root, "hydro patch_1")
+    cloud = held_out_scene(data_root, "hydro patch_1")
     data, budget = np.asarray(cloud.data), cloud.data.nbytes // 1000
     encode_at = codec.codec.scene_encoder(cloud)
     errors = {}
