@@ -285,10 +285,12 @@ def _learned_info(src: Path, model: str) -> dict[str, Any]:
     blob = _read_token_file(src)
     size, layer, fmt = len(blob), 0, "eocompress learned tokens (EOT2)"
     if enhancement.is_enhanced(blob):  # base + residual layer (CRC checked): the base's header, the layer's size
-        tiled = blob[:4] == enhancement.MAGIC_TILED
+        magic = bytes(blob[:4]).decode()
+        filtered = "" if blob[:4] in (enhancement.MAGIC_V07, enhancement.MAGIC_TILED_V07) else " + layer filter"
+        tiled = enhancement.is_tiled(blob)
         blob, layer = enhancement.base_and_layer_bytes(blob)
-        fmt = ("eocompress learned base (EOT2) + KLT + JPEG 2000 residual, "
-               + ("tiled by 1024 px blocks (EOE2)" if tiled else "whole scene (EOE1)"))
+        fmt = (f"eocompress learned base (EOT2) + KLT + JPEG 2000 residual{filtered}, "
+               + (f"tiled by 1024 px blocks ({magic})" if tiled else f"whole scene ({magic})"))
     codec = _learned(model, "cpu")
     head, start = codec.read_header(blob, str(src))
     # checks the payload against the header digest; a base with no tokens (version 5) is its header alone

@@ -158,7 +158,7 @@ def test_cli_encode_ratio_50_has_the_layer(codec, data_root: Path, tmp_path: Pat
     assert _psnr(sc, out) > _psnr(sc, top) + 2.0
     assert np.array_equal(out, codec.decode(blob)[0])
     r = run_cli(["imagery", "info", str(tok), "--json"], capsys)
-    assert r.code == 0 and '"enhancement_layer_bytes"' in r.out and "EOE1" in r.out, r.text
+    assert r.code == 0 and '"enhancement_layer_bytes"' in r.out and "EOE3" in r.out, r.text
 
 
 @pytest.fixture
@@ -191,7 +191,7 @@ def test_streamed_scene_gets_a_tiled_layer_decoded_block_by_block(codec, data_ro
     with rasterio.open(tif) as ds:
         assert np.array_equal(ds.read(), recon)
     r = run_cli(["imagery", "info", str(tok), "--json"], capsys)
-    assert r.code == 0 and "EOE2" in r.out, r.text
+    assert r.code == 0 and "EOE4" in r.out, r.text
     # a release with another block layout decodes each tile's base as a window: within 1 DN of the base
     monkeypatch.setattr(learned_transforms, "BLOCK", 64)
     _, pieces = enhancement.decode_layer_blocks(codec.codec, blob)

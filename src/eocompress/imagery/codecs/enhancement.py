@@ -11,7 +11,7 @@ The base stays a token file: its tokens are what ``imagery tokens`` exports. The
 network does not pay the file is the KLT + JPEG 2000 anchor under the token file's header. Layout
 (little-endian)::
 
-    magic "EOE1" | base length u32 | base token file (EOT2) | side length u16 | KLT side | codestream | CRC32
+    magic "EOE3" | base length u32 | base token file (EOT2) | side length u16 | KLT side | filter | codestream | CRC32
 
 The residual is stored shifted by :data:`SHIFT` as uint16; decode = base + residual, clipped to 1..65535
 at valid pixels, nodata (0 in the base) kept 0. The CRC covers everything before it: a damaged layer is
@@ -20,12 +20,17 @@ one line (:class:`~eocompress.errors.FileFormatError`), never a silently wrong i
 A scene too large to hold in memory (encoded window by window) gets a tiled layer, coded and decoded
 one base block (1024 px) at a time, so memory stays bounded by a block whatever the scene's size::
 
-    magic "EOE2" | base length u32 | base token file | tile count u32 |
+    magic "EOE4" | base length u32 | base token file | tile count u32 |
     tile count x (row u32, col u32, height u32, width u32, side length u16, codestream length u32) |
-    the tiles' KLT sides and codestreams in that order | CRC32
+    the tiles' sides (KLT side | filter) and codestreams in that order | CRC32
 
 Every tile gets the layer's bytes in proportion to its pixels; a tile whose share is too small for a
 codestream keeps the base alone (side and codestream lengths 0).
+
+Since 0.8 each side ends with the layer filter (:mod:`layer_filter`: per band a 5 x 5 Wiener filter of the decoded
+residual, fitted by the encoder, sent where it pays for its bytes; 2 bytes when no band is filtered). Layers
+written before 0.8 (``EOE1``, ``EOE2``: the side is the KLT alone) decode as they did; 0.7 refuses the new
+magics in one line rather than decoding them without their filter.
 """
 
 from __future__ import annotations
@@ -42,13 +47,17 @@ from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec.learned_transforms import block_windows
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
-from eocompress.imagery.codecs.klt import KLTBasis, component_choices, klt_forward_each, klt_inverse, klt_inverse_values
+from eocompress.imagery.codecs import layer_filter
+from eocompress.imagery.codecs.klt import KLTBasis, component_choices, klt_forward_each, klt_inverse_values, klt_side_bytes
 from eocompress.imagery.evaluation.fidelity import squared_dn_error
 from eocompress.imagery.readers.scenes import Scene
 
-MAGIC = b"EOE1"
+MAGIC = b"EOE3"
 #: The tiled layer of a scene encoded window by window.
-MAGIC_TILED = b"EOE2"
+MAGIC_TILED = b"EOE4"
+#: The same layers as written before 0.8: their sides hold the KLT alone (no filter). Still read.
+MAGIC_V07, MAGIC_TILED_V07 = b"EOE1", b"EOE2"
+WHOLE, TILED = (MAGIC, MAGIC_V07), (MAGIC_TILED, MAGIC_TILED_V07)
 #: Bytes of one tile record of a tiled layer (window, side length, codestream length).
 TILE_RECORD = struct.calcsize("<IIIIHI")
 #: Residual DN + SHIFT is what the KLT sees (uint16); a residual beyond ±32767 DN is clipped.
@@ -84,11 +93,20 @@ HIGH_SHARE = 0.85
 UPPER_LEVEL = 5
 #: Side (px) of the centre window on which the base level of a tiled layer is chosen.
 LEVEL_WINDOW = 1024
+#: A layer with room for this many times the largest layer filter (74 B at 12 bands) codes its codestream with the
+#: filter's bytes set aside, less than JPEG 2000's own 2 % rate tolerance; a smaller one codes it at the full room
+#: and again smaller when a filter is chosen that does not fit beside it (:func:`_filtered_layer`).
+FILTER_RESERVE_AT = 100
 
 
 def is_enhanced(blob: bytes) -> bool:
-    """True when ``blob`` is a base + enhancement-layer file, whole or tiled (not a plain token file)."""
-    return bytes(blob[:4]) in (MAGIC, MAGIC_TILED)
+    """True when ``blob`` is a base + enhancement-layer file, whole or tiled, of any release (not a plain token file)."""
+    return bytes(blob[:4]) in WHOLE + TILED
+
+
+def is_tiled(blob: bytes) -> bool:
+    """True when ``blob`` is a tiled enhancement-layer file (a side and a codestream per base block)."""
+    return bytes(blob[:4]) in TILED
 
 
 def residual_of(data: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -122,38 +140,97 @@ def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,
 
 def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None,
                    zeros: np.ndarray) -> tuple[bytes, bytes, float] | None:
-    """(KLT side, codestream, squared DN error) of shifted residual ``res`` in ``room`` bytes; None when none fits.
+    """(side: KLT + filter, codestream, squared DN error) of shifted residual ``res`` in ``room`` bytes; None when
+    none fits.
 
     The KLT's component count is chosen by squared error among those that fit, as the KLT + JPEG 2000
-    anchor does. ``zeros`` (C, H, W): where the base is 0 (nodata, band zeros), which the decode sets to 0
-    whatever the layer holds, so the error there is left out: the error is the decoded file's.
+    anchor does; then the bands whose :mod:`layer_filter` pays for its bytes are filtered. ``zeros`` (C, H, W):
+    where the base is 0 (nodata, band zeros), which the decode sets to 0 whatever the layer holds, so the error
+    there is left out: the error is the decoded file's.
     """
     if room < MIN_LAYER_BYTES:
         return None
+    target = res.astype(np.float32) - SHIFT
+    most = layer_filter.MASK_BYTES + layer_filter.BAND_BYTES * res.shape[0]
+    reserve = most if room >= FILTER_RESERVE_AT * most else layer_filter.MASK_BYTES
     best: tuple[bytes, bytes, float] | None = None
     for _, planes, klt in klt_forward_each(res, component_choices(res.shape[0], room), valid):
         side = klt.to_bytes()
-        stream = j2k_at_size(planes, room - len(side))
+        stream = j2k_at_size(planes, room - len(side) - reserve)
         if stream is None:
             continue
-        err = squared_dn_error(res, klt_inverse(j2k_decode(stream), klt), skip=zeros)
-        if best is None or err < best[2]:
-            best = (side, stream, err)
+        got = _filtered_layer(target, planes, klt, side, stream, room, ~zeros)
+        if best is None or got[2] < best[2]:
+            best = got
     return best
 
 
-def _enhanced(base: np.ndarray, side: bytes, stream: bytes) -> np.ndarray:
-    """uint16 ``base`` (C, H, W) + the residual of one coded layer (KLT side + codestream), clipped to 1..65535,
-    nodata (0 in the base) kept 0; one line when the layer is damaged.
+def _decoded_residual(stream: bytes, klt: KLTBasis, shape: tuple[int, ...]) -> np.ndarray:
+    """float32 (C, H, W): the residual (without :data:`SHIFT`) a codestream and its KLT decode to."""
+    return (klt_inverse_values(j2k_decode(stream), klt) - SHIFT).reshape(shape)
 
-    In one float32 pass over the KLT's whole-number output (every value < 2^24, so the sums are exact): the
-    same DNs as adding an int32 residual, without the integer copies.
+
+def _residual_error(target: np.ndarray, decoded: np.ndarray, keep: np.ndarray) -> float:
+    """Squared DN error of a decoded residual (rounded, as the decode rounds it) at the ``keep`` pixels."""
+    return float(np.sum(np.square(np.rint(decoded)[keep] - target[keep], dtype=np.float64)))
+
+
+def _filtered_layer(target: np.ndarray, planes: np.ndarray, klt: KLTBasis, side: bytes, stream: bytes, room: int,
+                    keep: np.ndarray) -> tuple[bytes, bytes, float]:
+    """(KLT side + filter, codestream, error): the layer of ``stream`` with the filter of the bands where it pays.
+
+    The filter's bytes come out of the codestream's room: when they do not fit beside ``stream`` the planes are
+    coded again that much smaller and the filter fitted again; the filtered layer is kept only when it is closer
+    than ``stream`` unfiltered at the full room.
     """
-    klt = KLTBasis.from_bytes(side, base.shape[0])
+    decoded = _decoded_residual(stream, klt, target.shape)
+    plain_err = _residual_error(target, decoded, keep)
+    plain = (side + layer_filter.LayerFilter.none(target.shape[0]).to_bytes(), stream, plain_err)
+    fitted, gains = layer_filter.fit(decoded, target, keep)
+    chosen = layer_filter.choose(fitted, gains, plain_err, len(stream))
+    if not chosen.on.any():
+        return plain
+    extra = len(chosen.to_bytes()) - layer_filter.MASK_BYTES
+    if len(side) + len(stream) + len(chosen.to_bytes()) > room:
+        smaller = j2k_at_size(planes, room - len(side) - layer_filter.MASK_BYTES - extra)
+        if smaller is None:
+            return plain
+        stream, decoded = smaller, _decoded_residual(smaller, klt, target.shape)
+        fitted, _ = layer_filter.fit(decoded, target, keep)
+        chosen = layer_filter.LayerFilter(fitted.taps, chosen.on)
+    err = _residual_error(target, layer_filter.apply(decoded, chosen), keep)
+    return (side + chosen.to_bytes(), stream, err) if err < plain_err else plain
+
+
+def _side(side: bytes, bands: int, filtered: bool) -> tuple[KLTBasis, layer_filter.LayerFilter]:
+    """(KLT, filter) of a layer's side: the KLT then, since 0.8 (``filtered``), the filter; one line when damaged."""
+    klt = KLTBasis.from_bytes(side, bands)
+    n = klt_side_bytes(bands, klt.basis.shape[1])
+    if not filtered:
+        if len(side) != n:
+            raise FileFormatError("the enhancement layer's KLT side has stray bytes; the file is damaged")
+        return klt, layer_filter.LayerFilter.none(bands)
+    return klt, layer_filter.LayerFilter.from_bytes(side[n:], bands)
+
+
+def _enhanced(base: np.ndarray, side: bytes, stream: bytes, filtered: bool = True) -> np.ndarray:
+    """uint16 ``base`` (C, H, W) + the residual of one coded layer (side + codestream), clipped to 1..65535,
+    nodata (0 in the base) kept 0; one line when the layer is damaged. ``filtered``: the side ends with the
+    layer filter (layers written since 0.8).
+
+    In float32 over the KLT's whole-number output (every value < 2^24, so the sums are exact): the same DNs as
+    adding an int32 residual, without the integer copies; a filtered band is rounded before it is added.
+    """
+    klt, filt = _side(side, base.shape[0], filtered)
     planes = j2k_decode(stream)
     if planes.shape[0] != klt.basis.shape[1] or planes.shape[1:] != base.shape[1:]:
         raise FileFormatError(f"enhancement layer holds {planes.shape}, the base is {base.shape}; the file is damaged")
     x = klt_inverse_values(planes, klt)  # residual + SHIFT
+    if filt.on.any():
+        x = x.reshape(base.shape)
+        x -= SHIFT
+        x = np.rint(layer_filter.apply(x, filt)).reshape(base.shape[0], -1)
+        x += SHIFT
     flat = base.reshape(base.shape[0], -1)
     np.add(x, flat, out=x)
     x -= SHIFT
@@ -167,7 +244,7 @@ def _checked(blob: bytes) -> bytes:
     blob = bytes(blob)
     if not is_enhanced(blob):
         raise FileFormatError(
-            f"not an enhancement-layer file (magic {blob[:4]!r}, expected {MAGIC!r} or {MAGIC_TILED!r})"
+            f"not an enhancement-layer file (magic {blob[:4]!r}, expected one of {WHOLE + TILED!r})"
         )
     if len(blob) < OVERHEAD or struct.unpack("<I", blob[-4:])[0] != zlib.crc32(blob[:-4]):
         raise FileFormatError("the enhancement-layer file is damaged or truncated (CRC mismatch); encode it again")
@@ -177,7 +254,7 @@ def _checked(blob: bytes) -> bytes:
 def split(blob: bytes) -> tuple[bytes, bytes, bytes]:
     """(base token file, KLT side, codestream) of a whole-scene layer file; one line when it is damaged."""
     blob = _checked(blob)
-    if blob[:4] != MAGIC:
+    if blob[:4] not in WHOLE:
         raise FileFormatError("a tiled enhancement layer has a side and a codestream per tile; use split_tiled")
     (n,) = struct.unpack_from("<I", blob, 4)
     base = blob[8 : 8 + n]
@@ -189,8 +266,8 @@ def split(blob: bytes) -> tuple[bytes, bytes, bytes]:
 def split_tiled(blob: bytes) -> tuple[bytes, list[tuple[tuple[int, int, int, int], bytes, bytes]]]:
     """(base token file, [(window, KLT side, codestream) per tile]) of a tiled layer file; one line when damaged."""
     blob = _checked(blob)
-    if blob[:4] != MAGIC_TILED:
-        raise FileFormatError("not a tiled enhancement layer (EOE2); use split")
+    if blob[:4] not in TILED:
+        raise FileFormatError("not a tiled enhancement layer (EOE4, EOE2); use split")
     try:
         (n,) = struct.unpack_from("<I", blob, 4)
         base = blob[8 : 8 + n]
@@ -212,7 +289,7 @@ def split_tiled(blob: bytes) -> tuple[bytes, list[tuple[tuple[int, int, int, int
 
 def base_and_layer_bytes(blob: bytes) -> tuple[bytes, int]:
     """(base token file, bytes of the layer's sides and codestreams) of an enhancement-layer file, either kind."""
-    if bytes(blob[:4]) == MAGIC_TILED:
+    if is_tiled(blob):
         base, tiles = split_tiled(blob)
         return base, sum(len(side) + len(stream) for _, side, stream in tiles)
     base, side, stream = split(blob)
@@ -225,7 +302,7 @@ def decode_layer(codec: Any, blob: bytes, source: str = "token file") -> tuple[b
     A tiled layer (``EOE2``) is filled into the output block by block (:func:`decode_layer_blocks`), so the
     peak is the output plus one block, not a float copy of the whole scene.
     """
-    if bytes(blob[:4]) == MAGIC_TILED:
+    if is_tiled(blob):
         base_blob, pieces = decode_layer_blocks(codec, blob, source)
         head, _ = codec.read_header(base_blob, source)
         out = np.empty((len(codec.bands), head.height, head.width), np.uint16)
@@ -234,7 +311,7 @@ def decode_layer(codec: Any, blob: bytes, source: str = "token file") -> tuple[b
         return base_blob, out
     base_blob, side, stream = split(blob)
     base = np.asarray(codec.decode(base_blob, source))
-    return base_blob, _enhanced(base, side, stream)
+    return base_blob, _enhanced(base, side, stream, bytes(blob[:4]) == MAGIC)
 
 
 def decode_layer_blocks(
@@ -245,15 +322,16 @@ def decode_layer_blocks(
     A tiled layer is decoded one base block (``codec.decode_blocks``) + its residual at a time; a
     whole-scene layer (``EOE1``, only ever written for scenes held in memory) is decoded whole, one block.
     """
-    if bytes(blob[:4]) != MAGIC_TILED:
+    if not is_tiled(blob):
         base_blob, data = decode_layer(codec, blob, source)
         return base_blob, iter([((0, 0, data.shape[1], data.shape[2]), data)])
     base_blob, tiles = split_tiled(blob)
     layers = {win: (side, stream) for win, side, stream in tiles}
+    filtered = bytes(blob[:4]) == MAGIC_TILED
 
     def enhanced(win: tuple[int, int, int, int], base: np.ndarray) -> np.ndarray:
         side, stream = layers[win]
-        return _enhanced(base, side, stream) if stream else base
+        return _enhanced(base, side, stream, filtered) if stream else base
 
     def blocks() -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
         pieces = codec.decode_blocks(base_blob, source)

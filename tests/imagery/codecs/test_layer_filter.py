@@ -1,0 +1,136 @@
+"""The enhancement layer's per-band Wiener filter: its bytes, fit and decode agree (generated arrays), and on real
+scenes it is sent where it pays and older layered files decode as they did."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _scenes import held_out_scene
+from eocompress.errors import FileFormatError
+from eocompress.imagery.codecs import enhancement, layer_filter
+from eocompress.imagery.codecs.klt import KLTBasis, klt_side_bytes
+from eocompress.imagery.codecs.layer_filter import LayerFilter
+from eocompress.imagery.evaluation.fidelity import psnr_db
+
+
+def _smooth_and_noisy(bands: int = 3, side: int = 96, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(true residual, a noisy decode of it): smooth fields plus white noise, as JPEG 2000 leaves at low rates."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    truth = np.stack([300 * np.sin(3 * xx + b) * np.cos(2 * yy - b) + 50 * b for b in range(bands)])
+    return truth.astype(np.float32), (truth + rng.normal(0, 40, truth.shape)).astype(np.float32)
+
+
+def test_bytes_round_trip_and_damage_is_one_line() -> None:
+    taps = np.arange(-36, 36, dtype=np.int8).reshape(12, 6)
+    on = np.zeros(12, bool)
+    on[[0, 5, 11]] = True
+    f = LayerFilter(taps, on)
+    data = f.to_bytes()
+    assert len(data) == layer_filter.MASK_BYTES + 3 * layer_filter.BAND_BYTES
+    back = LayerFilter.from_bytes(data, 12)
+    assert np.array_equal(back.on, on) and np.array_equal(back.taps[on], taps[on]) and not back.taps[~on].any()
+    assert LayerFilter.from_bytes(LayerFilter.none(12).to_bytes(), 12).on.sum() == 0
+    for bad in (data[:-1], data + b"\0", b"\x01", (1 << 13).to_bytes(2, "little")):
+        with pytest.raises(FileFormatError, match="damaged"):
+            LayerFilter.from_bytes(bad, 12)
+
+
+def test_the_identity_filter_changes_nothing_and_the_decode_matches_the_fit() -> None:
+    """All-zero taps are the identity; the decode's depthwise convolution is the fit's class sums."""
+    truth, noisy = _smooth_and_noisy()
+    assert np.allclose(layer_filter.apply(noisy, LayerFilter(np.zeros((3, 6), np.int8), np.ones(3, bool))), noisy,
+                       atol=1e-3)
+    rng = np.random.default_rng(1)
+    f = LayerFilter(rng.integers(-40, 40, (3, 6)).astype(np.int8), np.array([True, False, True]))
+    got = layer_filter.apply(noisy, f)
+    assert np.array_equal(got[1], noisy[1])
+    centred, mean = layer_filter._centred(noisy)
+    for b in (0, 2):
+        want = np.tensordot(f.weights()[b], layer_filter._class_sums(centred[b]), axes=1) + mean[b]
+        assert np.allclose(got[b], want, atol=1e-2)
+
+
+def test_the_fit_takes_off_noise_and_pays_only_where_bytes_are_cheap() -> None:
+    truth, noisy = _smooth_and_noisy()
+    keep = np.ones(truth.shape, bool)
+    fitted, gains = layer_filter.fit(noisy, truth, keep)
+    before = np.sum((noisy - truth) ** 2, axis=(1, 2))
+    after = np.sum((np.rint(layer_filter.apply(noisy, fitted)) - truth) ** 2, axis=(1, 2))
+    assert np.all(gains > 0.5 * before) and np.all(after < 0.5 * before)
+    error = float(before.sum())
+    assert layer_filter.choose(fitted, gains, error, coded_bytes=100_000).on.all()  # bytes are cheap: every band
+    assert not layer_filter.choose(fitted, gains, error, coded_bytes=10).on.any()  # 6 B cost more than they take off
+    # pixels left out (nodata: the decode sets them to 0) do not count: a fit on the rest takes off as much there
+    keep[:, :, :10] = False
+    part, part_gains = layer_filter.fit(noisy, truth, keep)
+    assert np.all(part_gains < gains) and np.all(part_gains > 0.5 * np.sum(((noisy - truth) ** 2)[:, :, 10:],
+                                                                            axis=(1, 2)))
+
+
+def test_an_exact_decode_is_left_alone() -> None:
+    truth = np.rint(_smooth_and_noisy()[0])
+    fitted, gains = layer_filter.fit(truth, truth, np.ones(truth.shape, bool))
+    assert not gains.any() and not layer_filter.choose(fitted, gains, 1.0, 5000).on.any()
+
+
+# --------------------------------------------------------------------------- on real scenes
+
+FILES = Path(__file__).parent / "files"
+
+
+@pytest.fixture(scope="module")
+def codec():
+    pytest.importorskip("torch")
+    from eocompress.imagery.codecs import get_codec
+
+    return get_codec("learned")
+
+
+def _with_filter(blob: bytes, filt: bytes) -> bytes:
+    """A whole-scene layer file with its filter bytes replaced (CRC made good again)."""
+    base, side, stream = enhancement.split(blob)
+    klt = KLTBasis.from_bytes(side, 12)
+    side = side[: klt_side_bytes(12, klt.basis.shape[1])] + filt
+    body = (enhancement.MAGIC + struct.pack("<I", len(base)) + base + struct.pack("<H", len(side)) + side + stream)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_the_encoder_filters_the_bands_where_it_pays_on_a_held_out_city(codec, data_root: Path) -> None:
+    """Held-out Abu Dhabi (L1C desert city) at 1/450, centre 384 px: the layer's filter is on for some bands and the
+    file decodes closer with it than the same codestream without it; a filter that does not match its mask is
+    one line."""
+    scene = held_out_scene(data_root, "abudhabi/imgs_1", side=384)
+    budget = scene.data.nbytes // 450
+    blob = codec.encode(scene, ratio=450)
+    assert blob[:4] == enhancement.MAGIC and len(blob) <= budget
+    _, side, _ = enhancement.split(blob)
+    klt = KLTBasis.from_bytes(side, 12)
+    filt = LayerFilter.from_bytes(side[klt_side_bytes(12, klt.basis.shape[1]) :], 12)
+    assert 0 < filt.on.sum() <= 12
+    with_filter = psnr_db(scene.data, codec.decode(blob)[0], scene.valid)
+    without = psnr_db(scene.data, codec.decode(_with_filter(blob, LayerFilter.none(12).to_bytes()))[0], scene.valid)
+    assert with_filter > without + 0.05
+    with pytest.raises(FileFormatError, match="filter does not match"):
+        codec.decode(_with_filter(blob, filt.to_bytes()[:-1]))
+
+
+def test_a_layered_file_of_0_7_decodes_as_it_did(codec) -> None:
+    """Written by eocompress 0.7.0 (``EOE1``: the side is the KLT alone): Pisa imgs_1, rows 100-164, cols 200-264,
+    ``get_codec("learned").encode(scene, ratio=50)``, 1965 B; the sha-256 of its decode then."""
+    blob = (FILES / "pisa_r100_c200_64_r50_0.7.0.eotok").read_bytes()
+    assert blob[:4] == enhancement.MAGIC_V07
+    out, _ = codec.decode(blob)
+    digest = hashlib.sha256(np.ascontiguousarray(out).tobytes()).hexdigest()
+    assert digest == "93a3dce21ca55817046d29e7eb773a460a80c288f5c3ac9f9a3db925f7ee8155"
+    base, side, stream = enhancement.split(blob)  # stray bytes after the KLT of an EOE1 side are damage
+    body = (enhancement.MAGIC_V07 + struct.pack("<I", len(base)) + base + struct.pack("<H", len(side) + 2) + side
+            + b"\0\0" + stream)
+    with pytest.raises(FileFormatError, match="stray bytes"):
+        codec.decode(body + struct.pack("<I", zlib.crc32(body)))
