@@ -44,7 +44,7 @@ def test_bytes_round_trip_and_damage_is_one_line() -> None:
 
 def test_the_identity_filter_changes_nothing_and_the_decode_matches_the_fit() -> None:
     """All-zero taps are the identity; the decode's depthwise convolution is the fit's class sums."""
-    truth, noisy = _smooth_and_noisy()
+    _, noisy = _smooth_and_noisy()
     assert np.allclose(layer_filter.apply(noisy, LayerFilter(np.zeros((3, 6), np.int8), np.ones(3, bool))), noisy,
                        atol=1e-3)
     rng = np.random.default_rng(1)
@@ -69,7 +69,7 @@ def test_the_fit_takes_off_noise_and_pays_only_where_bytes_are_cheap() -> None:
     assert not layer_filter.choose(fitted, gains, error, coded_bytes=10).on.any()  # 6 B cost more than they take off
     # pixels left out (nodata: the decode sets them to 0) do not count: a fit on the rest takes off as much there
     keep[:, :, :10] = False
-    part, part_gains = layer_filter.fit(noisy, truth, keep)
+    _, part_gains = layer_filter.fit(noisy, truth, keep)
     assert np.all(part_gains < gains) and np.all(part_gains > 0.5 * np.sum(((noisy - truth) ** 2)[:, :, 10:],
                                                                             axis=(1, 2)))
 

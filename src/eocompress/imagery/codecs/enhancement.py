@@ -46,9 +46,15 @@ import numpy as np
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec.learned_transforms import block_windows
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
-from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
 from eocompress.imagery.codecs import layer_filter
-from eocompress.imagery.codecs.klt import KLTBasis, component_choices, klt_forward_each, klt_inverse_values, klt_side_bytes
+from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
+from eocompress.imagery.codecs.klt import (
+    KLTBasis,
+    component_choices,
+    klt_forward_each,
+    klt_inverse_values,
+    klt_side_bytes,
+)
 from eocompress.imagery.evaluation.fidelity import squared_dn_error
 from eocompress.imagery.readers.scenes import Scene
 
@@ -100,7 +106,7 @@ FILTER_RESERVE_AT = 100
 
 
 def is_enhanced(blob: bytes) -> bool:
-    """True when ``blob`` is a base + enhancement-layer file, whole or tiled, of any release (not a plain token file)."""
+    """True when ``blob`` is a base + enhancement-layer file, whole or tiled, of any release (not a token file)."""
     return bytes(blob[:4]) in WHOLE + TILED
 
 

@@ -128,9 +128,10 @@ def _class_sums(band: np.ndarray) -> np.ndarray:
 def fit(decoded: np.ndarray, target: np.ndarray, keep: np.ndarray) -> tuple[LayerFilter, np.ndarray]:
     """(every band's quantised filter, the squared error each takes off) for the decoded residual (C, H, W).
 
-    ``target`` is the true residual, ``keep`` (C, H, W) the pixels whose error counts (the decode sets the others to
-    0). The taps are the least-squares fit over those pixels (a random sample of at most :data:`FIT_PIXELS`), quantised; a band whose quantised filter does not
-    lower its error gets the identity (gain 0). Every band is marked on: :func:`choose` keeps those that pay.
+    ``target`` is the true residual, ``keep`` (C, H, W) the pixels whose error counts (the decode sets the others
+    to 0). The taps are the least-squares fit over those pixels (a random sample of at most :data:`FIT_PIXELS`),
+    quantised; a band whose quantised filter does not lower its error gets the identity (gain 0). Every band is
+    marked on: :func:`choose` keeps those that pay.
     """
     bands = decoded.shape[0]
     centred, mean = _centred(np.asarray(decoded, np.float32))
