@@ -4,7 +4,9 @@ scenes it is sent where it pays and older layered files decode as they did."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import struct
+import sys
 import zlib
 from pathlib import Path
 
@@ -134,3 +136,21 @@ def test_a_layered_file_of_0_7_decodes_as_it_did(codec) -> None:
             + b"\0\0" + stream)
     with pytest.raises(FileFormatError, match="stray bytes"):
         codec.decode(body + struct.pack("<I", zlib.crc32(body)))
+
+
+def test_the_benchmark_switches_the_filter_off_and_on(capsys, monkeypatch) -> None:
+    """``benchmarks/imagery/layer_filter.py`` on one training patch: the file with the filter is never farther than
+    the one without it (a small room: both code the same codestream first), and a held-out scene is refused."""
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "imagery" / "layer_filter.py"
+    spec = importlib.util.spec_from_file_location("bench_layer_filter", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(sys, "argv", ["layer_filter.py", "--scenes", "hydro/patch_0.tif", "--ratios", "200",
+                                      "--side", "160"])
+    bench.main()
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| hydro/patch_0.tif | 1/200 |"))
+    assert float(row.rstrip(" |").rsplit("|", 1)[1]) >= 0.0
+    monkeypatch.setattr(sys, "argv", ["layer_filter.py", "--scenes", "oscd-s2l1c/hongkong/imgs_1"])
+    with pytest.raises(SystemExit, match="not a training scene"):
+        bench.main()
