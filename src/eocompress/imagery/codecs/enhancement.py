@@ -196,9 +196,8 @@ def _filtered_layer(target: np.ndarray, planes: np.ndarray, klt: KLTBasis, side:
     chosen = layer_filter.choose(fitted, gains, plain_err, len(stream))
     if not chosen.on.any():
         return plain
-    extra = len(chosen.to_bytes()) - layer_filter.MASK_BYTES
     if len(side) + len(stream) + len(chosen.to_bytes()) > room:
-        smaller = j2k_at_size(planes, room - len(side) - layer_filter.MASK_BYTES - extra)
+        smaller = j2k_at_size(planes, room - len(side) - len(chosen.to_bytes()))
         if smaller is None:
             return plain
         stream, decoded = smaller, _decoded_residual(smaller, klt, target.shape)
@@ -219,7 +218,7 @@ def _side(side: bytes, bands: int, filtered: bool) -> tuple[KLTBasis, layer_filt
     return klt, layer_filter.LayerFilter.from_bytes(side[n:], bands)
 
 
-def _enhanced(base: np.ndarray, side: bytes, stream: bytes, filtered: bool = True) -> np.ndarray:
+def _enhanced(base: np.ndarray, side: bytes, stream: bytes, filtered: bool) -> np.ndarray:
     """uint16 ``base`` (C, H, W) + the residual of one coded layer (side + codestream), clipped to 1..65535,
     nodata (0 in the base) kept 0; one line when the layer is damaged. ``filtered``: the side ends with the
     layer filter (layers written since 0.8).
@@ -305,7 +304,7 @@ def base_and_layer_bytes(blob: bytes) -> tuple[bytes, int]:
 def decode_layer(codec: Any, blob: bytes, source: str = "token file") -> tuple[bytes, np.ndarray]:
     """(base token file, uint16 (C, H, W)) of an enhanced file: base decode + residual, in the base's convention.
 
-    A tiled layer (``EOE2``) is filled into the output block by block (:func:`decode_layer_blocks`), so the
+    A tiled layer (``EOE4``, ``EOE2``) is filled into the output block by block (:func:`decode_layer_blocks`), so the
     peak is the output plus one block, not a float copy of the whole scene.
     """
     if is_tiled(blob):
@@ -326,7 +325,7 @@ def decode_layer_blocks(
     """(base token file, the decoded scene block by block) of an enhanced file, for a windowed writer.
 
     A tiled layer is decoded one base block (``codec.decode_blocks``) + its residual at a time; a
-    whole-scene layer (``EOE1``, only ever written for scenes held in memory) is decoded whole, one block.
+    whole-scene layer (``EOE3``, ``EOE1``: only ever written for scenes held in memory) is decoded whole, one block.
     """
     if not is_tiled(blob):
         base_blob, data = decode_layer(codec, blob, source)
@@ -509,7 +508,7 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, budget: int
 
 def enhance_windows(codec: Any, scene: Any, blob: bytes, budget: int, bases: tuple[int | float, ...],
                     encode_at: Callable[..., bytes]) -> bytes:
-    """:func:`enhance` for a scene read window by window (``SceneWindows``): a tiled layer (``EOE2``).
+    """:func:`enhance` for a scene read window by window (``SceneWindows``): a tiled layer (``EOE4``).
 
     The base (a ladder level or a share of the budget, of ``bases``) is the one :func:`enhance` picks on the
     scene's centre window of at most :data:`LEVEL_WINDOW` px; that base is then encoded streamed and each of
