@@ -20,21 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from eocompress.imagery import places
 from eocompress.imagery.codecs import enhancement, get_codec
 from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
-from eocompress.imagery.readers.scenes import read_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
 from common import markdown_table
+from training_scenes import SCENES, SIDE, training_crops
 
-#: Training scenes: cloud over the ocean, a whole L1C tile, a bright farmland scene, three cities.
-SCENES = ("hydro/patch_0.tif", "hydro/patch_1000.tif", "dsen2-s2l1c/S2A_MSIL1C_20170527_T33UUB",
-          "eolearn-s2l1c-slovenia/ref_scene_2_13band_L1C.tif", "oscd-s2l1c/pisa/imgs_1",
-          "oscd-s2l1c/aguasclaras/imgs_1", "oscd-s2l1c/milano/imgs_1")
 SHARES = (0.05, 0.075, 0.1, 0.15)
 RATIOS = (200, 450, 1000)
-SIDE = 768  # centre crop (px): the DSen2 tile is larger than the suite's scenes
 
 
 def main() -> None:
@@ -49,18 +43,9 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=SIDE, help="centre crop (px)")
     args = ap.parse_args()
     codec = get_codec("learned")
-    root = places.data_root()
-    trained = places.shipped_training_scenes()
     bases = [*args.shares, *args.levels, *(["thumbnail"] if args.thumbnail else [])]
     rows, wins = [], dict.fromkeys(bases, 0)
-    for rel in args.scenes:
-        if rel not in trained:
-            raise SystemExit(f"error: {rel} is not a training scene of the shipped model; "
-                             "choose shares on training data")
-        scene = read_scene(root / rel, bands=list(codec.bands))
-        h, w = scene.shape
-        n = args.side
-        scene = scene.crop(max(0, (h - n) // 2), max(0, (w - n) // 2), min(h, n), min(w, n))
+    for rel, scene in training_crops(args.scenes, args.side, codec.bands):
         raw = scene.data.nbytes
         encode_at = codec.codec.scene_encoder(scene)
         for ratio in args.ratios:

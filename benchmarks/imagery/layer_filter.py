@@ -19,21 +19,15 @@ import sys
 from pathlib import Path
 from unittest import mock
 
-from eocompress.imagery import places
 from eocompress.imagery.codecs import enhancement, get_codec, layer_filter
 from eocompress.imagery.codecs.klt import KLTBasis, klt_side_bytes
 from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
-from eocompress.imagery.readers.scenes import read_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
 from common import markdown_table
+from training_scenes import SCENES, SIDE, training_crops
 
-#: Training scenes: cloud over the ocean, sea ice, a whole L1C tile, farmland, three cities.
-SCENES = ("hydro/patch_0.tif", "hydro/patch_1000.tif", "dsen2-s2l1c/S2A_MSIL1C_20170527_T33UUB",
-          "eolearn-s2l1c-slovenia/ref_scene_2_13band_L1C.tif", "oscd-s2l1c/pisa/imgs_1",
-          "oscd-s2l1c/aguasclaras/imgs_1", "oscd-s2l1c/milano/imgs_1")
 RATIOS = (50, 200, 450, 1000)
-SIDE = 768
 
 
 def filtered_bands(blob: bytes) -> int:
@@ -57,17 +51,8 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=SIDE, help="centre crop (px)")
     args = ap.parse_args()
     codec = get_codec("learned")
-    root = places.data_root()
-    trained = places.shipped_training_scenes()
     rows, gains = [], []
-    for rel in args.scenes:
-        if rel not in trained:
-            raise SystemExit(f"error: {rel} is not a training scene of the shipped model; judge the filter on "
-                             "training data")
-        scene = read_scene(root / rel, bands=list(codec.bands))
-        h, w = scene.shape
-        scene = scene.crop(max(0, (h - args.side) // 2), max(0, (w - args.side) // 2), min(h, args.side),
-                           min(w, args.side))
+    for rel, scene in training_crops(args.scenes, args.side, codec.bands):
         for ratio in args.ratios:
             got = {}
             for name in ("without", "with"):
