@@ -20,6 +20,7 @@ steps of 1/128, the centre tap stored as its difference from 1 (the identity fil
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,7 @@ STEP = 1.0 / 128
 SLOPE = 0.6
 #: Bytes of one filtered band's taps and of the band mask.
 BAND_BYTES, MASK_BYTES = len(CLASSES), 2
-#: Pixels of a band the fit uses at most: a larger band is sampled on a regular grid (six taps need far fewer).
+#: Pixels of a band the fit uses at most: a larger band is sampled at random (six taps need far fewer).
 FIT_PIXELS = 1 << 18
 _IDENTITY = np.array([1.0] + [0.0] * (len(CLASSES) - 1))
 
@@ -78,12 +79,18 @@ class LayerFilter:
         return self.taps.astype(np.float64) * STEP + _IDENTITY
 
 
+def _taps() -> Iterator[tuple[int, int, int]]:
+    """(row offset, col offset, distance class) of each of the 5 x 5 filter's taps."""
+    for i in range(-RADIUS, RADIUS + 1):
+        for j in range(-RADIUS, RADIUS + 1):
+            yield i, j, CLASSES.index(tuple(sorted((abs(i), abs(j)))))
+
+
 def _kernels(weights: np.ndarray) -> np.ndarray:
     """float32 (C, 1, 5, 5) depthwise kernels of per-band class weights (C, 6)."""
     k = np.zeros((weights.shape[0], 1, 2 * RADIUS + 1, 2 * RADIUS + 1), np.float32)
-    for i in range(-RADIUS, RADIUS + 1):
-        for j in range(-RADIUS, RADIUS + 1):
-            k[:, 0, i + RADIUS, j + RADIUS] = weights[:, CLASSES.index(tuple(sorted((abs(i), abs(j)))))]
+    for i, j, cls in _taps():
+        k[:, 0, i + RADIUS, j + RADIUS] = weights[:, cls]
     return k
 
 
@@ -118,10 +125,8 @@ def _class_sums(band: np.ndarray) -> np.ndarray:
     h, w = band.shape
     padded = np.pad(band, RADIUS, mode="edge")
     sums = np.zeros((len(CLASSES), h, w), np.float32)
-    for i in range(-RADIUS, RADIUS + 1):
-        for j in range(-RADIUS, RADIUS + 1):
-            sums[CLASSES.index(tuple(sorted((abs(i), abs(j)))))] += padded[RADIUS + i : RADIUS + i + h,
-                                                                           RADIUS + j : RADIUS + j + w]
+    for i, j, cls in _taps():
+        sums[cls] += padded[RADIUS + i : RADIUS + i + h, RADIUS + j : RADIUS + j + w]
     return sums
 
 
