@@ -10,8 +10,8 @@ band minus its mean (computed from the decoded band itself), so a band's level i
 
 Chosen on the KLT + JPEG 2000 decodes of five training scenes (Hydro's ocean cloud, the DSen2 tile, Pisa, Aguas
 Claras, Milan; 768 px crops, 1/200-1/1000), before the filter's bytes: this per-band isotropic filter took +0.07 to
-+0.63 dB, a free 5 x 5 one (13 taps) at most 0.03 dB more, one filter shared by all bands +0.03 to +0.10 dB, and a
-3 x 3 one half to 85 % of the 5 x 5 gain.
++0.63 dB, a point-symmetric 5 x 5 one (13 taps) at most 0.03 dB more, one filter shared by all bands +0.03 to
++0.10 dB, and a free 3 x 3 one 0.4-0.9 of a free 5 x 5 one's gain.
 
 Layout (little-endian): band mask u16 (bit b: band b is filtered) | for each filtered band, 6 int8 taps in
 steps of 1/128, the centre tap stored as its difference from 1 (the identity filter is all zeros).
