@@ -20,7 +20,6 @@ from pathlib import Path
 from unittest import mock
 
 from eocompress.imagery.codecs import enhancement, get_codec, layer_filter
-from eocompress.imagery.codecs.klt import KLTBasis, klt_side_bytes
 from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
@@ -35,8 +34,7 @@ def filtered_bands(blob: bytes) -> int:
     if not enhancement.is_enhanced(blob):
         return 0
     _, side, _ = enhancement.split(blob)
-    k = KLTBasis.from_bytes(side, 12).basis.shape[1]
-    return int(layer_filter.LayerFilter.from_bytes(side[klt_side_bytes(12, k):], 12).on.sum())
+    return int(enhancement.read_side(side, 12, enhancement.is_filtered(blob))[1].on.sum())
 
 
 def _unfiltered(fitted: layer_filter.LayerFilter, *args: object) -> layer_filter.LayerFilter:

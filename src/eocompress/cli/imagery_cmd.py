@@ -286,7 +286,7 @@ def _learned_info(src: Path, model: str) -> dict[str, Any]:
     size, layer, fmt = len(blob), 0, "eocompress learned tokens (EOT2)"
     if enhancement.is_enhanced(blob):  # base + residual layer (CRC checked): the base's header, the layer's size
         magic = bytes(blob[:4]).decode()
-        filtered = "" if blob[:4] in (enhancement.MAGIC_V07, enhancement.MAGIC_TILED_V07) else " + layer filter"
+        filtered = " + layer filter" if enhancement.is_filtered(blob) else ""
         tiled = enhancement.is_tiled(blob)
         blob, layer = enhancement.base_and_layer_bytes(blob)
         fmt = (f"eocompress learned base (EOT2) + KLT + JPEG 2000 residual{filtered}, "

@@ -115,6 +115,11 @@ def is_tiled(blob: bytes) -> bool:
     return bytes(blob[:4]) in TILED
 
 
+def is_filtered(blob: bytes) -> bool:
+    """True when ``blob`` is an enhancement-layer file of 0.8 or later, whose sides end with the layer filter."""
+    return bytes(blob[:4]) in (MAGIC, MAGIC_TILED)
+
+
 def residual_of(data: np.ndarray, base: np.ndarray) -> np.ndarray:
     """uint16 (C, H, W): original DN − base DN + SHIFT (0 residual where the base is nodata)."""
     res = data.astype(np.int32) - base.astype(np.int32)
@@ -207,7 +212,7 @@ def _filtered_layer(target: np.ndarray, planes: np.ndarray, klt: KLTBasis, side:
     return (side + chosen.to_bytes(), stream, err) if err < plain_err else plain
 
 
-def _side(side: bytes, bands: int, filtered: bool) -> tuple[KLTBasis, layer_filter.LayerFilter]:
+def read_side(side: bytes, bands: int, filtered: bool) -> tuple[KLTBasis, layer_filter.LayerFilter]:
     """(KLT, filter) of a layer's side: the KLT then, since 0.8 (``filtered``), the filter; one line when damaged."""
     klt = KLTBasis.from_bytes(side, bands)
     n = klt_side_bytes(bands, klt.basis.shape[1])
@@ -226,7 +231,7 @@ def _enhanced(base: np.ndarray, side: bytes, stream: bytes, filtered: bool) -> n
     In float32 over the KLT's whole-number output (every value < 2^24, so the sums are exact): the same DNs as
     adding an int32 residual, without the integer copies; a filtered band is rounded before it is added.
     """
-    klt, filt = _side(side, base.shape[0], filtered)
+    klt, filt = read_side(side, base.shape[0], filtered)
     planes = j2k_decode(stream)
     if planes.shape[0] != klt.basis.shape[1] or planes.shape[1:] != base.shape[1:]:
         raise FileFormatError(f"enhancement layer holds {planes.shape}, the base is {base.shape}; the file is damaged")
@@ -316,7 +321,7 @@ def decode_layer(codec: Any, blob: bytes, source: str = "token file") -> tuple[b
         return base_blob, out
     base_blob, side, stream = split(blob)
     base = np.asarray(codec.decode(base_blob, source))
-    return base_blob, _enhanced(base, side, stream, bytes(blob[:4]) == MAGIC)
+    return base_blob, _enhanced(base, side, stream, is_filtered(blob))
 
 
 def decode_layer_blocks(
@@ -332,7 +337,7 @@ def decode_layer_blocks(
         return base_blob, iter([((0, 0, data.shape[1], data.shape[2]), data)])
     base_blob, tiles = split_tiled(blob)
     layers = {win: (side, stream) for win, side, stream in tiles}
-    filtered = bytes(blob[:4]) == MAGIC_TILED
+    filtered = is_filtered(blob)
 
     def enhanced(win: tuple[int, int, int, int], base: np.ndarray) -> np.ndarray:
         side, stream = layers[win]
