@@ -76,6 +76,24 @@ def test_the_fit_takes_off_noise_and_pays_only_where_bytes_are_cheap() -> None:
                                                                             axis=(1, 2)))
 
 
+def test_the_taps_sum_to_one_so_a_flat_dark_region_keeps_its_level() -> None:
+    """A decode whose contrast JPEG 2000 squeezed (a bright cloud beside flat dark water): a free fit would undo the
+    squeeze by scaling the band around its mean, moving the water; the fitted taps sum to one, so the water's level
+    stays where the decode put it while the noise is taken off."""
+    rng = np.random.default_rng(2)
+    truth = np.full((2, 128, 128), 150.0)
+    truth[:, :, :64] = 6000.0 + 400 * np.sin(np.mgrid[0:128, 0:64][0] / 9)  # cloud
+    mean = truth.mean()
+    noisy = (mean + 0.97 * (truth - mean) + rng.normal(0, 30, truth.shape)).astype(np.float32)
+    fitted, gains = layer_filter.fit(noisy, truth.astype(np.float32), np.ones(truth.shape, bool))
+    assert np.all(gains > 0)
+    assert np.all(fitted.weights() @ layer_filter.COUNTS == 1.0)  # exactly, in steps of 1/128
+    out = layer_filter.apply(noisy, fitted)
+    water = np.s_[:, 8:-8, 72:-8]
+    assert np.allclose(out[water].mean(axis=(1, 2)), noisy[water].mean(axis=(1, 2)), atol=0.5)
+    assert out[water].std() < 0.75 * noisy[water].std()
+
+
 def test_an_exact_decode_is_left_alone() -> None:
     truth = np.rint(_smooth_and_noisy()[0])
     fitted, gains = layer_filter.fit(truth, truth, np.ones(truth.shape, bool))
