@@ -41,8 +41,6 @@ CLASSES = ((0, 0), (0, 1), (1, 1), (0, 2), (1, 2), (2, 2))
 RADIUS = 2
 #: Tap quantisation step: int8 taps cover -0.99 .. +0.99 (the centre tap 0.01 .. 1.99).
 STEP = 1.0 / 128
-#: Taps in each distance class: the filter's gain on a flat region is their weighted sum.
-COUNTS = np.array([1, 4, 4, 4, 8, 4])
 #: Exponent ``a`` of the layer's distortion-rate curve D ~ R^-a, which prices a filter's bytes: a byte more for
 #: the codestream lowers the squared error by ``a * D / R``. KLT + JPEG 2000 on the training scenes gained
 #: 1.7-2.0 dB per doubling of bytes at 1/200-1/1000 (a = 0.58-0.65).
@@ -94,6 +92,10 @@ def _taps() -> Iterator[tuple[int, int, int]]:
     for i in range(-RADIUS, RADIUS + 1):
         for j in range(-RADIUS, RADIUS + 1):
             yield i, j, CLASSES.index(tuple(sorted((abs(i), abs(j)))))
+
+
+#: Taps in each distance class (1, 4, 4, 4, 8, 4): the filter's gain on a flat region is their weighted sum.
+COUNTS = np.bincount([cls for _, _, cls in _taps()], minlength=len(CLASSES))
 
 
 def _kernels(weights: np.ndarray) -> np.ndarray:
