@@ -110,7 +110,7 @@ def test_a_layered_file_is_chosen_by_the_error_of_its_decode(codec, data_root: P
     encode_at = codec.codec.scene_encoder(scene)
     base_blob = encode_at(smallest=True)
     base = np.asarray(codec.codec.decode(base_blob))
-    blob, err = enhancement._layer(data, base_blob, base, data.nbytes // 200, scene.valid)
+    blob, err = enhancement._layer(data, base_blob, base, data.nbytes // 200, scene.valid, scene.offset)
     recon = codec.decode(blob)[0]
     assert np.array_equal(recon == 0, data == 0)
     assert err == pytest.approx(enhancement._squared_error(data, recon), rel=1e-12)

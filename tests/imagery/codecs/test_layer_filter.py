@@ -62,7 +62,7 @@ def test_the_identity_filter_changes_nothing_and_the_decode_matches_the_fit() ->
 def test_the_fit_takes_off_noise_and_pays_only_where_bytes_are_cheap() -> None:
     truth, noisy = _smooth_and_noisy()
     keep = np.ones(truth.shape, bool)
-    fitted, gains = layer_filter.fit(noisy, truth, keep)
+    (fitted, gains), _ = layer_filter.fit(noisy, truth, keep)
     before = np.sum((noisy - truth) ** 2, axis=(1, 2))
     after = np.sum((np.rint(layer_filter.apply(noisy, fitted)) - truth) ** 2, axis=(1, 2))
     assert np.all(gains > 0.5 * before) and np.all(after < 0.5 * before)
@@ -71,7 +71,7 @@ def test_the_fit_takes_off_noise_and_pays_only_where_bytes_are_cheap() -> None:
     assert not layer_filter.choose(fitted, gains, error, coded_bytes=10).on.any()  # 6 B cost more than they take off
     # pixels left out (nodata: the decode sets them to 0) do not count: a fit on the rest takes off as much there
     keep[:, :, :10] = False
-    _, part_gains = layer_filter.fit(noisy, truth, keep)
+    (_, part_gains), _ = layer_filter.fit(noisy, truth, keep)
     assert np.all(part_gains < gains) and np.all(part_gains > 0.5 * np.sum(((noisy - truth) ** 2)[:, :, 10:],
                                                                             axis=(1, 2)))
 
@@ -85,19 +85,22 @@ def test_the_taps_sum_to_one_so_a_flat_dark_region_keeps_its_level() -> None:
     truth[:, :, :64] = 6000.0 + 400 * np.sin(np.mgrid[0:128, 0:64][0] / 9)  # cloud
     mean = truth.mean()
     noisy = (mean + 0.97 * (truth - mean) + rng.normal(0, 30, truth.shape)).astype(np.float32)
-    fitted, gains = layer_filter.fit(noisy, truth.astype(np.float32), np.ones(truth.shape, bool))
+    (fitted, gains), (free, _) = layer_filter.fit(noisy, truth.astype(np.float32), np.ones(truth.shape, bool))
     assert np.all(gains > 0)
     assert np.all(fitted.weights() @ layer_filter.COUNTS == 1.0)  # exactly, in steps of 1/128
     out = layer_filter.apply(noisy, fitted)
     water = np.s_[:, 8:-8, 72:-8]
     assert np.allclose(out[water].mean(axis=(1, 2)), noisy[water].mean(axis=(1, 2)), atol=0.5)
     assert out[water].std() < 0.75 * noisy[water].std()
+    # the free fit undoes the squeeze instead: its taps sum to more than one and move the water down
+    assert np.all(free.weights() @ layer_filter.COUNTS > 1.01)
+    assert np.all(layer_filter.apply(noisy, free)[water].mean(axis=(1, 2)) < noisy[water].mean(axis=(1, 2)) - 50)
 
 
 def test_an_exact_decode_is_left_alone() -> None:
     truth = np.rint(_smooth_and_noisy()[0])
-    fitted, gains = layer_filter.fit(truth, truth, np.ones(truth.shape, bool))
-    assert not gains.any() and not layer_filter.choose(fitted, gains, 1.0, 5000).on.any()
+    for fitted, gains in layer_filter.fit(truth, truth, np.ones(truth.shape, bool)):
+        assert not gains.any() and not layer_filter.choose(fitted, gains, 1.0, 5000).on.any()
 
 
 # --------------------------------------------------------------------------- on real scenes
@@ -153,6 +156,54 @@ def test_a_layered_file_of_0_7_decodes_as_it_did(codec) -> None:
             + b"\0\0" + stream)
     with pytest.raises(FileFormatError, match="stray bytes"):
         codec.decode(body + struct.pack("<I", zlib.crc32(body)))
+
+
+def _one_fit(kind: int):
+    """:func:`layer_filter.fit` that offers fit ``kind`` (0: taps that sum to one, 1: free) both ways."""
+    fit = layer_filter.fit
+
+    def only(*args: object) -> tuple[layer_filter.Fit, layer_filter.Fit]:
+        got = fit(*args)[kind]
+        return got, got
+
+    return only
+
+
+@pytest.mark.parametrize("ratio, kept", [(100, "sum one"), (200, "free")])
+def test_the_free_fit_is_kept_only_where_it_is_closer_and_no_wider_in_angle(codec, data_root: Path, monkeypatch,
+                                                                         ratio: int, kept: str) -> None:
+    """Aguas Claras (a training city), centre 256 px, its residual over a flat base in one KLT + JPEG 2000 layer:
+    the layer keeps the free fit's filter exactly where that file is closer and its spectral angle (measured on the
+    decoded file as the benchmarks measure it) is no wider, else the filter whose taps sum to one. At 1/100 the
+    free fit is closer but wider in angle; at 1/200 it is closer and narrower."""
+    from eocompress.imagery.codecs.jpeg2000 import j2k_at_size
+    from eocompress.imagery.codecs.klt import component_choices, klt_forward_each
+    from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
+    from eocompress.imagery.readers.scenes import read_scene
+
+    scene = read_scene(data_root / "imagery" / "oscd-s2l1c/aguasclaras/imgs_1", bands=list(codec.bands))
+    h, w = scene.shape
+    scene = scene.crop((h - 256) // 2, (w - 256) // 2, 256, 256)
+    data = np.asarray(scene.data)
+    base = np.ones_like(data)
+    res = enhancement.residual_of(data, base)
+    room = data.nbytes // ratio
+    _, planes, klt = next(iter(klt_forward_each(res, component_choices(12, room)[-1:], None)))
+    side = klt.to_bytes()
+    stream = j2k_at_size(planes, room - len(side) - layer_filter.MASK_BYTES)
+    args = (res.astype(np.float32) - enhancement.SHIFT, planes, klt, side, stream, room, np.ones(data.shape, bool),
+            enhancement._file_angle(data, base, scene.offset, None))
+    files = {"as shipped": enhancement._filtered_layer(*args)}
+    for kind, name in enumerate(("sum one", "free")):
+        with monkeypatch.context() as m:
+            m.setattr(layer_filter, "fit", _one_fit(kind))
+            files[name] = enhancement._filtered_layer(*args)
+    angle = {name: dn_psnr_sam(data, enhancement._enhanced(base, sd, st, True), scene.offset)[1]
+             for name, (sd, st, _) in files.items()}
+    closer = files["free"][2] < files["sum one"][2]
+    assert closer and files["free"][:2] != files["sum one"][:2]  # both fits pay here, and they differ
+    assert (angle["free"] <= angle["sum one"]) == (kept == "free")
+    assert files["as shipped"] == files[kept]
 
 
 def test_the_benchmark_switches_the_filter_off_and_on(capsys, monkeypatch) -> None:

@@ -96,7 +96,7 @@ def test_where_the_network_does_not_pay_the_means_base_is_closer_than_a_token_th
     errors = {}
     for name, base_blob in (("thumbnail", encode_at(smallest=True)), ("means", encode_at(means_only=True))):
         base = np.asarray(codec.codec.decode(base_blob))
-        blob, errors[name] = enhancement._layer(data, base_blob, base, budget, cloud.valid)
+        blob, errors[name] = enhancement._layer(data, base_blob, base, budget, cloud.valid, cloud.offset)
         assert len(blob) <= budget
     assert errors["means"] < errors["thumbnail"]
     blob = codec.encode(cloud, ratio=1000)
