@@ -1,12 +1,14 @@
 """What the enhancement layer's Wiener filter (``imagery/codecs/layer_filter.py``) buys, on **training** scenes.
 
-The filter's shape, tap precision and byte price (``layer_filter.SLOPE``) are design choices, so they are judged
-on scenes the shipped model trained on, never on the held-out suite that measures the codec. Each scene's centre
-crop is encoded as ``imagery encode --ratio R`` writes it, once as it is and once with the filter switched off (no
-band chosen and no bytes set aside for one: the layer of 0.7 plus the 2-byte empty mask), both at the same budget;
-the table gives the whole file's bytes, PSNR (clip(DN - offset, 0, 10000), range 10000, 12 bands) and SAM, which
-file the encoder kept (``EOT2``: the learned file alone; ``EOE3``: a base + layer) and how many bands the filter
-was sent for. Run::
+The filter's shape, tap precision, byte price (``layer_filter.SLOPE``) and the rule that picks between its two fits
+are design choices, so they are judged on scenes the shipped model trained on, never on the held-out suite that
+measures the codec. Each scene's centre crop is encoded as ``imagery encode --ratio R`` writes it, four ways at the
+same budget: with the filter switched off (no band chosen and no bytes set aside for one: the layer of 0.7 plus the
+2-byte empty mask), with only the taps that sum to one (0.8.1), with only the free taps (0.8.0), and as shipped (the
+free fit where it is closer and the file's spectral angle no wider, else the taps that sum to one). The table gives
+each file's PSNR (clip(DN - offset, 0, 10000), range 10000, 12 bands) and SAM, the shipped file's bytes, which file
+the encoder kept (``EOT2``: the learned file alone; ``EOE3``: a base + layer), how many bands the filter was sent
+for and which fit. Run::
 
     EOCOMPRESS_DATA=../shared/data nice -n 10 .venv/bin/python benchmarks/imagery/layer_filter.py
 """
@@ -42,6 +44,37 @@ def _unfiltered(fitted: layer_filter.LayerFilter, *args: object) -> layer_filter
     return layer_filter.LayerFilter.none(len(fitted.on))
 
 
+def _one_fit(kind: int):
+    """:func:`layer_filter.fit` that offers fit ``kind`` (0: taps that sum to one, 1: free) both ways."""
+    fit = layer_filter.fit
+
+    def only(*args: object) -> tuple[layer_filter.Fit, layer_filter.Fit]:
+        got = fit(*args)[kind]
+        return got, got
+
+    return only
+
+
+def kept_fit(blob: bytes) -> str:
+    """Which fit the filter of a whole-scene layer file holds: "sum one" when every band's taps sum to one."""
+    if not enhancement.is_enhanced(blob):
+        return ""
+    _, side, _ = enhancement.split(blob)
+    filt = enhancement.read_side(side, 12, enhancement.is_filtered(blob))[1]
+    if not filt.on.any():
+        return ""
+    return "sum one" if (filt.weights()[filt.on] @ layer_filter.COUNTS == 1.0).all() else "free"
+
+
+#: The four encoders compared: the patches that make each out of the shipped one.
+VARIANTS = {
+    "off": {(layer_filter, "choose"): _unfiltered, (enhancement, "FILTER_RESERVE_AT"): float("inf")},
+    "sum one": {(layer_filter, "fit"): _one_fit(0)},
+    "free": {(layer_filter, "fit"): _one_fit(1)},
+    "shipped": {},
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ratios", type=int, nargs="+", default=list(RATIOS))
@@ -49,30 +82,32 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=SIDE, help="centre crop (px)")
     args = ap.parse_args()
     codec = get_codec("learned")
-    rows, gains = [], []
+    rows, gains = [], {name: [] for name in VARIANTS if name != "off"}
     for rel, scene in training_crops(args.scenes, args.side, codec.bands):
         for ratio in args.ratios:
             got = {}
-            for name in ("without", "with"):
-                with contextlib.ExitStack() as off:
-                    if name == "without":
-                        off.enter_context(mock.patch.object(layer_filter, "choose", _unfiltered))
-                        off.enter_context(mock.patch.object(enhancement, "FILTER_RESERVE_AT", float("inf")))
+            for name, patches in VARIANTS.items():
+                with contextlib.ExitStack() as stack:
+                    for (module, attr), value in patches.items():
+                        stack.enter_context(mock.patch.object(module, attr, value))
                     blob = codec.encode(scene, ratio=ratio)
                 psnr, sam = dn_psnr_sam(scene.data, codec.decode(blob)[0], scene.offset, scene.valid)
-                got[name] = (len(blob), psnr, sam, bytes(blob[:4]).decode(), filtered_bands(blob))
-            (b0, p0, s0, m0, _), (b1, p1, s1, m1, n1) = got["without"], got["with"]
-            if m1 != "EOT2" or m0 != "EOT2":
-                gains.append(p1 - p0)
-            rows.append([rel, f"1/{ratio}", f"{m0} {b0:,} B, {p0:.2f} dB, {s0:.2f}°",
-                         f"{m1} {b1:,} B, {p1:.2f} dB, {s1:.2f}°", str(n1), f"{p1 - p0:+.3f}"])
+                got[name] = (psnr, sam, len(blob), bytes(blob[:4]).decode(), filtered_bands(blob), kept_fit(blob))
+            if any(g[3] != "EOT2" for g in got.values()):
+                for name in gains:
+                    gains[name].append(got[name][0] - got["off"][0])
+            _, _, size, magic, bands, fit = got["shipped"]
+            rows.append([rel, f"1/{ratio}", *(f"{got[n][0]:.2f} dB, {got[n][1]:.2f}°" for n in VARIANTS),
+                         f"{magic} {size:,} B", f"{bands} {fit}".strip(), f"{got['shipped'][0] - got['off'][0]:+.3f}"])
             print(" | ".join(rows[-1]), flush=True)
     print()
-    print(markdown_table(["training scene", "rate", "filter off", "filter on (as shipped)", "bands filtered",
-                          "PSNR gain dB"], rows))
-    if gains:
-        print(f"\nwhere either file holds a layer ({len(gains)} scene-rates): gain {min(gains):+.3f} to "
-              f"{max(gains):+.3f} dB, mean {sum(gains) / len(gains):+.3f} dB")
+    print(markdown_table(["training scene", "rate", "filter off", "taps sum to one", "free taps", "as shipped",
+                          "shipped file", "bands filtered (fit)", "shipped gain dB"], rows))
+    print()
+    for name, got in gains.items():
+        if got:
+            print(f"{name}: where a file holds a layer ({len(got)} scene-rates), PSNR gain over the filter off "
+                  f"{min(got):+.3f} to {max(got):+.3f} dB, mean {sum(got) / len(got):+.3f} dB")
 
 
 if __name__ == "__main__":
