@@ -158,15 +158,13 @@ def test_a_layered_file_of_0_7_decodes_as_it_did(codec) -> None:
         codec.decode(body + struct.pack("<I", zlib.crc32(body)))
 
 
-def _one_fit(kind: int):
-    """:func:`layer_filter.fit` that offers fit ``kind`` (0: taps that sum to one, 1: free) both ways."""
-    fit = layer_filter.fit
-
-    def only(*args: object) -> tuple[layer_filter.Fit, layer_filter.Fit]:
-        got = fit(*args)[kind]
-        return got, got
-
-    return only
+def _benchmark():
+    """``benchmarks/imagery/layer_filter.py`` as a module."""
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "imagery" / "layer_filter.py"
+    spec = importlib.util.spec_from_file_location("bench_layer_filter", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
 
 
 @pytest.mark.parametrize("ratio, kept", [(100, "sum one"), (200, "free")])
@@ -196,7 +194,7 @@ def test_the_free_fit_is_kept_only_where_it_is_closer_and_no_wider_in_angle(code
     files = {"as shipped": enhancement._filtered_layer(*args)}
     for kind, name in enumerate(("sum one", "free")):
         with monkeypatch.context() as m:
-            m.setattr(layer_filter, "fit", _one_fit(kind))
+            m.setattr(layer_filter, "fit", _benchmark()._one_fit(kind))
             files[name] = enhancement._filtered_layer(*args)
     angle = {name: dn_psnr_sam(data, enhancement._enhanced(base, sd, st, True), scene.offset)[1]
              for name, (sd, st, _) in files.items()}
@@ -209,10 +207,7 @@ def test_the_free_fit_is_kept_only_where_it_is_closer_and_no_wider_in_angle(code
 def test_the_benchmark_switches_the_filter_off_and_on(capsys, monkeypatch) -> None:
     """``benchmarks/imagery/layer_filter.py`` on one training patch: the file with the filter is never farther than
     the one without it (a small room: both code the same codestream first), and a held-out scene is refused."""
-    path = Path(__file__).resolve().parents[3] / "benchmarks" / "imagery" / "layer_filter.py"
-    spec = importlib.util.spec_from_file_location("bench_layer_filter", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark()
     monkeypatch.setattr(sys, "argv", ["layer_filter.py", "--scenes", "hydro/patch_0.tif", "--ratios", "200",
                                       "--side", "160"])
     bench.main()
