@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
@@ -31,12 +32,19 @@ from training_scenes import SCENES, SIDE, training_crops
 RATIOS = (50, 200, 450, 1000)
 
 
-def filtered_bands(blob: bytes) -> int:
-    """Bands the layer filter was sent for in a whole-scene layer file (0 for a token file alone)."""
+def sent_filter(blob: bytes) -> layer_filter.LayerFilter:
+    """The layer filter of a whole-scene layer file (none for a token file alone)."""
     if not enhancement.is_enhanced(blob):
-        return 0
+        return layer_filter.LayerFilter.none(12)
     _, side, _ = enhancement.split(blob)
-    return int(enhancement.read_side(side, 12, enhancement.is_filtered(blob))[1].on.sum())
+    return enhancement.read_side(side, 12, enhancement.is_filtered(blob))[1]
+
+
+def fit_of(filt: layer_filter.LayerFilter) -> str:
+    """Which fit a sent filter holds: "sum one" when every filtered band's taps sum to one, "" when none is sent."""
+    if not filt.on.any():
+        return ""
+    return "sum one" if (filt.weights()[filt.on] @ layer_filter.COUNTS == 1.0).all() else "free"
 
 
 def _unfiltered(fitted: layer_filter.LayerFilter, *args: object) -> layer_filter.LayerFilter:
@@ -44,7 +52,7 @@ def _unfiltered(fitted: layer_filter.LayerFilter, *args: object) -> layer_filter
     return layer_filter.LayerFilter.none(len(fitted.on))
 
 
-def _one_fit(kind: int):
+def _one_fit(kind: int) -> Callable[..., tuple[layer_filter.Fit, layer_filter.Fit]]:
     """:func:`layer_filter.fit` that offers fit ``kind`` (0: taps that sum to one, 1: free) both ways."""
     fit = layer_filter.fit
 
@@ -53,17 +61,6 @@ def _one_fit(kind: int):
         return got, got
 
     return only
-
-
-def kept_fit(blob: bytes) -> str:
-    """Which fit the filter of a whole-scene layer file holds: "sum one" when every band's taps sum to one."""
-    if not enhancement.is_enhanced(blob):
-        return ""
-    _, side, _ = enhancement.split(blob)
-    filt = enhancement.read_side(side, 12, enhancement.is_filtered(blob))[1]
-    if not filt.on.any():
-        return ""
-    return "sum one" if (filt.weights()[filt.on] @ layer_filter.COUNTS == 1.0).all() else "free"
 
 
 #: The four encoders compared: the patches that make each out of the shipped one.
@@ -92,7 +89,8 @@ def main() -> None:
                         stack.enter_context(mock.patch.object(module, attr, value))
                     blob = codec.encode(scene, ratio=ratio)
                 psnr, sam = dn_psnr_sam(scene.data, codec.decode(blob)[0], scene.offset, scene.valid)
-                got[name] = (psnr, sam, len(blob), bytes(blob[:4]).decode(), filtered_bands(blob), kept_fit(blob))
+                filt = sent_filter(blob)
+                got[name] = (psnr, sam, len(blob), bytes(blob[:4]).decode(), int(filt.on.sum()), fit_of(filt))
             if any(g[3] != "EOT2" for g in got.values()):
                 for name in gains:
                     gains[name].append(got[name][0] - got["off"][0])

@@ -35,6 +35,7 @@ magics in one line rather than decoding them without their filter.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import struct
 import zlib
@@ -250,17 +251,22 @@ def _file_angle(data: np.ndarray, base: np.ndarray, offset: int,
                 valid: np.ndarray | None) -> Callable[[np.ndarray], float]:
     """The mean spectral angle (degrees; :func:`spectral_angle_deg` on reflectance with ``offset``, as the
     benchmarks measure it) against ``data`` of the file ``base`` + a decoded residual (float (C, H, W), without
-    :data:`SHIFT`) decodes to, over a fixed random sample of at most :data:`layer_filter.FIT_PIXELS` of the pixels
-    valid and not nodata in the base: two layers are compared on the same pixels, in bounded memory."""
+    :data:`SHIFT`) decodes to, over a fixed random sample (:func:`layer_filter.sample_pixels`) of the pixels valid
+    and not nodata in the base: two layers are compared on the same pixels, in bounded memory. The sample is drawn
+    on the first call: most layers never need an angle (no fit pays, or the free one is not closer)."""
     bands = data.shape[0]
-    ok = np.all(base != 0, axis=0) if valid is None else valid & np.all(base != 0, axis=0)
-    pixels = np.flatnonzero(ok)
-    if pixels.size > layer_filter.FIT_PIXELS:
-        pixels = np.sort(np.random.default_rng(0).choice(pixels, layer_filter.FIT_PIXELS, replace=False))
-    original = reflectance_dn(data.reshape(bands, -1)[:, pixels], offset)[:, None]
-    under = base.reshape(bands, -1)[:, pixels].astype(np.float64)
+
+    @functools.cache
+    def sample() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ok = np.all(base != 0, axis=0)
+        if valid is not None:
+            ok = ok & valid
+        pixels = layer_filter.sample_pixels(np.flatnonzero(ok), np.random.default_rng(0))
+        original = reflectance_dn(data.reshape(bands, -1)[:, pixels], offset)[:, None]
+        return pixels, original, base.reshape(bands, -1)[:, pixels].astype(np.float64)
 
     def angle(residual: np.ndarray) -> float:
+        pixels, original, under = sample()
         if not pixels.size:
             return 0.0
         decoded = np.clip(under + np.rint(residual.reshape(bands, -1)[:, pixels]), 1, 65535)

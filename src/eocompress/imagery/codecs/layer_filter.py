@@ -150,6 +150,14 @@ def _class_sums(band: np.ndarray) -> np.ndarray:
     return sums
 
 
+def sample_pixels(indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``indices`` when at most :data:`FIT_PIXELS`, else a sorted random sample of that many of them.
+
+    A random sample, not a grid: resampled 20 m and 60 m bands repeat in 2 x 2 and 6 x 6 blocks.
+    """
+    return np.sort(rng.choice(indices, FIT_PIXELS, replace=False)) if indices.size > FIT_PIXELS else indices
+
+
 class Fit(NamedTuple):
     """One kind of fit for every band: the quantised filters and the squared error each takes off (C,)."""
 
@@ -184,8 +192,7 @@ def fit(decoded: np.ndarray, target: np.ndarray, keep: np.ndarray) -> tuple[Fit,
         kept = np.flatnonzero(keep[b])
         if kept.size < 4 * len(CLASSES):
             continue
-        # a random sample, not a grid: resampled 20 m and 60 m bands repeat in 2 x 2 and 6 x 6 blocks
-        sample = np.sort(rng.choice(kept, FIT_PIXELS, replace=False)) if kept.size > FIT_PIXELS else kept
+        sample = sample_pixels(kept, rng)
         a = _class_sums(centred[b]).reshape(len(CLASSES), -1)[:, sample].astype(np.float64)
         t = target[b].ravel()[sample].astype(np.float64) - float(mean[b])
         before = float(np.sum((a[0] - t) ** 2))
