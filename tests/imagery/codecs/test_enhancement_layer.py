@@ -228,6 +228,35 @@ def test_a_large_scene_decodes_to_an_array_block_by_block(codec, data_root: Path
     assert np.array_equal(codec.decode(layered)[0], want_layered)
 
 
+
+def test_a_streamed_scene_runs_the_network_over_the_whole_scene_only_when_the_layer_loses(
+        codec, data_root: Path, tiled, monkeypatch) -> None:
+    """The base is chosen on the centre window; the whole scene's rate search (the analysis transform over every
+    pixel) is only made when its file is what gets written. Held-out Abu Dhabi (desert, 799 x 785) at 1/450: the
+    header-alone base wins on the centre, and the network runs on the centre window alone; at 1/1000 the token file
+    wins, and it is the rate search's file."""
+    from eocompress.imagery.codec import learned
+
+    monkeypatch.setattr(enhancement, "LEVEL_WINDOW", 256)
+    analysed = []
+    analysis = learned.analysis_blocks
+
+    def recorded(model, standardised, height, width, *args, **kwargs):
+        analysed.append((height, width))
+        return analysis(model, standardised, height, width, *args, **kwargs)
+
+    monkeypatch.setattr(learned, "analysis_blocks", recorded)
+    src = data_root / "imagery/oscd-s2l1c/abudhabi/imgs_1"
+    layered = enhancement.encode_with_layer(codec.codec, windows.open_scene(src, bands=list(S2_L2A_BANDS)), ratio=450)
+    assert layered[:4] == enhancement.MAGIC_TILED
+    assert not codec.codec.read_header(enhancement.token_file(layered))[0].has_tokens
+    assert analysed == [(256, 256)]
+    analysed.clear()
+    plain = enhancement.encode_with_layer(codec.codec, windows.open_scene(src, bands=list(S2_L2A_BANDS)), ratio=1000)
+    assert not enhancement.is_enhanced(plain) and analysed == [(256, 256), (799, 785)]
+    assert plain == codec.codec.encode_scene(windows.open_scene(src, bands=list(S2_L2A_BANDS)), ratio=1000)
+
+
 def _rows(pieces):
     """Decode blocks ((row, col, height, width), block) grouped by block row, in order."""
     rows: dict[int, list] = {}

@@ -283,9 +283,13 @@ class LearnedCodec:
             f"the other {len(live)} bands coded" for b, v in sorted(constants.items())
         ]
         flat = list(constants)
-        klt = None
-        if self.config.spectral == "klt":
-            klt = _scene_klt(read, len(self.bands), height, width, flat, means, scale, valid)
+
+        @functools.cache
+        def rotation() -> spectral.Rotation | None:
+            """The scene's KLT when the model has one: one more pass over the scene, only for a file with tokens."""
+            if self.config.spectral != "klt":
+                return None
+            return _scene_klt(read, len(self.bands), height, width, flat, means, scale, valid)
 
         strip: dict[str, Any] = {"rows": (0, 0), "dn": None}  # the full-width rows of the current block row
 
@@ -299,18 +303,26 @@ class LearnedCodec:
             # a pixel 0 in some bands only (listed in the header): its other bands are coded
             z = apply_standardise(x, means, scale, valid[r0:r1, c0:c1], band_zeros=zeros is not None)
             z[flat] = 0.0
+            klt = rotation()
             return z if klt is None else klt.forward(z)
 
-        y = analysis_blocks(self.model, standardised, height, width, self.config.latent)
-        side = None
-        if isinstance(self.entropy, HyperpriorCoder):  # side information: once per scene, whatever the step
-            z = self.entropy.side(y)
-            side = (z, *self.entropy.mean_scale(z, *y.shape[1:]))
-        if not keep_pixels:
-            strip.clear()  # the last block row's pixels are not needed by the rate control
+        @functools.cache
+        def latent() -> tuple[np.ndarray, Any]:
+            """The analysis transform's latent and the hyperprior's side information: run on the first file with
+            tokens, never for the header alone (``means_only``), so a base of band means costs the scan only."""
+            head.klt = rotation()
+            y = analysis_blocks(self.model, standardised, height, width, self.config.latent)
+            side = None
+            if isinstance(self.entropy, HyperpriorCoder):  # side information: once per scene, whatever the step
+                z = self.entropy.side(y)
+                side = (z, *self.entropy.mean_scale(z, *y.shape[1:]))
+            if not keep_pixels:
+                strip.clear()  # the last block row's pixels are not needed by the rate control
+            return y, side
+
         head = Header(height, width, 1.0, scale, means, self.model_id, valid=valid, band_zeros=zeros,
                       offset=int(offset or 0), offset_known=offset is not None, level=level,
-                      constants=constants or None, klt=klt, **georef_fields(crs, transform))
+                      constants=constants or None, klt=None, **georef_fields(crs, transform))  # klt: latent()
         head.quantizer = QUANTIZER_CODES[self.config.quantizer]
 
         def rounder(lat: np.ndarray, delta: float) -> np.ndarray:
@@ -318,6 +330,7 @@ class LearnedCodec:
 
         def build(delta: float, tokens: np.ndarray | None = None) -> bytes:
             head.delta = float(np.float32(delta))
+            y, side = latent()
             tokens = rounder(y, delta) if tokens is None else tokens
             head.prior_scales = self.entropy.fit_scales(tokens, head.delta)  # None unless they save bytes
             head_bytes = head.to_bytes()
@@ -329,6 +342,7 @@ class LearnedCodec:
                 raise InputError("give exactly one of ratio=, quality=, smallest=True or means_only=True")
             if means_only:
                 return seal(head.means_only().to_bytes())
+            latent()  # the scene's rotation and latent: the header's size below counts the rotation
             if smallest:  # a discrete quantizer has one rate: its only file
                 return build(1.0 if self.config.discrete else rate_control.largest_step(self.config.delta_max))
             if refine_steps and self.config.hyperprior:
@@ -346,8 +360,8 @@ class LearnedCodec:
                                               self.config.delta_min, self.config.delta_max)
             if refine_steps:  # encoder-side only: same format, same decoder
                 budget = None if ratio is None else len(self.bands) * height * width * 2 / ratio
-                blob = refine_file(self.model, build, rounder, blob, standardised, y, valid, live, height, width,
-                                   int(refine_steps), budget)
+                blob = refine_file(self.model, build, rounder, blob, standardised, latent()[0], valid, live, height,
+                                   width, int(refine_steps), budget)
             return blob
 
         return encode_at
