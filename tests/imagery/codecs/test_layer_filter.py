@@ -189,8 +189,10 @@ def test_the_free_fit_is_kept_only_where_it_is_closer_and_no_wider_in_angle(code
     _, planes, klt = next(iter(klt_forward_each(res, component_choices(12, room)[-1:], None)))
     side = klt.to_bytes()
     stream = j2k_at_size(planes, room - len(side) - layer_filter.MASK_BYTES)
-    args = (res.astype(np.float32) - enhancement.SHIFT, planes, klt, side, stream, room, np.ones(data.shape, bool),
-            enhancement._file_angle(data, base, scene.offset, None))
+    target, keep = res.astype(np.float32) - enhancement.SHIFT, np.ones(data.shape, bool)
+    decoded = enhancement._decoded_residual(stream, klt, target.shape)
+    args = (target, planes, klt, side, stream, decoded, enhancement._residual_error(target, decoded, keep), room,
+            keep, enhancement._file_angle(data, base, scene.offset, None))
     files = {"as shipped": enhancement._filtered_layer(*args)}
     for kind, name in enumerate(("sum one", "free")):
         with monkeypatch.context() as m:

@@ -10,6 +10,7 @@ codestream — is the largest that fits the target: one encode at the target rat
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
@@ -36,8 +37,8 @@ def j2k_decode(stream: bytes) -> np.ndarray:
     """uint16 (C, H, W) of a multi-component codestream."""
     import imagecodecs
 
-    try:
-        out = imagecodecs.jpeg2k_decode(stream)
+    try:  # OpenJPEG decodes code-blocks in parallel (GDAL's encode already uses every core)
+        out = imagecodecs.jpeg2k_decode(stream, numthreads=os.cpu_count() or 1)
     except Exception as exc:  # imagecodecs raises its own error types
         raise FileFormatError(f"JPEG 2000 codestream is damaged ({exc})") from exc
     out = out.transpose(2, 0, 1) if out.ndim == 3 else out[None]

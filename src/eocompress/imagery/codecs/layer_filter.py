@@ -170,7 +170,9 @@ def fit(decoded: np.ndarray, target: np.ndarray, keep: np.ndarray) -> tuple[Fit,
 
     ``decoded`` (C, H, W) is the decoded residual, ``target`` the true one, ``keep`` (C, H, W) the pixels whose error
     counts (the decode sets the others to 0). Both fits are least squares over those pixels (a random sample of at
-    most :data:`FIT_PIXELS`, the same for both), quantised to :data:`STEP`:
+    most :data:`FIT_PIXELS`, the same for both), quantised to :data:`STEP`, both solved from one 7 x 7 Gram matrix
+    of the class sums and the target (since 0.8.3: the same files as solving on the samples on the six scene-rates
+    checked, in fewer passes over them):
 
     - **taps that sum to one** (:data:`COUNTS`-weighted, since 0.8.1): the five outer classes are fitted on the sums
       of their neighbours' differences from the centre pixel, and the centre tap is what makes the sum one exactly;
@@ -193,37 +195,54 @@ def fit(decoded: np.ndarray, target: np.ndarray, keep: np.ndarray) -> tuple[Fit,
         if kept.size < 4 * len(CLASSES):
             continue
         sample = sample_pixels(kept, rng)
-        a = _class_sums(centred[b]).reshape(len(CLASSES), -1)[:, sample].astype(np.float64)
-        t = target[b].ravel()[sample].astype(np.float64) - float(mean[b])
-        before = float(np.sum((a[0] - t) ** 2))
-        for kind, q in enumerate((_sums_to_one(a, t), _free(a, t))):
+        m = np.empty((len(CLASSES) + 1, sample.size))  # the class sums and the target at the sampled pixels
+        m[:-1] = _class_sums(centred[b]).reshape(len(CLASSES), -1)[:, sample]
+        m[-1] = target[b].ravel()[sample]
+        m[-1] -= float(mean[b])
+        gram = m @ m.T
+        before = _error(gram, _IDENTITY)
+        for kind, q in enumerate((_sums_to_one(gram), _free(gram))):
             if q is None:
                 continue
-            after = float(np.sum((((q.astype(np.float64) * STEP) + _IDENTITY) @ a - t) ** 2))
+            after = _error(gram, q.astype(np.float64) * STEP + _IDENTITY)
             if after < before:  # the sample's gain, scaled to the band's kept pixels
                 taps[kind, b], gains[kind, b] = q, (before - after) * kept.size / sample.size
     on = np.ones(bands, bool)
     return Fit(LayerFilter(taps[0], on), gains[0]), Fit(LayerFilter(taps[1], on.copy()), gains[1])
 
 
-def _sums_to_one(a: np.ndarray, t: np.ndarray) -> np.ndarray | None:
-    """int8 (6,) taps that sum to one fitted to ``t`` from class sums ``a`` (6, N); None when the fit is singular or
-    the centre tap would leave int8."""
-    diffs = a[1:] - COUNTS[1:, None] * a[0]  # each outer class: its neighbours minus the centre, summed
-    gram = diffs @ diffs.T
-    if np.linalg.matrix_rank(gram) < len(CLASSES) - 1:
+def _error(gram: np.ndarray, weights: np.ndarray) -> float:
+    """Squared error of the filter of class ``weights`` (6,) from the Gram matrix (7, 7) of the class sums and the
+    target: w'Aw - 2 w'b + t't."""
+    return float(weights @ gram[:-1, :-1] @ weights - 2.0 * weights @ gram[:-1, -1] + gram[-1, -1])
+
+
+#: The outer classes' differences from the centre: (5, 6) rows ``e_k - COUNTS[k] e_0``.
+_TO_DIFFS = np.hstack([-COUNTS[1:, None].astype(np.float64), np.eye(len(CLASSES) - 1)])
+
+
+def _sums_to_one(gram: np.ndarray) -> np.ndarray | None:
+    """int8 (6,) taps that sum to one fitted from the Gram matrix (7, 7) of the class sums and the target; None when
+    the fit is singular or the centre tap would leave int8.
+
+    The outer classes are fitted on their neighbours' differences from the centre (``_TO_DIFFS`` times the class
+    sums) to the target minus the centre pixel."""
+    a_a, a_t = gram[:-1, :-1], gram[:-1, -1]
+    d_d = _TO_DIFFS @ a_a @ _TO_DIFFS.T
+    if np.linalg.matrix_rank(d_d) < len(CLASSES) - 1:
         return None
-    outer = np.clip(np.rint(np.linalg.solve(gram, diffs @ (t - a[0])) / STEP), -127, 127)
+    outer = np.clip(np.rint(np.linalg.solve(d_d, _TO_DIFFS @ (a_t - a_a[:, 0])) / STEP), -127, 127)
     centre = -float(COUNTS[1:] @ outer)  # the centre's difference from 1 that makes the taps sum to one
     return None if abs(centre) > 127 else np.concatenate([[centre], outer]).astype(np.int8)
 
 
-def _free(a: np.ndarray, t: np.ndarray) -> np.ndarray | None:
-    """int8 (6,) unconstrained taps fitted to ``t`` from class sums ``a`` (6, N); None when the fit is singular."""
-    gram = a @ a.T
-    if np.linalg.matrix_rank(gram) < len(CLASSES):
+def _free(gram: np.ndarray) -> np.ndarray | None:
+    """int8 (6,) unconstrained taps fitted from the Gram matrix (7, 7) of the class sums and the target; None when
+    the fit is singular."""
+    a_a = gram[:-1, :-1]
+    if np.linalg.matrix_rank(a_a) < len(CLASSES):
         return None
-    return np.clip(np.rint((np.linalg.solve(gram, a @ t) - _IDENTITY) / STEP), -127, 127).astype(np.int8)
+    return np.clip(np.rint((np.linalg.solve(a_a, gram[:-1, -1]) - _IDENTITY) / STEP), -127, 127).astype(np.int8)
 
 
 def choose(layer_filter: LayerFilter, gains: np.ndarray, error: float, coded_bytes: int) -> LayerFilter:
