@@ -316,7 +316,8 @@ def _enhanced(base: np.ndarray, side: bytes, stream: bytes, filtered: bool) -> n
     if filt.on.any():
         x = x.reshape(base.shape)
         x -= SHIFT
-        x = np.rint(layer_filter.apply(x, filt)).reshape(base.shape[0], -1)
+        np.rint(layer_filter.apply(x, filt, in_place=True), out=x)
+        x = x.reshape(base.shape[0], -1)
         x += SHIFT
     flat = base.reshape(base.shape[0], -1)
     np.add(x, flat, out=x)
