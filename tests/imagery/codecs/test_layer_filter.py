@@ -59,6 +59,27 @@ def test_the_identity_filter_changes_nothing_and_the_decode_matches_the_fit() ->
         assert np.allclose(got[b], want, atol=1e-2)
 
 
+def test_the_gram_solves_are_the_least_squares_fits_on_the_samples() -> None:
+    """Both fits solved from the 7 x 7 Gram matrix are the least-squares solutions on the samples themselves:
+    the free taps ``lstsq(a', t)``, the taps that sum to one the outer classes' ``lstsq`` on their differences
+    from the centre with the centre tap making the sum one; and the Gram error is the residual's squared sum."""
+    truth, noisy = _smooth_and_noisy(bands=1, side=64, seed=3)
+    centred, mean = layer_filter._centred(noisy)
+    a = layer_filter._class_sums(centred[0]).reshape(6, -1).astype(np.float64)
+    t = truth[0].ravel().astype(np.float64) - float(mean[0])
+    m = np.vstack([a, t])
+    gram = m @ m.T
+    free = np.linalg.lstsq(a.T, t, rcond=None)[0]
+    assert np.array_equal(layer_filter._free(gram),
+                          np.clip(np.rint((free - layer_filter._IDENTITY) / layer_filter.STEP), -127, 127))
+    diffs = a[1:] - layer_filter.COUNTS[1:, None] * a[0]
+    outer = np.clip(np.rint(np.linalg.lstsq(diffs.T, t - a[0], rcond=None)[0] / layer_filter.STEP), -127, 127)
+    q = layer_filter._sums_to_one(gram)
+    assert np.array_equal(q[1:], outer) and q[0] == -layer_filter.COUNTS[1:] @ outer
+    w = q.astype(np.float64) * layer_filter.STEP + layer_filter._IDENTITY
+    assert layer_filter._error(gram, w) == pytest.approx(float(np.sum((w @ a - t) ** 2)), rel=1e-9)
+    assert (layer_filter.COUNTS @ w) == pytest.approx(1.0)  # the taps sum to one over the 25 positions
+
 def test_the_fit_takes_off_noise_and_pays_only_where_bytes_are_cheap() -> None:
     truth, noisy = _smooth_and_noisy()
     keep = np.ones(truth.shape, bool)
@@ -219,3 +240,36 @@ def test_the_benchmark_switches_the_filter_off_and_on(capsys, monkeypatch) -> No
     monkeypatch.setattr(sys, "argv", ["layer_filter.py", "--scenes", "oscd-s2l1c/hongkong/imgs_1"])
     with pytest.raises(SystemExit, match="not a training scene"):
         bench.main()
+
+
+def test_the_filter_is_fitted_only_under_counts_near_the_closest(data_root: Path, monkeypatch) -> None:
+    """Hydro's patch_0 (a training patch, 256 px) over a flat base at 1/450: the layer tries 6, 4, 3 and 2 KLT
+    components; the filter is fitted only under those whose unfiltered error is within ``FILTER_MARGIN`` of the
+    closest, and the layer is the one fitting under every count makes."""
+    from eocompress.imagery.readers.bands import S2_L2A_BANDS
+    from eocompress.imagery.readers.scenes import read_scene
+
+    scene = read_scene(data_root / "imagery/hydro/patch_0.tif", bands=list(S2_L2A_BANDS))
+    data = np.asarray(scene.data)
+    base = np.ones_like(data)
+    res, room = enhancement.residual_of(data, base), data.nbytes // 450
+    zeros = np.zeros(data.shape, bool)
+    fitted = []
+    filtered_layer = enhancement._filtered_layer
+
+    def spy(*args):
+        fitted.append((args[1].shape[0], args[6]))  # (components, unfiltered error)
+        return filtered_layer(*args)
+
+    monkeypatch.setattr(enhancement, "_filtered_layer", spy)
+    angle = enhancement._file_angle(data, base, scene.offset, None)
+    with monkeypatch.context() as m:
+        m.setattr(enhancement, "FILTER_MARGIN", np.inf)
+        every = enhancement._code_residual(res, room, None, zeros, angle)
+    tried = dict(fitted)
+    fitted.clear()
+    got = enhancement._code_residual(res, room, None, zeros, angle)
+    least = min(tried.values())
+    assert sorted(tried) == [2, 3, 4, 6]
+    assert dict(fitted) == {k: e for k, e in tried.items() if e <= enhancement.FILTER_MARGIN * least}
+    assert len(fitted) < len(tried) and got == every
