@@ -177,20 +177,25 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     reserve = most if room >= FILTER_RESERVE_AT * most else layer_filter.MASK_BYTES
     keep = ~zeros
     coded = []  # (squared error unfiltered, planes, KLT, side, codestream) of each count that fits
+    closest: tuple[int, np.ndarray] | None = None  # the closest count's place in ``coded`` and its decode
     for _, planes, klt in klt_forward_each(res, component_choices(res.shape[0], room), valid):
         side = klt.to_bytes()
         stream = j2k_at_size(planes, room - len(side) - reserve)
-        if stream is not None:
-            coded.append((_residual_error(target, _decoded_residual(stream, klt, target.shape), keep), planes, klt,
-                          side, stream))
-    if not coded:
+        if stream is None:
+            continue
+        decoded = _decoded_residual(stream, klt, target.shape)
+        coded.append((_residual_error(target, decoded, keep), planes, klt, side, stream))
+        if closest is None or coded[-1][0] < coded[closest[0]][0]:
+            closest = len(coded) - 1, decoded
+        del decoded
+    if closest is None:
         return None
-    least = min(err for err, *_ in coded)
+    least = coded[closest[0]][0]
     best: tuple[bytes, bytes, float] | None = None
-    for err, planes, klt, side, stream in coded:
-        if err <= FILTER_MARGIN * least:
-            got = _filtered_layer(target, planes, klt, side, stream, _decoded_residual(stream, klt, target.shape),
-                                  err, room, keep, angle)
+    for i, (err, planes, klt, side, stream) in enumerate(coded):
+        if err <= FILTER_MARGIN * least:  # the closest count's decode is kept, another's made again
+            decoded = closest[1] if i == closest[0] else _decoded_residual(stream, klt, target.shape)
+            got = _filtered_layer(target, planes, klt, side, stream, decoded, err, room, keep, angle)
             if best is None or got[2] < best[2]:
                 best = got
     return best
