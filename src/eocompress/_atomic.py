@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +59,19 @@ def lock_path(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
+def _holder_pid(fd: int, wait_s: float = 1.0) -> str:
+    """The pid the lock's holder wrote into the lock file ``fd``; "unknown" when none appears within ``wait_s``.
+
+    The holder writes its pid just after it takes the lock, so a writer refused in between reads an empty file
+    for a moment: it waits for the pid rather than name no one (seen when two runs start at once)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        if holder or time.monotonic() > deadline:
+            return holder or "unknown"
+        time.sleep(0.01)
+
+
 @contextlib.contextmanager
 def output_lock(path: str | os.PathLike) -> Iterator[Path]:
     """Hold an exclusive lock on the output ``path`` (and its ``.partial``) for the whole write.
@@ -79,7 +93,7 @@ def output_lock(path: str | os.PathLike) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             try:
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                holder = _holder_pid(fd)
             finally:
                 os.close(fd)
             raise EOCompressError(
