@@ -466,7 +466,7 @@ def encode_with_layer(codec: Any, scene: Any, *, ratio: float | None = None, qua
         return searched()
     budget = int(len(codec.bands) * scene.shape[0] * scene.shape[1] * 2 // ratio)
     if not isinstance(scene, Scene):  # the whole scene's rate search runs only if the layer does not win
-        return enhance_windows(codec, scene, functools.cache(searched), budget, encode_at)
+        return enhance_windows(codec, scene, searched, budget, encode_at)
     return enhance(codec, scene, searched(), budget, encode_at=encode_at)
 
 
