@@ -29,6 +29,7 @@ from eocompress.cli.imagery_archive import (
 )
 from eocompress.cli.options import JSON, OUT, OVERWRITE, SCHEDULER, log, print_json, progress, resolve_out
 from eocompress.errors import EOCompressError, InputError
+from eocompress.imagery.codecs.effort import check_effort
 
 imagery_app = typer.Typer(
     help="Imagery codec: Sentinel-2 scenes to token files and back, measured against JPEG 2000.",
@@ -50,6 +51,11 @@ NO_LAYER = typer.Option(
     False, "--no-layer", help="Write the learned token file alone: no cheaper base + KLT/JPEG 2000 residual layer is "
     "tried (faster to encode: no second learned decode, no JPEG 2000 search; tokens at the file's full rate; "
     "fidelity stops at the learned top rung).",
+)
+EFFORT = typer.Option(
+    "default", "--effort", help="default: the learned codec, with a cheaper base + KLT/JPEG 2000 layer where closer. "
+    "fast: no network; the band means under a KLT + HTJ2K layer (faster than JPEG 2000 to encode and decode, a few "
+    "tenths of a dB below default on most scenes; same file format and decoder; needs --ratio).",
 )
 OFFSET = typer.Option(
     None, "--offset", help="DN offset the input carries (1000 from baseline 04.00, else 0) when its metadata does not "
@@ -101,6 +107,7 @@ def encode(
     as_json: bool = JSON,
     refine: int = REFINE,
     no_layer: bool = NO_LAYER,
+    effort: str = EFFORT,
 ) -> None:
     """Compress a scene to a token file (.eotok), or every scene of a folder into an output folder.
 
@@ -122,7 +129,11 @@ def encode(
         raise InputError(f"--offset must be 0..65535 DN, got {offset}; use 1000 for baseline >= 04.00, else 0")
     if refine < 0:
         raise InputError(f"--refine must be >= 0 optimiser steps, got {refine}; 0 turns it off")
+    check_effort(effort, ratio=450.0 if ratio is None and quality is None else ratio, quality=quality,
+                 refine_steps=refine, layer=not no_layer)
     shards = shard_inputs(inputs)
+    if shards and effort != "default":
+        raise InputError("--effort fast writes no tokens; a Major-TOM token archive holds tokens: drop --effort")
     if refine and (shards or (inputs[0].is_dir() and target.suffix != ".eotok")):
         raise InputError("--refine goes with one scene to one .eotok file; drop it for shards and folders")
     if shards:
@@ -133,7 +144,7 @@ def encode(
         raise InputError("--metadata goes with a Major-TOM shard (.parquet) as input; drop it for scenes")
     workers = 1 if workers is None else workers
     _encode_learned(inputs[0], target, model, device, overwrite, ratio, quality, workers, scheduler, offset, as_json,
-                    refine, layer=not no_layer)
+                    refine, layer=not no_layer, effort=effort)
 
 
 def _check_codec(codec_kind: str) -> None:
@@ -154,10 +165,11 @@ def _learned(model: str, device: str) -> Any:
 def _encode_learned(
     src: Path, target: Path, model: str, device: str, overwrite: bool, ratio: float | None, quality: int | None,
     workers: int = 1, scheduler: str | None = None, offset: int | None = None, as_json: bool = False,
-    refine: int = 0, layer: bool = True,
+    refine: int = 0, layer: bool = True, effort: str = "default",
 ) -> None:
     """Learned codec: one scene to one file, or every scene of a folder (bad scenes reported, the rest done);
-    ``layer``: also try a cheaper base + residual layer (``--no-layer``: the learned file alone)."""
+    ``layer``: also try a cheaper base + residual layer (``--no-layer``: the learned file alone); ``effort``:
+    :data:`~eocompress.imagery.codecs.enhancement.EFFORTS`."""
     import functools
 
     from eocompress.imagery.codecs import enhancement  # what imagery encode writes: the layer when it is closer
@@ -189,7 +201,8 @@ def _encode_learned(
         with progress("encoding", total, "scenes") as advance:
             outcomes = encode_folder(src, target, model, ratio, quality, overwrite, workers, scheduler, report,
                                      offset=offset, device=device,
-                                     encode=functools.partial(enhancement.encode_with_layer, layer=layer),
+                                     encode=functools.partial(enhancement.encode_with_layer, layer=layer,
+                                                              effort=effort),
                                      verify=enhancement.verify)
         failed = sum(o.status == "failed" for o in outcomes)
         if as_json:
@@ -210,7 +223,7 @@ def _encode_learned(
                 "from it carry none either")
         # a cheaper base + residual layer when closer (ratio is set whenever quality is not: 450 by default)
         blob = enhancement.encode_with_layer(codec, scene, ratio=ratio, quality=quality, refine_steps=refine,
-                                             layer=layer)
+                                             layer=layer, effort=effort)
     notes = [*getattr(scene, "notes", []), *codec.last_notes]  # how the scene was read, then what the codec saw
     for note in notes:
         log(f"warning: {src}: {note}")
@@ -287,9 +300,9 @@ def _learned_info(src: Path, model: str) -> dict[str, Any]:
     if enhancement.is_enhanced(blob):  # base + residual layer (CRC checked): the base's header, the layer's size
         magic = bytes(blob[:4]).decode()
         filtered = " + layer filter" if enhancement.is_filtered(blob) else ""
-        tiled = enhancement.is_tiled(blob)
+        tiled, coder = enhancement.is_tiled(blob), enhancement.layer_coder(blob)
         blob, layer = enhancement.base_and_layer_bytes(blob)
-        fmt = (f"eocompress learned base (EOT2) + KLT + JPEG 2000 residual{filtered}, "
+        fmt = (f"eocompress learned base (EOT2) + KLT + {coder} residual{filtered}, "
                + (f"tiled by 1024 px blocks ({magic})" if tiled else f"whole scene ({magic})"))
     codec = _learned(model, "cpu")
     head, start = codec.read_header(blob, str(src))

@@ -159,6 +159,7 @@ def test_cli_encode_ratio_50_has_the_layer(codec, data_root: Path, tmp_path: Pat
     assert np.array_equal(out, codec.decode(blob)[0])
     r = run_cli(["imagery", "info", str(tok), "--json"], capsys)
     assert r.code == 0 and '"enhancement_layer_bytes"' in r.out and "EOE3" in r.out, r.text
+    assert "KLT + JPEG 2000 residual" in r.out, r.text
 
 
 @pytest.fixture

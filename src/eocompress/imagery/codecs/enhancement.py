@@ -47,8 +47,9 @@ import numpy as np
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec.learned_transforms import block_windows
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
-from eocompress.imagery.codecs import layer_filter
-from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
+from eocompress.imagery.codecs import htj2k, layer_filter
+from eocompress.imagery.codecs.effort import check_effort
+from eocompress.imagery.codecs.jpeg2000 import j2k_at_size
 from eocompress.imagery.codecs.klt import (
     KLTBasis,
     component_choices,
@@ -110,6 +111,12 @@ FILTER_RESERVE_AT = 100
 #: 256 and 400 px; 1/200-1/1000) the filter changed the closest count in 4 of 34 layers with a choice, always to one
 #: within 1.033 times unfiltered; fitting every count took 3.6 s of a 600 px scene's 10 s encode at 1/200.
 FILTER_MARGIN = 1.05
+#: KLT component counts the fast layer tries where all of them are affordable: an HTJ2K stream has no rate
+#: allocation to leave weak components out, so fewer components often code closer (on training crops at
+#: 1/200-1/1000 the best of 12, 6 and 3 was within 0.05 dB of the best of 12, 8, 6, 4 and 3).
+FAST_COMPONENTS = (12, 6, 3)
+#: Pixels the fast layer fits its KLT on (evenly strided; :func:`klt_forward_each`).
+FAST_FIT_PIXELS = 1 << 18
 
 
 def is_enhanced(blob: bytes) -> bool:
@@ -147,10 +154,11 @@ def encode_layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: i
 
 
 def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,
-           valid: np.ndarray | None, offset: int) -> tuple[bytes, float] | None:
-    """:func:`encode_layer` and the squared DN error of its residual (the whole file's error)."""
+           valid: np.ndarray | None, offset: int, fast: bool = False) -> tuple[bytes, float] | None:
+    """:func:`encode_layer` and the squared DN error of its residual (the whole file's error); ``fast``: the
+    HTJ2K layer of :func:`_code_residual`."""
     got = _code_residual(residual_of(data, base), budget - len(base_blob) - OVERHEAD, valid, base == 0,
-                         _file_angle(data, base, offset, valid))
+                         _file_angle(data, base, offset, valid), fast)
     if got is None:
         return None
     side, stream, err = got
@@ -159,7 +167,7 @@ def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,
 
 
 def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: np.ndarray,
-                   angle: Callable[[np.ndarray], float]) -> tuple[bytes, bytes, float] | None:
+                   angle: Callable[[np.ndarray], float], fast: bool = False) -> tuple[bytes, bytes, float] | None:
     """(side: KLT + filter, codestream, squared DN error) of shifted residual ``res`` in ``room`` bytes; None when
     none fits.
 
@@ -169,9 +177,12 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     ``zeros`` (C, H, W): where the base is 0 (nodata, band zeros), which the decode sets to 0 whatever the layer
     holds, so the error there is left out: the error is the decoded file's. ``angle`` (:func:`_file_angle`) is the
     whole file's spectral angle for a decoded residual, which decides between the filter's two fits.
+    ``fast``: HTJ2K codestreams (:func:`_fast_residual`), no filter.
     """
     if room < MIN_LAYER_BYTES:
         return None
+    if fast:
+        return _fast_residual(res, room, valid, zeros)
     target = res.astype(np.float32) - SHIFT
     most = layer_filter.MASK_BYTES + layer_filter.BAND_BYTES * res.shape[0]
     reserve = most if room >= FILTER_RESERVE_AT * most else layer_filter.MASK_BYTES
@@ -201,9 +212,31 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     return best
 
 
+def _fast_residual(res: np.ndarray, room: int, valid: np.ndarray | None,
+                   zeros: np.ndarray) -> tuple[bytes, bytes, float] | None:
+    """(side: KLT + no filter, HTJ2K codestream, squared DN error) of shifted residual ``res`` in ``room`` bytes, the
+    component count the closest of :data:`FAST_COMPONENTS` (or :func:`component_choices` where the side information
+    of all of them is not affordable); None when none fits."""
+    bands = res.shape[0]
+    choices = (tuple(k for k in FAST_COMPONENTS if k <= bands) if klt_side_bytes(bands, bands) <= 0.05 * room
+               else component_choices(bands, room))
+    target = res.astype(np.float32) - SHIFT
+    no_filter = layer_filter.LayerFilter.none(bands).to_bytes()
+    best: tuple[bytes, bytes, float] | None = None
+    for _, planes, klt in klt_forward_each(res, choices, valid, FAST_FIT_PIXELS):
+        side = klt.to_bytes() + no_filter
+        stream = htj2k.htj2k_at_size(planes, room - len(side))
+        if stream is None:
+            continue
+        err = _residual_error(target, _decoded_residual(stream, klt, target.shape), ~zeros)
+        if best is None or err < best[2]:
+            best = side, stream, err
+    return best
+
+
 def _decoded_residual(stream: bytes, klt: KLTBasis, shape: tuple[int, ...]) -> np.ndarray:
     """float32 (C, H, W): the residual (without :data:`SHIFT`) a codestream and its KLT decode to."""
-    return (klt_inverse_values(j2k_decode(stream), klt) - SHIFT).reshape(shape)
+    return (klt_inverse_values(htj2k.decode(stream), klt) - SHIFT).reshape(shape)
 
 
 def _residual_error(target: np.ndarray, decoded: np.ndarray, keep: np.ndarray) -> float:
@@ -327,7 +360,7 @@ def _enhanced(base: np.ndarray, side: bytes, stream: bytes, filtered: bool) -> n
     adding an int32 residual, without the integer copies; a filtered band is rounded before it is added.
     """
     klt, filt = read_side(side, base.shape[0], filtered)
-    planes = j2k_decode(stream)
+    planes = htj2k.decode(stream)  # JPEG 2000, or HTJ2K (the fast layer)
     if planes.shape[0] != klt.basis.shape[1] or planes.shape[1:] != base.shape[1:]:
         raise FileFormatError(f"enhancement layer holds {planes.shape}, the base is {base.shape}; the file is damaged")
     x = klt_inverse_values(planes, klt)  # residual + SHIFT
@@ -402,6 +435,12 @@ def base_and_layer_bytes(blob: bytes) -> tuple[bytes, int]:
     return base, len(side) + len(stream)
 
 
+def layer_coder(blob: bytes) -> str:
+    """What codes an enhancement-layer file's residual: ``"HTJ2K"`` (the fast effort) or ``"JPEG 2000"``."""
+    streams = [stream for _, _, stream in split_tiled(blob)[1]] if is_tiled(blob) else [split(blob)[2]]
+    return "HTJ2K" if any(htj2k.is_htj2k(stream) for stream in streams if stream) else "JPEG 2000"
+
+
 def decode_layer(codec: Any, blob: bytes, source: str = "token file") -> tuple[bytes, np.ndarray]:
     """(base token file, uint16 (C, H, W)) of an enhanced file: base decode + residual, in the base's convention.
 
@@ -456,18 +495,40 @@ def decode_layer_blocks(
 
 
 def encode_with_layer(codec: Any, scene: Any, *, ratio: float | None = None, quality: int | None = None,
-                      refine_steps: int = 0, layer: bool = True) -> bytes:
+                      refine_steps: int = 0, layer: bool = True, effort: str = "default") -> bytes:
     """What ``imagery encode`` writes for a scene: the learned ``codec``'s token file at ``ratio`` or ``quality``,
     or a cheaper base plus a residual layer when that is closer (:func:`enhance`; tiled when ``scene`` is read
-    by windows; a discrete-quantizer model has one rate and no layer; ``layer=False``: the token file alone)."""
+    by windows; a discrete-quantizer model has one rate and no layer; ``layer=False``: the token file alone).
+    ``effort="fast"``: :func:`encode_fast` (a ratio and a layer only)."""
+    check_effort(effort, ratio=ratio, quality=quality, refine_steps=refine_steps, layer=layer)
     encode_at = codec.scene_encoder(scene, keep_pixels=bool(refine_steps))
     searched = functools.partial(encode_at, ratio=ratio, quality=quality, refine_steps=refine_steps)
     if not layer or quality is not None or ratio is None or codec.config.discrete:
         return searched()
     budget = int(len(codec.bands) * scene.shape[0] * scene.shape[1] * 2 // ratio)
+    if effort == "fast":
+        return encode_fast(codec, scene, searched, budget, encode_at)
     if not isinstance(scene, Scene):  # the whole scene's rate search runs only if the layer does not win
         return enhance_windows(codec, scene, searched, budget, encode_at)
     return enhance(codec, scene, searched(), budget, encode_at=encode_at)
+
+
+def encode_fast(codec: Any, scene: Any, searched: Callable[[], bytes], budget: int,
+                encode_at: Callable[..., bytes]) -> bytes:
+    """The fast effort's file for ``budget`` bytes: the header-only base (the band means: the network never runs)
+    and the residual as one HTJ2K layer (tiled when ``scene`` is read by windows), no filter; ``searched()`` (the
+    learned rate search) only where no layer fits (a budget of a few hundred bytes).
+
+    The same token file, layout and decoder as the default effort's files (OpenJPEG decodes the HTJ2K codestream
+    too), so releases that predate the fast effort read them.
+    """
+    if not isinstance(scene, Scene):
+        return enhance_windows(codec, scene, searched, budget, encode_at, fast=True)
+    sel = scene.select(list(codec.bands))
+    base_blob = _base_file(encode_at, len(codec.bands) * sel.shape[0] * sel.shape[1] * 2, budget, 0.0)
+    got = None if base_blob is None else _layer(np.asarray(sel.data), base_blob, np.asarray(codec.decode(base_blob)),
+                                                 budget, sel.valid, int(sel.offset), fast=True)
+    return searched() if got is None else got[0]
 
 
 def token_file(blob: bytes) -> bytes:
@@ -610,7 +671,7 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int
 
 
 def enhance_windows(codec: Any, scene: Any, searched: Callable[[], bytes], budget: int,
-                    encode_at: Callable[..., bytes], top_quality: int = 10) -> bytes:
+                    encode_at: Callable[..., bytes], top_quality: int = 10, fast: bool = False) -> bytes:
     """:func:`enhance` for a scene read window by window (``SceneWindows``): a tiled layer (``EOE4``).
 
     The base (a ladder level or a share of the budget) is the one :func:`enhance` picks on the scene's centre
@@ -619,11 +680,12 @@ def enhance_windows(codec: Any, scene: Any, searched: Callable[[], bytes], budge
     same pixels, read from the scene, in its share of the bytes. ``searched()`` is the whole scene's rate-search
     file, returned where the layer does not win: it is only made then, so where the base is the header alone
     the network never runs over the whole scene (a 2000 px scene's encode took 2 s less of 17). Memory is bounded
-    by a block (1024 px, ~0.5 GB at 12 bands), whatever the scene's size.
+    by a block (1024 px, ~0.5 GB at 12 bands), whatever the scene's size. ``fast``: the header-only base, no
+    centre search, HTJ2K tiles (:func:`encode_fast`).
     """
     sel = scene.select(list(codec.bands))
     height, width = sel.shape
-    base = _base_on_centre(codec, sel, budget, top_quality)
+    base = 0.0 if fast else _base_on_centre(codec, sel, budget, top_quality)
     if base is None:  # on the centre window the rate search's file alone was closest
         return searched()
     base_blob = _base_file(encode_at, len(codec.bands) * height * width * 2, budget, base)
@@ -638,7 +700,7 @@ def enhance_windows(codec: Any, scene: Any, searched: Callable[[], bytes], budge
         share = int(room * h * w // (height * width))
         data = sel.read(r, c, h, w)
         got = _code_residual(residual_of(data, base), share, valid, base == 0,
-                             _file_angle(data, base, int(sel.offset), valid))
+                             _file_angle(data, base, int(sel.offset), valid), fast)
         side, stream = (got[0], got[1]) if got is not None else (b"", b"")
         coded += bool(stream)
         records.append(struct.pack("<IIIIHI", r, c, h, w, len(side), len(stream)))

@@ -45,6 +45,14 @@ def j2k_decode(stream: bytes) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.uint16)
 
 
+def band_stack(data: np.ndarray, coder: str) -> np.ndarray:
+    """``data`` as an array when it is a uint16 (C, H, W) band stack, what both JPEG 2000 coders take; else one line."""
+    data = np.asarray(data)
+    if data.ndim != 3 or data.dtype != np.uint16:
+        raise InputError(f"{coder} codes uint16 (C, H, W) band stacks, got {data.dtype} {data.shape}")
+    return data
+
+
 def j2k_at_size(data: np.ndarray, budget: int, stats: dict[str, int] | None = None, tries: int = TRIES) -> bytes | None:
     """The largest codestream of uint16 (C, H, W) ``data`` found within ``budget`` bytes (None when none fits).
 
@@ -56,9 +64,7 @@ def j2k_at_size(data: np.ndarray, budget: int, stats: dict[str, int] | None = No
     from rasterio.errors import NotGeoreferencedWarning
     from rasterio.io import MemoryFile
 
-    data = np.asarray(data)
-    if data.ndim != 3 or data.dtype != np.uint16:
-        raise InputError(f"JPEG 2000 codes uint16 (C, H, W) band stacks, got {data.dtype} {data.shape}")
+    data = band_stack(data, "JPEG 2000")
     if budget < 1:
         return None
     c, h, w = data.shape

@@ -68,12 +68,14 @@ def klt_forward(data: np.ndarray, components: int, valid: np.ndarray | None = No
     return planes, klt
 
 
-def klt_forward_each(data: np.ndarray, choices: Sequence[int],
-                     valid: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray, KLTBasis]]:
+def klt_forward_each(data: np.ndarray, choices: Sequence[int], valid: np.ndarray | None = None,
+                     fit_pixels: int | None = None) -> Iterator[tuple[int, np.ndarray, KLTBasis]]:
     """(k, planes, basis) of :func:`klt_forward` for each component count in ``choices``, one fit for all.
 
     The axes are fitted once (float64 covariance) and the stack projected once on the most components
     (float32: integer DN and a float16 basis need no more), so trying several counts costs one PCA.
+    ``fit_pixels``: fit the means and axes on at most that many pixels, evenly strided (a 12 x 12 covariance is
+    settled long before a million pixels; the fast layer's encode spent a third of its time there).
     """
     data = np.asarray(data)
     if data.ndim != 3 or data.dtype != np.uint16:
@@ -81,6 +83,8 @@ def klt_forward_each(data: np.ndarray, choices: Sequence[int],
     c, h, w = data.shape
     x = data.reshape(c, -1)
     fit = x[:, valid.ravel()] if valid is not None and valid.any() else x
+    if fit_pixels is not None and fit.shape[1] > fit_pixels:
+        fit = fit[:, :: -(-fit.shape[1] // fit_pixels)]
     mean = np.round(fit.mean(axis=1, dtype=np.float64)).clip(0, 65535).astype(np.uint16)
     centred = fit.astype(np.float64) - mean[:, None]
     cov = centred @ centred.T / max(1, centred.shape[1] - 1)

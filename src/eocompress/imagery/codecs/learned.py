@@ -15,6 +15,7 @@ from eocompress.imagery.codec.learned import LearnedCodec
 from eocompress.imagery.codec.rate_control import QUALITY_LEVELS
 from eocompress.imagery.codecs import enhancement
 from eocompress.imagery.codecs.base import DEFAULT_RATIO, select_bands, target_size
+from eocompress.imagery.codecs.effort import check_effort
 from eocompress.imagery.readers.scenes import Scene
 
 #: Ladder level of the base under an enhancement layer (the top rate: the smallest trained step).
@@ -25,17 +26,21 @@ class LearnedSceneCodec:
     """The learned transform codec: token file bytes (``EOT2``) from a scene, DN back.
 
     With ``enhance`` (default), a cheaper learned base plus a KLT + JPEG 2000 residual layer in the remaining
-    bytes is also tried, and the whole file closer to the scene is kept (:mod:`.enhancement`).
+    bytes is also tried, and the whole file closer to the scene is kept (:mod:`.enhancement`). ``effort="fast"``:
+    the band means under a KLT + HTJ2K layer, no network (:func:`.enhancement.encode_fast`).
     """
 
     name = "learned"
 
     def __init__(self, model: str = "default", device: str = "cpu", quality: int | None = None,
-                 enhance: bool = True) -> None:
+                 enhance: bool = True, effort: str = "default") -> None:
+        check_effort(effort, ratio=None if quality is not None else DEFAULT_RATIO, quality=quality,
+                                 layer=enhance)
         self.codec = LearnedCodec.load(model, device=device)
         self.model = str(model)
         self.quality = quality
         self.enhance = enhance
+        self.effort = effort
         self.bands = list(self.codec.bands)
         self.last_layer_bytes = 0  # bytes of the enhancement layer in the last encode (0: base alone)
 
@@ -51,12 +56,16 @@ class LearnedSceneCodec:
         if budget < 1:
             raise InputError(f"ratio {ratio} leaves no byte for a {scene.shape[0]}x{scene.shape[1]} scene")
         encode_at = self.codec.scene_encoder(scene)  # analysed once, coded at every rate tried
-        blob = encode_at(ratio=raw / budget if target_bytes is not None else ratio)
+        rate = raw / budget if target_bytes is not None else ratio
         self.last_layer_bytes = 0
-        if self.enhance and not self.codec.config.discrete:  # a cheaper base + residual layer, when closer
-            blob = enhancement.enhance(self.codec, scene, blob, budget, QUALITY_TOP, encode_at=encode_at)
-            if enhancement.is_enhanced(blob):
-                self.last_layer_bytes = enhancement.base_and_layer_bytes(blob)[1]
+        if self.effort == "fast":  # the band means under an HTJ2K layer: the network runs only if no layer fits
+            blob = enhancement.encode_fast(self.codec, scene, lambda: encode_at(ratio=rate), budget, encode_at)
+        else:
+            blob = encode_at(ratio=rate)
+            if self.enhance and not self.codec.config.discrete:  # a cheaper base + residual layer, when closer
+                blob = enhancement.enhance(self.codec, scene, blob, budget, QUALITY_TOP, encode_at=encode_at)
+        if enhancement.is_enhanced(blob):
+            self.last_layer_bytes = enhancement.base_and_layer_bytes(blob)[1]
         return blob
 
     def decode(self, blob: bytes) -> tuple[np.ndarray, dict[str, Any]]:
@@ -81,7 +90,9 @@ class LearnedSceneCodec:
         return {"name": self.name, "model": self.model, "model_id": self.codec.model_id.hex(), "bands": self.bands,
                 "latent_channels": int(getattr(self.codec.config, "latent", 0) or 0),
                 "rate_control": "Brent's method on the quantisation step (whole file)",
-                "enhancement": ("KLT + JPEG 2000 residual layer over a cheaper learned base, kept when closer"
+                "enhancement": ("band means (no network) under a KLT + HTJ2K residual layer" if self.effort == "fast"
+                                else "KLT + JPEG 2000 residual layer over a cheaper learned base, kept when closer"
                                 if self.enhance else None),
+                "effort": self.effort,
                 "default_ratio": DEFAULT_RATIO if self.quality is None else None, "quality": self.quality}
 
