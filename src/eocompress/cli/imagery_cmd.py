@@ -419,6 +419,7 @@ def evaluate(
     ),
     model: str = MODEL,
     device: str = DEVICE,
+    effort: str = EFFORT,
     overwrite: bool = OVERWRITE,
     as_json: bool = JSON,
 ) -> None:
@@ -441,8 +442,11 @@ def evaluate(
     if any(r <= 1 for r in curve_ratios):
         raise InputError(f"--curve ratios must be > 1, got {curve}")
     options: dict[str, Any] = {}
+    check_effort(effort, ratio=450.0)
     if codec_name == "learned":
-        options = {"model": model, "device": check_device(device)}
+        options = {"model": model, "device": check_device(device), "effort": effort}
+    elif effort != "default":
+        raise InputError(f"--effort is the learned codec's; drop it to measure {codec_name}")
     codec = get_codec(codec_name, **options)
     anchors = {a: get_codec(a, bands=codec.bands) for a in anchor if a != codec_name}
     with _no_georef_warning():

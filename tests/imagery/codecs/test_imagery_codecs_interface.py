@@ -122,3 +122,10 @@ def test_evaluate_cli_measures_the_learned_codec_and_prints_actual_bytes(data_ro
     assert again.exit_code != 0 and "--overwrite" in again.output + str(again.exception)
     bad = CliRunner().invoke(app, [*args[:5], "--codec", "jpeg3000", "--overwrite"])
     assert bad.exit_code != 0 and "unknown codec 'jpeg3000'" in bad.output + str(bad.exception)
+    fast = CliRunner().invoke(app, [*args, "--effort", "fast", "--overwrite"])  # what `encode --effort fast` writes
+    assert fast.exit_code == 0, fast.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["codec"]["describe"]["effort"] == "fast" and m["codec"]["bytes"] <= 12 * 128 * 128 * 2 // 450
+    assert m["codec"]["psnr_db"] > m["anchors"]["jpeg2000"]["psnr_db"]
+    bad = CliRunner().invoke(app, [*args[:5], "--codec", "jpeg2000", "--effort", "fast", "--overwrite"])
+    assert bad.exit_code != 0 and "--effort is the learned codec's" in bad.output + str(bad.exception)
