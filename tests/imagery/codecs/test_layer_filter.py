@@ -212,19 +212,20 @@ def test_the_free_fit_is_kept_only_where_it_is_closer_and_no_wider_in_angle(code
     stream = j2k_at_size(planes, room - len(side) - layer_filter.MASK_BYTES)
     target, keep = res.astype(np.float32) - enhancement.SHIFT, np.ones(data.shape, bool)
     decoded = enhancement._decoded_residual(stream, klt, target.shape)
-    args = (target, planes, klt, side, stream, decoded, enhancement._residual_error(target, decoded, keep), room,
-            keep, enhancement._file_angle(data, base, scene.offset, None))
+    count = enhancement._Count(planes, klt, side, stream, enhancement._residual_error(target, decoded, keep))
+    args = (target, count, decoded, room, keep, enhancement._file_angle(data, base, scene.offset, None))
     files = {"as shipped": enhancement._filtered_layer(*args)}
     for kind, name in enumerate(("sum one", "free")):
         with monkeypatch.context() as m:
             m.setattr(layer_filter, "fit", _benchmark()._one_fit(kind))
             files[name] = enhancement._filtered_layer(*args)
-    angle = {name: dn_psnr_sam(data, enhancement._enhanced(base, sd, st, True), scene.offset)[1]
-             for name, (sd, st, _) in files.items()}
-    closer = files["free"][2] < files["sum one"][2]
-    assert closer and files["free"][:2] != files["sum one"][:2]  # both fits pay here, and they differ
+    angle = {name: dn_psnr_sam(data, enhancement._enhanced(base, f.side, f.stream, True), scene.offset)[1]
+             for name, f in files.items()}
+    closer = files["free"].err < files["sum one"].err
+    assert closer and (files["free"].side, files["free"].stream) != (files["sum one"].side, files["sum one"].stream)
     assert (angle["free"] <= angle["sum one"]) == (kept == "free")
-    assert files["as shipped"] == files[kept]
+    shipped = files["as shipped"]
+    assert (shipped.side, shipped.stream, shipped.err) == (files[kept].side, files[kept].stream, files[kept].err)
 
 
 def test_the_benchmark_switches_the_filter_off_and_on(capsys, monkeypatch) -> None:
@@ -257,9 +258,9 @@ def test_the_filter_is_fitted_only_under_counts_near_the_closest(data_root: Path
     fitted = []
     filtered_layer = enhancement._filtered_layer
 
-    def spy(*args):
-        fitted.append((args[1].shape[0], args[6]))  # (components, unfiltered error)
-        return filtered_layer(*args)
+    def spy(target, count, *args):
+        fitted.append((count.planes.shape[0], count.err))  # (components, unfiltered error)
+        return filtered_layer(target, count, *args)
 
     monkeypatch.setattr(enhancement, "_filtered_layer", spy)
     angle = enhancement._file_angle(data, base, scene.offset, None)

@@ -40,6 +40,7 @@ import itertools
 import struct
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -187,7 +188,7 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     most = layer_filter.MASK_BYTES + layer_filter.BAND_BYTES * res.shape[0]
     reserve = most if room >= FILTER_RESERVE_AT * most else layer_filter.MASK_BYTES
     keep = ~zeros
-    coded = []  # (squared error unfiltered, planes, KLT, side, codestream) of each count that fits
+    coded: list[_Count] = []  # each count that fits, unfiltered
     closest: tuple[int, np.ndarray] | None = None  # the closest count's place in ``coded`` and its decode
     for _, planes, klt in klt_forward_each(res, component_choices(res.shape[0], room), valid):
         side = klt.to_bytes()
@@ -195,21 +196,44 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
         if stream is None:
             continue
         decoded = _decoded_residual(stream, klt, target.shape)
-        coded.append((_residual_error(target, decoded, keep), planes, klt, side, stream))
-        if closest is None or coded[-1][0] < coded[closest[0]][0]:
+        coded.append(_Count(planes, klt, side, stream, _residual_error(target, decoded, keep)))
+        if closest is None or coded[-1].err < coded[closest[0]].err:
             closest = len(coded) - 1, decoded
         del decoded
     if closest is None:
         return None
-    least = coded[closest[0]][0]
-    best: tuple[bytes, bytes, float] | None = None
-    for i, (err, planes, klt, side, stream) in enumerate(coded):
-        if err <= FILTER_MARGIN * least:  # the closest count's decode is kept, another's made again
-            decoded = closest[1] if i == closest[0] else _decoded_residual(stream, klt, target.shape)
-            got = _filtered_layer(target, planes, klt, side, stream, decoded, err, room, keep, angle)
-            if best is None or got[2] < best[2]:
+    least = coded[closest[0]].err
+    best: _Coded | None = None
+    for i, count in enumerate(coded):
+        if count.err <= FILTER_MARGIN * least:  # the closest count's decode is kept, another's made again
+            decoded = closest[1] if i == closest[0] else _decoded_residual(count.stream, count.klt, target.shape)
+            got = _filtered_layer(target, count, decoded, room, keep, angle)
+            if best is None or got.err < best.err:
                 best = got
-    return best
+    return None if best is None else (best.side, best.stream, best.err)
+
+
+@dataclass(frozen=True)
+class _Count:
+    """One KLT component count's layer, unfiltered: its planes and KLT (to code them again smaller), its KLT side
+    information, codestream and squared DN error."""
+
+    planes: np.ndarray
+    klt: KLTBasis
+    side: bytes
+    stream: bytes
+    err: float
+
+
+@dataclass(frozen=True)
+class _Coded:
+    """A layer as it would be written: side (KLT + filter), codestream, squared DN error, and the residual it
+    decodes to (filtered)."""
+
+    side: bytes
+    stream: bytes
+    err: float
+    decoded: np.ndarray
 
 
 def _fast_residual(res: np.ndarray, room: int, valid: np.ndarray | None,
@@ -255,53 +279,48 @@ def _residual_error(target: np.ndarray, decoded: np.ndarray, keep: np.ndarray) -
     return total
 
 
-def _filtered_layer(target: np.ndarray, planes: np.ndarray, klt: KLTBasis, side: bytes, stream: bytes,
-                    decoded: np.ndarray, plain_err: float, room: int, keep: np.ndarray,
-                    angle: Callable[[np.ndarray], float]) -> tuple[bytes, bytes, float]:
-    """(KLT side + filter, codestream, error): the layer of ``stream`` (which decodes to ``decoded``, squared error
-    ``plain_err``) with the filter of the bands where it pays.
+def _filtered_layer(target: np.ndarray, count: _Count, decoded: np.ndarray, room: int, keep: np.ndarray,
+                    angle: Callable[[np.ndarray], float]) -> _Coded:
+    """The layer of ``count`` (whose codestream decodes to ``decoded``) with the filter of the bands where it pays.
 
     The filter is fitted two ways (:func:`layer_filter.fit`): taps that sum to one, which never move a flat
     region's level, and free taps, which may also scale a band's contrast. The free layer is kept only when it is
     closer **and** the whole file's mean spectral angle (``angle``) is no wider than with the taps that sum to one
     (or than unfiltered, when those do not pay): on training scenes this took the better of the two fits on all 20
     scene-rates with a layer (``benchmarks/imagery/layer_filter.py``). Either filter is kept only when it is closer
-    than ``stream`` unfiltered at the full room.
+    than the count's codestream unfiltered at the full room.
     """
-    plain = (side + layer_filter.LayerFilter.none(target.shape[0]).to_bytes(), stream, plain_err), decoded
+    plain = _Coded(count.side + layer_filter.LayerFilter.none(target.shape[0]).to_bytes(), count.stream, count.err,
+                   decoded)
     fits = layer_filter.fit(decoded, target, keep)
     smaller: dict[int, tuple[bytes, np.ndarray, tuple[layer_filter.Fit, layer_filter.Fit]] | None] = {}
-    unit, free = (_with_filter(kind, fits, plain, side, planes, klt, room, target, keep, smaller) for kind in (0, 1))
-    if free[0][2] < unit[0][2] and angle(free[1]) <= angle(unit[1]):
-        return free[0]
-    return unit[0]
+    unit, free = (_with_filter(kind, fits, plain, count, room, target, keep, smaller) for kind in (0, 1))
+    if free.err < unit.err and angle(free.decoded) <= angle(unit.decoded):
+        return free
+    return unit
 
 
-_Layer = tuple[tuple[bytes, bytes, float], np.ndarray]
-
-
-def _with_filter(kind: int, fits: tuple[layer_filter.Fit, layer_filter.Fit], plain: _Layer, side: bytes,
-                 planes: np.ndarray, klt: KLTBasis, room: int, target: np.ndarray, keep: np.ndarray,
-                 smaller: dict[int, Any]) -> _Layer:
-    """((side + filter, codestream, error), the filtered decoded residual) of fit ``kind`` (0: taps that sum to one,
-    1: free) under KLT ``side``, or ``plain`` when none of its bands pays or it is not closer.
+def _with_filter(kind: int, fits: tuple[layer_filter.Fit, layer_filter.Fit], plain: _Coded, count: _Count,
+                 room: int, target: np.ndarray, keep: np.ndarray, smaller: dict[int, Any]) -> _Coded:
+    """The layer of ``count`` with fit ``kind`` (0: taps that sum to one, 1: free), or ``plain`` (the count
+    unfiltered) when none of its bands pays or it is not closer.
 
     The filter's bytes come out of the codestream's room: when they do not fit beside ``plain``'s codestream the
     planes are coded again that much smaller (``smaller`` keeps each size's codestream, decode and fits for the
     other kind) and the filter fitted again.
     """
-    (_, stream, plain_err), decoded = plain
-    chosen = layer_filter.choose(fits[kind].filter, fits[kind].gains, plain_err, len(stream))
+    stream, decoded = plain.stream, plain.decoded
+    chosen = layer_filter.choose(fits[kind].filter, fits[kind].gains, plain.err, len(stream))
     if not chosen.on.any():
         return plain
     filter_bytes = len(chosen.to_bytes())
-    if len(side) + len(stream) + filter_bytes > room:
+    if len(count.side) + len(stream) + filter_bytes > room:
         if filter_bytes not in smaller:
-            coded = j2k_at_size(planes, room - len(side) - filter_bytes)
+            coded = j2k_at_size(count.planes, room - len(count.side) - filter_bytes)
             if coded is None:
                 smaller[filter_bytes] = None
             else:
-                redecoded = _decoded_residual(coded, klt, target.shape)
+                redecoded = _decoded_residual(coded, count.klt, target.shape)
                 smaller[filter_bytes] = coded, redecoded, layer_filter.fit(redecoded, target, keep)
         if smaller[filter_bytes] is None:
             return plain
@@ -309,7 +328,7 @@ def _with_filter(kind: int, fits: tuple[layer_filter.Fit, layer_filter.Fit], pla
         chosen = layer_filter.LayerFilter(refits[kind].filter.taps, chosen.on)
     filtered = layer_filter.apply(decoded, chosen)
     err = _residual_error(target, filtered, keep)
-    return ((side + chosen.to_bytes(), stream, err), filtered) if err < plain_err else plain
+    return _Coded(count.side + chosen.to_bytes(), stream, err, filtered) if err < plain.err else plain
 
 
 def _file_angle(data: np.ndarray, base: np.ndarray, offset: int,
