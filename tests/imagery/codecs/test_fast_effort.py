@@ -40,6 +40,10 @@ def test_the_htj2k_search_fills_the_budget_and_its_streams_decode_like_openjpeg(
         # OpenJPEG (what releases before the fast effort decode with) reads the same stream within 1 DN
         assert np.abs(out.astype(int) - j2k_decode(stream).astype(int)).max() <= 1
     assert htj2k.htj2k_at_size(x, 300) is None  # the headers of 12 components alone are larger
+    # imagecodecs would read a stack one pixel wide as one band: refused, in one line
+    with pytest.raises(InputError, match="at least 2 x 2 px"):
+        htj2k.htj2k_at_size(x[:, :, :1], 20000)
+    assert not htj2k.fits(x[:, :, :1].shape) and htj2k.fits(x[:, :2, :2].shape)
     plain = j2k_at_size(x, 20000)
     assert plain is not None and not htj2k.is_htj2k(plain) and np.array_equal(htj2k.decode(plain), j2k_decode(plain))
     with pytest.raises(FileFormatError, match="damaged") as err:
@@ -106,6 +110,31 @@ def test_a_streamed_scene_gets_htj2k_tiles_and_no_network(fast, data_root: Path,
     j2k = get_codec("jpeg2000")
     anchor, _ = j2k.decode(j2k.encode(scene, target_bytes=len(blob)))
     assert _psnr_sam(scene, recon)[0] > _psnr_sam(scene, anchor)[0] + 1.0
+
+
+def test_a_tile_one_pixel_wide_is_coded_by_jpeg2000(fast, data_root: Path, tmp_path: Path, monkeypatch) -> None:
+    """A streamed scene one pixel wider than its blocks (300 x 257 px, 256 px blocks) at 1/4, where its last column of
+    tiles has room for a codestream: those tiles are JPEG 2000, the others HTJ2K, and the file decodes block by
+    block to the same pixels as the array decode."""
+    monkeypatch.setattr(windows, "STREAM_PIXELS", 1000)
+    monkeypatch.setattr(learned_transforms, "BLOCK", 16)
+    scene = read_scene(data_root / "imagery/oscd-s2l1c/valencia/imgs_1", bands=list(S2_L2A_BANDS))
+    data = scene.data[:, :300, :257]
+    path = tmp_path / "narrow.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=257, height=300, count=12, dtype="uint16", crs=scene.crs,
+                       transform=scene.transform) as ds:
+        ds.write(data)
+    blob = enhancement.encode_with_layer(fast.codec, windows.open_scene(path, bands=list(S2_L2A_BANDS)), ratio=4,
+                                         effort="fast")
+    _, tiles = enhancement.split_tiled(blob)
+    kinds = {win: htj2k.is_htj2k(stream) for win, _, stream in tiles if stream}
+    assert kinds[(0, 256, 256, 1)] is False and kinds[(0, 0, 256, 256)] is True
+    recon, _ = fast.decode(blob)
+    assert recon.shape == data.shape
+    _, pieces = enhancement.decode_layer_blocks(fast.codec, blob)
+    for (r, c, h, w), block in pieces:
+        assert np.array_equal(block, recon[:, r : r + h, c : c + w])
+    assert dn_psnr_sam(data, recon, 0)[0] > 50
 
 
 def test_no_room_for_a_layer_gives_the_learned_file(fast, data_root: Path) -> None:

@@ -240,16 +240,18 @@ def _fast_residual(res: np.ndarray, room: int, valid: np.ndarray | None,
                    zeros: np.ndarray) -> tuple[bytes, bytes, float] | None:
     """(side: KLT + no filter, HTJ2K codestream, squared DN error) of shifted residual ``res`` in ``room`` bytes, the
     component count the closest of :data:`FAST_COMPONENTS` (or :func:`component_choices` where the side information
-    of all of them is not affordable); None when none fits."""
+    of all of them is not affordable); None when none fits. A tile one pixel wide or high (the last block of a scene
+    1 px past a block edge) is coded by JPEG 2000 instead (:func:`htj2k.fits`)."""
     bands = res.shape[0]
     choices = (tuple(k for k in FAST_COMPONENTS if k <= bands) if klt_side_bytes(bands, bands) <= 0.05 * room
                else component_choices(bands, room))
     target = res.astype(np.float32) - SHIFT
     no_filter = layer_filter.LayerFilter.none(bands).to_bytes()
+    coder = htj2k.htj2k_at_size if htj2k.fits(res.shape) else j2k_at_size
     best: tuple[bytes, bytes, float] | None = None
     for _, planes, klt in klt_forward_each(res, choices, valid, FAST_FIT_PIXELS):
         side = klt.to_bytes() + no_filter
-        stream = htj2k.htj2k_at_size(planes, room - len(side))
+        stream = coder(planes, room - len(side))
         if stream is None:
             continue
         err = _residual_error(target, _decoded_residual(stream, klt, target.shape), ~zeros)

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from eocompress.errors import FileFormatError
+from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codecs.jpeg2000 import band_stack, j2k_decode, resolutions
 
 #: Encoder runs at most per rate search (a secant search on the log step; 3-5 runs land within 2 %).
@@ -55,17 +55,25 @@ def decode(stream: bytes) -> np.ndarray:
     return np.ascontiguousarray(out if out.ndim == 3 else out[None], dtype=np.uint16)
 
 
+def fits(shape: tuple[int, ...]) -> bool:
+    """True when a (C, H, W) stack can be coded as HTJ2K here: imagecodecs reads a stack one pixel wide as one band
+    (its trailing axis taken for samples), so those go to OpenJPEG instead."""
+    return min(shape[1:]) >= 2
+
+
 def htj2k_at_size(data: np.ndarray, budget: int, stats: dict[str, int] | None = None,
                   tries: int = TRIES) -> bytes | None:
     """The largest HTJ2K codestream of uint16 (C, H, W) ``data`` found within ``budget`` bytes (None when none fits).
 
     The size falls with the step about as a power law, so each run aims at 99 % of the budget along the secant of
     log size over log step through the closest runs either side (at most ``tries``; done within 2 % under).
-    ``stats["encodes"]`` counts the encoder runs.
+    ``stats["encodes"]`` counts the encoder runs. A stack one pixel wide or high is refused (:func:`fits`).
     """
     import imagecodecs
 
     data = band_stack(data, "HTJ2K")
+    if not fits(data.shape):
+        raise InputError(f"HTJ2K through imagecodecs codes stacks at least 2 x 2 px, got {data.shape}; use JPEG 2000")
     if budget < 1:
         return None
     _, h, w = data.shape
