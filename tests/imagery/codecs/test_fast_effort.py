@@ -175,6 +175,20 @@ def test_cli_effort_fast_round_trip_and_one_line_refusals(data_root: Path, tmp_p
     assert r.code != 0 and "writes no tokens" in r.text and not archive.exists(), r.text
 
 
+def test_folder_mode_writes_fast_files(data_root: Path, tmp_path: Path, capsys) -> None:
+    """`imagery encode FOLDER -o OUT --effort fast` writes what the fast effort writes for each scene."""
+    import shutil
+
+    src = tmp_path / "scenes"
+    src.mkdir()
+    shutil.copy(data_root / "imagery/hydro/patch_1.tif", src / "cloud.tif")
+    r = run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "out"), "--ratio", "450", "--effort", "fast"],
+                capsys)
+    assert r.code == 0, r.text
+    blob = (tmp_path / "out" / "cloud.eotok").read_bytes()
+    assert enhancement.is_enhanced(blob) and enhancement.layer_coder(blob) == "HTJ2K"
+
+
 def test_the_codec_refuses_a_fast_effort_it_cannot_do() -> None:
     with pytest.raises(InputError, match="cannot do --no-layer"):
         get_codec("learned", effort="fast", enhance=False)
