@@ -29,7 +29,7 @@ from eocompress.cli.imagery_archive import (
 )
 from eocompress.cli.options import JSON, OUT, OVERWRITE, SCHEDULER, log, print_json, progress, resolve_out
 from eocompress.errors import EOCompressError, InputError
-from eocompress.imagery.codecs.effort import check_effort
+from eocompress.imagery.effort import check_effort
 
 imagery_app = typer.Typer(
     help="Imagery codec: Sentinel-2 scenes to token files and back, measured against JPEG 2000.",

@@ -1,7 +1,7 @@
 """High-throughput JPEG 2000 (Part 15, HTJ2K) codestreams for the fast residual layer: OpenJPH through imagecodecs.
 
 HTJ2K swaps JPEG 2000's bit-plane coder for a block coder that codes each code-block in one pass, so encoding is
-tens of times faster than OpenJPEG's and decoding several times faster (``benchmarks/imagery/effort.py``). It has
+tens of times faster than OpenJPEG's and decoding several times faster (docs/design/imagery-codec.md, 0.9.0). It has
 no post-compression rate allocation: the rate follows from one quantisation step (imagecodecs' ``level``, a
 fraction of the sample range) for every component, which suits the KLT's orthonormal components (equal steps are
 the MSE-optimal split), and the step is searched to fill a byte budget. The codestream is plain JPEG 2000 Part 15

@@ -1,6 +1,7 @@
 """The encoder's efforts (how hard ``imagery encode`` works for its bytes) and the one check of a requested effort.
 
-Kept apart from :mod:`.enhancement` so that the CLI checks its options before torch and the codecs are imported.
+Kept outside :mod:`eocompress.imagery.codecs` (whose import needs the imagery extra) so that the CLI checks its
+options without torch or imagecodecs, before any codec is loaded.
 """
 
 from __future__ import annotations
