@@ -380,6 +380,9 @@ def tokens(
     blob = _read_token_file(src)
     layered = enhancement.is_enhanced(blob)
     tokens = enhancement.token_file(blob)
+    if layered and enhancement.layer_coder(blob) == "HTJ2K" and not codec.read_header(tokens, str(src))[0].has_tokens:
+        raise InputError(f"{src} was written by `imagery encode --effort fast`, which runs no network and writes no "
+                         "tokens; encode with the default effort and --no-layer for tokens")
     idx, sizes = codec.token_indices(tokens, str(src))
     with atomic_path(target, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
         np.save(fh, idx)

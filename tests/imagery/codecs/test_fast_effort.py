@@ -158,6 +158,9 @@ def test_cli_effort_fast_round_trip_and_one_line_refusals(data_root: Path, tmp_p
         assert np.array_equal(ds.read(), get_codec("learned").decode(blob)[0])
     r = run_cli(["imagery", "info", str(tok), "--json"], capsys)
     assert r.code == 0 and "KLT + HTJ2K residual" in r.out, r.text
+    npy = tmp_path / "c.npy"
+    r = run_cli(["imagery", "tokens", str(tok), "-o", str(npy)], capsys)
+    assert r.code != 0 and "--effort fast" in r.text and "writes no tokens" in r.text and not npy.exists(), r.text
     for extra, says in ((["--quality", "5"], "give --ratio"), (["--no-layer"], "cannot do --no-layer"),
                         (["--refine", "3"], "cannot do --refine")):
         out = tmp_path / "x.eotok"
