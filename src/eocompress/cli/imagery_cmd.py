@@ -29,7 +29,6 @@ from eocompress.cli.imagery_archive import (
 )
 from eocompress.cli.options import JSON, OUT, OVERWRITE, SCHEDULER, log, print_json, progress, resolve_out
 from eocompress.errors import EOCompressError, InputError
-from eocompress.imagery.effort import check_effort
 
 imagery_app = typer.Typer(
     help="Imagery codec: Sentinel-2 scenes to token files and back, measured against JPEG 2000.",
@@ -122,6 +121,8 @@ def encode(
     all), reports every scene that fails in one line and writes the rest (exit 1 when any failed);
     progress counts scenes.
     """
+    from eocompress.imagery.codecs.effort import check_effort  # the imagery extra: loaded when a command needs it
+
     inputs, out_pos = split_inputs(srcs, out)
     target = resolve_out(out_pos, out)
     _check_codec(codec_kind)
@@ -428,6 +429,7 @@ def evaluate(
 ) -> None:
     """Measure one codec against the anchors at its whole-file size: bytes, PSNR, SSIM, SAM, NDVI, pictures."""
     from eocompress.imagery.codecs import codec_names, get_codec
+    from eocompress.imagery.codecs.effort import check_effort
     from eocompress.imagery.evaluation.evaluate import evaluate_scene
     from eocompress.imagery.evaluation.report import write_report
     from eocompress.imagery.readers.scenes import read_scene

@@ -49,6 +49,7 @@ from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec.learned_transforms import block_windows
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
 from eocompress.imagery.codecs import htj2k, layer_filter
+from eocompress.imagery.codecs.effort import check_effort
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size
 from eocompress.imagery.codecs.klt import (
     KLTBasis,
@@ -57,7 +58,6 @@ from eocompress.imagery.codecs.klt import (
     klt_inverse_values,
     klt_side_bytes,
 )
-from eocompress.imagery.effort import check_effort
 from eocompress.imagery.evaluation.fidelity import reflectance_dn, spectral_angle_deg, squared_dn_error
 from eocompress.imagery.readers.scenes import Scene
 

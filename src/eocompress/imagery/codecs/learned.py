@@ -15,7 +15,7 @@ from eocompress.imagery.codec.learned import LearnedCodec
 from eocompress.imagery.codec.rate_control import QUALITY_LEVELS
 from eocompress.imagery.codecs import enhancement
 from eocompress.imagery.codecs.base import DEFAULT_RATIO, select_bands, target_size
-from eocompress.imagery.effort import check_effort
+from eocompress.imagery.codecs.effort import check_effort
 from eocompress.imagery.readers.scenes import Scene
 
 #: Ladder level of the base under an enhancement layer (the top rate: the smallest trained step).

@@ -1,7 +1,7 @@
 """The encoder's efforts (how hard ``imagery encode`` works for its bytes) and the one check of a requested effort.
 
-Kept outside :mod:`eocompress.imagery.codecs` (whose import needs the imagery extra) so that the CLI checks its
-options without torch or imagecodecs, before any codec is loaded.
+Apart from :mod:`.enhancement` so that the CLI checks a requested effort before the learned codec (and torch) is
+loaded.
 """
 
 from __future__ import annotations
