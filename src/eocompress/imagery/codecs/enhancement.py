@@ -245,7 +245,7 @@ def _fast_residual(res: np.ndarray, room: int, valid: np.ndarray | None,
     bands = res.shape[0]
     choices = (tuple(k for k in FAST_COMPONENTS if k <= bands) if klt_side_bytes(bands, bands) <= 0.05 * room
                else component_choices(bands, room))
-    target = res.astype(np.float32) - SHIFT
+    target, keep = res.astype(np.float32) - SHIFT, ~zeros
     no_filter = layer_filter.LayerFilter.none(bands).to_bytes()
     coder = htj2k.htj2k_at_size if htj2k.fits(res.shape) else j2k_at_size
     best: tuple[bytes, bytes, float] | None = None
@@ -254,7 +254,7 @@ def _fast_residual(res: np.ndarray, room: int, valid: np.ndarray | None,
         stream = coder(planes, room - len(side))
         if stream is None:
             continue
-        err = _residual_error(target, _decoded_residual(stream, klt, target.shape), ~zeros)
+        err = _residual_error(target, _decoded_residual(stream, klt, target.shape), keep)
         if best is None or err < best[2]:
             best = side, stream, err
     return best

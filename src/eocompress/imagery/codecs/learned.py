@@ -34,8 +34,7 @@ class LearnedSceneCodec:
 
     def __init__(self, model: str = "default", device: str = "cpu", quality: int | None = None,
                  enhance: bool = True, effort: str = "default") -> None:
-        check_effort(effort, ratio=None if quality is not None else DEFAULT_RATIO, quality=quality,
-                                 layer=enhance)
+        check_effort(effort, ratio=None if quality is not None else DEFAULT_RATIO, quality=quality, layer=enhance)
         self.codec = LearnedCodec.load(model, device=device)
         self.model = str(model)
         self.quality = quality
