@@ -47,6 +47,7 @@ import numpy as np
 from eocompress.errors import EOCompressError
 from eocompress.imagery import places
 from eocompress.imagery.codecs import SceneCodec, get_codec, to_input_convention
+from eocompress.imagery.codecs.effort import EFFORTS
 from eocompress.imagery.codecs.jpeg2000_native import native_psnr_sam, native_raw_bytes, to_native
 from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
@@ -591,7 +592,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="default", help="model name or folder")
     ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
-    ap.add_argument("--effort", default="default", choices=["default", "fast"],
+    ap.add_argument("--effort", default="default", choices=list(EFFORTS),
                     help="our encoder's effort (fast: band means + KLT + HTJ2K layer, no network)")
     ap.add_argument("--quick", action="store_true", help="smoke test: two small scenes, 1/200 1/450 1/1000, no docs")
     ap.add_argument("--patches", type=int, default=8, help="120 x 120 patches of the held-out cell (0: none)")
