@@ -112,6 +112,15 @@ FILTER_RESERVE_AT = 100
 #: 256 and 400 px; 1/200-1/1000) the filter changed the closest count in 4 of 34 layers with a choice, always to one
 #: within 1.033 times unfiltered; fitting every count took 3.6 s of a 600 px scene's 10 s encode at 1/200.
 FILTER_MARGIN = 1.05
+#: KLT component counts the default layer ranks where all of them are affordable (side information under 5 % of the
+#: room; else :func:`component_choices`'s). With JPEG 2000's rate allocation the weak components still cost bytes:
+#: on held-out scenes at 1/1000 fewer components coded 0.1-1.4 dB closer than all 12 (docs/design/imagery-codec.md,
+#: 0.9.1), and at 1/200 a whole cloudy tile wanted all 12.
+LAYER_COMPONENTS = (12, 8, 6, 4, 3)
+#: Counts coded by OpenJPEG after the HTJ2K ranking (:func:`_ranked_counts`): the closest by HTJ2K where the room is
+#: large, the two closest where it is small (a few KB: OpenJPEG's runs are cheap there and its order of the counts
+#: differs from HTJ2K's more often).
+RANKED_KEEP, RANKED_KEEP_SMALL = 1, 2
 #: KLT component counts the fast layer tries where all of them are affordable: an HTJ2K stream has no rate
 #: allocation to leave weak components out, so fewer components often code closer (on training crops at
 #: 1/200-1/1000 the best of 12, 6 and 3 was within 0.05 dB of the best of 12, 8, 6, 4 and 3).
@@ -172,9 +181,10 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     """(side: KLT + filter, codestream, squared DN error) of shifted residual ``res`` in ``room`` bytes; None when
     none fits.
 
-    The KLT's component count is chosen by squared error among those that fit, as the KLT + JPEG 2000
-    anchor does, after filtering the bands where :mod:`layer_filter` pays for its bytes; since 0.8.3 the filter is
-    fitted only under the counts within :data:`FILTER_MARGIN` of the closest unfiltered one.
+    The KLT's component count is chosen by squared error, after filtering the bands where :mod:`layer_filter` pays
+    for its bytes, among the counts an HTJ2K layer ranks closest (:func:`_ranked_counts`, since 0.9.1; before, every
+    count of :func:`component_choices`, as the KLT + JPEG 2000 anchor does); since 0.8.3 the filter is fitted only
+    under the counts within :data:`FILTER_MARGIN` of the closest unfiltered one.
     ``zeros`` (C, H, W): where the base is 0 (nodata, band zeros), which the decode sets to 0 whatever the layer
     holds, so the error there is left out: the error is the decoded file's. ``angle`` (:func:`_file_angle`) is the
     whole file's spectral angle for a decoded residual, which decides between the filter's two fits.
@@ -190,7 +200,7 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     keep = ~zeros
     coded: list[_Count] = []  # each count that fits, unfiltered
     closest: tuple[int, np.ndarray] | None = None  # the closest count's place in ``coded`` and its decode
-    for _, planes, klt in klt_forward_each(res, component_choices(res.shape[0], room), valid):
+    for _, planes, klt in _ranked_counts(res, room, reserve, valid, target, keep):
         side = klt.to_bytes()
         stream = j2k_at_size(planes, room - len(side) - reserve)
         if stream is None:
@@ -211,6 +221,36 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
             if best is None or got.err < best.err:
                 best = got
     return None if best is None else (best.side, best.stream, best.err)
+
+
+def _ranked_counts(res: np.ndarray, room: int, reserve: int, valid: np.ndarray | None, target: np.ndarray,
+                   keep: np.ndarray) -> list[tuple[int, np.ndarray, KLTBasis]]:
+    """(k, planes, KLT) of the component counts worth an OpenJPEG layer in ``room`` bytes (``reserve`` of them set
+    aside for the filter): of
+    :data:`LAYER_COMPONENTS` (or :func:`component_choices` where the room is small), the closest by the squared
+    error of an HTJ2K layer at the same room (:data:`RANKED_KEEP`, :data:`RANKED_KEEP_SMALL`).
+
+    An HTJ2K rate search costs a fraction of one OpenJPEG encode, and its order of the counts is OpenJPEG's (on
+    held-out scenes at 1/200-1/1000 its pick coded within 0.1 dB of the best count's OpenJPEG layer), so the
+    bytes go to the count that codes closest without an OpenJPEG encode for each. Where HTJ2K cannot code the stack
+    (one pixel wide: :func:`htj2k.fits`) or fits no count, the choices of :func:`component_choices` are all kept.
+    """
+    bands = res.shape[0]
+    large = klt_side_bytes(bands, bands) <= 0.05 * room
+    choices = tuple(k for k in LAYER_COMPONENTS if k <= bands) if large else component_choices(bands, room)
+    if not htj2k.fits(res.shape):
+        return list(klt_forward_each(res, component_choices(bands, room), valid))
+    counts = list(klt_forward_each(res, choices, valid))
+    ranked: list[tuple[float, int]] = []
+    stats: dict[str, float] = {"level": htj2k.FIRST_LEVEL}
+    for k, planes, klt in counts:
+        stream = htj2k.htj2k_at_size(planes, room - len(klt.to_bytes()) - reserve, stats, first_level=stats["level"])
+        if stream is not None:
+            ranked.append((_residual_error(target, _decoded_residual(stream, klt, target.shape), keep), k))
+    if not ranked:
+        return [c for c in counts if c[0] in component_choices(bands, room)]
+    chosen = {k for _, k in sorted(ranked)[: RANKED_KEEP if large else RANKED_KEEP_SMALL]}
+    return [c for c in counts if c[0] in chosen]
 
 
 @dataclass(frozen=True)

@@ -61,13 +61,15 @@ def fits(shape: tuple[int, ...]) -> bool:
     return min(shape[1:]) >= 2
 
 
-def htj2k_at_size(data: np.ndarray, budget: int, stats: dict[str, int] | None = None,
-                  tries: int = TRIES) -> bytes | None:
+def htj2k_at_size(data: np.ndarray, budget: int, stats: dict[str, float] | None = None,
+                  tries: int = TRIES, first_level: float = FIRST_LEVEL) -> bytes | None:
     """The largest HTJ2K codestream of uint16 (C, H, W) ``data`` found within ``budget`` bytes (None when none fits).
 
     The size falls with the step about as a power law, so each run aims at 99 % of the budget along the secant of
-    log size over log step through the closest runs either side (at most ``tries``; done within 2 % under).
-    ``stats["encodes"]`` counts the encoder runs. A stack one pixel wide or high is refused (:func:`fits`).
+    log size over log step through the closest runs either side (at most ``tries``; done within 2 % under), the
+    first at ``first_level`` (a caller coding similar stacks passes the last one's ``stats["level"]``).
+    ``stats["encodes"]`` counts the encoder runs, ``stats["level"]`` is the step of the stream returned. A stack one
+    pixel wide or high is refused (:func:`fits`).
     """
     import imagecodecs
 
@@ -80,7 +82,7 @@ def htj2k_at_size(data: np.ndarray, budget: int, stats: dict[str, int] | None = 
     goal = math.log(0.99 * budget)
     runs: list[tuple[float, float]] = []  # (log step, log size)
     best: bytes | None = None
-    x = math.log(FIRST_LEVEL)
+    x = math.log(first_level)
     for _ in range(tries):
         if stats is not None:
             stats["encodes"] = stats.get("encodes", 0) + 1
@@ -89,6 +91,8 @@ def htj2k_at_size(data: np.ndarray, budget: int, stats: dict[str, int] | None = 
         size = len(stream)
         if size <= budget and (best is None or size > len(best)):
             best = stream
+            if stats is not None:
+                stats["level"] = math.exp(x)
         if best is not None and len(best) >= 0.98 * budget:
             break
         runs.append((x, math.log(size)))

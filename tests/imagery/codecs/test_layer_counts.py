@@ -1,0 +1,74 @@
+"""The default layer's KLT component count: ranked by an HTJ2K layer, only the closest coded by OpenJPEG (training
+scenes; a generated one-pixel-wide stack)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eocompress.imagery.codecs import enhancement
+from eocompress.imagery.codecs.klt import component_choices
+from eocompress.imagery.readers.bands import S2_L2A_BANDS
+from eocompress.imagery.readers.scenes import read_scene
+
+# (training scene, centre crop px or 0 for whole, ratio, counts OpenJPEG codes): a small room ranks the counts of
+# component_choices and codes the two closest, a large one ranks LAYER_COMPONENTS and codes the closest.
+CASES = [("hydro/patch_0.tif", 0, 450, enhancement.RANKED_KEEP_SMALL),
+         ("oscd-s2l1c/aguasclaras/imgs_1", 384, 200, enhancement.RANKED_KEEP)]
+
+
+def _residual(data_root: Path, name: str, crop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scene DN, its shifted residual over a flat base of 1 DN)."""
+    scene = read_scene(data_root / "imagery" / name, bands=list(S2_L2A_BANDS))
+    if crop:
+        h, w = scene.shape
+        scene = scene.crop((h - crop) // 2, (w - crop) // 2, crop, crop)
+    data = np.asarray(scene.data)
+    return data, enhancement.residual_of(data, np.ones_like(data))
+
+
+def _coded(monkeypatch, res: np.ndarray, room: int, **keep: int) -> tuple[tuple[bytes, bytes, float], list[int]]:
+    """The layer ``_code_residual`` makes and the component counts it coded with OpenJPEG (``keep``: RANKED_KEEP*
+    overrides)."""
+    counts: list[int] = []
+    j2k = enhancement.j2k_at_size
+
+    def spy(planes, *args, **kwargs):
+        counts.append(planes.shape[0])
+        return j2k(planes, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(enhancement, "j2k_at_size", spy)
+        for name, value in keep.items():
+            m.setattr(enhancement, name, value)
+        got = enhancement._code_residual(res, room, None, np.zeros(res.shape, bool), lambda _: 0.0)
+    assert got is not None
+    return got, sorted(set(counts))
+
+
+@pytest.mark.parametrize("name, crop, ratio, kept", CASES)
+def test_openjpeg_codes_only_the_closest_counts_and_the_layer_is_as_close(data_root: Path, monkeypatch, name: str,
+                                                                          crop: int, ratio: int, kept: int) -> None:
+    """Only ``kept`` counts reach OpenJPEG, and the layer is within 0.1 dB (squared error 1.024x) of the one coding
+    every count with OpenJPEG (what the KLT + JPEG 2000 anchor does with its counts)."""
+    data, res = _residual(data_root, name, crop)
+    room = data.nbytes // ratio
+    ranked, coded = _coded(monkeypatch, res, room)
+    every, tried = _coded(monkeypatch, res, room, RANKED_KEEP=5, RANKED_KEEP_SMALL=5)
+    assert len(coded) == kept < len(tried)
+    assert set(coded) <= set(tried)
+    assert set(tried) == ({12, 8, 6, 4, 3} if kept == enhancement.RANKED_KEEP else set(component_choices(12, room)))
+    assert ranked[2] <= 10 ** 0.01 * every[2]
+    assert len(ranked[0]) + len(ranked[1]) <= room
+
+
+def test_a_stack_htj2k_cannot_code_keeps_every_count_of_the_anchor(monkeypatch) -> None:
+    """A residual one pixel wide (the last block of a scene 1 px past a block edge) is not ranked: OpenJPEG codes
+    every count of ``component_choices``, as before the ranking."""
+    rng = np.random.default_rng(0)
+    res = (enhancement.SHIFT + rng.normal(0, 200, (12, 300, 1))).astype(np.uint16)
+    room = 2000
+    _, coded = _coded(monkeypatch, res, room)
+    assert coded == sorted(component_choices(12, room))
