@@ -250,18 +250,17 @@ def _ranked_counts(res: np.ndarray, room: int, reserve: int, valid: np.ndarray |
         every = list(klt_forward_each(res, component_choices(bands, room), valid))
         return every, len(every)
     counts = list(klt_forward_each(res, choices, valid))
-    ranked: list[tuple[float, int]] = []
+    errors: dict[int, float] = {}  # squared DN error of each count's HTJ2K layer
     stats: dict[str, float] = {"level": htj2k.FIRST_LEVEL}
     for k, planes, klt in counts:
         stream = htj2k.htj2k_at_size(planes, room - len(klt.to_bytes()) - reserve, stats, first_level=stats["level"])
         if stream is not None:
-            ranked.append((_residual_error(target, _decoded_residual(stream, klt, target.shape), keep), k))
-    if not ranked:
+            errors[k] = _residual_error(target, _decoded_residual(stream, klt, target.shape), keep)
+    if not errors:
         every = [c for c in counts if c[0] in component_choices(bands, room)]
         return every, len(every)
-    order = [k for _, k in sorted(ranked)] + [c[0] for c in counts if c[0] not in {k for _, k in ranked}]
-    by_count = {c[0]: c for c in counts}
-    return [by_count[k] for k in order], RANKED_KEEP if large else RANKED_KEEP_SMALL
+    counts.sort(key=lambda c: errors.get(c[0], np.inf))  # those HTJ2K could not fit last, in choice order
+    return counts, RANKED_KEEP if large else RANKED_KEEP_SMALL
 
 
 @dataclass(frozen=True)
