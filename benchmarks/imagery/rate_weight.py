@@ -22,6 +22,7 @@ from eocompress.errors import InputError
 from eocompress.imagery import places
 from eocompress.imagery.codec.learned import LearnedCodec
 from eocompress.imagery.codec.learned_entropy import PriorTables
+from eocompress.imagery.codec.learned_hyperprior import HyperpriorCoder
 from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
 from eocompress.imagery.readers.scenes import read_scene
 
@@ -54,11 +55,12 @@ def main() -> None:
     ap.add_argument("--ratios", type=int, nargs="+", default=list(RATIOS))
     ap.add_argument("--sides", type=int, nargs="+", default=list(SIDES))
     ap.add_argument("--crops", type=int, default=CROPS)
+    ap.add_argument("--model", default="default", help="model name or folder (a factorized prior or a hyperprior)")
     args = ap.parse_args()
-    codec = LearnedCodec.load("default")
+    codec = LearnedCodec.load(args.model)
     tables = codec.entropy
-    if not isinstance(tables, PriorTables):
-        raise SystemExit("error: the default model has no factorized prior; rate-aware rounding is not used")
+    if not isinstance(tables, (PriorTables, HyperpriorCoder)):
+        raise SystemExit(f"error: {args.model} has a discrete quantizer; rate-aware rounding is not used")
     trained = places.shipped_training_scenes()
     root = places.data_root()
     psnr: dict[tuple[int, int, float], list[float]] = {}
@@ -73,7 +75,7 @@ def main() -> None:
                 encode_at = codec.scene_encoder(crop)
                 for ratio in args.ratios:
                     for weight in args.weights:
-                        tables.quantise = functools.partial(PriorTables.quantise, tables, weight=weight)
+                        tables.quantise = functools.partial(type(tables).quantise, tables, weight=weight)
                         try:
                             blob = encode_at(ratio=ratio)
                         except InputError:  # the smallest file is larger than the budget at this size

@@ -77,3 +77,46 @@ def test_refine_and_non_scalar_quantizers_refuse_a_hyperprior(hyper_model, coast
     assert not (tmp_path / "m").exists()
     with pytest.raises(ValueError, match="scalar quantizer"):
         FPConfig(hyperprior=8, quantizer="vq")
+
+
+def test_rate_aware_rounding_under_the_gaussians_trades_error_for_bits(hyper_model):
+    """Each token goes one step down or up from the latent, whichever costs less error² + weight x its bits."""
+    from eocompress.imagery.codec.learned_hyperprior import _gaussian_bits
+
+    coder, model, delta, weight = hyper_model.entropy, hyper_model.model, 0.8, 0.1
+    rng = np.random.default_rng(3)
+    y = rng.normal(0, 2.5, (8, 6, 7)).astype(np.float32)
+    mean = rng.normal(0, 1, y.shape).astype(np.float32)
+    scale = rng.uniform(0.1, 3, y.shape).astype(np.float32)
+    side = (None, mean, scale)
+    plain = coder.quantise(model, y, delta, weight=0.0, side=side)
+    assert np.array_equal(plain, np.rint(y / np.float32(delta)).astype(np.int32))
+    assert np.array_equal(coder.quantise(model, y, delta), plain)  # no side information: plain rounding
+    tokens = coder.quantise(model, y, delta, weight=weight, side=side)
+    q = y / np.float32(delta)
+    assert np.all((tokens == np.floor(q)) | (tokens == np.floor(q) + 1))
+    assert 0 < np.count_nonzero(tokens != plain) < tokens.size // 4
+
+    def cost(t):
+        mu, sd, _ = coder._coded(mean, scale, delta)  # the grid the coder codes with
+        return (q.ravel() - t.ravel()) ** 2 + weight * _gaussian_bits(t.ravel().astype(np.float64), mu, sd)
+
+    assert np.all(cost(tokens) <= cost(plain) + 1e-9)
+    assert np.all(cost(tokens) <= cost(np.where(tokens == plain, 2 * np.floor(q) + 1 - tokens, plain)) + 1e-9)
+
+
+def test_the_encoder_rounds_with_the_scenes_own_side_information(hyper_model, coast, monkeypatch):
+    coder, seen = hyper_model.entropy, []
+    real = coder.quantise
+
+    def spy(model, y, delta, **kw):
+        seen.append((y.shape, kw.get("side")))
+        return real(model, y, delta, **kw)
+
+    monkeypatch.setattr(coder, "quantise", spy)
+    blob = hyper_model.encode(coast.data, quality=10, valid=coast.valid)
+    shape, side = seen[-1]
+    z, mean, scale = side
+    assert shape == mean.shape == scale.shape == (8, 13, 15) and z.shape == (8, 4, 4)
+    assert np.all(scale > 0)
+    assert hyper_model.tokens(blob).shape == shape

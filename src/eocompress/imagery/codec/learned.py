@@ -326,7 +326,7 @@ class LearnedCodec:
         head.quantizer = QUANTIZER_CODES[self.config.quantizer]
 
         def rounder(lat: np.ndarray, delta: float) -> np.ndarray:
-            return self.entropy.quantise(self.model, lat, float(np.float32(delta)))
+            return self.entropy.quantise(self.model, lat, float(np.float32(delta)), side=latent()[1])
 
         def build(delta: float, tokens: np.ndarray | None = None) -> bytes:
             head.delta = float(np.float32(delta))

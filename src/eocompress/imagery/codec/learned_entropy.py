@@ -100,10 +100,12 @@ class PriorTables:
         self._cache[key] = table = (int(k[0]), np.maximum(upper - lower, 1e-12))
         return table
 
-    def quantise(self, model: Any, y: np.ndarray, delta: float, weight: float = RATE_WEIGHT) -> np.ndarray:
+    def quantise(self, model: Any, y: np.ndarray, delta: float, weight: float = RATE_WEIGHT,
+                 side: Any = None) -> np.ndarray:
         """int32 tokens of latent ``y`` (M, h, w) at step ``delta``, rate-distortion rounded (see the module doc).
 
-        ``weight`` 0 is plain rounding. Bits come from the learned tables at this step (the per-channel scales
+        ``weight`` 0 is plain rounding; ``side`` (a hyperprior's side information) is not used here. Bits come
+        from the learned tables at this step (the per-channel scales
         are fitted afterwards, on the tokens chosen here). ``model`` is unused: a discrete quantizer's
         :class:`CategoricalTables` and the hyperprior's coder quantise through it.
         """
@@ -228,7 +230,8 @@ class CategoricalTables(PriorTables):
         """None: a learned categorical over codebook indices has no scale to stretch."""
         return None
 
-    def quantise(self, model: Any, y: np.ndarray, delta: float, weight: float = RATE_WEIGHT) -> np.ndarray:
+    def quantise(self, model: Any, y: np.ndarray, delta: float, weight: float = RATE_WEIGHT,
+                 side: Any = None) -> np.ndarray:
         """The quantizer's codebook indices of latent ``y`` (its own nearest-entry rule)."""
         return model.to_tokens(y, delta)
 

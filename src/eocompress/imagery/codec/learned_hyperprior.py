@@ -20,8 +20,9 @@ from typing import Any
 import constriction
 import numpy as np
 import torch
+from scipy.special import ndtr
 
-from eocompress.imagery.codec.learned_entropy import PriorTables, fixed_length_bits, uniform_byte
+from eocompress.imagery.codec.learned_entropy import RATE_WEIGHT, PriorTables, fixed_length_bits, uniform_byte
 from eocompress.imagery.codec.learned_format import TokenStreamError, header_digest
 from eocompress.imagery.codec.learned_transforms import model_device, numpy_runner
 
@@ -66,9 +67,29 @@ class HyperpriorCoder:
         """None: the side information already gives every token its own scale."""
         return None
 
-    def quantise(self, model: Any, y: np.ndarray, delta: float) -> np.ndarray:
-        """Plain rounding of latent ``y`` at step ``delta`` (rate-aware rounding under its Gaussians: not yet)."""
-        return model.to_tokens(y, delta)
+    def quantise(self, model: Any, y: np.ndarray, delta: float, weight: float = RATE_WEIGHT,
+                 side: Any = None) -> np.ndarray:
+        """int32 tokens of latent ``y`` (M, h, w) at step ``delta``, each rounded down or up, whichever costs less
+        squared error (in steps²) plus ``weight`` x its bits under its own coded Gaussian (``side`` = (z, mean,
+        scale) of the scene); plain rounding when ``weight`` is 0 or no side information is given.
+
+        The same rate-distortion rounding as the factorized coder's :meth:`PriorTables.quantise`, with the
+        per-token means and scales the decoder will use (rounded to the coding grid), one channel at a time.
+        """
+        if not weight or side is None:
+            return model.to_tokens(y, delta)
+        _, mean, scale = side
+        q = np.asarray(y, np.float32) / np.float32(delta)
+        out = np.empty(q.shape, np.int32)
+        for c in range(q.shape[0]):  # one channel at a time: a 10980 px tile has 45 M tokens
+            mu, sd, _ = self._coded(mean[c], scale[c], delta)
+            qc = q[c].ravel().astype(np.float64)
+            down = np.floor(qc)
+            frac = qc - down
+            cost_down = frac**2 + weight * _gaussian_bits(down, mu, sd)
+            cost_up = (1 - frac) ** 2 + weight * _gaussian_bits(down + 1, mu, sd)
+            out[c] = (down + (cost_up < cost_down)).reshape(q.shape[1:])
+        return np.clip(out, -TOKEN_BOUND, TOKEN_BOUND)
 
     def encode(self, tokens: np.ndarray, delta: float, head: bytes, side: Any = None,
                scales: np.ndarray | None = None) -> bytes:
@@ -126,3 +147,10 @@ class HyperpriorCoder:
     def fixed_length_bits(self, delta: float, scales: np.ndarray | None = None) -> int:
         """Bits per token position if every channel's tokens were stored as fixed-length indices."""
         return fixed_length_bits(self.alphabets(delta))
+
+
+def _gaussian_bits(k: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Bits of integer tokens ``k`` under Gaussians (``mu``, ``sd``) quantised to unit bins (upper-tail form)."""
+    v = np.abs(k - mu)
+    p = ndtr((0.5 - v) / sd) - ndtr((-0.5 - v) / sd)
+    return -np.log2(np.maximum(p, 1e-9))
