@@ -69,6 +69,10 @@ def train(
         0.0, "--bright", help="Share of crops (0..1) overlaid with a synthetic cloud, haze or snow layer: the "
         "training places of $EOCOMPRESS_DATA have almost none (every cloudy and snowy scene is held out)."
     ),
+    workers: int = typer.Option(
+        0, "--workers", help="Processes cutting training crops (0: the training process). On a GPU give most of "
+        "the CPU cores: each crop's KLT and cloud layer is CPU work. The same crops either way."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Train the learned imagery codec; exports config.json + model.safetensors into OUT as it goes."""
@@ -88,6 +92,8 @@ def train(
         raise InputError(f"--seed must be a whole number from 0 to 4294967295, got {seed}")
     if checkpoint_every < 1:
         raise InputError(f"--checkpoint-every must be >= 1 (steps between checkpoints), got {checkpoint_every}")
+    if workers < 0:
+        raise InputError(f"--workers must be >= 0 (processes cutting crops), got {workers}; e.g. 0, or the CPU cores")
     quant = _quantizer_settings(quantizer, groups, codebook, codebook_dim, levels)
     if hyperprior < 0 or (hyperprior and quantizer != "scalar"):
         raise InputError(f"--hyperprior must be 0 or a channel count with --quantizer scalar, got {hyperprior}")
@@ -97,7 +103,7 @@ def train(
         raise InputError(f"--bright must be a share from 0 to 1 (e.g. 0.3), got {bright}")
     cfg = FPConfig(channels=chans, latent=latent, crop=crop, batch_size=batch_size, steps=steps, lr=lr, seed=seed,
                    spectral=spectral, hyperprior=hyperprior, bright=bright, **quant)
-    _run_training(cfg, data, out, overwrite, resume, checkpoint_every, init_from, as_json)
+    _run_training(cfg, data, out, overwrite, resume, checkpoint_every, init_from, as_json, workers)
 
 
 @tokenizer_app.command("train-codec", hidden=True)
@@ -139,7 +145,7 @@ def _parse_channels(text: str) -> list[int]:
 
 
 def _run_training(cfg: Any, data: list[Path] | None, out: Path, overwrite: bool, resume: bool,
-                  checkpoint_every: int, init_from: Path | None, as_json: bool) -> None:
+                  checkpoint_every: int, init_from: Path | None, as_json: bool, workers: int = 0) -> None:
     """Check the output folder and the data, cache the scenes, train (or resume) and say what was exported."""
     import numpy as np
 
@@ -190,7 +196,7 @@ def _run_training(cfg: Any, data: list[Path] | None, out: Path, overwrite: bool,
         with np.load(cache) as held:  # the scenes that train, not the paths given (small ones were skipped)
             cfg.data = {"scenes": len(held["names"])}
     result = train_model(cache, out, cfg, resume=found is not None, progress=show_progress(), init_from=init_from,
-                         export_every=checkpoint_every, log=log)
+                         export_every=checkpoint_every, log=log, workers=workers)
     if as_json:
         print_json({"out": str(out), "exported": result.exported, "note": result.note or None,
                     "steps": result.steps, "resumed_from_step": result.resumed_from})

@@ -36,6 +36,20 @@ def test_trains_exports_and_resumes(data_root, tmp_path):
     assert json.loads((out / "config.json").read_text())["training"]["steps"] == 5
 
 
+def test_crop_workers_train_the_same_model(data_root, tmp_path):
+    """--workers cuts the crops in other processes (what a GPU needs) and changes nothing in what is learned."""
+    from safetensors.numpy import load_file
+
+    scenes = [str(data_root / "imagery/hydro/patch_0.tif"), str(data_root / "imagery/hydro/patch_10.tif")]
+    small = ["--crop", "32", "--batch-size", "2", "--channels", "4,4,4", "--latent", "8", "--steps", "3",
+             "--bright", "0.5", "--spectral", "klt"]
+    for workers in ("0", "2"):
+        r = _run(*scenes, "-o", str(tmp_path / workers), "--workers", workers, *small)
+        assert r.exit_code == 0, r.output + repr(r.exception)
+    one, two = (load_file(tmp_path / w / "model.safetensors") for w in ("0", "2"))
+    assert one.keys() == two.keys() and all((one[k] == two[k]).all() for k in one)
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
@@ -45,6 +59,7 @@ def test_trains_exports_and_resumes(data_root, tmp_path):
         (["--channels", "8,banana,8"], "--channels"),
         (["--resume"], "no checkpoints"),
         (["--bright", "1.5"], "--bright"),
+        (["--workers", "-1"], "--workers"),
     ],
 )
 def test_bad_settings_are_one_clear_error(tmp_path, args, words):
