@@ -8,7 +8,6 @@ import torch
 
 from _cli import run_cli
 from _tiny_models import train_tiny
-from eocompress.errors import InputError
 from eocompress.imagery.codec.learned_format import TokenStreamError
 from eocompress.imagery.codec.learned_hyperprior import HyperpriorCoder
 from eocompress.imagery.places import held_out_suite
@@ -69,9 +68,38 @@ def test_a_machine_that_predicts_other_statistics_is_refused_in_one_line(hyper_m
         hyper_model.decode(blob)
 
 
-def test_refine_and_non_scalar_quantizers_refuse_a_hyperprior(hyper_model, coast, tmp_path, capsys):
-    with pytest.raises(InputError, match="drop --refine"):
-        hyper_model.encode(coast.data, ratio=300, refine_steps=2)
+def test_refinement_under_the_hyperprior_lowers_its_objective_and_keeps_the_ratio(hyper_model, coast):
+    """--refine works with a hyperprior: the rate term is each token's Gaussian, the side information stays."""
+    from eocompress.imagery.codec import latent_refinement
+    from eocompress.imagery.tokenizer.standardise import apply_standardise
+
+    plain = hyper_model.encode(coast.data, quality=10, valid=coast.valid)
+    assert hyper_model.encode(coast.data, quality=10, valid=coast.valid, refine_steps=0) == plain
+    refined = hyper_model.encode(coast.data, quality=10, valid=coast.valid, refine_steps=12)
+    assert hyper_model.decode(refined).shape == coast.data.shape
+    assert not np.array_equal(hyper_model.tokens(refined), hyper_model.tokens(plain))
+    head, _ = hyper_model.read_header(plain)
+    z = apply_standardise(coast.data.astype(np.float32), head.means, head.scale, head.valid)
+    with torch.no_grad():
+        y = hyper_model.model.analysis(torch.from_numpy(z)[None])[0].numpy()
+    coder = hyper_model.entropy
+    side_z = coder.side(y)
+    side = (side_z, *coder.mean_scale(side_z, *y.shape[1:]))
+    h, w = coast.shape
+
+    def objective(blob):
+        lat = hyper_model.tokens(blob).astype(np.float32) * np.float32(head.delta)
+        return latent_refinement.rd_objective(hyper_model.model, lambda r0, r1, c0, c1: z[:, r0:r1, c0:c1], lat,
+                                              head.delta, head.valid, list(range(12)), h, w, side=side)[0]
+
+    assert objective(refined) < objective(plain)
+    with pytest.raises(ValueError, match="side information"):
+        latent_refinement.rd_objective(hyper_model.model, lambda *a: z, y, head.delta, None, [0], h, w)
+    blob = hyper_model.encode(coast.data, ratio=300, valid=coast.valid, refine_steps=3)
+    assert len(blob) <= coast.data.nbytes / 300
+
+
+def test_non_scalar_quantizers_refuse_a_hyperprior(tmp_path, capsys):
     run = run_cli(["tokenizer", "train", "-o", str(tmp_path / "m"), "--hyperprior", "8", "--quantizer", "fsq"], capsys)
     assert run.code != 0 and "--hyperprior" in run.text
     assert not (tmp_path / "m").exists()

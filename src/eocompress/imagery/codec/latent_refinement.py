@@ -26,7 +26,7 @@ import torch
 from eocompress.errors import InputError
 from eocompress.imagery.codec.learned_format import STRIDE, Header, unseal
 from eocompress.imagery.codec.learned_transforms import WINDOW_HALO, model_device
-from eocompress.imagery.tokenizer.fp_model import FactorizedPriorTokenizer
+from eocompress.imagery.tokenizer.fp_model import FactorizedPriorTokenizer, gaussian_bin_probability
 
 __all__ = ["LR_PER_STEP", "REFINE_BLOCK", "REFINE_HALO", "rd_objective", "refine_file", "refine_latent"]
 
@@ -38,6 +38,8 @@ REFINE_HALO = 2 * WINDOW_HALO
 LR_PER_STEP = 0.002
 
 Reader = Callable[[int, int, int, int], np.ndarray]
+#: A hyperprior model's side information of a scene: (z, mean, scale), mean and scale (M, h, w) in latent units.
+Side = tuple[np.ndarray, np.ndarray, np.ndarray] | None
 #: The encoder's rounding: int tokens of a latent (M, h, w) at a step.
 Rounder = Callable[[np.ndarray, float], np.ndarray]
 
@@ -80,14 +82,34 @@ def _squared_error(
     return (((recon - win["x"]) ** 2) * win["weight"]).sum()
 
 
-def _bits(model: FactorizedPriorTokenizer, y: torch.Tensor, delta: float) -> torch.Tensor:
-    """Bits the learned prior gives latent values ``y`` (M, h, w) in bins of width ``delta``."""
+def _bits(model: FactorizedPriorTokenizer, y: torch.Tensor, delta: float,
+          stats: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+    """Bits latent values ``y`` (M, h, w) cost in bins of width ``delta``: under the learned prior, or under the
+    Gaussians (``stats`` = mean, scale of the same values) a hyperprior's side information predicts."""
+    if stats is not None:
+        return -torch.log2(gaussian_bin_probability(y, stats[0], stats[1], delta)).sum()
     return -torch.log2(model.prior.bin_probability(y[None], delta)).sum()
+
+
+def _core_stats(
+    model: FactorizedPriorTokenizer, side: Side, core: tuple[int, int, int, int]
+) -> tuple[torch.Tensor, ...] | None:
+    """(mean, scale) tensors of a block's latent values under a hyperprior (None for a factorized prior).
+
+    The side information stays what the analysis gave (the file carries it); only the tokens are refined.
+    """
+    if model.hyper is None:
+        return None
+    if side is None:
+        raise ValueError("a hyperprior model refines with the scene's side information: pass side=(z, mean, scale)")
+    r0, r1, c0, c1 = core
+    dev = model_device(model)
+    return tuple(torch.from_numpy(np.ascontiguousarray(a[:, r0:r1, c0:c1], np.float32)).to(dev) for a in side[1:])
 
 
 def rd_objective(
     model: FactorizedPriorTokenizer, read: Reader, lat: np.ndarray, delta: float, valid: np.ndarray | None,
-    live: list[int], h: int, w: int,
+    live: list[int], h: int, w: int, side: Side = None,
 ) -> tuple[float, float, float]:
     """(objective, bits, squared error / bands) of hard-rounded latent ``lat`` for the h x w scene ``read`` gives.
 
@@ -105,7 +127,7 @@ def rd_objective(
             # the counted pixels of neighbouring cores overlap: count each pixel once, in its own core only
             win["weight"] = _own_pixels(win, core, h, w)
             s = _squared_error(model, win, win["lat"], win["lat"][:, rows, cols])
-            bits += float(_bits(model, win["lat"][:, rows, cols], delta))
+            bits += float(_bits(model, win["lat"][:, rows, cols], delta, _core_stats(model, side, core)))
             se += float(s)
     return bits + lam * se / bands, bits, se / bands
 
@@ -128,6 +150,7 @@ def _cores(lh: int, lw: int) -> list[tuple[int, int, int, int]]:
 def refine_latent(
     model: FactorizedPriorTokenizer, read: Reader, rounder: Rounder, y: np.ndarray, delta: float, steps: int,
     valid: np.ndarray | None, live: list[int], h: int, w: int, lr: float = LR_PER_STEP, seed: int = 0,
+    side: Side = None,
 ) -> np.ndarray:
     """Latent (M, h/16, w/16) on the ``delta`` grid whose hard-rounded D + lambda R is at most ``y``'s.
 
@@ -136,7 +159,8 @@ def refine_latent(
     tokens the encoder codes for a latent (its rate-aware rounding): every iterate
     is rounded by it, so iteration 0 is exactly the plain encoder's file. ``steps`` Adam iterations per
     block (lr ``lr * delta``); the best hard-rounded latent met is kept, so 0 steps or no gain returns
-    ``y`` as the plain encoder rounds it.
+    ``y`` as the plain encoder rounds it. ``side``: a hyperprior model's side information of the scene (the
+    rate term is then each value's Gaussian; the side information itself is not refined).
     """
     if steps < 0:
         raise InputError(f"refine steps must be >= 0, got {steps}")
@@ -158,6 +182,7 @@ def refine_latent(
     try:
         for core in _cores(*y.shape[1:]):
             win = _window(model, read, out, valid, live, h, w, core)
+            stats = _core_stats(model, side, core)
             rows, cols = win["core"]
             start = torch.from_numpy(np.ascontiguousarray(y[:, core[0] : core[1], core[2] : core[3]]))
             free = start.to(win["lat"].device).clone().requires_grad_(True)
@@ -168,11 +193,11 @@ def refine_latent(
                 ste = free + (hard - free).detach()
                 se = _squared_error(model, win, win["lat"], ste)
                 with torch.no_grad():  # the hard objective of this iterate (the decoder saw exactly `hard`)
-                    loss = float(_bits(model, hard, d)) + lam * float(se)
+                    loss = float(_bits(model, hard, d, stats)) + lam * float(se)
                     if best_loss is None or loss < best_loss:
                         best_loss, best = loss, hard.detach().clone()
                 noise = (torch.rand(free.shape, generator=gen, device=free.device) - 0.5) * d
-                total = _bits(model, free + noise, d) + lam * se
+                total = _bits(model, free + noise, d, stats) + lam * se
                 opt.zero_grad()
                 total.backward()
                 opt.step()
@@ -186,7 +211,7 @@ def refine_latent(
 def refine_file(
     model: FactorizedPriorTokenizer, build: Callable[[float, np.ndarray], bytes], rounder: Rounder, blob: bytes,
     read: Reader, y: np.ndarray, valid: np.ndarray | None, live: list[int], h: int, w: int, steps: int,
-    budget: float | None,
+    budget: float | None, side: Side = None,
 ) -> bytes:
     """A token file whose latent is refined at the step ``blob`` was coded with, still within ``budget`` bytes.
 
@@ -200,7 +225,7 @@ def refine_file(
     delta = Header.from_bytes(unseal(blob, "token file"), len(model.cfg.bands), "token file")[0].delta
 
     def refined(step: float) -> bytes:
-        lat = refine_latent(model, read, rounder, y, step, steps, valid, live, h, w)
+        lat = refine_latent(model, read, rounder, y, step, steps, valid, live, h, w, side=side)
         return build(step, np.rint(lat / np.float32(step)).astype(np.int32))
 
     for _ in range(8):

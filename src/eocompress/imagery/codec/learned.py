@@ -345,9 +345,6 @@ class LearnedCodec:
             latent()  # the scene's rotation and latent: the header's size below counts the rotation
             if smallest:  # a discrete quantizer has one rate: its only file
                 return build(1.0 if self.config.discrete else rate_control.largest_step(self.config.delta_max))
-            if refine_steps and self.config.hyperprior:
-                raise InputError("--refine works with a factorized prior and this model has a hyperprior; "
-                                 "drop --refine")
             if refine_steps and not keep_pixels:
                 raise ValueError("latent refinement needs the pixels: analyse with keep_pixels=True")
             if self.config.discrete:  # one rate: no step ladder, no step search
@@ -360,8 +357,9 @@ class LearnedCodec:
                                               self.config.delta_min, self.config.delta_max)
             if refine_steps:  # encoder-side only: same format, same decoder
                 budget = None if ratio is None else len(self.bands) * height * width * 2 / ratio
-                blob = refine_file(self.model, build, rounder, blob, standardised, latent()[0], valid, live, height,
-                                   width, int(refine_steps), budget)
+                y, side = latent()
+                blob = refine_file(self.model, build, rounder, blob, standardised, y, valid, live, height, width,
+                                   int(refine_steps), budget, side=side)
             return blob
 
         return encode_at
