@@ -215,13 +215,15 @@ def main() -> None:
 
     print(f"setup {time.time() - t_setup:.1f} s on {gpu}; training {args.wall:.0f} s", flush=True)
     start = last_export = last_print = time.time()
-    step = 0
+    step, waited = 0, 0.0  # seconds spent waiting on the crop workers (the GPU idles meanwhile)
     while True:
         now = time.time()
         t = (now - start) / args.wall
         if t >= 1:
             break
+        t_wait = time.time()
         batch = next(batches).to(dev, non_blocking=True)
+        waited += time.time() - t_wait
         delta = torch.exp(torch.empty(batch.shape[0], device=dev).uniform_(lo, hi))
         for r in runs.values():
             if r["diverged"] is not None:
@@ -244,7 +246,8 @@ def main() -> None:
         if now - last_print > 30:
             rate = step / (now - start)
             losses = ", ".join(f"{k} {float(r['loss']) / max(1, r['n']):.3f}" for k, r in runs.items())
-            print(f"step {step} ({rate:.1f}/s, t={t:.2f}): {losses}", flush=True)
+            print(f"step {step} ({rate:.1f}/s, t={t:.2f}, {100 * waited / (now - start):.0f} % waiting on crops): "
+                  f"{losses}", flush=True)
             for r in runs.values():
                 r["loss"], r["n"] = 0.0, 0
             last_print = now
