@@ -148,3 +148,20 @@ def test_the_encoder_rounds_with_the_scenes_own_side_information(hyper_model, co
     assert shape == mean.shape == scale.shape == (8, 13, 15) and z.shape == (8, 4, 4)
     assert np.all(scale > 0)
     assert hyper_model.tokens(blob).shape == shape
+
+
+def test_scenes_whose_predicted_scales_are_too_wide_get_each_channels_factor(hyper_model, coast, monkeypatch):
+    """Predictions 4x too wide (a briefly trained hyperprior at a coarse step): the file narrows them per channel,
+    carries the factors in its header, is smaller, and decodes to the same tokens."""
+    coder = hyper_model.entropy
+    real = coder.mean_scale
+    monkeypatch.setattr(coder, "mean_scale", lambda z, h, w: (real(z, h, w)[0], 4 * real(z, h, w)[1]))
+    fitted = hyper_model.encode(coast.data, quality=10, valid=coast.valid)
+    head, _ = hyper_model.read_header(fitted)
+    assert head.prior_scales is not None and np.all(head.prior_scales < 8)  # narrower than predicted
+    monkeypatch.setattr(coder, "fit_scales", lambda tokens, delta, side=None: None)
+    unfitted = hyper_model.encode(coast.data, quality=10, valid=coast.valid)
+    assert hyper_model.read_header(unfitted)[0].prior_scales is None
+    assert len(fitted) < len(unfitted)
+    assert np.array_equal(hyper_model.tokens(fitted), hyper_model.tokens(unfitted))  # only the coding differs
+    assert np.array_equal(hyper_model.decode(fitted), hyper_model.decode(unfitted))

@@ -332,7 +332,7 @@ class LearnedCodec:
             head.delta = float(np.float32(delta))
             y, side = latent()
             tokens = rounder(y, delta) if tokens is None else tokens
-            head.prior_scales = self.entropy.fit_scales(tokens, head.delta)  # None unless they save bytes
+            head.prior_scales = self.entropy.fit_scales(tokens, head.delta, side=side)  # None unless they save bytes
             head_bytes = head.to_bytes()
             return seal(head_bytes + self.entropy.encode(tokens, head.delta, head_bytes, side, head.prior_scales))
 
@@ -394,10 +394,10 @@ class LearnedCodec:
                 f"{self.config.spectral!r} model {'does not use' if head.klt is not None else 'needs'}: "
                 "the file is damaged; re-encode the scene"
             )
-        if head.prior_scales is not None and (self.config.hyperprior or head.prior_scales.size != self.config.latent):
+        if head.prior_scales is not None and head.prior_scales.size != self.config.latent:
             raise TokenStreamError(
                 f"{source} holds {head.prior_scales.size} prior scales; this model codes {self.config.latent} "
-                f"channels{' with a hyperprior' if self.config.hyperprior else ''}: the file is damaged; re-encode it"
+                "channels: the file is damaged; re-encode it"
             )
         check_memory(head, len(self.bands), self.config.latent, source)
         return head, pos

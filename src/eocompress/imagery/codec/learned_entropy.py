@@ -128,7 +128,7 @@ class PriorTables:
         codes = np.full(self.means.shape[0], PLAIN_SCALE) if scales is None else scales
         return [self._table(c, delta / PRIOR_SCALES[j]) for c, j in enumerate(codes)]
 
-    def fit_scales(self, tokens: np.ndarray, delta: float) -> np.ndarray | None:
+    def fit_scales(self, tokens: np.ndarray, delta: float, side: Any = None) -> np.ndarray | None:
         """uint8 :data:`PRIOR_SCALES` codes, one per channel, that code ``tokens`` (M, h, w) in the fewest bits;
         None when they save no more than the header field costs (the file then keeps version 2).
 
@@ -226,7 +226,7 @@ class CategoricalTables(PriorTables):
         """Per group: (0, probability of every codebook index); ``delta`` plays no part (one rate), nor scales."""
         return self._tables
 
-    def fit_scales(self, tokens: np.ndarray, delta: float) -> None:
+    def fit_scales(self, tokens: np.ndarray, delta: float, side: Any = None) -> None:
         """None: a learned categorical over codebook indices has no scale to stretch."""
         return None
 
