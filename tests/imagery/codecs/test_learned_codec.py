@@ -45,7 +45,7 @@ def test_ratio_control_meets_the_budget(codec, scene):
 def test_quality_ladder_grows_with_quality(codec, scene, monkeypatch):
     # this untrained prior fits so badly that per-channel scales can make a coarser file larger than a finer
     # one; the ladder itself is checked here without them (test_learned_prior_scales.py: the real model, with)
-    monkeypatch.setattr(codec.entropy, "fit_scales", lambda tokens, delta: None)
+    monkeypatch.setattr(codec.entropy, "fit_scales", lambda tokens, delta, side=None: None)
     sizes = [len(codec.encode(scene, quality=q)) for q in (1, 5, 10)]
     assert sizes[0] < sizes[1] < sizes[2]
 

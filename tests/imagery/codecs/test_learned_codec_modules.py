@@ -101,8 +101,9 @@ def release(request, golden_codec, monkeypatch) -> str:
         of_moment = spectral.Rotation.of_moment.__func__
         monkeypatch.setattr(spectral.Rotation, "of_moment",
                             classmethod(lambda cls, moment: of_moment(cls, moment, "entries")))
-        monkeypatch.setattr(golden_codec.entropy, "fit_scales", lambda tokens, delta: None)
-        monkeypatch.setattr(golden_codec.entropy, "quantise", lambda model, y, delta: model.to_tokens(y, delta))
+        monkeypatch.setattr(golden_codec.entropy, "fit_scales", lambda tokens, delta, side=None: None)
+        monkeypatch.setattr(golden_codec.entropy, "quantise",
+                            lambda model, y, delta, side=None: model.to_tokens(y, delta))
     return request.param
 
 

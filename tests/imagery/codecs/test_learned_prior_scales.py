@@ -26,7 +26,7 @@ def test_scales_code_the_same_tokens_in_fewer_bytes(codec, ocean, monkeypatch):
     assert head.version == 4 and head.prior_scales.shape == (codec.config.latent,)
     assert np.count_nonzero(head.prior_scales != PLAIN_SCALE) > 10
     with monkeypatch.context() as m:
-        m.setattr(codec.entropy, "fit_scales", lambda tokens, delta: None)
+        m.setattr(codec.entropy, "fit_scales", lambda tokens, delta, side=None: None)
         plain = codec.encode_scene(ocean, quality=5)
     head_plain, _ = codec.read_header(plain)
     assert head_plain.version == 2 and head_plain.delta == head.delta
