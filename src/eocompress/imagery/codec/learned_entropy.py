@@ -104,10 +104,10 @@ class PriorTables:
                  side: Any = None) -> np.ndarray:
         """int32 tokens of latent ``y`` (M, h, w) at step ``delta``, rate-distortion rounded (see the module doc).
 
-        ``weight`` 0 is plain rounding; ``side`` (a hyperprior's side information) is not used here. Bits come
-        from the learned tables at this step (the per-channel scales
-        are fitted afterwards, on the tokens chosen here). ``model`` is unused: a discrete quantizer's
-        :class:`CategoricalTables` and the hyperprior's coder quantise through it.
+        ``weight`` 0 is plain rounding. Bits come from the learned tables at this step (the per-channel scales
+        are fitted afterwards, on the tokens chosen here). ``model`` and ``side`` (a hyperprior's side
+        information) are unused: a discrete quantizer's :class:`CategoricalTables` and the hyperprior's coder
+        quantise through the same call.
         """
         q = np.asarray(y, np.float32) / np.float32(delta)
         down = np.floor(q)

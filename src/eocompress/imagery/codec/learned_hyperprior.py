@@ -67,11 +67,8 @@ class HyperpriorCoder:
     @staticmethod
     def _coded(mean: np.ndarray, scale: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray, bytes]:
         """Means and scales in token units at step ``delta``, on the coding grid (float64), and their digest."""
-        mu = np.rint(mean.astype(np.float64) / delta * MEAN_GRID) / MEAN_GRID
-        octaves = np.log2(np.maximum(scale.astype(np.float64) / delta, SCALE_FLOOR))
-        sd = np.exp2(np.rint(octaves * SCALE_GRID) / SCALE_GRID)
-        digest = zlib.crc32(mu.tobytes() + sd.tobytes()).to_bytes(4, "little")
-        return mu.ravel(), sd.ravel(), digest
+        mu, sd = _on_grid(mean, scale, delta)
+        return mu, sd, zlib.crc32(mu.tobytes() + sd.tobytes()).to_bytes(4, "little")
 
     def fit_scales(self, tokens: np.ndarray, delta: float, side: Any = None) -> np.ndarray | None:
         """uint8 :data:`PRIOR_SCALES` codes, one per channel, that stretch the predicted Gaussians to this scene.
@@ -89,7 +86,7 @@ class HyperpriorCoder:
         pick = slice(None, None, max(1, -(-n // FIT_SAMPLE)))
         codes, saved = np.full(tokens.shape[0], PLAIN_SCALE, np.uint8), 0.0
         for c in range(tokens.shape[0]):
-            mu, sd, _ = self._coded(mean[c].ravel()[pick], scale[c].ravel()[pick], delta)  # elementwise: sample first
+            mu, sd = _on_grid(mean[c].ravel()[pick], scale[c].ravel()[pick], delta)  # elementwise: sample first
             k = tokens[c].ravel()[pick].astype(np.float64)
             bits = np.array([_gaussian_bits(k, mu, sd * f).sum() for f in PRIOR_SCALES]) * (n / k.size)
             codes[c] = int(np.argmin(bits))
@@ -115,7 +112,7 @@ class HyperpriorCoder:
         q = np.asarray(y, np.float32) / np.float32(delta)
         out = np.empty(q.shape, np.int32)
         for c in range(q.shape[0]):  # one channel at a time: a 10980 px tile has 45 M tokens
-            mu, sd, _ = self._coded(mean[c], scale[c], delta)
+            mu, sd = _on_grid(mean[c], scale[c], delta)
             qc = q[c].ravel().astype(np.float64)
             down = np.floor(qc)
             frac = qc - down
@@ -182,6 +179,13 @@ class HyperpriorCoder:
     def fixed_length_bits(self, delta: float, scales: np.ndarray | None = None) -> int:
         """Bits per token position if every channel's tokens were stored as fixed-length indices."""
         return fixed_length_bits(self.alphabets(delta))
+
+
+def _on_grid(mean: np.ndarray, scale: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Flat float64 means and scales in token units at step ``delta``, rounded to the grid the coder codes with."""
+    mu = np.rint(mean.astype(np.float64) / delta * MEAN_GRID) / MEAN_GRID
+    octaves = np.log2(np.maximum(scale.astype(np.float64) / delta, SCALE_FLOOR))
+    return mu.ravel(), np.exp2(np.rint(octaves * SCALE_GRID) / SCALE_GRID).ravel()
 
 
 def _gaussian_bits(k: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
