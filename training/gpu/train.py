@@ -107,12 +107,12 @@ def build(name: str, base: dict, shipped: dict[str, torch.Tensor], crop: int, ba
     model = FactorizedPriorTokenizer(cfg)
     if init == "all":
         model.load_state_dict(shipped)
-    elif init not in ("transforms", "none"):  # a model folder of the same architecture: all of its weights
-        model.load_state_dict(load_file(str(ROOT / init / "model.safetensors")))
     elif init == "transforms":
         kept = {k: v for k, v in shipped.items() if k.startswith(("analysis.", "synthesis."))}
         missing, unexpected = model.load_state_dict(kept, strict=False)
         assert not unexpected and all(k.startswith(("hyper.", "prior.")) for k in missing), missing
+    elif init != "none":  # a model folder of the same architecture: all of its weights
+        model.load_state_dict(load_file(str(ROOT / init / "model.safetensors")))
     old = [p for n, p in model.named_parameters() if init != "none" and n.startswith(("analysis.", "synthesis."))]
     new = [p for p in model.parameters() if all(p is not q for q in old)]
     groups = [{"params": old, "lr": lr, "base": lr, "warm": True}, {"params": new, "lr": lr_new, "base": lr_new,
