@@ -435,19 +435,35 @@ class LearnedCodec:
         return self._to_dn(synthesis_window(self.model, lat, step, window, len(self.bands)), head, window)
 
     def _means(self, head: Header, window: tuple[int, int, int, int]) -> np.ndarray:
-        """``window`` of a file with no tokens: each band's mean (a zero standardised block), no network."""
-        return self._to_dn(np.zeros((len(self.bands), *window[2:]), np.float32), head, window)
+        """``window`` of a file with no tokens: each band's mean (a zero standardised block), no network.
+
+        One zero pixel goes through :meth:`_to_dn`'s arithmetic and is broadcast: every pixel of a zero block comes
+        to the same DNs, so this is that block's decode without a float copy of the window (a tenth of its time)."""
+        bands = len(self.bands)
+        value = self._dn_values(np.zeros((bands, 1, 1), np.float32), head)
+        out = np.empty((bands, *window[2:]), np.uint16)
+        out[...] = value
+        return self._restored(out, head, window)
 
     def _to_dn(self, z: np.ndarray, head: Header, window: tuple[int, int, int, int]) -> np.ndarray:
         """uint16 DNs of the standardised pixels ``z`` of ``window``: de-standardised, constants and nodata restored."""
-        r, c, h, w = window
+        return self._restored(self._dn_values(z, head), head, window)
+
+    @staticmethod
+    def _dn_values(z: np.ndarray, head: Header) -> np.ndarray:
+        """uint16 DNs of standardised pixels ``z`` (C, h, w; overwritten): de-standardised, rounded, 1..65535."""
         if head.klt is not None:  # components back to standardised bands, through the stored rotation
             z = head.klt.inverse(z)
         x = np.multiply(z, np.float32(head.scale), out=z)  # in place: the block is ours, and this is hot
         np.add(x, head.means[:, None, None].astype(np.float32), out=x)
         np.rint(x, out=x)
         np.minimum(np.maximum(x, 1, out=x), 65535, out=x)  # 0 stays the nodata value
-        out = x.astype(np.uint16)
+        return x.astype(np.uint16)
+
+    @staticmethod
+    def _restored(out: np.ndarray, head: Header, window: tuple[int, int, int, int]) -> np.ndarray:
+        """``out`` (uint16 DNs of ``window``) with the header's constant bands and nodata written into it."""
+        r, c, h, w = window
         for band, value in (head.constants or {}).items():
             out[band] = value
         if head.valid is not None:
