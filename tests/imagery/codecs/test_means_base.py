@@ -5,6 +5,7 @@ It is the cheapest base under an enhancement layer, kept where the network's tok
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from pathlib import Path
 
@@ -59,6 +60,20 @@ def test_the_header_alone_decodes_to_the_band_means_without_the_network(codec, w
         learned.tokens(blob)
     with pytest.raises(TokenStreamError, match="holds no tokens"):
         learned.token_indices(blob)
+
+
+def test_the_broadcast_means_are_the_zero_blocks_arithmetic(codec, water: Scene) -> None:
+    """A file with no tokens decodes by broadcasting one pixel's DNs (0.10.1): the same DNs as de-standardising a
+    zero block pixel by pixel, with the header's constant bands, nodata and band zeros restored, in any window."""
+    learned = codec.codec
+    head, _ = learned.read_header(learned.scene_encoder(water)(means_only=True))
+    assert head.valid is not None and head.band_zeros is not None  # the specks that are 0 in some bands only
+    head = dataclasses.replace(head, constants={3: 1234})
+    for window in ((0, 0, head.height, head.width), (10, 20, 30, 40), (255, 0, 1, 7)):
+        zeros = np.zeros((len(learned.bands), *window[2:]), np.float32)
+        out = learned._means(head, window)
+        assert np.array_equal(out, learned._to_dn(zeros, head, window))
+        assert (out[3][out[3] != 0] == 1234).all()
 
 
 def test_blocks_of_a_large_scene_are_the_decode(codec, water: Scene, monkeypatch) -> None:
