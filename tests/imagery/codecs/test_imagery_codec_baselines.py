@@ -109,3 +109,22 @@ def test_klt_roundtrip_with_every_component_is_near_lossless(patch) -> None:
     back = klt_inverse(planes, klt)
     err = np.abs(back.astype(np.int64) - patch.data.astype(np.int64))
     assert err.mean() < 2.0  # float16 basis and integer planes: a few DN at most
+
+
+def _codeblock_style(stream: bytes) -> int:
+    """The code-block style byte of a codestream's COD marker (marker, Lcod, Scod, SGcod 4, levels, xcb, ycb, style)."""
+    pos = stream.index(b"\xff\x52")
+    return stream[pos + 12]
+
+
+def test_a_code_block_style_reaches_the_codestream(patch) -> None:
+    """``j2k_at_size(codeblock_style="BYPASS")`` (what ``benchmarks/imagery/balanced_effort.py`` measures) sets the
+    COD marker's bypass bit; by default the style is 0, as in every file the package writes."""
+    from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
+
+    data = np.asarray(patch.data)
+    budget = data.nbytes // 100
+    plain, bypass = j2k_at_size(data, budget), j2k_at_size(data, budget, codeblock_style="BYPASS")
+    assert plain is not None and bypass is not None and len(plain) <= budget and len(bypass) <= budget
+    assert _codeblock_style(plain) == 0 and _codeblock_style(bypass) & 1
+    assert squared_dn_error(data, j2k_decode(bypass)) < 2 * squared_dn_error(data, j2k_decode(plain))

@@ -53,11 +53,14 @@ def band_stack(data: np.ndarray, coder: str) -> np.ndarray:
     return data
 
 
-def j2k_at_size(data: np.ndarray, budget: int, stats: dict[str, int] | None = None, tries: int = TRIES) -> bytes | None:
+def j2k_at_size(data: np.ndarray, budget: int, stats: dict[str, int] | None = None, tries: int = TRIES,
+                codeblock_style: str = "") -> bytes | None:
     """The largest codestream of uint16 (C, H, W) ``data`` found within ``budget`` bytes (None when none fits).
 
     OpenJPEG's rate control aims at the budget; when the stream lands over it or more than 2 % under it,
     the rate is corrected (at most ``tries`` encodes). ``stats["encodes"]`` counts the encoder runs.
+    ``codeblock_style``: GDAL's ``CODEBLOCK_STYLE`` (e.g. ``"BYPASS"``, which ``benchmarks/imagery/balanced_effort.py``
+    measures); none by default, as every file the package writes.
     """
     import rasterio
     import rasterio.shutil
@@ -84,6 +87,7 @@ def j2k_at_size(data: np.ndarray, budget: int, stats: dict[str, int] | None = No
                             ds, out.name, driver="JP2OpenJPEG", CODEC="J2K", QUALITY=f"{quality:.6f}",
                             REVERSIBLE="NO", YCC="NO", GeoJP2="NO", GMLJP2="NO", PRECINCTS="",
                             RESOLUTIONS=str(resolutions(h, w)), BLOCKXSIZE=max(w, 1024), BLOCKYSIZE=max(h, 1024),
+                            **({"CODEBLOCK_STYLE": codeblock_style} if codeblock_style else {}),
                         )
                         stream = out.read()
                     if len(stream) <= budget and (best is None or len(stream) > len(best)):
