@@ -24,9 +24,10 @@ it lets a 120 px patch reach 1/2000 (a 170 B smallest file against a 172 B budge
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property, lru_cache
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 #: The spectral front ends a model may have: the standardised bands as they are, or their KLT.
 SPECTRAL = ("bands", "klt")
@@ -104,8 +105,17 @@ def unpack_givens(data: bytes, angles: int) -> np.ndarray:
 
 
 def givens_matrix(codes: np.ndarray, bands: int) -> np.ndarray:
-    """float64 (C, C) orthogonal matrix of :func:`givens_codes` (the rotations undone in reverse order)."""
-    codes = np.asarray(codes, np.int64)
+    """float64 (C, C) orthogonal matrix of :func:`givens_codes` (the rotations undone in reverse order).
+
+    Remembered for the last files' codes (read-only): a decode reads its file's header twice, and 66 plane rotations
+    in Python took 0.5 ms each time, a tenth of a 120 px patch's decode."""
+    return _givens_matrix(np.asarray(codes, np.int64).tobytes(), bands)
+
+
+@lru_cache(maxsize=64)
+def _givens_matrix(codes_bytes: bytes, bands: int) -> np.ndarray:
+    """:func:`givens_matrix` of int64 codes as bytes."""
+    codes = np.frombuffer(codes_bytes, np.int64)
     step = 2 * np.pi / ANGLE_STEPS
     r = np.eye(bands)
     r[-1, -1] = -1.0 if codes[-1] else 1.0
@@ -115,7 +125,23 @@ def givens_matrix(codes: np.ndarray, bands: int) -> np.ndarray:
             c, s = np.cos(codes[k] * step), np.sin(codes[k] * step)
             r[[row - 1, row]] = np.array([[c, -s], [s, c]]) @ r[[row - 1, row]]
             k -= 1
+    r.setflags(write=False)
     return r
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    """The process's BLAS pools (found once)."""
+    return ThreadpoolController()
+
+
+def _product(matrix: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``matrix @ x`` on one BLAS thread: the same numbers (OpenBLAS splits no sum across threads). Right after the
+    network's synthesis torch's OpenMP threads still spin on both cores, and waking BLAS's own pool beside them took
+    1-8 ms per call, against 0.2 ms on one thread (a third of a 120 px patch's decode); a large block's product is
+    memory-bound, as fast on one thread."""
+    with _blas().limit(limits=1, user_api="blas"):
+        return matrix @ x
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,12 +209,12 @@ class Rotation:
     def forward(self, z: np.ndarray) -> np.ndarray:
         """float32 components (C, h, w) of standardised bands ``z`` (C, h, w)."""
         c, h, w = z.shape
-        return (self.matrix.T @ z.reshape(c, -1)).reshape(c, h, w).astype(np.float32, copy=False)
+        return _product(self.matrix.T, z.reshape(c, -1)).reshape(c, h, w).astype(np.float32, copy=False)
 
     def inverse(self, y: np.ndarray) -> np.ndarray:
         """float32 standardised bands (C, h, w) of components ``y`` (C, h, w): :meth:`forward` undone."""
         c, h, w = y.shape
-        return (self.inverse_matrix @ y.reshape(c, -1)).reshape(c, h, w).astype(np.float32, copy=False)
+        return _product(self.inverse_matrix, y.reshape(c, -1)).reshape(c, h, w).astype(np.float32, copy=False)
 
 
 def crop_klt(z: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
