@@ -166,7 +166,7 @@ def _group(module: str) -> str:
         return f"{parts[1]}.{parts[2]}"
     if len(parts) >= 2 and parts[1] in ("embeddings", "imagery"):
         return parts[1]  # the half's own __init__ and loose modules (imagery/places.py)
-    if len(parts) >= 2 and parts[1] in ("errors", "data", "_atomic", "_extras", "_digest", "geotiff", "_dask"):
+    if len(parts) >= 2 and parts[1] in ("errors", "data", "_atomic", "_extras", "_digest", "_blas", "geotiff", "_dask"):
         return "shared"
     return parts[1] if len(parts) >= 2 else "eocompress"
 

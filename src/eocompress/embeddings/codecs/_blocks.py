@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from eocompress._blas import single_threaded_blas
+
 #: rows per block so that one float32 block is about 256 KB (stays in L2 cache between the steps)
 BLOCK_BYTES = 256 << 10
 #: decode blocks: per-block call overhead matters more than cache there (1 MB measured 1.2-1.4x faster
@@ -24,35 +26,10 @@ BLOCK_BYTES = 256 << 10
 DECODE_BLOCK_BYTES = 1 << 20
 TRANSFORM_DECODE_BLOCK_BYTES = 4 << 20
 
-_lock = threading.Lock()
-_depth = 0
-_limiter: contextlib.ExitStack | None = None
-
 
 def n_threads() -> int:
     """Worker threads for encode/decode: the cores, at most 8."""
     return max(1, min(8, os.cpu_count() or 1))
-
-
-@contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """Hold BLAS to one thread while any block pool runs (re-entrant and thread-safe)."""
-    global _depth, _limiter
-    with _lock:
-        if _depth == 0:
-            from threadpoolctl import threadpool_limits
-
-            _limiter = contextlib.ExitStack()
-            _limiter.enter_context(threadpool_limits(limits=1, user_api="blas"))
-        _depth += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0 and _limiter is not None:
-                _limiter.close()
-                _limiter = None
 
 
 def map_blocks(fn: Callable[[np.ndarray, np.ndarray], None], arr: np.ndarray, out: np.ndarray,

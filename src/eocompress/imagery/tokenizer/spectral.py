@@ -24,10 +24,11 @@ it lets a 120 px patch reach 1/2000 (a 170 B smallest file against a 172 B budge
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache, cached_property, lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
+
+from eocompress._blas import single_threaded_blas
 
 #: The spectral front ends a model may have: the standardised bands as they are, or their KLT.
 SPECTRAL = ("bands", "klt")
@@ -129,18 +130,12 @@ def _givens_matrix(codes_bytes: bytes, bands: int) -> np.ndarray:
     return r
 
 
-@cache
-def _blas() -> ThreadpoolController:
-    """The process's BLAS pools (found once)."""
-    return ThreadpoolController()
-
-
 def _product(matrix: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``matrix @ x`` on one BLAS thread: the same numbers (OpenBLAS splits no sum across threads). Right after the
-    network's synthesis torch's OpenMP threads still spin on both cores, and waking BLAS's own pool beside them took
-    1-8 ms per call, against 0.2 ms on one thread (a third of a 120 px patch's decode); a large block's product is
+    """``matrix @ x`` on one BLAS thread (:func:`single_threaded_blas`: the same numbers). Right after the network's
+    synthesis torch's OpenMP threads still spin on both cores, and waking BLAS's own pool beside them took 1-8 ms
+    per call, against 0.2 ms on one thread (a third of a 120 px patch's decode); a large block's product is
     memory-bound, as fast on one thread."""
-    with _blas().limit(limits=1, user_api="blas"):
+    with single_threaded_blas():
         return matrix @ x
 
 
