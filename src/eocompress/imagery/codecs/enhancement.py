@@ -172,8 +172,13 @@ def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,
     if got is None:
         return None
     side, stream, err = got
+    return layer_file(base_blob, side, stream), err
+
+
+def layer_file(base_blob: bytes, side: bytes, stream: bytes) -> bytes:
+    """The whole-scene layer file (``EOE3``) of a base token file, a layer's side (KLT + filter) and its codestream."""
     body = MAGIC + struct.pack("<I", len(base_blob)) + base_blob + struct.pack("<H", len(side)) + side + stream
-    return body + struct.pack("<I", zlib.crc32(body)), err
+    return body + struct.pack("<I", zlib.crc32(body))
 
 
 def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: np.ndarray,
