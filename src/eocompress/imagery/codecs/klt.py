@@ -53,6 +53,20 @@ class KLTBasis:
         return cls(mean, basis, float(scale), lows)
 
 
+#: Steps the widest component spans in a 16-bit plane (a little headroom under 65535).
+TOP = 65000.0
+
+
+def rescaled(planes: np.ndarray, klt: KLTBasis, factor: float) -> tuple[np.ndarray, KLTBasis]:
+    """Planes scaled by ``factor`` (< 1: coarser, for a coder to fill a byte budget exactly) and the KLT that
+    decodes them: the factor goes into the stored scale and lows, so a decoder needs nothing new."""
+    scale = float(np.float32(klt.scale * factor))
+    lows = np.rint(klt.lows * (scale / klt.scale))
+    values = np.rint((planes.astype(np.float64) + klt.lows[:, None, None]) * (scale / klt.scale))
+    small = np.clip(values - lows[:, None, None], 0, 65535).astype(np.uint16)
+    return small, KLTBasis(klt.mean, klt.basis, scale, lows.astype(np.int32))
+
+
 def klt_side_bytes(bands: int, components: int) -> int:
     """Bytes of the side information of a KLT with ``components`` of ``bands``."""
     return 1 + 4 + 2 * bands + 2 * bands * components + 4 * components
@@ -69,13 +83,14 @@ def klt_forward(data: np.ndarray, components: int, valid: np.ndarray | None = No
 
 
 def klt_forward_each(data: np.ndarray, choices: Sequence[int], valid: np.ndarray | None = None,
-                     fit_pixels: int | None = None) -> Iterator[tuple[int, np.ndarray, KLTBasis]]:
+                     fit_pixels: int | None = None, top: float = TOP) -> Iterator[tuple[int, np.ndarray, KLTBasis]]:
     """(k, planes, basis) of :func:`klt_forward` for each component count in ``choices``, one fit for all.
 
     The axes are fitted once (float64 covariance) and the stack projected once on the most components
     (float32: integer DN and a float16 basis need no more), so trying several counts costs one PCA.
     ``fit_pixels``: fit the means and axes on at most that many pixels, evenly strided (a 12 x 12 covariance is
     settled long before a million pixels; the fast layer's encode spent a third of its time there).
+    ``top``: the widest kept component spans this many steps (:data:`TOP` for 16-bit coders; 12-bit for AV1).
     """
     data = np.asarray(data)
     if data.ndim != 3 or data.dtype != np.uint16:
@@ -94,7 +109,7 @@ def klt_forward_each(data: np.ndarray, choices: Sequence[int], valid: np.ndarray
     y = axes.astype(np.float32).T @ (x.astype(np.float32) - mean[:, None].astype(np.float32))
     spans = np.ptp(y, axis=1) if y.size else np.ones(len(axes.T), np.float32)
     for k in choices:
-        scale = float(np.float32(65000.0 / max(float(np.max(spans[:k])), 1e-6)))
+        scale = float(np.float32(top / max(float(np.max(spans[:k])), 1e-6)))
         ys = np.round(y[:k] * np.float32(scale))
         lows = ys.min(axis=1).astype(np.int32)
         planes = np.clip(ys - lows[:, None], 0, 65535).astype(np.uint16).reshape(-1, h, w)

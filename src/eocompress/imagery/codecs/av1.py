@@ -1,0 +1,167 @@
+"""AV1 intra codestreams (AVIF stills: libavif + libaom through imagecodecs) for the KLT planes of the fast layer.
+
+AV1's intra coder (directional and recursive-filter prediction, transforms up to 64 x 64 chosen per block, a
+multi-symbol adaptive arithmetic coder, then deblocking, CDEF and loop-restoration filters) codes the KLT
+components of a residual at 0.3-0.6 dB closer than OpenJPEG at the same bytes on training crops (docs/design/
+imagery-codec.md, 0.11.0), and at encoder speed 7 one run takes about a third of an OpenJPEG run of the 12 bands.
+The KLT planes go in three at a time as the channels of a 4:4:4 picture with the identity matrix (no colour
+transform: each channel is a component, quantised with the same step, which suits orthonormal components), the
+groups stacked vertically, 12 bits a sample; the KLT is scaled for 12 bits (:data:`TOP`). libavif's quality is an
+integer (64 quantisers), so the search lands on the largest quality that fits and then fills the rest of the room
+by scaling the planes down a little under the next quality (:func:`av1_at_size`). An AVIF file carries ~290 bytes of
+HEIF boxes, so the layer uses it only where the room is large (:data:`MIN_ROOM`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from eocompress.errors import FileFormatError, InputError
+from eocompress.imagery.codecs.jpeg2000 import band_stack
+from eocompress.imagery.codecs.klt import KLTBasis, rescaled
+
+#: Largest plane value: the KLT's widest component spans this many steps (12-bit samples, a little headroom).
+TOP = 4060
+#: libaom's speed (0 slowest … 10 fastest): on training crops 7 took 60 % of 6's time but lost 0.2-0.7 dB at 1/1000.
+SPEED = 6
+#: First quality tried (libavif's 0 … 100, 100 lossless); callers coding similar stacks pass the last one's.
+FIRST_QUALITY = 40
+#: Encoder runs at most per search (the quality, then the fill).
+TRIES = 6
+#: Smallest room the layer codes with AV1 (the AVIF boxes are ~290 B; below it HTJ2K).
+MIN_ROOM = 4096
+#: How the size moves with the quality at first (log size per quality step), before two runs measure it.
+SLOPE = 0.065
+#: How the size moves with the planes' scale (log size per log scale) for the fill, before a run measures it.
+SCALE_SLOPE = 1.3
+
+
+def is_avif(stream: bytes) -> bool:
+    """True when ``stream`` is an AVIF file (an ``ftyp`` box of brand ``avif``)."""
+    return bytes(stream[4:12]) == b"ftypavif"
+
+
+def _picture(planes: np.ndarray) -> np.ndarray:
+    """(ceil(k/3) H, W, 3) uint16 picture of (k, H, W) planes: three components a group, the groups stacked; the
+    channels a last group lacks are mid-grey (they cost a few bytes)."""
+    k, h, w = planes.shape
+    groups = -(-k // 3)
+    full = np.full((3 * groups, h, w), 2048, np.uint16)
+    full[:k] = planes
+    return np.ascontiguousarray(full.reshape(groups, 3, h, w).transpose(0, 2, 3, 1).reshape(groups * h, w, 3))
+
+
+def fits(shape: tuple[int, ...]) -> bool:
+    """True when a (k, H, W) stack is coded as AV1 here: at least 2 x 2 px (as :func:`htj2k.fits`), and its
+    picture (ceil(k/3) H rows) within AV1's 65,536."""
+    return min(shape[1:]) >= 2 and -(-shape[0] // 3) * shape[1] <= 65536 and shape[2] <= 65536
+
+
+def encode(planes: np.ndarray, quality: int, speed: int = SPEED) -> bytes:
+    """AVIF of uint16 (k, H, W) planes under 4096 at libavif ``quality`` (0 … 99)."""
+    import imagecodecs
+
+    planes = band_stack(planes, "AV1")
+    if planes.size and int(planes.max()) > 4095:
+        raise InputError(f"AV1 planes are 12-bit here, got values up to {int(planes.max())}; scale the KLT to {TOP}")
+    avif = imagecodecs.AVIF
+    return bytes(imagecodecs.avif_encode(_picture(planes), level=int(quality), speed=speed, bitspersample=12,
+                                         pixelformat=avif.PIXEL_FORMAT.YUV444,
+                                         matrix=avif.MATRIX_COEFFICIENTS.IDENTITY, numthreads=2))
+
+
+def decode(stream: bytes, components: int) -> np.ndarray:
+    """uint16 (k, H, W) planes of an AVIF file :func:`encode` wrote for ``components`` planes."""
+    import imagecodecs
+
+    try:
+        pic = np.asarray(imagecodecs.avif_decode(stream, numthreads=2))
+    except Exception as exc:  # imagecodecs raises its own error types
+        raise FileFormatError(f"AV1 layer is damaged ({exc})") from exc
+    groups = -(-components // 3)
+    if pic.ndim != 3 or pic.shape[2] != 3 or pic.shape[0] % groups:
+        raise FileFormatError(f"AV1 layer holds a {pic.shape} picture, not {components} components")
+    h, w = pic.shape[0] // groups, pic.shape[1]
+    return np.ascontiguousarray(pic.reshape(groups, h, w, 3).transpose(0, 3, 1, 2).reshape(3 * groups, h, w)
+                                [:components], dtype=np.uint16)
+
+
+def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str, float] | None = None,
+                first_quality: int = FIRST_QUALITY, speed: int | None = None,
+                tries: int = TRIES) -> tuple[bytes, KLTBasis] | None:
+    """(the largest AVIF of ``planes`` found within ``budget`` bytes, the KLT it decodes with), or None.
+
+    The quality is searched along the secant of log size over quality (integers: the largest that fits), then,
+    when that stream is more than 2 % under the budget and the next quality was over it, the planes are scaled
+    down by the factor the measured size-to-scale slope says fills 99 % of the budget and coded at the next
+    quality (the KLT's scale and lows carry the factor, :func:`klt.rescaled`). At most ``tries`` runs;
+    ``stats["encodes"]`` counts them, ``stats["quality"]`` is the quality of the stream returned.
+    """
+    if budget < 1:
+        return None
+    goal = math.log(0.99 * budget)
+    sizes: dict[int, int] = {}
+    best: tuple[bytes, KLTBasis] | None = None
+    q = min(99, max(0, int(stats.get("quality", first_quality)) if stats is not None else first_quality))
+    runs = 0
+    while runs < tries and q not in sizes:
+        stream = encode(planes, q, SPEED if speed is None else speed)
+        runs += 1
+        sizes[q] = len(stream)
+        if len(stream) <= budget and (best is None or len(stream) > len(best[0])):
+            best = stream, klt
+            if stats is not None:
+                stats["quality"] = q
+        if len(stream) >= 0.98 * budget and len(stream) <= budget:
+            break
+        q = _next_quality(sizes, goal, budget)
+        if q is None:
+            break
+    fits = [q for q, n in sizes.items() if n <= budget]
+    top = max(fits) if fits else None
+    if runs < tries and top is not None and top + 1 in sizes and sizes[top] < 0.98 * budget:
+        seen = [(0.0, math.log(sizes[top + 1]))]  # (log scale factor, log size) at the next quality
+        for _ in range(min(2, tries - runs)):  # fill: the next quality on planes a little smaller
+            (x0, y0), (x1, y1) = seen[0], seen[-1]
+            slope = (y1 - y0) / (x1 - x0) if x1 != x0 and y1 != y0 else SCALE_SLOPE
+            x = x1 + (goal - y1) / slope
+            small, small_klt = rescaled(planes, klt, math.exp(x))
+            stream = encode(small, top + 1, SPEED if speed is None else speed)
+            runs += 1
+            if len(stream) <= budget:
+                if best is None or len(stream) > len(best[0]):
+                    best = stream, small_klt
+                    if stats is not None:
+                        stats["quality"] = top + 1
+                break
+            seen.append((x, math.log(len(stream))))
+    if stats is not None:
+        stats["encodes"] = stats.get("encodes", 0) + runs
+    return best
+
+
+def _next_quality(sizes: dict[int, int], goal: float, budget: int) -> int | None:
+    """The quality to try next: between the closest runs over and under the budget by their secant, else one slope
+    step from the last; None when the largest fitting quality is found (its next one is over) or no quality is
+    left."""
+    under = [q for q, n in sizes.items() if n <= budget]
+    over = [q for q, n in sizes.items() if n > budget]
+    if under and over:
+        lo, hi = max(under), min(over)
+        if hi - lo <= 1:
+            return None
+        y0, y1 = math.log(sizes[lo]), math.log(sizes[hi])
+        guess = lo + (goal - y0) * (hi - lo) / (y1 - y0)
+        return int(min(hi - 1, max(lo + 1, round(guess))))
+    last = max(sizes) if under else min(sizes)
+    if len(sizes) >= 2:
+        qs = sorted(sizes)
+        slope = (math.log(sizes[qs[-1]]) - math.log(sizes[qs[0]])) / (qs[-1] - qs[0]) or SLOPE
+    else:
+        slope = SLOPE
+    step = (goal - math.log(sizes[last])) / max(slope, 1e-3)
+    nxt = round(last + (max(1.0, step) if under else min(-1.0, step)))
+    nxt = min(99, max(0, nxt))
+    return None if nxt in sizes else nxt
