@@ -31,18 +31,18 @@ def _residual(data_root: Path, name: str, crop: int) -> tuple[np.ndarray, np.nda
 
 def _coded(monkeypatch, res: np.ndarray, room: int, short: float = 1.0,
            **keep: int) -> tuple[tuple[bytes, bytes, float], list[int]]:
-    """The layer ``_code_residual`` makes and the component counts it coded with OpenJPEG, in order (``keep``:
-    RANKED_KEEP* overrides; ``short``: the first OpenJPEG stream is coded for that share of its room, as when
-    OpenJPEG's sizes step over the room)."""
+    """The layer ``_code_residual`` makes and the component counts it coded (AV1 or OpenJPEG), in order (``keep``:
+    RANKED_KEEP* overrides; ``short``: the first stream is coded for that share of its room, as when the coder's
+    sizes step over the room)."""
     counts: list[int] = []
-    j2k = enhancement.j2k_at_size
+    coded = enhancement._coded_planes
 
-    def spy(planes, budget, *args, **kwargs):
+    def spy(planes, klt, budget, *args, **kwargs):
         counts.append(planes.shape[0])
-        return j2k(planes, int(budget * (short if len(counts) == 1 else 1.0)), *args, **kwargs)
+        return coded(planes, klt, int(budget * (short if len(counts) == 1 else 1.0)), *args, **kwargs)
 
     with monkeypatch.context() as m:
-        m.setattr(enhancement, "j2k_at_size", spy)
+        m.setattr(enhancement, "_coded_planes", spy)
         for name, value in keep.items():
             m.setattr(enhancement, name, value)
         got = enhancement._code_residual(res, room, None, np.zeros(res.shape, bool), lambda _: 0.0)

@@ -29,7 +29,7 @@ SPEED = 6
 #: First quality tried (libavif's 0 … 100, 100 lossless); callers coding similar stacks pass the last one's.
 FIRST_QUALITY = 40
 #: Encoder runs at most per search (the quality, then the fill).
-TRIES = 6
+TRIES = 7
 #: Smallest room the layer codes with AV1 (the AVIF boxes are ~290 B; below it HTJ2K).
 MIN_ROOM = 4096
 #: How the size moves with the quality at first (log size per quality step), before two runs measure it.
@@ -95,8 +95,8 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
 
     The quality is searched along the secant of log size over quality (integers: the largest that fits), then,
     when that stream is more than 2 % under the budget and the next quality was over it, the planes are scaled
-    down by the factor the measured size-to-scale slope says fills 99 % of the budget and coded at the next
-    quality (the KLT's scale and lows carry the factor, :func:`klt.rescaled`). At most ``tries`` runs;
+    down a little and coded at the next quality, the factor aimed at 99 % of the budget along the secant of log
+    size over log factor (the KLT's scale and lows carry the factor, :func:`klt.rescaled`). At most ``tries`` runs;
     ``stats["encodes"]`` counts them, ``stats["quality"]`` is the quality of the stream returned.
     """
     if budget < 1:
@@ -123,20 +123,22 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
     top = max(fits) if fits else None
     if runs < tries and top is not None and top + 1 in sizes and sizes[top] < 0.98 * budget:
         seen = [(0.0, math.log(sizes[top + 1]))]  # (log scale factor, log size) at the next quality
-        for _ in range(min(2, tries - runs)):  # fill: the next quality on planes a little smaller
-            (x0, y0), (x1, y1) = seen[0], seen[-1]
+        for _ in range(min(3, tries - runs)):  # fill: the next quality on planes a little smaller
+            over = [p for p in seen if p[1] > math.log(budget)]
+            under = [p for p in seen if p[1] <= math.log(budget)]
+            (x0, y0), (x1, y1) = (min(over), max(under)) if over and under else (seen[0], seen[-1])
             slope = (y1 - y0) / (x1 - x0) if x1 != x0 and y1 != y0 else SCALE_SLOPE
-            x = x1 + (goal - y1) / slope
+            x = min(x1 + (goal - y1) / slope, min(p[0] for p in over) - 1e-3 if over else -1e-3)  # under the over
             small, small_klt = rescaled(planes, klt, math.exp(x))
             stream = encode(small, top + 1, SPEED if speed is None else speed)
             runs += 1
-            if len(stream) <= budget:
-                if best is None or len(stream) > len(best[0]):
-                    best = stream, small_klt
-                    if stats is not None:
-                        stats["quality"] = top + 1
-                break
             seen.append((x, math.log(len(stream))))
+            if len(stream) <= budget and (best is None or len(stream) > len(best[0])):
+                best = stream, small_klt
+                if stats is not None:
+                    stats["quality"] = top + 1
+            if best is not None and len(best[0]) >= 0.98 * budget:
+                break
     if stats is not None:
         stats["encodes"] = stats.get("encodes", 0) + runs
     return best
