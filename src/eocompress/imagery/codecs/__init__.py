@@ -1,7 +1,7 @@
 """Imagery codecs behind one interface (:class:`SceneCodec`): ours and the classical anchors.
 
 ``get_codec(name, **options)`` builds one by name: ``learned`` (what ``imagery encode`` writes),
-``jpeg2000``, ``jpeg2000-native`` (per band at native resolution), ``klt+jpeg2000`` and ``jpegxl``. The
+``jpeg2000``, ``jpeg2000-native`` (per band at native resolution), ``klt+jpeg2000``, ``klt+av1`` and ``jpegxl``. The
 registry holds factories: ``import eocompress.imagery.codecs`` and the anchors never import torch; the
 learned codec's module (and torch) is imported by the first ``get_codec("learned")``.
 """
@@ -9,7 +9,7 @@ learned codec's module (and torch) is imported by the first ``get_codec("learned
 from typing import Any
 
 # The anchors register themselves on import; none of them imports torch.
-from eocompress.imagery.codecs import jpeg2000, jpeg2000_native, jpegxl, klt  # noqa: F401
+from eocompress.imagery.codecs import jpeg2000, jpeg2000_native, jpegxl, klt, klt_av1  # noqa: F401
 from eocompress.imagery.codecs.base import SceneCodec, codec_names, get_codec, register, to_input_convention
 
 

@@ -23,7 +23,7 @@ from eocompress.imagery.codec.learned_format import pack_georef, unpack_georef
 MAGIC = b"EA"
 _F_GEO, _F_WKT, _F_AFFINE6, _F_OFFSET, _F_SIDE = 1, 2, 4, 8, 16
 #: Codec ids inside the file (a file of one anchor is refused by another).
-CODEC_IDS = {"jpeg2000": 1, "klt+jpeg2000": 2, "jpegxl": 3, "jpeg2000-native": 4}
+CODEC_IDS = {"jpeg2000": 1, "klt+jpeg2000": 2, "jpegxl": 3, "jpeg2000-native": 4, "klt+av1": 5}
 
 
 @dataclass

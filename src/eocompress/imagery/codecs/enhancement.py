@@ -1,14 +1,16 @@
-"""Enhancement layer under the learned codec's file: a learned base plus the residual coded by KLT + JPEG 2000.
+"""Enhancement layer under the learned codec's file: a learned base plus the residual coded by KLT + AV1 or JPEG 2000.
 
 The learned codec's ladder ends at its smallest trained quantisation step (``delta_min``), and a smaller
 step buys nothing (+0.1 dB at most on a held-out desert crop, then worse): the autoencoder has a
 reconstruction floor. And on ground unlike what it learned (cloud, bright desert, JPEG 2000-quantised
 bands) its bytes buy less than a linear spectral transform's. So the encoder also tries a cheaper learned
 base with the rest of the bytes coding the residual (original DN − base decode, both in the input's DN
-convention) with the project's KLT + JPEG 2000 machinery, and keeps whichever whole file is closer.
+convention) with a per-scene KLT whose components are coded by AV1 intra (since 0.11, where the room is over
+4 KB: :mod:`av1`) or JPEG 2000 (smaller rooms), and keeps whichever whole file is closer.
 The base stays a token file: its tokens are what ``imagery tokens`` exports. The cheapest base holds no tokens
 (a version-5 token file: the header alone, decoded to the band means without the network), so where the
-network does not pay the file is the KLT + JPEG 2000 anchor under the token file's header. Layout
+network does not pay the file is a KLT layer (the KLT + JPEG 2000 anchor's design, AV1 where the room is large)
+under the token file's header. Layout
 (little-endian)::
 
     magic "EOE3" | base length u32 | base token file (EOT2) | side length u16 | KLT side | filter | codestream | CRC32
@@ -30,7 +32,9 @@ codestream keeps the base alone (side and codestream lengths 0).
 Since 0.8 each side ends with the layer filter (:mod:`layer_filter`: per band a 5 x 5 Wiener filter of the decoded
 residual, fitted by the encoder, sent where it pays for its bytes; 2 bytes when no band is filtered). Layers
 written before 0.8 (``EOE1``, ``EOE2``: the side is the KLT alone) decode as they did; 0.7 refuses the new
-magics in one line rather than decoding them without their filter.
+magics in one line rather than decoding them without their filter. Since 0.11 a file whose codestream (or one
+tile's) is AV1 says so with ``EOE5`` (whole) or ``EOE6`` (tiled), the same layouts, so that releases before it
+refuse it in one line instead of reading an AV1 picture as a damaged JPEG 2000 codestream.
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ LOWER_LEVELS = (7, 4)
 #: Claras and Milan, 768 px centre crops, 1/200-1/1000): of the shares 0, 0.02 and 0.05, the smallest file was
 #: closest or tied on 14 of the 19 scene-rates where a layer fit (in a sweep of 0.02-0.1, 0.1 on none). A thin
 #: learned base decodes with artefacts that cost the residual more bytes than the base saves, so where the layer
-#: wins the file is the KLT + JPEG 2000 anchor under the token file's header: ``--no-layer`` for token archives.
+#: wins the file is the KLT layer under the token file's header: ``--no-layer`` for token archives.
 BASE_SHARE = 0.0
 #: In the ladder's upper half (the rate search's step at or below level :data:`UPPER_LEVEL`'s) the learned file at
 #: this share of the budget is also tried under a layer: the network codes the scene and the residual's KLT +
@@ -126,6 +130,9 @@ LAYER_COMPONENTS = (12, 8, 6, 4, 3)
 #: large, the two closest where it is small (a few KB: OpenJPEG's runs are cheap there and its order of the counts
 #: differs from HTJ2K's more often).
 RANKED_KEEP, RANKED_KEEP_SMALL = 1, 2
+#: The default layer codes its KLT planes with AV1 where the room holds the AVIF container (:func:`_coded_planes`):
+#: on training crops 0.3-0.7 dB closer than OpenJPEG at the same bytes (docs/design/imagery-codec.md, 0.11.0).
+#: False gives 0.10's layers (OpenJPEG everywhere), which the design page's comparison measured.
 LAYER_AV1 = True
 #: KLT component counts the fast layer tries where all of them are affordable: an HTJ2K stream has no rate
 #: allocation to leave weak components out, so fewer components often code closer (on training crops at
@@ -279,10 +286,10 @@ def _ranked_counts(res: np.ndarray, room: int, reserve: int, valid: np.ndarray |
 def _coded_planes(planes: np.ndarray, klt: KLTBasis, room: int,
                   stats: dict[str, float] | None = None) -> tuple[bytes, KLTBasis] | None:
     """(the default layer's codestream of 16-bit KLT ``planes`` within ``room`` bytes, the KLT it decodes with), or
-    None when none fits: AV1 where the room holds its container (:data:`av1.MIN_ROOM`), on the planes scaled to 12
-    bits; JPEG 2000 (OpenJPEG) in a smaller room or for a stack one pixel wide. ``stats``: shared by the searches
-    of one layer (each starts at the quality the last one found)."""
-    if LAYER_AV1 and room >= av1.MIN_ROOM and av1.fits(planes.shape):
+    None when none fits: AV1 where the room holds its container and enough bits a pixel (:func:`av1.pays`), on the
+    planes scaled to 12 bits; JPEG 2000 (OpenJPEG) in a smaller room or for a stack one pixel wide. ``stats``:
+    shared by the searches of one layer (each starts at the quality the last one found)."""
+    if LAYER_AV1 and av1.pays(room, planes.shape):
         return av1.av1_at_size(*rescaled(planes, klt, av1.TOP / TOP), room, stats)
     stream = j2k_at_size(planes, room)
     return None if stream is None else (stream, klt)

@@ -1,0 +1,119 @@
+"""The AV1 coder of the default layer's KLT planes (``codecs/av1.py``): the picture layout, the byte search, the
+rescaled KLT, one-line refusals; and that a real residual's AV1 layer is closer than OpenJPEG's at the same bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from eocompress.errors import FileFormatError, InputError
+from eocompress.imagery.codecs import av1, enhancement
+from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
+from eocompress.imagery.codecs.klt import TOP, klt_forward_each, klt_inverse_values, rescaled
+from eocompress.imagery.readers.bands import S2_L2A_BANDS
+from eocompress.imagery.readers.scenes import read_scene
+
+
+def _planes(k: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    """k smooth random 12-bit planes (each its own field)."""
+    rng = np.random.default_rng(seed)
+    x = np.stack([ndimage.gaussian_filter(rng.normal(size=(h, w)), 2) for _ in range(k)])
+    return np.rint((x - x.min()) / np.ptp(x) * 4000).astype(np.uint16)
+
+
+@pytest.mark.parametrize("k, h, w", [(1, 2, 2), (2, 17, 5), (3, 40, 33), (5, 97, 131), (12, 64, 48)])
+def test_planes_come_back_in_their_order_and_shape(k: int, h: int, w: int) -> None:
+    """Any count of planes (a last group of 1 or 2 padded), odd sizes: the same shape, dtype and order, close at a
+    high quality, and the stream is recognised as AV1 (not as a JPEG 2000 codestream)."""
+    planes = _planes(k, h, w)
+    stream = av1.encode(planes, 95)
+    assert av1.is_avif(stream) and not av1.is_avif(stream[4:])
+    out = av1.decode(stream, k)
+    assert out.shape == planes.shape and out.dtype == np.uint16
+    err = np.abs(out.astype(np.int32) - planes).mean(axis=(1, 2))
+    assert err.max() < 8  # each plane is its own, not a neighbour's (they differ by hundreds)
+
+
+def test_the_search_fills_its_budget_and_the_rescaled_klt_decodes_the_values(data_root: Path) -> None:
+    """av1_at_size on the KLT planes of a training scene (Aguas Claras, centre 256 px, 6 components): never over the
+    budget, within 3 % of it from 1/100 to 1/2000, in at most TRIES + FILL_TRIES runs; where it scaled the planes to
+    fill the room, the KLT it returns decodes them at the scene's scale (closer than the planes' own KLT would)."""
+    scene = read_scene(data_root / "imagery/oscd-s2l1c/aguasclaras/imgs_1", bands=list(S2_L2A_BANDS))
+    h, w = scene.shape
+    data = np.asarray(scene.crop((h - 256) // 2, (w - 256) // 2, 256, 256).data)
+    ((_, planes, klt),) = klt_forward_each(data, (6,), top=av1.TOP)
+    want = klt_inverse_values(planes, klt)
+    for ratio in (100, 450, 2000):
+        budget = data.nbytes // ratio
+        stats: dict[str, float] = {}
+        stream, used = av1.av1_at_size(planes, klt, budget, stats)
+        assert 0.97 * budget <= len(stream) <= budget and stats["encodes"] <= av1.TRIES + av1.FILL_TRIES
+        decoded = av1.decode(stream, 6)
+        rmse = np.sqrt(np.mean((klt_inverse_values(decoded, used) - want) ** 2))
+        assert rmse < 0.5 * want.std()  # 0.14, 0.25, 0.46 of it when measured
+        if used.scale < 0.97 * klt.scale:  # scaled to fill: read with the planes' own KLT it would be further off
+            assert np.sqrt(np.mean((klt_inverse_values(decoded, klt) - want) ** 2)) > 1.2 * rmse
+    assert av1.av1_at_size(planes, klt, 100) is None  # the container alone is ~290 B
+
+
+def test_rescaled_planes_decode_to_the_same_values() -> None:
+    """klt.rescaled: the factor lives in the stored scale and lows; a decoder reads the smaller planes as before."""
+    data = (1500 + _planes(12, 40, 40, seed=3)).astype(np.uint16)
+    ((_, planes, klt),) = klt_forward_each(data, (12,))
+    small, k2 = rescaled(planes, klt, av1.TOP / TOP)
+    assert small.max() <= 4095 and k2.to_bytes() != klt.to_bytes() and len(k2.to_bytes()) == len(klt.to_bytes())
+    assert np.abs(klt_inverse_values(small, k2) - klt_inverse_values(planes, klt)).max() <= 2
+
+
+def test_bad_planes_and_damaged_streams_are_one_line() -> None:
+    """16-bit planes are refused (the KLT must be scaled for 12 bits); a damaged or foreign stream is a file error."""
+    with pytest.raises(InputError, match="12-bit"):
+        av1.encode(np.full((3, 8, 8), 40000, np.uint16), 50)
+    stream = av1.encode(_planes(3, 16, 16), 50)
+    with pytest.raises(FileFormatError, match="AV1 layer is damaged"):
+        av1.decode(stream[:-40], 3)
+    with pytest.raises(FileFormatError, match="not 6 components"):
+        av1.decode(av1.encode(_planes(3, 15, 16), 50), 6)  # 15 rows cannot be two groups
+    assert not av1.fits((12, 1, 300)) and av1.fits((12, 2, 2))
+
+
+def test_av1_codes_a_layer_only_where_it_pays() -> None:
+    """AV1 where the room holds the AVIF container and at least MIN_BPP bits a pixel (below, OpenJPEG was closer on
+    training crops); the first quality of a search rises with the bits a pixel."""
+    shape = (12, 512, 512)
+    per_bpp = 512 * 512 // 8
+    assert av1.pays(int(0.3 * per_bpp), shape) and not av1.pays(int(0.1 * per_bpp), shape)
+    assert not av1.pays(av1.MIN_ROOM - 1, (12, 64, 64)) and not av1.pays(10**6, (12, 1, 512))
+    qualities = [av1.first_quality(int(b * per_bpp), 512, 512) for b in (0.1, 0.4, 2.0, 100.0)]
+    assert qualities == sorted(qualities) and 5 <= qualities[0] and qualities[-1] <= 95
+
+
+def test_a_city_residual_codes_closer_with_av1_than_with_openjpeg(data_root: Path) -> None:
+    """Training scene Pisa (L1C city), centre 384 px, the residual of its band means at 1/450: the AV1 layer at the same
+    room is closer than OpenJPEG's for the same component count, and the layer the encoder writes there is AV1, in a
+    file whose magic says so."""
+    scene = read_scene(data_root / "imagery/oscd-s2l1c/pisa/imgs_1", bands=list(S2_L2A_BANDS))
+    h, w = scene.shape
+    data = np.asarray(scene.crop((h - 384) // 2, (w - 384) // 2, 384, 384).data)
+    base = np.broadcast_to(np.rint(data.mean(axis=(1, 2), keepdims=True)), data.shape).astype(np.uint16)
+    res = enhancement.residual_of(data, base)
+    room = data.nbytes // 450
+    ((_, planes, klt),) = klt_forward_each(res, (6,))
+    target = res.astype(np.float32) - enhancement.SHIFT
+
+    def err(stream: bytes, used) -> float:
+        return float(np.mean((enhancement._decoded_residual(stream, used, target.shape) - target) ** 2))
+
+    j2k = j2k_at_size(planes, room - len(klt.to_bytes()))
+    assert j2k is not None and j2k_decode(j2k).shape == planes.shape
+    stream, used = enhancement._coded_planes(planes, klt, room - len(klt.to_bytes()))
+    assert av1.is_avif(stream) and len(stream) <= room - len(klt.to_bytes())
+    assert 10 * np.log10(err(j2k, klt) / err(stream, used)) > 0.2
+    side, layer, _ = enhancement._code_residual(res, room, None, np.zeros(res.shape, bool), lambda _: 0.0)
+    assert av1.is_avif(layer) and len(side) + len(layer) <= room
+    # the file says so (a release before 0.11 refuses it, not reading AV1 as JPEG 2000); JPEG 2000 layers keep EOE3
+    assert enhancement.layer_file(b"", side, layer)[:4] == enhancement.MAGIC_AV1
+    assert enhancement.layer_file(b"", side, j2k)[:4] == enhancement.MAGIC
