@@ -406,11 +406,11 @@ def evaluate(
     out: Path | None = OUT,
     codec_name: str = typer.Option(
         "learned", "--codec", help="Codec to measure: learned (what `imagery encode` writes), jpeg2000, "
-        "klt+jpeg2000 or jpegxl."
+        "klt+jpeg2000, klt+av1 or jpegxl."
     ),
     anchor: list[str] = typer.Option(
         ["jpeg2000", "klt+jpeg2000", "jpegxl"], "--anchor", "--baseline",
-        help="Anchors searched to the codec's whole-file bytes (repeatable): jpeg2000, klt+jpeg2000, jpegxl.",
+        help="Anchors searched to the codec's whole-file bytes (repeatable): jpeg2000, klt+jpeg2000, jpegxl, klt+av1.",
     ),
     ratio: float | None = typer.Option(
         None, "--ratio", help="Codec's file at most raw uint16 / RATIO (default: what `imagery encode` uses, 450)."

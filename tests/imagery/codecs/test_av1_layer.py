@@ -117,3 +117,25 @@ def test_a_city_residual_codes_closer_with_av1_than_with_openjpeg(data_root: Pat
     # the file says so (a release before 0.11 refuses it, not reading AV1 as JPEG 2000); JPEG 2000 layers keep EOE3
     assert enhancement.layer_file(b"", side, layer)[:4] == enhancement.MAGIC_AV1
     assert enhancement.layer_file(b"", side, j2k)[:4] == enhancement.MAGIC
+
+
+def test_the_klt_av1_reference_round_trips_within_its_bytes(data_root: Path) -> None:
+    """get_codec("klt+av1") on training scene Milan (centre 256 px) at 1/200: within the bytes, the DN stack and its
+    georeference back, closer than KLT + JPEG 2000 at the same bytes; another anchor's file is one line."""
+    from eocompress.imagery.codecs import get_codec
+    from eocompress.imagery.evaluation.fidelity import psnr_db
+
+    scene = read_scene(data_root / "imagery/oscd-s2l1c/milano/imgs_1", bands=list(S2_L2A_BANDS))
+    h, w = scene.shape
+    scene = scene.crop((h - 256) // 2, (w - 256) // 2, 256, 256)
+    ref, j2k = get_codec("klt+av1"), get_codec("klt+jpeg2000")
+    blob = ref.encode(scene, ratio=200)
+    assert len(blob) <= scene.data.nbytes // 200 and ref.last_components in (12, 6, 3)
+    out, georef = ref.decode(blob)
+    assert out.shape == scene.data.shape and out.dtype == np.uint16 and georef["crs"] == scene.crs
+    anchor = j2k.decode(j2k.encode(scene, target_bytes=len(blob)))[0]
+    assert psnr_db(scene.data, out) > psnr_db(scene.data, anchor)
+    with pytest.raises(FileFormatError, match="klt\\+jpeg2000"):
+        ref.decode(j2k.encode(scene, ratio=200))
+    with pytest.raises(InputError, match="cannot fit"):
+        ref.encode(scene, target_bytes=200)

@@ -176,12 +176,12 @@ def encode_layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: i
     return None if got is None else got[0]
 
 
-def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,
-           valid: np.ndarray | None, offset: int, fast: bool = False) -> tuple[bytes, float] | None:
+def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int, valid: np.ndarray | None,
+           offset: int, fast: bool = False, use_av1: bool = True) -> tuple[bytes, float] | None:
     """:func:`encode_layer` and the squared DN error of its residual (the whole file's error); ``fast``: the
-    HTJ2K layer of :func:`_code_residual`."""
+    HTJ2K layer of :func:`_code_residual`; ``use_av1=False``: OpenJPEG's layer only (to rank bases)."""
     got = _code_residual(residual_of(data, base), budget - len(base_blob) - OVERHEAD, valid, base == 0,
-                         _file_angle(data, base, offset, valid), fast)
+                         _file_angle(data, base, offset, valid), fast, use_av1)
     if got is None:
         return None
     side, stream, err = got
@@ -196,7 +196,8 @@ def layer_file(base_blob: bytes, side: bytes, stream: bytes) -> bytes:
 
 
 def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: np.ndarray,
-                   angle: Callable[[np.ndarray], float], fast: bool = False) -> tuple[bytes, bytes, float] | None:
+                   angle: Callable[[np.ndarray], float], fast: bool = False,
+                   use_av1: bool = True) -> tuple[bytes, bytes, float] | None:
     """(side: KLT + filter, codestream, squared DN error) of shifted residual ``res`` in ``room`` bytes; None when
     none fits.
 
@@ -207,7 +208,8 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     ``zeros`` (C, H, W): where the base is 0 (nodata, band zeros), which the decode sets to 0 whatever the layer
     holds, so the error there is left out: the error is the decoded file's. ``angle`` (:func:`_file_angle`) is the
     whole file's spectral angle for a decoded residual, which decides between the filter's two fits.
-    ``fast``: HTJ2K codestreams (:func:`_fast_residual`), no filter.
+    ``fast``: HTJ2K codestreams (:func:`_fast_residual`), no filter. ``use_av1=False``: OpenJPEG even where AV1 pays
+    (:func:`_coded_planes`).
     """
     if room < MIN_LAYER_BYTES:
         return None
@@ -226,7 +228,7 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
         if i >= kept and full:
             break
         want = room - len(klt.to_bytes()) - reserve
-        got = _coded_planes(planes, klt, want, searches)
+        got = _coded_planes(planes, klt, want, searches, use_av1)
         if got is None:
             continue
         stream, used = got
@@ -283,13 +285,13 @@ def _ranked_counts(res: np.ndarray, room: int, reserve: int, valid: np.ndarray |
     return counts, RANKED_KEEP if large else RANKED_KEEP_SMALL
 
 
-def _coded_planes(planes: np.ndarray, klt: KLTBasis, room: int,
-                  stats: dict[str, float] | None = None) -> tuple[bytes, KLTBasis] | None:
+def _coded_planes(planes: np.ndarray, klt: KLTBasis, room: int, stats: dict[str, float] | None = None,
+                  use_av1: bool = True) -> tuple[bytes, KLTBasis] | None:
     """(the default layer's codestream of 16-bit KLT ``planes`` within ``room`` bytes, the KLT it decodes with), or
     None when none fits: AV1 where the room holds its container and enough bits a pixel (:func:`av1.pays`), on the
     planes scaled to 12 bits; JPEG 2000 (OpenJPEG) in a smaller room or for a stack one pixel wide. ``stats``:
     shared by the searches of one layer (each starts at the quality the last one found)."""
-    if LAYER_AV1 and av1.pays(room, planes.shape):
+    if use_av1 and LAYER_AV1 and av1.pays(room, planes.shape):
         return av1.av1_at_size(*rescaled(planes, klt, av1.TOP / TOP), room, stats)
     stream = j2k_at_size(planes, room)
     return None if stream is None else (stream, klt)
@@ -412,7 +414,8 @@ def _with_filter(kind: int, fits: tuple[layer_filter.Fit, layer_filter.Fit], pla
     filter_bytes = len(chosen.to_bytes())
     if len(count.side) + len(stream) + filter_bytes > room:
         if filter_bytes not in smaller:
-            got = _coded_planes(count.planes, count.source, room - len(count.side) - filter_bytes, searches)
+            got = _coded_planes(count.planes, count.source, room - len(count.side) - filter_bytes, searches,
+                                av1.is_avif(count.stream))  # the count's own coder
             if got is None:
                 smaller[filter_bytes] = None
             else:
@@ -775,14 +778,27 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int
              bases: tuple[int | float, ...]) -> tuple[int | float | None, bytes, float]:
     """Of the rate search's file ``plain`` and, for each of ``bases``, the base file ``base_of(base)`` plus the
     residual in the rest of ``budget``: the one closest to ``data`` by squared DN error, as (its base, None
-    for ``plain``; the file; the error)."""
+    for ``plain``; the file; the error). The bases are ranked by OpenJPEG's layers (0.10's files); the closest base's
+    layer is then coded again with AV1 where it pays (since 0.11) and kept when closer: one AV1 search a file instead
+    of one a base (three near the top rate, where an AV1 search of 12 components costs several OpenJPEG ones)."""
     best: tuple[int | float | None, bytes, float] = (None, plain,
                                                       _squared_error(data, np.asarray(codec.decode(plain))))
+    layered: tuple[int | float, bytes, np.ndarray, float] | None = None  # the closest base under OpenJPEG's layer
     for base in bases:
         base_blob = base_of(base)
         if base_blob is None or len(base_blob) + OVERHEAD + MIN_LAYER_BYTES > budget:  # no room for a layer
             continue
-        got = _layer(data, base_blob, np.asarray(codec.decode(base_blob)), budget, valid, offset)
+        decoded = np.asarray(codec.decode(base_blob))
+        got = _layer(data, base_blob, decoded, budget, valid, offset, use_av1=False)
+        if got is None:
+            continue
+        if layered is None or got[1] < layered[3]:
+            layered = (base, base_blob, decoded, got[1])
+        if got[1] < best[2]:
+            best = (base, got[0], got[1])
+    if layered is not None and LAYER_AV1 and av1.pays(budget - len(layered[1]) - OVERHEAD, data.shape):
+        base, base_blob, decoded, _ = layered  # its layer again, with AV1 where it pays
+        got = _layer(data, base_blob, decoded, budget, valid, offset)
         if got is not None and got[1] < best[2]:
             best = (base, got[0], got[1])
     return best
