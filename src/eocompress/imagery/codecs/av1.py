@@ -134,9 +134,10 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
                 stats["quality"] = q
         if len(stream) >= 0.98 * budget and len(stream) <= budget:
             break
-        q = _next_quality(sizes, goal, budget)
-        if q is None:
+        nxt = _next_quality(sizes, goal, budget)
+        if nxt is None:
             break
+        q = nxt
     fits = [q for q, n in sizes.items() if n <= budget]
     top = max(fits) if fits else None
     if top is not None and top + 1 in sizes and sizes[top] < 0.98 * budget:

@@ -228,10 +228,10 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
         if i >= kept and full:
             break
         want = room - len(klt.to_bytes()) - reserve
-        got = _coded_planes(planes, klt, want, searches, use_av1)
-        if got is None:
+        coded_count = _coded_planes(planes, klt, want, searches, use_av1)
+        if coded_count is None:
             continue
-        stream, used = got
+        stream, used = coded_count
         full = full or len(stream) >= 0.98 * want
         decoded = _decoded_residual(stream, used, target.shape)
         coded.append(_Count(planes, klt, used, stream, _residual_error(target, decoded, keep)))
@@ -245,9 +245,9 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     for i, count in enumerate(coded):
         if count.err <= FILTER_MARGIN * least:  # the closest count's decode is kept, another's made again
             decoded = closest[1] if i == closest[0] else _decoded_residual(count.stream, count.klt, target.shape)
-            got = _filtered_layer(target, count, decoded, room, keep, angle, searches)
-            if best is None or got.err < best.err:
-                best = got
+            layer = _filtered_layer(target, count, decoded, room, keep, angle, searches)
+            if best is None or layer.err < best.err:
+                best = layer
     return None if best is None else (best.side, best.stream, best.err)
 
 
@@ -778,25 +778,27 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int
              bases: tuple[int | float, ...]) -> tuple[int | float | None, bytes, float]:
     """Of the rate search's file ``plain`` and, for each of ``bases``, the base file ``base_of(base)`` plus the
     residual in the rest of ``budget``: the one closest to ``data`` by squared DN error, as (its base, None
-    for ``plain``; the file; the error). The bases are ranked by OpenJPEG's layers (0.10's files); the closest base's
-    layer is then coded again with AV1 where it pays (since 0.11) and kept when closer: one AV1 search a file instead
-    of one a base (three near the top rate, where an AV1 search of 12 components costs several OpenJPEG ones)."""
+    for ``plain``; the file; the error). A single base gets its layer as it comes (AV1 where it pays, since 0.11);
+    several are ranked by OpenJPEG's layers (0.10's files) and the closest base's layer is then coded again with AV1
+    where it pays and kept when closer: one AV1 search a file instead of one a base (three near the top rate, where
+    an AV1 search of 12 components costs several OpenJPEG runs)."""
     best: tuple[int | float | None, bytes, float] = (None, plain,
                                                       _squared_error(data, np.asarray(codec.decode(plain))))
     layered: tuple[int | float, bytes, np.ndarray, float] | None = None  # the closest base under OpenJPEG's layer
+    ranked = LAYER_AV1 and len(bases) > 1  # several bases: ranked by OpenJPEG's layers, the closest then AV1's
     for base in bases:
         base_blob = base_of(base)
         if base_blob is None or len(base_blob) + OVERHEAD + MIN_LAYER_BYTES > budget:  # no room for a layer
             continue
         decoded = np.asarray(codec.decode(base_blob))
-        got = _layer(data, base_blob, decoded, budget, valid, offset, use_av1=False)
+        got = _layer(data, base_blob, decoded, budget, valid, offset, use_av1=not ranked)
         if got is None:
             continue
         if layered is None or got[1] < layered[3]:
             layered = (base, base_blob, decoded, got[1])
         if got[1] < best[2]:
             best = (base, got[0], got[1])
-    if layered is not None and LAYER_AV1 and av1.pays(budget - len(layered[1]) - OVERHEAD, data.shape):
+    if ranked and layered is not None and av1.pays(budget - len(layered[1]) - OVERHEAD, data.shape):
         base, base_blob, decoded, _ = layered  # its layer again, with AV1 where it pays
         got = _layer(data, base_blob, decoded, budget, valid, offset)
         if got is not None and got[1] < best[2]:
