@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--rd", required=True, help="a rate_distortion.py output folder (its items.jsonl)")
     ap.add_argument("--ratios", nargs="+", default=list(RATIOS))
     ap.add_argument("--patches", type=int, default=8, help="120 x 120 patches of the held-out cell, as the run had")
+    ap.add_argument("--only", default="", help="comma-separated parts of scene labels to measure (default: all)")
     ap.add_argument("--out", default=None, help="also write the tables to this markdown file")
     args = ap.parse_args()
     runs = {d["label"]: d for d in map(json.loads, (Path(args.rd) / "items.jsonl").read_text().splitlines())}
@@ -45,7 +46,7 @@ def main() -> None:
     by_kind: dict[tuple[str, str], list[tuple[float, float, float, float, float]]] = {}
     head = machine_line(IMAGERY_PACKAGES)
     print(head)
-    for item in load_items(False, args.patches, None):
+    for item in load_items(False, args.patches, [o for o in args.only.split(",") if o] or None):
         run = runs.get(item.label)
         if run is None or item.seen:
             continue
