@@ -403,8 +403,8 @@ def markdown(recs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     layered = layer_use(recs) if meta.get("effort", "default") == "default" else []
     if layered:
         L += ["", "**What our files hold.** The encoder keeps, per file, the learned token file or a cheaper learned "
-              "base + KLT residual layer (AV1 or JPEG 2000 since 0.11), whichever is closer; files with a layer, of the unseen whole "
-              "scenes and patches measured: " + "; ".join(layered) + "."]
+              "base + KLT residual layer (AV1 or JPEG 2000 since 0.11), whichever is closer; files with a layer, of "
+              "the unseen whole scenes and patches measured: " + "; ".join(layered) + "."]
     thr = throughput(recs, 450)
     if thr:
         L += ["", f"### Throughput at 1/450 ({meta['machine']}, same run)", "",
