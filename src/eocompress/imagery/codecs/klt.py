@@ -146,9 +146,15 @@ def component_choices(bands: int, budget: int) -> tuple[int, ...]:
 
 
 class KltJpeg2000Codec:
-    """Per-scene spectral KLT, then JPEG 2000 of the components; the kept count is chosen by squared error."""
+    """Per-scene spectral KLT, then JPEG 2000 of the components; the kept count is chosen by squared error.
+
+    The component counts tried (:meth:`_choices`), the coder (:meth:`_code`, :meth:`_planes`) and the planes' range
+    (:attr:`top`) are hooks, so that a KLT anchor with another coder (``klt_av1``) shares the rest.
+    """
 
     name = "klt+jpeg2000"
+    #: Steps the widest kept component spans in the coded planes.
+    top = TOP
 
     def __init__(self, bands: list[str] | None = None, components: int | None = None) -> None:
         self.bands = list(bands or DEFAULT_BANDS)
@@ -156,25 +162,40 @@ class KltJpeg2000Codec:
         self.last_encodes = 0
         self.last_components = 0
 
+    def _choices(self, bands: int, target: int) -> tuple[int, ...]:
+        """Component counts tried for a whole file of ``target`` bytes."""
+        return component_choices(bands, target)
+
+    def _code(self, planes: np.ndarray, klt: KLTBasis, room: int,
+              stats: dict[str, Any]) -> tuple[bytes, KLTBasis] | None:
+        """(codestream of ``planes`` within ``room`` bytes, the KLT it decodes with), or None when none fits."""
+        stream = j2k_at_size(planes, room, stats)
+        return None if stream is None else (stream, klt)
+
+    def _planes(self, stream: bytes, components: int) -> np.ndarray:
+        """uint16 (k, H, W) planes of a codestream; one line when it does not hold ``components``."""
+        planes = j2k_decode(stream)
+        if planes.shape[0] != components:
+            raise FileFormatError(f"codestream holds {planes.shape[0]} components, the header {components}")
+        return planes
+
     def encode(self, scene: Scene, *, ratio: float | None = None, target_bytes: int | None = None) -> bytes:
         """The whole file with the smallest squared DN error among the component counts that fit the target."""
         scene = select_bands(scene, self.bands, self.name)
         target = target_size(scene, len(self.bands), ratio, target_bytes)
         c = len(self.bands)
-        choices = (self.components,) if self.components else component_choices(c, target)
-        best, best_err, encodes = None, np.inf, 0
-        for k, planes, klt in klt_forward_each(scene.data, choices, scene.valid):
+        choices = (self.components,) if self.components else self._choices(c, target)
+        best, best_err, stats = None, np.inf, {"encodes": 0}
+        for k, planes, klt in klt_forward_each(scene.data, choices, scene.valid, top=self.top):
             head = AnchorFile(self.name, scene.offset, scene.crs, scene.transform, side=klt.to_bytes())
-            stats: dict[str, int] = {}
-            stream = j2k_at_size(planes, target - len(head.header()), stats)
-            encodes += stats.get("encodes", 0)
-            if stream is None:
+            got = self._code(planes, klt, target - len(head.header()), stats)
+            if got is None:
                 continue
-            err = squared_dn_error(scene.data, klt_inverse(j2k_decode(stream), klt))
+            err = squared_dn_error(scene.data, klt_inverse(self._planes(got[0], k), got[1]))
             if err < best_err:
-                head.stream = stream
+                head.stream, head.side = got[0], got[1].to_bytes()
                 best, best_err, self.last_components = head.to_bytes(), err, k
-        self.last_encodes = encodes
+        self.last_encodes = int(stats["encodes"])
         if best is None:
             raise InputError(f"{self.name} cannot fit {target} bytes for a {scene.shape[0]}x{scene.shape[1]} scene "
                              f"(side information alone is {klt_side_bytes(c, min(choices))} B); ask for a larger size")
@@ -184,9 +205,7 @@ class KltJpeg2000Codec:
         """uint16 (C, H, W) in the input's DN convention and its georeference."""
         f = AnchorFile.from_bytes(blob, self.name)
         klt = KLTBasis.from_bytes(f.side, len(self.bands))
-        planes = j2k_decode(f.stream)
-        if planes.shape[0] != klt.basis.shape[1]:
-            raise FileFormatError(f"codestream holds {planes.shape[0]} components, the header {klt.basis.shape[1]}")
+        planes = self._planes(f.stream, klt.basis.shape[1])
         return klt_inverse(planes, klt), f.georef(self.bands, planes.shape)
 
     def describe(self) -> dict[str, Any]:

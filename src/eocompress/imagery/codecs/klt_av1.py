@@ -16,65 +16,50 @@ import numpy as np
 
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codecs import av1
-from eocompress.imagery.codecs.base import DEFAULT_BANDS, register, select_bands, target_size
-from eocompress.imagery.codecs.container import AnchorFile
-from eocompress.imagery.codecs.klt import KLTBasis, component_choices, klt_forward_each, klt_inverse, klt_side_bytes
-from eocompress.imagery.evaluation.fidelity import squared_dn_error
+from eocompress.imagery.codecs.base import register
+from eocompress.imagery.codecs.klt import KLTBasis, KltJpeg2000Codec, component_choices, klt_side_bytes
 from eocompress.imagery.readers.scenes import Scene
 
 #: Component counts tried where all are affordable (AV1 has one quantiser for all: weak components cost bytes).
 COUNTS = (12, 6, 3)
 
 
-class KltAv1Codec:
+class KltAv1Codec(KltJpeg2000Codec):
     """Per-scene spectral KLT, then AV1 intra of the components; the kept count is chosen by squared error."""
 
     name = "klt+av1"
+    top = av1.TOP
 
     def __init__(self, bands: list[str] | None = None) -> None:
-        self.bands = list(bands or DEFAULT_BANDS)
-        self.last_encodes = 0
-        self.last_components = 0
+        super().__init__(bands)
+
+    def _choices(self, bands: int, target: int) -> tuple[int, ...]:
+        """:data:`COUNTS` where all their side information is affordable, else :func:`klt.component_choices`."""
+        if klt_side_bytes(bands, bands) <= 0.05 * target:
+            return tuple(k for k in COUNTS if k <= bands)
+        return component_choices(bands, target)
+
+    def _code(self, planes: np.ndarray, klt: KLTBasis, room: int,
+              stats: dict[str, Any]) -> tuple[bytes, KLTBasis] | None:
+        """:func:`av1.av1_at_size` (the KLT it returns carries the fill's rescaling)."""
+        return av1.av1_at_size(planes, klt, room, stats)
+
+    def _planes(self, stream: bytes, components: int) -> np.ndarray:
+        """The AV1 picture's planes; one line when the stream is not AV1."""
+        if not av1.is_avif(stream):
+            raise FileFormatError(f"{self.name} file holds no AV1 picture; the file is damaged")
+        return av1.decode(stream, components)
 
     def encode(self, scene: Scene, *, ratio: float | None = None, target_bytes: int | None = None) -> bytes:
-        """The whole file with the smallest squared DN error among the component counts that fit the target."""
-        scene = select_bands(scene, self.bands, self.name)
-        target = target_size(scene, len(self.bands), ratio, target_bytes)
-        c = len(self.bands)
-        if not av1.fits((c, *scene.shape)):
+        """:meth:`KltJpeg2000Codec.encode` with AV1; one line for a scene under 2 x 2 px."""
+        if not av1.fits((len(self.bands), *scene.shape)):
             raise InputError(f"{self.name} codes scenes of at least 2 x 2 px, got {scene.shape[0]}x{scene.shape[1]}")
-        large = klt_side_bytes(c, c) <= 0.05 * target
-        choices = tuple(k for k in COUNTS if k <= c) if large else component_choices(c, target)
-        best, best_err, stats = None, np.inf, {"encodes": 0.0}
-        for k, planes, klt in klt_forward_each(scene.data, choices, scene.valid, top=av1.TOP):
-            head = AnchorFile(self.name, scene.offset, scene.crs, scene.transform, side=klt.to_bytes())
-            got = av1.av1_at_size(planes, klt, target - len(head.header()), stats)
-            if got is None:
-                continue
-            head.stream, head.side = got[0], got[1].to_bytes()
-            err = squared_dn_error(scene.data, klt_inverse(av1.decode(got[0], k), got[1]))
-            if err < best_err:
-                best, best_err, self.last_components = head.to_bytes(), err, k
-        self.last_encodes = int(stats["encodes"])
-        if best is None:
-            raise InputError(f"{self.name} cannot fit {target} bytes for a {scene.shape[0]}x{scene.shape[1]} scene "
-                             f"(the AVIF container alone is ~290 B); ask for a larger size")
-        return best
-
-    def decode(self, blob: bytes) -> tuple[np.ndarray, dict[str, Any]]:
-        """uint16 (C, H, W) in the input's DN convention and its georeference."""
-        f = AnchorFile.from_bytes(blob, self.name)
-        if not av1.is_avif(f.stream):
-            raise FileFormatError(f"{self.name} file holds no AV1 picture; the file is damaged")
-        klt = KLTBasis.from_bytes(f.side, len(self.bands))
-        planes = av1.decode(f.stream, klt.basis.shape[1])
-        return klt_inverse(planes, klt), f.georef(self.bands, planes.shape)
+        return super().encode(scene, ratio=ratio, target_bytes=target_bytes)
 
     def describe(self) -> dict[str, Any]:
         """Name and settings."""
-        return {"name": self.name, "bands": self.bands, "transform": "per-scene PCA across bands (float16 basis)",
-                "components": f"the closest of {COUNTS} that fit", "spatial": f"AV1 intra (libaom speed {av1.SPEED})",
-                "header": "anchor file: georeference, DN offset, KLT basis"}
+        return {**super().describe(), "components": f"the closest of {COUNTS} that fit",
+                "spatial": f"AV1 intra (libaom speed {av1.SPEED})"}
 
 
 register("klt+av1", KltAv1Codec)
