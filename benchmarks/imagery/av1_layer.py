@@ -23,6 +23,7 @@ import numpy as np
 from eocompress.imagery.codecs import av1, enhancement
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size
 from eocompress.imagery.codecs.klt import TOP, KLTBasis, klt_forward_each, rescaled
+from eocompress.imagery.evaluation.fidelity import psnr_from_mse
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the training scenes
@@ -32,10 +33,9 @@ from training_scenes import SCENES, training_crops
 CITIES = tuple(s for s in SCENES if "patch" not in s and "eolearn" not in s)
 
 
-def psnr(target: np.ndarray, stream: bytes, klt: KLTBasis) -> float:
-    """PSNR (dB, peak 10000) of the residual a layer's codestream decodes to."""
-    err = float(np.mean((enhancement._decoded_residual(stream, klt, target.shape) - target) ** 2))
-    return 10 * np.log10(1e8 / err)
+def residual_db(target: np.ndarray, stream: bytes, klt: KLTBasis) -> float:
+    """PSNR (dB, the fidelity module's range) of the residual a layer's codestream decodes to."""
+    return float(psnr_from_mse(np.mean((enhancement._decoded_residual(stream, klt, target.shape) - target) ** 2)))
 
 
 def main() -> None:
@@ -59,13 +59,13 @@ def main() -> None:
                 want = room - len(klt.to_bytes())
                 t0 = time.perf_counter()
                 stream = j2k_at_size(planes, want)
-                row[f"openjpeg_{k}"] = (round(psnr(target, stream, klt), 2), round(time.perf_counter() - t0, 2))
+                row[f"openjpeg_{k}"] = (round(residual_db(target, stream, klt), 2), round(time.perf_counter() - t0, 2))
                 for speed in args.speeds:
                     stats: dict = {}
                     t0 = time.perf_counter()
                     got = av1.av1_at_size(*rescaled(planes, klt, av1.TOP / TOP), want, stats, speed=speed)
                     if got is not None:
-                        row[f"av1_s{speed}_{k}"] = (round(psnr(target, *got) - row[f"openjpeg_{k}"][0], 2),
+                        row[f"av1_s{speed}_{k}"] = (round(residual_db(target, *got) - row[f"openjpeg_{k}"][0], 2),
                                                     round(time.perf_counter() - t0, 2), int(stats["encodes"]),
                                                     round(len(got[0]) / want, 3))
             print(json.dumps(row), flush=True)
