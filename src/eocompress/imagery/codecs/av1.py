@@ -1,9 +1,9 @@
-"""AV1 intra codestreams (AVIF stills: libavif + libaom through imagecodecs) for the KLT planes of the fast layer.
+"""AV1 intra codestreams (AVIF stills: libavif + libaom through imagecodecs) for the KLT planes of the default layer.
 
 AV1's intra coder (directional and recursive-filter prediction, transforms up to 64 x 64 chosen per block, a
 multi-symbol adaptive arithmetic coder, then deblocking, CDEF and loop-restoration filters) codes the KLT
 components of a residual at 0.3-0.6 dB closer than OpenJPEG at the same bytes on training crops (docs/design/
-imagery-codec.md, 0.11.0), and at encoder speed 7 one run takes about a third of an OpenJPEG run of the 12 bands.
+imagery-codec.md, 0.11.0), for 1-10x OpenJPEG's search time at libaom speed 6 (:data:`SPEED`).
 The KLT planes go in three at a time as the channels of a 4:4:4 picture with the identity matrix (no colour
 transform: each channel is a component, quantised with the same step, which suits orthonormal components), the
 groups stacked vertically, 12 bits a sample; the KLT is scaled for 12 bits (:data:`TOP`). libavif's quality is an
@@ -47,11 +47,16 @@ def is_avif(stream: bytes) -> bool:
     return bytes(stream[4:12]) == b"ftypavif"
 
 
+def _groups(components: int) -> int:
+    """Pictures of three channels stacked for ``components`` planes: ceil(k / 3)."""
+    return -(-components // 3)
+
+
 def _picture(planes: np.ndarray) -> np.ndarray:
     """(ceil(k/3) H, W, 3) uint16 picture of (k, H, W) planes: three components a group, the groups stacked; the
     channels a last group lacks are mid-grey (they cost a few bytes)."""
     k, h, w = planes.shape
-    groups = -(-k // 3)
+    groups = _groups(k)
     full = np.full((3 * groups, h, w), 2048, np.uint16)
     full[:k] = planes
     return np.ascontiguousarray(full.reshape(groups, 3, h, w).transpose(0, 2, 3, 1).reshape(groups * h, w, 3))
@@ -60,7 +65,7 @@ def _picture(planes: np.ndarray) -> np.ndarray:
 def fits(shape: tuple[int, ...]) -> bool:
     """True when a (k, H, W) stack is coded as AV1 here: at least 2 x 2 px (as :func:`htj2k.fits`), and its
     picture (ceil(k/3) H rows) within AV1's 65,536."""
-    return min(shape[1:]) >= 2 and -(-shape[0] // 3) * shape[1] <= 65536 and shape[2] <= 65536
+    return min(shape[1:]) >= 2 and _groups(shape[0]) * shape[1] <= 65536 and shape[2] <= 65536
 
 
 def encode(planes: np.ndarray, quality: int, speed: int = SPEED) -> bytes:
@@ -84,7 +89,7 @@ def decode(stream: bytes, components: int) -> np.ndarray:
         pic = np.asarray(imagecodecs.avif_decode(stream, numthreads=2))
     except Exception as exc:  # imagecodecs raises its own error types
         raise FileFormatError(f"AV1 layer is damaged ({exc})") from exc
-    groups = -(-components // 3)
+    groups = _groups(components)
     if pic.ndim != 3 or pic.shape[2] != 3 or pic.shape[0] % groups:
         raise FileFormatError(f"AV1 layer holds a {pic.shape} picture, not {components} components")
     h, w = pic.shape[0] // groups, pic.shape[1]
@@ -105,8 +110,7 @@ def pays(room: int, shape: tuple[int, ...]) -> bool:
 
 
 def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str, float] | None = None,
-                first: int | None = None, speed: int | None = None,
-                tries: int = TRIES) -> tuple[bytes, KLTBasis] | None:
+                speed: int | None = None, tries: int = TRIES) -> tuple[bytes, KLTBasis] | None:
     """(the largest AVIF of ``planes`` found within ``budget`` bytes, the KLT it decodes with), or None.
 
     The quality is searched along the secant of log size over quality (integers: the largest that fits), then,
@@ -114,18 +118,20 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
     down a little and coded at the next quality, the factor aimed at 99 % of the budget along the secant of log
     size over log factor (the KLT's scale and lows carry the factor, :func:`klt.rescaled`). At most ``tries`` runs;
     ``stats["encodes"]`` counts them, ``stats["quality"]`` is the quality of the stream returned (and where the next
-    search with these stats starts); the first search starts at ``first`` or :func:`first_quality`.
+    search with these stats starts); the first search starts at :func:`first_quality`. ``speed``: libaom's
+    (default :data:`SPEED`).
     """
     if budget < 1:
         return None
     goal = math.log(0.99 * budget)
     sizes: dict[int, int] = {}
     best: tuple[bytes, KLTBasis] | None = None
-    start = first if first is not None else first_quality(budget, *planes.shape[1:])
+    speed = SPEED if speed is None else speed
+    start = first_quality(budget, *planes.shape[1:])
     q = min(99, max(0, int(stats.get("quality", start)) if stats is not None else start))
     runs = 0
     while runs < tries and q not in sizes:
-        stream = encode(planes, q, SPEED if speed is None else speed)
+        stream = encode(planes, q, speed)
         runs += 1
         sizes[q] = len(stream)
         if len(stream) <= budget and (best is None or len(stream) > len(best[0])):
@@ -138,8 +144,8 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
         if nxt is None:
             break
         q = nxt
-    fits = [q for q, n in sizes.items() if n <= budget]
-    top = max(fits) if fits else None
+    fitting = [q for q, n in sizes.items() if n <= budget]
+    top = max(fitting) if fitting else None
     if top is not None and top + 1 in sizes and sizes[top] < 0.98 * budget:
         seen = [(0.0, math.log(sizes[top + 1]))]  # (log scale factor, log size) at the next quality
         for _ in range(FILL_TRIES):  # fill: the next quality on planes a little smaller
@@ -149,7 +155,7 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
             slope = (y1 - y0) / (x1 - x0) if x1 != x0 and y1 != y0 else SCALE_SLOPE
             x = min(x1 + (goal - y1) / slope, min(p[0] for p in over) - 1e-3 if over else -1e-3)  # under the over
             small, small_klt = rescaled(planes, klt, math.exp(x))
-            stream = encode(small, top + 1, SPEED if speed is None else speed)
+            stream = encode(small, top + 1, speed)
             runs += 1
             seen.append((x, math.log(len(stream))))
             if len(stream) <= budget and (best is None or len(stream) > len(best[0])):

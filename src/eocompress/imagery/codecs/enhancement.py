@@ -189,7 +189,8 @@ def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int, va
 
 
 def layer_file(base_blob: bytes, side: bytes, stream: bytes) -> bytes:
-    """The whole-scene layer file (``EOE3``) of a base token file, a layer's side (KLT + filter) and its codestream."""
+    """The whole-scene layer file (``EOE3``; ``EOE5`` when the codestream is AV1) of a base token file, a layer's side
+    (KLT + filter) and its codestream."""
     magic = MAGIC_AV1 if av1.is_avif(stream) else MAGIC
     body = magic + struct.pack("<I", len(base_blob)) + base_blob + struct.pack("<H", len(side)) + side + stream
     return body + struct.pack("<I", zlib.crc32(body))
@@ -355,8 +356,8 @@ def _decoded_residual(stream: bytes, klt: KLTBasis, shape: tuple[int, ...]) -> n
 
 
 def layer_planes(stream: bytes, klt: KLTBasis) -> np.ndarray:
-    """uint16 (k, H, W) KLT planes of a layer's codestream: AV1 (the fast layer since 0.11), HTJ2K (the fast layer of
-    0.9-0.10) or JPEG 2000."""
+    """uint16 (k, H, W) KLT planes of a layer's codestream: AV1 (the default layer where it pays, since 0.11), HTJ2K
+    (the fast effort's layer) or JPEG 2000."""
     return av1.decode(stream, klt.basis.shape[1]) if av1.is_avif(stream) else htj2k.decode(stream)
 
 
