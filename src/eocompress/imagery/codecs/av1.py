@@ -8,8 +8,9 @@ The KLT planes go in three at a time as the channels of a 4:4:4 picture with the
 transform: each channel is a component, quantised with the same step, which suits orthonormal components), the
 groups stacked vertically, 12 bits a sample; the KLT is scaled for 12 bits (:data:`TOP`). libavif's quality is an
 integer (64 quantisers), so the search lands on the largest quality that fits and then fills the rest of the room
-by scaling the planes down a little under the next quality (:func:`av1_at_size`). An AVIF file carries ~290 bytes of
-HEIF boxes, so the layer uses it only where the room is large (:data:`MIN_ROOM`).
+by scaling the planes down a little under the next quality (:func:`av1_at_size`). Since 0.11.1 a codestream is the
+AV1 OBUs alone, without the ~270 bytes of HEIF boxes libavif puts around them (:mod:`avif_boxes` rebuilds them to
+decode), so small rooms (a 120 px patch, a 264 px cube) use AV1 too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 import numpy as np
 
 from eocompress.errors import FileFormatError, InputError
+from eocompress.imagery.codecs import avif_boxes
 from eocompress.imagery.codecs.jpeg2000 import band_stack
 from eocompress.imagery.codecs.klt import KLTBasis, rescaled
 
@@ -32,10 +34,12 @@ SPEED = 6
 QUALITY_AT_1BPP, QUALITY_PER_OCTAVE = 60, 14
 #: Encoder runs at most for the quality, then for the fill (:func:`av1_at_size`).
 TRIES, FILL_TRIES = 6, 3
-#: Smallest room the layer codes with AV1 (the AVIF boxes are ~290 B), and fewest bits per pixel of the scene: below
-#: ~0.15 bpp OpenJPEG's layer was closer (training crops of DSen2, Pisa, Aguas Claras, Milan, 768 px, the residual of
-#: the band means: AV1 gained -0.10..+0.36 dB at 0.19 bpp, -0.32..+0.33 at 0.13, -1.29..+0.31 at 0.06-0.10).
-MIN_ROOM, MIN_BPP = 4096, 0.16
+#: Bits a pixel of the scene from which the layer codes with AV1 alone; below, both AV1 and OpenJPEG code the planes
+#: and the closer is kept (:func:`sure`). On training crops (``benchmarks/imagery/av1_layer.py``, the residual of the
+#: band means, the closest of 12, 6 and 3 components each way) AV1 was closer everywhere from 0.43 bpp (+0.2..+1.9 dB
+#: on 120, 256 and 768 px crops), on most crops but not all below (768 px: -0.10..+0.36 dB at 0.19 bpp, -1.29..+0.31
+#: at 0.06-0.10; 256 px: -0.38..+3.3 dB at 0.10).
+SURE_BPP = 0.4
 #: How the size moves with the quality at first (log size per quality step), before two runs measure it.
 SLOPE = 0.065
 #: How the size moves with the planes' scale (log size per log scale) for the fill, before a run measures it.
@@ -43,8 +47,13 @@ SCALE_SLOPE = 1.3
 
 
 def is_avif(stream: bytes) -> bool:
-    """True when ``stream`` is an AVIF file (an ``ftyp`` box of brand ``avif``)."""
+    """True when ``stream`` is an AVIF file (an ``ftyp`` box of brand ``avif``): a layer's AV1 codestream in 0.11.0."""
     return bytes(stream[4:12]) == b"ftypavif"
+
+
+def is_av1(stream: bytes) -> bool:
+    """True when ``stream`` is a layer's AV1 codestream: the OBUs alone (since 0.11.1) or an AVIF file (0.11.0)."""
+    return avif_boxes.is_obus(stream) or is_avif(stream)
 
 
 def _groups(components: int) -> int:
@@ -69,22 +78,26 @@ def fits(shape: tuple[int, ...]) -> bool:
 
 
 def encode(planes: np.ndarray, quality: int, speed: int = SPEED) -> bytes:
-    """AVIF of uint16 (k, H, W) planes under 4096 at libavif ``quality`` (0 … 99)."""
+    """AV1 OBUs of uint16 (k, H, W) planes under 4096 at libavif ``quality`` (0 … 99), without the AVIF boxes
+    (:func:`avif_boxes.strip`; the whole AVIF file where this libavif writes other boxes than those rebuilt)."""
     import imagecodecs
 
     planes = band_stack(planes, "AV1")
     if planes.size and int(planes.max()) > 4095:
         raise InputError(f"AV1 planes are 12-bit here, got values up to {int(planes.max())}; scale the KLT to {TOP}")
     avif = imagecodecs.AVIF
-    return bytes(imagecodecs.avif_encode(_picture(planes), level=int(quality), speed=speed, bitspersample=12,
-                                         pixelformat=avif.PIXEL_FORMAT.YUV444,
-                                         matrix=avif.MATRIX_COEFFICIENTS.IDENTITY, numthreads=2))
+    stream = bytes(imagecodecs.avif_encode(_picture(planes), level=int(quality), speed=speed, bitspersample=12,
+                                           pixelformat=avif.PIXEL_FORMAT.YUV444,
+                                           matrix=avif.MATRIX_COEFFICIENTS.IDENTITY, numthreads=2))
+    return avif_boxes.strip(stream) or stream
 
 
 def decode(stream: bytes, components: int) -> np.ndarray:
-    """uint16 (k, H, W) planes of an AVIF file :func:`encode` wrote for ``components`` planes."""
+    """uint16 (k, H, W) planes of a codestream :func:`encode` wrote for ``components`` planes (OBUs or AVIF)."""
     import imagecodecs
 
+    if avif_boxes.is_obus(stream):
+        stream = avif_boxes.wrap(stream)
     try:
         pic = np.asarray(imagecodecs.avif_decode(stream, numthreads=2))
     except Exception as exc:  # imagecodecs raises its own error types
@@ -103,10 +116,10 @@ def first_quality(budget: int, height: int, width: int) -> int:
     return int(min(95, max(5, round(QUALITY_AT_1BPP + QUALITY_PER_OCTAVE * math.log2(max(bpp, 1e-3))))))
 
 
-def pays(room: int, shape: tuple[int, ...]) -> bool:
-    """True when a layer of ``room`` bytes over a (C, H, W) stack is coded with AV1: the stack fits (:func:`fits`),
-    the room holds the container (:data:`MIN_ROOM`) and is at least :data:`MIN_BPP` bits a pixel."""
-    return fits(shape) and room >= MIN_ROOM and 8 * room >= MIN_BPP * shape[1] * shape[2]
+def sure(room: int, shape: tuple[int, ...]) -> bool:
+    """True when a layer of ``room`` bytes over a (C, H, W) stack is coded with AV1 alone: at least :data:`SURE_BPP`
+    bits a pixel (below, AV1 and OpenJPEG both code it and the closer is kept). The stack must :func:`fits`."""
+    return fits(shape) and 8 * room >= SURE_BPP * shape[1] * shape[2]
 
 
 def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str, float] | None = None,

@@ -5,12 +5,12 @@ step buys nothing (+0.1 dB at most on a held-out desert crop, then worse): the a
 reconstruction floor. And on ground unlike what it learned (cloud, bright desert, JPEG 2000-quantised
 bands) its bytes buy less than a linear spectral transform's. So the encoder also tries a cheaper learned
 base with the rest of the bytes coding the residual (original DN − base decode, both in the input's DN
-convention) with a per-scene KLT whose components are coded by AV1 intra (since 0.11, where the room is over
-4 KB: :mod:`av1`) or JPEG 2000 (smaller rooms), and keeps whichever whole file is closer.
+convention) with a per-scene KLT whose components are coded by AV1 intra (since 0.11: :mod:`av1`) or JPEG 2000
+(the closer of the two at few bits a pixel), and keeps whichever whole file is closer.
 The base stays a token file: its tokens are what ``imagery tokens`` exports. The cheapest base holds no tokens
 (a version-5 token file: the header alone, decoded to the band means without the network), so where the
-network does not pay the file is a KLT layer (the KLT + JPEG 2000 anchor's design, AV1 where the room is large)
-under the token file's header. Layout
+network does not pay the file is a KLT layer (the KLT + JPEG 2000 anchor's design, with AV1) under the token
+file's header. Layout
 (little-endian)::
 
     magic "EOE3" | base length u32 | base token file (EOT2) | side length u16 | KLT side | filter | codestream | CRC32
@@ -34,7 +34,9 @@ residual, fitted by the encoder, sent where it pays for its bytes; 2 bytes when 
 written before 0.8 (``EOE1``, ``EOE2``: the side is the KLT alone) decode as they did; 0.7 refuses the new
 magics in one line rather than decoding them without their filter. Since 0.11 a file whose codestream (or one
 tile's) is AV1 says so with ``EOE5`` (whole) or ``EOE6`` (tiled), the same layouts, so that releases before it
-refuse it in one line instead of reading an AV1 picture as a damaged JPEG 2000 codestream.
+refuse it in one line instead of reading an AV1 picture as a damaged JPEG 2000 codestream; since 0.11.1 an AV1
+codestream is its OBUs alone (:mod:`avif_boxes`: ~270 B less, so small layers use AV1 too), said by ``EOE7`` (whole)
+and ``EOE8`` (tiled).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ import numpy as np
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec.learned_transforms import block_windows
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
-from eocompress.imagery.codecs import av1, htj2k, layer_filter
+from eocompress.imagery.codecs import av1, avif_boxes, htj2k, layer_filter
 from eocompress.imagery.codecs.effort import check_effort
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size
 from eocompress.imagery.codecs.klt import (
@@ -75,7 +77,11 @@ MAGIC_V07, MAGIC_TILED_V07 = b"EOE1", b"EOE2"
 #: The 0.8 layouts when a codestream is AV1 (since 0.11): a release before it refuses them in one line instead of
 #: reading an AV1 picture as a damaged JPEG 2000 codestream.
 MAGIC_AV1, MAGIC_TILED_AV1 = b"EOE5", b"EOE6"
-WHOLE, TILED = (MAGIC, MAGIC_AV1, MAGIC_V07), (MAGIC_TILED, MAGIC_TILED_AV1, MAGIC_TILED_V07)
+#: The 0.8 layouts when a codestream is AV1 OBUs without their AVIF boxes (since 0.11.1): 0.11.0 refuses them in one
+#: line instead of reading the OBUs as a damaged JPEG 2000 codestream.
+MAGIC_OBU, MAGIC_TILED_OBU = b"EOE7", b"EOE8"
+WHOLE = (MAGIC, MAGIC_AV1, MAGIC_OBU, MAGIC_V07)
+TILED = (MAGIC_TILED, MAGIC_TILED_AV1, MAGIC_TILED_OBU, MAGIC_TILED_V07)
 #: Bytes of one tile record of a tiled layer (window, side length, codestream length).
 TILE_RECORD = struct.calcsize("<IIIIHI")
 #: Residual DN + SHIFT is what the KLT sees (uint16); a residual beyond ±32767 DN is clipped.
@@ -154,7 +160,7 @@ def is_tiled(blob: bytes) -> bool:
 
 def is_filtered(blob: bytes) -> bool:
     """True when ``blob`` is an enhancement-layer file of 0.8 or later, whose sides end with the layer filter."""
-    return bytes(blob[:4]) in (MAGIC, MAGIC_TILED, MAGIC_AV1, MAGIC_TILED_AV1)
+    return bytes(blob[:4]) in (MAGIC, MAGIC_TILED, MAGIC_AV1, MAGIC_TILED_AV1, MAGIC_OBU, MAGIC_TILED_OBU)
 
 
 def residual_of(data: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -189,11 +195,21 @@ def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int, va
 
 
 def layer_file(base_blob: bytes, side: bytes, stream: bytes) -> bytes:
-    """The whole-scene layer file (``EOE3``; ``EOE5`` when the codestream is AV1) of a base token file, a layer's side
-    (KLT + filter) and its codestream."""
-    magic = MAGIC_AV1 if av1.is_avif(stream) else MAGIC
+    """The whole-scene layer file (``EOE3``; ``EOE7`` when the codestream is AV1: :func:`_magic`) of a base token
+    file, a layer's side (KLT + filter) and its codestream."""
+    magic = _magic([stream], tiled=False)
     body = magic + struct.pack("<I", len(base_blob)) + base_blob + struct.pack("<H", len(side)) + side + stream
     return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _magic(streams: list[bytes], tiled: bool) -> bytes:
+    """The magic of a layer file whose codestreams are ``streams``: the oldest layout that reads them all (AV1 OBUs:
+    ``EOE7``/``EOE8``; AVIF files: ``EOE5``/``EOE6``; JPEG 2000 and HTJ2K: ``EOE3``/``EOE4``)."""
+    if any(avif_boxes.is_obus(s) for s in streams):
+        return MAGIC_TILED_OBU if tiled else MAGIC_OBU
+    if any(av1.is_avif(s) for s in streams):
+        return MAGIC_TILED_AV1 if tiled else MAGIC_AV1
+    return MAGIC_TILED if tiled else MAGIC
 
 
 def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: np.ndarray,
@@ -229,16 +245,24 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
         if i >= kept and full:
             break
         want = room - len(klt.to_bytes()) - reserve
-        coded_count = _coded_planes(planes, klt, want, searches, use_av1)
-        if coded_count is None:
+        here: tuple[_Count, np.ndarray] | None = None  # this count's closer coding and its decode
+        for coder in _coders(want, planes.shape, use_av1):
+            coded_count = _coded_planes(planes, klt, want, searches, coder)
+            if coded_count is None:
+                continue
+            stream, used = coded_count
+            full = full or len(stream) >= 0.98 * want
+            decoded = _decoded_residual(stream, used, target.shape)
+            count = _Count(planes, klt, used, stream, _residual_error(target, decoded, keep))
+            if here is None or count.err < here[0].err:
+                here = count, decoded
+            del decoded
+        if here is None:
             continue
-        stream, used = coded_count
-        full = full or len(stream) >= 0.98 * want
-        decoded = _decoded_residual(stream, used, target.shape)
-        coded.append(_Count(planes, klt, used, stream, _residual_error(target, decoded, keep)))
-        if closest is None or coded[-1].err < coded[closest[0]].err:
-            closest = len(coded) - 1, decoded
-        del decoded
+        coded.append(here[0])
+        if closest is None or here[0].err < coded[closest[0]].err:
+            closest = len(coded) - 1, here[1]
+        del here
     if closest is None:
         return None
     least = coded[closest[0]].err
@@ -286,13 +310,21 @@ def _ranked_counts(res: np.ndarray, room: int, reserve: int, valid: np.ndarray |
     return counts, RANKED_KEEP if large else RANKED_KEEP_SMALL
 
 
+def _coders(room: int, shape: tuple[int, ...], use_av1: bool = True) -> tuple[str, ...]:
+    """The coders of the default layer's KLT planes (C, H, W) in ``room`` bytes, each tried and the closer kept:
+    AV1 alone where it is sure to be closer (:func:`av1.sure`), AV1 and OpenJPEG at fewer bits a pixel, OpenJPEG
+    alone for a stack AV1 cannot code (:func:`av1.fits`) or with ``use_av1=False`` (0.10's layers, to rank bases)."""
+    if not (use_av1 and LAYER_AV1 and av1.fits(shape)):
+        return ("jpeg2000",)
+    return ("av1",) if av1.sure(room, shape) else ("av1", "jpeg2000")
+
+
 def _coded_planes(planes: np.ndarray, klt: KLTBasis, room: int, stats: dict[str, float] | None = None,
-                  use_av1: bool = True) -> tuple[bytes, KLTBasis] | None:
-    """(the default layer's codestream of 16-bit KLT ``planes`` within ``room`` bytes, the KLT it decodes with), or
-    None when none fits: AV1 where the room holds its container and enough bits a pixel (:func:`av1.pays`), on the
-    planes scaled to 12 bits; JPEG 2000 (OpenJPEG) in a smaller room or for a stack one pixel wide. ``stats``:
-    shared by the searches of one layer (each starts at the quality the last one found)."""
-    if use_av1 and LAYER_AV1 and av1.pays(room, planes.shape):
+                  coder: str = "jpeg2000") -> tuple[bytes, KLTBasis] | None:
+    """(the codestream of 16-bit KLT ``planes`` within ``room`` bytes by ``coder``, the KLT it decodes with), or None
+    when none fits: ``"av1"`` on the planes scaled to 12 bits (:func:`av1.av1_at_size`; ``stats`` shared by the
+    searches of one layer, each starting at the quality the last one found), ``"jpeg2000"`` by OpenJPEG."""
+    if coder == "av1":
         return av1.av1_at_size(*rescaled(planes, klt, av1.TOP / TOP), room, stats)
     stream = j2k_at_size(planes, room)
     return None if stream is None else (stream, klt)
@@ -358,7 +390,7 @@ def _decoded_residual(stream: bytes, klt: KLTBasis, shape: tuple[int, ...]) -> n
 def layer_planes(stream: bytes, klt: KLTBasis) -> np.ndarray:
     """uint16 (k, H, W) KLT planes of a layer's codestream: AV1 (the default layer where it pays, since 0.11), HTJ2K
     (the fast effort's layer) or JPEG 2000."""
-    return av1.decode(stream, klt.basis.shape[1]) if av1.is_avif(stream) else htj2k.decode(stream)
+    return av1.decode(stream, klt.basis.shape[1]) if av1.is_av1(stream) else htj2k.decode(stream)
 
 
 def _residual_error(target: np.ndarray, decoded: np.ndarray, keep: np.ndarray) -> float:
@@ -416,7 +448,7 @@ def _with_filter(kind: int, fits: tuple[layer_filter.Fit, layer_filter.Fit], pla
     if len(count.side) + len(stream) + filter_bytes > room:
         if filter_bytes not in smaller:
             got = _coded_planes(count.planes, count.source, room - len(count.side) - filter_bytes, searches,
-                                av1.is_avif(count.stream))  # the count's own coder
+                                "av1" if av1.is_av1(count.stream) else "jpeg2000")  # the count's own coder
             if got is None:
                 smaller[filter_bytes] = None
             else:
@@ -559,7 +591,7 @@ def layer_coder(blob: bytes) -> str:
     """What codes an enhancement-layer file's residual: ``"AV1"`` (the default effort's layer since 0.11, where its
     room is large), ``"HTJ2K"`` (the fast effort) or ``"JPEG 2000"``; coders joined by " + " where tiles differ."""
     streams = [stream for _, _, stream in split_tiled(blob)[1]] if is_tiled(blob) else [split(blob)[2]]
-    names = {"AV1" if av1.is_avif(s) else "HTJ2K" if htj2k.is_htj2k(s) else "JPEG 2000" for s in streams if s}
+    names = {"AV1" if av1.is_av1(s) else "HTJ2K" if htj2k.is_htj2k(s) else "JPEG 2000" for s in streams if s}
     return " + ".join(sorted(names)) or "JPEG 2000"
 
 
@@ -799,7 +831,7 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int
             layered = (base, base_blob, decoded, got[1])
         if got[1] < best[2]:
             best = (base, got[0], got[1])
-    if ranked and layered is not None and av1.pays(budget - len(layered[1]) - OVERHEAD, data.shape):
+    if ranked and layered is not None and av1.fits(data.shape):
         base, base_blob, decoded, _ = layered  # its layer again, with AV1 where it pays
         got = _layer(data, base_blob, decoded, budget, valid, offset)
         if got is not None and got[1] < best[2]:
@@ -844,7 +876,7 @@ def enhance_windows(codec: Any, scene: Any, searched: Callable[[], bytes], budge
         payload += [side, stream]
     if not coded:  # no tile had room for a codestream: the rate search's file
         return searched()
-    magic = MAGIC_TILED_AV1 if any(av1.is_avif(stream) for stream in payload[1::2]) else MAGIC_TILED
+    magic = _magic(payload[1::2], tiled=True)
     body = (magic + struct.pack("<I", len(base_blob)) + base_blob + struct.pack("<I", len(records))
             + b"".join(records) + b"".join(payload))
     return body + struct.pack("<I", zlib.crc32(body))

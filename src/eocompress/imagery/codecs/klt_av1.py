@@ -46,7 +46,7 @@ class KltAv1Codec(KltJpeg2000Codec):
 
     def _planes(self, stream: bytes, components: int) -> np.ndarray:
         """The AV1 picture's planes; one line when the stream is not AV1."""
-        if not av1.is_avif(stream):
+        if not av1.is_av1(stream):
             raise FileFormatError(f"{self.name} file holds no AV1 picture; the file is damaged")
         return av1.decode(stream, components)
 
