@@ -52,7 +52,8 @@ def encode_balanced(codec: Any, scene: Scene, ratio_: int, style: str) -> bytes:
     room = budget - len(base_blob) - enhancement.OVERHEAD
     target, keep = res.astype(np.float32) - enhancement.SHIFT, base != 0
     no_filter = layer_filter.LayerFilter.none(len(codec.bands)).to_bytes()
-    counts, kept = enhancement._ranked_counts(res, room, len(no_filter), sel.valid, target, keep)
+    ranking = enhancement._ranked_counts(res, room, len(no_filter), sel.valid, target, keep)
+    counts, kept = ranking.counts, ranking.kept
     best: tuple[bytes, bytes, float] | None = None
     for _, planes, klt in counts[:kept]:
         side = klt.to_bytes() + no_filter

@@ -67,15 +67,17 @@ def test_near_the_top_the_layer_replaces_steps_below_the_trained_floor(codec, de
 
 
 def test_mid_rate_layer_is_kept_only_where_it_is_closer(codec, data_root: Path) -> None:
-    """At 1/450 a base at BASE_SHARE of the bytes + the residual is tried: kept on thick cloud over the ocean,
-    which the model codes worst, and not on an L2A farmland cube, which it codes well; never over the budget."""
+    """A base at BASE_SHARE of the bytes + the residual is tried: at 1/450 kept on thick cloud over the ocean, which
+    the model codes worst, and (since 0.11.1's AV1 layers in small rooms) on an L2A farmland cube, which it codes
+    well; at 1/1000 not on a 120 px patch of the farmland cell (a 400 B room); never over the budget."""
     cloud, farmland = _crop(data_root, "hydro patch_1", 256), _crop(data_root, "ssl4eo 20200604 L2A", 264)
-    for scene, layered in ((cloud, True), (farmland, False)):
-        plain = codec.codec.encode_scene(scene, ratio=450)
-        blob = codec.encode(scene, ratio=450)
-        assert enhancement.is_enhanced(blob) is layered and len(blob) <= scene.data.nbytes // 450
+    patch = _crop(data_root, "majortom 199U_1099R", 120)
+    for scene, ratio, layered in ((cloud, 450, True), (farmland, 450, True), (patch, 1000, False)):
+        plain = codec.codec.encode_scene(scene, ratio=ratio)
+        blob = codec.encode(scene, ratio=ratio)
+        assert enhancement.is_enhanced(blob) is layered and len(blob) <= scene.data.nbytes // ratio
         gain = _psnr(scene, codec.decode(blob)[0]) - _psnr(scene, codec.codec.decode(plain))
-        assert gain > 0.3 if layered else gain == 0  # cloud: +0.47 dB (+2.8 dB before 0.6's prior scales)
+        assert gain > 0.1 if layered else gain == 0, gain  # cloud: +0.47 dB (+2.8 dB before 0.6's prior scales)
 
 
 def test_upper_ladder_tries_the_learned_file_at_most_of_the_bytes_under_a_layer(codec, data_root: Path) -> None:
@@ -96,6 +98,43 @@ def test_upper_ladder_tries_the_learned_file_at_most_of_the_bytes_under_a_layer(
     low = codec.codec.encode_scene(city, ratio=1000)
     assert not enhancement.in_upper_ladder(codec.codec, low)
     assert enhancement._bases(codec.codec, low, 10, False) == (enhancement.BASE_SHARE,)
+
+
+def test_near_the_top_rate_two_finalists_get_the_whole_layer(codec, data_root: Path, monkeypatch) -> None:
+    """Training scene Pisa (centre 256 px) at 1/50: the three learned bases are ranked by their residual's HTJ2K layer
+    (``_rank``) and only the closest of them and the thin base get the whole (AV1) layer; the file kept is the closer
+    of those two layered files and the rate search's file. In the upper ladder (1/200) the one learned base needs no
+    ranking."""
+    scene = read_scene(data_root / "imagery/oscd-s2l1c/pisa/imgs_1", bands=list(S2_L2A_BANDS))
+    h, w = scene.shape
+    scene = scene.crop((h - 256) // 2, (w - 256) // 2, 256, 256)
+    data = np.asarray(scene.data)
+    ranked: list[float] = []
+    layered: list[tuple[bytes, float]] = []
+    rank, layer = enhancement._rank, enhancement._layer
+
+    def spy_rank(*args, **kwargs):
+        got = rank(*args, **kwargs)
+        ranked.append(got.error)
+        return got
+
+    def spy_layer(*args, **kwargs):
+        got = layer(*args, **kwargs)
+        layered.append(got)
+        return got
+
+    monkeypatch.setattr(enhancement, "_rank", spy_rank)
+    monkeypatch.setattr(enhancement, "_layer", spy_layer)
+    for ratio, learned in ((50, 3), (200, 1)):
+        ranked.clear(), layered.clear()
+        plain = codec.codec.encode_scene(scene, ratio=ratio)
+        bases = enhancement._bases(codec.codec, plain, 10, enhancement.at_top_rate(codec.codec, plain))
+        assert len([b for b in bases if b != enhancement.BASE_SHARE]) == learned
+        blob = codec.encode(scene, ratio=ratio)
+        assert len(ranked) == (learned if learned > 1 else 0) and len(layered) == 2
+        errors = [e for _, e in layered] + [enhancement._squared_error(data, np.asarray(codec.codec.decode(plain)))]
+        assert enhancement._squared_error(data, codec.decode(blob)[0]) == pytest.approx(min(errors), rel=1e-9)
+        assert len(blob) <= data.nbytes // ratio
 
 
 def test_a_layered_file_is_chosen_by_the_error_of_its_decode(codec, data_root: Path) -> None:
@@ -216,7 +255,7 @@ def test_a_large_scene_decodes_to_an_array_block_by_block(codec, data_root: Path
     plain = codec.codec.encode_scene(sc, ratio=450)
     layered = enhancement.encode_with_layer(codec.codec, windows.open_scene(
         data_root / "imagery/oscd-s2l1c/valencia/imgs_1", bands=list(S2_L2A_BANDS)), ratio=50)
-    assert layered[:4] == enhancement.MAGIC_TILED_AV1
+    assert layered[:4] == enhancement.MAGIC_TILED_OBU
     want_plain = np.concatenate([np.concatenate([b for _, b in row], axis=2) for row in _rows(
         codec.codec.decode_blocks(plain))], axis=1)
     _, pieces = enhancement.decode_layer_blocks(codec.codec, layered)
@@ -235,8 +274,9 @@ def test_a_streamed_scene_runs_the_network_over_the_whole_scene_only_when_the_la
         codec, data_root: Path, tiled, monkeypatch) -> None:
     """The base is chosen on the centre window; the whole scene's rate search (the analysis transform over every
     pixel) is only made when its file is what gets written. Held-out Abu Dhabi (desert, 799 x 785) at 1/450: the
-    header-alone base wins on the centre, and the network runs on the centre window alone; at 1/1000 the token file
-    wins, and it is the rate search's file."""
+    header-alone base wins on the centre, and the network runs on the centre window alone; on the held-out SSL4EO L2A
+    farmland cube (264²) at 1/1000 the token file wins, and it is the rate search's file (since 0.11.1's AV1 layers
+    in small rooms a layer wins on Abu Dhabi's centre at 1/1000 too)."""
     from eocompress.imagery.codec import learned
 
     monkeypatch.setattr(enhancement, "LEVEL_WINDOW", 256)
@@ -250,13 +290,14 @@ def test_a_streamed_scene_runs_the_network_over_the_whole_scene_only_when_the_la
     monkeypatch.setattr(learned, "analysis_blocks", recorded)
     src = data_root / "imagery/oscd-s2l1c/abudhabi/imgs_1"
     layered = enhancement.encode_with_layer(codec.codec, windows.open_scene(src, bands=list(S2_L2A_BANDS)), ratio=450)
-    assert layered[:4] == enhancement.MAGIC_TILED
+    assert layered[:4] == enhancement.MAGIC_TILED_OBU  # its 256 px tiles' layers are AV1 (since 0.11.1)
     assert not codec.codec.read_header(enhancement.token_file(layered))[0].has_tokens
     assert analysed == [(256, 256)]
     analysed.clear()
-    plain = enhancement.encode_with_layer(codec.codec, windows.open_scene(src, bands=list(S2_L2A_BANDS)), ratio=1000)
-    assert not enhancement.is_enhanced(plain) and analysed == [(256, 256), (799, 785)]
-    assert plain == codec.codec.encode_scene(windows.open_scene(src, bands=list(S2_L2A_BANDS)), ratio=1000)
+    cube = next(x for x in places.held_out_suite(data_root / "imagery") if x.label == "ssl4eo 20200604 L2A").path
+    plain = enhancement.encode_with_layer(codec.codec, windows.open_scene(cube, bands=list(S2_L2A_BANDS)), ratio=1000)
+    assert not enhancement.is_enhanced(plain) and analysed == [(256, 256), (264, 264)]
+    assert plain == codec.codec.encode_scene(windows.open_scene(cube, bands=list(S2_L2A_BANDS)), ratio=1000)
 
 
 def _rows(pieces):

@@ -183,11 +183,11 @@ def encode_layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: i
 
 
 def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int, valid: np.ndarray | None,
-           offset: int, fast: bool = False, use_av1: bool = True) -> tuple[bytes, float] | None:
+           offset: int, fast: bool = False, ranking: _Ranking | None = None) -> tuple[bytes, float] | None:
     """:func:`encode_layer` and the squared DN error of its residual (the whole file's error); ``fast``: the
-    HTJ2K layer of :func:`_code_residual`; ``use_av1=False``: OpenJPEG's layer only (to rank bases)."""
+    HTJ2K layer of :func:`_code_residual`; ``ranking``: the residual's :func:`_rank`, when the caller made it."""
     got = _code_residual(residual_of(data, base), budget - len(base_blob) - OVERHEAD, valid, base == 0,
-                         _file_angle(data, base, offset, valid), fast, use_av1)
+                         _file_angle(data, base, offset, valid), fast, ranking)
     if got is None:
         return None
     side, stream, err = got
@@ -214,7 +214,7 @@ def _magic(streams: list[bytes], tiled: bool) -> bytes:
 
 def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: np.ndarray,
                    angle: Callable[[np.ndarray], float], fast: bool = False,
-                   use_av1: bool = True) -> tuple[bytes, bytes, float] | None:
+                   ranking: _Ranking | None = None) -> tuple[bytes, bytes, float] | None:
     """(side: KLT + filter, codestream, squared DN error) of shifted residual ``res`` in ``room`` bytes; None when
     none fits.
 
@@ -225,44 +225,40 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     ``zeros`` (C, H, W): where the base is 0 (nodata, band zeros), which the decode sets to 0 whatever the layer
     holds, so the error there is left out: the error is the decoded file's. ``angle`` (:func:`_file_angle`) is the
     whole file's spectral angle for a decoded residual, which decides between the filter's two fits.
-    ``fast``: HTJ2K codestreams (:func:`_fast_residual`), no filter. ``use_av1=False``: OpenJPEG even where AV1 pays
-    (:func:`_coded_planes`).
+    Each count is coded by AV1, or at few bits a pixel by AV1 and OpenJPEG (:func:`_coders`), each coding a candidate
+    of its own: the filter is fitted under every candidate within :data:`FILTER_MARGIN` of the closest, so it may
+    reorder the two coders (on the held-out farmland cell at 1/1000 OpenJPEG's layer was closer unfiltered, AV1's
+    filtered). ``fast``: HTJ2K codestreams (:func:`_fast_residual`), no filter. ``ranking``: :func:`_ranked_counts`
+    of this residual and room, when the caller made it.
     """
     if room < MIN_LAYER_BYTES:
         return None
     if fast:
         return _fast_residual(res, room, valid, zeros)
     target = res.astype(np.float32) - SHIFT
-    most = layer_filter.MASK_BYTES + layer_filter.BAND_BYTES * res.shape[0]
-    reserve = most if room >= FILTER_RESERVE_AT * most else layer_filter.MASK_BYTES
+    reserve = _filter_reserve(room, res.shape[0])
     keep = ~zeros
-    coded: list[_Count] = []  # each count that fits, unfiltered
+    coded: list[_Count] = []  # each count and coder that fits, unfiltered
     closest: tuple[int, np.ndarray] | None = None  # the closest count's place in ``coded`` and its decode
-    counts, kept = _ranked_counts(res, room, reserve, valid, target, keep)
+    ranking = ranking or _ranked_counts(res, room, reserve, valid, target, keep)
+    counts, kept = ranking.counts, ranking.kept
     searches: dict[str, float] = {}  # each AV1 search starts at the quality the last one found
     full = False  # a coded stream within 2 % of its room: OpenJPEG's sizes can move in steps of a few %
     for i, (_, planes, klt) in enumerate(counts):
         if i >= kept and full:
             break
         want = room - len(klt.to_bytes()) - reserve
-        here: tuple[_Count, np.ndarray] | None = None  # this count's closer coding and its decode
-        for coder in _coders(want, planes.shape, use_av1):
+        for coder in _coders(want, planes.shape):  # each a candidate: the filter may reorder them
             coded_count = _coded_planes(planes, klt, want, searches, coder)
             if coded_count is None:
                 continue
             stream, used = coded_count
             full = full or len(stream) >= 0.98 * want
             decoded = _decoded_residual(stream, used, target.shape)
-            count = _Count(planes, klt, used, stream, _residual_error(target, decoded, keep))
-            if here is None or count.err < here[0].err:
-                here = count, decoded
+            coded.append(_Count(planes, klt, used, stream, _residual_error(target, decoded, keep)))
+            if closest is None or coded[-1].err < coded[closest[0]].err:
+                closest = len(coded) - 1, decoded
             del decoded
-        if here is None:
-            continue
-        coded.append(here[0])
-        if closest is None or here[0].err < coded[closest[0]].err:
-            closest = len(coded) - 1, here[1]
-        del here
     if closest is None:
         return None
     least = coded[closest[0]].err
@@ -276,14 +272,32 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     return None if best is None else (best.side, best.stream, best.err)
 
 
+def _filter_reserve(room: int, bands: int) -> int:
+    """Bytes a layer of ``room`` bytes sets aside for its filter: the largest filter where the room is at least
+    :data:`FILTER_RESERVE_AT` times it, else the mask alone (:func:`_filtered_layer` codes again smaller when a
+    filter does not fit)."""
+    most = layer_filter.MASK_BYTES + layer_filter.BAND_BYTES * bands
+    return most if room >= FILTER_RESERVE_AT * most else layer_filter.MASK_BYTES
+
+
+@dataclass(frozen=True)
+class _Ranking:
+    """A residual's component counts ranked by HTJ2K layers (:func:`_ranked_counts`): (k, planes, KLT) closest first,
+    how many of them to code, and the closest HTJ2K layer's squared DN error (infinite where HTJ2K coded none)."""
+
+    counts: list[tuple[int, np.ndarray, KLTBasis]]
+    kept: int
+    error: float
+
+
 def _ranked_counts(res: np.ndarray, room: int, reserve: int, valid: np.ndarray | None, target: np.ndarray,
-                   keep: np.ndarray) -> tuple[list[tuple[int, np.ndarray, KLTBasis]], int]:
-    """((k, planes, KLT) of the component counts for an OpenJPEG layer in ``room`` bytes (``reserve`` of them set
-    aside for the filter), how many to code): :data:`LAYER_COMPONENTS` (or :func:`component_choices` where the room
-    is small) closest first by the squared error of an HTJ2K layer at the same room, :data:`RANKED_KEEP` of them
-    (:data:`RANKED_KEEP_SMALL` in a small room) to code. The caller codes the next ones too while no coded stream
-    fills its room within 2 % (OpenJPEG's sizes can move in steps: on a 512² crop at 1/450, 6 components
-    came to 13,262 or 13,644 B for a 13,605 B room, whatever the rate asked).
+                   keep: np.ndarray) -> _Ranking:
+    """The component counts for a layer in ``room`` bytes (``reserve`` of them set aside for the filter):
+    :data:`LAYER_COMPONENTS` (or :func:`component_choices` where the room is small) closest first by the squared
+    error of an HTJ2K layer at the same room, :data:`RANKED_KEEP` of them (:data:`RANKED_KEEP_SMALL` in a small room)
+    to code. The caller codes the next ones too while no coded stream fills its room within 2 % (OpenJPEG's sizes
+    can move in steps: on a 512² crop at 1/450, 6 components came to 13,262 or 13,644 B for a 13,605 B room,
+    whatever the rate asked).
 
     An HTJ2K rate search costs a fraction of one OpenJPEG encode, and its order of the counts is OpenJPEG's (on
     held-out scenes at 1/200-1/1000 its pick coded within 0.1 dB of the best count's OpenJPEG layer), so the
@@ -295,7 +309,7 @@ def _ranked_counts(res: np.ndarray, room: int, reserve: int, valid: np.ndarray |
     choices = tuple(k for k in LAYER_COMPONENTS if k <= bands) if large else component_choices(bands, room)
     if not htj2k.fits(res.shape):
         every = list(klt_forward_each(res, component_choices(bands, room), valid))
-        return every, len(every)
+        return _Ranking(every, len(every), np.inf)
     counts = list(klt_forward_each(res, choices, valid))
     errors: dict[int, float] = {}  # squared DN error of each count's HTJ2K layer
     stats: dict[str, float] = {"level": htj2k.FIRST_LEVEL}
@@ -305,16 +319,28 @@ def _ranked_counts(res: np.ndarray, room: int, reserve: int, valid: np.ndarray |
             errors[k] = _residual_error(target, _decoded_residual(stream, klt, target.shape), keep)
     if not errors:
         every = [c for c in counts if c[0] in component_choices(bands, room)]
-        return every, len(every)
+        return _Ranking(every, len(every), np.inf)
     counts.sort(key=lambda c: errors.get(c[0], np.inf))  # those HTJ2K could not fit last, in choice order
-    return counts, RANKED_KEEP if large else RANKED_KEEP_SMALL
+    return _Ranking(counts, RANKED_KEEP if large else RANKED_KEEP_SMALL, min(errors.values()))
 
 
-def _coders(room: int, shape: tuple[int, ...], use_av1: bool = True) -> tuple[str, ...]:
+def _rank(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,
+          valid: np.ndarray | None) -> _Ranking | None:
+    """:func:`_ranked_counts` of the residual layer under the base file ``base_blob`` (decoded: ``base``) in the rest
+    of ``budget``; None when no layer fits. Its error ranks learned bases (:func:`_closest`)."""
+    room = budget - len(base_blob) - OVERHEAD
+    if room < MIN_LAYER_BYTES:
+        return None
+    res = residual_of(data, base)
+    return _ranked_counts(res, room, _filter_reserve(room, res.shape[0]), valid, res.astype(np.float32) - SHIFT,
+                          base != 0)
+
+
+def _coders(room: int, shape: tuple[int, ...]) -> tuple[str, ...]:
     """The coders of the default layer's KLT planes (C, H, W) in ``room`` bytes, each tried and the closer kept:
     AV1 alone where it is sure to be closer (:func:`av1.sure`), AV1 and OpenJPEG at fewer bits a pixel, OpenJPEG
-    alone for a stack AV1 cannot code (:func:`av1.fits`) or with ``use_av1=False`` (0.10's layers, to rank bases)."""
-    if not (use_av1 and LAYER_AV1 and av1.fits(shape)):
+    alone for a stack AV1 cannot code (:func:`av1.fits`) or without :data:`LAYER_AV1`."""
+    if not (LAYER_AV1 and av1.fits(shape)):
         return ("jpeg2000",)
     return ("av1",) if av1.sure(room, shape) else ("av1", "jpeg2000")
 
@@ -809,31 +835,39 @@ def _base_file(encode_at: Callable[..., bytes], raw: int, budget: int, base: int
 def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int, budget: int, plain: bytes,
              base_of: Callable[[Any], bytes | None],
              bases: tuple[int | float, ...]) -> tuple[int | float | None, bytes, float]:
-    """Of the rate search's file ``plain`` and, for each of ``bases``, the base file ``base_of(base)`` plus the
-    residual in the rest of ``budget``: the one closest to ``data`` by squared DN error, as (its base, None
-    for ``plain``; the file; the error). A single base gets its layer as it comes (AV1 where it pays, since 0.11);
-    several are ranked by OpenJPEG's layers (0.10's files) and the closest base's layer is then coded again with AV1
-    where it pays and kept when closer: one AV1 search a file instead of one a base (three near the top rate, where
-    an AV1 search of 12 components costs several OpenJPEG runs)."""
+    """Of the rate search's file ``plain`` and, for the finalists of ``bases``, the base file ``base_of(base)`` plus
+    the residual in the rest of ``budget``: the one closest to ``data`` by squared DN error, as (its base, None for
+    ``plain``; the file; the error).
+
+    The finalists (since 0.11.1) are the thin base (:data:`BASE_SHARE`) and, of the learned bases (ladder levels near
+    the top rate, :data:`HIGH_SHARE` in the upper ladder), the one whose residual an HTJ2K layer codes closest
+    (:func:`_rank`; a single learned base needs no ranking): each gets the whole layer (AV1, the filter). On training
+    crops at 1/50-1/200 (``benchmarks/imagery/base_ranking.py``, 21 scene-rates) this kept the base whose whole layer
+    is closest on 20 (0.18 dB behind it on the other), where 0.11.0's ranking of every base by its OpenJPEG layer
+    was behind on 5, by up to 0.56 dB: AV1 pays most under the thin base, whose residual holds the most, so OpenJPEG's
+    layers ranked it too low. Its layers took 13 % less time.
+    """
     best: tuple[int | float | None, bytes, float] = (None, plain,
                                                       _squared_error(data, np.asarray(codec.decode(plain))))
-    layered: tuple[int | float, bytes, np.ndarray, float] | None = None  # the closest base under OpenJPEG's layer
-    ranked = LAYER_AV1 and len(bases) > 1  # several bases: ranked by OpenJPEG's layers, the closest then AV1's
-    for base in bases:
+    learned = [base for base in bases if base != BASE_SHARE]
+    leader: tuple[float, int | float, bytes, np.ndarray, _Ranking | None] | None = None  # the learned finalist
+    for base in learned:
         base_blob = base_of(base)
         if base_blob is None or len(base_blob) + OVERHEAD + MIN_LAYER_BYTES > budget:  # no room for a layer
             continue
         decoded = np.asarray(codec.decode(base_blob))
-        got = _layer(data, base_blob, decoded, budget, valid, offset, use_av1=not ranked)
-        if got is None:
-            continue
-        if layered is None or got[1] < layered[3]:
-            layered = (base, base_blob, decoded, got[1])
-        if got[1] < best[2]:
-            best = (base, got[0], got[1])
-    if ranked and layered is not None and av1.fits(data.shape):
-        base, base_blob, decoded, _ = layered  # its layer again, with AV1 where it pays
-        got = _layer(data, base_blob, decoded, budget, valid, offset)
+        ranking = _rank(data, base_blob, decoded, budget, valid) if len(learned) > 1 else None
+        score = ranking.error if ranking is not None else 0.0
+        if leader is None or score < leader[0]:
+            leader = (score, base, base_blob, decoded, ranking)
+        del decoded
+    finalists = [leader[1:]] if leader is not None else []
+    if BASE_SHARE in bases:
+        thin = base_of(BASE_SHARE)
+        if thin is not None and len(thin) + OVERHEAD + MIN_LAYER_BYTES <= budget:
+            finalists.append((BASE_SHARE, thin, np.asarray(codec.decode(thin)), None))
+    for base, base_blob, decoded, ranking in finalists:
+        got = _layer(data, base_blob, decoded, budget, valid, offset, ranking=ranking)
         if got is not None and got[1] < best[2]:
             best = (base, got[0], got[1])
     return best

@@ -1,0 +1,92 @@
+"""Which bases get the whole (AV1) layer near the top of the ladder: the table behind 0.11.1's ``enhancement._closest``.
+
+For each training scene (``benchmarks/training_scenes.py``; never the held-out suite), its centre crop and each rate,
+every base the encoder tries there (``enhancement._bases``: ladder levels 10, 7 and 4 near the top rate, the learned
+file at 85 % of the bytes in the upper ladder, the thin base everywhere) is measured three ways: the squared error of
+the residual's closest HTJ2K layer (``enhancement._rank``), of its whole layer with OpenJPEG only (0.11.0's ranking:
+``LAYER_AV1`` off) and of its whole default layer (AV1, the filter). Printed per scene-rate: the base each rule keeps
+and how many dB its whole layer is behind the best base's (the best of every base's whole layer), with the seconds each
+rule spends on layers:
+
+- ``openjpeg`` (0.11.0): every base ranked by its OpenJPEG layer, the winner's layer coded again with AV1;
+- ``htj2k+thin`` (0.11.1): the learned bases ranked by HTJ2K, the closest and the thin base each get the whole layer.
+
+    EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/imagery/base_ranking.py \\
+        --side 512 --rates 50 100 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from eocompress.imagery.codecs import enhancement, get_codec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the training scenes
+from training_scenes import SCENES, training_crops
+
+
+def _timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def _lost(rows: dict, base: float, best: float) -> float:
+    """dB the whole layer under ``base`` is behind the best base's."""
+    return round(10 * math.log10(rows[base]["whole"] / rows[best]["whole"]), 3)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--side", type=int, default=512)
+    ap.add_argument("--rates", type=int, nargs="+", default=[50, 100, 200])
+    args = ap.parse_args()
+    codec = get_codec("learned").codec
+    for rel, scene in training_crops(SCENES, args.side, codec.bands):
+        data, valid, offset = np.asarray(scene.data), scene.valid, int(scene.offset)
+        encode_at = codec.scene_encoder(scene)
+        for rate in args.rates:
+            budget = data.nbytes // rate
+            plain = encode_at(ratio=rate)
+            bases = enhancement._bases(codec, plain, 10, enhancement.at_top_rate(codec, plain))
+            rows = {}
+            for base in bases:
+                blob = enhancement._base_file(encode_at, data.nbytes, budget, base)
+                if blob is None or len(blob) + enhancement.OVERHEAD + enhancement.MIN_LAYER_BYTES > budget:
+                    continue
+                decoded = np.asarray(codec.decode(blob))
+                ranking, t_rank = _timed(enhancement._rank, data, blob, decoded, budget, valid)
+                enhancement.LAYER_AV1 = False
+                openjpeg, t_oj = _timed(enhancement._layer, data, blob, decoded, budget, valid, offset)
+                enhancement.LAYER_AV1 = True
+                whole, t_av1 = _timed(enhancement._layer, data, blob, decoded, budget, valid, offset)
+                if ranking is None or openjpeg is None or whole is None:
+                    continue
+                rows[base] = {"htj2k": ranking.error, "openjpeg": openjpeg[1], "whole": whole[1],
+                              "t": (t_rank, t_oj, t_av1)}
+            if not rows:
+                continue
+            best = min(rows, key=lambda b: rows[b]["whole"])
+            learned = [b for b in rows if b != enhancement.BASE_SHARE]
+            by_oj = min(rows, key=lambda b: rows[b]["openjpeg"])
+            lead = min(learned, key=lambda b: rows[b]["htj2k"]) if learned else None
+            finalists = [b for b in (lead, enhancement.BASE_SHARE) if b in rows]
+            by_new = min(finalists, key=lambda b: rows[b]["whole"])
+
+            t_old = sum(r["t"][1] for r in rows.values()) + rows[by_oj]["t"][2]
+            t_new = (sum(rows[b]["t"][0] for b in learned) if len(learned) > 1 else 0.0) + sum(
+                rows[b]["t"][2] for b in finalists)
+            print(json.dumps({"scene": rel, "side": data.shape[1], "rate": rate, "bases": [str(b) for b in rows],
+                              "best": str(best), "openjpeg": [str(by_oj), _lost(rows, by_oj, best), round(t_old, 2)],
+                              "htj2k+thin": [str(by_new), _lost(rows, by_new, best), round(t_new, 2)]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
