@@ -136,9 +136,9 @@ LAYER_COMPONENTS = (12, 8, 6, 4, 3)
 #: large, the two closest where it is small (a few KB: OpenJPEG's runs are cheap there and its order of the counts
 #: differs from HTJ2K's more often).
 RANKED_KEEP, RANKED_KEEP_SMALL = 1, 2
-#: The default layer codes its KLT planes with AV1 where the room holds the AVIF container (:func:`_coded_planes`):
-#: on training crops 0.3-0.7 dB closer than OpenJPEG at the same bytes (docs/design/imagery-codec.md, 0.11.0).
-#: False gives 0.10's layers (OpenJPEG everywhere), which the design page's comparison measured.
+#: The default layer codes its KLT planes with AV1 (:func:`_coders`): on training crops 0.3-0.7 dB closer than
+#: OpenJPEG at the same bytes on 768 px crops, 0.3-1.5 dB on 120-256 px (docs/design/imagery-codec.md, 0.11.0 and
+#: 0.11.1). False: OpenJPEG everywhere (0.10's layers; ``benchmarks/imagery/base_ranking.py`` measures with it).
 LAYER_AV1 = True
 #: KLT component counts the fast layer tries where all of them are affordable: an HTJ2K stream has no rate
 #: allocation to leave weak components out, so fewer components often code closer (on training crops at
@@ -775,9 +775,10 @@ def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int =
     get the residual in the rest (+0.3-0.5 dB at 1/50-1/100 on held-out crops). Lower, in the ladder's upper half
     (:func:`in_upper_ladder`), the learned file at :data:`HIGH_SHARE` of the bytes does. At every rate the thin base of
     :data:`BASE_SHARE` (the smallest file) does too: where the network codes a scene worse than a linear spectral
-    transform (cloud, bright ground, most whole L1C scenes) the residual's KLT + JPEG 2000 spends the bytes
-    better. The whole file with the smallest squared DN error is kept, ``blob`` itself included, so a layer is
-    only ever chosen when it is closer.
+    transform (cloud, bright ground, most whole L1C scenes) the residual's KLT + AV1 spends the bytes better. Where
+    several learned bases compete, only the one an HTJ2K layer ranks closest gets the whole layer, beside the thin
+    base (:func:`_closest`). The whole file with the smallest squared DN error is kept, ``blob`` itself included, so
+    a layer is only ever chosen when it is closer.
     ``encode_at`` is the codec's :meth:`scene_encoder` of ``scene`` when the caller has it (the analysis
     transform then runs once for every base).
     """
