@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from eocompress.imagery.codecs import enhancement, get_codec
+from eocompress.imagery.evaluation.fidelity import psnr_from_mse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the training scenes
 from training_scenes import SCENES, training_crops
@@ -40,8 +40,9 @@ def _timed(fn, *args, **kwargs):
 
 
 def _lost(rows: dict, base: float, best: float) -> float:
-    """dB the whole layer under ``base`` is behind the best base's."""
-    return round(10 * math.log10(rows[base]["whole"] / rows[best]["whole"]), 3)
+    """dB the whole layer under ``base`` is behind the best base's (the same pixels: the squared errors' scale
+    cancels)."""
+    return round(float(psnr_from_mse(rows[best]["whole"]) - psnr_from_mse(rows[base]["whole"])), 3)
 
 
 def main() -> None:

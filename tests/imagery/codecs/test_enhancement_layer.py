@@ -100,11 +100,11 @@ def test_upper_ladder_tries_the_learned_file_at_most_of_the_bytes_under_a_layer(
     assert enhancement._bases(codec.codec, low, 10, False) == (enhancement.BASE_SHARE,)
 
 
-def test_near_the_top_rate_two_finalists_get_the_whole_layer(codec, data_root: Path, monkeypatch) -> None:
+def test_near_the_top_rate_only_the_finalists_get_the_whole_layer(codec, data_root: Path, monkeypatch) -> None:
     """Training scene Pisa (centre 256 px) at 1/50: the three learned bases are ranked by their residual's HTJ2K layer
-    (``_rank``) and only the closest of them and the thin base get the whole (AV1) layer; the file kept is the closer
-    of those two layered files and the rate search's file. In the upper ladder (1/200) the one learned base needs no
-    ranking."""
+    (``_rank``) and only the LEARNED_FINALISTS closest of them and the thin base get the whole (AV1) layer; the file
+    kept is the closest of those layered files and the rate search's file. In the upper ladder (1/200) the one learned
+    base needs no ranking."""
     scene = read_scene(data_root / "imagery/oscd-s2l1c/pisa/imgs_1", bands=list(S2_L2A_BANDS))
     h, w = scene.shape
     scene = scene.crop((h - 256) // 2, (w - 256) // 2, 256, 256)
@@ -131,7 +131,8 @@ def test_near_the_top_rate_two_finalists_get_the_whole_layer(codec, data_root: P
         bases = enhancement._bases(codec.codec, plain, 10, enhancement.at_top_rate(codec.codec, plain))
         assert len([b for b in bases if b != enhancement.BASE_SHARE]) == learned
         blob = codec.encode(scene, ratio=ratio)
-        assert len(ranked) == (learned if learned > 1 else 0) and len(layered) == 2
+        finalists = min(learned, enhancement.LEARNED_FINALISTS)
+        assert len(ranked) == (learned if learned > finalists else 0) and len(layered) == finalists + 1
         errors = [e for _, e in layered] + [enhancement._squared_error(data, np.asarray(codec.codec.decode(plain)))]
         assert enhancement._squared_error(data, codec.decode(blob)[0]) == pytest.approx(min(errors), rel=1e-9)
         assert len(blob) <= data.nbytes // ratio

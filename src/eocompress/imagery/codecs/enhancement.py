@@ -140,6 +140,12 @@ RANKED_KEEP, RANKED_KEEP_SMALL = 1, 2
 #: OpenJPEG at the same bytes on 768 px crops, 0.3-1.5 dB on 120-256 px (docs/design/imagery-codec.md, 0.11.0 and
 #: 0.11.1). False: OpenJPEG everywhere (0.10's layers; ``benchmarks/imagery/base_ranking.py`` measures with it).
 LAYER_AV1 = True
+#: Learned bases that get the whole layer beside the thin base where several compete (near the top rate: ladder levels
+#: 10, 7 and 4), the closest by their residual's HTJ2K layer (:func:`_closest`). On training crops at 1/50-1/100
+#: (``benchmarks/imagery/base_ranking.py --rates 50 100``) two kept the best base on 14 of 14 scene-rates, one on 13
+#: (Pisa 1/50: 0.18 dB behind; on the held-out suite one lost 0.09-0.21 dB at 1/50 on three whole scenes), for a
+#: third AV1 layer: about 0.11.0's layer time.
+LEARNED_FINALISTS = 2
 #: KLT component counts the fast layer tries where all of them are affordable: an HTJ2K stream has no rate
 #: allocation to leave weak components out, so fewer components often code closer (on training crops at
 #: 1/200-1/1000 the best of 12, 6 and 3 was within 0.05 dB of the best of 12, 8, 6, 4 and 3).
@@ -776,8 +782,8 @@ def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int =
     (:func:`in_upper_ladder`), the learned file at :data:`HIGH_SHARE` of the bytes does. At every rate the thin base of
     :data:`BASE_SHARE` (the smallest file) does too: where the network codes a scene worse than a linear spectral
     transform (cloud, bright ground, most whole L1C scenes) the residual's KLT + AV1 spends the bytes better. Where
-    several learned bases compete, only the one an HTJ2K layer ranks closest gets the whole layer, beside the thin
-    base (:func:`_closest`). The whole file with the smallest squared DN error is kept, ``blob`` itself included, so
+    several learned bases compete, only those an HTJ2K layer ranks closest get the whole layer, beside the thin base
+    (:func:`_closest`). The whole file with the smallest squared DN error is kept, ``blob`` itself included, so
     a layer is only ever chosen when it is closer.
     ``encode_at`` is the codec's :meth:`scene_encoder` of ``scene`` when the caller has it (the analysis
     transform then runs once for every base).
@@ -841,28 +847,26 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int
     ``plain``; the file; the error).
 
     The finalists (since 0.11.1) are the thin base (:data:`BASE_SHARE`) and, of the learned bases (ladder levels near
-    the top rate, :data:`HIGH_SHARE` in the upper ladder), the one whose residual an HTJ2K layer codes closest
-    (:func:`_rank`; a single learned base needs no ranking): each gets the whole layer (AV1, the filter). On training
-    crops at 1/50-1/200 (``benchmarks/imagery/base_ranking.py``, 21 scene-rates) this kept the base whose whole layer
-    is closest on 20 (0.18 dB behind it on the other), where 0.11.0's ranking of every base by its OpenJPEG layer
-    was behind on 5, by up to 0.56 dB: AV1 pays most under the thin base, whose residual holds the most, so OpenJPEG's
-    layers ranked it too low. Its layers took 13 % less time.
+    the top rate, :data:`HIGH_SHARE` in the upper ladder), the :data:`LEARNED_FINALISTS` whose residuals an HTJ2K
+    layer codes closest (:func:`_rank`; no ranking where there are no more): each gets the whole layer (AV1, the
+    filter). On training crops at 1/50-1/200 (``benchmarks/imagery/base_ranking.py``) 0.11.0's ranking of every base by
+    its OpenJPEG layer was behind the best base's whole layer on 5 of 21 scene-rates, by up to 0.56 dB: AV1 pays most
+    under the thin base, whose residual holds the most, so OpenJPEG's layers ranked it too low.
     """
     best: tuple[int | float | None, bytes, float] = (None, plain,
                                                       _squared_error(data, np.asarray(codec.decode(plain))))
     learned = [base for base in bases if base != BASE_SHARE]
-    leader: tuple[float, int | float, bytes, np.ndarray, _Ranking | None] | None = None  # the learned finalist
+    ranked: list[tuple[float, int | float, bytes, np.ndarray, _Ranking | None]] = []  # the learned finalists so far
     for base in learned:
         base_blob = base_of(base)
         if base_blob is None or len(base_blob) + OVERHEAD + MIN_LAYER_BYTES > budget:  # no room for a layer
             continue
         decoded = np.asarray(codec.decode(base_blob))
-        ranking = _rank(data, base_blob, decoded, budget, valid) if len(learned) > 1 else None
-        score = ranking.error if ranking is not None else 0.0
-        if leader is None or score < leader[0]:
-            leader = (score, base, base_blob, decoded, ranking)
+        ranking = _rank(data, base_blob, decoded, budget, valid) if len(learned) > LEARNED_FINALISTS else None
+        ranked.append((ranking.error if ranking is not None else 0.0, base, base_blob, decoded, ranking))
+        ranked = sorted(ranked, key=lambda r: r[0])[:LEARNED_FINALISTS]  # the others' decodes are let go
         del decoded
-    finalists = [leader[1:]] if leader is not None else []
+    finalists = [r[1:] for r in ranked]
     if BASE_SHARE in bases:
         thin = base_of(BASE_SHARE)
         if thin is not None and len(thin) + OVERHEAD + MIN_LAYER_BYTES <= budget:
