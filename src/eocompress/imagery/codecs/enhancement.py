@@ -142,10 +142,11 @@ RANKED_KEEP, RANKED_KEEP_SMALL = 1, 2
 LAYER_AV1 = True
 #: Learned bases that get the whole layer beside the thin base where several compete (near the top rate: ladder levels
 #: 10, 7 and 4), the closest by their residual's HTJ2K layer (:func:`_closest`). On training crops at 1/50-1/100
-#: (``benchmarks/imagery/base_ranking.py --rates 50 100``) two kept the best base on 14 of 14 scene-rates, one on 13
-#: (Pisa 1/50: 0.18 dB behind; on the held-out suite one lost 0.09-0.21 dB at 1/50 on three whole scenes), for a
-#: third AV1 layer: about 0.11.0's layer time.
-LEARNED_FINALISTS = 2
+#: (``benchmarks/imagery/base_ranking.py --rates 50 100``) two kept the best base on 14 of 14 scene-rates and one on
+#: 13 (Pisa 1/50: 0.18 dB behind), but two took 35 % more layer time (a third AV1 layer and its filter fit); a partial
+#: held-out run with two (the first 10 scenes) confirmed the cost, 1.5x the encode time at 1/50-1/200, for the same
+#: files on 9 scenes and +0.05 dB on one at 1/50 (docs/design/imagery-codec.md, 0.11.1): one.
+LEARNED_FINALISTS = 1
 #: KLT component counts the fast layer tries where all of them are affordable: an HTJ2K stream has no rate
 #: allocation to leave weak components out, so fewer components often code closer (on training crops at
 #: 1/200-1/1000 the best of 12, 6 and 3 was within 0.05 dB of the best of 12, 8, 6, 4 and 3).
