@@ -1,6 +1,6 @@
 """The HEIF boxes around one AV1 still picture, as libavif writes them for the layer's pictures.
 
-An AVIF file of the layer (:mod:`av1`) is ~260 bytes of boxes (``ftyp``, ``meta`` with the item's location, size,
+An AVIF file of the layer (:mod:`av1`) is ~270 bytes of boxes (``ftyp``, ``meta`` with the item's location, size,
 channels, AV1 configuration and colour, ``mdat``) around the AV1 OBUs, which say the same things again in their
 sequence header. A layer of a few KB (a 264 px cube or a 120 px patch at 1/200-1/1000) would spend 5-20 % of its
 bytes on them, so a layer stores the OBUs alone (:func:`strip`) and the decoder rebuilds the file (:func:`wrap`)
@@ -111,6 +111,7 @@ def _leb128(data: bytes, at: int) -> tuple[int, int]:
 
 
 def _box(kind: bytes, payload: bytes) -> bytes:
+    """A box: 32-bit size, type, payload."""
     return struct.pack(">I", 8 + len(payload)) + kind + payload
 
 

@@ -247,7 +247,8 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     keep = ~zeros
     coded: list[_Count] = []  # each count and coder that fits, unfiltered
     closest: tuple[int, np.ndarray] | None = None  # the closest count's place in ``coded`` and its decode
-    ranking = ranking or _ranked_counts(res, room, reserve, valid, target, keep)
+    if ranking is None:
+        ranking = _ranked_counts(res, room, reserve, valid, target, keep)
     counts, kept = ranking.counts, ranking.kept
     searches: dict[str, float] = {}  # each AV1 search starts at the quality the last one found
     full = False  # a coded stream within 2 % of its room: OpenJPEG's sizes can move in steps of a few %
