@@ -838,7 +838,12 @@ def _base_file(encode_at: Callable[..., bytes], raw: int, budget: int, base: int
             thin = encode_at(smallest=True)  # below the smallest file the codec makes: that file
     else:
         thin = encode_at(means_only=True)
-    return thin if len(thin) + OVERHEAD + MIN_LAYER_BYTES <= budget else None
+    return thin if _leaves_room(thin, budget) else None
+
+
+def _leaves_room(base_blob: bytes, budget: int) -> bool:
+    """True when a base file leaves room in ``budget`` for a layer of at least :data:`MIN_LAYER_BYTES`."""
+    return len(base_blob) + OVERHEAD + MIN_LAYER_BYTES <= budget
 
 
 def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int, budget: int, plain: bytes,
@@ -861,7 +866,7 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int
     ranked: list[tuple[float, int | float, bytes, np.ndarray, _Ranking | None]] = []  # the learned finalists so far
     for base in learned:
         base_blob = base_of(base)
-        if base_blob is None or len(base_blob) + OVERHEAD + MIN_LAYER_BYTES > budget:  # no room for a layer
+        if base_blob is None or not _leaves_room(base_blob, budget):
             continue
         decoded = np.asarray(codec.decode(base_blob))
         ranking = _rank(data, base_blob, decoded, budget, valid) if len(learned) > LEARNED_FINALISTS else None
@@ -871,7 +876,7 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int
     finalists = [r[1:] for r in ranked]
     if BASE_SHARE in bases:
         thin = base_of(BASE_SHARE)
-        if thin is not None and len(thin) + OVERHEAD + MIN_LAYER_BYTES <= budget:
+        if thin is not None and _leaves_room(thin, budget):
             finalists.append((BASE_SHARE, thin, np.asarray(codec.decode(thin)), None))
     for base, base_blob, decoded, ranking in finalists:
         got = _layer(data, base_blob, decoded, budget, valid, offset, ranking=ranking)
