@@ -97,6 +97,25 @@ def test_the_fit_takes_off_noise_and_pays_only_where_bytes_are_cheap() -> None:
                                                                             axis=(1, 2)))
 
 
+def test_the_fit_pixels_drawn_once_give_the_same_fits() -> None:
+    """A layer draws the fit's pixels once (``fit_samples``) for all its candidates: bands larger than FIT_PIXELS
+    (sampled at random) and with pixels left out, the fits on the drawn samples are the fits ``fit`` draws itself,
+    bit for bit, and a band with too few kept pixels draws nothing."""
+    truth, noisy = _smooth_and_noisy(bands=3, side=560, seed=5)  # 313,600 pixels a band: sampled
+    keep = np.ones(truth.shape, bool)
+    keep[1, :40] = False
+    keep[2] = False
+    keep[2, :2, :10] = True  # 20 pixels: too few for six taps
+    samples = layer_filter.fit_samples(keep)
+    assert samples[2] is None and samples[0][0] == 560 * 560 and samples[1][0] == 520 * 560
+    assert samples[0][1].size == samples[1][1].size == layer_filter.FIT_PIXELS
+    assert not np.array_equal(samples[0][1][:100], samples[1][1][:100])  # each band its own draw
+    for drawn, itself in zip(layer_filter.fit(noisy, truth, keep, samples), layer_filter.fit(noisy, truth, keep),
+                             strict=True):
+        assert np.array_equal(drawn.filter.taps, itself.filter.taps) and np.array_equal(drawn.gains, itself.gains)
+    assert np.any(layer_filter.fit(noisy, truth, keep, samples)[0].gains[:2] > 0)
+
+
 def test_the_taps_sum_to_one_so_a_flat_dark_region_keeps_its_level() -> None:
     """A decode whose contrast JPEG 2000 squeezed (a bright cloud beside flat dark water): a free fit would undo the
     squeeze by scaling the band around its mean, moving the water; the fitted taps sum to one, so the water's level

@@ -25,6 +25,18 @@ def test_reflectance_dn_removes_offset_and_clips() -> None:
     np.testing.assert_array_equal(reflectance_dn(dn, 0), [0, 500, 1000, 1500, 10000])
 
 
+def test_reflectance_dn_in_place_is_the_same_numbers_in_the_callers_array() -> None:
+    """An encoder measuring many decodes converts in place: the same values, written into its float64 array; any
+    other dtype is refused in one line instead of converted behind the caller's back."""
+    dn = np.array([[0.0, 500, 1000, 1500, 12000, 65535]])
+    want = reflectance_dn(dn, 1000)
+    got = reflectance_dn(dn, 1000, in_place=True)
+    assert got is dn
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(EOCompressError, match="float64"):
+        reflectance_dn(np.array([1, 2], np.uint16), 0, in_place=True)
+
+
 def test_psnr_known_value_and_mask() -> None:
     o = np.full((2, 8, 8), 5000.0)
     r = o + 100.0  # RMSE 100 of 10000 -> 40 dB

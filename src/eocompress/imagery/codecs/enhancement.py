@@ -46,6 +46,7 @@ import itertools
 import struct
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,10 +272,11 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
         return None
     least = coded[closest[0]].err
     best: _Coded | None = None
+    samples = layer_filter.fit_samples(keep)  # the filter's fit pixels, the same under every candidate
     for i, count in enumerate(coded):
         if count.err <= FILTER_MARGIN * least:  # the closest count's decode is kept, another's made again
             decoded = closest[1] if i == closest[0] else _decoded_residual(count.stream, count.klt, target.shape)
-            layer = _filtered_layer(target, count, decoded, room, keep, angle, searches)
+            layer = _filtered_layer(target, count, decoded, room, keep, angle, samples, searches)
             if best is None or layer.err < best.err:
                 best = layer
     return None if best is None else (best.side, best.stream, best.err)
@@ -444,7 +446,8 @@ def _residual_error(target: np.ndarray, decoded: np.ndarray, keep: np.ndarray) -
 
 
 def _filtered_layer(target: np.ndarray, count: _Count, decoded: np.ndarray, room: int, keep: np.ndarray,
-                    angle: Callable[[np.ndarray], float], searches: dict[str, float] | None = None) -> _Coded:
+                    angle: Callable[[np.ndarray], float], samples: layer_filter.Samples | None = None,
+                    searches: dict[str, float] | None = None) -> _Coded:
     """The layer of ``count`` (whose codestream decodes to ``decoded``) with the filter of the bands where it pays.
 
     The filter is fitted two ways (:func:`layer_filter.fit`): taps that sum to one, which never move a flat
@@ -452,13 +455,17 @@ def _filtered_layer(target: np.ndarray, count: _Count, decoded: np.ndarray, room
     closer **and** the whole file's mean spectral angle (``angle``) is no wider than with the taps that sum to one
     (or than unfiltered, when those do not pay): on training scenes this took the better of the two fits on all 20
     scene-rates with a layer (``benchmarks/imagery/layer_filter.py``). Either filter is kept only when it is closer
-    than the count's codestream unfiltered at the full room.
+    than the count's codestream unfiltered at the full room. ``samples``: the fit's pixels
+    (:func:`layer_filter.fit_samples` of ``keep``), drawn once per layer.
     """
     plain = _Coded(count.side + layer_filter.LayerFilter.none(target.shape[0]).to_bytes(), count.stream, count.err,
                    decoded)
-    fits = layer_filter.fit(decoded, target, keep)
+    if samples is None:
+        samples = layer_filter.fit_samples(keep)
+    fits = layer_filter.fit(decoded, target, keep, samples)
     smaller: dict[int, tuple[bytes, np.ndarray, tuple[layer_filter.Fit, layer_filter.Fit]] | None] = {}
-    unit, free = (_with_filter(kind, fits, plain, count, room, target, keep, smaller, searches) for kind in (0, 1))
+    unit, free = (_with_filter(kind, fits, plain, count, room, target, keep, smaller, samples, searches)
+                  for kind in (0, 1))
     if free.err < unit.err and angle(free.decoded) <= angle(unit.decoded):
         return free
     return unit
@@ -466,7 +473,7 @@ def _filtered_layer(target: np.ndarray, count: _Count, decoded: np.ndarray, room
 
 def _with_filter(kind: int, fits: tuple[layer_filter.Fit, layer_filter.Fit], plain: _Coded, count: _Count,
                  room: int, target: np.ndarray, keep: np.ndarray, smaller: dict[int, Any],
-                 searches: dict[str, float] | None = None) -> _Coded:
+                 samples: layer_filter.Samples, searches: dict[str, float] | None = None) -> _Coded:
     """The layer of ``count`` with fit ``kind`` (0: taps that sum to one, 1: free), or ``plain`` (the count
     unfiltered) when none of its bands pays or it is not closer.
 
@@ -487,7 +494,7 @@ def _with_filter(kind: int, fits: tuple[layer_filter.Fit, layer_filter.Fit], pla
                 smaller[filter_bytes] = None
             else:
                 redecoded = _decoded_residual(got[0], got[1], target.shape)
-                smaller[filter_bytes] = got, redecoded, layer_filter.fit(redecoded, target, keep)
+                smaller[filter_bytes] = got, redecoded, layer_filter.fit(redecoded, target, keep, samples)
         if smaller[filter_bytes] is None:
             return plain
         (stream, klt), decoded, refits = smaller[filter_bytes]
@@ -520,8 +527,11 @@ def _file_angle(data: np.ndarray, base: np.ndarray, offset: int,
         pixels, original, under = sample()
         if not pixels.size:
             return 0.0
-        decoded = np.clip(under + np.rint(residual.reshape(bands, -1)[:, pixels]), 1, 65535)
-        return spectral_angle_deg(original, reflectance_dn(decoded, offset)[:, None])
+        picked = residual.reshape(bands, -1)[:, pixels]  # a copy: rounded in place
+        decoded = np.rint(picked, out=picked).astype(np.float64)
+        decoded += under
+        np.clip(decoded, 1, 65535, out=decoded)
+        return spectral_angle_deg(original, reflectance_dn(decoded, offset, in_place=True)[:, None])
 
     return angle
 
@@ -859,27 +869,36 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int
     filter). On training crops at 1/50-1/200 (``benchmarks/imagery/base_ranking.py``) 0.11.0's ranking of every base by
     its OpenJPEG layer was behind the best base's whole layer on 5 of 21 scene-rates, by up to 0.56 dB: AV1 pays most
     under the thin base, whose residual holds the most, so OpenJPEG's layers ranked it too low.
+    The thin base's layer is made on a second thread while this one decodes the rate search's file and makes the
+    learned bases and their layer (the codecs and numpy's large passes release the GIL): the same file, in about
+    two thirds of the time on two cores where a learned base competes.
     """
-    best: tuple[int | float | None, bytes, float] = (None, plain,
-                                                      _squared_error(data, np.asarray(codec.decode(plain))))
-    learned = [base for base in bases if base != BASE_SHARE]
-    ranked: list[tuple[float, int | float, bytes, np.ndarray, _Ranking | None]] = []  # the learned finalists so far
-    for base in learned:
-        base_blob = base_of(base)
-        if base_blob is None or not _leaves_room(base_blob, budget):
-            continue
-        decoded = np.asarray(codec.decode(base_blob))
-        ranking = _rank(data, base_blob, decoded, budget, valid) if len(learned) > LEARNED_FINALISTS else None
-        ranked.append((ranking.error if ranking is not None else 0.0, base, base_blob, decoded, ranking))
-        ranked = sorted(ranked, key=lambda r: r[0])[:LEARNED_FINALISTS]  # the others' decodes are let go
-        del decoded
-    finalists = [r[1:] for r in ranked]
-    if BASE_SHARE in bases:
-        thin = base_of(BASE_SHARE)
-        if thin is not None and _leaves_room(thin, budget):
-            finalists.append((BASE_SHARE, thin, np.asarray(codec.decode(thin)), None))
-    for base, base_blob, decoded, ranking in finalists:
-        got = _layer(data, base_blob, decoded, budget, valid, offset, ranking=ranking)
+    with ThreadPoolExecutor(max_workers=1) as beside:  # the thin base's layer, beside the learned bases' work
+        thin_layer: Future[tuple[bytes, float] | None] | None = None
+        if BASE_SHARE in bases:
+            thin = base_of(BASE_SHARE)
+            if thin is not None and _leaves_room(thin, budget):
+                thin_layer = beside.submit(_layer, data, thin, np.asarray(codec.decode(thin)), budget, valid, offset)
+        best: tuple[int | float | None, bytes, float] = (None, plain,
+                                                          _squared_error(data, np.asarray(codec.decode(plain))))
+        layered: list[tuple[int | float, tuple[bytes, float] | None]] = []  # (base, its layer file and error)
+        learned = [base for base in bases if base != BASE_SHARE]
+        ranked: list[tuple[float, int | float, bytes, np.ndarray, _Ranking | None]] = []  # the learned finalists
+        for base in learned:
+            base_blob = base_of(base)
+            if base_blob is None or not _leaves_room(base_blob, budget):
+                continue
+            decoded = np.asarray(codec.decode(base_blob))
+            ranking = _rank(data, base_blob, decoded, budget, valid) if len(learned) > LEARNED_FINALISTS else None
+            ranked.append((ranking.error if ranking is not None else 0.0, base, base_blob, decoded, ranking))
+            ranked = sorted(ranked, key=lambda r: r[0])[:LEARNED_FINALISTS]  # the others' decodes are let go
+            del decoded
+        for _, base, base_blob, decoded, ranking in ranked:
+            layered.append((base, _layer(data, base_blob, decoded, budget, valid, offset, ranking=ranking)))
+        del ranked
+        if thin_layer is not None:
+            layered.append((BASE_SHARE, thin_layer.result()))
+    for base, got in layered:  # in a fixed order, the first of equals kept: the same file whichever ran first
         if got is not None and got[1] < best[2]:
             best = (base, got[0], got[1])
     return best

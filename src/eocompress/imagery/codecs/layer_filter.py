@@ -182,6 +182,24 @@ def sample_pixels(indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(indices, FIT_PIXELS, replace=False)) if indices.size > FIT_PIXELS else indices
 
 
+#: Each band's fit pixels (:func:`fit_samples`): (the band's kept pixels, the sorted sample of them), None where too
+#: few are kept to fit six taps.
+Samples = list[tuple[int, np.ndarray] | None]
+
+
+def fit_samples(keep: np.ndarray) -> Samples:
+    """The pixels :func:`fit` fits each band on, for ``keep`` (C, H, W): drawn in band order from one generator
+    seeded 0, so they are the same for every decode of one residual. A layer fits the filter under several
+    candidates (component counts, coders) and draws these once for all of them: on a 768 px crop at 1/200 the
+    draws and their sorts took a tenth of the encode."""
+    rng = np.random.default_rng(0)
+    samples: Samples = []
+    for band in keep:
+        kept = np.flatnonzero(band)
+        samples.append(None if kept.size < 4 * len(CLASSES) else (kept.size, sample_pixels(kept, rng)))
+    return samples
+
+
 class Fit(NamedTuple):
     """One kind of fit for every band: the quantised filters and the squared error each takes off (C,)."""
 
@@ -189,7 +207,8 @@ class Fit(NamedTuple):
     gains: np.ndarray
 
 
-def fit(decoded: np.ndarray, target: np.ndarray, keep: np.ndarray) -> tuple[Fit, Fit]:
+def fit(decoded: np.ndarray, target: np.ndarray, keep: np.ndarray,
+        samples: Samples | None = None) -> tuple[Fit, Fit]:
     """(taps that sum to one, free taps): every band's quantised filter, fitted both ways, for the decoded residual.
 
     ``decoded`` (C, H, W) is the decoded residual, ``target`` the true one, ``keep`` (C, H, W) the pixels whose error
@@ -207,18 +226,16 @@ def fit(decoded: np.ndarray, target: np.ndarray, keep: np.ndarray) -> tuple[Fit,
     The encoder keeps the free fit only where it is closer and the file's spectral angle is no wider
     (:func:`~eocompress.imagery.codecs.enhancement._filtered_layer`). A band whose quantised filter does not lower
     its error, or whose centre tap would leave int8, gets the identity (gain 0). Every band is marked on:
-    :func:`choose` keeps those that pay.
+    :func:`choose` keeps those that pay. ``samples``: :func:`fit_samples` of ``keep``, when the caller drew them.
     """
     bands = decoded.shape[0]
     centred, mean = _centred(np.asarray(decoded, np.float32))
-    rng = np.random.default_rng(0)
     taps = np.zeros((2, bands, len(CLASSES)), np.int8)
     gains = np.zeros((2, bands))
-    for b in range(bands):
-        kept = np.flatnonzero(keep[b])
-        if kept.size < 4 * len(CLASSES):
+    for b, drawn in enumerate(fit_samples(keep) if samples is None else samples):
+        if drawn is None:
             continue
-        sample = sample_pixels(kept, rng)
+        kept, sample = drawn
         m = np.empty((len(CLASSES) + 1, sample.size))  # the class sums and the target at the sampled pixels
         m[:-1] = _class_sums(centred[b]).reshape(len(CLASSES), -1)[:, sample]
         m[-1] = target[b].ravel()[sample]
@@ -230,7 +247,7 @@ def fit(decoded: np.ndarray, target: np.ndarray, keep: np.ndarray) -> tuple[Fit,
                 continue
             after = _error(gram, q.astype(np.float64) * STEP + _IDENTITY)
             if after < before:  # the sample's gain, scaled to the band's kept pixels
-                taps[kind, b], gains[kind, b] = q, (before - after) * kept.size / sample.size
+                taps[kind, b], gains[kind, b] = q, (before - after) * kept / sample.size
     on = np.ones(bands, bool)
     return Fit(LayerFilter(taps[0], on), gains[0]), Fit(LayerFilter(taps[1], on.copy()), gains[1])
 

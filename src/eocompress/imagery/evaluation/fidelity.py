@@ -22,9 +22,15 @@ _SSIM_SIGMA = 1.5
 _WASSERSTEIN_MAX_SAMPLES = 200_000
 
 
-def reflectance_dn(data: np.ndarray, offset: int = 0) -> np.ndarray:
-    """``clip(DN - offset, 0, 10000)`` as float64: the reflectance scale all metrics use."""
-    return np.clip(np.asarray(data, dtype=np.float64) - float(offset), 0.0, DATA_RANGE)
+def reflectance_dn(data: np.ndarray, offset: int = 0, in_place: bool = False) -> np.ndarray:
+    """``clip(DN - offset, 0, 10000)`` as float64: the reflectance scale all metrics use. ``in_place``: written into
+    ``data`` itself, which must then be float64 (an encoder measuring many decodes saves the copies)."""
+    if not in_place:
+        return np.clip(np.asarray(data, dtype=np.float64) - float(offset), 0.0, DATA_RANGE)
+    if data.dtype != np.float64:
+        raise InputError(f"reflectance_dn in place needs float64 data, got {data.dtype}")
+    data -= float(offset)
+    return np.clip(data, 0.0, DATA_RANGE, out=data)
 
 
 def _check(original: np.ndarray, recon: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
