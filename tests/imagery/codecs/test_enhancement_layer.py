@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -137,47 +136,6 @@ def test_near_the_top_rate_only_the_finalists_get_the_whole_layer(codec, data_ro
         errors = [e for _, e in layered] + [enhancement._squared_error(data, np.asarray(codec.codec.decode(plain)))]
         assert enhancement._squared_error(data, codec.decode(blob)[0]) == pytest.approx(min(errors), rel=1e-9)
         assert len(blob) <= data.nbytes // ratio
-
-
-class _InTurn:
-    """A ``ThreadPoolExecutor`` stand-in that runs each task when it is submitted: the encoder without its thread."""
-
-    def __init__(self, **_: object) -> None:
-        pass
-
-    def __enter__(self) -> _InTurn:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-    def submit(self, task, *args, **kwargs) -> Future:
-        done: Future = Future()
-        done.set_result(task(*args, **kwargs))
-        return done
-
-
-def test_the_thin_base_layer_on_a_second_thread_makes_the_same_file(codec, data_root: Path, monkeypatch) -> None:
-    """Training scene Pisa (centre 160 px) at 1/50 (three learned bases ranked, one finalist) and 1/200 (the upper
-    ladder's learned base): the thin base's layer made beside the learned bases' work gives the file made in turn,
-    byte for byte; an error on that thread reaches the caller as itself."""
-    scene = read_scene(data_root / "imagery/oscd-s2l1c/pisa/imgs_1", bands=list(S2_L2A_BANDS))
-    h, w = scene.shape
-    scene = scene.crop((h - 160) // 2, (w - 160) // 2, 160, 160)
-    beside = {ratio: codec.encode(scene, ratio=ratio) for ratio in (50, 200)}
-    with monkeypatch.context() as m:
-        m.setattr(enhancement, "ThreadPoolExecutor", _InTurn)
-        assert {ratio: codec.encode(scene, ratio=ratio) for ratio in (50, 200)} == beside
-    layer = enhancement._layer
-
-    def thin_fails(data, base_blob, base, *args, **kwargs):
-        if not np.any(base != base.reshape(base.shape[0], -1)[:, :1, None]):  # the band means: the thin base
-            raise FileFormatError("made on the second thread")
-        return layer(data, base_blob, base, *args, **kwargs)
-
-    monkeypatch.setattr(enhancement, "_layer", thin_fails)
-    with pytest.raises(FileFormatError, match="second thread"):
-        codec.encode(scene, ratio=200)
 
 
 def test_a_layered_file_is_chosen_by_the_error_of_its_decode(codec, data_root: Path) -> None:

@@ -46,12 +46,12 @@ import itertools
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from eocompress._pages import no_stalling_hugepages
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec.learned_transforms import block_windows
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
@@ -692,6 +692,7 @@ def decode_layer_blocks(
     return base_blob, blocks()
 
 
+@no_stalling_hugepages
 def encode_with_layer(codec: Any, scene: Any, *, ratio: float | None = None, quality: int | None = None,
                       refine_steps: int = 0, layer: bool = True, effort: str = "default") -> bytes:
     """What ``imagery encode`` writes for a scene: the learned ``codec``'s token file at ``ratio`` or ``quality``,
@@ -743,6 +744,7 @@ def verify(codec: Any, blob: bytes, source: str = "token file") -> None:
         codec.tokens(base, source)
 
 
+@no_stalling_hugepages
 def decode_to_geotiff(codec: Any, blob: bytes, path: Any, source: str = "token file",
                       overwrite: bool = False) -> Any:
     """Decode a file ``imagery encode`` wrote (with or without a layer) to a COG, block by block."""
@@ -869,36 +871,27 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int
     filter). On training crops at 1/50-1/200 (``benchmarks/imagery/base_ranking.py``) 0.11.0's ranking of every base by
     its OpenJPEG layer was behind the best base's whole layer on 5 of 21 scene-rates, by up to 0.56 dB: AV1 pays most
     under the thin base, whose residual holds the most, so OpenJPEG's layers ranked it too low.
-    The thin base's layer is made on a second thread while this one decodes the rate search's file and makes the
-    learned bases and their layer (the codecs and numpy's large passes release the GIL): the same file, in about
-    two thirds of the time on two cores where a learned base competes.
     """
-    with ThreadPoolExecutor(max_workers=1) as beside:  # the thin base's layer, beside the learned bases' work
-        thin_layer: Future[tuple[bytes, float] | None] | None = None
-        if BASE_SHARE in bases:
-            thin = base_of(BASE_SHARE)
-            if thin is not None and _leaves_room(thin, budget):
-                thin_layer = beside.submit(_layer, data, thin, np.asarray(codec.decode(thin)), budget, valid, offset)
-        best: tuple[int | float | None, bytes, float] = (None, plain,
-                                                          _squared_error(data, np.asarray(codec.decode(plain))))
-        layered: list[tuple[int | float, tuple[bytes, float] | None]] = []  # (base, its layer file and error)
-        learned = [base for base in bases if base != BASE_SHARE]
-        ranked: list[tuple[float, int | float, bytes, np.ndarray, _Ranking | None]] = []  # the learned finalists
-        for base in learned:
-            base_blob = base_of(base)
-            if base_blob is None or not _leaves_room(base_blob, budget):
-                continue
-            decoded = np.asarray(codec.decode(base_blob))
-            ranking = _rank(data, base_blob, decoded, budget, valid) if len(learned) > LEARNED_FINALISTS else None
-            ranked.append((ranking.error if ranking is not None else 0.0, base, base_blob, decoded, ranking))
-            ranked = sorted(ranked, key=lambda r: r[0])[:LEARNED_FINALISTS]  # the others' decodes are let go
-            del decoded
-        for _, base, base_blob, decoded, ranking in ranked:
-            layered.append((base, _layer(data, base_blob, decoded, budget, valid, offset, ranking=ranking)))
-        del ranked
-        if thin_layer is not None:
-            layered.append((BASE_SHARE, thin_layer.result()))
-    for base, got in layered:  # in a fixed order, the first of equals kept: the same file whichever ran first
+    best: tuple[int | float | None, bytes, float] = (None, plain,
+                                                      _squared_error(data, np.asarray(codec.decode(plain))))
+    learned = [base for base in bases if base != BASE_SHARE]
+    ranked: list[tuple[float, int | float, bytes, np.ndarray, _Ranking | None]] = []  # the learned finalists so far
+    for base in learned:
+        base_blob = base_of(base)
+        if base_blob is None or not _leaves_room(base_blob, budget):
+            continue
+        decoded = np.asarray(codec.decode(base_blob))
+        ranking = _rank(data, base_blob, decoded, budget, valid) if len(learned) > LEARNED_FINALISTS else None
+        ranked.append((ranking.error if ranking is not None else 0.0, base, base_blob, decoded, ranking))
+        ranked = sorted(ranked, key=lambda r: r[0])[:LEARNED_FINALISTS]  # the others' decodes are let go
+        del decoded
+    finalists = [r[1:] for r in ranked]
+    if BASE_SHARE in bases:
+        thin = base_of(BASE_SHARE)
+        if thin is not None and _leaves_room(thin, budget):
+            finalists.append((BASE_SHARE, thin, np.asarray(codec.decode(thin)), None))
+    for base, base_blob, decoded, ranking in finalists:
+        got = _layer(data, base_blob, decoded, budget, valid, offset, ranking=ranking)
         if got is not None and got[1] < best[2]:
             best = (base, got[0], got[1])
     return best

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from eocompress._pages import no_stalling_hugepages
 from eocompress.errors import InputError
 from eocompress.imagery.codec.learned import LearnedCodec
 from eocompress.imagery.codec.rate_control import QUALITY_LEVELS
@@ -43,6 +44,7 @@ class LearnedSceneCodec:
         self.bands = list(self.codec.bands)
         self.last_layer_bytes = 0  # bytes of the enhancement layer in the last encode (0: base alone)
 
+    @no_stalling_hugepages
     def encode(self, scene: Scene, *, ratio: float | None = None, target_bytes: int | None = None) -> bytes:
         """Token-file bytes at ``ratio``/``target_bytes``; with neither, the codec's ``quality`` or 1/450."""
         select_bands(scene, self.bands, self.name)  # one line naming missing bands
@@ -67,6 +69,7 @@ class LearnedSceneCodec:
             self.last_layer_bytes = enhancement.base_and_layer_bytes(blob)[1]
         return blob
 
+    @no_stalling_hugepages
     def decode(self, blob: bytes) -> tuple[np.ndarray, dict[str, Any]]:
         """uint16 (C, H, W) and the georeference of the token file's header.
 
