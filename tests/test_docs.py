@@ -7,6 +7,7 @@ architecture page whose modules exist and whose dependency arrows the code follo
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import re
 import sys
@@ -157,6 +158,15 @@ def _imports(path: Path, top_level_only: bool) -> set[str]:
     return {m for m in found if m in modules}
 
 
+@functools.cache
+def _shared_modules() -> tuple[str, ...]:
+    """The modules in the architecture diagram's shared box (``shared["errors · data · …"]``)."""
+    text = (DOCS / "design" / "architecture.md").read_text(encoding="utf-8")
+    box = re.search(r'shared\["([^"]+)"\]', text)
+    assert box, "docs/design/architecture.md has no shared box in its dependency diagram"
+    return tuple(name.strip() for name in box.group(1).replace("<br/>", " ").split("·") if name.strip())
+
+
 def _group(module: str) -> str:
     """The architecture diagram's boxes: a sub-package of a half, or a shared module."""
     parts = module.split(".")
@@ -166,7 +176,7 @@ def _group(module: str) -> str:
         return f"{parts[1]}.{parts[2]}"
     if len(parts) >= 2 and parts[1] in ("embeddings", "imagery"):
         return parts[1]  # the half's own __init__ and loose modules (imagery/places.py)
-    if len(parts) >= 2 and parts[1] in ("errors", "data", "_atomic", "_extras", "_digest", "_blas", "geotiff", "_dask"):
+    if len(parts) >= 2 and parts[1] in _shared_modules():
         return "shared"
     return parts[1] if len(parts) >= 2 else "eocompress"
 

@@ -129,3 +129,22 @@ def test_the_learned_codec_encodes_and_decodes_with_the_hint_off(tmp_path, monke
         assert seen == {"encode": False, "decode": False} and multiarray._get_madvise_hugepage()
     finally:
         multiarray._set_madvise_hugepage(before)
+
+
+def test_the_benchmark_makes_the_same_file_with_the_hint_on_and_off(data_root: Path, monkeypatch, capsys) -> None:
+    """``benchmarks/imagery/hugepage_hint.py`` on a 160 px crop at 1/450: a row with both settings' times, JPEG
+    2000's, and the same file both ways; the codec's own detection is back afterwards."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "imagery" / "hugepage_hint.py"
+    spec = importlib.util.spec_from_file_location("bench_hugepage_hint", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    stalls = _pages.hint_stalls
+    monkeypatch.setattr(sys, "argv", ["hugepage_hint.py", "--scenes", "oscd-s2l1c/milano/imgs_1:160", "--rates",
+                                      "450", "--repeats", "1"])
+    bench.main()
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| oscd-s2l1c/milano"))
+    assert "160x160 1/450" in row and row.count(" s (") == 2 and row.rstrip(" |").endswith("yes")
+    assert _pages.hint_stalls is stalls
