@@ -4,37 +4,30 @@ Two places need it: the embedding codecs' row-block thread pools (BLAS threads n
 the cores: the ``pca64`` inverse ran 10-20x slower on a busy 2-core machine) and the imagery decoder's spectral
 rotation, a small product right after torch's synthesis, whose OpenMP threads still spin on both cores (waking
 BLAS's pool beside them cost 1-8 ms a product). OpenBLAS splits no sum across its threads, so the numbers are the
-same on one thread. The limit is process-wide: a lock and a depth count make nested and concurrent holders
-share one limit, set by the first and restored by the last, so concurrent decodes never leave BLAS at one thread.
+same on one thread. The limit is process-wide, held as a :class:`~eocompress._held.HeldSetting`: set by the first
+holder, restored by the last, so concurrent decodes never leave BLAS at one thread.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 
-_lock = threading.Lock()
-_depth = 0
-_limiter: contextlib.ExitStack | None = None
+from eocompress._held import HeldSetting
 
 
-@contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
+def _one_thread() -> Callable[[], object]:
+    """BLAS held to one thread (threadpoolctl), and how to give the caller's count back."""
+    from threadpoolctl import threadpool_limits
+
+    limiter = contextlib.ExitStack()
+    limiter.enter_context(threadpool_limits(limits=1, user_api="blas"))
+    return limiter.close
+
+
+_ONE_THREAD = HeldSetting(_one_thread)
+
+
+def single_threaded_blas() -> contextlib.AbstractContextManager[None]:
     """Hold BLAS to one thread while the block runs (re-entrant and thread-safe)."""
-    global _depth, _limiter
-    with _lock:
-        if _depth == 0:
-            from threadpoolctl import threadpool_limits
-
-            _limiter = contextlib.ExitStack()
-            _limiter.enter_context(threadpool_limits(limits=1, user_api="blas"))
-        _depth += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0 and _limiter is not None:
-                _limiter.close()
-                _limiter = None
+    return _ONE_THREAD.held()

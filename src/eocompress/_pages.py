@@ -6,22 +6,19 @@ region compacts memory synchronously until a 2 MB page is free (numpy/numpy#3159
 fragmented every fresh array can stall. The imagery encoder makes many large temporaries (residuals, KLT planes,
 decodes, samples); on this project's 2-core virtual machine 1.8 s of a 3.3 s encode (a 768 px crop at 1/450) was
 system time in those faults, 0.3 s with the hint off (the same file). The hint is switched off only while an
-encode or decode runs and only on such kernels; elsewhere nothing changes. The switch is process-wide: a lock and a
-depth count make nested and concurrent holders share it, set by the first and restored by the last.
+encode or decode runs and only on such kernels; elsewhere nothing changes. The switch is process-wide, held as a
+:class:`~eocompress._held.HeldSetting`: set by the first holder, restored by the last.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-_lock = threading.Lock()
-_depth = 0
-_before: bool | None = None
+from eocompress._held import HeldSetting
 
 #: Where Linux says how it honours ``MADV_HUGEPAGE``.
 THP = Path("/sys/kernel/mm/transparent_hugepage")
@@ -57,22 +54,21 @@ def _switch() -> Callable[[bool], bool] | None:
     return getattr(multiarray, "_set_madvise_hugepage", None)
 
 
-@contextlib.contextmanager
-def without_stalling_hugepages() -> Iterator[None]:
+def _hint_off() -> Callable[[], object] | None:
+    """NumPy's hint switched off where it stalls, and how to switch it back (None: left as it was)."""
+    switch = _switch() if hint_stalls() else None
+    if switch is None:
+        return None
+    before = bool(switch(False))
+    return lambda: switch(before)
+
+
+_HINT_OFF = HeldSetting(_hint_off)
+
+
+def without_stalling_hugepages() -> contextlib.AbstractContextManager[None]:
     """NumPy's huge-page hint off while the block runs, where it stalls (:func:`hint_stalls`); re-entrant."""
-    global _depth, _before
-    with _lock:
-        if _depth == 0 and hint_stalls() and (switch := _switch()) is not None:
-            _before = bool(switch(False))
-        _depth += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0 and _before is not None and (switch := _switch()) is not None:
-                switch(_before)
-                _before = None
+    return _HINT_OFF.held()
 
 
 def no_stalling_hugepages(func: Callable[P, R]) -> Callable[P, R]:
