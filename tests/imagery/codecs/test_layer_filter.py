@@ -232,7 +232,8 @@ def test_the_free_fit_is_kept_only_where_it_is_closer_and_no_wider_in_angle(code
     target, keep = res.astype(np.float32) - enhancement.SHIFT, np.ones(data.shape, bool)
     decoded = enhancement._decoded_residual(stream, klt, target.shape)
     count = enhancement._Count(planes, klt, klt, stream, enhancement._residual_error(target, decoded, keep))
-    args = (target, count, decoded, room, keep, enhancement._file_angle(data, base, scene.offset, None))
+    args = (target, count, decoded, room, keep, enhancement._file_angle(data, base, scene.offset, None),
+            layer_filter.fit_samples(keep))
     files = {"as shipped": enhancement._filtered_layer(*args)}
     for kind, name in enumerate(("sum one", "free")):
         with monkeypatch.context() as m:

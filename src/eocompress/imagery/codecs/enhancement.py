@@ -446,7 +446,7 @@ def _residual_error(target: np.ndarray, decoded: np.ndarray, keep: np.ndarray) -
 
 
 def _filtered_layer(target: np.ndarray, count: _Count, decoded: np.ndarray, room: int, keep: np.ndarray,
-                    angle: Callable[[np.ndarray], float], samples: layer_filter.Samples | None = None,
+                    angle: Callable[[np.ndarray], float], samples: layer_filter.Samples,
                     searches: dict[str, float] | None = None) -> _Coded:
     """The layer of ``count`` (whose codestream decodes to ``decoded``) with the filter of the bands where it pays.
 
@@ -460,8 +460,6 @@ def _filtered_layer(target: np.ndarray, count: _Count, decoded: np.ndarray, room
     """
     plain = _Coded(count.side + layer_filter.LayerFilter.none(target.shape[0]).to_bytes(), count.stream, count.err,
                    decoded)
-    if samples is None:
-        samples = layer_filter.fit_samples(keep)
     fits = layer_filter.fit(decoded, target, keep, samples)
     smaller: dict[int, tuple[bytes, np.ndarray, tuple[layer_filter.Fit, layer_filter.Fit]] | None] = {}
     unit, free = (_with_filter(kind, fits, plain, count, room, target, keep, smaller, samples, searches)
