@@ -254,8 +254,7 @@ def test_a_large_scene_decodes_to_an_array_block_by_block(codec, data_root: Path
 
     sc = read_scene(data_root / "imagery/oscd-s2l1c/valencia/imgs_1", bands=list(S2_L2A_BANDS))
     plain = codec.codec.encode_scene(sc, ratio=450)
-    layered = enhancement.encode_with_layer(codec.codec, windows.open_scene(
-        data_root / "imagery/oscd-s2l1c/valencia/imgs_1", bands=list(S2_L2A_BANDS)), ratio=50)
+    layered = _layered(codec.codec, data_root / "imagery/oscd-s2l1c/valencia/imgs_1", ratio=50)
     assert layered[:4] == enhancement.MAGIC_TILED_OBU
     want_plain = np.concatenate([np.concatenate([b for _, b in row], axis=2) for row in _rows(
         codec.codec.decode_blocks(plain))], axis=1)
@@ -290,15 +289,22 @@ def test_a_streamed_scene_runs_the_network_over_the_whole_scene_only_when_the_la
 
     monkeypatch.setattr(learned, "analysis_blocks", recorded)
     src = data_root / "imagery/oscd-s2l1c/abudhabi/imgs_1"
-    layered = enhancement.encode_with_layer(codec.codec, windows.open_scene(src, bands=list(S2_L2A_BANDS)), ratio=450)
+    layered = _layered(codec.codec, src, ratio=450)
     assert layered[:4] == enhancement.MAGIC_TILED_OBU  # its 256 px tiles' layers are AV1 (since 0.11.1)
     assert not codec.codec.read_header(enhancement.token_file(layered))[0].has_tokens
     assert analysed == [(256, 256)]
     analysed.clear()
     cube = next(x for x in places.held_out_suite(data_root / "imagery") if x.label == "ssl4eo 20200604 L2A").path
-    plain = enhancement.encode_with_layer(codec.codec, windows.open_scene(cube, bands=list(S2_L2A_BANDS)), ratio=1000)
+    plain = _layered(codec.codec, cube, ratio=1000)
     assert not enhancement.is_enhanced(plain) and analysed == [(256, 256), (264, 264)]
-    assert plain == codec.codec.encode_scene(windows.open_scene(cube, bands=list(S2_L2A_BANDS)), ratio=1000)
+    with windows.open_scene(cube, bands=list(S2_L2A_BANDS)) as scene:
+        assert plain == codec.codec.encode_scene(scene, ratio=1000)
+
+
+def _layered(codec, path, **kwargs) -> bytes:
+    """``encode_with_layer`` of the scene at ``path`` read by windows (closed after)."""
+    with windows.open_scene(path, bands=list(S2_L2A_BANDS)) as scene:
+        return enhancement.encode_with_layer(codec, scene, **kwargs)
 
 
 def _rows(pieces):

@@ -97,8 +97,8 @@ def test_a_streamed_scene_gets_htj2k_tiles_and_no_network(fast, data_root: Path,
     monkeypatch.setattr(windows, "STREAM_PIXELS", 1000)
     monkeypatch.setattr(learned_transforms, "BLOCK", 16)
     src = data_root / "imagery/oscd-s2l1c/valencia/imgs_1"
-    blob = enhancement.encode_with_layer(fast.codec, windows.open_scene(src, bands=list(S2_L2A_BANDS)), ratio=450,
-                                         effort="fast")
+    with windows.open_scene(src, bands=list(S2_L2A_BANDS)) as streamed:
+        blob = enhancement.encode_with_layer(fast.codec, streamed, ratio=450, effort="fast")
     scene = read_scene(src, bands=list(S2_L2A_BANDS))
     assert blob[:4] == enhancement.MAGIC_TILED and len(blob) <= scene.data.nbytes // 450
     _, tiles = enhancement.split_tiled(blob)
@@ -124,8 +124,8 @@ def test_a_tile_one_pixel_wide_is_coded_by_jpeg2000(fast, data_root: Path, tmp_p
     with rasterio.open(path, "w", driver="GTiff", width=257, height=300, count=12, dtype="uint16", crs=scene.crs,
                        transform=scene.transform) as ds:
         ds.write(data)
-    blob = enhancement.encode_with_layer(fast.codec, windows.open_scene(path, bands=list(S2_L2A_BANDS)), ratio=4,
-                                         effort="fast")
+    with windows.open_scene(path, bands=list(S2_L2A_BANDS)) as streamed:
+        blob = enhancement.encode_with_layer(fast.codec, streamed, ratio=4, effort="fast")
     _, tiles = enhancement.split_tiled(blob)
     kinds = {win: htj2k.is_htj2k(stream) for win, _, stream in tiles if stream}
     assert kinds[(0, 256, 256, 1)] is False and kinds[(0, 0, 256, 256)] is True

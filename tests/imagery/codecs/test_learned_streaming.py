@@ -128,6 +128,24 @@ def test_windows_read_the_dns_read_scene_reads(data_root, where):
 
 
 @pytest.mark.realdata
+@pytest.mark.parametrize("where", [PISA, "imagery/hydro/patch_0.tif"])
+def test_a_scene_left_to_the_garbage_collector_keeps_another_readers_gdal_environment(data_root, where):
+    """An unclosed scene (band files with warped 20/60 m bands, or a stacked file) collected while another scene
+    reads inside its ``rasterio.Env``: the other read and its environment go on (it used to end that environment:
+    "No GDAL environment exists", reported as a corrupted file)."""
+    import gc
+
+    left = open_scene(data_root / where)  # opened first: rasterio tied its default environment to this scene
+    left.read(0, 0, 4, 4)
+    with open_scene(data_root / "imagery/hydro/patch_1.tif") as reader:
+        with rasterio.Env(GDAL_CACHEMAX=64):
+            del left
+            gc.collect()
+            assert rasterio.env.local._env is not None
+            assert reader.read(0, 0, 8, 8).shape == (len(reader.bands), 8, 8)
+
+
+@pytest.mark.realdata
 def test_cli_streams_large_scenes_to_the_same_file(data_root, tmp_path, capsys, monkeypatch):
     """``imagery encode`` opens scenes above STREAM_PIXELS by windows: the learned token file is the one read
     whole (at 1/450 this scattered-cloud ocean gets a cheaper base + layer, whole-scene in memory and tiled by

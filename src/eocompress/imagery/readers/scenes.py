@@ -177,15 +177,16 @@ def _one_line(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _open(path: Path) -> Iterator[Any]:
-    """``rasterio.open`` whose failures (also while reading) become one line naming the file."""
-    import rasterio
+def _named_errors(path: str | os.PathLike) -> Iterator[None]:
+    """GDAL's failures inside the block (opening or reading ``path``) as one line naming the file; a missing GDAL
+    environment (``EnvError``) is not the file's fault and passes through."""
     from rasterio._err import CPLE_BaseError
-    from rasterio.errors import RasterioError
+    from rasterio.errors import EnvError, RasterioError
 
     try:
-        with rasterio.open(path) as src:
-            yield src
+        yield
+    except EnvError:
+        raise
     except (RasterioError, CPLE_BaseError, OSError) as exc:
         if isinstance(exc, FileNotFoundError) and not Path(path).exists():
             raise DataMissingError(f"{path} does not exist; check the path") from exc
@@ -193,6 +194,27 @@ def _open(path: Path) -> Iterator[Any]:
             f"{path} cannot be read ({_one_line(exc)}): the file is truncated or corrupted; "
             "replace it with a complete copy or remove it"
         ) from exc
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[Any]:
+    """``rasterio.open`` whose failures (also while reading) become one line naming the file."""
+    import rasterio
+
+    with _named_errors(path), rasterio.open(path) as src:
+        yield src
+
+
+def _opened(path: Path) -> Any:
+    """An open dataset of ``path`` for the caller to close (one line naming the file when GDAL cannot open it).
+
+    Not entered as a context: rasterio's ``__enter__`` outside a GDAL environment makes one that the dataset's
+    exit tears down, and a dataset left for the garbage collector would then end whatever environment is active
+    at that moment (another reader's ``rasterio.Env``: "No GDAL environment exists")."""
+    import rasterio
+
+    with _named_errors(path):
+        return rasterio.open(path)
 
 
 def _georeferenced(src: Any) -> bool:

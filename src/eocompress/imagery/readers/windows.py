@@ -43,8 +43,9 @@ from eocompress.imagery.readers.scenes import (
     Scene,
     _check_stacked,
     _georeferenced,
+    _named_errors,
     _one_line,
-    _open,
+    _opened,
     _set_offset,
     _stacked_meta,
     _stacked_order,
@@ -89,7 +90,6 @@ class SceneWindows:
         would otherwise fill with the tiles of a large scene read strip by strip).
         """
         import rasterio
-        from rasterio.errors import RasterioError
         from rasterio.windows import Window
 
         out = np.empty((len(self.bands), height, width), np.uint16)
@@ -97,21 +97,11 @@ class SceneWindows:
         with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_MB):
             if len({id(src) for src, _, _ in self._sources}) == 1:  # a stacked file: one read, each tile once
                 src, _, name = self._sources[0]
-                try:
+                with _named_errors(name):
                     return src.read([index for _, index, _ in self._sources], window=window, out=out)
-                except RasterioError as exc:
-                    raise FileFormatError(
-                        f"{name} cannot be read ({_one_line(exc)}): the file is truncated or corrupted; "
-                        "replace it with a complete copy or remove it"
-                    ) from exc
             for i, (src, index, name) in enumerate(self._sources):
-                try:
+                with _named_errors(name):
                     out[i] = src.read(index, window=window)
-                except RasterioError as exc:
-                    raise FileFormatError(
-                        f"{name} cannot be read ({_one_line(exc)}): the file is truncated or corrupted; "
-                        "replace it with a complete copy or remove it"
-                    ) from exc
         return out
 
     def select(self, bands: list[str] | tuple[str, ...]) -> SceneWindows:
@@ -262,22 +252,9 @@ def _copy_scene(scene: SceneWindows, path: Path) -> None:
 
 def _enter(path: Path, keep: list[Any]) -> Any:
     """An open dataset (one line naming the file when GDAL cannot open it), remembered for closing."""
-    cm = _open(path)
-    ds = cm.__enter__()
-    keep.append(_Closer(cm, ds))
+    ds = _opened(path)
+    keep.append(ds)
     return ds
-
-
-class _Closer:
-    """Closes a ``_open`` context (its dataset) once."""
-
-    def __init__(self, cm: Any, ds: Any) -> None:
-        self.cm, self.ds = cm, ds
-
-    def close(self) -> None:
-        if self.cm is not None:
-            self.cm.__exit__(None, None, None)
-            self.cm = None
 
 
 def _open_stacked(path: Path, layout) -> SceneWindows:
