@@ -15,12 +15,17 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import resource
 import sys
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from eocompress.data import data_path
 from eocompress.errors import DataMissingError
+
+T = TypeVar("T")
 
 #: Distributions named on the machine line by default (those not installed are left out).
 PACKAGES = ("eocompress", "numpy", "faiss-cpu")
@@ -96,3 +101,25 @@ def data_file(relative: str) -> Path:
     except DataMissingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def timed(step: Callable[[], T]) -> tuple[T, float, float]:
+    """(what ``step`` returns, its wall seconds, the process's system seconds meanwhile)."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+    start = time.perf_counter()
+    out = step()
+    return out, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_stime - before
+
+
+def scene_of(spec: str) -> tuple[str, Any]:
+    """``path[:side]`` under imagery/ -> (label, the 12-band scene or its centre ``side`` px), for the imagery
+    benchmarks that take scenes on the command line."""
+    from eocompress.imagery.readers.bands import S2_L2A_BANDS
+    from eocompress.imagery.readers.scenes import read_scene
+
+    rel, _, side = spec.partition(":")
+    scene = read_scene(data_file(f"imagery/{rel}"), bands=list(S2_L2A_BANDS))
+    if side:
+        h, w, n = *scene.shape, int(side)
+        scene = scene.crop(max(0, (h - n) // 2), max(0, (w - n) // 2), min(h, n), min(w, n))
+    return f"{rel} {scene.shape[0]}x{scene.shape[1]}", scene

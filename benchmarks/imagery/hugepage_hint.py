@@ -14,37 +14,15 @@ docs/design/imagery-codec.md (0.11.2) tabulates a run of::
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from eocompress import _pages
 from eocompress.imagery.codecs import get_codec
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
-from eocompress.imagery.readers.scenes import Scene, read_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
-from common import IMAGERY_PACKAGES, data_file, machine_line, markdown_table
-
-
-def timed(step: Callable[[], bytes]) -> tuple[bytes, float, float]:
-    """(what ``step`` returns, its wall seconds, the process's system seconds meanwhile)."""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
-    start = time.perf_counter()
-    out = step()
-    return out, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_stime - before
-
-
-def scene_of(spec: str) -> tuple[str, Scene]:
-    """``path[:side]`` under imagery/ -> (label, the scene or its centre ``side`` px)."""
-    rel, _, side = spec.partition(":")
-    scene = read_scene(data_file(f"imagery/{rel}"), bands=list(S2_L2A_BANDS))
-    if side:
-        h, w, n = *scene.shape, int(side)
-        scene = scene.crop(max(0, (h - n) // 2), max(0, (w - n) // 2), min(h, n), min(w, n))
-    return f"{rel} {scene.shape[0]}x{scene.shape[1]}", scene
+from common import IMAGERY_PACKAGES, machine_line, markdown_table, scene_of, timed
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ rescaled KLT, one-line refusals; and that a real residual's AV1 layer is closer 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +173,54 @@ def test_the_avif_boxes_are_rebuilt_byte_for_byte_or_the_file_is_kept_whole() ->
     assert avif_boxes.strip(avif + b"\0\0\0\x08free") is None  # a trailing box: not the layout rebuilt
     assert avif_boxes.strip(avif.replace(b"Color\0", b"Colour")) is None
     assert np.array_equal(av1.decode(avif, 5), av1.decode(obus, 5))  # 0.11.0's AVIF layers still decode
+
+
+def test_qualities_of_one_quantizer_make_one_codestream() -> None:
+    """The memo's key holds: libavif maps qualities 93 and 94 to quantizer 4 and they make the same bytes; 92 (quantizer
+    5) and 95 (quantizer 3) make others. A libavif whose mapping moved would fail here before the memo misled a
+    search."""
+    planes = _planes(4, 48, 40, seed=5)
+    assert [av1.quantizer(q) for q in (92, 93, 94, 95, 100)] == [5, 4, 4, 3, 0]
+    made = {q: av1.encode(planes, q) for q in (92, 93, 94, 95)}
+    assert made[93] == made[94] and len({made[92], made[93], made[95]}) == 3
+
+
+def test_inside_remembering_a_repeated_encode_runs_libaom_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within ``remembering`` the same planes at a quantizer already coded come back without a libaom run (the same
+    bytes); other planes or quantizers run; outside the block, and after it ends by an error, every encode runs."""
+    runs: list[int] = []
+    encoded = av1._encoded
+    monkeypatch.setattr(av1, "_encoded", lambda *a, **k: runs.append(1) or encoded(*a, **k))
+    planes, other = _planes(3, 32, 32, seed=1), _planes(3, 32, 32, seed=2)
+    with av1.remembering():
+        first = av1.encode(planes, 93)
+        assert av1.encode(planes.copy(), 94) == first and len(runs) == 1  # equal planes, the same quantizer
+        av1.encode(other, 93), av1.encode(planes, 60)
+        assert len(runs) == 3
+    av1.encode(planes, 93)
+    assert len(runs) == 4
+    with pytest.raises(RuntimeError), av1.remembering():
+        av1.encode(planes, 93)
+        raise RuntimeError("a failing layer")
+    av1.encode(planes, 93)
+    assert len(runs) == 6 and av1._MADE.get() is None
+
+
+def test_a_layer_makes_the_same_file_with_fewer_libaom_runs(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thin layer on a training crop (Pisa, centre 256 px, 1/450: two counts, both coders, a filter coded smaller):
+    the default encoder remembers its repeated AV1 encodes; the file is byte for byte the one made running them all
+    again (12 against 19 libaom runs when measured)."""
+    from eocompress.imagery.codecs import get_codec
+
+    scene = read_scene(data_root / "imagery/oscd-s2l1c/pisa/imgs_1", bands=list(S2_L2A_BANDS))
+    h, w = scene.shape
+    crop = scene.crop((h - 256) // 2, (w - 256) // 2, 256, 256)
+    runs: list[int] = []
+    encoded = av1._encoded
+    monkeypatch.setattr(av1, "_encoded", lambda *a, **k: runs.append(1) or encoded(*a, **k))
+    codec = get_codec("learned")
+    remembered = codec.encode(crop, ratio=450)
+    with_memo = len(runs)
+    monkeypatch.setattr(av1, "remembering", contextlib.nullcontext)
+    runs.clear()
+    assert codec.encode(crop, ratio=450) == remembered and with_memo < len(runs)

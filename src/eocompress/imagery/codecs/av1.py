@@ -15,7 +15,11 @@ decode), so small rooms (a 120 px patch, a 264 px cube) use AV1 too.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -44,6 +48,31 @@ SURE_BPP = 0.4
 SLOPE = 0.065
 #: How the size moves with the planes' scale (log size per log scale) for the fill, before a run measures it.
 SCALE_SLOPE = 1.3
+
+
+#: The codestreams made while :func:`remembering` is active, by planes and libaom quantizer (None outside it).
+_MADE: contextvars.ContextVar[dict[tuple[bytes, tuple[int, ...], int, int], bytes] | None] = contextvars.ContextVar(
+    "av1_streams_made", default=None)
+
+
+def quantizer(quality: int) -> int:
+    """libaom's quantizer (0 … 63) for libavif ``quality`` (0 … 100): libavif 1.x's mapping. Qualities of one
+    quantizer make the same codestream (qualities 93 and 94 are both quantizer 4)."""
+    return ((100 - int(quality)) * 63 + 50) // 100
+
+
+@contextlib.contextmanager
+def remembering() -> Iterator[None]:
+    """Within the block :func:`encode` returns the codestream it already made for the same planes and quantizer
+    instead of running libaom again. One layer's searches repeat encodes (a filter's smaller room starts where the
+    last search ended, the two filter fits each search again, two qualities share a quantizer): on training crops
+    0-7 of 4-29 encodes, up to a sixth of an encode's time at 1/1000 (``docs/design/imagery-codec.md``, 0.11.3). The
+    streams are the same bytes, so the files are too; they are let go when the block ends."""
+    token = _MADE.set({})
+    try:
+        yield
+    finally:
+        _MADE.reset(token)
 
 
 def is_avif(stream: bytes) -> bool:
@@ -79,12 +108,25 @@ def fits(shape: tuple[int, ...]) -> bool:
 
 def encode(planes: np.ndarray, quality: int, speed: int = SPEED) -> bytes:
     """AV1 OBUs of uint16 (k, H, W) planes under 4096 at libavif ``quality`` (0 … 99), without the AVIF boxes
-    (:func:`avif_boxes.strip`; the whole AVIF file where this libavif writes other boxes than those rebuilt)."""
-    import imagecodecs
-
+    (:func:`avif_boxes.strip`; the whole AVIF file where this libavif writes other boxes than those rebuilt); inside
+    :func:`remembering`, the stream already made for these planes and quantizer."""
     planes = band_stack(planes, "AV1")
     if planes.size and int(planes.max()) > 4095:
         raise InputError(f"AV1 planes are 12-bit here, got values up to {int(planes.max())}; scale the KLT to {TOP}")
+    made = _MADE.get()
+    if made is None:
+        return _encoded(planes, quality, speed)
+    key = (hashlib.blake2b(np.ascontiguousarray(planes).data, digest_size=16).digest(), planes.shape,
+           quantizer(quality), speed)
+    if key not in made:
+        made[key] = _encoded(planes, quality, speed)
+    return made[key]
+
+
+def _encoded(planes: np.ndarray, quality: int, speed: int) -> bytes:
+    """:func:`encode`'s libavif run."""
+    import imagecodecs
+
     avif = imagecodecs.AVIF
     stream = bytes(imagecodecs.avif_encode(_picture(planes), level=int(quality), speed=speed, bitspersample=12,
                                            pixelformat=avif.PIXEL_FORMAT.YUV444,

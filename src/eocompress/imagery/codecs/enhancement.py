@@ -243,6 +243,14 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
         return None
     if fast:
         return _fast_residual(res, room, valid, zeros)
+    with av1.remembering():  # the layer's searches repeat some encodes
+        return _default_residual(res, room, valid, zeros, angle, ranking)
+
+
+def _default_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: np.ndarray,
+                      angle: Callable[[np.ndarray], float],
+                      ranking: _Ranking | None) -> tuple[bytes, bytes, float] | None:
+    """:func:`_code_residual` of the default effort."""
     target = res.astype(np.float32) - SHIFT
     reserve = _filter_reserve(room, res.shape[0])
     keep = ~zeros
