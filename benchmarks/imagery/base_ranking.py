@@ -12,6 +12,9 @@ rule spends on layers:
 - ``htj2k+thin`` (0.11.1): the learned bases ranked by HTJ2K, the closest and the thin base each get the whole layer;
 - ``htj2k2+thin`` (a candidate, not shipped): the two closest learned bases by HTJ2K and the thin base.
 
+Each row also holds every base's errors (``rows``: HTJ2K ranking, whole layer, and ``proxy``: the HTJ2K-ranked count
+coded by AV1 alone at ``--proxy-speed``, a cheaper ranking measured in 0.11.3 and not shipped) and seconds.
+
     EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/imagery/base_ranking.py \\
         --side 512 --rates 50 100 200
 """
