@@ -66,8 +66,8 @@ def remembering() -> Iterator[None]:
     """Within the block :func:`encode` returns the codestream it already made for the same planes and quantizer
     instead of running libaom again. One layer's searches repeat encodes (a filter's smaller room starts where the
     last search ended, the two filter fits each search again, two qualities share a quantizer): on training crops
-    0-7 of 4-29 encodes, up to a sixth of an encode's time at 1/1000 (``docs/design/imagery-codec.md``, 0.11.3). The
-    streams are the same bytes, so the files are too; they are let go when the block ends."""
+    0-7 of 4-29 encodes, up to a fifth of an encode's time in thin layers (``docs/design/imagery-codec.md``,
+    0.11.3). The streams are the same bytes, so the files are too; they are let go when the block ends."""
     token = _MADE.set({})
     try:
         yield
