@@ -224,3 +224,24 @@ def test_a_layer_makes_the_same_file_with_fewer_libaom_runs(data_root: Path, mon
     monkeypatch.setattr(av1, "remembering", contextlib.nullcontext)
     runs.clear()
     assert codec.encode(crop, ratio=450) == remembered and with_memo < len(runs)
+
+
+def test_the_memo_benchmark_makes_the_same_file_both_ways(data_root: Path, monkeypatch, capsys) -> None:
+    """``benchmarks/imagery/av1_memo.py`` on a 128 px training crop at 1/450: a row with both settings' libaom runs and
+    times, JPEG 2000's, and the same file both ways; the codec's memo and encoder are back afterwards."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "imagery" / "av1_memo.py"
+    spec = importlib.util.spec_from_file_location("bench_av1_memo", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    remembering, encoded = av1.remembering, av1._encoded
+    monkeypatch.setattr(sys, "argv", ["av1_memo.py", "--scenes", "oscd-s2l1c/pisa/imgs_1:128", "--rates", "450",
+                                      "--repeats", "1"])
+    bench.main()
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| oscd-s2l1c/pisa"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    on, off = (int(n) for n in cells[1].split(" / "))
+    assert "128x128 1/450" in cells[0] and 0 < on <= off and cells[-1] == "yes"
+    assert av1.remembering is remembering and av1._encoded is encoded
