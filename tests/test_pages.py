@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _benchmarks import load_benchmark
 from eocompress import _pages
 from eocompress._pages import without_stalling_hugepages
 
@@ -113,13 +114,9 @@ def test_the_learned_codec_encodes_and_decodes_with_the_hint_off(tmp_path, monke
 def test_the_benchmark_makes_the_same_file_with_the_hint_on_and_off(data_root: Path, monkeypatch, capsys) -> None:
     """``benchmarks/imagery/hugepage_hint.py`` on a 160 px crop at 1/450: a row with both settings' times, JPEG
     2000's, and the same file both ways; the codec's own detection is back afterwards."""
-    import importlib.util
     import sys
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "imagery" / "hugepage_hint.py"
-    spec = importlib.util.spec_from_file_location("bench_hugepage_hint", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("imagery/hugepage_hint.py")
     stalls = _pages.hint_stalls
     monkeypatch.setattr(sys, "argv", ["hugepage_hint.py", "--scenes", "oscd-s2l1c/milano/imgs_1:160", "--rates",
                                       "450", "--repeats", "1"])

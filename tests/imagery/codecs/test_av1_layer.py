@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from _benchmarks import load_benchmark
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codecs import av1, avif_boxes, enhancement
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
@@ -185,12 +186,18 @@ def test_qualities_of_one_quantizer_make_one_codestream() -> None:
     assert made[93] == made[94] and len({made[92], made[93], made[95]}) == 3
 
 
-def test_inside_remembering_a_repeated_encode_runs_libaom_once(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One item per libaom run (``av1._encoded``) from here on."""
+    made: list[int] = []
+    encoded = av1._encoded
+    monkeypatch.setattr(av1, "_encoded", lambda *a, **k: made.append(1) or encoded(*a, **k))
+    return made
+
+
+def test_inside_remembering_a_repeated_encode_runs_libaom_once(runs: list[int]) -> None:
     """Within ``remembering`` the same planes at a quantizer already coded come back without a libaom run (the same
     bytes); other planes or quantizers run; outside the block, and after it ends by an error, every encode runs."""
-    runs: list[int] = []
-    encoded = av1._encoded
-    monkeypatch.setattr(av1, "_encoded", lambda *a, **k: runs.append(1) or encoded(*a, **k))
     planes, other = _planes(3, 32, 32, seed=1), _planes(3, 32, 32, seed=2)
     with av1.remembering():
         first = av1.encode(planes, 93)
@@ -206,7 +213,8 @@ def test_inside_remembering_a_repeated_encode_runs_libaom_once(monkeypatch: pyte
     assert len(runs) == 6 and av1._MADE.get() is None
 
 
-def test_a_layer_makes_the_same_file_with_fewer_libaom_runs(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_layer_makes_the_same_file_with_fewer_libaom_runs(data_root: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            runs: list[int]) -> None:
     """A thin layer on a training crop (Pisa, centre 256 px, 1/450: two counts, both coders, a filter coded smaller):
     the default encoder remembers its repeated AV1 encodes; the file is byte for byte the one made running them all
     again (12 against 19 libaom runs when measured)."""
@@ -215,9 +223,6 @@ def test_a_layer_makes_the_same_file_with_fewer_libaom_runs(data_root: Path, mon
     scene = read_scene(data_root / "imagery/oscd-s2l1c/pisa/imgs_1", bands=list(S2_L2A_BANDS))
     h, w = scene.shape
     crop = scene.crop((h - 256) // 2, (w - 256) // 2, 256, 256)
-    runs: list[int] = []
-    encoded = av1._encoded
-    monkeypatch.setattr(av1, "_encoded", lambda *a, **k: runs.append(1) or encoded(*a, **k))
     codec = get_codec("learned")
     remembered = codec.encode(crop, ratio=450)
     with_memo = len(runs)
@@ -229,13 +234,9 @@ def test_a_layer_makes_the_same_file_with_fewer_libaom_runs(data_root: Path, mon
 def test_the_memo_benchmark_makes_the_same_file_both_ways(data_root: Path, monkeypatch, capsys) -> None:
     """``benchmarks/imagery/av1_memo.py`` on a 128 px training crop at 1/450: a row with both settings' libaom runs and
     times, JPEG 2000's, and the same file both ways; the codec's memo and encoder are back afterwards."""
-    import importlib.util
     import sys
 
-    path = Path(__file__).resolve().parents[3] / "benchmarks" / "imagery" / "av1_memo.py"
-    spec = importlib.util.spec_from_file_location("bench_av1_memo", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("imagery/av1_memo.py")
     remembering, encoded = av1.remembering, av1._encoded
     monkeypatch.setattr(sys, "argv", ["av1_memo.py", "--scenes", "oscd-s2l1c/pisa/imgs_1:128", "--rates", "450",
                                       "--repeats", "1"])

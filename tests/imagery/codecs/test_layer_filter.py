@@ -4,7 +4,6 @@ scenes it is sent where it pays and older layered files decode as they did."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import struct
 import sys
 import zlib
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _benchmarks import load_benchmark
 from _scenes import held_out_scene
 from eocompress.errors import FileFormatError
 from eocompress.imagery.codecs import enhancement, layer_filter
@@ -200,11 +200,7 @@ def test_a_layered_file_of_0_7_decodes_as_it_did(codec) -> None:
 
 def _benchmark():
     """``benchmarks/imagery/layer_filter.py`` as a module."""
-    path = Path(__file__).resolve().parents[3] / "benchmarks" / "imagery" / "layer_filter.py"
-    spec = importlib.util.spec_from_file_location("bench_layer_filter", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    return load_benchmark("imagery/layer_filter.py")
 
 
 @pytest.mark.parametrize("ratio, kept", [(100, "sum one"), (200, "free")])

@@ -5,20 +5,17 @@ The full run (3 scenes, 3 codecs, 3 rates, 2 splits) is ``benchmarks/imagery/dow
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _benchmarks import load_benchmark
 from eocompress.errors import InputError
 from eocompress.imagery.codecs import get_codec
 from eocompress.imagery.readers.scenes import read_scene
 
-_PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "imagery" / "downstream.py"
-_spec = importlib.util.spec_from_file_location("bench_downstream", _PATH)
-ds = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ds)
+ds = load_benchmark("imagery/downstream.py")
 
 
 def test_pixel_features_are_value_and_3x3_mean() -> None:

@@ -3,24 +3,19 @@ targets, and one real measurement through every codec. The full run is ``benchma
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _benchmarks import load_benchmark
 from eocompress.imagery import places
 from eocompress.imagery.codecs import get_codec
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
 
-_PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "imagery" / "rate_distortion.py"
-_spec = importlib.util.spec_from_file_location("bench_rate_distortion", _PATH)
-rd = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = rd  # its dataclasses look their module up there
-_spec.loader.exec_module(rd)
+rd = load_benchmark("imagery/rate_distortion.py")
 CONFIG = Path(__file__).resolve().parents[3] / "src" / "eocompress" / "models" / "learned" / "config.json"
 
 
