@@ -235,8 +235,8 @@ def test_the_free_fit_is_kept_only_where_it_is_closer_and_no_wider_in_angle(code
         with monkeypatch.context() as m:
             m.setattr(layer_filter, "fit", _benchmark()._one_fit(kind))
             files[name] = enhancement._filtered_layer(*args)
-    angle = {name: dn_psnr_sam(data, enhancement._enhanced(base, f.side, f.stream, True), scene.offset)[1]
-             for name, f in files.items()}
+    angle = {name: dn_psnr_sam(data, enhancement._enhanced_in_place(base.copy(), f.side, f.stream, True),
+                               scene.offset)[1] for name, f in files.items()}
     closer = files["free"].err < files["sum one"].err
     assert closer and (files["free"].side, files["free"].stream) != (files["sum one"].side, files["sum one"].stream)
     assert (angle["free"] <= angle["sum one"]) == (kept == "free")
@@ -292,3 +292,17 @@ def test_the_filter_is_fitted_only_under_counts_near_the_closest(data_root: Path
     assert sorted(tried) == [2, 3, 4, 6]
     assert dict(fitted) == {k: e for k, e in tried.items() if e <= enhancement.FILTER_MARGIN * least}
     assert len(fitted) < len(tried) and got == every
+
+
+def test_the_sample_is_the_sorted_draw_without_a_sort() -> None:
+    """``sample_pixels`` marks the drawn positions instead of sorting the draw: the same pixels as the sorted draw
+    (what 0.11.3 computed, so the same taps and files) and the generator left in the same state."""
+    rng = np.random.default_rng(3)
+    for size in (layer_filter.FIT_PIXELS - 5, layer_filter.FIT_PIXELS + 1, 3 * layer_filter.FIT_PIXELS):
+        indices = np.flatnonzero(rng.random(size + size // 9) < 0.9)
+        ours, sorted_draw = np.random.default_rng(0), np.random.default_rng(0)
+        got = layer_filter.sample_pixels(indices, ours)
+        want = (np.sort(sorted_draw.choice(indices, layer_filter.FIT_PIXELS, replace=False))
+                if indices.size > layer_filter.FIT_PIXELS else indices)
+        np.testing.assert_array_equal(got, want)
+        assert ours.random() == sorted_draw.random()

@@ -55,7 +55,7 @@ from eocompress._pages import no_stalling_hugepages
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec.learned_transforms import block_windows
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
-from eocompress.imagery.codecs import av1, avif_boxes, htj2k, layer_filter
+from eocompress.imagery.codecs import av1, avif_boxes, htj2k, layer_filter, layer_sum
 from eocompress.imagery.codecs.effort import check_effort
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size
 from eocompress.imagery.codecs.klt import (
@@ -553,31 +553,15 @@ def read_side(side: bytes, bands: int, filtered: bool) -> tuple[KLTBasis, layer_
     return klt, layer_filter.LayerFilter.from_bytes(side[n:], bands)
 
 
-def _enhanced(base: np.ndarray, side: bytes, stream: bytes, filtered: bool) -> np.ndarray:
+def _enhanced_in_place(base: np.ndarray, side: bytes, stream: bytes, filtered: bool) -> np.ndarray:
     """uint16 ``base`` (C, H, W) + the residual of one coded layer (side + codestream), clipped to 1..65535,
-    nodata (0 in the base) kept 0; one line when the layer is damaged. ``filtered``: the side ends with the
-    layer filter (layers written since 0.8).
-
-    In float32 over the KLT's whole-number output (every value < 2^24, so the sums are exact): the same DNs as
-    adding an int32 residual, without the integer copies; a filtered band is rounded before it is added.
-    """
+    nodata (0 in the base) kept 0, written into ``base`` strip by strip (:func:`layer_sum.add_layer`); one line when
+    the layer is damaged. ``filtered``: the side ends with the layer filter (layers written since 0.8)."""
     klt, filt = read_side(side, base.shape[0], filtered)
     planes = layer_planes(stream, klt)
     if planes.shape[0] != klt.basis.shape[1] or planes.shape[1:] != base.shape[1:]:
         raise FileFormatError(f"enhancement layer holds {planes.shape}, the base is {base.shape}; the file is damaged")
-    x = klt_inverse_values(planes, klt)  # residual + SHIFT
-    if filt.on.any():
-        x = x.reshape(base.shape)
-        x -= SHIFT
-        np.rint(layer_filter.apply(x, filt, in_place=True), out=x)
-        x = x.reshape(base.shape[0], -1)
-        x += SHIFT
-    flat = base.reshape(base.shape[0], -1)
-    np.add(x, flat, out=x)
-    x -= SHIFT
-    out = np.clip(x, 1, 65535, out=x).astype(np.uint16).reshape(base.shape)
-    out[base == 0] = 0
-    return out
+    return layer_sum.add_layer(base, planes, klt, filt, SHIFT)
 
 
 def _checked(blob: bytes) -> bytes:
@@ -660,7 +644,7 @@ def decode_layer(codec: Any, blob: bytes, source: str = "token file") -> tuple[b
         return base_blob, out
     base_blob, side, stream = split(blob)
     base = np.asarray(codec.decode(base_blob, source))
-    return base_blob, _enhanced(base, side, stream, is_filtered(blob))
+    return base_blob, _enhanced_in_place(base, side, stream, is_filtered(blob))
 
 
 def decode_layer_blocks(
@@ -680,7 +664,7 @@ def decode_layer_blocks(
 
     def enhanced(win: tuple[int, int, int, int], base: np.ndarray) -> np.ndarray:
         side, stream = layers[win]
-        return _enhanced(base, side, stream, filtered) if stream else base
+        return _enhanced_in_place(base, side, stream, filtered) if stream else base
 
     def blocks() -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
         pieces = codec.decode_blocks(base_blob, source)

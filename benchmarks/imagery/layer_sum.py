@@ -1,0 +1,94 @@
+"""Our decode of layered files with the layer added in strips (``layer_sum``, since 0.11.4) and whole (0.11.3),
+alternating in one process, JPEG 2000's decode of a file of the same bytes as the peer.
+
+Each scene is encoded once per rate; then each way decodes it in turn, ``--repeats`` times, and the best wall time
+and its page faults of each are printed, with the check that both ways give the same DNs.
+docs/design/imagery-codec.md (0.11.4) tabulates a run of::
+
+    EOCOMPRESS_DATA=../shared/data .venv/bin/python benchmarks/imagery/layer_sum.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from eocompress.imagery.codecs import enhancement, get_codec, layer_filter, layer_sum
+from eocompress.imagery.codecs.klt import KLTBasis, klt_inverse_values
+from eocompress.imagery.readers.bands import S2_L2A_BANDS
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
+from common import IMAGERY_PACKAGES, machine_line, markdown_table, scene_of, timed
+
+#: Held-out whole scenes of three sizes (decode time tunes nothing; these are the suite's scenes).
+SCENES = ("oscd-s2l1c/hongkong/imgs_1", "oscd-s2l1c/cupertino/imgs_1",
+          "majortom-core-s2l2a/199U_1099R/S2B_MSIL2A_20200223T032739_N9999_R018_T48QUE_20230924T183543")
+
+
+def whole_scene_sum(base: np.ndarray, planes: np.ndarray, klt: KLTBasis, filt: layer_filter.LayerFilter,
+                    shift: int) -> np.ndarray:
+    """The decode's sum as 0.11.3 computed it, the whole scene at once (a new array; ``base`` is left as it is)."""
+    x = klt_inverse_values(planes, klt)
+    if filt.on.any():
+        x = x.reshape(base.shape)
+        x -= shift
+        np.rint(layer_filter.apply(x, filt, in_place=True), out=x)
+        x = x.reshape(base.shape[0], -1)
+        x += shift
+    np.add(x, base.reshape(base.shape[0], -1), out=x)
+    x -= shift
+    out = np.clip(x, 1, 65535, out=x).astype(np.uint16).reshape(base.shape)
+    out[base == 0] = 0
+    return out
+
+
+def _faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenes", nargs="+", default=list(SCENES),
+                    help="paths under imagery/, each optionally :SIDE for its centre crop")
+    ap.add_argument("--rates", type=int, nargs="+", default=[1000, 450, 50])
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    print(machine_line(IMAGERY_PACKAGES))
+    ours, anchor = get_codec("learned"), get_codec("jpeg2000", bands=list(S2_L2A_BANDS))
+    strips = layer_sum.add_layer
+    table = []
+    for label, scene in (scene_of(spec) for spec in args.scenes):
+        for rate in args.rates:
+            blob = ours.encode(scene, ratio=rate)
+            if not enhancement.is_enhanced(blob):
+                print(f"{label} 1/{rate}: the learned file alone (no layer), skipped")
+                continue
+            peer = anchor.encode(scene, target_bytes=len(blob))
+            cell: dict[str, list] = {"strips": [], "whole": [], "j2k": []}
+            decoded = {}
+            for _ in range(args.repeats):
+                for way, add in (("strips", strips), ("whole", whole_scene_sum)):
+                    layer_sum.add_layer = add
+                    try:
+                        before = _faults()
+                        (data, _), wall, _ = timed(lambda b=blob: ours.decode(b))
+                        cell[way].append((wall, _faults() - before))
+                    finally:
+                        layer_sum.add_layer = strips
+                    decoded[way] = data
+                cell["j2k"].append(timed(lambda p=peer: anchor.decode(p))[1])
+            same = "yes" if np.array_equal(decoded["strips"], decoded["whole"]) else "**no**"
+            new, old, j2k = min(cell["strips"]), min(cell["whole"]), min(cell["j2k"])
+            table.append([f"{label} 1/{rate}", f"{1e3 * new[0]:.0f} ms ({new[1]:,} faults)",
+                          f"{1e3 * old[0]:.0f} ms ({old[1]:,} faults)", f"{new[0] / old[0]:.2f}",
+                          f"{new[0] / j2k:.2f}x / {old[0] / j2k:.2f}x", same])
+    print(markdown_table(["scene, rate", "strips (best)", "whole (best)", "time strips / whole",
+                          "JPEG 2000's decode time", "same DNs"], table))
+
+
+if __name__ == "__main__":
+    main()

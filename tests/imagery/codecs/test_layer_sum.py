@@ -1,0 +1,76 @@
+"""The layer added to its base in strips of rows gives the DNs of the whole-scene sum (0.11.3's decode), value for
+value, on real layers: filtered, partly filtered and unfiltered, over nodata, at strip sizes from a few rows to
+the whole scene."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from _benchmarks import load_benchmark
+from eocompress.imagery.codecs import enhancement, layer_filter, layer_sum
+
+SHIFT = enhancement.SHIFT
+#: ``benchmarks/imagery/layer_sum.py``: its whole-scene sum (0.11.3's decode) is the reference.
+BENCH = load_benchmark("imagery/layer_sum.py")
+
+
+def _whole_scene_sum(base: np.ndarray, planes: np.ndarray, klt, filt: layer_filter.LayerFilter) -> np.ndarray:
+    return BENCH.whole_scene_sum(base, planes, klt, filt, SHIFT)
+
+
+@pytest.fixture(scope="module", params=[450, 100])
+def layer(request, codec, pisa):
+    """(base DNs, KLT planes, basis, filter) of Pisa's 203 x 257 centre encoded at 1/450 and 1/100."""
+    h, w = pisa.shape
+    scene = pisa.crop((h - 203) // 2, (w - 257) // 2, 203, 257)
+    blob = enhancement.encode_with_layer(codec, scene, ratio=request.param)
+    base_blob, side, stream = enhancement.split(blob)
+    base = np.asarray(codec.decode(base_blob))
+    klt, filt = enhancement.read_side(side, base.shape[0], enhancement.is_filtered(blob))
+    return base, enhancement.layer_planes(stream, klt), klt, filt
+
+
+@pytest.mark.parametrize("pixels", [1, 700, 1 << 12, 1 << 16, 1 << 30])
+def test_strips_give_the_whole_scene_sum(layer, monkeypatch, pixels: int) -> None:
+    """One row a strip, strips that end two rows before the scene's edge, and the whole scene in one strip."""
+    base, planes, klt, filt = layer
+    assert filt.on.any()  # the filter's halo rows are what a strip could get wrong
+    monkeypatch.setattr(layer_sum, "STRIP_PIXELS", pixels)
+    got = layer_sum.add_layer(base.copy(), planes, klt, filt, SHIFT)
+    np.testing.assert_array_equal(got, _whole_scene_sum(base, planes, klt, filt))
+
+
+def test_some_bands_filtered_none_filtered_and_nodata(layer, monkeypatch) -> None:
+    """Every other band's filter off, then none: the same DNs as the whole-scene sum; nodata in the base stays 0."""
+    base, planes, klt, filt = layer
+    base = base.copy()
+    base[:, 40:60, 10:90] = 0
+    monkeypatch.setattr(layer_sum, "STRIP_PIXELS", 1 << 12)
+    for on in (filt.on & (np.arange(filt.on.size) % 2 == 0), np.zeros_like(filt.on)):
+        some = dataclasses.replace(filt, on=on)
+        got = layer_sum.add_layer(base.copy(), planes, klt, some, SHIFT)
+        np.testing.assert_array_equal(got, _whole_scene_sum(base, planes, klt, some))
+        assert (got[:, 40:60, 10:90] == 0).all() and (got[:, :40] > 0).all()
+
+
+def test_the_sum_is_written_into_the_base(layer) -> None:
+    """The decode keeps no second scene-sized array: the base it is given is the output."""
+    base, planes, klt, filt = layer
+    mine = base.copy()
+    assert layer_sum.add_layer(mine, planes, klt, filt, SHIFT) is mine
+    assert not np.array_equal(mine, base)
+
+
+def test_the_benchmark_alternates_both_ways_on_the_same_file(capsys, monkeypatch) -> None:
+    """``benchmarks/imagery/layer_sum.py`` on a 256 px held-out crop: both ways give the same DNs, and the strips
+    are put back afterwards."""
+    monkeypatch.setattr("sys.argv", ["layer_sum.py", "--scenes", "oscd-s2l1c/hongkong/imgs_1:256", "--rates", "450",
+                                     "--repeats", "1"])
+    strips = layer_sum.add_layer
+    BENCH.main()
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert "1/450" in row and row.endswith("| yes |")
+    assert layer_sum.add_layer is strips
