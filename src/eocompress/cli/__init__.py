@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from eocompress._extras import extra_for
+from eocompress._malloc import keep_freed_memory
 from eocompress.cli import (  # noqa: F401  (imported for their command registrations)
     codecs_cmd,
     evaluate_cmd,
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     Dask's included, are shown only with ``--debug``.
     """
     warnings.showwarning = _show_warning
+    if argv is None:  # the console script owns its process (a test calling main() keeps pytest's allocator)
+        keep_freed_memory()
     args = sys.argv[1:] if argv is None else list(argv)
     if "--debug" not in args:
         logging.getLogger("distributed").setLevel(logging.CRITICAL)  # worker tracebacks: the error says it
