@@ -251,7 +251,7 @@ def _default_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zero
                       angle: Callable[[np.ndarray], float],
                       ranking: _Ranking | None) -> tuple[bytes, bytes, float] | None:
     """:func:`_code_residual` of the default effort."""
-    target = res.astype(np.float32) - SHIFT
+    target = _float_residual(res)
     reserve = _filter_reserve(room, res.shape[0])
     keep = ~zeros
     coded: list[_Count] = []  # each count and coder that fits, unfiltered
@@ -350,7 +350,7 @@ def _rank(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,
     if room < MIN_LAYER_BYTES:
         return None
     res = residual_of(data, base)
-    return _ranked_counts(res, room, _filter_reserve(room, res.shape[0]), valid, res.astype(np.float32) - SHIFT,
+    return _ranked_counts(res, room, _filter_reserve(room, res.shape[0]), valid, _float_residual(res),
                           base != 0)
 
 
@@ -411,7 +411,7 @@ def _fast_residual(res: np.ndarray, room: int, valid: np.ndarray | None,
     bands = res.shape[0]
     choices = (tuple(k for k in FAST_COMPONENTS if k <= bands) if klt_side_bytes(bands, bands) <= 0.05 * room
                else component_choices(bands, room))
-    target, keep = res.astype(np.float32) - SHIFT, ~zeros
+    target, keep = _float_residual(res), ~zeros
     no_filter = layer_filter.LayerFilter.none(bands).to_bytes()
     coder = htj2k.htj2k_at_size if htj2k.fits(res.shape) else j2k_at_size
     best: tuple[bytes, bytes, float] | None = None
@@ -428,7 +428,14 @@ def _fast_residual(res: np.ndarray, room: int, valid: np.ndarray | None,
 
 def _decoded_residual(stream: bytes, klt: KLTBasis, shape: tuple[int, ...]) -> np.ndarray:
     """float32 (C, H, W): the residual (without :data:`SHIFT`) a codestream and its KLT decode to."""
-    return (klt_inverse_values(layer_planes(stream, klt), klt) - SHIFT).reshape(shape)
+    x = klt_inverse_values(layer_planes(stream, klt), klt)
+    x -= SHIFT  # in place: one scene-sized array fewer to fault in (whole numbers, so the same values)
+    return x.reshape(shape)
+
+
+def _float_residual(res: np.ndarray) -> np.ndarray:
+    """float32 (C, H, W): the stored residual ``res`` (uint16, + :data:`SHIFT`) in DN, made in one array."""
+    return np.subtract(res, SHIFT, dtype=np.float32)
 
 
 def layer_planes(stream: bytes, klt: KLTBasis) -> np.ndarray:
