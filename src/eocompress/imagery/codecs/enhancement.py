@@ -63,7 +63,6 @@ from eocompress.imagery.codecs.klt import (
     KLTBasis,
     component_choices,
     klt_forward_each,
-    klt_inverse_values,
     klt_side_bytes,
     rescaled,
 )
@@ -428,9 +427,7 @@ def _fast_residual(res: np.ndarray, room: int, valid: np.ndarray | None,
 
 def _decoded_residual(stream: bytes, klt: KLTBasis, shape: tuple[int, ...]) -> np.ndarray:
     """float32 (C, H, W): the residual (without :data:`SHIFT`) a codestream and its KLT decode to."""
-    x = klt_inverse_values(layer_planes(stream, klt), klt)
-    x -= SHIFT  # in place: one scene-sized array fewer to fault in (whole numbers, so the same values)
-    return x.reshape(shape)
+    return layer_sum.residual(layer_planes(stream, klt), klt, SHIFT).reshape(shape)
 
 
 def _float_residual(res: np.ndarray) -> np.ndarray:

@@ -34,14 +34,15 @@ def add_layer(base: np.ndarray, planes: np.ndarray, klt: KLTBasis, filt: layer_f
     rows = max(1, STRIP_PIXELS // max(1, width))
     bands = np.flatnonzero(filt.on)
     halo = layer_filter.RADIUS if bands.size else 0
+    weights = filt.weights()[bands]
     with single_threaded_blas():
         mean = _filter_means(planes, klt, bands, shift, rows)
         for top in range(0, height, rows):
             end = min(height, top + rows)
             lo, hi = max(0, top - halo), min(height, end + halo)
-            x = _residual(planes[:, lo:hi], klt, shift).reshape(base.shape[0], hi - lo, width)
+            x = residual(planes[:, lo:hi], klt, shift).reshape(base.shape[0], hi - lo, width)
             if bands.size:
-                done = layer_filter.filtered(x, bands, mean, filt.weights()[bands], above=halo - (top - lo),
+                done = layer_filter.filtered(x, bands, mean, weights, above=halo - (top - lo),
                                              below=halo - (hi - end))
                 x = x[:, top - lo : end - lo]
                 for i, b in enumerate(bands):
@@ -53,8 +54,9 @@ def add_layer(base: np.ndarray, planes: np.ndarray, klt: KLTBasis, filt: layer_f
     return base
 
 
-def _residual(planes: np.ndarray, klt: KLTBasis, shift: int) -> np.ndarray:
-    """float32 (C, n): the residual (whole numbers, ``shift`` taken off) the ``planes`` (k, rows, W) decode to."""
+def residual(planes: np.ndarray, klt: KLTBasis, shift: int) -> np.ndarray:
+    """float32 (C, n): the residual (whole numbers, ``shift`` taken off) the ``planes`` (k, rows, W) decode to; the
+    encoder's decoded residuals are this too (``enhancement._decoded_residual``)."""
     x = klt_inverse_values(planes, klt)
     x -= shift
     return x
@@ -65,5 +67,5 @@ def _filter_means(planes: np.ndarray, klt: KLTBasis, bands: np.ndarray, shift: i
     (float64, then float32): summed strip by strip, exact because every value is a whole number."""
     sums = np.zeros(bands.size, np.float64)
     for top in range(0, planes.shape[1], rows) if bands.size else ():
-        sums += _residual(planes[:, top : top + rows], klt, shift)[bands].sum(axis=1, dtype=np.float64)
+        sums += residual(planes[:, top : top + rows], klt, shift)[bands].sum(axis=1, dtype=np.float64)
     return (sums / (planes.shape[1] * planes.shape[2])).astype(np.float32)
