@@ -89,3 +89,15 @@ def band_indices(available: Sequence[str], wanted: Sequence[str]) -> list[int]:
             f"use imagery with all of {', '.join(want)} or a model trained on the bands you have"
         )
     return [avail.index(b) for b in want]
+
+
+def source_order(file_order: Sequence[str] | None, bands: Sequence[str]) -> tuple[int, ...] | None:
+    """The index in ``bands`` of each of them in the order a file held them (``file_order``, which may hold
+    others, such as L1C's B10), so that a decode writes them back in that order; None when it is ``bands``' own
+    order or unknown (band files have no order of their own)."""
+    if not file_order:
+        return None
+    wanted = {canonical_band(b) for b in bands}
+    ordered = [canonical_band(b) for b in file_order if canonical_band(b) in wanted]
+    index = band_indices(bands, ordered) if sorted(ordered) == sorted(canonical_bands(bands)) else None
+    return None if index is None or index == list(range(len(bands))) else tuple(index)

@@ -221,6 +221,50 @@ def _georeferenced(src: Any) -> bool:
     return src.crs is not None and not src.transform.is_identity
 
 
+def not_uint16(path: str | os.PathLike, dtype: str) -> str:
+    """The one line for a file that does not hold uint16 DNs, with the conversion that makes it one."""
+    how = ("if it holds reflectance, DN = reflectance x 10000 (+ 1000 from baseline 04.00): gdal_calc.py -A "
+           f"{path} --calc 'A*10000' --type UInt16 --outfile dn.tif" if "float" in dtype else
+           f"gdal_translate -ot UInt16 {path} dn.tif")
+    return f"{path} is {dtype}; Sentinel-2 DNs must be uint16: {how}, then encode that file"
+
+
+def file_nodata(src: Any) -> int:
+    """The open file's nodata value when it is a DN other than Sentinel-2's 0 (e.g. 65535), else 0: a value no
+    uint16 pixel can hold (-9999, NaN) marks nothing."""
+    value = src.nodata
+    if value is None or not float(value).is_integer() or not 0 < value <= 65535:
+        return 0
+    return int(value)
+
+
+def zero_nodata(data: np.ndarray, nodata: int, path: str | os.PathLike) -> np.ndarray:
+    """``data`` (uint16, read from ``path``, whose nodata value is ``nodata``) with its nodata pixels set to 0 in
+    place, the nodata value the codec keeps exactly (the decode writes them back as ``nodata``). A file that also
+    holds 0 DNs is one line: a decode could not tell its two kinds of empty pixel apart."""
+    if nodata:
+        zeros = int(np.count_nonzero(data == 0))
+        if zeros:
+            raise FileFormatError(
+                f"{path} declares nodata {nodata} but also holds {zeros} value(s) of 0 DN (Sentinel-2's own nodata); "
+                f"a decode can give back only one of them: set those to {nodata} (gdal_calc.py --calc "
+                f"\"where(A==0,{nodata},A)\") or remove the file's nodata tag"
+            )
+        data[data == nodata] = 0
+    return data
+
+
+def one_nodata(values: dict[str, int], where: Path) -> int:
+    """The one nodata value band files declare (``values``: file name -> :func:`file_nodata`), 0 when none does;
+    files that disagree are one line."""
+    found = sorted({v for v in values.values() if v})
+    if len(found) > 1 or (found and 0 in values.values()):
+        listing = ", ".join(f"{Path(name).name}: {v or 'none/0'}" for name, v in values.items())
+        raise FileFormatError(f"the band files of {where} declare different nodata values ({listing}); give them "
+                              "one nodata value (gdal_edit.py -a_nodata)")
+    return found[0] if found else 0
+
+
 # --------------------------------------------------------------------------- band folders
 
 
@@ -233,7 +277,7 @@ def check_band_file(src: Any, path: Path) -> None:
             "its own place, not among band files)"
         )
     if src.dtypes[0] != "uint16":
-        raise FileFormatError(f"{path} is {src.dtypes[0]}; Sentinel-2 DNs must be uint16")
+        raise FileFormatError(not_uint16(path, src.dtypes[0]))
 
 def _read_band_folder(path: Path, use_cloud_mask: bool) -> Scene:
     import rasterio
@@ -249,25 +293,30 @@ def _read_band_folder(path: Path, use_cloud_mask: bool) -> Scene:
         height, width, crs, transform = ref.height, ref.width, ref.crs, ref.transform
         georef = _georeferenced(ref)
     data = np.zeros((len(names), height, width), dtype=np.uint16)
+    nodata: dict[str, int] = {}
     for i, band in enumerate(names):
         with _open(files[band]) as src:
             check_band_file(src, files[band])
+            nodata[str(files[band])] = empty = file_nodata(src)
             same_grid = (src.height, src.width) == (height, width)
             if same_grid and (not georef or src.transform.almost_equals(transform)):
-                data[i] = src.read(1)
+                data[i] = zero_nodata(src.read(1), empty, files[band])
             elif georef and _georeferenced(src):
+                # a file with its own nodata value: read first, to refuse one that also holds 0s
+                source = rasterio.band(src, 1) if not empty else zero_nodata(src.read(1), empty, files[band])
                 reproject(
-                    source=rasterio.band(src, 1), destination=data[i], src_transform=src.transform,
+                    source=source, destination=data[i], src_transform=src.transform,
                     src_crs=src.crs, src_nodata=0, dst_transform=transform, dst_crs=crs, dst_nodata=0,
                     resampling=Resampling.bilinear,
                 )
             else:  # no georeference: every band covers the same extent, resample by the size ratio
                 scale = Affine.scale(width / src.width, height / src.height)
                 reproject(
-                    source=src.read(1), destination=data[i], src_transform=scale, src_crs=_PIXEL_CRS,
-                    src_nodata=0, dst_transform=Affine.identity(), dst_crs=_PIXEL_CRS, dst_nodata=0,
-                    resampling=Resampling.bilinear,
+                    source=zero_nodata(src.read(1), empty, files[band]), destination=data[i], src_transform=scale,
+                    src_crs=_PIXEL_CRS, src_nodata=0, dst_transform=Affine.identity(), dst_crs=_PIXEL_CRS,
+                    dst_nodata=0, resampling=Resampling.bilinear,
                 )
+    empty = one_nodata(nodata, folder)
     valid = np.all(data != 0, axis=0)
     masks = [folder / n for n in ("cloud_mask.tif", "CLOUD_MASK.tif") if (folder / n).exists()]
     if use_cloud_mask and masks and georef:
@@ -279,6 +328,8 @@ def _read_band_folder(path: Path, use_cloud_mask: bool) -> Scene:
             )
         valid &= mask == 0
     meta = band_folder_meta(folder, path, files, names, georef)
+    if empty:
+        meta["nodata"] = empty
     return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
                  valid=valid, meta=meta)
 
@@ -392,10 +443,13 @@ def _read_stacked(path: Path, layout) -> Scene:
         data = src.read()
         order = _stacked_order(path, src.count, src.descriptions, layout, data)
         georef = _georeferenced(src)
-        crs, transform, tags = src.crs, src.transform, src.tags()
+        crs, transform, tags, empty = src.crs, src.transform, src.tags(), file_nodata(src)
+    zero_nodata(data, empty, path)
     names = sort_bands(order)
     data = data[[order.index(b) for b in names]]
     meta = _stacked_meta(path, order, names, tags, georef)
+    if empty:
+        meta["nodata"] = empty
     return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
                  meta=meta)
 
@@ -403,7 +457,7 @@ def _read_stacked(path: Path, layout) -> Scene:
 def _check_stacked(path: Path, src: Any, layout) -> None:
     """One line unless the open stacked file holds uint16 DNs in more than one band (or a layout is given)."""
     if src.dtypes[0] != "uint16":
-        raise FileFormatError(f"{path} is {src.dtypes[0]}; Sentinel-2 DNs must be uint16")
+        raise FileFormatError(not_uint16(path, src.dtypes[0]))
     if src.count < 2 and layout is None:
         found = band_of(path)
         hint = f" (band {found[0]})" if found else ""

@@ -51,8 +51,11 @@ from eocompress.imagery.readers.scenes import (
     _stacked_order,
     band_folder_meta,
     check_band_file,
+    file_nodata,
+    one_nodata,
     read_scene,
     scene_shape,
+    zero_nodata,
 )
 
 #: Scenes with more pixels than this (10 m grid) are encoded window by window by ``imagery encode`` and
@@ -72,9 +75,11 @@ class SceneWindows:
     Use as a context manager (or call :meth:`close`): it holds the band files open.
     """
 
-    def __init__(self, sources: list[tuple[Any, int, str]], bands: list[str], shape: tuple[int, int], crs: Any,
+    def __init__(self, sources: list[tuple[Any, int, str, int]], bands: list[str], shape: tuple[int, int], crs: Any,
                  transform: Any, meta: dict[str, Any], keep: list[Any]) -> None:
-        self._sources = sources  # per band: (dataset or warped VRT, band index in it, file name for messages)
+        # per band: (dataset or warped VRT, band index in it, file name for messages, the file's nodata value to
+        # read as 0: :func:`~.scenes.zero_nodata`; 0 where the file uses Sentinel-2's or a warped VRT maps it)
+        self._sources = sources
         self.bands = bands
         self.shape = shape
         self.crs, self.transform = crs, transform
@@ -84,7 +89,8 @@ class SceneWindows:
         self.notes: list[str] = []  # what a user should hear about how the scene is read (e.g. no disk cache)
 
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
-        """uint16 (C, height, width) DNs of the window at (row, col), bands in :attr:`bands` order.
+        """uint16 (C, height, width) DNs of the window at (row, col), bands in :attr:`bands` order, a file's own
+        nodata value read as 0 (as :func:`~.scenes.read_scene` reads it).
 
         GDAL's block cache is capped at :data:`READ_CACHE_MB` while reading (its default, 5 % of RAM,
         would otherwise fill with the tiles of a large scene read strip by strip).
@@ -95,13 +101,14 @@ class SceneWindows:
         out = np.empty((len(self.bands), height, width), np.uint16)
         window = Window(col, row, width, height)
         with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_MB):
-            if len({id(src) for src, _, _ in self._sources}) == 1:  # a stacked file: one read, each tile once
-                src, _, name = self._sources[0]
+            if len({id(src) for src, _, _, _ in self._sources}) == 1:  # a stacked file: one read, each tile once
+                src, _, name, empty = self._sources[0]
                 with _named_errors(name):
-                    return src.read([index for _, index, _ in self._sources], window=window, out=out)
-            for i, (src, index, name) in enumerate(self._sources):
+                    src.read([index for _, index, _, _ in self._sources], window=window, out=out)
+                return zero_nodata(out, empty, name)
+            for i, (src, index, name, empty) in enumerate(self._sources):
                 with _named_errors(name):
-                    out[i] = src.read(index, window=window)
+                    out[i] = zero_nodata(src.read(index, window=window), empty, name)
         return out
 
     def select(self, bands: list[str] | tuple[str, ...]) -> SceneWindows:
@@ -116,7 +123,7 @@ class SceneWindows:
     def reads_are_copies(self) -> bool:
         """True when a window read only copies bytes: every band in one uncompressed GeoTIFF on the 10 m grid
         (no JPEG 2000 or deflate to decode, no 20/60 m band to warp), so a disk cache would gain nothing."""
-        datasets = {id(src): src for src, _, _ in self._sources}
+        datasets = {id(src): src for src, _, _, _ in self._sources}
         return len(datasets) == 1 and all(
             getattr(src, "driver", None) == "GTiff" and getattr(src, "compression", None) is None
             for src in datasets.values()
@@ -218,7 +225,7 @@ def cached_on_disk(scene: SceneWindows, folder: str | os.PathLike | None = None)
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             keep: list[Any] = []
             src = _enter(path, keep)
-        copy = SceneWindows([(src, i + 1, str(path)) for i in range(count)], list(scene.bands), scene.shape,
+        copy = SceneWindows([(src, i + 1, str(path), 0) for i in range(count)], list(scene.bands), scene.shape,
                             scene.crs, scene.transform, scene.meta, keep)
         copy.offset, copy.notes = scene.offset, scene.notes
         try:
@@ -270,7 +277,10 @@ def _open_stacked(path: Path, layout) -> SceneWindows:
         georef = _georeferenced(src)
         names = sort_bands(order)
         meta = _stacked_meta(path, order, names, src.tags(), georef)
-        sources = [(src, order.index(b) + 1, str(path)) for b in names]
+        empty = file_nodata(src)
+        if empty:
+            meta["nodata"] = empty
+        sources = [(src, order.index(b) + 1, str(path), empty) for b in names]
         return SceneWindows(sources, names, (int(src.height), int(src.width)), src.crs if georef else None,
                             src.transform if georef else None, meta, keep)
     except Exception:
@@ -294,14 +304,17 @@ def _open_band_folder(path: Path) -> SceneWindows:
         height, width, crs, transform = ref.height, ref.width, ref.crs, ref.transform
         georef = _georeferenced(ref)
         sources = []
+        nodata: dict[str, int] = {}
         for band in names:
             src = _enter(files[band], keep)
             check_band_file(src, files[band])
+            nodata[str(files[band])] = empty = file_nodata(src)
             same_grid = (src.height, src.width) == (height, width)
             if same_grid and (not georef or src.transform.almost_equals(transform)):
-                sources.append((src, 1, str(files[band])))
+                sources.append((src, 1, str(files[band]), empty))
                 continue
-            grid = {"width": width, "height": height, "resampling": Resampling.bilinear, "src_nodata": 0,
+            # the warp reads the file's nodata value as 0 (its 0s, if it holds any, are not checked here)
+            grid = {"width": width, "height": height, "resampling": Resampling.bilinear, "src_nodata": empty,
                     "nodata": 0, "dtype": "uint16"}
             if georef and _georeferenced(src):
                 vrt = WarpedVRT(src, crs=crs, transform=transform, **grid)
@@ -309,8 +322,11 @@ def _open_band_folder(path: Path) -> SceneWindows:
                 vrt = WarpedVRT(src, src_crs=_PIXEL_CRS, src_transform=Affine.scale(width / src.width,
                                 height / src.height), crs=_PIXEL_CRS, transform=Affine.identity(), **grid)
             keep.append(vrt)
-            sources.append((vrt, 1, str(files[band])))
+            sources.append((vrt, 1, str(files[band]), 0))
         meta = band_folder_meta(folder, path, files, names, georef)
+        empty = one_nodata(nodata, folder)
+        if empty:
+            meta["nodata"] = empty
         return SceneWindows(sources, names, (int(height), int(width)), crs if georef else None,
                             transform if georef else None, meta, keep)
     except Exception:
