@@ -253,7 +253,7 @@ def decode(
     overwrite: bool = OVERWRITE,
     as_json: bool = JSON,
 ) -> None:
-    """Decode a token file to a Cloud-Optimized GeoTIFF: uint16, nodata 0, original georeference and bands."""
+    """Decode a token file to a Cloud-Optimized GeoTIFF: uint16, the input's georeference, band order and nodata."""
     target = resolve_out(out_pos, out)
     check_device(device)
     if is_parquet(src):  # a token archive: per-cell GeoTIFFs into a folder, or a Major-TOM shard (.parquet)
@@ -324,6 +324,8 @@ def _learned_info(src: Path, model: str) -> dict[str, Any]:
         "crs": f"EPSG:{head.epsg}" if head.epsg else head.wkt,
         "transform": list(head.transform) if head.transform else None,
         "nodata_pixels": int((~head.valid).sum()) if head.valid is not None else 0,
+        "source_nodata": head.nodata, "source_bands": [codec.bands[b] for b in head.band_order or
+                                                       range(len(codec.bands))],
         "band_means_dn": [int(v) for v in head.means], "scale_dn": head.scale, "format_version": head.version,
         "dn_offset": offset, "processing_level": head.level or "unknown",
         "constant_bands": {codec.bands[b]: v for b, v in sorted((head.constants or {}).items())},

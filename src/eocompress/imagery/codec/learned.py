@@ -71,6 +71,7 @@ from eocompress.imagery.codec.learned_transforms import (
 from eocompress.imagery.codec.legacy_tokens import refuse_legacy_token_file
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
 from eocompress.imagery.codec.rate_control import QUALITY_LEVELS
+from eocompress.imagery.readers.bands import source_order
 from eocompress.imagery.tokenizer import spectral
 from eocompress.imagery.tokenizer.device import check_device
 from eocompress.imagery.tokenizer.fp_model import FactorizedPriorTokenizer, FPConfig
@@ -258,6 +259,8 @@ class LearnedCodec:
         transform: Any = None,
         level: str | None = None,
         keep_pixels: bool = False,
+        nodata: int = 0,
+        band_order: tuple[int, ...] | None = None,
     ) -> Callable[..., bytes]:
         """The scene analysed once: ``encode_at(ratio=… | quality=… | smallest=True, refine_steps=0)`` -> token file.
 
@@ -266,7 +269,9 @@ class LearnedCodec:
         the last block row of pixels for latent refinement (``refine_steps``); else only the latent is held.
         ``smallest=True``: the smallest file the ratio search can make (its largest step); ``means_only=True``: the
         header alone (version 5, no tokens), which decodes to the band means: the base under a layer where the
-        network's tokens do not pay.
+        network's tokens do not pay. ``nodata`` and ``band_order``: the input file's convention, which
+        :meth:`decode_to_geotiff` writes back (its nodata value, the codec's index of each band in its order); the
+        DNs handed over use the codec's (nodata 0, these bands in the model's order).
         """
         if len(shape) != 3 or shape[0] != len(self.bands):
             raise InputError(f"expected ({len(self.bands)}, H, W) bands {', '.join(self.bands)}; got shape {shape}")
@@ -276,6 +281,10 @@ class LearnedCodec:
             raise InputError(f"offset must be 0..65535 DN, got {offset}; use 1000 for baseline >= 04.00, else 0")
         if level not in (None, *LEVELS.values()):
             raise InputError(f"level must be Level-1C or Level-2A, got {level!r}")
+        if not 0 <= int(nodata) <= 65535:
+            raise InputError(f"nodata must be 0..65535 DN, got {nodata}")
+        if band_order is not None and sorted(band_order) != list(range(len(self.bands))):
+            raise InputError(f"band_order must order the {len(self.bands)} bands, got {band_order}")
         _, height, width = (int(v) for v in shape)
         constants, live, valid, means, scale, zeros = _scan(read, len(self.bands), height, width, valid)
         self.last_notes = [
@@ -322,7 +331,9 @@ class LearnedCodec:
 
         head = Header(height, width, 1.0, scale, means, self.model_id, valid=valid, band_zeros=zeros,
                       offset=int(offset or 0), offset_known=offset is not None, level=level,
-                      constants=constants or None, klt=None, **georef_fields(crs, transform))  # klt: latent()
+                      constants=constants or None, klt=None, nodata=int(nodata),
+                      band_order=None if band_order is None or list(band_order) == sorted(band_order)
+                      else tuple(int(b) for b in band_order), **georef_fields(crs, transform))  # klt: latent()
         head.quantizer = QUANTIZER_CODES[self.config.quantizer]
 
         def rounder(lat: np.ndarray, delta: float) -> np.ndarray:
@@ -503,7 +514,8 @@ class LearnedCodec:
 
         Each block is written with a windowed write into a tiled GeoTIFF beside ``path`` and GDAL copies
         that into the COG (layout, tags and read-back check as
-        :func:`~eocompress.imagery.codec.pipeline.write_geotiff`); the pixels equal :meth:`decode`'s.
+        :func:`~eocompress.imagery.codec.pipeline.write_geotiff`); the pixels are :meth:`decode`'s, in the input
+        file's band order and nodata value (:func:`~eocompress.imagery.codec.pipeline.in_source_convention`).
         """
         head, _ = self.read_header(blob, source)
         return write_geotiff_windows(path, (len(self.bands), head.height, head.width), self.header_meta(head),
@@ -537,7 +549,9 @@ class LearnedCodec:
         known = scene.meta.get("offset_known", True)
         level = scene.meta.get("processing_level")
         args = {"offset": int(scene.offset) if known else None, "crs": scene.crs, "transform": scene.transform,
-                "level": level if level in LEVELS.values() else None, "keep_pixels": keep_pixels}
+                "level": level if level in LEVELS.values() else None, "keep_pixels": keep_pixels,
+                "nodata": int(scene.meta.get("nodata", 0)),
+                "band_order": source_order(scene.meta.get("file_band_order"), self.bands)}
         if hasattr(sel, "read"):  # a scene opened for windowed reads: streamed, never in memory
             return self.windows_encoder(sel.read, (len(self.bands), *sel.shape), **args)
         data = np.asarray(sel.data)
@@ -563,9 +577,13 @@ class LearnedCodec:
         return data, self.header_meta(head)
 
     def header_meta(self, head: Header) -> dict[str, Any]:
-        """The metadata of a parsed header as a GeoTIFF writer and ``imagery info`` want it."""
+        """The metadata of a parsed header as a GeoTIFF writer and ``imagery info`` want it: ``bands`` in the
+        codec's order (as :meth:`decode` returns them), ``source_nodata`` and ``source_bands`` (the input file's
+        nodata value and band order, which the GeoTIFF writers give back)."""
         crs = f"EPSG:{head.epsg}" if head.epsg else head.wkt
+        order = head.band_order or range(len(self.bands))
         return {"crs": crs, "transform": head.transform, "bands": self.bands, "offset": head.offset,
+                "source_nodata": head.nodata, "source_bands": [self.bands[b] for b in order],
                 "offset_known": head.offset_known, "processing_level": head.level,
                 "constant_bands": {self.bands[b]: v for b, v in sorted((head.constants or {}).items())},
                 "format_version": head.version, "model_id": head.model_id.hex(), "height": head.height,

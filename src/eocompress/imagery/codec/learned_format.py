@@ -36,6 +36,13 @@ decodes to each band's mean (constants, nodata and band zeros as in any file), w
 it is the base under an enhancement layer where the network's tokens do not pay for their bytes, so the layer
 (KLT + JPEG 2000 of the residual) codes the whole scene and the file is the classical anchor under this header.
 
+Since 0.12 bit 3 of the offset byte marks a *source convention* block at the end of the header (after the band
+zeros): u8 fields; field 1: u16, the input file's nodata value (its nodata pixels are coded as Sentinel-2's 0 and
+written back as this value); field 2: one u8 per band, the codec's band index of each band in the input's order
+(a stacked file whose bands were not in the canonical order). Files whose input used nodata 0 (or none) and the
+canonical order leave the bit clear and are written byte for byte as before; a release before 0.12 refuses a file
+with the bit set (an unknown header bit) instead of decoding it into another convention.
+
 Version 1 files (no offset fields; their means had the offset removed) still decode as they did:
 reflectance x 10000 without the offset, the offset they dropped unknown. Nothing here knows the model
 or the coder: :mod:`learned_entropy` codes the payload, :mod:`learned` ties them together.
@@ -68,6 +75,10 @@ READABLE_VERSIONS = (1, 2, 3, 4, 5)
 _F_GEO, _F_MASK, _F_AFFINE6, _F_WKT, _F_CONST, _F_KLT, _F_BAND_ZEROS, _F_GIVENS = 1, 2, 4, 8, 16, 32, 64, 128
 #: Processing level codes in the header (bits 1-2 of the offset byte).
 LEVELS = {0: None, 1: "Level-1C", 2: "Level-2A"}
+#: Bit 3 of the offset byte: a source-convention block (the input's nodata value, its band order) ends the header.
+_I_SOURCE = 8
+#: Fields of the source-convention block.
+_S_NODATA, _S_ORDER = 1, 2
 #: Largest grid side and pixel count a header may claim (a full 10980 px tile is far inside): checked
 #: before anything is allocated, then the memory the decode needs is compared with what is free.
 MAX_SIDE, MAX_PIXELS = 1 << 17, 1 << 31
@@ -138,6 +149,13 @@ class Header:
     klt: spectral.Rotation | None = None  # the scene's spectral rotation (a ``spectral="klt"`` model), else None
     band_zeros: BandZeros | None = None  # masked pixels that hold data in some bands (flag 64), else None
     prior_scales: np.ndarray | None = None  # uint8 per-channel prior scale codes (version 4), else None
+    nodata: int = 0  # the input file's nodata value: its nodata pixels are coded as 0 and written back as this
+    band_order: tuple[int, ...] | None = None  # the codec's band index of each band in the input's order, else None
+
+    @property
+    def has_source_block(self) -> bool:
+        """True when the input's convention differs from the codec's (nodata 0, canonical band order)."""
+        return bool(self.nodata) or self.band_order is not None
 
     @property
     def has_tokens(self) -> bool:
@@ -184,14 +202,27 @@ class Header:
         head += struct.pack("<IIfH", self.height, self.width, self.delta, self.scale)
         head += self.means.astype("<u2").tobytes()
         level = {v: k for k, v in LEVELS.items()}.get(self.level, 0)
-        head += struct.pack("<HB", int(self.offset), int(bool(self.offset_known)) | level << 1)
+        source = _I_SOURCE if self.has_source_block else 0
+        head += struct.pack("<HB", int(self.offset), int(bool(self.offset_known)) | level << 1 | source)
         if self.quantizer:
             head += struct.pack("<B", int(self.quantizer))
         if self.prior_scales is not None:
             codes = np.asarray(self.prior_scales, np.uint8)
             nibbles = np.append(codes, np.zeros(codes.size % 2, np.uint8))
             head += struct.pack("<B", codes.size) + (nibbles[0::2] << 4 | nibbles[1::2]).astype(np.uint8).tobytes()
-        return head + const + geo + mask
+        return head + const + geo + mask + self._source_block()
+
+    def _source_block(self) -> bytes:
+        """The source-convention block (empty when the input used the codec's own convention)."""
+        if not self.has_source_block:
+            return b""
+        fields = (_S_NODATA if self.nodata else 0) | (_S_ORDER if self.band_order is not None else 0)
+        block = struct.pack("<B", fields)
+        if self.nodata:
+            block += struct.pack("<H", int(self.nodata))
+        if self.band_order is not None:
+            block += bytes(self.band_order)
+        return block
 
     @classmethod
     def from_bytes(cls, data: bytes, bands: int, source: str) -> tuple[Header, int]:
@@ -216,12 +247,14 @@ class Header:
             means = np.frombuffer(data, "<u2", bands, pos).astype(np.uint16)
             pos += 2 * bands
             offset, offset_known, level, constants, quantizer, prior_scales = 0, False, None, None, 0, None
+            has_source = False
             if version >= 2:
                 offset, info = struct.unpack_from("<HB", data, pos)
                 pos += 3
-                offset_known, level = bool(info & 1), LEVELS.get(info >> 1 & 3)
-                if info >> 3:
-                    raise TokenStreamError(f"{source}: header has unknown offset bits ({info:#x})")
+                offset_known, level, has_source = bool(info & 1), LEVELS.get(info >> 1 & 3), bool(info & _I_SOURCE)
+                if info >> 4:
+                    raise TokenStreamError(f"{source}: header has fields this eocompress does not know (offset byte "
+                                           f"{info:#x}); update eocompress to decode it")
             if version == 3:
                 (quantizer,) = struct.unpack_from("<B", data, pos)
                 pos += 1
@@ -272,12 +305,38 @@ class Header:
                 packed = zlib.decompressobj().decompress(data[pos + 4 : pos + 4 + n], -(-masked // 8) + 2 * masked)
                 band_zeros = BandZeros.from_bytes(packed, valid, bands, source)
                 pos += 4 + n
+            nodata, band_order = 0, None
+            if has_source:
+                nodata, band_order, pos = _read_source_block(data, pos, bands, source)
         except (struct.error, zlib.error, ValueError, UnicodeDecodeError) as exc:
             raise TokenStreamError(f"{source}: header is damaged or truncated ({exc})") from exc
         if not (math.isfinite(delta) and delta > 0) or scale == 0:
             raise TokenStreamError(f"{source}: header holds impossible values ({h}x{w}, step {delta}, scale {scale})")
         return cls(h, w, float(delta), int(scale), means, model_id, epsg, wkt, transform, valid, int(offset),
-                   offset_known, level, constants, version, quantizer, klt, band_zeros, prior_scales), pos
+                   offset_known, level, constants, version, quantizer, klt, band_zeros, prior_scales, nodata,
+                   band_order), pos
+
+
+def _read_source_block(data: bytes, pos: int, bands: int, source: str) -> tuple[int, tuple[int, ...] | None, int]:
+    """(nodata, band order or None, position after the block) of the source-convention block at ``pos``."""
+    (fields,) = struct.unpack_from("<B", data, pos)
+    pos += 1
+    if not fields or fields & ~(_S_NODATA | _S_ORDER):
+        raise TokenStreamError(f"{source}: header's source convention has unknown fields ({fields:#x}); update "
+                               "eocompress to decode it")
+    nodata, order = 0, None
+    if fields & _S_NODATA:
+        (nodata,) = struct.unpack_from("<H", data, pos)
+        pos += 2
+        if nodata == 0:
+            raise TokenStreamError(f"{source}: header's source nodata is 0, which needs no field; the file is damaged")
+    if fields & _S_ORDER:
+        order = tuple(data[pos : pos + bands])
+        pos += bands
+        if sorted(order) != list(range(bands)):
+            raise TokenStreamError(f"{source}: header's band order {order} is not an order of the {bands} bands; "
+                                   "the file is damaged")
+    return nodata, order, pos
 
 
 @dataclass

@@ -46,8 +46,9 @@ def write_geotiff(
 ) -> Path:
     """Write a decoded (C, H, W) uint16 stack as a Cloud-Optimized GeoTIFF with the header's georeference.
 
-    GDAL's COG driver: 256 px tiles, DEFLATE + predictor 2, overviews (average), nodata 0; band
-    descriptions are the band names; tags carry the DN offset, the model id and the product keys and
+    GDAL's COG driver: 256 px tiles, DEFLATE + predictor 2, overviews (average), nodata and band order those
+    of the input file (:func:`in_source_convention`; nodata 0 and the codec's order unless the header says
+    otherwise); band descriptions are the band names; tags carry the DN offset, the model id and the product keys and
     ``LAYOUT=COG``. The file is built beside ``path`` under a temporary name, read back and compared
     with ``data`` (a full disk or any GDAL write error ends in one line, no partial file, and the old
     file kept), then renamed into place. An existing ``path`` is replaced only with ``overwrite``.
@@ -55,6 +56,25 @@ def write_geotiff(
     data = np.asarray(data)
     c, h, w = data.shape
     return write_geotiff_windows(path, (c, h, w), header, iter([((0, 0, h, w), data)]), overwrite=overwrite)
+
+
+def in_source_convention(block: np.ndarray, header: dict[str, Any]) -> np.ndarray:
+    """uint16 (C, h, w) ``block`` of a decode (the codec's convention: ``header["bands"]`` in its order, nodata 0)
+    in the input file's: its band order (``header["source_bands"]``) and nodata value (``header["source_nodata"]``).
+
+    Nodata pixels (0) become the file's nodata value; a decoded value that happens to equal it (a valid pixel: a
+    lossy decode can land anywhere) moves one DN away, so that no data pixel reads as nodata. Headers without
+    the two keys, or with the codec's own convention, give ``block`` back as it is.
+    """
+    bands, order = list(header.get("bands") or []), list(header.get("source_bands") or [])
+    if order and order != bands:
+        block = block[[bands.index(b) for b in order]]
+    nodata = int(header.get("source_nodata") or 0)
+    if nodata:
+        block = np.array(block, np.uint16)
+        block[block == nodata] = nodata - 1 if nodata > 1 else 2
+        block[block == 0] = nodata
+    return block
 
 
 def geotiff_tags(header: dict[str, Any]) -> dict[str, str]:
@@ -76,20 +96,22 @@ def write_geotiff_windows(
     """Write uint16 (row, col, height, width) windows of a (C, H, W) scene as a COG, never holding the scene.
 
     Through the one shared writer, :func:`eocompress.geotiff.write_cog`: a tiled DEFLATE work file,
-    GDAL's COG driver (256 px tiles, DEFLATE + predictor 2, average overviews, nodata 0, band names and
-    tags as :func:`write_geotiff`), every window read back against its sha256, and only then the rename
-    into place: an error leaves no partial file. Memory stays bounded whatever the scene size.
+    GDAL's COG driver (256 px tiles, DEFLATE + predictor 2, average overviews, band names and tags as
+    :func:`write_geotiff`), every window read back against its sha256, and only then the rename into place: an
+    error leaves no partial file. Memory stays bounded whatever the scene size. The windows are in the codec's
+    convention and are written in the input file's (:func:`in_source_convention`).
     """
     c = int(shape[0])
+    names = header.get("source_bands") or header.get("bands") or [f"band_{i + 1}" for i in range(c)]
     return write_cog(
         path,
         shape,
-        ((PixelWindow(r, col, wh, ww), block) for (r, col, wh, ww), block in windows),
+        ((PixelWindow(r, col, wh, ww), in_source_convention(block, header)) for (r, col, wh, ww), block in windows),
         dtype="uint16",
-        nodata=0,
+        nodata=int(header.get("source_nodata") or 0),
         crs=header.get("crs") or None,
         transform=header.get("transform") or None,
-        band_names=list(header.get("bands") or [f"band_{i + 1}" for i in range(c)]),
+        band_names=list(names),
         tags=geotiff_tags(header),
         resampling="average",
         predictor=2,
