@@ -1,0 +1,200 @@
+"""Numbers in = numbers out beyond the DN offset (issue 18, item 1): a file's own nodata value and band order.
+
+A stacked GeoTIFF that marks empty pixels with 65535 (not Sentinel-2's 0), or holds its bands in another order
+than B01 … B12, decodes to a file with the same nodata value at the same pixels and the same band order, through
+the command, the fast effort and the streamed (window by window) encoder, from real held-out pixels. A file that
+marks nodata two ways, or band files that disagree, are refused in one line; headers round-trip the fields and
+files without them keep their old bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from _cli import run_cli
+from eocompress.imagery.codec.learned_format import Header, TokenStreamError
+from eocompress.imagery.codec.pipeline import in_source_convention
+from eocompress.imagery.readers import windows
+from eocompress.imagery.readers.bands import S2_L2A_BANDS, source_order
+from eocompress.imagery.readers.scenes import read_scene
+
+DESERT = "imagery/oscd-s2l1c/abudhabi/imgs_1"  # held-out bright desert city, L1C band files
+NODATA = 65535
+#: Byte of the header holding the offset-known bit, the level and the source-convention bit (after 12 band means).
+INFO = 24 + 2 * 12 + 2
+
+
+def _desert(data_root: Path, side: int = 96) -> np.ndarray:
+    """uint16 (12, side, side) real DNs of the held-out desert, the 12 L2A bands in canonical order."""
+    scene = read_scene(data_root / DESERT, bands=list(S2_L2A_BANDS))
+    return np.ascontiguousarray(scene.data[:, 200 : 200 + side, 300 : 300 + side])
+
+
+def _with_holes(x: np.ndarray) -> np.ndarray:
+    """``x`` with a block empty in every band and specks empty in one band only (65535 marks them)."""
+    y = x.copy()
+    y[:, :20, :30] = NODATA
+    y[4, 50:53, 60:70] = NODATA
+    return y
+
+
+def _write(path: Path, x: np.ndarray, nodata: int | None = None, names: list[str] | None = None,
+           transform=None) -> Path:
+    profile = {"driver": "GTiff", "width": x.shape[2], "height": x.shape[1], "count": x.shape[0], "dtype": "uint16",
+               "crs": "EPSG:32639", "transform": transform or rasterio.Affine(10, 0, 500000, 0, -10, 2700000)}
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(x)
+        for i, name in enumerate(names or []):
+            dst.set_band_description(i + 1, name)
+    return path
+
+
+def _round_trip(src: Path, tmp_path: Path, capsys, *extra: str) -> tuple[np.ndarray, float | None, tuple, dict]:
+    tok, tif = tmp_path / f"{src.stem}.eotok", tmp_path / f"{src.stem}.dec.tif"
+    code, _, err = run_cli(["imagery", "encode", str(src), "-o", str(tok), *extra], capsys)
+    assert code == 0, err
+    info = json.loads(run_cli(["imagery", "info", str(tok), "--json"], capsys).out)
+    assert run_cli(["imagery", "decode", str(tok), "-o", str(tif)], capsys)[0] == 0
+    with rasterio.open(tif) as ds:
+        return ds.read(), ds.nodata, ds.descriptions, info
+
+
+@pytest.mark.parametrize("how", [("--quality", "7"), ("--ratio", "200", "--effort", "fast")], ids=["learned", "fast"])
+def test_a_files_own_nodata_value_comes_back_at_the_same_pixels(data_root, tmp_path, capsys, how) -> None:
+    x = _with_holes(_desert(data_root))
+    src = _write(tmp_path / "holes.tif", x, nodata=NODATA)
+    rec, nodata, names, info = _round_trip(src, tmp_path, capsys, *how)
+    assert nodata == NODATA and info["source_nodata"] == NODATA
+    assert np.array_equal(rec == NODATA, x == NODATA)  # every empty pixel, and no data pixel, reads as nodata
+    assert (rec != 0).all()
+    assert list(names) == list(S2_L2A_BANDS)
+    # the data pixels decode as from the same file in Sentinel-2's own convention (0 marking the holes): the same
+    # values at a fixed quality, as close at a ratio (the header's 3 more bytes come out of the budget)
+    esa = _write(tmp_path / "esa.tif", np.where(x == NODATA, 0, x).astype(np.uint16), nodata=0)
+    same = _round_trip(esa, tmp_path, capsys, *how)[0]
+    ours = np.where(rec == NODATA, 0, rec)
+    if how[0] == "--quality":
+        assert np.array_equal(ours, same)
+    else:
+        data = x != NODATA
+        err, err_esa = (np.abs(y[data].astype(float) - x[data]).mean() for y in (ours, same))
+        assert abs(err - err_esa) < 0.05 * err_esa
+
+
+def test_the_streamed_encoder_reads_the_nodata_value_as_the_whole_read_does(codec, data_root, tmp_path) -> None:
+    x = _with_holes(_desert(data_root))
+    src = _write(tmp_path / "holes.tif", x, nodata=NODATA)
+    whole = read_scene(src)
+    assert whole.meta["nodata"] == NODATA and (whole.data[x == NODATA] == 0).all()
+    with windows.scene_for_encoding(src, stream_pixels=0) as scene:
+        assert isinstance(scene, windows.SceneWindows) and scene.meta["nodata"] == NODATA
+        assert np.array_equal(scene.read(0, 0, *whole.shape), whole.data)
+        blob = codec.encode_scene(scene, quality=6)
+    assert blob == codec.encode_scene(whole, quality=6)
+    out = codec.decode_to_geotiff(blob, tmp_path / "dec.tif")
+    with rasterio.open(out) as ds:
+        assert ds.nodata == NODATA and np.array_equal(ds.read() == NODATA, x == NODATA)
+
+
+def test_a_permuted_stack_decodes_in_its_own_band_order(data_root, tmp_path, capsys) -> None:
+    x = _desert(data_root)
+    order = ["B04", "B03", "B02", "B08", "B01", "B05", "B06", "B07", "B8A", "B09", "B11", "B12"]
+    perm = [S2_L2A_BANDS.index(b) for b in order]
+    src = _write(tmp_path / "perm.tif", x[perm], names=order)
+    rec, nodata, names, info = _round_trip(src, tmp_path, capsys, "--quality", "7")
+    assert list(names) == order and info["source_bands"] == order and nodata == 0
+    canonical = _round_trip(_write(tmp_path / "canonical.tif", x), tmp_path, capsys, "--quality", "7")[0]
+    assert np.array_equal(rec, canonical[perm])  # the same decode, each band where the input had it
+
+
+def test_a_file_marking_nodata_two_ways_is_refused_in_one_line(data_root, tmp_path, capsys) -> None:
+    x = _with_holes(_desert(data_root))
+    x[2, 70, 70] = 0
+    src = _write(tmp_path / "both.tif", x, nodata=NODATA)
+    code, _, err = run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "b.eotok")], capsys)
+    assert code != 0 and "declares nodata 65535 but also holds 1 value(s) of 0 DN" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "b.eotok").exists()
+
+
+def test_band_files_with_their_own_nodata_value_read_alike_whole_and_by_windows(data_root, tmp_path) -> None:
+    x = _with_holes(_desert(data_root, 64))
+    folder = tmp_path / "bands"
+    folder.mkdir()
+    for band, plane in zip(S2_L2A_BANDS, x, strict=True):
+        _write(folder / f"{band}.tif", plane[None], nodata=NODATA)
+    whole = read_scene(folder)
+    assert whole.meta["nodata"] == NODATA and np.array_equal(whole.data == 0, x == NODATA)
+    with windows.open_scene(folder) as scene:
+        assert scene.meta["nodata"] == NODATA and np.array_equal(scene.read(0, 0, 64, 64), whole.data)
+    _write(folder / "B05.tif", x[4:5], nodata=None)  # one file says otherwise
+    with pytest.raises(Exception, match="declare different nodata values"):
+        read_scene(folder)
+
+
+def test_a_nodata_value_no_pixel_can_hold_marks_nothing(data_root, tmp_path) -> None:
+    x = _desert(data_root, 32)
+    with rasterio.open(_write(tmp_path / "neg.tif", x), "r+") as ds:
+        ds.nodata = -9999  # GDAL keeps it; no uint16 pixel equals it
+    scene = read_scene(tmp_path / "neg.tif")
+    assert "nodata" not in scene.meta and np.array_equal(scene.data, x)
+
+
+def test_headers_round_trip_the_source_convention_and_refuse_damage() -> None:
+    valid = np.ones((32, 32), bool)
+    valid[:4] = False
+    base = Header(32, 32, 1.0, 100, np.arange(12, dtype=np.uint16) + 900, b"abcd", valid=valid, offset=1000,
+                  offset_known=True, level="Level-2A")
+    plain = base.to_bytes()
+    assert Header.from_bytes(plain, 12, "t")[0].nodata == 0 and plain[INFO] >> 3 == 0  # no bit, no block
+    order = (3, 2, 1, 0, *range(4, 12))
+    for nodata, band_order in ((NODATA, None), (0, order), (7, order)):
+        head = Header(**{**base.__dict__, "nodata": nodata, "band_order": band_order})
+        blob = head.to_bytes()
+        got, end = Header.from_bytes(blob, 12, "t")
+        assert (got.nodata, got.band_order, end) == (nodata, band_order, len(blob))
+        assert blob[:INFO] == plain[:INFO] and len(blob) == len(plain) + 1 + 2 * bool(nodata) + 12 * bool(band_order)
+    forged = bytearray(Header(**{**base.__dict__, "band_order": order}).to_bytes())
+    forged[-12:] = bytes([0] * 12)  # not an order of the bands
+    with pytest.raises(TokenStreamError, match="not an order of the 12 bands"):
+        Header.from_bytes(bytes(forged), 12, "t")
+    future = bytearray(plain)
+    future[INFO] |= 16  # a field a later release might add
+    with pytest.raises(TokenStreamError, match="update eocompress"):
+        Header.from_bytes(bytes(future), 12, "t")
+
+
+def test_in_source_convention_moves_a_data_value_equal_to_nodata() -> None:
+    block = np.array([[[0, 5, 65535], [1, 2, 3]]], np.uint16)
+    header = {"bands": ["B01"], "source_bands": ["B01"], "source_nodata": NODATA}
+    assert in_source_convention(block, header).tolist() == [[[65535, 5, 65534], [1, 2, 3]]]
+    assert in_source_convention(block, {"bands": ["B01"]}) is block
+    two = np.stack([block[0], block[0] + 1])
+    assert in_source_convention(two, {"bands": ["B01", "B02"], "source_bands": ["B02", "B01"]})[0, 0, 0] == 1
+
+
+def test_source_order_names_only_a_real_reordering() -> None:
+    bands = list(S2_L2A_BANDS)
+    assert source_order(None, bands) is None and source_order(bands, bands) is None
+    l1c = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+    assert source_order(l1c, bands) is None  # B10 is not coded: the rest is in order
+    eurosat = [*l1c[:8], "B09", "B10", "B11", "B12", "B8A"]
+    assert source_order(eurosat, bands) == (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 8)
+
+
+@pytest.mark.parametrize(("dtype", "fix"), [("float32", "gdal_calc.py"), ("int16", "gdal_translate -ot UInt16")])
+def test_a_file_of_other_numbers_than_uint16_dns_is_one_line_with_the_conversion(data_root, tmp_path, capsys, dtype,
+                                                                                 fix) -> None:
+    x = _desert(data_root, 32)
+    src = tmp_path / f"{dtype}.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=32, height=32, count=12, dtype=dtype) as dst:
+        dst.write((x / 10000).astype(dtype) if dtype == "float32" else x.astype(dtype))
+    code, _, err = run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "x.eotok")], capsys)
+    assert code != 0 and f"is {dtype}; Sentinel-2 DNs must be uint16" in err and fix in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "x.eotok").exists()
