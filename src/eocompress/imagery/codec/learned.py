@@ -71,7 +71,7 @@ from eocompress.imagery.codec.learned_transforms import (
 from eocompress.imagery.codec.legacy_tokens import refuse_legacy_token_file
 from eocompress.imagery.codec.pipeline import write_geotiff_windows
 from eocompress.imagery.codec.rate_control import QUALITY_LEVELS
-from eocompress.imagery.readers.bands import source_order
+from eocompress.imagery.readers.bands import band_scaling, source_order
 from eocompress.imagery.tokenizer import spectral
 from eocompress.imagery.tokenizer.device import check_device
 from eocompress.imagery.tokenizer.fp_model import FactorizedPriorTokenizer, FPConfig
@@ -261,6 +261,7 @@ class LearnedCodec:
         keep_pixels: bool = False,
         nodata: int = 0,
         band_order: tuple[int, ...] | None = None,
+        scaling: tuple[tuple[float, float], ...] | None = None,
     ) -> Callable[..., bytes]:
         """The scene analysed once: ``encode_at(ratio=… | quality=… | smallest=True, refine_steps=0)`` -> token file.
 
@@ -269,9 +270,10 @@ class LearnedCodec:
         the last block row of pixels for latent refinement (``refine_steps``); else only the latent is held.
         ``smallest=True``: the smallest file the ratio search can make (its largest step); ``means_only=True``: the
         header alone (version 5, no tokens), which decodes to the band means: the base under a layer where the
-        network's tokens do not pay. ``nodata`` and ``band_order``: the input file's convention, which
-        :meth:`decode_to_geotiff` writes back (its nodata value, the codec's index of each band in its order); the
-        DNs handed over use the codec's (nodata 0, these bands in the model's order).
+        network's tokens do not pay. ``nodata``, ``band_order`` and ``scaling``: the input file's convention, which
+        :meth:`decode_to_geotiff` writes back (its nodata value, the codec's index of each band in its order, each
+        band's GDAL (scale, offset) in the model's order); the DNs handed over use the codec's (nodata 0, these bands
+        in the model's order).
         """
         if len(shape) != 3 or shape[0] != len(self.bands):
             raise InputError(f"expected ({len(self.bands)}, H, W) bands {', '.join(self.bands)}; got shape {shape}")
@@ -285,6 +287,8 @@ class LearnedCodec:
             raise InputError(f"nodata must be 0..65535 DN, got {nodata}")
         if band_order is not None and sorted(band_order) != list(range(len(self.bands))):
             raise InputError(f"band_order must order the {len(self.bands)} bands, got {band_order}")
+        if scaling is not None and len(scaling) != len(self.bands):
+            raise InputError(f"scaling needs a (scale, offset) pair for each of the {len(self.bands)} bands")
         _, height, width = (int(v) for v in shape)
         constants, live, valid, means, scale, zeros = _scan(read, len(self.bands), height, width, valid)
         self.last_notes = [
@@ -333,7 +337,10 @@ class LearnedCodec:
                       offset=int(offset or 0), offset_known=offset is not None, level=level,
                       constants=constants or None, klt=None, nodata=int(nodata),
                       band_order=None if band_order is None or list(band_order) == sorted(band_order)
-                      else tuple(int(b) for b in band_order), **georef_fields(crs, transform))  # klt: latent()
+                      else tuple(int(b) for b in band_order),
+                      scaling=None if scaling is None or all(pair == (1.0, 0.0) for pair in scaling)
+                      else tuple((float(a), float(b)) for a, b in scaling),
+                      **georef_fields(crs, transform))  # klt: latent()
         head.quantizer = QUANTIZER_CODES[self.config.quantizer]
 
         def rounder(lat: np.ndarray, delta: float) -> np.ndarray:
@@ -551,7 +558,8 @@ class LearnedCodec:
         args = {"offset": int(scene.offset) if known else None, "crs": scene.crs, "transform": scene.transform,
                 "level": level if level in LEVELS.values() else None, "keep_pixels": keep_pixels,
                 "nodata": int(scene.meta.get("nodata", 0)),
-                "band_order": source_order(scene.meta.get("file_band_order"), self.bands)}
+                "band_order": source_order(scene.meta.get("file_band_order"), self.bands),
+                "scaling": band_scaling(scene.meta.get("band_scaling"), self.bands)}
         if hasattr(sel, "read"):  # a scene opened for windowed reads: streamed, never in memory
             return self.windows_encoder(sel.read, (len(self.bands), *sel.shape), **args)
         data = np.asarray(sel.data)
@@ -578,12 +586,14 @@ class LearnedCodec:
 
     def header_meta(self, head: Header) -> dict[str, Any]:
         """The metadata of a parsed header as a GeoTIFF writer and ``imagery info`` want it: ``bands`` in the
-        codec's order (as :meth:`decode` returns them), ``source_nodata`` and ``source_bands`` (the input file's
-        nodata value and band order, which the GeoTIFF writers give back)."""
+        codec's order (as :meth:`decode` returns them), ``source_nodata``, ``source_bands`` and ``source_scaling``
+        (the input file's nodata value, band order and each band's GDAL (scale, offset), which the GeoTIFF writers
+        give back)."""
         crs = f"EPSG:{head.epsg}" if head.epsg else head.wkt
         order = head.band_order or range(len(self.bands))
         return {"crs": crs, "transform": head.transform, "bands": self.bands, "offset": head.offset,
                 "source_nodata": head.nodata, "source_bands": [self.bands[b] for b in order],
+                "source_scaling": None if head.scaling is None else dict(zip(self.bands, head.scaling, strict=True)),
                 "offset_known": head.offset_known, "processing_level": head.level,
                 "constant_bands": {self.bands[b]: v for b, v in sorted((head.constants or {}).items())},
                 "format_version": head.version, "model_id": head.model_id.hex(), "height": head.height,

@@ -39,8 +39,10 @@ it is the base under an enhancement layer where the network's tokens do not pay 
 Since 0.12 bit 3 of the offset byte marks a *source convention* block at the end of the header (after the band
 zeros): u8 fields; field 1: u16, the input file's nodata value (its nodata pixels are coded as Sentinel-2's 0 and
 written back as this value); field 2: one u8 per band, the codec's band index of each band in the input's order
-(a stacked file whose bands were not in the canonical order). Files whose input used nodata 0 (or none) and the
-canonical order leave the bit clear and are written byte for byte as before; a release before 0.12 refuses a file
+(a stacked file whose bands were not in the canonical order); field 4: u8 n (1: one pair for every band, else
+one per band, in the codec's order), then n x (f64 scale, f64 offset): the GDAL band scale and offset the input
+carried (DN x scale + offset = its physical value). Files whose input used nodata 0 (or none), the canonical order
+and no band scaling leave the bit clear and are written byte for byte as before; a release before 0.12 refuses a file
 with the bit set (an unknown header bit) instead of decoding it into another convention.
 
 Version 1 files (no offset fields; their means had the offset removed) still decode as they did:
@@ -75,10 +77,11 @@ READABLE_VERSIONS = (1, 2, 3, 4, 5)
 _F_GEO, _F_MASK, _F_AFFINE6, _F_WKT, _F_CONST, _F_KLT, _F_BAND_ZEROS, _F_GIVENS = 1, 2, 4, 8, 16, 32, 64, 128
 #: Processing level codes in the header (bits 1-2 of the offset byte).
 LEVELS = {0: None, 1: "Level-1C", 2: "Level-2A"}
-#: Bit 3 of the offset byte: a source-convention block (the input's nodata value, its band order) ends the header.
+#: Bit 3 of the offset byte: a source-convention block (the input's nodata value, band order, band scaling) ends
+#: the header.
 _I_SOURCE = 8
 #: Fields of the source-convention block.
-_S_NODATA, _S_ORDER = 1, 2
+_S_NODATA, _S_ORDER, _S_SCALING = 1, 2, 4
 #: Largest grid side and pixel count a header may claim (a full 10980 px tile is far inside): checked
 #: before anything is allocated, then the memory the decode needs is compared with what is free.
 MAX_SIDE, MAX_PIXELS = 1 << 17, 1 << 31
@@ -151,11 +154,12 @@ class Header:
     prior_scales: np.ndarray | None = None  # uint8 per-channel prior scale codes (version 4), else None
     nodata: int = 0  # the input file's nodata value: its nodata pixels are coded as 0 and written back as this
     band_order: tuple[int, ...] | None = None  # the codec's band index of each band in the input's order, else None
+    scaling: tuple[tuple[float, float], ...] | None = None  # (GDAL scale, offset) of each band the input had, else None
 
     @property
     def has_source_block(self) -> bool:
-        """True when the input's convention differs from the codec's (nodata 0, canonical band order)."""
-        return bool(self.nodata) or self.band_order is not None
+        """True when the input's convention differs from the codec's (nodata 0, canonical order, no band scaling)."""
+        return bool(self.nodata) or self.band_order is not None or self.scaling is not None
 
     @property
     def has_tokens(self) -> bool:
@@ -216,12 +220,16 @@ class Header:
         """The source-convention block (empty when the input used the codec's own convention)."""
         if not self.has_source_block:
             return b""
-        fields = (_S_NODATA if self.nodata else 0) | (_S_ORDER if self.band_order is not None else 0)
+        fields = ((_S_NODATA if self.nodata else 0) | (_S_ORDER if self.band_order is not None else 0)
+                  | (_S_SCALING if self.scaling is not None else 0))
         block = struct.pack("<B", fields)
         if self.nodata:
             block += struct.pack("<H", int(self.nodata))
         if self.band_order is not None:
             block += bytes(self.band_order)
+        if self.scaling is not None:
+            pairs = self.scaling[:1] if len(set(self.scaling)) == 1 else self.scaling
+            block += struct.pack("<B", len(pairs)) + b"".join(struct.pack("<2d", *pair) for pair in pairs)
         return block
 
     @classmethod
@@ -305,23 +313,25 @@ class Header:
                 packed = zlib.decompressobj().decompress(data[pos + 4 : pos + 4 + n], -(-masked // 8) + 2 * masked)
                 band_zeros = BandZeros.from_bytes(packed, valid, bands, source)
                 pos += 4 + n
-            nodata, band_order = 0, None
+            nodata, band_order, scaling = 0, None, None
             if has_source:
-                nodata, band_order, pos = _read_source_block(data, pos, bands, source)
+                nodata, band_order, scaling, pos = _read_source_block(data, pos, bands, source)
         except (struct.error, zlib.error, ValueError, UnicodeDecodeError) as exc:
             raise TokenStreamError(f"{source}: header is damaged or truncated ({exc})") from exc
         if not (math.isfinite(delta) and delta > 0) or scale == 0:
             raise TokenStreamError(f"{source}: header holds impossible values ({h}x{w}, step {delta}, scale {scale})")
         return cls(h, w, float(delta), int(scale), means, model_id, epsg, wkt, transform, valid, int(offset),
                    offset_known, level, constants, version, quantizer, klt, band_zeros, prior_scales, nodata,
-                   band_order), pos
+                   band_order, scaling), pos
 
 
-def _read_source_block(data: bytes, pos: int, bands: int, source: str) -> tuple[int, tuple[int, ...] | None, int]:
-    """(nodata, band order or None, position after the block) of the source-convention block at ``pos``."""
+def _read_source_block(data: bytes, pos: int, bands: int, source: str) -> tuple[
+        int, tuple[int, ...] | None, tuple[tuple[float, float], ...] | None, int]:
+    """(nodata, band order or None, band scaling or None, position after the block) of the source-convention block
+    at ``pos``."""
     (fields,) = struct.unpack_from("<B", data, pos)
     pos += 1
-    if not fields or fields & ~(_S_NODATA | _S_ORDER):
+    if not fields or fields & ~(_S_NODATA | _S_ORDER | _S_SCALING):
         raise TokenStreamError(f"{source}: header's source convention has unknown fields ({fields:#x}); update "
                                "eocompress to decode it")
     nodata, order = 0, None
@@ -336,7 +346,17 @@ def _read_source_block(data: bytes, pos: int, bands: int, source: str) -> tuple[
         if sorted(order) != list(range(bands)):
             raise TokenStreamError(f"{source}: header's band order {order} is not an order of the {bands} bands; "
                                    "the file is damaged")
-    return nodata, order, pos
+    scaling = None
+    if fields & _S_SCALING:
+        (n,) = struct.unpack_from("<B", data, pos)
+        if n not in (1, bands):
+            raise TokenStreamError(f"{source}: header's band scaling names {n} bands of {bands}; the file is damaged")
+        pairs = [struct.unpack_from("<2d", data, pos + 1 + 16 * i) for i in range(n)]
+        if not all(math.isfinite(v) for pair in pairs for v in pair):
+            raise TokenStreamError(f"{source}: header's band scaling is not finite; the file is damaged")
+        scaling = tuple(pairs * bands if n == 1 else pairs)
+        pos += 1 + 16 * n
+    return nodata, order, scaling, pos
 
 
 @dataclass

