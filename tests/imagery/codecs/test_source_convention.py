@@ -1,7 +1,8 @@
-"""Numbers in = numbers out beyond the DN offset (issue 18, item 1): a file's own nodata value and band order.
+"""Numbers in = numbers out beyond the DN offset (issue 18, item 1): a file's own nodata value, band order and scaling.
 
-A stacked GeoTIFF that marks empty pixels with 65535 (not Sentinel-2's 0), or holds its bands in another order
-than B01 … B12, decodes to a file with the same nodata value at the same pixels and the same band order, through
+A stacked GeoTIFF that marks empty pixels with 65535 (not Sentinel-2's 0), holds its bands in another order than
+B01 … B12, or carries GDAL band scale and offset (DN x 0.0001 - 0.1 = reflectance, which also says the +1000 DN
+offset) decodes to a file with the same nodata value at the same pixels, band order and scaling, through
 the command, the fast effort and the streamed (window by window) encoder, from real held-out pixels. A file that
 marks nodata two ways, or band files that disagree, are refused in one line; headers round-trip the fields and
 files without them keep their old bytes.
@@ -114,6 +115,29 @@ def test_a_permuted_stack_decodes_in_its_own_band_order(data_root, tmp_path, cap
     assert np.array_equal(rec, canonical[perm])  # the same decode, each band where the input had it
 
 
+@pytest.mark.parametrize("layout", ["stacked", "band files"])
+def test_a_files_band_scale_and_offset_come_back_and_say_the_dn_offset(data_root, tmp_path, capsys, layout) -> None:
+    x = _desert(data_root) + 1000  # DNs of a baseline 04.00 product: reflectance = DN x 0.0001 - 0.1
+    if layout == "stacked":
+        src = _write(tmp_path / "scaled.tif", x)
+        with rasterio.open(src, "r+") as ds:
+            ds.scales, ds.offsets = (1e-4,) * 12, (-0.1,) * 12
+    else:
+        src = tmp_path / "bands"
+        src.mkdir()
+        for band, plane in zip(S2_L2A_BANDS, x, strict=True):
+            with rasterio.open(_write(src / f"{band}.tif", plane[None]), "r+") as ds:
+                ds.scales, ds.offsets = (1e-4,), (-0.1,)
+    scene = read_scene(src)
+    assert scene.offset == 1000 and scene.meta["offset_known"] and "band scale" in scene.meta["offset_source"]
+    rec, _, _, info = _round_trip(src, tmp_path, capsys, "--quality", "7")
+    assert info["dn_offset"].startswith("1000 DN") and info["source_scaling"]["B02"] == [1e-4, -0.1]
+    with rasterio.open(tmp_path / f"{src.stem}.dec.tif") as ds:
+        assert ds.scales == (1e-4,) * 12 and ds.offsets == (-0.1,) * 12 and ds.tags()["eocompress_dn_offset"] == "1000"
+    plain = _round_trip(_write(tmp_path / "plain.tif", x), tmp_path, capsys, "--quality", "7")[0]
+    assert np.array_equal(rec, plain)  # the scaling is metadata: the same DNs come back
+
+
 def test_a_file_marking_nodata_two_ways_is_refused_in_one_line(data_root, tmp_path, capsys) -> None:
     x = _with_holes(_desert(data_root))
     x[2, 70, 70] = 0
@@ -154,12 +178,14 @@ def test_headers_round_trip_the_source_convention_and_refuse_damage() -> None:
     plain = base.to_bytes()
     assert Header.from_bytes(plain, 12, "t")[0].nodata == 0 and plain[INFO] >> 3 == 0  # no bit, no block
     order = (3, 2, 1, 0, *range(4, 12))
-    for nodata, band_order in ((NODATA, None), (0, order), (7, order)):
-        head = Header(**{**base.__dict__, "nodata": nodata, "band_order": band_order})
+    one, each = ((1e-4, -0.1),) * 12, tuple((1e-4 * (i + 1), -0.1) for i in range(12))
+    for nodata, band_order, scaling, extra in ((NODATA, None, None, 2), (0, order, None, 12), (7, order, None, 14),
+                                               (0, None, one, 17), (0, None, each, 1 + 12 * 16)):
+        head = Header(**{**base.__dict__, "nodata": nodata, "band_order": band_order, "scaling": scaling})
         blob = head.to_bytes()
         got, end = Header.from_bytes(blob, 12, "t")
-        assert (got.nodata, got.band_order, end) == (nodata, band_order, len(blob))
-        assert blob[:INFO] == plain[:INFO] and len(blob) == len(plain) + 1 + 2 * bool(nodata) + 12 * bool(band_order)
+        assert (got.nodata, got.band_order, got.scaling, end) == (nodata, band_order, scaling, len(blob))
+        assert blob[:INFO] == plain[:INFO] and len(blob) == len(plain) + 1 + extra
     forged = bytearray(Header(**{**base.__dict__, "band_order": order}).to_bytes())
     forged[-12:] = bytes([0] * 12)  # not an order of the bands
     with pytest.raises(TokenStreamError, match="not an order of the 12 bands"):
@@ -193,7 +219,8 @@ def test_a_file_of_other_numbers_than_uint16_dns_is_one_line_with_the_conversion
                                                                                  fix) -> None:
     x = _desert(data_root, 32)
     src = tmp_path / f"{dtype}.tif"
-    with rasterio.open(src, "w", driver="GTiff", width=32, height=32, count=12, dtype=dtype) as dst:
+    with rasterio.open(src, "w", driver="GTiff", width=32, height=32, count=12, dtype=dtype, crs="EPSG:32639",
+                       transform=rasterio.Affine(10, 0, 500000, 0, -10, 2700000)) as dst:
         dst.write((x / 10000).astype(dtype) if dtype == "float32" else x.astype(dtype))
     code, _, err = run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "x.eotok")], capsys)
     assert code != 0 and f"is {dtype}; Sentinel-2 DNs must be uint16" in err and fix in err
