@@ -225,3 +225,15 @@ def test_a_file_of_other_numbers_than_uint16_dns_is_one_line_with_the_conversion
     code, _, err = run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "x.eotok")], capsys)
     assert code != 0 and f"is {dtype}; Sentinel-2 DNs must be uint16" in err and fix in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "x.eotok").exists()
+
+
+def test_a_nodata_value_per_band_is_one_value_or_one_line() -> None:
+    from types import SimpleNamespace
+
+    from eocompress.errors import FileFormatError
+    from eocompress.imagery.readers.scenes import file_nodata
+
+    assert file_nodata(SimpleNamespace(name="a.vrt", nodatavals=(NODATA,) * 12, nodata=NODATA)) == NODATA
+    assert file_nodata(SimpleNamespace(name="a.vrt", nodatavals=(None, 0.0, -9999.0), nodata=None)) == 0
+    with pytest.raises(FileFormatError, match=r"a different nodata value per band \(\[0, 65535\]\)"):
+        file_nodata(SimpleNamespace(name="a.vrt", nodatavals=(NODATA, None), nodata=NODATA))

@@ -242,8 +242,16 @@ def file_scaling(src: Any, names: list[str]) -> dict[str, tuple[float, float]]:
 
 def file_nodata(src: Any) -> int:
     """The open file's nodata value when it is a DN other than Sentinel-2's 0 (e.g. 65535), else 0: a value no
-    uint16 pixel can hold (-9999, NaN) marks nothing."""
-    value = src.nodata
+    uint16 pixel can hold (-9999, NaN) marks nothing. Bands that declare different values are one line."""
+    values = {_dn_or_zero(v) for v in (getattr(src, "nodatavals", None) or (src.nodata,))}
+    if len(values) > 1:
+        raise FileFormatError(f"{src.name} declares a different nodata value per band ({sorted(values)}); give its "
+                              "bands one nodata value (gdal_edit.py -a_nodata)")
+    return values.pop()
+
+
+def _dn_or_zero(value: float | None) -> int:
+    """A nodata value as a DN other than 0, else 0 (none, 0, or nothing a uint16 pixel can hold)."""
     if value is None or not float(value).is_integer() or not 0 < value <= 65535:
         return 0
     return int(value)
