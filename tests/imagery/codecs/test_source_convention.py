@@ -89,6 +89,21 @@ def test_a_files_own_nodata_value_comes_back_at_the_same_pixels(data_root, tmp_p
         assert abs(err - err_esa) < 0.05 * err_esa
 
 
+def test_the_api_decode_keeps_the_codecs_convention_and_says_the_files(data_root, tmp_path) -> None:
+    from eocompress.imagery.codecs import get_codec
+
+    x = _with_holes(_desert(data_root))
+    order = ["B08", *[b for b in S2_L2A_BANDS if b != "B08"]]
+    perm = [S2_L2A_BANDS.index(b) for b in order]
+    scene = read_scene(_write(tmp_path / "both.tif", x[perm], nodata=NODATA, names=order))
+    ours = get_codec("learned")
+    data, meta = ours.decode(ours.encode(scene, ratio=200))
+    assert meta["bands"] == list(S2_L2A_BANDS) and (data[x == NODATA] == 0).all()  # as read_scene gives it
+    assert meta["source_bands"] == order and meta["source_nodata"] == NODATA and meta["source_scaling"] is None
+    back = in_source_convention(data, meta)
+    assert np.array_equal(back == NODATA, x[perm] == NODATA)
+
+
 def test_the_streamed_encoder_reads_the_nodata_value_as_the_whole_read_does(codec, data_root, tmp_path) -> None:
     x = _with_holes(_desert(data_root))
     src = _write(tmp_path / "holes.tif", x, nodata=NODATA)

@@ -74,7 +74,9 @@ class LearnedSceneCodec:
         """uint16 (C, H, W) and the georeference of the token file's header.
 
         ``georef["offset"]`` is the DN offset present in the returned array (version-1 files, written before
-        the header had the field, decode without their offset: 0).
+        the header had the field, decode without their offset: 0). The array is in the codec's convention (its
+        bands in its order, nodata 0, as ``read_scene`` gives a scene); ``source_nodata``, ``source_bands`` and
+        ``source_scaling`` say the input file's, which ``pipeline.in_source_convention(data, georef)`` gives back.
         """
         if enhancement.is_enhanced(blob):
             blob, data = enhancement.decode_layer(self.codec, blob)
@@ -82,10 +84,12 @@ class LearnedSceneCodec:
             data = np.asarray(self.codec.decode(blob))
         head, _ = self.codec.read_header(blob)
         crs = f"EPSG:{head.epsg}" if head.epsg else head.wkt
+        source = {k: v for k, v in self.codec.header_meta(head).items() if k.startswith("source_")}
         return data, {"crs": crs, "transform": tuple(head.transform) if head.transform else None,
                       "bands": list(self.bands), "offset": int(getattr(head, "offset", 0) or 0),
                       "offset_known": bool(getattr(head, "offset_known", False)),
-                      "processing_level": getattr(head, "level", None), "height": head.height, "width": head.width}
+                      "processing_level": getattr(head, "level", None), "height": head.height, "width": head.width,
+                      **source}
 
     def describe(self) -> dict[str, Any]:
         """Name, model and settings."""
