@@ -163,16 +163,30 @@ def test_a_file_marking_nodata_two_ways_is_refused_in_one_line(data_root, tmp_pa
 
 
 def test_band_files_with_their_own_nodata_value_read_alike_whole_and_by_windows(data_root, tmp_path) -> None:
+    """10 m band files read as they are; 20 m ones (2 x 2 block means, empty where any pixel is) are warped with the
+    file's nodata value as the source's, whole (an array through ``reproject``) and by windows (a warped VRT)."""
     x = _with_holes(_desert(data_root, 64))
     folder = tmp_path / "bands"
     folder.mkdir()
+    twenty = ("B05", "B06", "B07", "B8A", "B11", "B12")
     for band, plane in zip(S2_L2A_BANDS, x, strict=True):
-        _write(folder / f"{band}.tif", plane[None], nodata=NODATA)
+        if band in twenty:
+            blocks = plane.reshape(32, 2, 32, 2)
+            mean = np.where((blocks == NODATA).any(axis=(1, 3)), NODATA, blocks.mean(axis=(1, 3)).round())
+            _write(folder / f"{band}.tif", mean.astype(np.uint16)[None], nodata=NODATA,
+                   transform=rasterio.Affine(20, 0, 500000, 0, -20, 2700000))
+        else:
+            _write(folder / f"{band}.tif", plane[None], nodata=NODATA)
     whole = read_scene(folder)
-    assert whole.meta["nodata"] == NODATA and np.array_equal(whole.data == 0, x == NODATA)
+    assert whole.meta["nodata"] == NODATA
+    ten = [S2_L2A_BANDS.index(b) for b in S2_L2A_BANDS if b not in twenty]
+    assert np.array_equal(whole.data[ten] == 0, x[ten] == NODATA)
+    warped = whole.data[S2_L2A_BANDS.index("B06")]  # (B05 has specks of its own)
+    assert (warped[:20, :30] == 0).all() and (warped[30:, 40:] != 0).all()  # no 65535 smeared into the data
+    assert warped.max() < 20000
     with windows.open_scene(folder) as scene:
         assert scene.meta["nodata"] == NODATA and np.array_equal(scene.read(0, 0, 64, 64), whole.data)
-    _write(folder / "B05.tif", x[4:5], nodata=None)  # one file says otherwise
+    _write(folder / "B02.tif", x[1:2], nodata=None)  # one file says otherwise
     with pytest.raises(Exception, match="declare different nodata values"):
         read_scene(folder)
 
