@@ -1,9 +1,10 @@
-"""Our decode of layered files with the layer added in strips (``layer_sum``, since 0.11.4) and whole (0.11.3),
-alternating in one process, JPEG 2000's decode of a file of the same bytes as the peer.
+"""Our decode of layered files with the layer added in strips on threads (``layer_sum``, since 0.12), in strips on one
+thread (0.11.4) and whole (0.11.3), alternating in one process, JPEG 2000's decode of a file of the same bytes as
+the peer.
 
 Each scene is encoded once per rate; then each way decodes it in turn, ``--repeats`` times, and the best wall time
-and its page faults of each are printed, with the check that both ways give the same DNs.
-docs/design/imagery-codec.md (0.11.4) tabulates a run of::
+and its page faults of each are printed, with the check that every way gives the same DNs.
+docs/design/imagery-codec.md (0.11.4, 0.12.0) tabulates runs of::
 
     EOCOMPRESS_DATA=../shared/data .venv/bin/python benchmarks/imagery/layer_sum.py
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import resource
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -68,10 +70,10 @@ def main() -> None:
                 print(f"{label} 1/{rate}: the learned file alone (no layer), skipped")
                 continue
             peer = anchor.encode(scene, target_bytes=len(blob))
-            cell: dict[str, list] = {"strips": [], "whole": [], "j2k": []}
+            cell: dict[str, list] = {"strips": [], "one thread": [], "whole": [], "j2k": []}
             decoded = {}
             for _ in range(args.repeats):
-                for way, add in (("strips", strips), ("whole", whole_scene_sum)):
+                for way, add in (("strips", strips), ("one thread", one_thread(strips)), ("whole", whole_scene_sum)):
                     layer_sum.add_layer = add
                     try:
                         before = _faults()
@@ -81,13 +83,28 @@ def main() -> None:
                         layer_sum.add_layer = strips
                     decoded[way] = data
                 cell["j2k"].append(timed(lambda p=peer: anchor.decode(p))[1])
-            same = "yes" if np.array_equal(decoded["strips"], decoded["whole"]) else "**no**"
-            new, old, j2k = min(cell["strips"]), min(cell["whole"]), min(cell["j2k"])
+            same = all(np.array_equal(decoded["strips"], decoded[way]) for way in ("one thread", "whole"))
+            new, one, old, j2k = (min(cell[way]) for way in ("strips", "one thread", "whole", "j2k"))
             table.append([f"{label} 1/{rate}", f"{1e3 * new[0]:.0f} ms ({new[1]:,} faults)",
-                          f"{1e3 * old[0]:.0f} ms ({old[1]:,} faults)", f"{new[0] / old[0]:.2f}",
-                          f"{new[0] / j2k:.2f}x / {old[0] / j2k:.2f}x", same])
-    print(markdown_table(["scene, rate", "strips (best)", "whole (best)", "time strips / whole",
-                          "JPEG 2000's decode time", "same DNs"], table))
+                          f"{1e3 * one[0]:.0f} ms", f"{1e3 * old[0]:.0f} ms ({old[1]:,} faults)",
+                          f"{new[0] / one[0]:.2f} / {new[0] / old[0]:.2f}",
+                          f"{new[0] / j2k:.2f}x / {one[0] / j2k:.2f}x / {old[0] / j2k:.2f}x",
+                          "yes" if same else "**no**"])
+    print(markdown_table(["scene, rate", f"strips, {layer_sum.workers(1 << 30)} threads (best)", "strips, one thread",
+                          "whole (best)", "time threads / one thread / whole", "JPEG 2000's decode time",
+                          "same DNs"], table))
+
+
+def one_thread(add: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """``add`` (the strips) with its strips on one thread, as 0.11.4 added them."""
+    def added(*args: object) -> np.ndarray:
+        threads = layer_sum.workers
+        layer_sum.workers = lambda strips: 1  # type: ignore[assignment]
+        try:
+            return add(*args)
+        finally:
+            layer_sum.workers = threads
+    return added
 
 
 if __name__ == "__main__":

@@ -43,6 +43,16 @@ def test_strips_give_the_whole_scene_sum(layer, monkeypatch, pixels: int) -> Non
     np.testing.assert_array_equal(got, _whole_scene_sum(base, planes, klt, filt))
 
 
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_any_number_of_threads_gives_the_whole_scene_sum(layer, monkeypatch, threads: int) -> None:
+    """The strips are independent: one thread, two, or more threads than cores write the same DNs."""
+    base, planes, klt, filt = layer
+    monkeypatch.setattr(layer_sum, "STRIP_PIXELS", 1 << 12)
+    monkeypatch.setattr(layer_sum, "workers", lambda strips: min(strips, threads))
+    got = layer_sum.add_layer(base.copy(), planes, klt, filt, SHIFT)
+    np.testing.assert_array_equal(got, _whole_scene_sum(base, planes, klt, filt))
+
+
 def test_some_bands_filtered_none_filtered_and_nodata(layer, monkeypatch) -> None:
     """Every other band's filter off, then none: the same DNs as the whole-scene sum; nodata in the base stays 0."""
     base, planes, klt, filt = layer
