@@ -317,14 +317,14 @@ def _read_band_folder(path: Path, use_cloud_mask: bool) -> Scene:
     for i, band in enumerate(names):
         with _open(files[band]) as src:
             check_band_file(src, files[band])
-            nodata[str(files[band])] = empty = file_nodata(src)
+            nodata[str(files[band])] = own_nodata = file_nodata(src)
             scaling.update(file_scaling(src, [band]))
             same_grid = (src.height, src.width) == (height, width)
             if same_grid and (not georef or src.transform.almost_equals(transform)):
-                data[i] = zero_nodata(src.read(1), empty, files[band])
+                data[i] = zero_nodata(src.read(1), own_nodata, files[band])
             elif georef and _georeferenced(src):
                 # a file with its own nodata value: read first, to refuse one that also holds 0s
-                source = rasterio.band(src, 1) if not empty else zero_nodata(src.read(1), empty, files[band])
+                source = rasterio.band(src, 1) if not own_nodata else zero_nodata(src.read(1), own_nodata, files[band])
                 reproject(
                     source=source, destination=data[i], src_transform=src.transform,
                     src_crs=src.crs, src_nodata=0, dst_transform=transform, dst_crs=crs, dst_nodata=0,
@@ -333,11 +333,11 @@ def _read_band_folder(path: Path, use_cloud_mask: bool) -> Scene:
             else:  # no georeference: every band covers the same extent, resample by the size ratio
                 scale = Affine.scale(width / src.width, height / src.height)
                 reproject(
-                    source=zero_nodata(src.read(1), empty, files[band]), destination=data[i], src_transform=scale,
+                    source=zero_nodata(src.read(1), own_nodata, files[band]), destination=data[i], src_transform=scale,
                     src_crs=_PIXEL_CRS, src_nodata=0, dst_transform=Affine.identity(), dst_crs=_PIXEL_CRS,
                     dst_nodata=0, resampling=Resampling.bilinear,
                 )
-    empty = one_nodata(nodata, folder)
+    own_nodata = one_nodata(nodata, folder)
     valid = np.all(data != 0, axis=0)
     masks = [folder / n for n in ("cloud_mask.tif", "CLOUD_MASK.tif") if (folder / n).exists()]
     if use_cloud_mask and masks and georef:
@@ -349,8 +349,8 @@ def _read_band_folder(path: Path, use_cloud_mask: bool) -> Scene:
             )
         valid &= mask == 0
     meta = band_folder_meta(folder, path, files, names, georef)
-    if empty:
-        meta["nodata"] = empty
+    if own_nodata:
+        meta["nodata"] = own_nodata
     if scaling:
         meta["band_scaling"] = scaling
     return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
@@ -466,14 +466,14 @@ def _read_stacked(path: Path, layout) -> Scene:
         data = src.read()
         order = _stacked_order(path, src.count, src.descriptions, layout, data)
         georef = _georeferenced(src)
-        crs, transform, tags, empty = src.crs, src.transform, src.tags(), file_nodata(src)
+        crs, transform, tags, own_nodata = src.crs, src.transform, src.tags(), file_nodata(src)
         scaling = file_scaling(src, order)
-    zero_nodata(data, empty, path)
+    zero_nodata(data, own_nodata, path)
     names = sort_bands(order)
     data = data[[order.index(b) for b in names]]
     meta = _stacked_meta(path, order, names, tags, georef)
-    if empty:
-        meta["nodata"] = empty
+    if own_nodata:
+        meta["nodata"] = own_nodata
     if scaling:
         meta["band_scaling"] = scaling
     return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
@@ -535,7 +535,7 @@ def _detect_offset(scene: Any) -> tuple[int | None, str]:
     match = re.fullmatch(r"(\w+)=(-?\d+)", tag)
     if match:
         return abs(int(match.group(2))), f"{match.group(1)} tag of the file"
-    scaled = _offset_of_scaling(scene.meta.get("band_scaling") or {})
+    scaled = _offset_of_scaling(scene.meta.get("band_scaling") or {}, scene.bands)
     if scaled is not None:
         return scaled
     name_date = str(scene.meta.get("name_date", "")) or str(scene.meta.get("timestamp", ""))[:10].replace("-", "")
@@ -544,11 +544,11 @@ def _detect_offset(scene: Any) -> tuple[int | None, str]:
     return None, "unknown (no processing baseline, offset tag or pre-2022 date): 0 assumed; pass --offset to say it"
 
 
-def _offset_of_scaling(scaling: dict[str, tuple[float, float]]) -> tuple[int, str] | None:
-    """(DN offset, how it was found) from GDAL band scaling that maps DNs to reflectance — every band's scale
-    1/10000 and one offset of whole DNs (-0.1: 1000 DN) — else None."""
+def _offset_of_scaling(scaling: dict[str, tuple[float, float]], bands: list[str]) -> tuple[int, str] | None:
+    """(DN offset, how it was found) from GDAL band scaling that maps DNs to reflectance — every one of ``bands``
+    scaled by 1/10000 with one offset of whole DNs (-0.1: 1000 DN) — else None."""
     pairs = set(scaling.values())
-    if len(pairs) != 1:
+    if len(pairs) != 1 or not set(bands) <= set(scaling):
         return None
     ((scale, offset),) = pairs
     dn = -offset * QUANTIFICATION_VALUE

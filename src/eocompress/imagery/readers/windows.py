@@ -103,13 +103,13 @@ class SceneWindows:
         window = Window(col, row, width, height)
         with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_MB):
             if len({id(src) for src, _, _, _ in self._sources}) == 1:  # a stacked file: one read, each tile once
-                src, _, name, empty = self._sources[0]
+                src, _, name, own_nodata = self._sources[0]
                 with _named_errors(name):
                     src.read([index for _, index, _, _ in self._sources], window=window, out=out)
-                return zero_nodata(out, empty, name)
-            for i, (src, index, name, empty) in enumerate(self._sources):
+                return zero_nodata(out, own_nodata, name)
+            for i, (src, index, name, own_nodata) in enumerate(self._sources):
                 with _named_errors(name):
-                    out[i] = zero_nodata(src.read(index, window=window), empty, name)
+                    out[i] = zero_nodata(src.read(index, window=window), own_nodata, name)
         return out
 
     def select(self, bands: list[str] | tuple[str, ...]) -> SceneWindows:
@@ -278,12 +278,12 @@ def _open_stacked(path: Path, layout) -> SceneWindows:
         georef = _georeferenced(src)
         names = sort_bands(order)
         meta = _stacked_meta(path, order, names, src.tags(), georef)
-        empty, scaling = file_nodata(src), file_scaling(src, order)
-        if empty:
-            meta["nodata"] = empty
+        own_nodata, scaling = file_nodata(src), file_scaling(src, order)
+        if own_nodata:
+            meta["nodata"] = own_nodata
         if scaling:
             meta["band_scaling"] = scaling
-        sources = [(src, order.index(b) + 1, str(path), empty) for b in names]
+        sources = [(src, order.index(b) + 1, str(path), own_nodata) for b in names]
         return SceneWindows(sources, names, (int(src.height), int(src.width)), src.crs if georef else None,
                             src.transform if georef else None, meta, keep)
     except Exception:
@@ -312,14 +312,14 @@ def _open_band_folder(path: Path) -> SceneWindows:
         for band in names:
             src = _enter(files[band], keep)
             check_band_file(src, files[band])
-            nodata[str(files[band])] = empty = file_nodata(src)
+            nodata[str(files[band])] = own_nodata = file_nodata(src)
             scaling.update(file_scaling(src, [band]))
             same_grid = (src.height, src.width) == (height, width)
             if same_grid and (not georef or src.transform.almost_equals(transform)):
-                sources.append((src, 1, str(files[band]), empty))
+                sources.append((src, 1, str(files[band]), own_nodata))
                 continue
             # the warp reads the file's nodata value as 0 (its 0s, if it holds any, are not checked here)
-            grid = {"width": width, "height": height, "resampling": Resampling.bilinear, "src_nodata": empty,
+            grid = {"width": width, "height": height, "resampling": Resampling.bilinear, "src_nodata": own_nodata,
                     "nodata": 0, "dtype": "uint16"}
             if georef and _georeferenced(src):
                 vrt = WarpedVRT(src, crs=crs, transform=transform, **grid)
@@ -329,9 +329,9 @@ def _open_band_folder(path: Path) -> SceneWindows:
             keep.append(vrt)
             sources.append((vrt, 1, str(files[band]), 0))
         meta = band_folder_meta(folder, path, files, names, georef)
-        empty = one_nodata(nodata, folder)
-        if empty:
-            meta["nodata"] = empty
+        own_nodata = one_nodata(nodata, folder)
+        if own_nodata:
+            meta["nodata"] = own_nodata
         if scaling:
             meta["band_scaling"] = scaling
         return SceneWindows(sources, names, (int(height), int(width)), crs if georef else None,
