@@ -158,7 +158,7 @@ def test_a_file_marking_nodata_two_ways_is_refused_in_one_line(data_root, tmp_pa
     x[2, 70, 70] = 0
     src = _write(tmp_path / "both.tif", x, nodata=NODATA)
     code, _, err = run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "b.eotok")], capsys)
-    assert code != 0 and "declares nodata 65535 but also holds 1 value(s) of 0 DN" in err
+    assert code != 0 and "declares nodata 65535 but also holds 0 DNs (1 found" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "b.eotok").exists()
 
 
@@ -186,6 +186,16 @@ def test_band_files_with_their_own_nodata_value_read_alike_whole_and_by_windows(
     assert warped.max() < 20000
     with windows.open_scene(folder) as scene:
         assert scene.meta["nodata"] == NODATA and np.array_equal(scene.read(0, 0, 64, 64), whole.data)
+    with rasterio.open(folder / "B06.tif", "r+") as ds:  # a 0 in a 20 m file that says 65535 is empty
+        band = ds.read(1)
+        kept, band[20, 20] = band[20, 20], 0
+        ds.write(band, 1)
+    for read in (read_scene, windows.open_scene):
+        with pytest.raises(Exception, match=r"B06.tif declares nodata 65535 but also holds 0 DNs \(1 found"):
+            read(folder)
+    with rasterio.open(folder / "B06.tif", "r+") as ds:
+        band[20, 20] = kept
+        ds.write(band, 1)
     _write(folder / "B02.tif", x[1:2], nodata=None)  # one file says otherwise
     with pytest.raises(Exception, match="declare different nodata values"):
         read_scene(folder)

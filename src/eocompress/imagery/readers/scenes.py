@@ -265,7 +265,7 @@ def zero_nodata(data: np.ndarray, nodata: int, path: str | os.PathLike) -> np.nd
         zeros = int(np.count_nonzero(data == 0))
         if zeros:
             raise FileFormatError(
-                f"{path} declares nodata {nodata} but also holds {zeros} value(s) of 0 DN (Sentinel-2's own nodata); "
+                f"{path} declares nodata {nodata} but also holds 0 DNs ({zeros:,} found; Sentinel-2's own nodata); "
                 f"a decode can give back only one of them: set those to {nodata} (gdal_calc.py --calc "
                 f"\"where(A==0,{nodata},A)\") or remove the file's nodata tag"
             )

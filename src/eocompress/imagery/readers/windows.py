@@ -318,7 +318,8 @@ def _open_band_folder(path: Path) -> SceneWindows:
             if same_grid and (not georef or src.transform.almost_equals(transform)):
                 sources.append((src, 1, str(files[band]), own_nodata))
                 continue
-            # the warp reads the file's nodata value as 0 (its 0s, if it holds any, are not checked here)
+            if own_nodata:  # the warp reads the file's nodata value as 0, and would read its 0s as data
+                _refuse_zeros(src, own_nodata, str(files[band]))
             grid = {"width": width, "height": height, "resampling": Resampling.bilinear, "src_nodata": own_nodata,
                     "nodata": 0, "dtype": "uint16"}
             if georef and _georeferenced(src):
@@ -340,6 +341,18 @@ def _open_band_folder(path: Path) -> SceneWindows:
         for ds in reversed(keep):
             ds.close()
         raise
+
+
+def _refuse_zeros(src: Any, own_nodata: int, name: str) -> None:
+    """One line (:func:`~.scenes.zero_nodata`'s) when a file that declares its own nodata value also holds 0s: read
+    once, by strips of about 64 MB, before it is warped (the warp could not tell them from data)."""
+    from rasterio.windows import Window
+
+    rows = max(1, (64 << 20) // (2 * max(1, src.width)))
+    for row in range(0, src.height, rows):
+        with _named_errors(name):
+            strip = src.read(1, window=Window(0, row, src.width, min(rows, src.height - row)))
+        zero_nodata(strip, own_nodata, name)
 
 
 __all__ = ["STREAM_PIXELS", "SceneWindows", "cached_on_disk", "open_scene", "scene_for_encoding"]
