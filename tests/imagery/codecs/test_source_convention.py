@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import rasterio
 
 from _cli import run_cli
+from eocompress.errors import FileFormatError
 from eocompress.imagery.codec.learned_format import Header, TokenStreamError
 from eocompress.imagery.codec.pipeline import in_source_convention
+from eocompress.imagery.codecs import enhancement, get_codec
 from eocompress.imagery.readers import windows
 from eocompress.imagery.readers.bands import S2_L2A_BANDS, source_order
-from eocompress.imagery.readers.scenes import read_scene
+from eocompress.imagery.readers.scenes import file_nodata, read_scene
 
 DESERT = "imagery/oscd-s2l1c/abudhabi/imgs_1"  # held-out bright desert city, L1C band files
 NODATA = 65535
@@ -90,8 +93,6 @@ def test_a_files_own_nodata_value_comes_back_at_the_same_pixels(data_root, tmp_p
 
 
 def test_the_api_decode_keeps_the_codecs_convention_and_says_the_files(data_root, tmp_path) -> None:
-    from eocompress.imagery.codecs import get_codec
-
     x = _with_holes(_desert(data_root))
     order = ["B08", *[b for b in S2_L2A_BANDS if b != "B08"]]
     perm = [S2_L2A_BANDS.index(b) for b in order]
@@ -113,10 +114,13 @@ def test_the_streamed_encoder_reads_the_nodata_value_as_the_whole_read_does(code
         assert isinstance(scene, windows.SceneWindows) and scene.meta["nodata"] == NODATA
         assert np.array_equal(scene.read(0, 0, *whole.shape), whole.data)
         blob = codec.encode_scene(scene, quality=6)
+        layered = get_codec("learned").encode(scene, ratio=200)  # a streamed scene's layer is tiled by blocks
     assert blob == codec.encode_scene(whole, quality=6)
-    out = codec.decode_to_geotiff(blob, tmp_path / "dec.tif")
-    with rasterio.open(out) as ds:
-        assert ds.nodata == NODATA and np.array_equal(ds.read() == NODATA, x == NODATA)
+    assert enhancement.is_enhanced(layered) and enhancement.is_tiled(layered)
+    for out in (codec.decode_to_geotiff(blob, tmp_path / "dec.tif"),
+                enhancement.decode_to_geotiff(codec, layered, tmp_path / "layered.tif")):
+        with rasterio.open(out) as ds:
+            assert ds.nodata == NODATA and np.array_equal(ds.read() == NODATA, x == NODATA)
 
 
 def test_a_permuted_stack_decodes_in_its_own_band_order(data_root, tmp_path, capsys) -> None:
@@ -267,11 +271,6 @@ def test_a_file_of_other_numbers_than_uint16_dns_is_one_line_with_the_conversion
 
 
 def test_a_nodata_value_per_band_is_one_value_or_one_line() -> None:
-    from types import SimpleNamespace
-
-    from eocompress.errors import FileFormatError
-    from eocompress.imagery.readers.scenes import file_nodata
-
     assert file_nodata(SimpleNamespace(name="a.vrt", nodatavals=(NODATA,) * 12, nodata=NODATA)) == NODATA
     assert file_nodata(SimpleNamespace(name="a.vrt", nodatavals=(None, 0.0, -9999.0), nodata=None)) == 0
     with pytest.raises(FileFormatError, match=r"a different nodata value per band \(\[0, 65535\]\)"):
