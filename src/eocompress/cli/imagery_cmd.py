@@ -324,10 +324,7 @@ def _learned_info(src: Path, model: str) -> dict[str, Any]:
         "crs": f"EPSG:{head.epsg}" if head.epsg else head.wkt,
         "transform": list(head.transform) if head.transform else None,
         "nodata_pixels": int((~head.valid).sum()) if head.valid is not None else 0,
-        "source_nodata": head.nodata, "source_bands": [codec.bands[b] for b in head.band_order or
-                                                       range(len(codec.bands))],
-        "source_scaling": None if head.scaling is None else
-        {b: list(pair) for b, pair in zip(codec.bands, head.scaling, strict=True)},
+        **codec.source_meta(head),
         "band_means_dn": [int(v) for v in head.means], "scale_dn": head.scale, "format_version": head.version,
         "dn_offset": offset, "processing_level": head.level or "unknown",
         "constant_bands": {codec.bands[b]: v for b, v in sorted((head.constants or {}).items())},

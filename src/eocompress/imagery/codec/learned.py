@@ -590,14 +590,18 @@ class LearnedCodec:
         (the input file's nodata value, band order and each band's GDAL (scale, offset), which the GeoTIFF writers
         give back)."""
         crs = f"EPSG:{head.epsg}" if head.epsg else head.wkt
-        order = head.band_order or range(len(self.bands))
         return {"crs": crs, "transform": head.transform, "bands": self.bands, "offset": head.offset,
-                "source_nodata": head.nodata, "source_bands": [self.bands[b] for b in order],
-                "source_scaling": None if head.scaling is None else dict(zip(self.bands, head.scaling, strict=True)),
-                "offset_known": head.offset_known, "processing_level": head.level,
+                **self.source_meta(head), "offset_known": head.offset_known, "processing_level": head.level,
                 "constant_bands": {self.bands[b]: v for b, v in sorted((head.constants or {}).items())},
                 "format_version": head.version, "model_id": head.model_id.hex(), "height": head.height,
                 "width": head.width}
+
+    def source_meta(self, head: Header) -> dict[str, Any]:
+        """The input file's convention a header records: ``source_nodata`` (0: Sentinel-2's), ``source_bands`` (the
+        codec's bands in the input's order) and ``source_scaling`` (band name -> GDAL (scale, offset), or None)."""
+        order = head.band_order or range(len(self.bands))
+        return {"source_nodata": head.nodata, "source_bands": [self.bands[b] for b in order],
+                "source_scaling": None if head.scaling is None else dict(zip(self.bands, head.scaling, strict=True))}
 
     @_by_file_model
     def fixed_length_bytes(self, blob: bytes) -> int:

@@ -84,12 +84,11 @@ class LearnedSceneCodec:
             data = np.asarray(self.codec.decode(blob))
         head, _ = self.codec.read_header(blob)
         crs = f"EPSG:{head.epsg}" if head.epsg else head.wkt
-        source = {k: v for k, v in self.codec.header_meta(head).items() if k.startswith("source_")}
         return data, {"crs": crs, "transform": tuple(head.transform) if head.transform else None,
                       "bands": list(self.bands), "offset": int(getattr(head, "offset", 0) or 0),
                       "offset_known": bool(getattr(head, "offset_known", False)),
                       "processing_level": getattr(head, "level", None), "height": head.height, "width": head.width,
-                      **source}
+                      **self.codec.source_meta(head)}
 
     def describe(self) -> dict[str, Any]:
         """Name, model and settings."""
