@@ -273,6 +273,15 @@ def zero_nodata(data: np.ndarray, nodata: int, path: str | os.PathLike) -> np.nd
     return data
 
 
+def keep_convention(meta: dict[str, Any], nodata: int, scaling: dict[str, tuple[float, float]]) -> None:
+    """Record in a scene's ``meta`` what of its file's convention a decode writes back: ``"nodata"`` (its own nodata
+    value, when not 0) and ``"band_scaling"`` (band name -> GDAL (scale, offset), when any band has one)."""
+    if nodata:
+        meta["nodata"] = nodata
+    if scaling:
+        meta["band_scaling"] = scaling
+
+
 def one_nodata(values: dict[str, int], where: Path) -> int:
     """The one nodata value band files declare (``values``: file name -> :func:`file_nodata`), 0 when none does;
     files that disagree are one line."""
@@ -349,10 +358,7 @@ def _read_band_folder(path: Path, use_cloud_mask: bool) -> Scene:
             )
         valid &= mask == 0
     meta = band_folder_meta(folder, path, files, names, georef)
-    if own_nodata:
-        meta["nodata"] = own_nodata
-    if scaling:
-        meta["band_scaling"] = scaling
+    keep_convention(meta, own_nodata, scaling)
     return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
                  valid=valid, meta=meta)
 
@@ -472,10 +478,7 @@ def _read_stacked(path: Path, layout) -> Scene:
     names = sort_bands(order)
     data = data[[order.index(b) for b in names]]
     meta = _stacked_meta(path, order, names, tags, georef)
-    if own_nodata:
-        meta["nodata"] = own_nodata
-    if scaling:
-        meta["band_scaling"] = scaling
+    keep_convention(meta, own_nodata, scaling)
     return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
                  meta=meta)
 

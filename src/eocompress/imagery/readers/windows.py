@@ -53,6 +53,7 @@ from eocompress.imagery.readers.scenes import (
     check_band_file,
     file_nodata,
     file_scaling,
+    keep_convention,
     one_nodata,
     read_scene,
     scene_shape,
@@ -279,10 +280,7 @@ def _open_stacked(path: Path, layout) -> SceneWindows:
         names = sort_bands(order)
         meta = _stacked_meta(path, order, names, src.tags(), georef)
         own_nodata, scaling = file_nodata(src), file_scaling(src, order)
-        if own_nodata:
-            meta["nodata"] = own_nodata
-        if scaling:
-            meta["band_scaling"] = scaling
+        keep_convention(meta, own_nodata, scaling)
         sources = [(src, order.index(b) + 1, str(path), own_nodata) for b in names]
         return SceneWindows(sources, names, (int(src.height), int(src.width)), src.crs if georef else None,
                             src.transform if georef else None, meta, keep)
@@ -331,10 +329,7 @@ def _open_band_folder(path: Path) -> SceneWindows:
             sources.append((vrt, 1, str(files[band]), 0))
         meta = band_folder_meta(folder, path, files, names, georef)
         own_nodata = one_nodata(nodata, folder)
-        if own_nodata:
-            meta["nodata"] = own_nodata
-        if scaling:
-            meta["band_scaling"] = scaling
+        keep_convention(meta, own_nodata, scaling)
         return SceneWindows(sources, names, (int(height), int(width)), crs if georef else None,
                             transform if georef else None, meta, keep)
     except Exception:
