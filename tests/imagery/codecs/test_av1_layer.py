@@ -246,3 +246,38 @@ def test_the_memo_benchmark_makes_the_same_file_both_ways(data_root: Path, monke
     on, off = (int(n) for n in cells[1].split(" / "))
     assert "128x128 1/450" in cells[0] and 0 < on <= off and cells[-1] == "yes"
     assert av1.remembering is remembering and av1._encoded is encoded
+
+
+@pytest.mark.parametrize("k", [4, 6, 12])
+def test_a_large_stacks_groups_are_coded_apart_and_decode_to_one_pictures_planes(monkeypatch, k: int) -> None:
+    """From GROUPS_APART_PIXELS a component, each group of three is its own codestream (the last group of 1 or 2
+    padded as in one picture): the planes come back in their order and shape, each group's planes as its own
+    picture's would (the same codestream coded alone), decoded on threads; below the threshold, or for one group,
+    the stack stays one picture."""
+    planes = _planes(k, 40, 36, seed=k)
+    monkeypatch.setattr(av1, "GROUPS_APART_PIXELS", 40 * 36)
+    assert av1.apart(planes.shape) and not av1.apart((3, 40, 36)) and not av1.apart((6, 40, 35))
+    stream = av1.encode(planes, 95)
+    assert av1.is_grouped(stream) and av1.is_av1(stream) and not avif_boxes.is_obus(stream)
+    assert stream[1] == -(-k // 3)
+    out = av1.decode(stream, k)
+    assert out.shape == planes.shape and out.dtype == np.uint16
+    alone = [av1.decode(av1.encode(planes[i: i + 3], 95), min(3, k - i)) for i in range(0, k, 3)]
+    np.testing.assert_array_equal(out, np.concatenate(alone))
+    assert np.abs(out.astype(np.int32) - planes).mean(axis=(1, 2)).max() < 8
+    assert avif_boxes.is_obus(av1.encode(planes[:3], 95))  # one group: one picture
+
+
+def test_damaged_groups_are_one_line(monkeypatch) -> None:
+    """A stream of groups whose count, lengths or pictures do not add up is a file error, never other planes."""
+    monkeypatch.setattr(av1, "GROUPS_APART_PIXELS", 1)
+    stream = av1.encode(_planes(6, 24, 20), 60)
+    first = int.from_bytes(stream[2:6], "little")
+    for bad, why in [(stream, "holds 2 groups of components, not 3"), (stream[:4], "cut short"),
+                     (stream[:6 + first], "overrun"), (stream[:6] + stream[6:6 + first - 30] + stream[6 + first:],
+                                                       "damaged")]:
+        with pytest.raises(FileFormatError, match=why):
+            av1.decode(bad, 9 if bad is stream else 6)
+    other = av1.encode(_planes(3, 24, 21), 60)  # the second group a picture of another size
+    with pytest.raises(FileFormatError, match="groups are pictures of"):
+        av1.decode(stream[:2] + len(other).to_bytes(4, "little") + other + stream[6 + first:], 6)

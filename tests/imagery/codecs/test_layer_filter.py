@@ -172,7 +172,7 @@ def test_the_encoder_filters_the_bands_where_it_pays_on_a_held_out_city(codec, d
     scene = held_out_scene(data_root, "abudhabi/imgs_1", side=384)
     budget = scene.data.nbytes // 450
     blob = codec.encode(scene, ratio=450)
-    assert blob[:4] == enhancement.MAGIC_OBU and len(blob) <= budget  # an AV1 layer
+    assert blob[:4] == enhancement.MAGIC_GROUPED and len(blob) <= budget  # an AV1 layer, its groups apart at 384 px
     _, side, _ = enhancement.split(blob)
     _, filt = enhancement.read_side(side, 12, filtered=True)
     assert 0 < filt.on.sum() <= 12

@@ -10,7 +10,9 @@ groups stacked vertically, 12 bits a sample; the KLT is scaled for 12 bits (:dat
 integer (64 quantisers), so the search lands on the largest quality that fits and then fills the rest of the room
 by scaling the planes down a little under the next quality (:func:`av1_at_size`). Since 0.11.1 a codestream is the
 AV1 OBUs alone, without the ~270 bytes of HEIF boxes libavif puts around them (:mod:`avif_boxes` rebuilds them to
-decode), so small rooms (a 120 px patch, a 264 px cube) use AV1 too.
+decode), so small rooms (a 120 px patch, a 264 px cube) use AV1 too. Since 0.12.1 a large picture's groups are
+coded apart, one codestream each (:func:`apart`), so that a decode runs them on the process's cores: libaom's
+pictures here have one tile (imagecodecs 2026.3 refuses every tile layout), which dav1d decodes on one core.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import itertools
 import math
+import struct
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from eocompress._dask import cpu_count
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codecs import avif_boxes
 from eocompress.imagery.codecs.jpeg2000 import band_stack
@@ -44,6 +50,15 @@ TRIES, FILL_TRIES = 6, 3
 #: on 120, 256 and 768 px crops), on most crops but not all below (768 px: -0.10..+0.36 dB at 0.19 bpp, -1.29..+0.31
 #: at 0.06-0.10; 256 px: -0.38..+3.3 dB at 0.10).
 SURE_BPP = 0.4
+#: Pixels a component from which a stack's groups of three are coded apart, one codestream each (:func:`apart`).
+#: Held-out OSCD cities at 1/200-1/1000 (``docs/design/imagery-codec.md``, 0.12.1): from 384 x 384 px the files were
+#: as close or closer (+0.00 to +0.06 dB at the same bytes; two codestreams' searches land nearer the room) and the
+#: decodes 10-20 % faster on 2 cores; a 120 px crop lost 0.02 dB and a 264 px crop at 1/50 0.07 dB.
+GROUPS_APART_PIXELS = 1 << 17
+#: First byte of a layer of groups coded apart (:func:`is_grouped`): not a sequence header (0x0A) nor an AVIF
+#: file's first size byte (0). Then the group count u8, the lengths of all groups but the last (u32 each,
+#: little-endian) and the groups' OBUs in order.
+GROUPED = 0x47
 #: How the size moves with the quality at first (log size per quality step), before two runs measure it.
 SLOPE = 0.065
 #: How the size moves with the planes' scale (log size per log scale) for the fill, before a run measures it.
@@ -80,9 +95,21 @@ def is_avif(stream: bytes) -> bool:
     return bytes(stream[4:12]) == b"ftypavif"
 
 
+def is_grouped(stream: bytes) -> bool:
+    """True when ``stream`` is a layer's groups coded apart (since 0.12.1: :data:`GROUPED`)."""
+    return len(stream) > 2 and stream[0] == GROUPED
+
+
 def is_av1(stream: bytes) -> bool:
-    """True when ``stream`` is a layer's AV1 codestream: the OBUs alone (since 0.11.1) or an AVIF file (0.11.0)."""
-    return avif_boxes.is_obus(stream) or is_avif(stream)
+    """True when ``stream`` is a layer's AV1 codestream: the OBUs alone (since 0.11.1), an AVIF file (0.11.0) or
+    the groups coded apart (0.12.1)."""
+    return avif_boxes.is_obus(stream) or is_avif(stream) or is_grouped(stream)
+
+
+def apart(shape: tuple[int, ...]) -> bool:
+    """True when a (k, H, W) stack's groups of three are coded apart: two groups or more, of at least
+    :data:`GROUPS_APART_PIXELS` pixels a component."""
+    return _groups(shape[0]) > 1 and shape[1] * shape[2] >= GROUPS_APART_PIXELS
 
 
 def _groups(components: int) -> int:
@@ -124,26 +151,71 @@ def encode(planes: np.ndarray, quality: int, speed: int = SPEED) -> bytes:
 
 
 def _encoded(planes: np.ndarray, quality: int, speed: int) -> bytes:
-    """:func:`encode`'s libavif run."""
+    """:func:`encode`'s libavif runs: one picture, or each group's apart (:func:`apart`) when libavif's files of
+    them all rebuild from their OBUs."""
+    if apart(planes.shape):
+        groups = [_obus(_picture(planes[i: i + 3]), quality, speed) for i in range(0, planes.shape[0], 3)]
+        if all(avif_boxes.is_obus(g) for g in groups):
+            head = struct.pack(f"<BB{len(groups) - 1}I", GROUPED, len(groups), *map(len, groups[:-1]))
+            return head + b"".join(groups)
+    return _obus(_picture(planes), quality, speed)
+
+
+def _obus(picture: np.ndarray, quality: int, speed: int) -> bytes:
+    """The OBUs of libavif's file of a (H, W, 3) ``picture`` (:func:`avif_boxes.strip`), or the whole file where
+    they do not rebuild it."""
     import imagecodecs
 
     avif = imagecodecs.AVIF
-    stream = bytes(imagecodecs.avif_encode(_picture(planes), level=int(quality), speed=speed, bitspersample=12,
+    stream = bytes(imagecodecs.avif_encode(picture, level=int(quality), speed=speed, bitspersample=12,
                                            pixelformat=avif.PIXEL_FORMAT.YUV444,
                                            matrix=avif.MATRIX_COEFFICIENTS.IDENTITY, numthreads=2))
     return avif_boxes.strip(stream) or stream
 
 
 def decode(stream: bytes, components: int) -> np.ndarray:
-    """uint16 (k, H, W) planes of a codestream :func:`encode` wrote for ``components`` planes (OBUs or AVIF)."""
+    """uint16 (k, H, W) planes of a codestream :func:`encode` wrote for ``components`` planes (OBUs, AVIF, or
+    groups coded apart, decoded on the process's cores)."""
+    if not is_grouped(stream):
+        return _planes(_decoded(stream, 2), components)
+    counts = [min(3, components - i) for i in range(0, components, 3)]
+    parts = _group_streams(stream, len(counts))
+    with ThreadPoolExecutor(min(len(parts), cpu_count())) as pool:
+        pictures = list(pool.map(lambda part: _decoded(part, 1), parts))
+    if len({p.shape for p in pictures}) > 1:
+        raise FileFormatError(f"AV1 layer is damaged (its groups are pictures of {sorted({p.shape for p in pictures})})")
+    return np.concatenate([_planes(p, n) for p, n in zip(pictures, counts, strict=True)])
+
+
+def _group_streams(stream: bytes, groups: int) -> list[bytes]:
+    """Each group's OBUs in a stream of groups coded apart (:data:`GROUPED`); one line when they do not add up."""
+    if len(stream) < 2 or stream[1] != groups:
+        raise FileFormatError(f"AV1 layer is damaged (it holds {stream[1] if len(stream) > 1 else 0} groups of "
+                              f"components, not {groups})")
+    head = 2 + 4 * (groups - 1)
+    if len(stream) <= head:
+        raise FileFormatError("AV1 layer is damaged (its group lengths are cut short)")
+    ends = np.cumsum((head, *struct.unpack_from(f"<{groups - 1}I", stream, 2)))
+    if ends[-1] >= len(stream):
+        raise FileFormatError("AV1 layer is damaged (its groups overrun it)")
+    bounds = [*map(int, ends), len(stream)]
+    return [stream[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _decoded(stream: bytes, threads: int) -> np.ndarray:
+    """The (H, W, 3) picture of one codestream (OBUs or an AVIF file) decoded by dav1d on ``threads`` threads."""
     import imagecodecs
 
     if avif_boxes.is_obus(stream):
         stream = avif_boxes.wrap(stream)
     try:
-        pic = np.asarray(imagecodecs.avif_decode(stream, numthreads=2))
+        return np.asarray(imagecodecs.avif_decode(stream, numthreads=threads))
     except Exception as exc:  # imagecodecs raises its own error types
         raise FileFormatError(f"AV1 layer is damaged ({exc})") from exc
+
+
+def _planes(pic: np.ndarray, components: int) -> np.ndarray:
+    """uint16 (k, H, W): the first ``components`` channels of a picture of groups stacked (:func:`_picture`)."""
     groups = _groups(components)
     if pic.ndim != 3 or pic.shape[2] != 3 or pic.shape[0] % groups:
         raise FileFormatError(f"AV1 layer holds a {pic.shape} picture, not {components} components")

@@ -36,7 +36,8 @@ magics in one line rather than decoding them without their filter. Since 0.11 a 
 tile's) is AV1 says so with ``EOE5`` (whole) or ``EOE6`` (tiled), the same layouts, so that releases before it
 refuse it in one line instead of reading an AV1 picture as a damaged JPEG 2000 codestream; since 0.11.1 an AV1
 codestream is its OBUs alone (:mod:`avif_boxes`: ~270 B less, so small layers use AV1 too), said by ``EOE7`` (whole)
-and ``EOE8`` (tiled).
+and ``EOE8`` (tiled); since 0.12.1 a large layer's groups of three components are codestreams apart, decoded on the
+process's cores (:func:`av1.apart`), said by ``EOE9`` (whole) and ``EOEA`` (tiled).
 """
 
 from __future__ import annotations
@@ -80,8 +81,11 @@ MAGIC_AV1, MAGIC_TILED_AV1 = b"EOE5", b"EOE6"
 #: The 0.8 layouts when a codestream is AV1 OBUs without their AVIF boxes (since 0.11.1): 0.11.0 refuses them in one
 #: line instead of reading the OBUs as a damaged JPEG 2000 codestream.
 MAGIC_OBU, MAGIC_TILED_OBU = b"EOE7", b"EOE8"
-WHOLE = (MAGIC, MAGIC_AV1, MAGIC_OBU, MAGIC_V07)
-TILED = (MAGIC_TILED, MAGIC_TILED_AV1, MAGIC_TILED_OBU, MAGIC_TILED_V07)
+#: The 0.8 layouts when a codestream is AV1 groups coded apart (since 0.12.1: :func:`av1.is_grouped`): 0.12.0 refuses
+#: them in one line instead of reading them as a damaged JPEG 2000 codestream.
+MAGIC_GROUPED, MAGIC_TILED_GROUPED = b"EOE9", b"EOEA"
+WHOLE = (MAGIC, MAGIC_AV1, MAGIC_OBU, MAGIC_GROUPED, MAGIC_V07)
+TILED = (MAGIC_TILED, MAGIC_TILED_AV1, MAGIC_TILED_OBU, MAGIC_TILED_GROUPED, MAGIC_TILED_V07)
 #: Bytes of one tile record of a tiled layer (window, side length, codestream length).
 TILE_RECORD = struct.calcsize("<IIIIHI")
 #: Residual DN + SHIFT is what the KLT sees (uint16); a residual beyond ±32767 DN is clipped.
@@ -167,7 +171,7 @@ def is_tiled(blob: bytes) -> bool:
 
 def is_filtered(blob: bytes) -> bool:
     """True when ``blob`` is an enhancement-layer file of 0.8 or later, whose sides end with the layer filter."""
-    return bytes(blob[:4]) in (MAGIC, MAGIC_TILED, MAGIC_AV1, MAGIC_TILED_AV1, MAGIC_OBU, MAGIC_TILED_OBU)
+    return bytes(blob[:4]) not in (MAGIC_V07, MAGIC_TILED_V07) and is_enhanced(blob)
 
 
 def residual_of(data: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -210,8 +214,11 @@ def layer_file(base_blob: bytes, side: bytes, stream: bytes) -> bytes:
 
 
 def _magic(streams: list[bytes], tiled: bool) -> bytes:
-    """The magic of a layer file whose codestreams are ``streams``: the oldest layout that reads them all (AV1 OBUs:
-    ``EOE7``/``EOE8``; AVIF files: ``EOE5``/``EOE6``; JPEG 2000 and HTJ2K: ``EOE3``/``EOE4``)."""
+    """The magic of a layer file whose codestreams are ``streams``: the oldest layout that reads them all (AV1 groups
+    apart: ``EOE9``/``EOEA``; AV1 OBUs: ``EOE7``/``EOE8``; AVIF files: ``EOE5``/``EOE6``; JPEG 2000 and HTJ2K:
+    ``EOE3``/``EOE4``)."""
+    if any(av1.is_grouped(s) for s in streams):
+        return MAGIC_TILED_GROUPED if tiled else MAGIC_GROUPED
     if any(avif_boxes.is_obus(s) for s in streams):
         return MAGIC_TILED_OBU if tiled else MAGIC_OBU
     if any(av1.is_avif(s) for s in streams):

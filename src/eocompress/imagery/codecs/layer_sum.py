@@ -20,13 +20,14 @@ core: on 2 cores a 1000 px scene's sum took 0.64x the time of one thread, the sa
 from __future__ import annotations
 
 import contextlib
-import os
+import dataclasses
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from eocompress._blas import single_threaded_blas
+from eocompress._dask import cpu_count
 from eocompress.imagery.codecs import layer_filter
 from eocompress.imagery.codecs.klt import KLTBasis, klt_inverse_values
 
@@ -59,8 +60,8 @@ def add_layer(base: np.ndarray, planes: np.ndarray, klt: KLTBasis, filt: layer_f
                 np.add(done[i], mean[i], out=x[b])
                 np.rint(x[b], out=x[b])
         piece = base[:, top:end]
-        total = np.add(x, piece, dtype=np.float32)
-        np.copyto(piece, np.clip(total, 1, 65535, out=total).astype(np.uint16), where=piece != 0)
+        np.add(x, piece, out=x)
+        np.copyto(piece, np.clip(x, 1, 65535, out=x), casting="unsafe", where=piece != 0)  # whole numbers: exact
 
     threads = workers(len(tops))
     with single_threaded_blas(), ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
@@ -73,8 +74,7 @@ def add_layer(base: np.ndarray, planes: np.ndarray, klt: KLTBasis, filt: layer_f
 
 def workers(strips: int) -> int:
     """Threads for ``strips`` strips: the cores this process may use, at most :data:`MAX_WORKERS`."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(strips, cores, MAX_WORKERS))
+    return max(1, min(strips, cpu_count(), MAX_WORKERS))
 
 
 def residual(planes: np.ndarray, klt: KLTBasis, shift: int) -> np.ndarray:
@@ -91,10 +91,13 @@ def _filter_means(planes: np.ndarray, klt: KLTBasis, bands: np.ndarray, shift: i
     """float32 (N,): the mean of each of ``bands`` of the decoded residual, as :func:`layer_filter.apply` takes it
     (float64, then float32): summed strip by strip (the strips starting at ``tops``, through ``mapped``, e.g. a
     thread pool's ``map``), exact in any order because every value is a whole number."""
-    def strip_sums(top: int) -> np.ndarray:
-        return residual(planes[:, top : top + tops.step], klt, shift)[bands].sum(axis=1, dtype=np.float64)
+    of_bands = dataclasses.replace(klt, basis=klt.basis[bands], mean=klt.mean[bands])  # the other rows unmade
 
+    def strip_sums(top: int) -> np.ndarray:
+        return klt_inverse_values(planes[:, top : top + tops.step], of_bands).sum(axis=1, dtype=np.float64)
+
+    pixels = planes.shape[1] * planes.shape[2]
     sums = np.zeros(bands.size, np.float64)
     for part in mapped(strip_sums, tops) if bands.size else ():
         sums += part
-    return (sums / (planes.shape[1] * planes.shape[2])).astype(np.float32)
+    return ((sums - pixels * shift) / pixels).astype(np.float32)  # the shift taken off the sums: exact
