@@ -68,10 +68,17 @@ def check_space(parent: Path, need: int, out: Path) -> None:
         )
 
 
+def empty_mask(block: np.ndarray) -> np.ndarray:
+    """uint8 (h, w) GDAL mask of a (count, h, w) block: 0 where every band is 0 (empty), 255 elsewhere."""
+    return np.where(block.any(axis=0), np.uint8(255), np.uint8(0))
+
+
 def read_back_check(
-    path: Path, shape: tuple[int, int, int], shas: dict[str, str], windows: dict[str, PixelWindow]
+    path: Path, shape: tuple[int, int, int], shas: dict[str, str], windows: dict[str, PixelWindow],
+    masked: bool = False,
 ) -> None:
-    """Raise :class:`WriteCheckError` when the file's shape or any written block differs from what was written."""
+    """Raise :class:`WriteCheckError` when the file's shape or any written block differs from what was written
+    (``masked``: each block's sha covers its mask too, :func:`empty_mask`)."""
     import rasterio
     from rasterio.windows import Window
 
@@ -80,8 +87,9 @@ def read_back_check(
             raise WriteCheckError(f"the file reads back as {src.count}x{src.height}x{src.width}, not {shape}")
         for key, sha in shas.items():
             w = windows[key]
-            block = src.read(window=Window(w.col, w.row, w.width, w.height))
-            if chunk_sha256(block).hex() != sha:
+            window = Window(w.col, w.row, w.width, w.height)
+            block = src.read(window=window)
+            if chunk_sha256(block, *([src.dataset_mask(window=window)] if masked else [])).hex() != sha:
                 raise WriteCheckError(f"{w.describe()} reads back different from what was written")
 
 
@@ -114,6 +122,7 @@ def write_cog(
     predictor: int | None = None,
     compress_work: bool = False,
     tag_fn: TagFn | None = None,
+    mask: bool = False,
     overwrite: bool = False,
 ) -> Path:
     """Write ``(window, (count, h, w) block)`` pairs of a ``(count, height, width)`` raster as a checked COG.
@@ -124,7 +133,8 @@ def write_cog(
     3 (floats) for DEFLATE. ``compress_work`` DEFLATEs the work file (less disk for large rasters; the
     COG is the same). ``tag_fn(work_path, shas)`` may add tags once every block and overview is written
     (e.g. a product's chunk and overview checksums); ``shas`` maps each window's key to its sha256.
-    An existing ``out`` is replaced only with ``overwrite``.
+    ``mask``: the pixels 0 in every band are empty, written as the file's internal per-dataset mask
+    (:func:`empty_mask`; ``nodata`` must be None). An existing ``out`` is replaced only with ``overwrite``.
     """
     import rasterio
     import rasterio.shutil
@@ -136,6 +146,8 @@ def write_cog(
     from rasterio.windows import Window
 
     out = Path(out)
+    if mask and nodata is not None:
+        raise ValueError("a file marks its empty pixels with a nodata value or a mask, not both")
     count, height, width = (int(v) for v in shape)
     profile: dict[str, Any] = {
         "driver": "GTiff", "dtype": dtype, "count": count, "height": height, "width": width, "nodata": nodata,
@@ -154,7 +166,8 @@ def write_cog(
         options["OVERVIEWS"] = "FORCE_USE_EXISTING"
     if predictor:
         options["PREDICTOR"] = "FLOATING_POINT" if predictor == 3 else "STANDARD"
-    with atomic_path(out, overwrite=overwrite) as tmp, warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=CACHE_MB):
+    with (atomic_path(out, overwrite=overwrite) as tmp, warnings.catch_warnings(),
+          rasterio.Env(GDAL_CACHEMAX=CACHE_MB, GDAL_TIFF_INTERNAL_MASK=True)):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         if not compress_work:  # the raw work file (x 4/3 with overviews) and the COG exist at once
             raw = int(4 / 3 * height * width * count * np.dtype(dtype).itemsize)
@@ -165,8 +178,11 @@ def write_cog(
         try:
             with rasterio.open(work, "w", **profile) as dst:
                 for window, block in blocks:
-                    dst.write(block, window=Window(window.col, window.row, window.width, window.height))
-                    shas[window.name] = chunk_sha256(block).hex()
+                    where = Window(window.col, window.row, window.width, window.height)
+                    dst.write(block, window=where)
+                    if mask:
+                        dst.write_mask(empty_mask(block), window=where)
+                    shas[window.name] = chunk_sha256(block, *([empty_mask(block)] if mask else [])).hex()
                     windows[window.name] = window
                 for k, name in enumerate(list(band_names or [])[:count]):
                     dst.set_band_description(k + 1, name)
@@ -181,7 +197,7 @@ def write_cog(
                 with rasterio.open(work, "r+") as dst:
                     dst.update_tags(**extra)
             rasterio.shutil.copy(work, tmp, **options)
-            read_back_check(tmp, (count, height, width), shas, windows)
+            read_back_check(tmp, (count, height, width), shas, windows, masked=mask)
         except WriteCheckError as exc:
             raise EOCompressError(f"writing {out} failed: {exc}; nothing was changed") from exc
         except (RasterioError, CPLE_BaseError, OSError) as exc:

@@ -262,6 +262,7 @@ class LearnedCodec:
         nodata: int = 0,
         band_order: tuple[int, ...] | None = None,
         scaling: tuple[tuple[float, float], ...] | None = None,
+        mask: bool = False,
     ) -> Callable[..., bytes]:
         """The scene analysed once: ``encode_at(ratio=… | quality=… | smallest=True, refine_steps=0)`` -> token file.
 
@@ -270,10 +271,10 @@ class LearnedCodec:
         the last block row of pixels for latent refinement (``refine_steps``); else only the latent is held.
         ``smallest=True``: the smallest file the ratio search can make (its largest step); ``means_only=True``: the
         header alone (version 5, no tokens), which decodes to the band means: the base under a layer where the
-        network's tokens do not pay. ``nodata``, ``band_order`` and ``scaling``: the input file's convention, which
-        :meth:`decode_to_geotiff` writes back (its nodata value, the codec's index of each band in its order, each
-        band's GDAL (scale, offset) in the model's order); the DNs handed over use the codec's (nodata 0, these bands
-        in the model's order).
+        network's tokens do not pay. ``nodata``, ``band_order``, ``scaling`` and ``mask``: the input file's
+        convention, which :meth:`decode_to_geotiff` writes back (its nodata value, the codec's index of each band in
+        its order, each band's GDAL (scale, offset) in the model's order, whether its empty pixels were a mask band);
+        the DNs handed over use the codec's (nodata 0, these bands in the model's order).
         """
         if len(shape) != 3 or shape[0] != len(self.bands):
             raise InputError(f"expected ({len(self.bands)}, H, W) bands {', '.join(self.bands)}; got shape {shape}")
@@ -289,6 +290,8 @@ class LearnedCodec:
             raise InputError(f"band_order must order the {len(self.bands)} bands, got {band_order}")
         if scaling is not None and len(scaling) != len(self.bands):
             raise InputError(f"scaling needs a (scale, offset) pair for each of the {len(self.bands)} bands")
+        if nodata and mask:
+            raise InputError("an input marks its empty pixels with a nodata value or a mask band, not both")
         _, height, width = (int(v) for v in shape)
         constants, live, valid, means, scale, zeros = _scan(read, len(self.bands), height, width, valid)
         self.last_notes = [
@@ -339,7 +342,7 @@ class LearnedCodec:
                       band_order=None if band_order is None or list(band_order) == sorted(band_order)
                       else tuple(int(b) for b in band_order),
                       scaling=None if scaling is None or all(pair == (1.0, 0.0) for pair in scaling)
-                      else tuple((float(a), float(b)) for a, b in scaling),
+                      else tuple((float(a), float(b)) for a, b in scaling), mask=bool(mask),
                       **georef_fields(crs, transform))  # klt: latent()
         head.quantizer = QUANTIZER_CODES[self.config.quantizer]
 
@@ -559,7 +562,8 @@ class LearnedCodec:
                 "level": level if level in LEVELS.values() else None, "keep_pixels": keep_pixels,
                 "nodata": int(scene.meta.get("nodata", 0)),
                 "band_order": source_order(scene.meta.get("file_band_order"), self.bands),
-                "scaling": band_scaling(scene.meta.get("band_scaling"), self.bands)}
+                "scaling": band_scaling(scene.meta.get("band_scaling"), self.bands),
+                "mask": bool(scene.meta.get("mask"))}
         if hasattr(sel, "read"):  # a scene opened for windowed reads: streamed, never in memory
             return self.windows_encoder(sel.read, (len(self.bands), *sel.shape), **args)
         data = np.asarray(sel.data)
@@ -586,9 +590,9 @@ class LearnedCodec:
 
     def header_meta(self, head: Header) -> dict[str, Any]:
         """The metadata of a parsed header as a GeoTIFF writer and ``imagery info`` want it: ``bands`` in the
-        codec's order (as :meth:`decode` returns them), ``source_nodata``, ``source_bands`` and ``source_scaling``
-        (the input file's nodata value, band order and each band's GDAL (scale, offset), which the GeoTIFF writers
-        give back)."""
+        codec's order (as :meth:`decode` returns them), ``source_nodata``, ``source_bands``, ``source_scaling`` and
+        ``source_mask`` (the input file's nodata value, band order, each band's GDAL (scale, offset) and mask band,
+        which the GeoTIFF writers give back)."""
         crs = f"EPSG:{head.epsg}" if head.epsg else head.wkt
         return {"crs": crs, "transform": head.transform, "bands": self.bands, "offset": head.offset,
                 **self.source_meta(head), "offset_known": head.offset_known, "processing_level": head.level,
@@ -598,10 +602,12 @@ class LearnedCodec:
 
     def source_meta(self, head: Header) -> dict[str, Any]:
         """The input file's convention a header records: ``source_nodata`` (0: Sentinel-2's), ``source_bands`` (the
-        codec's bands in the input's order) and ``source_scaling`` (band name -> GDAL (scale, offset), or None)."""
+        codec's bands in the input's order), ``source_scaling`` (band name -> GDAL (scale, offset), or None) and
+        ``source_mask`` (True: its empty pixels were a mask band, written back as the decoded file's mask)."""
         order = head.band_order or range(len(self.bands))
         return {"source_nodata": head.nodata, "source_bands": [self.bands[b] for b in order],
-                "source_scaling": None if head.scaling is None else dict(zip(self.bands, head.scaling, strict=True))}
+                "source_scaling": None if head.scaling is None else dict(zip(self.bands, head.scaling, strict=True)),
+                "source_mask": head.mask}
 
     @_by_file_model
     def fixed_length_bytes(self, blob: bytes) -> int:

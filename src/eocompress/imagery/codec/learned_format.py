@@ -41,8 +41,10 @@ zeros): u8 fields; field 1: u16, the input file's nodata value (its nodata pixel
 written back as this value); field 2: one u8 per band, the codec's band index of each band in the input's order
 (a stacked file whose bands were not in the canonical order); field 4: u8 n (1: one pair for every band, else
 one per band, in the codec's order), then n x (f64 scale, f64 offset): the GDAL band scale and offset the input
-carried (DN x scale + offset = its physical value). Files whose input used nodata 0 (or none), the canonical order
-and no band scaling leave the bit clear and are written byte for byte as before; a release before 0.12 refuses a file
+carried (DN x scale + offset = its physical value); field 8 (since 0.12.1, no bytes): the input marked its empty
+pixels with a per-dataset mask band instead of a nodata value (coded as 0, written back as the decoded file's
+mask). Files whose input used nodata 0 (or none), the canonical order, no band scaling and no mask band leave the
+bit clear and are written byte for byte as before; a release before 0.12 refuses a file
 with the bit set (an unknown header bit) instead of decoding it into another convention.
 
 Version 1 files (no offset fields; their means had the offset removed) still decode as they did:
@@ -80,8 +82,8 @@ LEVELS = {0: None, 1: "Level-1C", 2: "Level-2A"}
 #: Bit 3 of the offset byte: a source-convention block (the input's nodata value, band order, band scaling) ends
 #: the header.
 _I_SOURCE = 8
-#: Fields of the source-convention block.
-_S_NODATA, _S_ORDER, _S_SCALING = 1, 2, 4
+#: Fields of the source-convention block (8, the mask band, since 0.12.1).
+_S_NODATA, _S_ORDER, _S_SCALING, _S_MASK = 1, 2, 4, 8
 #: Largest grid side and pixel count a header may claim (a full 10980 px tile is far inside): checked
 #: before anything is allocated, then the memory the decode needs is compared with what is free.
 MAX_SIDE, MAX_PIXELS = 1 << 17, 1 << 31
@@ -155,11 +157,13 @@ class Header:
     nodata: int = 0  # the input file's nodata value: its nodata pixels are coded as 0 and written back as this
     band_order: tuple[int, ...] | None = None  # the codec's band index of each band in the input's order, else None
     scaling: tuple[tuple[float, float], ...] | None = None  # (GDAL scale, offset) of each band the input had, else None
+    mask: bool = False  # the input marked its empty pixels with a mask band (coded as 0, written back as a mask)
 
     @property
     def has_source_block(self) -> bool:
-        """True when the input's convention differs from the codec's (nodata 0, canonical order, no band scaling)."""
-        return bool(self.nodata) or self.band_order is not None or self.scaling is not None
+        """True when the input's convention differs from the codec's (nodata 0, canonical order, no band scaling,
+        no mask band)."""
+        return bool(self.nodata) or self.band_order is not None or self.scaling is not None or self.mask
 
     @property
     def has_tokens(self) -> bool:
@@ -220,8 +224,10 @@ class Header:
         """The source-convention block (empty when the input used the codec's own convention)."""
         if not self.has_source_block:
             return b""
+        if self.nodata and self.mask:
+            raise ValueError("an input marks its empty pixels with a nodata value or a mask band, not both")
         fields = ((_S_NODATA if self.nodata else 0) | (_S_ORDER if self.band_order is not None else 0)
-                  | (_S_SCALING if self.scaling is not None else 0))
+                  | (_S_SCALING if self.scaling is not None else 0) | (_S_MASK if self.mask else 0))
         block = struct.pack("<B", fields)
         if self.nodata:
             block += struct.pack("<H", int(self.nodata))
@@ -313,27 +319,30 @@ class Header:
                 packed = zlib.decompressobj().decompress(data[pos + 4 : pos + 4 + n], -(-masked // 8) + 2 * masked)
                 band_zeros = BandZeros.from_bytes(packed, valid, bands, source)
                 pos += 4 + n
-            nodata, band_order, scaling = 0, None, None
+            nodata, band_order, scaling, mask = 0, None, None, False
             if has_source:
-                nodata, band_order, scaling, pos = _read_source_block(data, pos, bands, source)
+                nodata, band_order, scaling, mask, pos = _read_source_block(data, pos, bands, source)
         except (struct.error, zlib.error, ValueError, UnicodeDecodeError) as exc:
             raise TokenStreamError(f"{source}: header is damaged or truncated ({exc})") from exc
         if not (math.isfinite(delta) and delta > 0) or scale == 0:
             raise TokenStreamError(f"{source}: header holds impossible values ({h}x{w}, step {delta}, scale {scale})")
         return cls(h, w, float(delta), int(scale), means, model_id, epsg, wkt, transform, valid, int(offset),
                    offset_known, level, constants, version, quantizer, klt, band_zeros, prior_scales, nodata,
-                   band_order, scaling), pos
+                   band_order, scaling, mask), pos
 
 
 def _read_source_block(data: bytes, pos: int, bands: int, source: str) -> tuple[
-        int, tuple[int, ...] | None, tuple[tuple[float, float], ...] | None, int]:
-    """(nodata, band order or None, band scaling or None, position after the block) of the source-convention block
-    at ``pos``."""
+        int, tuple[int, ...] | None, tuple[tuple[float, float], ...] | None, bool, int]:
+    """(nodata, band order or None, band scaling or None, mask band, position after the block) of the
+    source-convention block at ``pos``."""
     (fields,) = struct.unpack_from("<B", data, pos)
     pos += 1
-    if not fields or fields & ~(_S_NODATA | _S_ORDER | _S_SCALING):
+    if not fields or fields & ~(_S_NODATA | _S_ORDER | _S_SCALING | _S_MASK):
         raise TokenStreamError(f"{source}: header's source convention has unknown fields ({fields:#x}); update "
                                "eocompress to decode it")
+    if fields & _S_NODATA and fields & _S_MASK:
+        raise TokenStreamError(f"{source}: header's source convention has both a nodata value and a mask band; "
+                               "the file is damaged")
     nodata, order = 0, None
     if fields & _S_NODATA:
         (nodata,) = struct.unpack_from("<H", data, pos)
@@ -356,7 +365,7 @@ def _read_source_block(data: bytes, pos: int, bands: int, source: str) -> tuple[
             raise TokenStreamError(f"{source}: header's band scaling is not finite; the file is damaged")
         scaling = tuple(pairs * bands if n == 1 else pairs)
         pos += 1 + 16 * n
-    return nodata, order, scaling, pos
+    return nodata, order, scaling, bool(fields & _S_MASK), pos
 
 
 @dataclass

@@ -182,8 +182,9 @@ def decode(stream: bytes, components: int) -> np.ndarray:
     parts = _group_streams(stream, len(counts))
     with ThreadPoolExecutor(min(len(parts), cpu_count())) as pool:
         pictures = list(pool.map(lambda part: _decoded(part, 1), parts))
-    if len({p.shape for p in pictures}) > 1:
-        raise FileFormatError(f"AV1 layer is damaged (its groups are pictures of {sorted({p.shape for p in pictures})})")
+    shapes = sorted({p.shape for p in pictures})
+    if len(shapes) > 1:
+        raise FileFormatError(f"AV1 layer is damaged (its groups are pictures of {shapes})")
     return np.concatenate([_planes(p, n) for p, n in zip(pictures, counts, strict=True)])
 
 

@@ -273,9 +273,48 @@ def zero_nodata(data: np.ndarray, nodata: int, path: str | os.PathLike) -> np.nd
     return data
 
 
-def keep_convention(meta: dict[str, Any], nodata: int, scaling: dict[str, tuple[float, float]]) -> None:
+def file_mask(src: Any, path: str | os.PathLike) -> bool:
+    """True when the open file marks its empty pixels with a per-dataset mask band (an internal mask or a ``.msk``
+    file: ``rio cogeo create --add-mask``, ``gdal_translate -mask``), not a nodata value. A file with both, or with
+    an alpha band, is one line giving the GDAL command that makes it one the codec reads."""
+    from rasterio.enums import ColorInterp, MaskFlags
+
+    flags = set(src.mask_flag_enums[0]) if src.count else set()
+    if MaskFlags.alpha in flags or ColorInterp.alpha in src.colorinterp:
+        alpha = list(src.colorinterp).index(ColorInterp.alpha) + 1 if ColorInterp.alpha in src.colorinterp else "?"
+        keep = " ".join(f"-b {b}" for b in range(1, src.count + 1) if b != alpha)
+        raise FileFormatError(f"{path} has an alpha band (band {alpha}); make it the file's mask band and encode "
+                              f"that file: gdal_translate {keep} -mask {alpha} {path} masked.tif")
+    if MaskFlags.per_dataset not in flags:
+        return False
+    if file_nodata(src):
+        raise FileFormatError(f"{path} has both a mask band and nodata {file_nodata(src)}; make them one: "
+                              f"gdalwarp -dstnodata 0 {path} one.tif (both become Sentinel-2's nodata 0)")
+    return True
+
+
+def zero_masked(data: np.ndarray, mask: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """``data`` (uint16 (C, h, w), read from ``path``) with the pixels its ``mask`` band marks empty (0) set to 0 in
+    every band, in place: the codec keeps them exactly and the decode writes them back as its mask. An unmasked pixel
+    0 in every band is one line: its decode would come back masked."""
+    empty = mask == 0
+    zeros = int(np.count_nonzero(~empty & ~data.any(axis=0)))
+    if zeros:
+        raise FileFormatError(
+            f"{path} marks its empty pixels with a mask band but {zeros:,} unmasked pixels are 0 in every band "
+            f"(Sentinel-2's nodata); a decode can give back only one kind of empty pixel: make both nodata 0 "
+            f"(gdalwarp -dstnodata 0 {path} one.tif) and encode that file")
+    data[:, empty] = 0
+    return data
+
+
+def keep_convention(meta: dict[str, Any], nodata: int, scaling: dict[str, tuple[float, float]],
+                    mask: bool = False) -> None:
     """Record in a scene's ``meta`` what of its file's convention a decode writes back: ``"nodata"`` (its own nodata
-    value, when not 0) and ``"band_scaling"`` (band name -> GDAL (scale, offset), when any band has one)."""
+    value, when not 0), ``"band_scaling"`` (band name -> GDAL (scale, offset), when any band has one) and
+    ``"mask"`` (True when its empty pixels were a mask band)."""
+    if mask:
+        meta["mask"] = True
     if nodata:
         meta["nodata"] = nodata
     if scaling:
@@ -306,6 +345,10 @@ def check_band_file(src: Any, path: Path) -> None:
         )
     if src.dtypes[0] != "uint16":
         raise FileFormatError(not_uint16(path, src.dtypes[0]))
+    if file_mask(src, path):
+        raise FileFormatError(f"{path} marks its empty pixels with a mask band; band files are read with "
+                              f"Sentinel-2's nodata 0: make the mask nodata 0 (gdalwarp -dstnodata 0 {path} "
+                              "one.tif), or give the scene as one stacked file")
 
 def _read_band_folder(path: Path, use_cloud_mask: bool) -> Scene:
     import rasterio
@@ -474,17 +517,22 @@ def _read_stacked(path: Path, layout) -> Scene:
         georef = _georeferenced(src)
         crs, transform, tags, own_nodata = src.crs, src.transform, src.tags(), file_nodata(src)
         scaling = file_scaling(src, order)
+        mask = src.dataset_mask() if file_mask(src, path) else None
     zero_nodata(data, own_nodata, path)
+    if mask is not None:
+        zero_masked(data, mask, path)
     names = sort_bands(order)
     data = data[[order.index(b) for b in names]]
     meta = _stacked_meta(path, order, names, tags, georef)
-    keep_convention(meta, own_nodata, scaling)
+    keep_convention(meta, own_nodata, scaling, mask is not None)
     return Scene(data=data, bands=names, crs=crs if georef else None, transform=transform if georef else None,
                  meta=meta)
 
 
 def _check_stacked(path: Path, src: Any, layout) -> None:
-    """One line unless the open stacked file holds uint16 DNs in more than one band (or a layout is given)."""
+    """One line unless the open stacked file holds uint16 DNs in more than one band (or a layout is given), with no
+    alpha band (:func:`file_mask`)."""
+    file_mask(src, path)
     if src.dtypes[0] != "uint16":
         raise FileFormatError(not_uint16(path, src.dtypes[0]))
     if src.count < 2 and layout is None:

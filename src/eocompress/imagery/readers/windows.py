@@ -51,12 +51,14 @@ from eocompress.imagery.readers.scenes import (
     _stacked_order,
     band_folder_meta,
     check_band_file,
+    file_mask,
     file_nodata,
     file_scaling,
     keep_convention,
     one_nodata,
     read_scene,
     scene_shape,
+    zero_masked,
     zero_nodata,
 )
 
@@ -78,10 +80,11 @@ class SceneWindows:
     """
 
     def __init__(self, sources: list[tuple[Any, int, str, int]], bands: list[str], shape: tuple[int, int], crs: Any,
-                 transform: Any, meta: dict[str, Any], keep: list[Any]) -> None:
+                 transform: Any, meta: dict[str, Any], keep: list[Any], masked: bool = False) -> None:
         # per band: (dataset or warped VRT, band index in it, file name for messages, the file's nodata value to
         # read as 0: :func:`~.scenes.zero_nodata`; 0 where the file uses Sentinel-2's or a warped VRT maps it)
         self._sources = sources
+        self._masked = masked  # a stacked file whose mask band's empty pixels are read as 0 (:func:`zero_masked`)
         self.bands = bands
         self.shape = shape
         self.crs, self.transform = crs, transform
@@ -107,6 +110,8 @@ class SceneWindows:
                 src, _, name, own_nodata = self._sources[0]
                 with _named_errors(name):
                     src.read([index for _, index, _, _ in self._sources], window=window, out=out)
+                    if self._masked:
+                        zero_masked(out, src.dataset_mask(window=window), name)
                 return zero_nodata(out, own_nodata, name)
             for i, (src, index, name, own_nodata) in enumerate(self._sources):
                 with _named_errors(name):
@@ -117,7 +122,7 @@ class SceneWindows:
         """The same open scene reading only ``bands``, in that order (as :meth:`Scene.select`)."""
         idx = band_indices(self.bands, bands)
         picked = SceneWindows([self._sources[i] for i in idx], [canonical_band(b) for b in bands], self.shape,
-                              self.crs, self.transform, self.meta, self._keep)
+                              self.crs, self.transform, self.meta, self._keep, self._masked)
         picked.offset = self.offset
         picked.notes = self.notes
         return picked
@@ -279,11 +284,11 @@ def _open_stacked(path: Path, layout) -> SceneWindows:
         georef = _georeferenced(src)
         names = sort_bands(order)
         meta = _stacked_meta(path, order, names, src.tags(), georef)
-        own_nodata, scaling = file_nodata(src), file_scaling(src, order)
-        keep_convention(meta, own_nodata, scaling)
+        own_nodata, scaling, masked = file_nodata(src), file_scaling(src, order), file_mask(src, path)
+        keep_convention(meta, own_nodata, scaling, masked)
         sources = [(src, order.index(b) + 1, str(path), own_nodata) for b in names]
         return SceneWindows(sources, names, (int(src.height), int(src.width)), src.crs if georef else None,
-                            src.transform if georef else None, meta, keep)
+                            src.transform if georef else None, meta, keep, masked)
     except Exception:
         for ds in keep:
             ds.close()
