@@ -100,7 +100,8 @@ def write_geotiff_windows(
     GDAL's COG driver (256 px tiles, DEFLATE + predictor 2, average overviews, band names and tags as
     :func:`write_geotiff`), every window read back against its sha256, and only then the rename into place: an
     error leaves no partial file. Memory stays bounded whatever the scene size. The windows are in the codec's
-    convention and are written in the input file's (:func:`in_source_convention`).
+    convention and are written in the input file's (:func:`in_source_convention`; its empty pixels as the file's
+    internal mask where the input had a mask band, ``header["source_mask"]``).
     """
     c = int(shape[0])
     names = header.get("source_bands") or header.get("bands") or [f"band_{i + 1}" for i in range(c)]
