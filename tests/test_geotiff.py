@@ -36,6 +36,27 @@ def test_windows_become_a_cog_read_back_equal(tmp_path: Path) -> None:
         write_cog(out, data.shape, _blocks(data, 128), dtype="uint16", nodata=0)
 
 
+def test_empty_pixels_become_the_cogs_internal_mask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mask=True``: the pixels 0 in every band are the COG's per-dataset mask (its overviews too), no nodata tag,
+    the data as written; the read-back covers the mask (a mask that reads back different is refused); a mask
+    beside a nodata value is a programming error."""
+    data = np.random.default_rng(2).integers(1, 9000, size=(3, 300, 280)).astype(np.uint16)
+    data[:, 10:50, 20:200] = 0
+    data[1, 100:110, 100:110] = 0  # one band's zeros are data, not empty
+    out = write_cog(tmp_path / "m.tif", data.shape, _blocks(data, 128), dtype="uint16", nodata=None, mask=True)
+    with rasterio.open(out) as src:
+        assert src.nodata is None and src.mask_flag_enums[0] == [rasterio.enums.MaskFlags.per_dataset]
+        np.testing.assert_array_equal(src.dataset_mask(), np.where(data.any(axis=0), 255, 0))
+        np.testing.assert_array_equal(src.read(), data)
+        assert src.overviews(1)
+    blocks = dict(_blocks(data, 128))
+    unmasked = {w.name: geotiff.chunk_sha256(b, np.full(b.shape[1:], 255, np.uint8)).hex() for w, b in blocks.items()}
+    with pytest.raises(geotiff.WriteCheckError, match="reads back different"):  # the read-back covers the mask
+        geotiff.read_back_check(out, data.shape, unmasked, {w.name: w for w in blocks}, masked=True)
+    with pytest.raises(ValueError, match="not both"):
+        write_cog(tmp_path / "m3.tif", data.shape, _blocks(data, 128), dtype="uint16", nodata=0, mask=True)
+
+
 def test_a_block_that_reads_back_different_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """GDAL may report no error for a short write: the sha256 read-back catches it; the old file stays."""
     data = np.arange(2 * 64 * 64, dtype=np.float32).reshape(2, 64, 64)
@@ -61,9 +82,9 @@ def test_both_halves_write_through_it(lulc_tif: Path, tmp_path: Path, monkeypatc
     checked: list[str] = []
     real = geotiff.read_back_check
 
-    def spy(path: Path, shape, shas, windows) -> None:
+    def spy(path: Path, shape, shas, windows, masked: bool = False) -> None:
         checked.append(f"{len(shas)} blocks of {shape}")
-        real(path, shape, shas, windows)
+        real(path, shape, shas, windows, masked)
 
     monkeypatch.setattr(geotiff, "read_back_check", spy)
     compress(lulc_tif, tmp_path / "p.tif", "int8", chunk=64, stac=False)

@@ -66,6 +66,21 @@ def test_some_bands_filtered_none_filtered_and_nodata(layer, monkeypatch) -> Non
         assert (got[:, 40:60, 10:90] == 0).all() and (got[:, :40] > 0).all()
 
 
+@pytest.mark.parametrize("pixels", [1, 700, 1 << 12, 1 << 30])
+def test_the_encoders_filtered_residual_in_strips_is_the_whole_filters(layer, monkeypatch, pixels: int) -> None:
+    """``filtered_residual`` (the encoder's filtered candidates, in strips on threads) gives the float values of
+    ``layer_filter.apply`` on the whole residual, for all bands filtered, some, and none, and leaves its input as it
+    was."""
+    base, planes, klt, filt = layer
+    residual = layer_sum.residual(planes, klt, SHIFT).reshape(base.shape)
+    kept = residual.copy()
+    monkeypatch.setattr(layer_sum, "STRIP_PIXELS", pixels)
+    for on in (np.ones_like(filt.on), filt.on & (np.arange(filt.on.size) % 3 == 0), np.zeros_like(filt.on)):
+        some = dataclasses.replace(filt, on=on)
+        np.testing.assert_array_equal(layer_sum.filtered_residual(residual, some), layer_filter.apply(residual, some))
+        np.testing.assert_array_equal(residual, kept)
+
+
 def test_the_sum_is_written_into_the_base(layer) -> None:
     """The decode keeps no second scene-sized array: the base it is given is the output."""
     base, planes, klt, filt = layer

@@ -517,7 +517,7 @@ def _with_filter(kind: int, fits: tuple[layer_filter.Fit, layer_filter.Fit], pla
         (stream, klt), decoded, refits = smaller[filter_bytes]
         side = klt.to_bytes()
         chosen = layer_filter.LayerFilter(refits[kind].filter.taps, chosen.on)
-    filtered = layer_filter.apply(decoded, chosen)
+    filtered = layer_sum.filtered_residual(decoded, chosen)
     err = _residual_error(target, filtered, keep)
     return _Coded(side + chosen.to_bytes(), stream, err, filtered) if err < plain.err else plain
 

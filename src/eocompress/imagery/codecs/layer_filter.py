@@ -110,14 +110,14 @@ def _kernels(weights: np.ndarray) -> np.ndarray:
     return k
 
 
-def _means(x: np.ndarray, bands: np.ndarray) -> np.ndarray:
+def band_means(x: np.ndarray, bands: np.ndarray) -> np.ndarray:
     """float32 (N,): the mean of each of ``bands`` (N,) of float32 ``x`` (C, H, W), summed in float64."""
     return np.array([x[b].mean(dtype=np.float64) for b in bands]).astype(np.float32)
 
 
 def _centred(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(x minus each band's mean, the means (C,) float32) of float32 (C, H, W)."""
-    mean = _means(x, np.arange(x.shape[0]))
+    mean = band_means(x, np.arange(x.shape[0]))
     return x - mean[:, None, None], mean
 
 
@@ -162,7 +162,7 @@ def apply(residual: np.ndarray, layer_filter: LayerFilter, in_place: bool = Fals
         return residual
     out = residual if in_place else np.array(residual, np.float32)
     bands = np.flatnonzero(layer_filter.on)
-    mean = _means(out, bands)
+    mean = band_means(out, bands)
     done = filtered(out, bands, mean, layer_filter.weights()[bands])
     for i, b in enumerate(bands):
         np.add(done[i], mean[i], out=out[b])

@@ -72,6 +72,38 @@ def add_layer(base: np.ndarray, planes: np.ndarray, klt: KLTBasis, filt: layer_f
     return base
 
 
+def filtered_residual(residual: np.ndarray, filt: layer_filter.LayerFilter) -> np.ndarray:
+    """float32 (C, H, W): a new array of ``residual`` with its filtered bands filtered, value for value
+    :func:`layer_filter.apply`'s, computed in strips on the process's cores: the encoder filters each candidate
+    layer's decoded residual, and whole (one scene-sized interleaved copy and its convolution) that took 0.4 s of a
+    1000 px scene's encode."""
+    source = np.asarray(residual, np.float32)
+    if not filt.on.any():
+        return source
+    out = source.copy()
+    bands = np.flatnonzero(filt.on)
+    mean = layer_filter.band_means(source, bands)
+    weights = filt.weights()[bands]
+    height, width = source.shape[1:]
+    rows = max(1, STRIP_PIXELS // max(1, width))
+    tops = range(0, height, rows)
+    halo = layer_filter.RADIUS
+
+    def filter_strip(top: int) -> None:
+        end = min(height, top + rows)
+        lo, hi = max(0, top - halo), min(height, end + halo)
+        done = layer_filter.filtered(source[:, lo:hi], bands, mean, weights, above=halo - (top - lo),
+                                     below=halo - (hi - end))
+        for i, b in enumerate(bands):
+            np.add(done[i], mean[i], out=out[b, top:end])
+
+    threads = workers(len(tops))
+    with ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
+        for _ in (pool.map if pool is not None else map)(filter_strip, tops):
+            pass
+    return out
+
+
 def workers(strips: int) -> int:
     """Threads for ``strips`` strips: the cores this process may use, at most :data:`MAX_WORKERS`."""
     return max(1, min(strips, cpu_count(), MAX_WORKERS))

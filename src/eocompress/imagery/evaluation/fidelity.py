@@ -144,7 +144,10 @@ def ssim_per_band(original: np.ndarray, recon: np.ndarray, valid: np.ndarray | N
 def spectral_angle_deg(original: np.ndarray, recon: np.ndarray, valid: np.ndarray | None = None) -> float:
     """Mean spectral angle (SAM, degrees) between original and reconstructed pixel spectra."""
     valid = _check(original, recon, valid)
-    o, r = original[:, valid], recon[:, valid]
+    if valid.all():  # the (C, N) arrays indexing would copy, as views where the inputs are contiguous
+        o, r = original.reshape(original.shape[0], -1), recon.reshape(recon.shape[0], -1)
+    else:
+        o, r = original[:, valid], recon[:, valid]
     norms = np.linalg.norm(o, axis=0) * np.linalg.norm(r, axis=0)
     keep = norms > 0
     if not keep.any():
