@@ -28,3 +28,16 @@ def run_cli(args: list[str], capsys) -> CliRun:
         code = int(exc.code or 0)
     captured = capsys.readouterr()
     return CliRun(code, captured.out, captured.err)
+
+
+def imagery_round_trip(src, tmp_path, capsys, *how: str) -> tuple:
+    """(decoded GeoTIFF path, ``imagery info --json`` of the token file) of ``imagery encode SRC *HOW`` then
+    ``imagery decode``, each asserted to exit 0."""
+    import json
+
+    tok, tif = tmp_path / f"{src.stem}.eotok", tmp_path / f"{src.stem}.dec.tif"
+    code, _, err = run_cli(["imagery", "encode", str(src), "-o", str(tok), *how], capsys)
+    assert code == 0, err
+    info = json.loads(run_cli(["imagery", "info", str(tok), "--json"], capsys).out)
+    assert run_cli(["imagery", "decode", str(tok), "-o", str(tif)], capsys)[0] == 0
+    return tif, info

@@ -6,7 +6,6 @@ with a mask are one line each; the header carries the field and releases without
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 import rasterio
 from rasterio.enums import ColorInterp
 
-from _cli import run_cli
+from _cli import imagery_round_trip, run_cli
 from eocompress.errors import FileFormatError
 from eocompress.imagery.codec.learned_format import Header, TokenStreamError
 from eocompress.imagery.codecs import enhancement, get_codec
@@ -63,11 +62,7 @@ def _write(path: Path, x: np.ndarray, mask: np.ndarray | None = None, nodata: in
 
 
 def _round_trip(src: Path, tmp_path: Path, capsys, *how: str) -> tuple[np.ndarray, np.ndarray, float | None, dict]:
-    tok, tif = tmp_path / f"{src.stem}.eotok", tmp_path / f"{src.stem}.dec.tif"
-    code, _, err = run_cli(["imagery", "encode", str(src), "-o", str(tok), *how], capsys)
-    assert code == 0, err
-    info = json.loads(run_cli(["imagery", "info", str(tok), "--json"], capsys).out)
-    assert run_cli(["imagery", "decode", str(tok), "-o", str(tif)], capsys)[0] == 0
+    tif, info = imagery_round_trip(src, tmp_path, capsys, *how)
     with rasterio.open(tif) as ds:
         assert ds.mask_flag_enums[0] == [rasterio.enums.MaskFlags.per_dataset]
         return ds.read(), ds.dataset_mask(), ds.nodata, info
@@ -93,9 +88,7 @@ def test_a_mask_band_comes_back_at_the_same_pixels(data_root, tmp_path, capsys, 
 
 
 def _round_trip_plain(src: Path, tmp_path: Path, capsys, *how: str) -> np.ndarray:
-    tok, tif = tmp_path / f"{src.stem}.eotok", tmp_path / f"{src.stem}.dec.tif"
-    assert run_cli(["imagery", "encode", str(src), "-o", str(tok), *how], capsys)[0] == 0
-    assert run_cli(["imagery", "decode", str(tok), "-o", str(tif)], capsys)[0] == 0
+    tif, _ = imagery_round_trip(src, tmp_path, capsys, *how)
     with rasterio.open(tif) as ds:
         assert ds.nodata == 0
         return ds.read()

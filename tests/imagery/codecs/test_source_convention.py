@@ -10,7 +10,6 @@ files without them keep their old bytes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from _cli import run_cli
+from _cli import imagery_round_trip, run_cli
 from eocompress.errors import FileFormatError
 from eocompress.imagery.codec.learned_format import Header, TokenStreamError
 from eocompress.imagery.codec.pipeline import in_source_convention
@@ -61,11 +60,7 @@ def _write(path: Path, x: np.ndarray, nodata: int | None = None, names: list[str
 
 
 def _round_trip(src: Path, tmp_path: Path, capsys, *extra: str) -> tuple[np.ndarray, float | None, tuple, dict]:
-    tok, tif = tmp_path / f"{src.stem}.eotok", tmp_path / f"{src.stem}.dec.tif"
-    code, _, err = run_cli(["imagery", "encode", str(src), "-o", str(tok), *extra], capsys)
-    assert code == 0, err
-    info = json.loads(run_cli(["imagery", "info", str(tok), "--json"], capsys).out)
-    assert run_cli(["imagery", "decode", str(tok), "-o", str(tif)], capsys)[0] == 0
+    tif, info = imagery_round_trip(src, tmp_path, capsys, *extra)
     with rasterio.open(tif) as ds:
         return ds.read(), ds.nodata, ds.descriptions, info
 
