@@ -180,9 +180,10 @@ def write_cog(
                 for window, block in blocks:
                     where = Window(window.col, window.row, window.width, window.height)
                     dst.write(block, window=where)
-                    if mask:
-                        dst.write_mask(empty_mask(block), window=where)
-                    shas[window.name] = chunk_sha256(block, *([empty_mask(block)] if mask else [])).hex()
+                    empty = [empty_mask(block)] if mask else []
+                    for m in empty:
+                        dst.write_mask(m, window=where)
+                    shas[window.name] = chunk_sha256(block, *empty).hex()
                     windows[window.name] = window
                 for k, name in enumerate(list(band_names or [])[:count]):
                     dst.set_band_description(k + 1, name)
