@@ -281,3 +281,16 @@ def test_damaged_groups_are_one_line(monkeypatch) -> None:
     other = av1.encode(_planes(3, 24, 21), 60)  # the second group a picture of another size
     with pytest.raises(FileFormatError, match="groups are pictures of"):
         av1.decode(stream[:2] + len(other).to_bytes(4, "little") + other + stream[6 + first:], 6)
+
+
+def test_the_groups_benchmark_codes_both_ways_and_puts_the_threshold_back(capsys, monkeypatch) -> None:
+    """``benchmarks/imagery/av1_groups.py`` on a held-out 384 px crop at 1/200: the file has its groups apart (`EOE9`),
+    the other way is one picture, and the threshold is as it was afterwards."""
+    bench = load_benchmark("imagery/av1_groups.py")
+    monkeypatch.setattr("sys.argv", ["av1_groups.py", "--scenes", "oscd-s2l1c/cupertino/imgs_1:384", "--rates", "200",
+                                     "--repeats", "1"])
+    threshold = av1.GROUPS_APART_PIXELS
+    bench.main()
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert "1/200 | EOE9 |" in row and row.endswith("| yes |")
+    assert av1.GROUPS_APART_PIXELS == threshold
