@@ -19,3 +19,10 @@ def load_benchmark(relative: str) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def last_row(bench: ModuleType, argv: list[str], monkeypatch, capsys) -> str:
+    """The last line ``bench.main()`` prints (its table's last row) when run with command-line ``argv``."""
+    monkeypatch.setattr("sys.argv", [f"{bench.__name__}.py", *argv])
+    bench.main()
+    return capsys.readouterr().out.splitlines()[-1]

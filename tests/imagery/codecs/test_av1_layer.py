@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from _benchmarks import load_benchmark
+from _benchmarks import last_row, load_benchmark
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codecs import av1, avif_boxes, enhancement
 from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
@@ -287,10 +287,8 @@ def test_the_groups_benchmark_codes_both_ways_and_puts_the_threshold_back(capsys
     """``benchmarks/imagery/av1_groups.py`` on a held-out 384 px crop at 1/200: the file has its groups apart (`EOE9`),
     the other way is one picture, and the threshold is as it was afterwards."""
     bench = load_benchmark("imagery/av1_groups.py")
-    monkeypatch.setattr("sys.argv", ["av1_groups.py", "--scenes", "oscd-s2l1c/cupertino/imgs_1:384", "--rates", "200",
-                                     "--repeats", "1"])
     threshold = av1.GROUPS_APART_PIXELS
-    bench.main()
-    row = capsys.readouterr().out.splitlines()[-1]
+    row = last_row(bench, ["--scenes", "oscd-s2l1c/cupertino/imgs_1:384", "--rates", "200", "--repeats", "1"],
+                   monkeypatch, capsys)
     assert "1/200 | EOE9 |" in row and row.endswith("| yes |")
     assert av1.GROUPS_APART_PIXELS == threshold

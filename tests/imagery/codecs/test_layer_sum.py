@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from _benchmarks import load_benchmark
+from _benchmarks import last_row, load_benchmark
 from eocompress.imagery.codecs import enhancement, layer_filter, layer_sum
 
 SHIFT = enhancement.SHIFT
@@ -92,10 +92,8 @@ def test_the_sum_is_written_into_the_base(layer) -> None:
 def test_the_benchmark_alternates_both_ways_on_the_same_file(capsys, monkeypatch) -> None:
     """``benchmarks/imagery/layer_sum.py`` on a 256 px held-out crop: both ways give the same DNs, and the strips
     are put back afterwards."""
-    monkeypatch.setattr("sys.argv", ["layer_sum.py", "--scenes", "oscd-s2l1c/hongkong/imgs_1:256", "--rates", "450",
-                                     "--repeats", "1"])
     strips = layer_sum.add_layer
-    BENCH.main()
-    row = capsys.readouterr().out.splitlines()[-1]
+    row = last_row(BENCH, ["--scenes", "oscd-s2l1c/hongkong/imgs_1:256", "--rates", "450", "--repeats", "1"],
+                   monkeypatch, capsys)
     assert "1/450" in row and row.endswith("| yes |")
     assert layer_sum.add_layer is strips
