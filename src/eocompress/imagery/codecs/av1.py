@@ -23,6 +23,7 @@ import hashlib
 import itertools
 import math
 import struct
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -175,17 +176,34 @@ def _obus(picture: np.ndarray, quality: int, speed: int) -> bytes:
 
 def decode(stream: bytes, components: int) -> np.ndarray:
     """uint16 (k, H, W) planes of a codestream :func:`encode` wrote for ``components`` planes (OBUs, AVIF, or
-    groups coded apart, decoded on the process's cores)."""
+    groups coded apart, decoded on the process's cores).
+
+    Each group's picture is written into the planes as it is decoded (in its worker), so the planes are the only
+    scene-sized copy: a 1068 px cell's layer at 1/200 spent 30 of its 66 ms in a contiguous copy of each picture
+    and their concatenation."""
     if not is_grouped(stream):
         return _planes(_decoded(stream, 2), components)
     counts = [min(3, components - i) for i in range(0, components, 3)]
     parts = _group_streams(stream, len(counts))
+    made: list[np.ndarray] = []  # the planes, made by the first group decoded
+    lock = threading.Lock()
+
+    def fill(group: int) -> None:
+        pic = _decoded(parts[group], 1)
+        if pic.ndim != 3 or pic.shape[2] != 3:
+            raise FileFormatError(f"AV1 layer holds a {pic.shape} picture, not {components} components")
+        with lock:
+            if not made:
+                made.append(np.empty((components, *pic.shape[:2]), np.uint16))
+        if made[0].shape[1:] != pic.shape[:2]:
+            raise FileFormatError(f"AV1 layer is damaged (its groups are pictures of {made[0].shape[1:]} and "
+                                  f"{pic.shape[:2]})")
+        made[0][3 * group : 3 * group + counts[group]] = pic.transpose(2, 0, 1)[: counts[group]]
+
     with ThreadPoolExecutor(min(len(parts), cpu_count())) as pool:
-        pictures = list(pool.map(lambda part: _decoded(part, 1), parts))
-    shapes = sorted({p.shape for p in pictures})
-    if len(shapes) > 1:
-        raise FileFormatError(f"AV1 layer is damaged (its groups are pictures of {shapes})")
-    return np.concatenate([_planes(p, n) for p, n in zip(pictures, counts, strict=True)])
+        for _ in pool.map(fill, range(len(parts))):
+            pass
+    return made[0]
 
 
 def _group_streams(stream: bytes, groups: int) -> list[bytes]:
