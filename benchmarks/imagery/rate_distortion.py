@@ -7,7 +7,8 @@ model trained on are flagged "seen" in every table and left out of the targets. 
 B12, B8A; B10 dropped from L1C) as stored, uint16.
 
 For each scene and each rung of the ladder (1/50 … 1/2000 of raw uint16 on the 12 bands x 10 m grid),
-our **whole file** is encoded, decoded and measured; then every anchor is fitted **to the same bytes**:
+our **whole file** is encoded, decoded and measured; then every anchor is fitted **to the same bytes**
+(each file is decoded :data:`DECODE_RUNS` times, every codec alike, and the median is its decode time):
 
 - ``jpeg2000``: all 12 bands as one multi-component JPEG 2000 image (OpenJPEG), fitted to the bytes;
 - ``klt+jpeg2000``: per-file PCA across the bands, components coded the same way, side info counted;
@@ -64,6 +65,10 @@ ANCHORS = PEERS[1:]
 SHORT = {"ours": "ours", "jpeg2000": "J2K", "klt+jpeg2000": "KLT+J2K", "jpeg2000-native": "J2K native"}
 KIND_NAMES = dict(places.KINDS, patch="L2A patches 120 x 120 (held-out Major-TOM cell)")
 TILE_PX = 256 * 256  # throughput unit: a 256 x 256 px tile of 12 bands
+#: Decodes of each file, every codec alike: the median is its decode time. On this 2-core machine one file's
+#: decodes of a few ms ranged over 10x, and a first decode took 110 ms where the next took 4 (0.12.1's suite timed
+#: one decode); ``decode_first_s`` keeps the first.
+DECODE_RUNS = 3
 #: Scenes whose 1/450 reconstructions are kept for the side-by-side pictures.
 PICTURES = {"bright": "dubai/imgs_1", "desert": "abudhabi/imgs_1", "coast": "hongkong/imgs_1"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,7 +145,11 @@ def _run(codec: SceneCodec, item: Item, **rate: Any) -> tuple[dict[str, Any], np
         return None
     t1 = time.perf_counter()
     recon, georef = codec.decode(blob)
-    t2 = time.perf_counter()
+    decodes = [time.perf_counter() - t1]
+    for _ in range(DECODE_RUNS - 1):  # the same file again: its median is the decode time
+        t = time.perf_counter()
+        codec.decode(blob)
+        decodes.append(time.perf_counter() - t)
     recon = to_input_convention(recon, georef, item.offset)
     psnr, sam = dn_psnr_sam(item.dn, recon, item.offset, item.valid)
     if hasattr(codec, "decode_native"):
@@ -150,7 +159,7 @@ def _run(codec: SceneCodec, item: Item, **rate: Any) -> tuple[dict[str, Any], np
     n_psnr, n_sam = native_psnr_sam(item.dn, planes, list(S2_L2A_BANDS), item.offset, item.valid)
     runs = max(1, int(getattr(codec, "last_encodes", 1) or 1))  # an anchor's time per encoder run
     out = {"bytes": len(blob), "psnr_db": psnr, "sam_deg": sam, "native_psnr_db": n_psnr, "native_sam_deg": n_sam,
-           "encode_s": (t1 - t0) / runs, "decode_s": t2 - t1}
+           "encode_s": (t1 - t0) / runs, "decode_s": float(np.median(decodes)), "decode_first_s": decodes[0]}
     if hasattr(codec, "last_layer_bytes"):  # ours: bytes of the KLT + JPEG 2000 residual layer (0: learned alone)
         out["layer_bytes"] = int(codec.last_layer_bytes)
     return out, recon

@@ -82,3 +82,5 @@ def test_one_real_scene_through_ours_and_every_anchor_at_our_bytes(data_root) ->
         assert out[p] is not None and out[p]["bytes"] <= out["ours"]["bytes"], p
         assert np.isfinite(out[p]["native_psnr_db"]) and out[p]["psnr_db"] > 25, (p, out[p])
     assert out["ours"]["psnr_db"] > 30
+    for p in rd.PEERS:  # every codec's decode timed alike: the median of its runs, the first kept beside it
+        assert out[p]["decode_s"] > 0 and out[p]["decode_first_s"] > 0, (p, out[p])
