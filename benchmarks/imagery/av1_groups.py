@@ -59,8 +59,8 @@ def main() -> None:
                     for way, blob in files.items()}
             j2k = min(timed(lambda p=peer: anchor.decode(p))[1] for _ in range(args.repeats)) if peer else float("nan")
             psnr = {way: psnr_db(scene.data, ours.decode(blob)[0], scene.valid) for way, blob in files.items()}
-            grouped = enhancement.is_enhanced(files["apart"]) and files["apart"][:4] in (
-                enhancement.MAGIC_GROUPED, enhancement.MAGIC_TILED_GROUPED)
+            grouped = enhancement.is_enhanced(files["apart"]) and any(
+                av1.is_grouped(s) for s in enhancement.layer_streams(files["apart"]))
             table.append([f"{label} 1/{rate}", files["apart"][:4].decode(errors="replace"),
                           f"{len(files['apart']):,} / {len(files['one picture']):,}",
                           f"{psnr['apart']:.3f} / {psnr['one picture']:.3f} "

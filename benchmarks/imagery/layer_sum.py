@@ -16,6 +16,7 @@ import resource
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,13 +33,18 @@ SCENES = ("oscd-s2l1c/hongkong/imgs_1", "oscd-s2l1c/cupertino/imgs_1",
 
 
 def whole_scene_sum(base: np.ndarray, planes: np.ndarray, klt: KLTBasis, filt: layer_filter.LayerFilter,
-                    shift: int) -> np.ndarray:
-    """The decode's sum as 0.11.3 computed it, the whole scene at once (a new array; ``base`` is left as it is)."""
+                    shift: int, centre_on_planes: bool = False) -> np.ndarray:
+    """The decode's sum as 0.11.3 computed it, the whole scene at once (a new array; ``base`` is left as it is); a
+    layer written since 0.12.2 (``centre_on_planes``) filtered around its planes' means, as it is decoded."""
     x = klt_inverse_values(planes, klt)
     if filt.on.any():
         x = x.reshape(base.shape)
         x -= shift
-        np.rint(layer_filter.apply(x, filt, in_place=True), out=x)
+        if centre_on_planes:
+            x = layer_sum.filtered_residual(x, filt, layer_sum.plane_means(planes, klt, shift))
+        else:
+            layer_filter.apply(x, filt, in_place=True)
+        np.rint(x, out=x)
         x = x.reshape(base.shape[0], -1)
         x += shift
     np.add(x, base.reshape(base.shape[0], -1), out=x)
@@ -97,11 +103,11 @@ def main() -> None:
 
 def one_thread(add: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     """``add`` (the strips) with its strips on one thread, as 0.11.4 added them."""
-    def added(*args: object) -> np.ndarray:
+    def added(*args: Any, **kwargs: Any) -> np.ndarray:
         threads = layer_sum.workers
         layer_sum.workers = lambda strips: 1  # type: ignore[assignment]
         try:
-            return add(*args)
+            return add(*args, **kwargs)
         finally:
             layer_sum.workers = threads
     return added

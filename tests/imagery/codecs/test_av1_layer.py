@@ -284,11 +284,11 @@ def test_damaged_groups_are_one_line(monkeypatch) -> None:
 
 
 def test_the_groups_benchmark_codes_both_ways_and_puts_the_threshold_back(capsys, monkeypatch) -> None:
-    """``benchmarks/imagery/av1_groups.py`` on a held-out 384 px crop at 1/200: the file has its groups apart (`EOE9`),
-    the other way is one picture, and the threshold is as it was afterwards."""
+    """``benchmarks/imagery/av1_groups.py`` on a held-out 384 px crop at 1/200: the file has its groups apart (in a
+    filtered layer, `EOEB`), the other way is one picture, and the threshold is as it was afterwards."""
     bench = load_benchmark("imagery/av1_groups.py")
     threshold = av1.GROUPS_APART_PIXELS
     row = last_row(bench, ["--scenes", "oscd-s2l1c/cupertino/imgs_1:384", "--rates", "200", "--repeats", "1"],
                    monkeypatch, capsys)
-    assert "1/200 | EOE9 |" in row and row.endswith("| yes |")
+    assert "1/200 | EOEB |" in row and row.endswith("| yes |")
     assert av1.GROUPS_APART_PIXELS == threshold

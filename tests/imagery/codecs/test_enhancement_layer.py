@@ -199,7 +199,7 @@ def test_cli_encode_ratio_50_has_the_layer(codec, data_root: Path, tmp_path: Pat
     assert _psnr(sc, out) > _psnr(sc, top) + 2.0
     assert np.array_equal(out, codec.decode(blob)[0])
     r = run_cli(["imagery", "info", str(tok), "--json"], capsys)
-    assert r.code == 0 and '"enhancement_layer_bytes"' in r.out and "EOE7" in r.out and "AV1" in r.out, r.text
+    assert r.code == 0 and '"enhancement_layer_bytes"' in r.out and "EOEB" in r.out and "AV1" in r.out, r.text
     assert "KLT + AV1 residual" in r.out, r.text
 
 
@@ -221,7 +221,8 @@ def test_streamed_scene_gets_a_tiled_layer_decoded_block_by_block(codec, data_ro
     r = run_cli(["imagery", "encode", str(src), "-o", str(tok), "--ratio", "50"], capsys)
     assert r.code == 0, r.text
     blob = tok.read_bytes()
-    assert blob[:4] == enhancement.MAGIC_TILED_OBU and sc.data.nbytes // 60 <= len(blob) <= sc.data.nbytes // 50
+    assert blob[:4] == enhancement.MAGIC_TILED_CENTRED and sc.data.nbytes // 60 <= len(blob) <= sc.data.nbytes // 50
+    assert enhancement.layer_coder(blob) == "AV1"
     base, tiles = enhancement.split_tiled(blob)
     assert [win for win, _, _ in tiles] == [(0, 0, 256, 256), (0, 256, 256, 220), (256, 0, 202, 256),
                                             (256, 256, 202, 220)]
@@ -233,7 +234,7 @@ def test_streamed_scene_gets_a_tiled_layer_decoded_block_by_block(codec, data_ro
     with rasterio.open(tif) as ds:
         assert np.array_equal(ds.read(), recon)
     r = run_cli(["imagery", "info", str(tok), "--json"], capsys)
-    assert r.code == 0 and "EOE8" in r.out, r.text
+    assert r.code == 0 and "EOEC" in r.out, r.text
     # a release with another block layout decodes each tile's base as a window: within 1 DN of the base
     monkeypatch.setattr(learned_transforms, "BLOCK", 64)
     _, pieces = enhancement.decode_layer_blocks(codec.codec, blob)
@@ -255,7 +256,7 @@ def test_a_large_scene_decodes_to_an_array_block_by_block(codec, data_root: Path
     sc = read_scene(data_root / "imagery/oscd-s2l1c/valencia/imgs_1", bands=list(S2_L2A_BANDS))
     plain = codec.codec.encode_scene(sc, ratio=450)
     layered = _layered(codec.codec, data_root / "imagery/oscd-s2l1c/valencia/imgs_1", ratio=50)
-    assert layered[:4] == enhancement.MAGIC_TILED_OBU
+    assert layered[:4] == enhancement.MAGIC_TILED_CENTRED and enhancement.layer_coder(layered) == "AV1"
     want_plain = np.concatenate([np.concatenate([b for _, b in row], axis=2) for row in _rows(
         codec.codec.decode_blocks(plain))], axis=1)
     _, pieces = enhancement.decode_layer_blocks(codec.codec, layered)
@@ -290,7 +291,7 @@ def test_a_streamed_scene_runs_the_network_over_the_whole_scene_only_when_the_la
     monkeypatch.setattr(learned, "analysis_blocks", recorded)
     src = data_root / "imagery/oscd-s2l1c/abudhabi/imgs_1"
     layered = _layered(codec.codec, src, ratio=450)
-    assert layered[:4] == enhancement.MAGIC_TILED_OBU  # its 256 px tiles' layers are AV1 (since 0.11.1)
+    assert enhancement.layer_coder(layered) == "AV1"  # its 256 px tiles' layers are AV1 (since 0.11.1)
     assert not codec.codec.read_header(enhancement.token_file(layered))[0].has_tokens
     assert analysed == [(256, 256)]
     analysed.clear()

@@ -15,10 +15,12 @@ import pytest
 from _benchmarks import load_benchmark
 from _scenes import held_out_scene
 from eocompress.errors import FileFormatError
-from eocompress.imagery.codecs import enhancement, layer_filter
+from eocompress.imagery.codecs import av1, enhancement, layer_filter
 from eocompress.imagery.codecs.klt import KLTBasis, klt_side_bytes
 from eocompress.imagery.codecs.layer_filter import LayerFilter
 from eocompress.imagery.evaluation.fidelity import psnr_db
+from eocompress.imagery.readers.bands import S2_L2A_BANDS
+from eocompress.imagery.readers.scenes import read_scene
 
 
 def _smooth_and_noisy(bands: int = 3, side: int = 96, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -172,8 +174,9 @@ def test_the_encoder_filters_the_bands_where_it_pays_on_a_held_out_city(codec, d
     scene = held_out_scene(data_root, "abudhabi/imgs_1", side=384)
     budget = scene.data.nbytes // 450
     blob = codec.encode(scene, ratio=450)
-    assert blob[:4] == enhancement.MAGIC_GROUPED and len(blob) <= budget  # an AV1 layer, its groups apart at 384 px
-    _, side, _ = enhancement.split(blob)
+    assert blob[:4] == enhancement.MAGIC_CENTRED and len(blob) <= budget  # filtered around its planes' means ...
+    _, side, stream = enhancement.split(blob)
+    assert av1.is_grouped(stream)  # ... an AV1 layer, its groups apart at 384 px
     _, filt = enhancement.read_side(side, 12, filtered=True)
     assert 0 < filt.on.sum() <= 12
     with_filter = psnr_db(scene.data, codec.decode(blob)[0], scene.valid)
@@ -181,6 +184,23 @@ def test_the_encoder_filters_the_bands_where_it_pays_on_a_held_out_city(codec, d
     assert with_filter > without + 0.05
     with pytest.raises(FileFormatError, match="filter does not match"):
         codec.decode(_with_filter(blob, filt.to_bytes()[:-1]))
+
+
+def test_a_filtered_layer_of_0_12_1_decodes_as_it_did_and_one_written_now_is_centred_on_its_planes(
+        codec, data_root: Path) -> None:
+    """Written by eocompress 0.12.1 (``EOE7``: an AV1 layer whose filter centres each band on its decoded residual's
+    mean): Pisa imgs_1, rows 100-196, cols 200-296, ``get_codec("learned").encode(scene, ratio=100)``, 2182 B, 11 bands
+    filtered; the sha-256 of its decode then. The same crop encoded now is ``EOEB`` (centred on its planes' means),
+    within the same bytes and as close."""
+    blob = (FILES / "pisa_r100_c200_96_r100_0.12.1.eotok").read_bytes()
+    assert blob[:4] == enhancement.MAGIC_OBU and not enhancement.is_plane_centred(blob)
+    out, _ = codec.decode(blob)
+    digest = hashlib.sha256(np.ascontiguousarray(out).tobytes()).hexdigest()
+    assert digest == "3c212abb7b0b17c971bb34e8c88ed07d86bd7aeafb6a6e1f652bf5f40aa32ab3"
+    scene = read_scene(data_root / "imagery/oscd-s2l1c/pisa/imgs_1", bands=list(S2_L2A_BANDS)).crop(100, 200, 96, 96)
+    now = codec.encode(scene, ratio=100)
+    assert now[:4] == enhancement.MAGIC_CENTRED and enhancement.is_plane_centred(now) and len(now) <= 2182
+    assert psnr_db(scene.data, codec.decode(now)[0]) > psnr_db(scene.data, out) - 0.05
 
 
 def test_a_layered_file_of_0_7_decodes_as_it_did(codec) -> None:
@@ -213,7 +233,6 @@ def test_the_free_fit_is_kept_only_where_it_is_closer_and_no_wider_in_angle(code
     from eocompress.imagery.codecs.jpeg2000 import j2k_at_size
     from eocompress.imagery.codecs.klt import component_choices, klt_forward_each
     from eocompress.imagery.evaluation.fidelity import dn_psnr_sam
-    from eocompress.imagery.readers.scenes import read_scene
 
     scene = read_scene(data_root / "imagery" / "oscd-s2l1c/aguasclaras/imgs_1", bands=list(codec.bands))
     h, w = scene.shape
@@ -226,8 +245,8 @@ def test_the_free_fit_is_kept_only_where_it_is_closer_and_no_wider_in_angle(code
     side = klt.to_bytes()
     stream = j2k_at_size(planes, room - len(side) - layer_filter.MASK_BYTES)
     target, keep = res.astype(np.float32) - enhancement.SHIFT, np.ones(data.shape, bool)
-    decoded = enhancement._decoded_residual(stream, klt, target.shape)
-    count = enhancement._Count(planes, klt, klt, stream, enhancement._residual_error(target, decoded, keep))
+    decoded = enhancement._decoded(stream, klt, target.shape)
+    count = enhancement._Count(planes, klt, klt, stream, enhancement._residual_error(target, decoded.values, keep))
     args = (target, count, decoded, room, keep, enhancement._file_angle(data, base, scene.offset, None),
             layer_filter.fit_samples(keep))
     files = {"as shipped": enhancement._filtered_layer(*args)}
@@ -235,7 +254,7 @@ def test_the_free_fit_is_kept_only_where_it_is_closer_and_no_wider_in_angle(code
         with monkeypatch.context() as m:
             m.setattr(layer_filter, "fit", _benchmark()._one_fit(kind))
             files[name] = enhancement._filtered_layer(*args)
-    angle = {name: dn_psnr_sam(data, enhancement._enhanced_in_place(base.copy(), f.side, f.stream, True),
+    angle = {name: dn_psnr_sam(data, enhancement._enhanced_in_place(base.copy(), f.side, f.stream, True, True),
                                scene.offset)[1] for name, f in files.items()}
     closer = files["free"].err < files["sum one"].err
     assert closer and (files["free"].side, files["free"].stream) != (files["sum one"].side, files["sum one"].stream)
@@ -264,8 +283,6 @@ def test_the_filter_is_fitted_only_under_counts_near_the_closest(data_root: Path
     components coded by OpenJPEG (the HTJ2K ranking keeping them all), the filter is fitted only under those whose
     unfiltered error is within ``FILTER_MARGIN`` of the closest, and the layer is the one fitting under every count
     makes."""
-    from eocompress.imagery.readers.bands import S2_L2A_BANDS
-    from eocompress.imagery.readers.scenes import read_scene
 
     scene = read_scene(data_root / "imagery/hydro/patch_0.tif", bands=list(S2_L2A_BANDS))
     data = np.asarray(scene.data)

@@ -17,8 +17,9 @@ SHIFT = enhancement.SHIFT
 BENCH = load_benchmark("imagery/layer_sum.py")
 
 
-def _whole_scene_sum(base: np.ndarray, planes: np.ndarray, klt, filt: layer_filter.LayerFilter) -> np.ndarray:
-    return BENCH.whole_scene_sum(base, planes, klt, filt, SHIFT)
+def _whole_scene_sum(base: np.ndarray, planes: np.ndarray, klt, filt: layer_filter.LayerFilter,
+                     centred: bool = False) -> np.ndarray:
+    return BENCH.whole_scene_sum(base, planes, klt, filt, SHIFT, centred)
 
 
 @pytest.fixture(scope="module", params=[450, 100])
@@ -27,30 +28,49 @@ def layer(request, codec, pisa):
     h, w = pisa.shape
     scene = pisa.crop((h - 203) // 2, (w - 257) // 2, 203, 257)
     blob = enhancement.encode_with_layer(codec, scene, ratio=request.param)
+    assert blob[:4] == enhancement.MAGIC_CENTRED  # a filtered layer, centred on its planes' means (since 0.12.2)
     base_blob, side, stream = enhancement.split(blob)
     base = np.asarray(codec.decode(base_blob))
     klt, filt = enhancement.read_side(side, base.shape[0], enhancement.is_filtered(blob))
     return base, enhancement.layer_planes(stream, klt), klt, filt
 
 
+@pytest.mark.parametrize("centred", [False, True], ids=["residual means", "plane means"])
 @pytest.mark.parametrize("pixels", [1, 700, 1 << 12, 1 << 16, 1 << 30])
-def test_strips_give_the_whole_scene_sum(layer, monkeypatch, pixels: int) -> None:
-    """One row a strip, strips that end two rows before the scene's edge, and the whole scene in one strip."""
+def test_strips_give_the_whole_scene_sum(layer, monkeypatch, pixels: int, centred: bool) -> None:
+    """One row a strip, strips that end two rows before the scene's edge, and the whole scene in one strip; the
+    filter centred as layers before 0.12.2 are and as later ones are."""
     base, planes, klt, filt = layer
     assert filt.on.any()  # the filter's halo rows are what a strip could get wrong
     monkeypatch.setattr(layer_sum, "STRIP_PIXELS", pixels)
-    got = layer_sum.add_layer(base.copy(), planes, klt, filt, SHIFT)
-    np.testing.assert_array_equal(got, _whole_scene_sum(base, planes, klt, filt))
+    got = layer_sum.add_layer(base.copy(), planes, klt, filt, SHIFT, centre_on_planes=centred)
+    np.testing.assert_array_equal(got, _whole_scene_sum(base, planes, klt, filt, centred))
 
 
+@pytest.mark.parametrize("centred", [False, True], ids=["residual means", "plane means"])
 @pytest.mark.parametrize("threads", [1, 2, 5])
-def test_any_number_of_threads_gives_the_whole_scene_sum(layer, monkeypatch, threads: int) -> None:
+def test_any_number_of_threads_gives_the_whole_scene_sum(layer, monkeypatch, threads: int, centred: bool) -> None:
     """The strips are independent: one thread, two, or more threads than cores write the same DNs."""
     base, planes, klt, filt = layer
     monkeypatch.setattr(layer_sum, "STRIP_PIXELS", 1 << 12)
     monkeypatch.setattr(layer_sum, "workers", lambda strips: min(strips, threads))
-    got = layer_sum.add_layer(base.copy(), planes, klt, filt, SHIFT)
-    np.testing.assert_array_equal(got, _whole_scene_sum(base, planes, klt, filt))
+    got = layer_sum.add_layer(base.copy(), planes, klt, filt, SHIFT, centre_on_planes=centred)
+    np.testing.assert_array_equal(got, _whole_scene_sum(base, planes, klt, filt, centred))
+
+
+def test_the_plane_means_are_the_unrounded_residuals_means(layer) -> None:
+    """``plane_means`` is each band's mean of the KLT's output before rounding (float64 over every pixel), and lies
+    within a few hundredths of a DN of the rounded residual's mean that layers before 0.12.2 centre on."""
+    base, planes, klt, _ = layer
+    k = planes.shape[0]
+    basis = klt.basis.astype(np.float64)
+    unrounded = basis @ ((planes.reshape(k, -1).astype(np.float64) + klt.lows[:, None]) / klt.scale)
+    unrounded += klt.mean[:, None].astype(np.float64) - SHIFT
+    got = layer_sum.plane_means(planes, klt, SHIFT)
+    np.testing.assert_allclose(got, unrounded.mean(axis=1), rtol=0, atol=1e-3)
+    bands = np.arange(base.shape[0])
+    rounded = layer_sum._filter_means(planes, klt, bands, SHIFT, range(0, planes.shape[1], planes.shape[1]))
+    assert np.abs(got - rounded).max() < 0.05 and not np.array_equal(got, rounded)
 
 
 def test_some_bands_filtered_none_filtered_and_nodata(layer, monkeypatch) -> None:

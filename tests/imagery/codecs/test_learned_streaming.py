@@ -157,7 +157,8 @@ def test_cli_streams_large_scenes_to_the_same_file(data_root, tmp_path, capsys, 
     monkeypatch.setattr(windows, "open_scene", lambda *a, **k: opened.append(a) or open_scene(*a, **k))
     run_cli(["imagery", "encode", str(src), "-o", str(tmp_path / "streamed.eotok"), "--ratio", "450"], capsys)
     whole, streamed = (tmp_path / "whole.eotok").read_bytes(), (tmp_path / "streamed.eotok").read_bytes()
-    assert opened and whole[:4] == enhancement.MAGIC_OBU and streamed[:4] == enhancement.MAGIC_TILED_OBU
+    assert opened and whole[:4] == enhancement.MAGIC_CENTRED and streamed[:4] == enhancement.MAGIC_TILED_CENTRED
+    assert enhancement.layer_coder(whole) == enhancement.layer_coder(streamed) == "AV1"
     assert enhancement.split(whole)[0] == enhancement.split_tiled(streamed)[0]
 
 

@@ -48,7 +48,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -84,8 +84,12 @@ MAGIC_OBU, MAGIC_TILED_OBU = b"EOE7", b"EOE8"
 #: The 0.8 layouts when a codestream is AV1 groups coded apart (since 0.12.1: :func:`av1.is_grouped`): 0.12.0 refuses
 #: them in one line instead of reading them as a damaged JPEG 2000 codestream.
 MAGIC_GROUPED, MAGIC_TILED_GROUPED = b"EOE9", b"EOEA"
-WHOLE = (MAGIC, MAGIC_AV1, MAGIC_OBU, MAGIC_GROUPED, MAGIC_V07)
-TILED = (MAGIC_TILED, MAGIC_TILED_AV1, MAGIC_TILED_OBU, MAGIC_TILED_GROUPED, MAGIC_TILED_V07)
+#: A layer whose filter centres each band on the mean its KLT planes give (since 0.12.2: :func:`layer_sum.plane_means`,
+#: a pass fewer at decode), any codestream (each says what it is): 0.12.1 refuses it in one line instead of centring
+#: on the decoded band's mean. Only filtered layers are written so; an unfiltered one keeps its coder's magic.
+MAGIC_CENTRED, MAGIC_TILED_CENTRED = b"EOEB", b"EOEC"
+WHOLE = (MAGIC, MAGIC_AV1, MAGIC_OBU, MAGIC_GROUPED, MAGIC_CENTRED, MAGIC_V07)
+TILED = (MAGIC_TILED, MAGIC_TILED_AV1, MAGIC_TILED_OBU, MAGIC_TILED_GROUPED, MAGIC_TILED_CENTRED, MAGIC_TILED_V07)
 #: Bytes of one tile record of a tiled layer (window, side length, codestream length).
 TILE_RECORD = struct.calcsize("<IIIIHI")
 #: Residual DN + SHIFT is what the KLT sees (uint16); a residual beyond ±32767 DN is clipped.
@@ -174,6 +178,11 @@ def is_filtered(blob: bytes) -> bool:
     return bytes(blob[:4]) not in (MAGIC_V07, MAGIC_TILED_V07) and is_enhanced(blob)
 
 
+def is_plane_centred(blob: bytes) -> bool:
+    """True when ``blob`` is a layer file whose filter centres the bands on their planes' means (since 0.12.2)."""
+    return bytes(blob[:4]) in (MAGIC_CENTRED, MAGIC_TILED_CENTRED)
+
+
 def residual_of(data: np.ndarray, base: np.ndarray) -> np.ndarray:
     """uint16 (C, H, W): original DN − base DN + SHIFT (0 residual where the base is nodata)."""
     res = data.astype(np.int32) - base.astype(np.int32)
@@ -202,21 +211,24 @@ def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int, va
     if got is None:
         return None
     side, stream, err = got
-    return layer_file(base_blob, side, stream), err
+    return layer_file(base_blob, side, stream, _filters(side, data.shape[0])), err
 
 
-def layer_file(base_blob: bytes, side: bytes, stream: bytes) -> bytes:
+def layer_file(base_blob: bytes, side: bytes, stream: bytes, centred: bool = False) -> bytes:
     """The whole-scene layer file (``EOE3``; ``EOE7`` when the codestream is AV1: :func:`_magic`) of a base token
-    file, a layer's side (KLT + filter) and its codestream."""
-    magic = _magic([stream], tiled=False)
+    file, a layer's side (KLT + filter) and its codestream; ``centred``: its filter is centred on the planes' means
+    (``EOEB``)."""
+    magic = _magic([stream], tiled=False, centred=centred)
     body = magic + struct.pack("<I", len(base_blob)) + base_blob + struct.pack("<H", len(side)) + side + stream
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-def _magic(streams: list[bytes], tiled: bool) -> bytes:
-    """The magic of a layer file whose codestreams are ``streams``: the oldest layout that reads them all (AV1 groups
-    apart: ``EOE9``/``EOEA``; AV1 OBUs: ``EOE7``/``EOE8``; AVIF files: ``EOE5``/``EOE6``; JPEG 2000 and HTJ2K:
-    ``EOE3``/``EOE4``)."""
+def _magic(streams: list[bytes], tiled: bool, centred: bool = False) -> bytes:
+    """The magic of a layer file whose codestreams are ``streams``: the oldest layout that reads them all (a filter
+    centred on the planes' means, ``centred``: ``EOEB``/``EOEC``; AV1 groups apart: ``EOE9``/``EOEA``; AV1 OBUs:
+    ``EOE7``/``EOE8``; AVIF files: ``EOE5``/``EOE6``; JPEG 2000 and HTJ2K: ``EOE3``/``EOE4``)."""
+    if centred:
+        return MAGIC_TILED_CENTRED if tiled else MAGIC_CENTRED
     if any(av1.is_grouped(s) for s in streams):
         return MAGIC_TILED_GROUPED if tiled else MAGIC_GROUPED
     if any(avif_boxes.is_obus(s) for s in streams):
@@ -224,6 +236,11 @@ def _magic(streams: list[bytes], tiled: bool) -> bytes:
     if any(av1.is_avif(s) for s in streams):
         return MAGIC_TILED_AV1 if tiled else MAGIC_AV1
     return MAGIC_TILED if tiled else MAGIC
+
+
+def _filters(side: bytes, bands: int) -> bool:
+    """True when a layer's ``side`` (KLT + filter, as this encoder writes it) filters any of its ``bands``."""
+    return bool(side) and bool(read_side(side, bands, filtered=True)[1].on.any())
 
 
 def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: np.ndarray,
@@ -261,7 +278,7 @@ def _default_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zero
     reserve = _filter_reserve(room, res.shape[0])
     keep = ~zeros
     coded: list[_Count] = []  # each count and coder that fits, unfiltered
-    closest: tuple[int, np.ndarray] | None = None  # the closest count's place in ``coded`` and its decode
+    closest: tuple[int, _Decoded] | None = None  # the closest count's place in ``coded`` and its decode
     if ranking is None:
         ranking = _ranked_counts(res, room, reserve, valid, target, keep)
     counts, kept = ranking.counts, ranking.kept
@@ -277,8 +294,8 @@ def _default_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zero
                 continue
             stream, used = coded_count
             full = full or len(stream) >= 0.98 * want
-            decoded = _decoded_residual(stream, used, target.shape)
-            coded.append(_Count(planes, klt, used, stream, _residual_error(target, decoded, keep)))
+            decoded = _decoded(stream, used, target.shape)
+            coded.append(_Count(planes, klt, used, stream, _residual_error(target, decoded.values, keep)))
             if closest is None or coded[-1].err < coded[closest[0]].err:
                 closest = len(coded) - 1, decoded
             del decoded
@@ -289,7 +306,7 @@ def _default_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zero
     samples = layer_filter.fit_samples(keep)  # the filter's fit pixels, the same under every candidate
     for i, count in enumerate(coded):
         if count.err <= FILTER_MARGIN * least:  # the closest count's decode is kept, another's made again
-            decoded = closest[1] if i == closest[0] else _decoded_residual(count.stream, count.klt, target.shape)
+            decoded = closest[1] if i == closest[0] else _decoded(count.stream, count.klt, target.shape)
             layer = _filtered_layer(target, count, decoded, room, keep, angle, samples, searches)
             if best is None or layer.err < best.err:
                 best = layer
@@ -434,7 +451,21 @@ def _fast_residual(res: np.ndarray, room: int, valid: np.ndarray | None,
 
 def _decoded_residual(stream: bytes, klt: KLTBasis, shape: tuple[int, ...]) -> np.ndarray:
     """float32 (C, H, W): the residual (without :data:`SHIFT`) a codestream and its KLT decode to."""
-    return layer_sum.residual(layer_planes(stream, klt), klt, SHIFT).reshape(shape)
+    return _decoded(stream, klt, shape).values
+
+
+class _Decoded(NamedTuple):
+    """A codestream's decoded residual (float32 C, H, W, without :data:`SHIFT`) and the centres a filter of it is
+    centred on (C,: :func:`layer_sum.plane_means`, as the decoder of an ``EOEB`` layer takes them)."""
+
+    values: np.ndarray
+    means: np.ndarray
+
+
+def _decoded(stream: bytes, klt: KLTBasis, shape: tuple[int, ...]) -> _Decoded:
+    """:func:`_decoded_residual` and its planes' means."""
+    planes = layer_planes(stream, klt)
+    return _Decoded(layer_sum.residual(planes, klt, SHIFT).reshape(shape), layer_sum.plane_means(planes, klt, SHIFT))
 
 
 def _float_residual(res: np.ndarray) -> np.ndarray:
@@ -464,7 +495,7 @@ def _residual_error(target: np.ndarray, decoded: np.ndarray, keep: np.ndarray) -
     return total
 
 
-def _filtered_layer(target: np.ndarray, count: _Count, decoded: np.ndarray, room: int, keep: np.ndarray,
+def _filtered_layer(target: np.ndarray, count: _Count, decoded: _Decoded, room: int, keep: np.ndarray,
                     angle: Callable[[np.ndarray], float], samples: layer_filter.Samples,
                     searches: dict[str, float] | None = None) -> _Coded:
     """The layer of ``count`` (whose codestream decodes to ``decoded``) with the filter of the bands where it pays.
@@ -478,21 +509,22 @@ def _filtered_layer(target: np.ndarray, count: _Count, decoded: np.ndarray, room
     (:func:`layer_filter.fit_samples` of ``keep``), drawn once per layer.
     """
     plain = _Coded(count.side + layer_filter.LayerFilter.none(target.shape[0]).to_bytes(), count.stream, count.err,
-                   decoded)
-    fits = layer_filter.fit(decoded, target, keep, samples)
-    smaller: dict[int, tuple[bytes, np.ndarray, tuple[layer_filter.Fit, layer_filter.Fit]] | None] = {}
-    unit, free = (_with_filter(kind, fits, plain, count, room, target, keep, smaller, samples, searches)
+                   decoded.values)
+    fits = layer_filter.fit(decoded.values, target, keep, samples, decoded.means)
+    smaller: dict[int, tuple[tuple[bytes, KLTBasis], _Decoded, tuple[layer_filter.Fit, layer_filter.Fit]] | None] = {}
+    unit, free = (_with_filter(kind, fits, plain, decoded.means, count, room, target, keep, smaller, samples,
+                               searches)
                   for kind in (0, 1))
     if free.err < unit.err and angle(free.decoded) <= angle(unit.decoded):
         return free
     return unit
 
 
-def _with_filter(kind: int, fits: tuple[layer_filter.Fit, layer_filter.Fit], plain: _Coded, count: _Count,
-                 room: int, target: np.ndarray, keep: np.ndarray, smaller: dict[int, Any],
+def _with_filter(kind: int, fits: tuple[layer_filter.Fit, layer_filter.Fit], plain: _Coded, means: np.ndarray,
+                 count: _Count, room: int, target: np.ndarray, keep: np.ndarray, smaller: dict[int, Any],
                  samples: layer_filter.Samples, searches: dict[str, float] | None = None) -> _Coded:
     """The layer of ``count`` with fit ``kind`` (0: taps that sum to one, 1: free), or ``plain`` (the count
-    unfiltered) when none of its bands pays or it is not closer.
+    unfiltered, whose planes' means are ``means``) when none of its bands pays or it is not closer.
 
     The filter's bytes come out of the codestream's room: when they do not fit beside ``plain``'s codestream the
     planes are coded again that much smaller (``smaller`` keeps each size's codestream, decode and fits for the
@@ -510,14 +542,15 @@ def _with_filter(kind: int, fits: tuple[layer_filter.Fit, layer_filter.Fit], pla
             if got is None:
                 smaller[filter_bytes] = None
             else:
-                redecoded = _decoded_residual(got[0], got[1], target.shape)
-                smaller[filter_bytes] = got, redecoded, layer_filter.fit(redecoded, target, keep, samples)
+                redecoded = _decoded(got[0], got[1], target.shape)
+                smaller[filter_bytes] = got, redecoded, layer_filter.fit(redecoded.values, target, keep, samples,
+                                                                         redecoded.means)
         if smaller[filter_bytes] is None:
             return plain
-        (stream, klt), decoded, refits = smaller[filter_bytes]
+        (stream, klt), (decoded, means), refits = smaller[filter_bytes]
         side = klt.to_bytes()
         chosen = layer_filter.LayerFilter(refits[kind].filter.taps, chosen.on)
-    filtered = layer_sum.filtered_residual(decoded, chosen)
+    filtered = layer_sum.filtered_residual(decoded, chosen, means)
     err = _residual_error(target, filtered, keep)
     return _Coded(side + chosen.to_bytes(), stream, err, filtered) if err < plain.err else plain
 
@@ -564,15 +597,17 @@ def read_side(side: bytes, bands: int, filtered: bool) -> tuple[KLTBasis, layer_
     return klt, layer_filter.LayerFilter.from_bytes(side[n:], bands)
 
 
-def _enhanced_in_place(base: np.ndarray, side: bytes, stream: bytes, filtered: bool) -> np.ndarray:
+def _enhanced_in_place(base: np.ndarray, side: bytes, stream: bytes, filtered: bool,
+                       centred: bool = False) -> np.ndarray:
     """uint16 ``base`` (C, H, W) + the residual of one coded layer (side + codestream), clipped to 1..65535,
     nodata (0 in the base) kept 0, written into ``base`` strip by strip (:func:`layer_sum.add_layer`); one line when
-    the layer is damaged. ``filtered``: the side ends with the layer filter (layers written since 0.8)."""
+    the layer is damaged. ``filtered``: the side ends with the layer filter (layers written since 0.8);
+    ``centred``: the filter centres the bands on their planes' means (``EOEB``/``EOEC``, since 0.12.2)."""
     klt, filt = read_side(side, base.shape[0], filtered)
     planes = layer_planes(stream, klt)
     if planes.shape[0] != klt.basis.shape[1] or planes.shape[1:] != base.shape[1:]:
         raise FileFormatError(f"enhancement layer holds {planes.shape}, the base is {base.shape}; the file is damaged")
-    return layer_sum.add_layer(base, planes, klt, filt, SHIFT)
+    return layer_sum.add_layer(base, planes, klt, filt, SHIFT, centre_on_planes=centred)
 
 
 def _checked(blob: bytes) -> bytes:
@@ -632,11 +667,16 @@ def base_and_layer_bytes(blob: bytes) -> tuple[bytes, int]:
     return base, len(side) + len(stream)
 
 
+def layer_streams(blob: bytes) -> list[bytes]:
+    """The codestreams of a layer file: one, or one a tile of a tiled layer (empty where a tile has none)."""
+    return [stream for _, _, stream in split_tiled(blob)[1]] if is_tiled(blob) else [split(blob)[2]]
+
+
 def layer_coder(blob: bytes) -> str:
     """What codes an enhancement-layer file's residual: ``"AV1"`` (the default effort's layer since 0.11, where its
     room is large), ``"HTJ2K"`` (the fast effort) or ``"JPEG 2000"``; coders joined by " + " where tiles differ."""
-    streams = [stream for _, _, stream in split_tiled(blob)[1]] if is_tiled(blob) else [split(blob)[2]]
-    names = {"AV1" if av1.is_av1(s) else "HTJ2K" if htj2k.is_htj2k(s) else "JPEG 2000" for s in streams if s}
+    names = {"AV1" if av1.is_av1(s) else "HTJ2K" if htj2k.is_htj2k(s) else "JPEG 2000" for s in layer_streams(blob)
+             if s}
     return " + ".join(sorted(names)) or "JPEG 2000"
 
 
@@ -655,7 +695,7 @@ def decode_layer(codec: Any, blob: bytes, source: str = "token file") -> tuple[b
         return base_blob, out
     base_blob, side, stream = split(blob)
     base = np.asarray(codec.decode(base_blob, source))
-    return base_blob, _enhanced_in_place(base, side, stream, is_filtered(blob))
+    return base_blob, _enhanced_in_place(base, side, stream, is_filtered(blob), is_plane_centred(blob))
 
 
 def decode_layer_blocks(
@@ -671,11 +711,11 @@ def decode_layer_blocks(
         return base_blob, iter([((0, 0, data.shape[1], data.shape[2]), data)])
     base_blob, tiles = split_tiled(blob)
     layers = {win: (side, stream) for win, side, stream in tiles}
-    filtered = is_filtered(blob)
+    filtered, centred = is_filtered(blob), is_plane_centred(blob)
 
     def enhanced(win: tuple[int, int, int, int], base: np.ndarray) -> np.ndarray:
         side, stream = layers[win]
-        return _enhanced_in_place(base, side, stream, filtered) if stream else base
+        return _enhanced_in_place(base, side, stream, filtered, centred) if stream else base
 
     def blocks() -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
         pieces = codec.decode_blocks(base_blob, source)
@@ -935,7 +975,7 @@ def enhance_windows(codec: Any, scene: Any, searched: Callable[[], bytes], budge
         payload += [side, stream]
     if not coded:  # no tile had room for a codestream: the rate search's file
         return searched()
-    magic = _magic(payload[1::2], tiled=True)
+    magic = _magic(payload[1::2], tiled=True, centred=any(_filters(side, len(codec.bands)) for side in payload[::2]))
     body = (magic + struct.pack("<I", len(base_blob)) + base_blob + struct.pack("<I", len(records))
             + b"".join(records) + b"".join(payload))
     return body + struct.pack("<I", zlib.crc32(body))

@@ -6,7 +6,8 @@ residual closest to the true one (least squares over the band's valid pixels, as
 H.266/VVC does per picture) and sends its taps where they pay for their bytes; the decoder applies it. The
 filter is isotropic (a tap per distance class: centre, 4 edge and 4 corner neighbours, 4 at distance 2, 8 at
 (1, 2), 4 at (2, 2)): six numbers a band, so the side information stays at a few dozen bytes. It acts on the
-band minus its mean (computed from the decoded band itself), so a band's level is never moved.
+band minus its mean (computed from the decoded band itself; in layers written since 0.12.2, from the KLT planes
+before rounding: ``layer_sum.plane_means``, one pass fewer at decode), so a band's level is never moved.
 
 Since 0.8.1 the encoder fits taps that sum to one, as VVC's adaptive loop filter does (it derives the centre tap
 from the others): a filter smooths and sharpens but never scales a band's contrast, so a flat region keeps its
@@ -115,9 +116,10 @@ def band_means(x: np.ndarray, bands: np.ndarray) -> np.ndarray:
     return np.array([x[b].mean(dtype=np.float64) for b in bands]).astype(np.float32)
 
 
-def _centred(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(x minus each band's mean, the means (C,) float32) of float32 (C, H, W)."""
-    mean = band_means(x, np.arange(x.shape[0]))
+def _centred(x: np.ndarray, means: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(x minus each band's centre, the centres (C,) float32) of float32 (C, H, W): ``means`` where given, else the
+    bands' own means."""
+    mean = band_means(x, np.arange(x.shape[0])) if means is None else np.asarray(means, np.float32)
     return x - mean[:, None, None], mean
 
 
@@ -219,7 +221,7 @@ class Fit(NamedTuple):
 
 
 def fit(decoded: np.ndarray, target: np.ndarray, keep: np.ndarray,
-        samples: Samples | None = None) -> tuple[Fit, Fit]:
+        samples: Samples | None = None, means: np.ndarray | None = None) -> tuple[Fit, Fit]:
     """(taps that sum to one, free taps): every band's quantised filter, fitted both ways, for the decoded residual.
 
     ``decoded`` (C, H, W) is the decoded residual, ``target`` the true one, ``keep`` (C, H, W) the pixels whose error
@@ -238,9 +240,11 @@ def fit(decoded: np.ndarray, target: np.ndarray, keep: np.ndarray,
     (:func:`~eocompress.imagery.codecs.enhancement._filtered_layer`). A band whose quantised filter does not lower
     its error, or whose centre tap would leave int8, gets the identity (gain 0). Every band is marked on:
     :func:`choose` keeps those that pay. ``samples``: :func:`fit_samples` of ``keep``, when the caller drew them.
+    ``means`` (C,): the centres the decoder filters the bands around (:func:`layer_sum.plane_means` for layers written
+    since 0.12.2); None: the decoded bands' own means (:func:`apply`'s).
     """
     bands = decoded.shape[0]
-    centred, mean = _centred(np.asarray(decoded, np.float32))
+    centred, mean = _centred(np.asarray(decoded, np.float32), means)
     taps = np.zeros((2, bands, len(CLASSES)), np.int8)
     gains = np.zeros((2, bands))
     for b, drawn in enumerate(fit_samples(keep) if samples is None else samples):

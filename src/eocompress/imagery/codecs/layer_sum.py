@@ -38,9 +38,13 @@ MAX_WORKERS = 4
 
 
 def add_layer(base: np.ndarray, planes: np.ndarray, klt: KLTBasis, filt: layer_filter.LayerFilter,
-              shift: int) -> np.ndarray:
+              shift: int, centre_on_planes: bool = False) -> np.ndarray:
     """``base`` (uint16 C, H, W), overwritten with base + the residual its KLT ``planes`` (k, H, W) decode to
     (through ``klt``, then ``filt``), less ``shift``; clipped to 1..65535 where the base is valid, 0 where it is 0.
+
+    ``centre_on_planes`` (layers written since 0.12.2): the filter centres each band on :func:`plane_means`, one
+    pass over the planes; else (earlier layers) on the mean of its decoded residual, a pass of the KLT over the
+    whole scene before the first strip is filtered.
     """
     height, width = base.shape[1:]
     rows = max(1, STRIP_PIXELS // max(1, width))
@@ -66,7 +70,8 @@ def add_layer(base: np.ndarray, planes: np.ndarray, klt: KLTBasis, filt: layer_f
     threads = workers(len(tops))
     with single_threaded_blas(), ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
         mapped = pool.map if pool is not None else map
-        mean = _filter_means(planes, klt, bands, shift, tops, mapped)
+        mean = (plane_means(planes, klt, shift)[bands] if centre_on_planes
+                else _filter_means(planes, klt, bands, shift, tops, mapped))
         for _ in mapped(add_strip, tops):
             pass
     return base
@@ -85,17 +90,19 @@ def _add_means(x: np.ndarray, done: np.ndarray, bands: np.ndarray, mean: np.ndar
         np.rint(x[b], out=x[b])
 
 
-def filtered_residual(residual: np.ndarray, filt: layer_filter.LayerFilter) -> np.ndarray:
+def filtered_residual(residual: np.ndarray, filt: layer_filter.LayerFilter,
+                      means: np.ndarray | None = None) -> np.ndarray:
     """float32 (C, H, W): a new array of ``residual`` with its filtered bands filtered, value for value
     :func:`layer_filter.apply`'s, computed in strips on the process's cores: the encoder filters each candidate
     layer's decoded residual, which whole (a scene-sized interleaved copy and its convolution) took about 85 ms on a
-    1000 px scene, in strips 32 ms."""
+    1000 px scene, in strips 32 ms. ``means`` (C,): the bands' centres (:func:`plane_means`, as :func:`add_layer`
+    centres a layer written since 0.12.2); None: the residual's own band means (earlier layers)."""
     source = np.asarray(residual, np.float32)
     if not filt.on.any():
         return source
     out = source.copy()
     bands = np.flatnonzero(filt.on)
-    mean = layer_filter.band_means(source, bands)
+    mean = layer_filter.band_means(source, bands) if means is None else np.asarray(means, np.float32)[bands]
     weights = filt.weights()[bands]
     height, width = source.shape[1:]
     rows = max(1, STRIP_PIXELS // max(1, width))
@@ -134,6 +141,20 @@ def residual(planes: np.ndarray, klt: KLTBasis, shift: int) -> np.ndarray:
     x = klt_inverse_values(planes, klt)
     x -= shift
     return x
+
+
+def plane_means(planes: np.ndarray, klt: KLTBasis, shift: int) -> np.ndarray:
+    """float32 (C,): each band's mean of the residual the ``planes`` (k, H, W) decode to through ``klt`` before it
+    is rounded, less ``shift``: the KLT of the planes' means (their sums are exact integers), in float64.
+
+    Where a filter centres the bands (layers since 0.12.2) this is its centre: one pass over the uint16 planes,
+    where the mean of the rounded residual (:func:`_filter_means`) runs the KLT over the whole scene first (a sixth
+    to a quarter of a layer's sum). The two differ by the rounding's mean, hundredths of a DN."""
+    k = planes.shape[0]
+    pixels = max(1, planes.shape[1] * planes.shape[2])
+    mean_planes = planes.reshape(k, -1).sum(axis=1, dtype=np.int64) / pixels
+    basis = klt.basis.astype(np.float64)
+    return (basis @ ((mean_planes + klt.lows) / klt.scale) + klt.mean - shift).astype(np.float32)
 
 
 def _filter_means(planes: np.ndarray, klt: KLTBasis, bands: np.ndarray, shift: int, tops: range,
