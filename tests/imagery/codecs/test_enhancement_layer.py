@@ -80,31 +80,30 @@ def test_mid_rate_layer_is_kept_only_where_it_is_closer(codec, data_root: Path) 
         assert gain > 0.1 if layered else gain == 0, gain  # cloud: +0.47 dB (+2.8 dB before 0.6's prior scales)
 
 
-def test_upper_ladder_tries_the_learned_file_at_most_of_the_bytes_under_a_layer(codec, data_root: Path) -> None:
-    """At 1/200 an L1C city's rate search sits in the ladder's upper half: the learned file at HIGH_SHARE of the
-    budget + the residual in the rest is tried, and kept on Cupertino because it is closer than the file alone
-    (+0.27 dB when measured); at 1/1000 the search is low on the ladder and only the thin base is tried."""
+def test_below_the_top_of_the_ladder_only_the_thin_base_gets_a_layer(codec, data_root: Path) -> None:
+    """At 1/200 and 1/1000 an L1C city's rate search is below the ladder's top: the thin base (the header alone) is
+    the only base tried under a layer (0.6.2-0.12.1 also tried the learned file at 85 % of the bytes, which under AV1
+    layers lost on 13 of 14 training crop-rates), and the layered file is kept at 1/200 because it is closer than the
+    rate search's file alone."""
     city = _crop(data_root, "cupertino/imgs_1", 256)
     budget = city.data.nbytes // 200
     plain = codec.codec.encode_scene(city, ratio=200)
-    assert enhancement.in_upper_ladder(codec.codec, plain) and not enhancement.near_top_rate(codec.codec, plain)
-    assert enhancement._bases(codec.codec, plain, 10, False) == (enhancement.HIGH_SHARE, enhancement.BASE_SHARE)
+    assert not enhancement.near_top_rate(codec.codec, plain)
+    assert enhancement._bases(codec.codec, plain, 10, False) == (enhancement.BASE_SHARE,)
     blob = codec.encode(city, ratio=200)
     assert enhancement.is_enhanced(blob) and len(blob) <= budget
     base, layer = enhancement.base_and_layer_bytes(blob)
-    thin = len(base) < 200  # the header-only base (~90 B)
-    assert (thin or len(base) == pytest.approx(enhancement.HIGH_SHARE * budget, rel=0.02)) and layer > 0
+    assert len(base) < 200 and not codec.codec.read_header(base)[0].has_tokens and layer > 0  # the header alone
     assert _psnr(city, codec.decode(blob)[0]) > _psnr(city, codec.codec.decode(plain)) + 0.1
     low = codec.codec.encode_scene(city, ratio=1000)
-    assert not enhancement.in_upper_ladder(codec.codec, low)
     assert enhancement._bases(codec.codec, low, 10, False) == (enhancement.BASE_SHARE,)
 
 
 def test_near_the_top_rate_only_the_finalists_get_the_whole_layer(codec, data_root: Path, monkeypatch) -> None:
     """Training scene Pisa (centre 256 px) at 1/50: the three learned bases are ranked by their residual's HTJ2K layer
     (``_rank``) and only the LEARNED_FINALISTS closest of them and the thin base get the whole (AV1) layer; the file
-    kept is the closest of those layered files and the rate search's file. In the upper ladder (1/200) the one learned
-    base needs no ranking."""
+    kept is the closest of those layered files and the rate search's file. Lower (1/200) no learned base is tried,
+    so nothing is ranked and the thin base alone gets a layer."""
     scene = read_scene(data_root / "imagery/oscd-s2l1c/pisa/imgs_1", bands=list(S2_L2A_BANDS))
     h, w = scene.shape
     scene = scene.crop((h - 256) // 2, (w - 256) // 2, 256, 256)
@@ -125,7 +124,7 @@ def test_near_the_top_rate_only_the_finalists_get_the_whole_layer(codec, data_ro
 
     monkeypatch.setattr(enhancement, "_rank", spy_rank)
     monkeypatch.setattr(enhancement, "_layer", spy_layer)
-    for ratio, learned in ((50, 3), (200, 1)):
+    for ratio, learned in ((50, 3), (200, 0)):
         ranked.clear(), layered.clear()
         plain = codec.codec.encode_scene(scene, ratio=ratio)
         bases = enhancement._bases(codec.codec, plain, 10, enhancement.at_top_rate(codec.codec, plain))

@@ -113,16 +113,13 @@ LOWER_LEVELS = (7, 4)
 #: learned base decodes with artefacts that cost the residual more bytes than the base saves, so where the layer
 #: wins the file is the KLT layer under the token file's header: ``--no-layer`` for token archives.
 BASE_SHARE = 0.0
-#: In the ladder's upper half (the rate search's step at or below level :data:`UPPER_LEVEL`'s) the learned file at
-#: this share of the budget is also tried under a layer: the network codes the scene and the residual's KLT +
-#: JPEG 2000 spends the last bytes, where the network's returns have flattened. Chosen on the same training scenes
-#: and crops plus six more cities (``base_share.py --shares 0 0.6 0.75 0.85 0.92``, then ``--shares 0 0.85``): at 1/200
-#: 0.85 was the closest file on 9 of 13 scene-rates, all cities, +0.09 to +0.50 dB over the closer of the learned file
-#: alone and the thin base (best or within 0.03 dB of the best share); where the search's step is lower on the ladder
-#: (1/450 and 1/1000) the file alone or the thin base stayed closer on every scene-rate.
-HIGH_SHARE = 0.85
-#: Ladder level from which :data:`HIGH_SHARE` is tried (the 1/200 searches sat at levels 5.7-7.5, 1/450 at 2.4-3.9).
-UPPER_LEVEL = 5
+#: 0.6.2-0.12.1 also tried, in the ladder's upper half (the rate search's step at or below level 5's: 1/100-1/200),
+#: the learned file at 85 % of the budget under a layer, chosen when the layers were JPEG 2000 (at 1/200 it was
+#: closest on 9 of 13 training scene-rates). Under AV1 layers (since 0.11) the thin base was closer on 13 of the 14
+#: training crop-rates at 1/100 and 1/200 (``base_share.py --shares 0 0.85 --ratios 100 200``, 768 px: by 0.9-2.1 dB
+#: at 1/100, 0.2-1.4 dB at 1/200, eo-learn's scene fitting no 0.85 base; 0.85 by 0.03 dB on Milan at 1/200), and no
+#: file of the held-out suite (0.12.1) had such a base, so 0.12.2 no longer tries it: a learned encode and a whole
+#: layer fewer at those rates.
 #: Side (px) of the centre window on which the base level of a tiled layer is chosen.
 LEVEL_WINDOW = 1024
 #: A layer with room for this many times the largest layer filter (74 B at 12 bands) codes its codestream with the
@@ -809,12 +806,6 @@ def near_top_rate(codec: Any, blob: bytes) -> bool:
     return _at_or_above_level(codec, blob, LOWER_LEVELS[0])
 
 
-def in_upper_ladder(codec: Any, blob: bytes) -> bool:
-    """True when the token file ``blob``'s step is at or below ladder level :data:`UPPER_LEVEL`'s, where a layer
-    over the learned file at :data:`HIGH_SHARE` of the bytes is tried."""
-    return _at_or_above_level(codec, blob, UPPER_LEVEL)
-
-
 def _at_or_above_level(codec: Any, blob: bytes, quality: int) -> bool:
     """True when the token file ``blob``'s step is at or below ladder level ``quality``'s (as fine or finer)."""
     head, _ = codec.read_header(blob)
@@ -833,8 +824,7 @@ def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int =
     Near the top of the ladder (:func:`near_top_rate`: the search's step at or below ladder level
     ``LOWER_LEVELS[0]``'s) the autoencoder's floor makes base bytes cheap in fidelity, so bases at
     ``top_quality`` (the smallest trained step; only when the search hit it) and at :data:`LOWER_LEVELS`
-    get the residual in the rest (+0.3-0.5 dB at 1/50-1/100 on held-out crops). Lower, in the ladder's upper half
-    (:func:`in_upper_ladder`), the learned file at :data:`HIGH_SHARE` of the bytes does. At every rate the thin base of
+    get the residual in the rest (+0.3-0.5 dB at 1/50-1/100 on held-out crops). At every rate the thin base of
     :data:`BASE_SHARE` (the smallest file) does too: where the network codes a scene worse than a linear spectral
     transform (cloud, bright ground, most whole L1C scenes) the residual's KLT + AV1 spends the bytes better. Where
     several learned bases compete, only those an HTJ2K layer ranks closest get the whole layer, beside the thin base
@@ -865,15 +855,11 @@ def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int =
 
 
 def _bases(codec: Any, blob: bytes, top_quality: int, at_top: bool) -> tuple[int | float, ...]:
-    """Bases tried under a layer: the share of the budget :data:`BASE_SHARE` (float) at every rate; in the ladder's
-    upper half also :data:`HIGH_SHARE`; near the top rate ladder levels (int) instead, the top one only when the
-    rate search reached it. On training scenes at 1/100 and 1/200 a thin base was closest on about half the
-    scene-rates (cloud over the ocean, a whole tile), a base holding most of the bytes on the others (cities):
-    each file keeps whichever is closest."""
+    """Bases tried under a layer: the share of the budget :data:`BASE_SHARE` (float) at every rate; near the top rate
+    also ladder levels (int), the top one only when the rate search reached it. Each file keeps whichever is closest
+    (the rate search's file alone included)."""
     if near_top_rate(codec, blob):
         return ((top_quality,) if at_top else ()) + tuple(q for q in LOWER_LEVELS if q < top_quality) + (BASE_SHARE,)
-    if in_upper_ladder(codec, blob):
-        return (HIGH_SHARE, BASE_SHARE)
     return (BASE_SHARE,)
 
 
@@ -907,7 +893,7 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int
     ``plain``; the file; the error).
 
     The finalists (since 0.11.1) are the thin base (:data:`BASE_SHARE`) and, of the learned bases (ladder levels near
-    the top rate, :data:`HIGH_SHARE` in the upper ladder), the :data:`LEARNED_FINALISTS` whose residuals an HTJ2K
+    the top rate), the :data:`LEARNED_FINALISTS` whose residuals an HTJ2K
     layer codes closest (:func:`_rank`; no ranking where there are no more): each gets the whole layer (AV1, the
     filter). On training crops at 1/50-1/200 (``benchmarks/imagery/base_ranking.py``) 0.11.0's ranking of every base by
     its OpenJPEG layer was behind the best base's whole layer on 5 of 21 scene-rates, by up to 0.56 dB: AV1 pays most
