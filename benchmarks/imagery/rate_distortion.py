@@ -414,6 +414,14 @@ def markdown(recs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         L += ["", "**What our files hold.** The encoder keeps, per file, the learned token file or a cheaper learned "
               "base + KLT residual layer (AV1 or JPEG 2000 since 0.11), whichever is closer; files with a layer, of "
               "the unseen whole scenes and patches measured: " + "; ".join(layered) + "."]
+    per_rung = time_per_rung(recs)
+    if per_rung:
+        L += ["", "### Our time over JPEG 2000's, per rung (same run)", "",
+              "Sums over the scenes measured at the rung (each file's decode the median of its "
+              f"{DECODE_RUNS} decodes; JPEG 2000's encode per encoder run), and the scene where our decode is "
+              "slowest against JPEG 2000's.", "",
+              markdown_table(["rung", "scenes", "encode", "decode", "decode, first run only", "slowest decode"],
+                             per_rung)]
     thr = throughput(recs, 450)
     if thr:
         L += ["", f"### Throughput at 1/450 ({meta['machine']}, same run)", "",
@@ -437,6 +445,27 @@ def layer_use(recs: list[dict[str, Any]]) -> list[str]:
             share = f" (layer {100 * np.mean(with_layer):.0f} % of their bytes)" if with_layer else ""
             out.append(f"1/{q} {len(with_layer)} of {len(files)}{share}")
     return out
+
+
+def time_per_rung(recs: list[dict[str, Any]]) -> list[list[str]]:
+    """Per rung: our encode and decode time over JPEG 2000's (sums over the scenes with both), the same for the first
+    decode of each file where the run kept it, and the scene whose decode is slowest against JPEG 2000's."""
+    rows = []
+    for q in sorted({int(q) for r in recs for q in r["results"]}):
+        pairs = [(r["label"], r["results"][str(q)]["ours"], r["results"][str(q)]["jpeg2000"]) for r in recs
+                 if r["results"].get(str(q), {}).get("jpeg2000")]
+        if not pairs:
+            continue
+
+        def ratio(key: str, pairs: list[tuple[str, dict[str, Any], dict[str, Any]]] = pairs) -> str:
+            if any(key not in o or key not in j for _, o, j in pairs):
+                return "–"
+            return f"{sum(o[key] for _, o, _ in pairs) / sum(j[key] for _, _, j in pairs):.2f}x"
+
+        label, o, j = max(pairs, key=lambda p: p[1]["decode_s"] / p[2]["decode_s"])
+        rows.append([f"1/{q}", str(len(pairs)), ratio("encode_s"), ratio("decode_s"), ratio("decode_first_s"),
+                     f"{label} {o['decode_s'] / j['decode_s']:.2f}x"])
+    return rows
 
 
 def throughput(recs: list[dict[str, Any]], ratio: int) -> dict[str, float]:

@@ -57,6 +57,19 @@ def test_targets_ignore_seen_scenes_and_report_a_loss() -> None:
     assert nothing["above JPEG 2000 at our bytes"].startswith("below JPEG 2000 at 0")
 
 
+def test_time_per_rung_sums_over_scenes_and_names_the_slowest_decode() -> None:
+    """Our time over JPEG 2000's per rung is a ratio of sums (not a mean of ratios), a run without first decodes says
+    so with a dash, and the slowest scene is the one with the largest decode ratio."""
+    def rec(label: str, ours: float, j2k: float, first: bool = True) -> dict:
+        timing = {"encode_s": 2 * ours, "decode_s": ours} | ({"decode_first_s": 2 * ours} if first else {})
+        return {"label": label, "results": {"450": {"ours": timing, "jpeg2000": {
+            "encode_s": j2k, "decode_s": j2k} | ({"decode_first_s": j2k} if first else {})}}}
+    (row,) = rd.time_per_rung([rec("small", 0.01, 0.005), rec("large", 0.09, 0.1)])
+    assert row == ["1/450", "2", "1.90x", "0.95x", "1.90x", "small 2.00x"]
+    (row,) = rd.time_per_rung([rec("small", 0.01, 0.005, first=False), rec("large", 0.09, 0.1)])
+    assert row[4] == "–"
+
+
 def test_suite_holds_every_hard_kind_and_flags_what_the_shipped_model_trained_on(data_root) -> None:
     suite = places.held_out_suite(data_root / "imagery")
     kinds = {s.kind for s in suite}
