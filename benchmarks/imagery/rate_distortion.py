@@ -65,9 +65,9 @@ ANCHORS = PEERS[1:]
 SHORT = {"ours": "ours", "jpeg2000": "J2K", "klt+jpeg2000": "KLT+J2K", "jpeg2000-native": "J2K native"}
 KIND_NAMES = dict(places.KINDS, patch="L2A patches 120 x 120 (held-out Major-TOM cell)")
 TILE_PX = 256 * 256  # throughput unit: a 256 x 256 px tile of 12 bands
-#: Decodes of each file, every codec alike: the median is its decode time. On this 2-core machine one file's
-#: decodes of a few ms ranged over 10x, and a first decode took 110 ms where the next took 4 (0.12.1's suite timed
-#: one decode); ``decode_first_s`` keeps the first.
+#: Decodes of each file, every codec alike: the median is its decode time. On this 2-core machine one 120 px file
+#: decoded in 3.9 then 20.1 ms, and a first decode took 110 ms where the next took 4 (0.12.1's suite timed one
+#: decode); ``decode_first_s`` keeps the first.
 DECODE_RUNS = 3
 #: Scenes whose 1/450 reconstructions are kept for the side-by-side pictures.
 PICTURES = {"bright": "dubai/imgs_1", "desert": "abudhabi/imgs_1", "coast": "hongkong/imgs_1"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _benchmarks import load_benchmark
+from _benchmarks import last_row, load_benchmark
 from eocompress.imagery import places
 from eocompress.imagery.codecs import get_codec
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
@@ -97,3 +97,17 @@ def test_one_real_scene_through_ours_and_every_anchor_at_our_bytes(data_root) ->
     assert out["ours"]["psnr_db"] > 30
     for p in rd.PEERS:  # every codec's decode timed alike: the median of its runs, the first kept beside it
         assert out[p]["decode_s"] > 0 and out[p]["decode_first_s"] > 0, (p, out[p])
+
+
+@pytest.mark.realdata
+def test_the_decode_in_turn_benchmark_keeps_its_files_and_decodes_them_again(tmp_path, monkeypatch, capsys) -> None:
+    """``benchmarks/imagery/decode_in_turn.py`` on one held-out scene at 1/450: the per-rate row names the rate and the
+    slowest scene; the files it kept are read back by a second run (another release's code decodes the same ones)."""
+    bench = load_benchmark("imagery/decode_in_turn.py")
+    files = tmp_path / "files.pkl"
+    argv = ["--only", "hydro patch_10000", "--patches", "0", "--rates", "450", "--repeats", "1", "--files", str(files)]
+    row = last_row(bench, argv, monkeypatch, capsys)
+    assert row.startswith("| 1/450 |") and "hydro patch_10000" in row
+    kept = files.read_bytes()
+    monkeypatch.setattr(bench, "encoded", lambda *a: pytest.fail("the kept files were encoded again"))
+    assert last_row(bench, argv, monkeypatch, capsys).startswith("| 1/450 |") and files.read_bytes() == kept
