@@ -25,12 +25,14 @@ This module is the façade; each job lives in its own module:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import math
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -40,6 +42,8 @@ import torch
 from safetensors.torch import load_file
 
 from eocompress._atomic import atomic_path
+from eocompress._blas import single_threaded_blas
+from eocompress._dask import cpu_count
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec import rate_control
 from eocompress.imagery.codec.latent_refinement import refine_file
@@ -83,6 +87,9 @@ __all__ = [
     "TokenStreamError", "default_model_dir", "is_learned_token_file",
 ]
 
+#: Pixels in one strip of :meth:`LearnedCodec._dn_values` (about 3 MB of float32 at 12 bands), and the most threads
+#: its strips run on (the passes are bound by memory long before 4 cores are busy).
+DN_STRIP_PIXELS, DN_WORKERS = 1 << 16, 4
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -472,14 +479,34 @@ class LearnedCodec:
 
     @staticmethod
     def _dn_values(z: np.ndarray, head: Header) -> np.ndarray:
-        """uint16 DNs of standardised pixels ``z`` (C, h, w; overwritten): de-standardised, rounded, 1..65535."""
-        if head.klt is not None:  # components back to standardised bands, through the stored rotation
-            z = head.klt.inverse(z)
-        x = np.multiply(z, np.float32(head.scale), out=z)  # in place: the block is ours, and this is hot
-        np.add(x, head.means[:, None, None].astype(np.float32), out=x)
-        np.rint(x, out=x)
-        np.minimum(np.maximum(x, 1, out=x), 65535, out=x)  # 0 stays the nodata value
-        return x.astype(np.uint16)
+        """uint16 DNs of standardised pixels ``z`` (C, h, w; overwritten): de-standardised, rounded, 1..65535.
+
+        In strips of :data:`DN_STRIP_PIXELS` on the process's cores, written into the uint16 output: whole, the
+        rotation's product, the de-standardisation's passes and the cast made scene-sized float arrays (25 of a 1000 px
+        city's 113 ms synthesis-and-DNs at 1/50); in strips the same values (each pixel's arithmetic is its own)
+        take about a tenth less of the learned decode."""
+        bands, height, width = z.shape
+        out = np.empty((bands, height, width), np.uint16)
+        rows = max(1, DN_STRIP_PIXELS // max(1, width))
+        tops = range(0, height, rows)
+        scale, means = np.float32(head.scale), head.means[:, None, None].astype(np.float32)
+        inverse = head.klt.inverse_matrix if head.klt is not None else None  # back to standardised bands
+
+        def strip(top: int) -> None:
+            x = z[:, top : top + rows]
+            if inverse is not None:
+                x = (inverse @ x.reshape(bands, -1)).reshape(bands, -1, width)
+            np.multiply(x, scale, out=x)  # in place: the strip is ours, and this is hot
+            np.add(x, means, out=x)
+            np.rint(x, out=x)
+            np.minimum(np.maximum(x, 1, out=x), 65535, out=x)  # 0 stays the nodata value
+            np.copyto(out[:, top : top + rows], x, casting="unsafe")  # whole numbers 1..65535: exact
+
+        threads = max(1, min(len(tops), cpu_count(), DN_WORKERS))
+        with single_threaded_blas(), ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
+            for _ in (pool.map if pool is not None else map)(strip, tops):
+                pass
+        return out
 
     @staticmethod
     def _restored(out: np.ndarray, head: Header, window: tuple[int, int, int, int]) -> np.ndarray:
