@@ -17,12 +17,13 @@ import sys
 from pathlib import Path
 
 from eocompress.errors import InputError
-from eocompress.imagery.codecs import av1, enhancement, get_codec
+from eocompress.imagery.codecs import av1, enhancement
 from eocompress.imagery.evaluation.fidelity import psnr_db
 from eocompress.imagery.readers.bands import S2_L2A_BANDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
-from common import IMAGERY_PACKAGES, machine_line, markdown_table, scene_of, timed
+from common import markdown_table, scene_of, timed
+from imagery_timing import add_timing_args, ours_and_jpeg2000
 from training_scenes import SCENES, training_crops
 
 
@@ -32,11 +33,9 @@ def main() -> None:
                     help="held-out paths under imagery/, each optionally :SIDE for its centre crop (default: the "
                     "training scenes' crops of --sides)")
     ap.add_argument("--sides", type=int, nargs="+", default=[768, 256], help="training crops' sides (px)")
-    ap.add_argument("--rates", type=int, nargs="+", default=[200, 450, 1000])
-    ap.add_argument("--repeats", type=int, default=5)
+    add_timing_args(ap, rates=(200, 450, 1000), repeats=5)
     args = ap.parse_args()
-    print(machine_line(IMAGERY_PACKAGES))
-    ours, anchor = get_codec("learned"), get_codec("jpeg2000", bands=list(S2_L2A_BANDS))
+    ours, anchor = ours_and_jpeg2000()
     apart_from = av1.GROUPS_APART_PIXELS
     table = []
     crops = ((f"{rel} {side}²", crop) for side in args.sides

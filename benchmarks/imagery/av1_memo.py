@@ -17,11 +17,11 @@ import contextlib
 import sys
 from pathlib import Path
 
-from eocompress.imagery.codecs import av1, get_codec
-from eocompress.imagery.readers.bands import S2_L2A_BANDS
+from eocompress.imagery.codecs import av1
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
-from common import IMAGERY_PACKAGES, machine_line, markdown_table, scene_of, timed
+from common import markdown_table, scene_of, timed
+from imagery_timing import add_timing_args, ours_and_jpeg2000
 
 #: Training scenes (``benchmarks/training_scenes.py``): a city crop and two small patches, where layers are thin.
 SCENES = ("oscd-s2l1c/milano/imgs_1:512", "oscd-s2l1c/pisa/imgs_1:256", "hydro/patch_0.tif")
@@ -31,11 +31,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenes", nargs="+", default=list(SCENES),
                     help="paths under imagery/, each optionally :SIDE for its centre crop")
-    ap.add_argument("--rates", type=int, nargs="+", default=[1000, 450, 200])
-    ap.add_argument("--repeats", type=int, default=2)
+    add_timing_args(ap, rates=(1000, 450, 200), repeats=2)
     args = ap.parse_args()
-    print(machine_line(IMAGERY_PACKAGES))
-    ours, anchor = get_codec("learned"), get_codec("jpeg2000", bands=list(S2_L2A_BANDS))
+    ours, anchor = ours_and_jpeg2000()
     scenes = [scene_of(spec) for spec in args.scenes]
     remembering, encoded = av1.remembering, av1._encoded
     runs = [0]

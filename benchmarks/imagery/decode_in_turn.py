@@ -18,14 +18,14 @@ import sys
 from pathlib import Path
 
 from eocompress.errors import EOCompressError
-from eocompress.imagery.codecs import SceneCodec, get_codec
-from eocompress.imagery.readers.bands import S2_L2A_BANDS
+from eocompress.imagery.codecs import SceneCodec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/imagery/: the suite
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
 from rate_distortion import load_items
 
-from common import IMAGERY_PACKAGES, machine_line, markdown_table, timed
+from common import markdown_table, timed
+from imagery_timing import add_timing_args, ours_and_jpeg2000
 
 Files = dict[tuple[str, int], tuple[bytes, bytes]]
 
@@ -45,14 +45,12 @@ def encoded(ours: SceneCodec, anchor: SceneCodec, rates: list[int], patches: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rates", type=int, nargs="+", default=[200, 450, 1000])
-    ap.add_argument("--repeats", type=int, default=5)
+    add_timing_args(ap, rates=(200, 450, 1000), repeats=5)
     ap.add_argument("--patches", type=int, default=8, help="120 x 120 patches of the held-out cell (0: none)")
     ap.add_argument("--only", default=None, help="comma-separated parts of scene labels")
     ap.add_argument("--files", type=Path, default=None, help="pickle of the files: read if it exists, else written")
     args = ap.parse_args()
-    print(machine_line(IMAGERY_PACKAGES))
-    ours, anchor = get_codec("learned"), get_codec("jpeg2000", bands=list(S2_L2A_BANDS))
+    ours, anchor = ours_and_jpeg2000()
     if args.files is not None and args.files.exists():
         files: Files = pickle.loads(args.files.read_bytes())
     else:

@@ -18,24 +18,21 @@ import sys
 from pathlib import Path
 
 from eocompress import _pages
-from eocompress.imagery.codecs import get_codec
-from eocompress.imagery.readers.bands import S2_L2A_BANDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
-from common import IMAGERY_PACKAGES, machine_line, markdown_table, scene_of, timed
+from common import markdown_table, scene_of, timed
+from imagery_timing import add_timing_args, ours_and_jpeg2000
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenes", nargs="+", default=["oscd-s2l1c/milano/imgs_1:768", "oscd-s2l1c/abudhabi/imgs_1"],
                     help="paths under imagery/, each optionally :SIDE for its centre crop")
-    ap.add_argument("--rates", type=int, nargs="+", default=[450, 200])
-    ap.add_argument("--repeats", type=int, default=2)
+    add_timing_args(ap, rates=(450, 200), repeats=2)
     args = ap.parse_args()
-    print(machine_line(IMAGERY_PACKAGES))
+    ours, anchor = ours_and_jpeg2000()
     print(f"kernel: huge pages {_pages._selected(_pages.THP / 'enabled')}, defrag "
           f"{_pages._selected(_pages.THP / 'defrag')}: the codec switches the hint off: {_pages.hint_stalls()}")
-    ours, anchor = get_codec("learned"), get_codec("jpeg2000", bands=list(S2_L2A_BANDS))
     scenes = [scene_of(spec) for spec in args.scenes]
     stalls = _pages.hint_stalls
     rows: dict[tuple[str, int], dict[str, list[str]]] = {}

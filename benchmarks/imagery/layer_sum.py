@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from eocompress.imagery.codecs import enhancement, get_codec, layer_filter, layer_sum
+from eocompress.imagery.codecs import enhancement, layer_filter, layer_sum
 from eocompress.imagery.codecs.klt import KLTBasis, klt_inverse_values
-from eocompress.imagery.readers.bands import S2_L2A_BANDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helpers
-from common import IMAGERY_PACKAGES, machine_line, markdown_table, scene_of, timed
+from common import markdown_table, scene_of, timed
+from imagery_timing import add_timing_args, ours_and_jpeg2000
 
 #: Held-out whole scenes of three sizes (decode time tunes nothing; these are the suite's scenes).
 SCENES = ("oscd-s2l1c/hongkong/imgs_1", "oscd-s2l1c/cupertino/imgs_1",
@@ -62,11 +62,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenes", nargs="+", default=list(SCENES),
                     help="paths under imagery/, each optionally :SIDE for its centre crop")
-    ap.add_argument("--rates", type=int, nargs="+", default=[1000, 450, 50])
-    ap.add_argument("--repeats", type=int, default=5)
+    add_timing_args(ap, rates=(1000, 450, 50), repeats=5)
     args = ap.parse_args()
-    print(machine_line(IMAGERY_PACKAGES))
-    ours, anchor = get_codec("learned"), get_codec("jpeg2000", bands=list(S2_L2A_BANDS))
+    ours, anchor = ours_and_jpeg2000()
     strips = layer_sum.add_layer
     table = []
     for label, scene in (scene_of(spec) for spec in args.scenes):
