@@ -490,12 +490,11 @@ class LearnedCodec:
         rows = max(1, DN_STRIP_PIXELS // max(1, width))
         tops = range(0, height, rows)
         scale, means = np.float32(head.scale), head.means[:, None, None].astype(np.float32)
-        inverse = head.klt.inverse_matrix if head.klt is not None else None  # back to standardised bands
 
         def strip(top: int) -> None:
             x = z[:, top : top + rows]
-            if inverse is not None:
-                x = (inverse @ x.reshape(bands, -1)).reshape(bands, -1, width)
+            if head.klt is not None:  # components back to standardised bands, through the stored rotation
+                x = head.klt.inverse(x)
             np.multiply(x, scale, out=x)  # in place: the strip is ours, and this is hot
             np.add(x, means, out=x)
             np.rint(x, out=x)
