@@ -25,14 +25,12 @@ This module is the façade; each job lives in its own module:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import math
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -43,7 +41,7 @@ from safetensors.torch import load_file
 
 from eocompress._atomic import atomic_path
 from eocompress._blas import single_threaded_blas
-from eocompress._dask import cpu_count
+from eocompress._strips import strip_map, workers
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codec import rate_control
 from eocompress.imagery.codec.latent_refinement import refine_file
@@ -87,9 +85,8 @@ __all__ = [
     "TokenStreamError", "default_model_dir", "is_learned_token_file",
 ]
 
-#: Pixels in one strip of :meth:`LearnedCodec._dn_values` (about 3 MB of float32 at 12 bands), and the most threads
-#: its strips run on (the passes are bound by memory long before 4 cores are busy).
-DN_STRIP_PIXELS, DN_WORKERS = 1 << 16, 4
+#: Pixels in one strip of :meth:`LearnedCodec._dn_values` (about 3 MB of float32 at 12 bands).
+DN_STRIP_PIXELS = 1 << 16
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -501,9 +498,8 @@ class LearnedCodec:
             np.minimum(np.maximum(x, 1, out=x), 65535, out=x)  # 0 stays the nodata value
             np.copyto(out[:, top : top + rows], x, casting="unsafe")  # whole numbers 1..65535: exact
 
-        threads = max(1, min(len(tops), cpu_count(), DN_WORKERS))
-        with single_threaded_blas(), ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
-            for _ in (pool.map if pool is not None else map)(strip, tops):
+        with single_threaded_blas(), strip_map(workers(len(tops))) as mapped:
+            for _ in mapped(strip, tops):
                 pass
         return out
 

@@ -19,22 +19,18 @@ core: on 2 cores a 1000 px scene's sum took 0.64x the time of one thread, the sa
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from eocompress._blas import single_threaded_blas
-from eocompress._dask import cpu_count
+from eocompress._strips import strip_map, workers
 from eocompress.imagery.codecs import layer_filter
 from eocompress.imagery.codecs.klt import KLTBasis, klt_inverse_values
 
 #: Pixels in one strip of rows (at least one row): about 3 MB of float32 for 12 bands.
 STRIP_PIXELS = 1 << 16
-#: Most threads a layer's strips run on (the sum is bound by memory long before 4 cores are busy).
-MAX_WORKERS = 4
 
 
 def add_layer(base: np.ndarray, planes: np.ndarray, klt: KLTBasis, filt: layer_filter.LayerFilter,
@@ -67,9 +63,7 @@ def add_layer(base: np.ndarray, planes: np.ndarray, klt: KLTBasis, filt: layer_f
         if empty.any():
             piece[empty] = 0
 
-    threads = workers(len(tops))
-    with single_threaded_blas(), ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
-        mapped = pool.map if pool is not None else map
+    with single_threaded_blas(), strip_map(workers(len(tops))) as mapped:
         mean = (plane_means(planes, klt, shift)[bands] if centre_on_planes
                 else _filter_means(planes, klt, bands, shift, tops, mapped))
         for _ in mapped(add_strip, tops):
@@ -116,9 +110,8 @@ def filtered_residual(residual: np.ndarray, filt: layer_filter.LayerFilter,
         for i, b in enumerate(bands):
             np.add(done[i], mean[i], out=out[b, top:end])
 
-    threads = workers(len(tops))
-    with ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
-        for _ in (pool.map if pool is not None else map)(filter_strip, tops):
+    with strip_map(workers(len(tops))) as mapped:
+        for _ in mapped(filter_strip, tops):
             pass
     return out
 
@@ -128,11 +121,6 @@ def _with_halo(top: int, rows: int, height: int, halo: int) -> tuple[int, int, i
     each side, within the scene's ``height``."""
     end = min(height, top + rows)
     return end, max(0, top - halo), min(height, end + halo)
-
-
-def workers(strips: int) -> int:
-    """Threads for ``strips`` strips: the cores this process may use, at most :data:`MAX_WORKERS`."""
-    return max(1, min(strips, cpu_count(), MAX_WORKERS))
 
 
 def residual(planes: np.ndarray, klt: KLTBasis, shift: int) -> np.ndarray:
