@@ -292,3 +292,62 @@ def test_the_groups_benchmark_codes_both_ways_and_puts_the_threshold_back(capsys
                    monkeypatch, capsys)
     assert "1/200 | EOEB |" in row and row.endswith("| yes |")
     assert av1.GROUPS_APART_PIXELS == threshold
+
+
+def test_groups_coded_side_by_side_are_the_bytes_of_one_by_one_encodes(monkeypatch) -> None:
+    """Groups apart are encoded on threads, each on ENCODER_THREADS: the stream is the header plus each group's
+    OBUs as one encode of that group alone on those threads writes them, in order (libaom's bytes depend on its
+    thread count, so the files stay those of one-by-one encodes)."""
+    import struct
+
+    planes = _planes(8, 48, 40, seed=11)
+    monkeypatch.setattr(av1, "GROUPS_APART_PIXELS", 48 * 40)
+    one_by_one = [av1._obus(av1._picture(planes[i: i + 3]), 70, av1.SPEED) for i in range(0, 8, 3)]
+    head = struct.pack("<BB2I", av1.GROUPED, 3, *map(len, one_by_one[:2]))
+    assert av1.encode(planes, 70) == head + b"".join(one_by_one)
+
+
+def test_the_search_starts_at_the_htj2k_steps_quality_and_finds_the_same_stream(data_root: Path) -> None:
+    """Aguas Claras (training), centre 256 px, 6 KLT components, 1/200 to 1/2000: HTJ2K's step for the room gives the
+    AV1 search a start nearer the quality it finds than the bits a pixel do, and from there it finds the same stream
+    in no more runs; quality_for_step falls as the step grows, within libavif's 0..99."""
+    from eocompress.imagery.codecs import htj2k
+
+    scene = read_scene(data_root / "imagery/oscd-s2l1c/aguasclaras/imgs_1", bands=list(S2_L2A_BANDS))
+    h, w = scene.shape
+    data = np.asarray(scene.crop((h - 256) // 2, (w - 256) // 2, 256, 256).data)
+    ((_, planes, klt),) = klt_forward_each(data, (6,))
+    small, small_klt = rescaled(planes, klt, av1.TOP / TOP)
+    closer = 0
+    for ratio in (200, 450, 1000, 2000):
+        room = data.nbytes // ratio
+        ranked: dict[str, float] = {}
+        assert htj2k.htj2k_at_size(planes, room, ranked) is not None
+        start = av1.quality_for_step(ranked["level"])
+        before: dict[str, float] = {}
+        now: dict[str, float] = {"quality": start}
+        assert av1.av1_at_size(small, small_klt, room, before)[0] == av1.av1_at_size(small, small_klt, room, now)[0]
+        assert now["encodes"] <= before["encodes"]
+        closer += abs(start - now["quality"]) < abs(av1.first_quality(room, 256, 256) - now["quality"])
+    assert closer >= 3
+    steps = [av1.quality_for_step(s) for s in (1e-9, 0.01, 0.1, 1.0, 100.0)]
+    assert steps == sorted(steps, reverse=True) and steps[0] == 99 and steps[-1] == 0
+
+
+def test_the_start_benchmark_records_each_search_and_puts_the_coders_back(monkeypatch, capsys) -> None:
+    """``benchmarks/imagery/av1_start.py`` on a 256 px training crop at 1/200: a row per AV1 search with the HTJ2K step
+    of its count, the fit line and the runs from both starts; the encoder's coders are its own again afterwards."""
+    import sys
+
+    from eocompress.imagery.codecs import htj2k
+
+    bench = load_benchmark("imagery/av1_start.py")
+    searched, ranked = av1.av1_at_size, htj2k.htj2k_at_size
+    monkeypatch.setattr(sys, "argv", ["av1_start.py", "--scenes", "oscd-s2l1c/pisa/imgs_1", "--side", "256",
+                                      "--rates", "200"])
+    bench.main()
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| imgs_1 | 1/200 |")]
+    assert rows and float(rows[0].split("|")[5]) > 0  # the first search has its count's HTJ2K step
+    assert "fit over" in out and "encoder runs in all" in out
+    assert av1.av1_at_size is searched and htj2k.htj2k_at_size is ranked

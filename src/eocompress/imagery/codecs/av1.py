@@ -45,6 +45,11 @@ SPEED = 6
 QUALITY_AT_1BPP, QUALITY_PER_OCTAVE = 60, 14
 #: Encoder runs at most for the quality, then for the fill (:func:`av1_at_size`).
 TRIES, FILL_TRIES = 6, 3
+#: The quality found for a room against the HTJ2K step found for it, on the same KLT planes: quality = a + b ln(step)
+#: (:func:`quality_for_step`). Fitted on the 77 searches of the training crops' encodes at 1/50-1/2000
+#: (``benchmarks/imagery/av1_start.py``): off by 3.1 qualities on average, 16 at most, where
+#: :func:`first_quality` (the bits a pixel alone) was off by 15 on average, 52 at most.
+STEP_QUALITY = (-1.47, -19.94)
 #: Bits a pixel of the scene from which the layer codes with AV1 alone; below, both AV1 and OpenJPEG code the planes
 #: and the closer is kept (:func:`sure`). On training crops (``benchmarks/imagery/av1_layer.py``, the residual of the
 #: band means, the closest of 12, 6 and 3 components each way) AV1 was closer everywhere from 0.43 bpp (+0.2..+1.9 dB
@@ -60,6 +65,9 @@ GROUPS_APART_PIXELS = 1 << 17
 #: file's first size byte (0). Then the group count u8, the lengths of all groups but the last (u32 each,
 #: little-endian) and the groups' OBUs in order.
 GROUPED = 0x47
+#: libaom's threads a picture. Its codestream depends on them (one thread writes other bytes than two), so this is
+#: fixed whatever the machine: groups coded apart are encoded side by side instead (:func:`_encoded`).
+ENCODER_THREADS = 2
 #: How the size moves with the quality at first (log size per quality step), before two runs measure it.
 SLOPE = 0.065
 #: How the size moves with the planes' scale (log size per log scale) for the fill, before a run measures it.
@@ -153,9 +161,13 @@ def encode(planes: np.ndarray, quality: int, speed: int = SPEED) -> bytes:
 
 def _encoded(planes: np.ndarray, quality: int, speed: int) -> bytes:
     """:func:`encode`'s libavif runs: one picture, or each group's apart (:func:`apart`) when libavif's files of
-    them all rebuild from their OBUs."""
+    them all rebuild from their OBUs. Groups apart are encoded side by side on the process's cores, each still on
+    :data:`ENCODER_THREADS` (libaom's thread count changes its bytes, so the files are those of 0.12.2's one by
+    one encodes): a 768 x 1536 px stack of 12 components took 0.40 s instead of 0.55 s on 2 cores."""
     if apart(planes.shape):
-        groups = [_obus(_picture(planes[i: i + 3]), quality, speed) for i in range(0, planes.shape[0], 3)]
+        starts = range(0, planes.shape[0], 3)
+        with ThreadPoolExecutor(min(len(starts), cpu_count())) as pool:  # each on ENCODER_THREADS: the same bytes
+            groups = list(pool.map(lambda i: _obus(_picture(planes[i: i + 3]), quality, speed), starts))
         if all(avif_boxes.is_obus(g) for g in groups):
             head = struct.pack(f"<BB{len(groups) - 1}I", GROUPED, len(groups), *map(len, groups[:-1]))
             return head + b"".join(groups)
@@ -170,7 +182,8 @@ def _obus(picture: np.ndarray, quality: int, speed: int) -> bytes:
     avif = imagecodecs.AVIF
     stream = bytes(imagecodecs.avif_encode(picture, level=int(quality), speed=speed, bitspersample=12,
                                            pixelformat=avif.PIXEL_FORMAT.YUV444,
-                                           matrix=avif.MATRIX_COEFFICIENTS.IDENTITY, numthreads=2))
+                                           matrix=avif.MATRIX_COEFFICIENTS.IDENTITY,
+                                           numthreads=ENCODER_THREADS))
     return avif_boxes.strip(stream) or stream
 
 
@@ -247,6 +260,13 @@ def first_quality(budget: int, height: int, width: int) -> int:
     """The quality a search starts at for ``budget`` bytes of an H x W scene (:data:`QUALITY_AT_1BPP`)."""
     bpp = 8 * budget / max(1, height * width)
     return int(min(95, max(5, round(QUALITY_AT_1BPP + QUALITY_PER_OCTAVE * math.log2(max(bpp, 1e-3))))))
+
+
+def quality_for_step(level: float) -> int:
+    """The quality an AV1 search of KLT planes starts at when an HTJ2K layer of the same planes and room found step
+    ``level`` (:func:`htj2k.htj2k_at_size`'s, a fraction of the 16-bit range): :data:`STEP_QUALITY`."""
+    at_unit, per_log = STEP_QUALITY
+    return int(min(99, max(0, round(at_unit + per_log * math.log(max(level, 1e-6))))))
 
 
 def sure(room: int, shape: tuple[int, ...]) -> bool:

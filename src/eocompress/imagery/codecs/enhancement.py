@@ -42,6 +42,7 @@ process's cores (:func:`av1.apart`), said by ``EOE9`` (whole) and ``EOEA`` (tile
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import struct
@@ -279,14 +280,14 @@ def _default_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zero
     if ranking is None:
         ranking = _ranked_counts(res, room, reserve, valid, target, keep)
     counts, kept = ranking.counts, ranking.kept
-    searches: dict[str, float] = {}  # each AV1 search starts at the quality the last one found
+    searches: dict[int, dict[str, float]] = {}  # each count's AV1 searches (:func:`_av1_search`)
     full = False  # a coded stream within 2 % of its room: OpenJPEG's sizes can move in steps of a few %
-    for i, (_, planes, klt) in enumerate(counts):
+    for i, (k, planes, klt) in enumerate(counts):
         if i >= kept and full:
             break
         want = room - len(klt.to_bytes()) - reserve
         for coder in _coders(want, planes.shape):  # each a candidate: the filter may reorder them
-            coded_count = _coded_planes(planes, klt, want, searches, coder)
+            coded_count = _coded_planes(planes, klt, want, _av1_search(searches, ranking, k), coder)
             if coded_count is None:
                 continue
             stream, used = coded_count
@@ -304,10 +305,20 @@ def _default_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zero
     for i, count in enumerate(coded):
         if count.err <= FILTER_MARGIN * least:  # the closest count's decode is kept, another's made again
             decoded = closest[1] if i == closest[0] else _decoded(count.stream, count.klt, target.shape)
-            layer = _filtered_layer(target, count, decoded, room, keep, angle, samples, searches)
+            layer = _filtered_layer(target, count, decoded, room, keep, angle, samples,
+                                    searches.get(count.planes.shape[0]))
             if best is None or layer.err < best.err:
                 best = layer
     return None if best is None else (best.side, best.stream, best.err)
+
+
+def _av1_search(searches: dict[int, dict[str, float]], ranking: _Ranking, k: int) -> dict[str, float]:
+    """The stats of count ``k``'s AV1 searches in one layer (:func:`av1.av1_at_size`): the first starts at the quality
+    of its HTJ2K layer's step (:func:`av1.quality_for_step`; without one, at :func:`av1.first_quality`), the filter's
+    smaller rooms where the last search of the count ended."""
+    if k not in searches:
+        searches[k] = {"quality": av1.quality_for_step(ranking.levels[k])} if k in ranking.levels else {}
+    return searches[k]
 
 
 def _filter_reserve(room: int, bands: int) -> int:
@@ -321,11 +332,13 @@ def _filter_reserve(room: int, bands: int) -> int:
 @dataclass(frozen=True)
 class _Ranking:
     """A residual's component counts ranked by HTJ2K layers (:func:`_ranked_counts`): (k, planes, KLT) closest first,
-    how many of them to code, and the closest HTJ2K layer's squared DN error (infinite where HTJ2K coded none)."""
+    how many of them to code, the closest HTJ2K layer's squared DN error (infinite where HTJ2K coded none) and each
+    count's HTJ2K step (where its AV1 search starts)."""
 
     counts: list[tuple[int, np.ndarray, KLTBasis]]
     kept: int
     error: float
+    levels: dict[int, float] = dataclasses.field(default_factory=dict)
 
 
 def _ranked_counts(res: np.ndarray, room: int, reserve: int, valid: np.ndarray | None, target: np.ndarray,
@@ -350,16 +363,18 @@ def _ranked_counts(res: np.ndarray, room: int, reserve: int, valid: np.ndarray |
         return _Ranking(every, len(every), np.inf)
     counts = list(klt_forward_each(res, choices, valid))
     errors: dict[int, float] = {}  # squared DN error of each count's HTJ2K layer
+    levels: dict[int, float] = {}  # and its step
     stats: dict[str, float] = {"level": htj2k.FIRST_LEVEL}
     for k, planes, klt in counts:
         stream = htj2k.htj2k_at_size(planes, room - len(klt.to_bytes()) - reserve, stats, first_level=stats["level"])
         if stream is not None:
             errors[k] = _residual_error(target, _decoded_residual(stream, klt, target.shape), keep)
+            levels[k] = stats["level"]
     if not errors:
         every = [c for c in counts if c[0] in component_choices(bands, room)]
         return _Ranking(every, len(every), np.inf)
     counts.sort(key=lambda c: errors.get(c[0], np.inf))  # those HTJ2K could not fit last, in choice order
-    return _Ranking(counts, RANKED_KEEP if large else RANKED_KEEP_SMALL, min(errors.values()))
+    return _Ranking(counts, RANKED_KEEP if large else RANKED_KEEP_SMALL, min(errors.values()), levels)
 
 
 def _rank(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,
