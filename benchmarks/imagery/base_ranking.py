@@ -1,22 +1,26 @@
-"""Which bases get the whole (AV1) layer near the top of the ladder: the table behind 0.11.1's ``enhancement._closest``.
+"""Which learned bases get the whole (AV1) layer near the top of the ladder: the table behind ``enhancement._bases``.
 
 For each training scene (``benchmarks/training_scenes.py``; never the held-out suite), its centre crop and each rate,
-every base the encoder tries there (``enhancement._bases``: ladder levels 10, 7 and 4 near the top rate, the learned
-file at 85 % of the bytes in the upper ladder, the thin base everywhere) is measured three ways: the squared error of
-the residual's closest HTJ2K layer (``enhancement._rank``), of its whole layer with OpenJPEG only (0.11.0's ranking:
-``LAYER_AV1`` off) and of its whole default layer (AV1, the filter). Printed per scene-rate: the base each rule keeps
-and how many dB its whole layer is behind the best base's (the best of every base's whole layer), with the seconds each
-rule spends on layers:
+every base measured there (near the top rate, ``enhancement.near_top_rate``: the ladder levels of ``--levels``, 10 only
+where the rate search reached the top, and the thin base; below it the thin base alone) is measured three ways: the
+squared error of the residual's closest HTJ2K layer (``enhancement._ranked_counts``), of its whole layer with OpenJPEG
+only (0.11.0's ranking: ``LAYER_AV1`` off) and of its whole default layer (AV1, the filter). Printed per scene-rate (a
+JSON line): the base each rule keeps and how many dB its whole layer is behind the best base's (the best of every
+base's whole layer), with the seconds each rule spends on layers; then a table per rule:
 
-- ``openjpeg`` (0.11.0): every base ranked by its OpenJPEG layer, the winner's layer coded again with AV1;
-- ``htj2k+thin`` (0.11.1): the learned bases ranked by HTJ2K, the closest and the thin base each get the whole layer;
-- ``htj2k2+thin`` (a candidate, not shipped): the two closest learned bases by HTJ2K and the thin base.
+- ``openjpeg`` (0.11.0): levels 10, 7 and 4 and the thin base ranked by their OpenJPEG layers, the winner's layer coded
+  again with AV1;
+- ``htj2k+thin`` (0.11.1-0.12.2): levels 10, 7 and 4 ranked by HTJ2K, the closest and the thin base each get the whole
+  layer;
+- ``shipped`` (since 0.12.3): the bases ``enhancement._bases`` tries (``LAYER_BASE_LEVELS`` and the thin base), each
+  with the whole layer.
 
 Each row also holds every base's errors (``rows``: HTJ2K ranking, whole layer, and ``proxy``: the HTJ2K-ranked count
 coded by AV1 alone at ``--proxy-speed``, a cheaper ranking measured in 0.11.3 and not shipped) and seconds.
+docs/design/imagery-codec.md (0.12.3) tabulates a run of::
 
     EOCOMPRESS_DATA=../shared/data nice .venv/bin/python benchmarks/imagery/base_ranking.py \\
-        --side 512 --rates 50 100 200
+        --side 512 --rates 50 100 --no-openjpeg
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from eocompress.imagery.codecs.klt import TOP, rescaled
 from eocompress.imagery.evaluation.fidelity import psnr_from_mse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the training scenes
+from common import markdown_table
 from training_scenes import SCENES, training_crops
 
 
@@ -64,28 +69,51 @@ def _lost(rows: dict, base: float, best: float) -> float:
     return round(float(psnr_from_mse(rows[best]["whole"]) - psnr_from_mse(rows[base]["whole"])), 3)
 
 
+def _rank(data: np.ndarray, blob: bytes, decoded: np.ndarray, budget: int, valid: np.ndarray | None):
+    """The HTJ2K ranking of the residual layer's counts under base file ``blob`` (decoded: ``decoded``), as the layer
+    makes it (``enhancement._ranked_counts``); None when no layer fits. Its error ranked the learned bases in
+    0.11.1-0.12.2."""
+    room = budget - len(blob) - enhancement.OVERHEAD
+    if room < enhancement.MIN_LAYER_BYTES:
+        return None
+    res = enhancement.residual_of(data, decoded)
+    return enhancement._ranked_counts(res, room, enhancement._filter_reserve(room, res.shape[0]), valid,
+                                      res.astype(np.float32) - enhancement.SHIFT, decoded != 0)
+
+
+def _bases(codec, plain: bytes, levels: list[int]) -> tuple[float, ...]:
+    """The bases measured: near the top rate (``enhancement.near_top_rate``) every ladder level of ``levels`` (10 only
+    where the rate search reached the top, as 0.11.1-0.12.2 tried it) and the thin base; below it the thin base."""
+    if not enhancement.near_top_rate(codec, plain):
+        return (enhancement.BASE_SHARE,)
+    at_top = enhancement.at_top_rate(codec, plain)
+    return (*(q for q in levels if q < 10 or at_top), enhancement.BASE_SHARE)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--side", type=int, default=512)
     ap.add_argument("--rates", type=int, nargs="+", default=[50, 100, 200])
+    ap.add_argument("--levels", type=int, nargs="+", default=[10, 7, 4, 3, 2, 1],
+                    help="ladder levels measured under the layer near the top rate")
     ap.add_argument("--proxy-speed", type=int, default=9, help="libaom speed of the AV1 proxy ranking (rows' proxy)")
     ap.add_argument("--no-openjpeg", action="store_true", help="skip 0.11.0's OpenJPEG ranking (its rule then reads 0)")
     args = ap.parse_args()
     codec = get_codec("learned").codec
+    behind: dict[str, list[tuple[float, float]]] = {}  # per rule: (dB behind the best base, layer seconds)
     for rel, scene in training_crops(SCENES, args.side, codec.bands):
         data, valid, offset = np.asarray(scene.data), scene.valid, int(scene.offset)
         encode_at = codec.scene_encoder(scene)
         for rate in args.rates:
             budget = data.nbytes // rate
             plain = encode_at(ratio=rate)
-            bases = enhancement._bases(codec, plain, 10, enhancement.at_top_rate(codec, plain))
             rows = {}
-            for base in bases:
+            for base in _bases(codec, plain, args.levels):
                 blob = enhancement._base_file(encode_at, data.nbytes, budget, base)
                 if blob is None or len(blob) + enhancement.OVERHEAD + enhancement.MIN_LAYER_BYTES > budget:
                     continue
                 decoded = np.asarray(codec.decode(blob))
-                ranking, t_rank = _timed(enhancement._rank, data, blob, decoded, budget, valid)
+                ranking, t_rank = _timed(_rank, data, blob, decoded, budget, valid)
                 enhancement.LAYER_AV1 = False
                 openjpeg, t_oj = ((None, 0.0), 0.0) if args.no_openjpeg else _timed(
                     enhancement._layer, data, blob, decoded, budget, valid, offset)
@@ -99,26 +127,32 @@ def main() -> None:
             if not rows:
                 continue
             best = min(rows, key=lambda b: rows[b]["whole"])
-            learned = [b for b in rows if b != enhancement.BASE_SHARE]
+            old_learned = [b for b in rows if b in (7, 4) or (b == 10 and enhancement.at_top_rate(codec, plain))]
             by_oj = min(rows, key=lambda b: rows[b]["openjpeg"])
-            lead = min(learned, key=lambda b: rows[b]["htj2k"]) if learned else None
-            finalists = [b for b in (lead, enhancement.BASE_SHARE) if b in rows]
-            by_new = min(finalists, key=lambda b: rows[b]["whole"])
-            closest_two = sorted(learned, key=lambda b: rows[b]["htj2k"])[:2]
-            two = [b for b in (*closest_two, enhancement.BASE_SHARE) if b in rows]
-            by_two = min(two, key=lambda b: rows[b]["whole"])
+            lead = min(old_learned, key=lambda b: rows[b]["htj2k"]) if old_learned else None
+            ranked = [b for b in (lead, enhancement.BASE_SHARE) if b in rows]
+            by_ranked = min(ranked, key=lambda b: rows[b]["whole"])
+            shipped = [b for b in enhancement._bases(codec, plain) if b in rows]
+            by_shipped = min(shipped, key=lambda b: rows[b]["whole"])
 
             t_old = sum(r["t"][1] for r in rows.values()) + rows[by_oj]["t"][2]
-            t_rank = sum(rows[b]["t"][0] for b in learned) if len(learned) > 1 else 0.0
-            t_new = t_rank + sum(rows[b]["t"][2] for b in finalists)
-            t_two = t_rank + sum(rows[b]["t"][2] for b in two)
+            t_ranked = (sum(rows[b]["t"][0] for b in old_learned) if len(old_learned) > 1 else 0.0) + sum(
+                rows[b]["t"][2] for b in ranked)
+            t_shipped = sum(rows[b]["t"][2] for b in shipped)
+            rules = {"openjpeg": [str(by_oj), _lost(rows, by_oj, best), round(t_old, 2)],
+                     "htj2k+thin": [str(by_ranked), _lost(rows, by_ranked, best), round(t_ranked, 2)],
+                     "shipped": [str(by_shipped), _lost(rows, by_shipped, best), round(t_shipped, 2)]}
+            for rule, (_, lost, seconds) in rules.items():
+                behind.setdefault(rule, []).append((lost, seconds))
             print(json.dumps({"scene": rel, "side": data.shape[1], "rate": rate, "bases": [str(b) for b in rows],
-                              "best": str(best), "openjpeg": [str(by_oj), _lost(rows, by_oj, best), round(t_old, 2)],
-                              "htj2k+thin": [str(by_new), _lost(rows, by_new, best), round(t_new, 2)],
-                              "htj2k2+thin": [str(by_two), _lost(rows, by_two, best), round(t_two, 2)],
+                              "best": str(best), **rules,
                               "rows": {str(b): {"htj2k": r["htj2k"], "whole": r["whole"], "proxy": r["proxy"],
                                                 "t": [round(t, 2) for t in r["t"]]} for b, r in rows.items()}}),
                   flush=True)
+    print(markdown_table(["rule", "crop-rates", "the best base's layer", "dB behind it: mean", "most", "layer s"],
+                         [[rule, len(got), sum(lost == 0 for lost, _ in got),
+                           f"{sum(lost for lost, _ in got) / len(got):.3f}", f"{max(lost for lost, _ in got):.2f}",
+                           f"{sum(s for _, s in got):.1f}"] for rule, got in behind.items()]))
 
 
 if __name__ == "__main__":

@@ -89,49 +89,40 @@ def test_below_the_top_of_the_ladder_only_the_thin_base_gets_a_layer(codec, data
     budget = city.data.nbytes // 200
     plain = codec.codec.encode_scene(city, ratio=200)
     assert not enhancement.near_top_rate(codec.codec, plain)
-    assert enhancement._bases(codec.codec, plain, 10, False) == (enhancement.BASE_SHARE,)
+    assert enhancement._bases(codec.codec, plain) == (enhancement.BASE_SHARE,)
     blob = codec.encode(city, ratio=200)
     assert enhancement.is_enhanced(blob) and len(blob) <= budget
     base, layer = enhancement.base_and_layer_bytes(blob)
     assert len(base) < 200 and not codec.codec.read_header(base)[0].has_tokens and layer > 0  # the header alone
     assert _psnr(city, codec.decode(blob)[0]) > _psnr(city, codec.codec.decode(plain)) + 0.1
     low = codec.codec.encode_scene(city, ratio=1000)
-    assert enhancement._bases(codec.codec, low, 10, False) == (enhancement.BASE_SHARE,)
+    assert enhancement._bases(codec.codec, low) == (enhancement.BASE_SHARE,)
 
 
-def test_near_the_top_rate_only_the_finalists_get_the_whole_layer(codec, data_root: Path, monkeypatch) -> None:
-    """Training scene Pisa (centre 256 px) at 1/50: the three learned bases are ranked by their residual's HTJ2K layer
-    (``_rank``) and only the LEARNED_FINALISTS closest of them and the thin base get the whole (AV1) layer; the file
-    kept is the closest of those layered files and the rate search's file. Lower (1/200) no learned base is tried,
-    so nothing is ranked and the thin base alone gets a layer."""
+def test_near_the_top_rate_level_2_and_the_thin_base_get_the_whole_layer(codec, data_root: Path, monkeypatch) -> None:
+    """Training scene Pisa (centre 256 px) at 1/50: the bases of LAYER_BASE_LEVELS (ladder level 2) and the thin base
+    each get the whole (AV1) layer, with nothing ranked; the file kept is the closest of those layered files and the
+    rate search's file. Lower (1/200) no learned base is tried and the thin base alone gets a layer."""
     scene = read_scene(data_root / "imagery/oscd-s2l1c/pisa/imgs_1", bands=list(S2_L2A_BANDS))
     h, w = scene.shape
     scene = scene.crop((h - 256) // 2, (w - 256) // 2, 256, 256)
     data = np.asarray(scene.data)
-    ranked: list[float] = []
     layered: list[tuple[bytes, float]] = []
-    rank, layer = enhancement._rank, enhancement._layer
-
-    def spy_rank(*args, **kwargs):
-        got = rank(*args, **kwargs)
-        ranked.append(got.error)
-        return got
+    layer = enhancement._layer
 
     def spy_layer(*args, **kwargs):
         got = layer(*args, **kwargs)
         layered.append(got)
         return got
 
-    monkeypatch.setattr(enhancement, "_rank", spy_rank)
     monkeypatch.setattr(enhancement, "_layer", spy_layer)
-    for ratio, learned in ((50, 3), (200, 0)):
-        ranked.clear(), layered.clear()
+    assert enhancement.LAYER_BASE_LEVELS == (2,)
+    for ratio, bases in ((50, (2, enhancement.BASE_SHARE)), (200, (enhancement.BASE_SHARE,))):
+        layered.clear()
         plain = codec.codec.encode_scene(scene, ratio=ratio)
-        bases = enhancement._bases(codec.codec, plain, 10, enhancement.at_top_rate(codec.codec, plain))
-        assert len([b for b in bases if b != enhancement.BASE_SHARE]) == learned
+        assert enhancement._bases(codec.codec, plain) == bases
         blob = codec.encode(scene, ratio=ratio)
-        finalists = min(learned, enhancement.LEARNED_FINALISTS)
-        assert len(ranked) == (learned if learned > finalists else 0) and len(layered) == finalists + 1
+        assert len(layered) == len(bases)
         errors = [e for _, e in layered] + [enhancement._squared_error(data, np.asarray(codec.codec.decode(plain)))]
         assert enhancement._squared_error(data, codec.decode(blob)[0]) == pytest.approx(min(errors), rel=1e-9)
         assert len(blob) <= data.nbytes // ratio

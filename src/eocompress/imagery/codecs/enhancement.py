@@ -99,9 +99,19 @@ SHIFT = 32768
 OVERHEAD = 4 + 4 + 2 + 4
 #: Smallest layer budget worth a JPEG 2000 codestream (below it the base alone is returned).
 MIN_LAYER_BYTES = 512
-#: Cheaper base levels also tried under a layer near the top of the ladder (chosen by squared error; see
-#: :func:`enhance`).
-LOWER_LEVELS = (7, 4)
+#: The rate search's file is near the top of the ladder (:func:`near_top_rate`) when its step is at or below this
+#: ladder level's: there the autoencoder's floor makes more base bytes buy little, and a learned base
+#: (:data:`LAYER_BASE_LEVELS`) is tried under the layer beside the thin base.
+NEAR_TOP_LEVEL = 7
+#: Learned bases (ladder levels) tried under a layer near the top, each getting the whole layer (AV1, the filter)
+#: beside the thin base (:func:`_closest`). 0.6-0.12.2 tried levels 10 (where the rate search reached the top), 7 and
+#: 4, and since 0.11.1 gave the whole layer to the one whose residual an HTJ2K layer coded closest. Under AV1 layers
+#: the cheaper levels code closer: on the training crops at 1/50 and 1/100 (``benchmarks/imagery/base_ranking.py
+#: --levels 10 7 4 3 2 1``, 512 px) the best of all seven bases was level 1-4 on 10 of 14 crop-rates, the thin base on
+#: 3 and level 7 on 1. Level 2 and the thin base came within 0.08 dB of that best (0.024 dB on average); the ranked
+#: rule within 0.19 dB (0.034), after encoding three learned bases and ranking each. Two learned levels (2 and 1) came
+#: within 0.04 dB, for a third whole layer.
+LAYER_BASE_LEVELS = (2,)
 #: The base tried under a layer at every rate gets this share of the budget (a float, where a ladder level is an
 #: int); 0: the header alone (no tokens, decoded to the band means: ~90 B with a georeference); a share below the
 #: smallest token file the codec makes (its largest step, ~170-240 B: the band means, the rotation and tokens
@@ -146,13 +156,6 @@ RANKED_KEEP, RANKED_KEEP_SMALL = 1, 2
 #: OpenJPEG at the same bytes on 768 px crops, 0.3-1.5 dB on 120-256 px (docs/design/imagery-codec.md, 0.11.0 and
 #: 0.11.1). False: OpenJPEG everywhere (0.10's layers; ``benchmarks/imagery/base_ranking.py`` measures with it).
 LAYER_AV1 = True
-#: Learned bases that get the whole layer beside the thin base where several compete (near the top rate: ladder levels
-#: 10, 7 and 4), the closest by their residual's HTJ2K layer (:func:`_closest`). On training crops at 1/50-1/100
-#: (``benchmarks/imagery/base_ranking.py --rates 50 100``) two kept the best base on 14 of 14 scene-rates and one on
-#: 13 (Pisa 1/50: 0.18 dB behind), but two took 35 % more layer time (a third AV1 layer and its filter fit); a partial
-#: held-out run with two (the first 10 scenes) confirmed the cost, 1.5x the encode time at 1/50-1/200, for the same
-#: files on 9 scenes and +0.05 dB on one at 1/50 (docs/design/imagery-codec.md, 0.11.1): one.
-LEARNED_FINALISTS = 1
 #: KLT component counts the fast layer tries where all of them are affordable: an HTJ2K stream has no rate
 #: allocation to leave weak components out, so fewer components often code closer (on training crops at
 #: 1/200-1/1000 the best of 12, 6 and 3 was within 0.05 dB of the best of 12, 8, 6, 4 and 3).
@@ -201,11 +204,11 @@ def encode_layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: i
 
 
 def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int, valid: np.ndarray | None,
-           offset: int, fast: bool = False, ranking: _Ranking | None = None) -> tuple[bytes, float] | None:
+           offset: int, fast: bool = False) -> tuple[bytes, float] | None:
     """:func:`encode_layer` and the squared DN error of its residual (the whole file's error); ``fast``: the
-    HTJ2K layer of :func:`_code_residual`; ``ranking``: the residual's :func:`_rank`, when the caller made it."""
+    HTJ2K layer of :func:`_code_residual`."""
     got = _code_residual(residual_of(data, base), budget - len(base_blob) - OVERHEAD, valid, base == 0,
-                         _file_angle(data, base, offset, valid), fast, ranking)
+                         _file_angle(data, base, offset, valid), fast)
     if got is None:
         return None
     side, stream, err = got
@@ -242,8 +245,7 @@ def _filters(side: bytes, bands: int) -> bool:
 
 
 def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: np.ndarray,
-                   angle: Callable[[np.ndarray], float], fast: bool = False,
-                   ranking: _Ranking | None = None) -> tuple[bytes, bytes, float] | None:
+                   angle: Callable[[np.ndarray], float], fast: bool = False) -> tuple[bytes, bytes, float] | None:
     """(side: KLT + filter, codestream, squared DN error) of shifted residual ``res`` in ``room`` bytes; None when
     none fits.
 
@@ -257,28 +259,25 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     Each count is coded by AV1, or at few bits a pixel by AV1 and OpenJPEG (:func:`_coders`), each coding a candidate
     of its own: the filter is fitted under every candidate within :data:`FILTER_MARGIN` of the closest, so it may
     reorder the two coders (on the held-out farmland cell at 1/1000 OpenJPEG's layer was closer unfiltered, AV1's
-    filtered). ``fast``: HTJ2K codestreams (:func:`_fast_residual`), no filter. ``ranking``: :func:`_ranked_counts`
-    of this residual and room, when the caller made it.
+    filtered). ``fast``: HTJ2K codestreams (:func:`_fast_residual`), no filter.
     """
     if room < MIN_LAYER_BYTES:
         return None
     if fast:
         return _fast_residual(res, room, valid, zeros)
     with av1.remembering():  # the layer's searches repeat some encodes
-        return _default_residual(res, room, valid, zeros, angle, ranking)
+        return _default_residual(res, room, valid, zeros, angle)
 
 
 def _default_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: np.ndarray,
-                      angle: Callable[[np.ndarray], float],
-                      ranking: _Ranking | None) -> tuple[bytes, bytes, float] | None:
+                      angle: Callable[[np.ndarray], float]) -> tuple[bytes, bytes, float] | None:
     """:func:`_code_residual` of the default effort."""
     target = _float_residual(res)
     reserve = _filter_reserve(room, res.shape[0])
     keep = ~zeros
     coded: list[_Count] = []  # each count and coder that fits, unfiltered
     closest: tuple[int, _Decoded] | None = None  # the closest count's place in ``coded`` and its decode
-    if ranking is None:
-        ranking = _ranked_counts(res, room, reserve, valid, target, keep)
+    ranking = _ranked_counts(res, room, reserve, valid, target, keep)
     counts, kept = ranking.counts, ranking.kept
     searches: dict[int, dict[str, float]] = {}  # each count's AV1 searches (:func:`_av1_search`)
     full = False  # a coded stream within 2 % of its room: OpenJPEG's sizes can move in steps of a few %
@@ -375,18 +374,6 @@ def _ranked_counts(res: np.ndarray, room: int, reserve: int, valid: np.ndarray |
         return _Ranking(every, len(every), np.inf)
     counts.sort(key=lambda c: errors.get(c[0], np.inf))  # those HTJ2K could not fit last, in choice order
     return _Ranking(counts, RANKED_KEEP if large else RANKED_KEEP_SMALL, min(errors.values()), levels)
-
-
-def _rank(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,
-          valid: np.ndarray | None) -> _Ranking | None:
-    """:func:`_ranked_counts` of the residual layer under the base file ``base_blob`` (decoded: ``base``) in the rest
-    of ``budget``; None when no layer fits. Its error ranks learned bases (:func:`_closest`)."""
-    room = budget - len(base_blob) - OVERHEAD
-    if room < MIN_LAYER_BYTES:
-        return None
-    res = residual_of(data, base)
-    return _ranked_counts(res, room, _filter_reserve(room, res.shape[0]), valid, _float_residual(res),
-                          base != 0)
 
 
 def _coders(room: int, shape: tuple[int, ...]) -> tuple[str, ...]:
@@ -816,9 +803,9 @@ def at_top_rate(codec: Any, blob: bytes) -> bool:
 
 
 def near_top_rate(codec: Any, blob: bytes) -> bool:
-    """True when the token file ``blob``'s step is at or below ladder level ``LOWER_LEVELS[0]``'s: near the
+    """True when the token file ``blob``'s step is at or below ladder level :data:`NEAR_TOP_LEVEL`'s: near the
     autoencoder's floor, where more bytes for the base buy little and a residual layer may buy more."""
-    return _at_or_above_level(codec, blob, LOWER_LEVELS[0])
+    return _at_or_above_level(codec, blob, NEAR_TOP_LEVEL)
 
 
 def _at_or_above_level(codec: Any, blob: bytes, quality: int) -> bool:
@@ -836,15 +823,14 @@ def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int =
             encode_at: Callable[..., bytes] | None = None) -> bytes:
     """``blob`` (the learned ``codec``'s rate search for ``budget``), or a cheaper base + layer when that is closer.
 
-    Near the top of the ladder (:func:`near_top_rate`: the search's step at or below ladder level
-    ``LOWER_LEVELS[0]``'s) the autoencoder's floor makes base bytes cheap in fidelity, so bases at
-    ``top_quality`` (the smallest trained step; only when the search hit it) and at :data:`LOWER_LEVELS`
-    get the residual in the rest (+0.3-0.5 dB at 1/50-1/100 on held-out crops). At every rate the thin base of
-    :data:`BASE_SHARE` (the smallest file) does too: where the network codes a scene worse than a linear spectral
-    transform (cloud, bright ground, most whole L1C scenes) the residual's KLT + AV1 spends the bytes better. Where
-    several learned bases compete, only those an HTJ2K layer ranks closest get the whole layer, beside the thin base
-    (:func:`_closest`). The whole file with the smallest squared DN error is kept, ``blob`` itself included, so
-    a layer is only ever chosen when it is closer.
+    At every rate the thin base of :data:`BASE_SHARE` (the smallest file) gets the residual in the rest of the bytes:
+    where the network codes a scene worse than a linear spectral transform (cloud, bright ground, most whole L1C
+    scenes) the residual's KLT + AV1 spends the bytes better. Near the top of the ladder (:func:`near_top_rate`) the
+    autoencoder's floor makes base bytes cheap in fidelity, so the learned bases of :data:`LAYER_BASE_LEVELS` get the
+    residual too (:func:`_closest`). The whole file with the smallest squared DN error is kept, ``blob`` itself
+    included, so a layer is only ever chosen when it is closer; where the rate search reached the ladder's top
+    (``top_quality``, the smallest trained step) and nothing else is closer, the top rung's file is kept when it is
+    larger and fits.
     ``encode_at`` is the codec's :meth:`scene_encoder` of ``scene`` when the caller has it (the analysis
     transform then runs once for every base).
     """
@@ -852,29 +838,27 @@ def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int =
         encode_at = codec.scene_encoder(scene)
     if not isinstance(scene, Scene):  # a scene read window by window: a tiled layer, block by block
         return enhance_windows(codec, scene, lambda: blob, budget, encode_at, top_quality)
-    at_top = at_top_rate(codec, blob)
-    bases = _bases(codec, blob, top_quality, at_top)
     sel = scene.select(list(codec.bands))
-    top = encode_at(quality=top_quality) if at_top else None
     raw = len(codec.bands) * sel.shape[0] * sel.shape[1] * 2
 
     def base_of(base: int | float) -> bytes | None:
-        if base == top_quality and top is not None:
-            return top
         return _base_file(encode_at, raw, budget, base)
 
-    _, best, _ = _closest(codec, np.asarray(sel.data), sel.valid, int(sel.offset), budget, blob, base_of, bases)
-    if best is blob and top is not None and len(blob) < len(top) <= budget:
-        return top  # the search's file is smaller than the top rung's and nothing else was closer
+    _, best, _ = _closest(codec, np.asarray(sel.data), sel.valid, int(sel.offset), budget, blob, base_of,
+                          _bases(codec, blob, top_quality))
+    if best is blob and at_top_rate(codec, blob):
+        top = encode_at(quality=top_quality)
+        if len(blob) < len(top) <= budget:
+            return top  # the search's file is smaller than the top rung's and nothing else was closer
     return best
 
 
-def _bases(codec: Any, blob: bytes, top_quality: int, at_top: bool) -> tuple[int | float, ...]:
+def _bases(codec: Any, blob: bytes, top_quality: int = 10) -> tuple[int | float, ...]:
     """Bases tried under a layer: the share of the budget :data:`BASE_SHARE` (float) at every rate; near the top rate
-    also ladder levels (int), the top one only when the rate search reached it. Each file keeps whichever is closest
-    (the rate search's file alone included)."""
+    (:func:`near_top_rate`) also the ladder levels (int) of :data:`LAYER_BASE_LEVELS` below ``top_quality``. Each
+    file keeps whichever is closest (the rate search's file alone included)."""
     if near_top_rate(codec, blob):
-        return ((top_quality,) if at_top else ()) + tuple(q for q in LOWER_LEVELS if q < top_quality) + (BASE_SHARE,)
+        return (*(q for q in LAYER_BASE_LEVELS if q < top_quality), BASE_SHARE)
     return (BASE_SHARE,)
 
 
@@ -903,37 +887,16 @@ def _leaves_room(base_blob: bytes, budget: int) -> bool:
 def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int, budget: int, plain: bytes,
              base_of: Callable[[Any], bytes | None],
              bases: tuple[int | float, ...]) -> tuple[int | float | None, bytes, float]:
-    """Of the rate search's file ``plain`` and, for the finalists of ``bases``, the base file ``base_of(base)`` plus
-    the residual in the rest of ``budget``: the one closest to ``data`` by squared DN error, as (its base, None for
-    ``plain``; the file; the error).
-
-    The finalists (since 0.11.1) are the thin base (:data:`BASE_SHARE`) and, of the learned bases (ladder levels near
-    the top rate), the :data:`LEARNED_FINALISTS` whose residuals an HTJ2K
-    layer codes closest (:func:`_rank`; no ranking where there are no more): each gets the whole layer (AV1, the
-    filter). On training crops at 1/50-1/200 (``benchmarks/imagery/base_ranking.py``) 0.11.0's ranking of every base by
-    its OpenJPEG layer was behind the best base's whole layer on 5 of 21 scene-rates, by up to 0.56 dB: AV1 pays most
-    under the thin base, whose residual holds the most, so OpenJPEG's layers ranked it too low.
-    """
+    """Of the rate search's file ``plain`` and, for each of ``bases``, the base file ``base_of(base)`` plus the
+    residual layer in the rest of ``budget``: the one closest to ``data`` by squared DN error, as (its base, None for
+    ``plain``; the file; the error). Each base's decode is let go before the next base is made."""
     best: tuple[int | float | None, bytes, float] = (None, plain,
                                                       _squared_error(data, np.asarray(codec.decode(plain))))
-    learned = [base for base in bases if base != BASE_SHARE]
-    ranked: list[tuple[float, int | float, bytes, np.ndarray, _Ranking | None]] = []  # the learned finalists so far
-    for base in learned:
+    for base in bases:
         base_blob = base_of(base)
         if base_blob is None or not _leaves_room(base_blob, budget):
             continue
-        decoded = np.asarray(codec.decode(base_blob))
-        ranking = _rank(data, base_blob, decoded, budget, valid) if len(learned) > LEARNED_FINALISTS else None
-        ranked.append((ranking.error if ranking is not None else 0.0, base, base_blob, decoded, ranking))
-        ranked = sorted(ranked, key=lambda r: r[0])[:LEARNED_FINALISTS]  # the others' decodes are let go
-        del decoded
-    finalists = [r[1:] for r in ranked]
-    if BASE_SHARE in bases:
-        thin = base_of(BASE_SHARE)
-        if thin is not None and _leaves_room(thin, budget):
-            finalists.append((BASE_SHARE, thin, np.asarray(codec.decode(thin)), None))
-    for base, base_blob, decoded, ranking in finalists:
-        got = _layer(data, base_blob, decoded, budget, valid, offset, ranking=ranking)
+        got = _layer(data, base_blob, np.asarray(codec.decode(base_blob)), budget, valid, offset)
         if got is not None and got[1] < best[2]:
             best = (base, got[0], got[1])
     return best
@@ -994,7 +957,7 @@ def _base_on_centre(codec: Any, scene: Any, budget: int, top_quality: int) -> in
     encode_at = codec.windows_encoder(lambda r0, c0, hh, ww: data[:, r0 : r0 + hh, c0 : c0 + ww], data.shape,
                                       offset=offset)
     plain = encode_at(ratio=data.nbytes / budget)
-    bases = _bases(codec, plain, top_quality, at_top_rate(codec, plain))
+    bases = _bases(codec, plain, top_quality)
 
     def base_of(base: int | float) -> bytes | None:
         return _base_file(encode_at, data.nbytes, budget, base)
