@@ -4,6 +4,7 @@ rescaled KLT, one-line refusals; and that a real residual's AV1 layer is closer 
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -310,7 +311,7 @@ def test_groups_coded_side_by_side_are_the_bytes_of_one_by_one_encodes(monkeypat
 def test_the_search_starts_at_the_htj2k_steps_quality_and_finds_the_same_stream(data_root: Path) -> None:
     """Aguas Claras (training), centre 256 px, 6 KLT components, 1/200 to 1/2000: HTJ2K's step for the room gives the
     AV1 search a start nearer the quality it finds than the bits a pixel do, and from there it finds the same stream
-    in no more runs; quality_for_step falls as the step grows, within libavif's 0..99."""
+    in no more runs; quality_for_step falls as the step grows, within the qualities its fit saw (STEP_QUALITY_RANGE)."""
     from eocompress.imagery.codecs import htj2k
 
     scene = read_scene(data_root / "imagery/oscd-s2l1c/aguasclaras/imgs_1", bands=list(S2_L2A_BANDS))
@@ -331,7 +332,31 @@ def test_the_search_starts_at_the_htj2k_steps_quality_and_finds_the_same_stream(
         closer += abs(start - now["quality"]) < abs(av1.first_quality(room, 256, 256) - now["quality"])
     assert closer >= 3
     steps = [av1.quality_for_step(s) for s in (1e-9, 0.01, 0.1, 1.0, 100.0)]
-    assert steps == sorted(steps, reverse=True) and steps[0] == 99 and steps[-1] == 0
+    assert steps == sorted(steps, reverse=True) and (steps[0], steps[-1]) == av1.STEP_QUALITY_RANGE[::-1]
+
+
+def test_a_search_tries_one_quality_a_quantizer_and_fills_from_the_next_one() -> None:
+    """Qualities of one quantizer make one codestream, so a search spends no run on a second quality of a quantizer it
+    tried: each quality tried is the lowest of its quantizer, the next one proposed lies at a quantizer strictly between
+    the closest runs over and under the room (or none when they are neighbours), and where the largest fitting
+    quantizer leaves room the fill codes the planes at the next finer quantizer."""
+    sizes = {90: 125_094, 97: 805_875}  # a held-out tile's run: 90 fills 89 % of the room, 97 is far over
+    nxt = av1._next_quality(sizes, math.log(0.99 * 140_858), 140_858)
+    assert nxt == av1._lowest(nxt) and av1.quantizer(97) < av1.quantizer(nxt) < av1.quantizer(90)
+    assert av1._next_quality({90: 125_094, 92: 150_000}, math.log(0.99 * 140_858), 140_858) is None  # neighbours
+    assert av1._next_quality({90: 130_000}, math.log(0.99 * 140_858), 140_858) == av1._finer(90) == 92  # one step up
+    ((_, planes, klt),) = klt_forward_each((1500 + _planes(12, 96, 96, seed=9)).astype(np.uint16), (6,), top=av1.TOP)
+    tried: list[int] = []
+    encode = av1.encode
+    for budget in (1_500, 4_000, 9_000):
+        tried.clear()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(av1, "encode", lambda p, q, speed=av1.SPEED: tried.append(q) or encode(p, q, speed))
+            stats: dict[str, float] = {}
+            stream, _ = av1.av1_at_size(planes, klt, budget, stats)
+        qualities = set(tried)
+        assert all(q == av1._lowest(q) for q in qualities) and len(stream) <= budget
+        assert len(stream) >= 0.97 * budget or av1._finer(int(stats["quality"])) in qualities
 
 
 def test_the_start_benchmark_records_each_search_and_puts_the_coders_back(monkeypatch, capsys) -> None:

