@@ -319,7 +319,7 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
     fitting = [q for q, n in sizes.items() if n <= budget]
     top = max(fitting) if fitting else None
     finer = None if top is None else _finer(top)
-    if finer is not None and finer in sizes and sizes[top] < 0.98 * budget:
+    if top is not None and finer is not None and finer in sizes and sizes[top] < 0.98 * budget:
         seen = [(0.0, math.log(sizes[finer]))]  # (log scale factor, log size) at the next quantizer
         for _ in range(FILL_TRIES):  # fill: the next quality on planes a little smaller
             over = [p for p in seen if p[1] > math.log(budget)]
@@ -354,7 +354,8 @@ def _next_quality(sizes: dict[int, int], goal: float, budget: int) -> int | None
             return None
         y0, y1 = math.log(sizes[lo]), math.log(sizes[hi])
         guess = lo + (goal - y0) * (hi - lo) / (y1 - y0)
-        return _lowest(int(min(_coarser(hi), max(_finer(lo), round(guess)))))  # a quantizer strictly between
+        finest, coarsest = _LOWEST[quantizer(lo) - 1], _LOWEST[quantizer(hi) + 1]  # the quantizers strictly between
+        return _lowest(int(min(coarsest, max(finest, round(guess)))))
     last = max(sizes) if under else min(sizes)
     if len(sizes) >= 2:
         qs = sorted(sizes)

@@ -107,9 +107,9 @@ NEAR_TOP_LEVEL = 7
 #: beside the thin base (:func:`_closest`). 0.6-0.12.2 tried levels 10 (where the rate search reached the top), 7 and
 #: 4, and since 0.11.1 gave the whole layer to the one whose residual an HTJ2K layer coded closest. Under AV1 layers
 #: the cheaper levels code closer: on the training crops at 1/50 and 1/100 (``benchmarks/imagery/base_ranking.py
-#: --levels 10 7 4 3 2 1``, 512 px) the best of all seven bases was level 1-4 on 10 of 14 crop-rates, the thin base on
-#: 3 and level 7 on 1. Level 2 and the thin base came within 0.08 dB of that best (0.024 dB on average); the ranked
-#: rule within 0.19 dB (0.034), after encoding three learned bases and ranking each. Two learned levels (2 and 1) came
+#: --levels 10 7 4 3 2 1``, 512 px) the best of all seven bases was level 1-4 on 9 of 14 crop-rates, the thin base on
+#: 4 and level 7 on 1. Level 2 and the thin base came within 0.07 dB of that best (0.024 dB on average); the ranked
+#: rule within 0.28 dB (0.068), after encoding three learned bases and ranking each. Two learned levels (2 and 1) came
 #: within 0.04 dB, for a third whole layer.
 LAYER_BASE_LEVELS = (2,)
 #: A file whose base holds tokens decodes through the synthesis network (on a 1000 px city about one JPEG 2000
