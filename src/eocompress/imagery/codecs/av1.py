@@ -350,11 +350,11 @@ def _next_quality(sizes: dict[int, int], goal: float, budget: int) -> int | None
     over = [q for q, n in sizes.items() if n > budget]
     if under and over:
         lo, hi = max(under), min(over)
-        if quantizer(lo) - quantizer(hi) <= 1:
+        finest, coarsest = _finer(lo), _coarser(hi)  # the quantizers strictly between lie from one to the other
+        if finest is None or coarsest is None or quantizer(lo) - quantizer(hi) <= 1:
             return None
         y0, y1 = math.log(sizes[lo]), math.log(sizes[hi])
         guess = lo + (goal - y0) * (hi - lo) / (y1 - y0)
-        finest, coarsest = _LOWEST[quantizer(lo) - 1], _LOWEST[quantizer(hi) + 1]  # the quantizers strictly between
         return _lowest(int(min(coarsest, max(finest, round(guess)))))
     last = max(sizes) if under else min(sizes)
     if len(sizes) >= 2:
@@ -363,12 +363,10 @@ def _next_quality(sizes: dict[int, int], goal: float, budget: int) -> int | None
     else:
         slope = SLOPE
     step = (goal - math.log(sizes[last])) / max(slope, 1e-3)
-    if under:
-        nxt, nearest = round(last + max(1.0, step)), _finer(last)
-        nxt = max(nxt, 99 if nearest is None else nearest)
-    else:
-        nxt, nearest = round(last + min(-1.0, step)), _coarser(last)
-        nxt = min(nxt, 0 if nearest is None else nearest)
+    nearest = _finer(last) if under else _coarser(last)  # at least the next quantizer that way
+    if nearest is None:
+        return None
+    nxt = max(round(last + step), nearest) if under else min(round(last + step), nearest)
     nxt = _lowest(min(99, max(0, nxt)))
     return None if nxt in sizes else nxt
 

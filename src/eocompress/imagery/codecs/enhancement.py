@@ -906,8 +906,9 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int
         if base_blob is None or not _leaves_room(base_blob, budget):
             continue
         got = _layer(data, base_blob, np.asarray(codec.decode(base_blob)), budget, valid, offset)
-        if got is not None and got[1] * (margin if base != BASE_SHARE else 1.0) < weighed:
-            best, weighed = (base, got[0], got[1]), got[1] * (margin if base != BASE_SHARE else 1.0)
+        weight = margin if base != BASE_SHARE else 1.0
+        if got is not None and got[1] * weight < weighed:
+            best, weighed = (base, got[0], got[1]), got[1] * weight
     return best
 
 
