@@ -100,10 +100,10 @@ def test_below_the_top_of_the_ladder_only_the_thin_base_gets_a_layer(codec, data
 
 
 def test_near_the_top_rate_level_2_and_the_thin_base_get_the_whole_layer(codec, data_root: Path, monkeypatch) -> None:
-    """Training scene Pisa (centre 256 px) at 1/50: the bases of LAYER_BASE_LEVELS (ladder level 2) and the thin base
-    each get the whole (AV1) layer, with nothing ranked; the file kept is the closest of those layered files and the
-    rate search's file, the learned base's only where it is LEARNED_BASE_MARGIN_DB closer. Lower (1/200) no learned
-    base is tried and the thin base alone gets a layer."""
+    """Training scene Pisa (centre 256 px) at 1/50: the thin base and the bases of LAYER_BASE_LEVELS (ladder level 2)
+    each get a layer (the learned one where its HTJ2K ranking leads: it does here); the file kept is the closest of
+    those layered files and the rate search's file, the learned base's only where it is LEARNED_BASE_MARGIN_DB closer.
+    Lower (1/200) no learned base is tried and the thin base alone gets a layer."""
     scene = read_scene(data_root / "imagery/oscd-s2l1c/pisa/imgs_1", bands=list(S2_L2A_BANDS))
     h, w = scene.shape
     scene = scene.crop((h - 256) // 2, (w - 256) // 2, 256, 256)
@@ -118,12 +118,12 @@ def test_near_the_top_rate_level_2_and_the_thin_base_get_the_whole_layer(codec, 
 
     monkeypatch.setattr(enhancement, "_layer", spy_layer)
     assert enhancement.LAYER_BASE_LEVELS == (2,)
-    for ratio, bases in ((50, (2, enhancement.BASE_SHARE)), (200, (enhancement.BASE_SHARE,))):
+    for ratio, bases in ((50, (enhancement.BASE_SHARE, 2)), (200, (enhancement.BASE_SHARE,))):
         layered.clear()
         plain = codec.codec.encode_scene(scene, ratio=ratio)
         assert enhancement._bases(codec.codec, plain) == bases
         blob = codec.encode(scene, ratio=ratio)
-        assert len(layered) == len(bases)
+        assert len(layered) == len(bases) and None not in layered
         margin = 10 ** (enhancement.LEARNED_BASE_MARGIN_DB / 10)  # a learned base's file must be that much closer
         weighed = [e * (margin if base != enhancement.BASE_SHARE else 1)
                    for (_, e), base in zip(layered, bases, strict=True)]
@@ -131,6 +131,50 @@ def test_near_the_top_rate_level_2_and_the_thin_base_get_the_whole_layer(codec, 
         kept = int(np.argmin([*weighed, errors[-1]]))
         assert enhancement._squared_error(data, codec.decode(blob)[0]) == pytest.approx(errors[kept], rel=1e-9)
         assert len(blob) <= data.nbytes // ratio
+
+
+@pytest.mark.parametrize(("rel", "side", "coded"), [("eolearn-s2l1c-slovenia/ref_scene_2_13band_L1C.tif", 128, False),
+                                                    ("hydro/patch_0.tif", 256, True)])
+def test_a_learned_base_gets_its_av1_layer_only_where_its_htj2k_ranking_leads(
+        codec, data_root: Path, monkeypatch, rel: str, side: int, coded: bool) -> None:
+    """Training scenes at 1/50, near the top: the thin base's layer is made first and its HTJ2K ranking sets the bar;
+    level 2's residual is ranked too, and its AV1 layer is coded only where that ranking is LEARNED_RANKING_MARGIN_DB
+    closer. On eo-learn's Slovenian scene it is not (level 2 leads by 0.06 dB): its layer is skipped and the file is
+    the one coding it would have kept, with fewer AV1 runs. On Hydro's patch_0 it is (0.71 dB): level 2 is coded and
+    its file kept."""
+    from eocompress.imagery.codecs import av1
+
+    scene = read_scene(data_root / "imagery" / rel, bands=list(S2_L2A_BANDS))
+    h, w = scene.shape
+    scene = scene.crop(max(0, (h - side) // 2), max(0, (w - side) // 2), min(h, side), min(w, side))
+    rankings: list[dict[str, float]] = []
+    searches = [0]
+    residual, search = enhancement._default_residual, av1.av1_at_size
+
+    def spy_residual(*args, **kwargs):
+        got = residual(*args, **kwargs)
+        rankings.append(dict(args[5] if len(args) > 5 else kwargs.get("ranked") or {}, coded=got is not None))
+        return got
+
+    def spy_search(*args, **kwargs):
+        searches[0] += 1
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(enhancement, "_default_residual", spy_residual)
+    monkeypatch.setattr(av1, "av1_at_size", spy_search)
+    blob = codec.encode(scene, ratio=50)
+    thin, learned = rankings
+    assert "bar" not in thin and learned["bar"] == pytest.approx(
+        thin["error"] / 10 ** (enhancement.LEARNED_RANKING_MARGIN_DB / 10))
+    assert learned["coded"] is coded and (learned["error"] <= learned["bar"]) is coded
+    gated = searches[0]
+    monkeypatch.setattr(enhancement, "LEARNED_RANKING_MARGIN_DB", -100.0)  # no bar: every base coded, as 0.12.3
+    searches[0] = 0
+    rankings.clear()
+    assert codec.encode(scene, ratio=50) == blob
+    assert (searches[0] > gated) is not coded
+    base = enhancement.base_and_layer_bytes(blob)[0]
+    assert (len(base) > 1000) is coded  # level 2's tokens kept, else the thin base (the header alone, ~90 B)
 
 
 def test_a_layered_file_is_chosen_by_the_error_of_its_decode(codec, data_root: Path) -> None:

@@ -118,6 +118,15 @@ LAYER_BASE_LEVELS = (2,)
 #: the thin base by 0.15-0.74 dB where it won, and by 0.03 dB once (Hydro's patch_1000 at 1/50, which the margin
 #: gives to the thin base).
 LEARNED_BASE_MARGIN_DB = 0.1
+#: A learned base near the top gets its whole (AV1) layer only where its residual's HTJ2K ranking
+#: (:func:`_ranked_counts`, which the layer makes first anyway) is at least this many dB closer than the thin base's
+#: (:func:`_closest`). AV1
+#: gains more over HTJ2K on the thin base's residual than on a learned base's: on the training crops at 1/50 and 1/100
+#: (``benchmarks/imagery/base_ranking.py``) level 2 led the thin base by 0.29-1.15 dB under HTJ2K where its whole
+#: layer won, by 0.25 dB where it lost by 0.01 dB, and by -0.33 to +0.09 dB on the 6 crop-rates where the thin base's
+#: file was kept (on Hydro's patch_1000 at 1/50 by :data:`LEARNED_BASE_MARGIN_DB`: level 2 was 0.03 dB closer). Those 6
+#: skip level 2's AV1 layer; every file kept is 0.12.3's.
+LEARNED_RANKING_MARGIN_DB = 0.2
 #: The base tried under a layer at every rate gets this share of the budget (a float, where a ladder level is an
 #: int); 0: the header alone (no tokens, decoded to the band means: ~90 B with a georeference); a share below the
 #: smallest token file the codec makes (its largest step, ~170-240 B: the band means, the rotation and tokens
@@ -210,11 +219,11 @@ def encode_layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: i
 
 
 def _layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int, valid: np.ndarray | None,
-           offset: int, fast: bool = False) -> tuple[bytes, float] | None:
+           offset: int, fast: bool = False, ranked: dict[str, float] | None = None) -> tuple[bytes, float] | None:
     """:func:`encode_layer` and the squared DN error of its residual (the whole file's error); ``fast``: the
-    HTJ2K layer of :func:`_code_residual`."""
+    HTJ2K layer of :func:`_code_residual`. ``ranked``: the default layer's HTJ2K ranking (:func:`_default_residual`)."""
     got = _code_residual(residual_of(data, base), budget - len(base_blob) - OVERHEAD, valid, base == 0,
-                         _file_angle(data, base, offset, valid), fast)
+                         _file_angle(data, base, offset, valid), fast, ranked)
     if got is None:
         return None
     side, stream, err = got
@@ -251,7 +260,8 @@ def _filters(side: bytes, bands: int) -> bool:
 
 
 def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: np.ndarray,
-                   angle: Callable[[np.ndarray], float], fast: bool = False) -> tuple[bytes, bytes, float] | None:
+                   angle: Callable[[np.ndarray], float], fast: bool = False,
+                   ranked: dict[str, float] | None = None) -> tuple[bytes, bytes, float] | None:
     """(side: KLT + filter, codestream, squared DN error) of shifted residual ``res`` in ``room`` bytes; None when
     none fits.
 
@@ -265,18 +275,21 @@ def _code_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: 
     Each count is coded by AV1, or at few bits a pixel by AV1 and OpenJPEG (:func:`_coders`), each coding a candidate
     of its own: the filter is fitted under every candidate within :data:`FILTER_MARGIN` of the closest, so it may
     reorder the two coders (on the held-out farmland cell at 1/1000 OpenJPEG's layer was closer unfiltered, AV1's
-    filtered). ``fast``: HTJ2K codestreams (:func:`_fast_residual`), no filter.
+    filtered). ``fast``: HTJ2K codestreams (:func:`_fast_residual`), no filter. ``ranked``: the ranking's closest
+    HTJ2K error is written to ``ranked["error"]``, and where ``ranked["bar"]`` is given and that error is above it the
+    layer is not coded (None).
     """
     if room < MIN_LAYER_BYTES:
         return None
     if fast:
         return _fast_residual(res, room, valid, zeros)
     with av1.remembering():  # the layer's searches repeat some encodes
-        return _default_residual(res, room, valid, zeros, angle)
+        return _default_residual(res, room, valid, zeros, angle, ranked)
 
 
 def _default_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zeros: np.ndarray,
-                      angle: Callable[[np.ndarray], float]) -> tuple[bytes, bytes, float] | None:
+                      angle: Callable[[np.ndarray], float],
+                      ranked: dict[str, float] | None = None) -> tuple[bytes, bytes, float] | None:
     """:func:`_code_residual` of the default effort."""
     target = _float_residual(res)
     reserve = _filter_reserve(room, res.shape[0])
@@ -284,6 +297,10 @@ def _default_residual(res: np.ndarray, room: int, valid: np.ndarray | None, zero
     coded: list[_Count] = []  # each count and coder that fits, unfiltered
     closest: tuple[int, _Decoded] | None = None  # the closest count's place in ``coded`` and its decode
     ranking = _ranked_counts(res, room, reserve, valid, target, keep)
+    if ranked is not None:
+        ranked["error"] = ranking.error
+        if ranking.error > ranked.get("bar", np.inf):
+            return None  # a rival's HTJ2K ranking was closer by the margin: no AV1 layer
     counts, kept = ranking.counts, ranking.kept
     searches: dict[int, dict[str, float]] = {}  # each count's AV1 searches (:func:`_av1_search`)
     full = False  # a coded stream within 2 % of its room: OpenJPEG's sizes can move in steps of a few %
@@ -860,11 +877,11 @@ def enhance(codec: Any, scene: Any, blob: bytes, budget: int, top_quality: int =
 
 
 def _bases(codec: Any, blob: bytes, top_quality: int = 10) -> tuple[int | float, ...]:
-    """Bases tried under a layer: the share of the budget :data:`BASE_SHARE` (float) at every rate; near the top rate
-    (:func:`near_top_rate`) also the ladder levels (int) of :data:`LAYER_BASE_LEVELS` below ``top_quality``. Each
-    file keeps whichever is closest (the rate search's file alone included)."""
+    """Bases tried under a layer, the thin one first: the share of the budget :data:`BASE_SHARE` (float) at every
+    rate; near the top rate (:func:`near_top_rate`) also the ladder levels (int) of :data:`LAYER_BASE_LEVELS` below
+    ``top_quality``. Each file keeps whichever is closest (the rate search's file alone included)."""
     if near_top_rate(codec, blob):
-        return (*(q for q in LAYER_BASE_LEVELS if q < top_quality), BASE_SHARE)
+        return (BASE_SHARE, *(q for q in LAYER_BASE_LEVELS if q < top_quality))
     return (BASE_SHARE,)
 
 
@@ -896,16 +913,22 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int
     """Of the rate search's file ``plain`` and, for each of ``bases``, the base file ``base_of(base)`` plus the
     residual layer in the rest of ``budget``: the one closest to ``data`` by squared DN error, a learned base's file
     only where it is :data:`LEARNED_BASE_MARGIN_DB` closer than the others, as (its base, None for ``plain``; the
-    file; the error). Each base's decode is let go before the next base is made."""
+    file; the error). A learned base's AV1 layer is coded only where its HTJ2K ranking is
+    :data:`LEARNED_RANKING_MARGIN_DB` closer than the thin base's (``bases`` lists the thin base first). Each base's
+    decode is let go before the next base is made."""
     margin = 10 ** (LEARNED_BASE_MARGIN_DB / 10)
     best: tuple[int | float | None, bytes, float] = (None, plain,
                                                       _squared_error(data, np.asarray(codec.decode(plain))))
     weighed = best[2]  # the best file's error, a learned base's times the margin
+    bar = np.inf  # the HTJ2K ranking error a learned base's residual must be under for its AV1 layer
     for base in bases:
         base_blob = base_of(base)
         if base_blob is None or not _leaves_room(base_blob, budget):
             continue
-        got = _layer(data, base_blob, np.asarray(codec.decode(base_blob)), budget, valid, offset)
+        ranked = {} if base == BASE_SHARE else {"bar": bar}
+        got = _layer(data, base_blob, np.asarray(codec.decode(base_blob)), budget, valid, offset, ranked=ranked)
+        if base == BASE_SHARE and "error" in ranked:
+            bar = ranked["error"] / 10 ** (LEARNED_RANKING_MARGIN_DB / 10)
         weight = margin if base != BASE_SHARE else 1.0
         if got is not None and got[1] * weight < weighed:
             best, weighed = (base, got[0], got[1]), got[1] * weight
