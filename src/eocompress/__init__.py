@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.12.3"
+__version__ = "0.12.4"
 
 if TYPE_CHECKING:
     from eocompress.embeddings.codecs import Codec
