@@ -88,16 +88,8 @@ def old_next_quality(sizes: dict[int, int], goal: float, budget: int) -> int | N
 def replay(next_quality: Callable[[dict[int, int], float, int], int | None], sizes: dict[int, int], budget: int,
            start: int) -> tuple[int, int, int | None]:
     """(runs, bytes coded, the finest fitting quantizer found) of one quantizer search on a stack's table of sizes,
-    as ``av1.av1_at_size`` runs it before its fill."""
-    goal, tried, q = math.log(0.99 * budget), {}, av1._lowest(start)
-    while len(tried) < av1.TRIES and q not in tried:
-        tried[q] = sizes[av1.quantizer(q)]
-        if 0.98 * budget <= tried[q] <= budget:
-            break
-        nxt = next_quality(tried, goal, budget)
-        if nxt is None:
-            break
-        q = nxt
+    as ``av1.av1_at_size`` runs it before its fill (``av1.quality_walk``)."""
+    tried = av1.quality_walk(lambda q: sizes[av1.quantizer(q)], start, budget, next_quality=next_quality)
     fitting = [av1.quantizer(q) for q, n in tried.items() if n <= budget]
     return len(tried), sum(tried.values()), (min(fitting) if fitting else None)
 

@@ -137,8 +137,7 @@ def main() -> None:
             by_ranked = min(ranked, key=lambda b: rows[b]["whole"])
             tried = [b for b in enhancement._bases(codec, plain) if b in rows]
             by_tried = min(tried, key=lambda b: rows[b]["whole"])
-            thin = rows.get(enhancement.BASE_SHARE, {}).get("htj2k", np.inf)
-            bar = thin / 10 ** (enhancement.LEARNED_RANKING_MARGIN_DB / 10)
+            bar = enhancement.ranking_bar(rows.get(enhancement.BASE_SHARE, {}).get("htj2k", np.inf))
             shipped = [b for b in tried if b == enhancement.BASE_SHARE or rows[b]["htj2k"] <= bar]
             by_shipped = min(shipped, key=lambda b: rows[b]["whole"])
 

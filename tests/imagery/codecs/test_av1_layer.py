@@ -394,13 +394,7 @@ def test_the_search_places_its_runs_along_libaoms_quantizers() -> None:
             budget = int(1.04 * sizes[av1._LOWEST[z]])
             best = min(av1.quantizer(q) for q, n in sizes.items() if n <= budget)
             for off in (-30, -12, -3, 3, 12, 30):
-                tried: dict[int, int] = {}
-                q = av1._lowest(min(99, max(1, av1._LOWEST[best] + off)))
-                while q is not None and q not in tried and len(tried) < av1.TRIES:
-                    tried[q] = sizes[q]
-                    if 0.98 * budget <= sizes[q] <= budget:
-                        break
-                    q = av1._next_quality(tried, math.log(0.99 * budget), budget)
+                tried = av1.quality_walk(sizes.__getitem__, min(99, max(1, av1._LOWEST[best] + off)), budget)
                 assert min(av1.quantizer(t) for t, n in tried.items() if n <= budget) == best
                 runs.append(len(tried))
     assert max(runs) <= 4 and np.mean(runs) <= 3.6

@@ -24,7 +24,7 @@ import itertools
 import math
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -306,26 +306,24 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
     if budget < 1:
         return None
     goal = math.log(0.99 * budget)
-    sizes: dict[int, int] = {}
-    best: tuple[bytes, KLTBasis] | None = None
     speed = SPEED if speed is None else speed
     start = first_quality(budget, *planes.shape[1:])
-    q = _lowest(min(99, max(0, int(stats.get("quality", start)) if stats is not None else start)))
-    runs = 0
-    while runs < tries and q not in sizes:
-        stream = encode(planes, q, speed)
-        runs += 1
-        sizes[q] = len(stream)
-        if len(stream) <= budget and (best is None or len(stream) > len(best[0])):
-            best = stream, klt
-            if stats is not None:
-                stats["quality"] = q
-        if len(stream) >= 0.98 * budget and len(stream) <= budget:
-            break
-        nxt = _next_quality(sizes, goal, budget)
-        if nxt is None:
-            break
-        q = nxt
+    fitted: dict[int, bytes] = {}  # the streams within the budget, by quality
+
+    def size_of(quality: int) -> int:
+        stream = encode(planes, quality, speed)
+        if len(stream) <= budget:
+            fitted[quality] = stream
+        return len(stream)
+
+    sizes = quality_walk(size_of, int(stats.get("quality", start)) if stats is not None else start, budget, tries)
+    runs = len(sizes)
+    best: tuple[bytes, KLTBasis] | None = None
+    if fitted:  # the largest stream that fits (the first of equal sizes)
+        largest = max(fitted, key=lambda q: len(fitted[q]))
+        best = fitted[largest], klt
+        if stats is not None:
+            stats["quality"] = largest
     fitting = [q for q, n in sizes.items() if n <= budget]
     top = max(fitting) if fitting else None
     finer = None if top is None else _finer(top)
@@ -350,6 +348,24 @@ def av1_at_size(planes: np.ndarray, klt: KLTBasis, budget: int, stats: dict[str,
     if stats is not None:
         stats["encodes"] = stats.get("encodes", 0) + runs
     return best
+
+
+def quality_walk(size_of: Callable[[int], int], start: int, budget: int, tries: int = TRIES,
+                 next_quality: Callable[[dict[int, int], float, int], int | None] | None = None) -> dict[int, int]:
+    """The qualities an AV1 search runs before its fill and their stream sizes (``size_of(quality)``), in run order:
+    from ``start`` (the lowest quality of its quantizer) to the next proposed by ``next_quality`` (default
+    :func:`_next_quality`), until a stream fills 98-100 % of ``budget``, nothing is proposed or ``tries`` ran.
+    :func:`av1_at_size` encodes through it; ``benchmarks/imagery/av1_search.py`` replays it on a table of sizes."""
+    propose = _next_quality if next_quality is None else next_quality
+    goal = math.log(0.99 * budget)
+    sizes: dict[int, int] = {}
+    q: int | None = _lowest(min(99, max(0, int(start))))
+    while q is not None and len(sizes) < tries and q not in sizes:
+        sizes[q] = size_of(q)
+        if 0.98 * budget <= sizes[q] <= budget:
+            break
+        q = propose(sizes, goal, budget)
+    return sizes
 
 
 def _next_quality(sizes: dict[int, int], goal: float, budget: int) -> int | None:

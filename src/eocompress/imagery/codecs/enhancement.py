@@ -906,6 +906,12 @@ def _leaves_room(base_blob: bytes, budget: int) -> bool:
     return len(base_blob) + OVERHEAD + MIN_LAYER_BYTES <= budget
 
 
+def ranking_bar(thin_error: float) -> float:
+    """The HTJ2K ranking error under which a learned base's residual gets its AV1 layer, where the thin base's ranked
+    at ``thin_error``: :data:`LEARNED_RANKING_MARGIN_DB` closer."""
+    return thin_error / 10 ** (LEARNED_RANKING_MARGIN_DB / 10)
+
+
 def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int, budget: int, plain: bytes,
              base_of: Callable[[Any], bytes | None],
              bases: tuple[int | float, ...]) -> tuple[int | float | None, bytes, float]:
@@ -927,7 +933,7 @@ def _closest(codec: Any, data: np.ndarray, valid: np.ndarray | None, offset: int
         ranked = {} if base == BASE_SHARE else {"bar": bar}
         got = _layer(data, base_blob, np.asarray(codec.decode(base_blob)), budget, valid, offset, ranked=ranked)
         if base == BASE_SHARE and "error" in ranked:
-            bar = ranked["error"] / 10 ** (LEARNED_RANKING_MARGIN_DB / 10)
+            bar = ranking_bar(ranked["error"])
         weight = margin if base != BASE_SHARE else 1.0
         if got is not None and got[1] * weight < weighed:
             best, weighed = (base, got[0], got[1]), got[1] * weight
