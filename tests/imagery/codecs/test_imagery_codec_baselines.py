@@ -128,3 +128,36 @@ def test_a_code_block_style_reaches_the_codestream(patch) -> None:
     assert plain is not None and bypass is not None and len(plain) <= budget and len(bypass) <= budget
     assert _codeblock_style(plain) == 0 and _codeblock_style(bypass) & 1
     assert squared_dn_error(data, j2k_decode(bypass)) < 2 * squared_dn_error(data, j2k_decode(plain))
+
+
+def test_the_counts_quantised_in_place_keep_0_12_4s_planes() -> None:
+    """Since 0.12.5 a count's planes are rounded, shifted and clipped in one float32 copy: value for value what
+    0.12.4's expression gave (its subtraction ran in float64; whole numbers under 2^24 are exact in float32), at the
+    widest span a plane takes (65,000 steps) and beyond it (clipped)."""
+    from eocompress.imagery.codecs.klt import _quantised
+
+    rng = np.random.default_rng(7)
+    y = (rng.standard_t(3, size=(12, 5000)) * 900).astype(np.float32)
+    for scale in (65000.0 / float(np.ptp(y, axis=1).max()), 0.37, 3.0):
+        ys = np.round(y * np.float32(scale))
+        lows = ys.min(axis=1).astype(np.int32)
+        want = np.clip(ys - lows[:, None], 0, 65535).astype(np.uint16)
+        planes, got_lows = _quantised(y, scale)
+        np.testing.assert_array_equal(planes, want)
+        np.testing.assert_array_equal(got_lows, lows)
+
+
+def test_a_count_whose_widest_component_is_not_the_first_is_quantised_on_its_own() -> None:
+    """A lone outlier in a weak band gives the second component the widest span: the count of the first component
+    alone gets another scale than the count of every component, so its plane is not that count's first, and each
+    count is still what a fit for it alone gives, in any order of the counts."""
+    rng = np.random.default_rng(3)
+    data = (rng.normal(size=(4, 60, 60)) * np.array([400, 40, 20, 10])[:, None, None] + 20000).astype(np.uint16)
+    data[3, 30, 30] += 9000  # the weakest band: its component (the second by variance) spans the most
+    firsts = {}
+    for choices in ((4, 2, 1), (1, 2, 4)):
+        for k, planes, klt in klt_forward_each(data, choices):
+            alone, alone_klt = klt_forward(data, k)
+            assert np.array_equal(planes, alone) and alone_klt.to_bytes() == klt.to_bytes()
+            firsts[k] = klt.scale
+    assert firsts[4] == firsts[2] != firsts[1]

@@ -86,3 +86,20 @@ def test_a_stream_short_of_its_room_gets_the_next_count_coded_too(data_root: Pat
     _, short = _coded(monkeypatch, res, room, short=0.9)
     assert len(filled) == enhancement.RANKED_KEEP == 1
     assert len(short) == 2 and short[0] == filled[0]
+
+
+def test_the_residual_is_0_12_4s_in_one_array() -> None:
+    """``residual_of`` (since 0.12.5 made in one int32 array): the original minus the base plus SHIFT, clipped to
+    uint16, SHIFT where the base is nodata (0), value for value 0.12.4's expression, at both ends of the range."""
+    rng = np.random.default_rng(11)
+    data = rng.integers(0, 65536, (3, 40, 50), dtype=np.uint16)
+    base = rng.integers(0, 65536, (3, 40, 50), dtype=np.uint16)
+    base[:, :4] = 0
+    data[0, 10, :3], base[0, 10, :3] = 65535, 1  # clipped high
+    data[1, 11, :3], base[1, 11, :3] = 0, 65535  # clipped low
+    want = data.astype(np.int32) - base.astype(np.int32)
+    want[base == 0] = 0
+    want = np.clip(want + enhancement.SHIFT, 0, 65535).astype(np.uint16)
+    got = enhancement.residual_of(data, base)
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, want)

@@ -199,10 +199,13 @@ def is_plane_centred(blob: bytes) -> bool:
 
 
 def residual_of(data: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """uint16 (C, H, W): original DN − base DN + SHIFT (0 residual where the base is nodata)."""
-    res = data.astype(np.int32) - base.astype(np.int32)
-    res[base == 0] = 0
-    return np.clip(res + SHIFT, 0, 65535).astype(np.uint16)
+    """uint16 (C, H, W): original DN − base DN + SHIFT (0 residual where the base is nodata), made in one int32
+    array."""
+    res = np.subtract(data, base, dtype=np.int32)
+    res += SHIFT
+    np.clip(res, 0, 65535, out=res)
+    res[base == 0] = SHIFT
+    return res.astype(np.uint16)
 
 
 def encode_layer(data: np.ndarray, base_blob: bytes, base: np.ndarray, budget: int,

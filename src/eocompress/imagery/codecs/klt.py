@@ -106,14 +106,33 @@ def klt_forward_each(data: np.ndarray, choices: Sequence[int], valid: np.ndarray
     del centred
     vals, vecs = np.linalg.eigh(cov)
     axes = vecs[:, np.argsort(vals)[::-1][: max(choices)]].astype(np.float16)
-    y = axes.astype(np.float32).T @ (x.astype(np.float32) - mean[:, None].astype(np.float32))
+    centred_x = x.astype(np.float32)
+    centred_x -= mean[:, None].astype(np.float32)
+    y = axes.astype(np.float32).T @ centred_x
+    del centred_x
     spans = np.ptp(y, axis=1) if y.size else np.ones(len(axes.T), np.float32)
+    most: tuple[float, np.ndarray, np.ndarray] | None = None  # (scale, planes, lows) of all the components
     for k in choices:
         scale = float(np.float32(top / max(float(np.max(spans[:k])), 1e-6)))
-        ys = np.round(y[:k] * np.float32(scale))
-        lows = ys.min(axis=1).astype(np.int32)
-        planes = np.clip(ys - lows[:, None], 0, 65535).astype(np.uint16).reshape(-1, h, w)
-        yield k, planes, KLTBasis(mean, axes[:, :k], scale, lows)
+        if most is not None and most[0] == scale:  # the widest component is among the first k: their planes
+            yield k, most[1][:k], KLTBasis(mean, axes[:, :k], scale, most[2][:k])
+            continue
+        planes, lows = _quantised(y[:k], scale)
+        if k == y.shape[0]:
+            most = scale, planes.reshape(k, h, w), lows
+        yield k, planes.reshape(k, h, w), KLTBasis(mean, axes[:, :k], scale, lows)
+
+
+def _quantised(y: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(uint16 (k, N) planes, int32 (k,) lows) of float32 components ``y`` (k, N) at ``scale``: each component
+    rounded to whole steps and shifted by its lowest step (in place in one float32 copy: the values are whole
+    numbers under 2^24, so the float32 subtraction is exact)."""
+    ys = y * np.float32(scale)
+    np.round(ys, out=ys)
+    lows = ys.min(axis=1).astype(np.int32) if ys.size else np.zeros(ys.shape[0], np.int32)
+    ys -= lows[:, None].astype(np.float32)
+    np.clip(ys, 0, 65535, out=ys)
+    return ys.astype(np.uint16), lows
 
 
 def klt_inverse(planes: np.ndarray, klt: KLTBasis) -> np.ndarray:
