@@ -118,9 +118,10 @@ def klt_forward_each(data: np.ndarray, choices: Sequence[int], valid: np.ndarray
             yield k, most[1][:k], KLTBasis(mean, axes[:, :k], scale, most[2][:k])
             continue
         planes, lows = _quantised(y[:k], scale)
+        planes = planes.reshape(k, h, w)
         if k == y.shape[0]:
-            most = scale, planes.reshape(k, h, w), lows
-        yield k, planes.reshape(k, h, w), KLTBasis(mean, axes[:, :k], scale, lows)
+            most = scale, planes, lows
+        yield k, planes, KLTBasis(mean, axes[:, :k], scale, lows)
 
 
 def _quantised(y: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
