@@ -460,11 +460,12 @@ def _fast_residual(res: np.ndarray, room: int, valid: np.ndarray | None,
                else component_choices(bands, room))
     target, keep = _float_residual(res), ~zeros
     no_filter = layer_filter.LayerFilter.none(bands).to_bytes()
-    coder = htj2k.htj2k_at_size if htj2k.fits(res.shape) else j2k_at_size
+    stats = {"level": htj2k.first_level(room, *res.shape[1:])}  # each count's search starts where the last ended
     best: tuple[bytes, bytes, float] | None = None
     for _, planes, klt in klt_forward_each(res, choices, valid, FAST_FIT_PIXELS):
         side = klt.to_bytes() + no_filter
-        stream = coder(planes, room - len(side))
+        stream = (htj2k.htj2k_at_size(planes, room - len(side), stats, first_level=stats["level"])
+                  if htj2k.fits(res.shape) else j2k_at_size(planes, room - len(side)))
         if stream is None:
             continue
         err = _residual_error(target, _decoded_residual(stream, klt, target.shape), keep)

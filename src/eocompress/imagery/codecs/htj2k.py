@@ -22,6 +22,11 @@ from eocompress.imagery.codecs.jpeg2000 import band_stack, j2k_decode, resolutio
 TRIES = 10
 #: First step tried (a fraction of the 16-bit range); near 1/450 on the KLT planes of a city scene.
 FIRST_LEVEL = 0.1
+#: The step a search of KLT planes starts at for b bits a pixel of the scene: exp(a + s ln b) (:func:`first_level`).
+#: Fitted on the steps the fast layer's searches found on the training crops (768 px, 1/50-1/2000: log step -4.6 at
+#: 3.8 bpp to -1.1 at 0.09 bpp, within about 0.7 of the line per crop), where :data:`FIRST_LEVEL` took 3-10 runs a
+#: search.
+LEVEL_AT_1BPP, LEVEL_PER_LOG_BPP = -3.35, -0.93
 #: Codestream markers: start of codestream, start of tile, and the capabilities segment only Part 15 streams carry.
 SOC, SOT, CAP = b"\xff\x4f", b"\xff\x90", b"\xff\x50"
 
@@ -59,6 +64,13 @@ def fits(shape: tuple[int, ...]) -> bool:
     """True when a (C, H, W) stack can be coded as HTJ2K here: imagecodecs reads a stack one pixel wide as one band
     (its trailing axis taken for samples), so those go to OpenJPEG instead."""
     return min(shape[1:]) >= 2
+
+
+def first_level(budget: int, height: int, width: int) -> float:
+    """The step an HTJ2K search of a scene's KLT planes starts at for ``budget`` bytes of an H x W scene
+    (:data:`LEVEL_AT_1BPP`)."""
+    bpp = max(8 * budget / max(1, height * width), 1e-3)
+    return math.exp(LEVEL_AT_1BPP + LEVEL_PER_LOG_BPP * math.log(bpp))
 
 
 def htj2k_at_size(data: np.ndarray, budget: int, stats: dict[str, float] | None = None,
