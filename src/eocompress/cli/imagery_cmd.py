@@ -53,7 +53,7 @@ NO_LAYER = typer.Option(
 )
 EFFORT = typer.Option(
     "default", "--effort", help="default: the learned codec, with a cheaper base + KLT/JPEG 2000 layer where closer. "
-    "fast: no network; the band means under a KLT + HTJ2K layer (on the held-out suite it encodes in 0.6-1.0x and "
+    "fast: no network; the band means under a KLT + HTJ2K layer (on the held-out suite it encodes in 0.6-0.9x and "
     "decodes in about half JPEG 2000's time, 0.1-0.8 dB below default; same file format and decoder; needs --ratio).",
 )
 OFFSET = typer.Option(
