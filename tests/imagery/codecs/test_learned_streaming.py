@@ -16,7 +16,7 @@ from eocompress.imagery.codecs import enhancement
 from eocompress.imagery.readers import windows
 from eocompress.imagery.readers.scenes import read_scene
 from eocompress.imagery.readers.windows import open_scene
-from eocompress.imagery.tokenizer.standardise import standardise, streamed_stats
+from eocompress.imagery.tokenizer.standardise import SequentialSum, standardise, streamed_stats
 
 PISA = "imagery/oscd-s2l1c/pisa/imgs_1"  # OSCD, Level-1C band files (10/20/60 m), 776 x 718 px
 
@@ -62,6 +62,19 @@ def test_streamed_statistics_are_standardise_s_bit_for_bit(pisa):
     _, means, scale = standardise(x, np.zeros(valid.shape, bool))  # no valid pixel: every pixel, pairwise sums
     got_means, got_scale = streamed_stats(_pieces(x, None, sizes), x[0].size, 12, masked=False)
     assert np.array_equal(got_means, means) and got_scale == scale
+
+
+@pytest.mark.parametrize("rows", [1, 2, 12])
+def test_a_sequential_sum_adds_each_value_after_the_last(rows):
+    """Pieces of a (rows, n) float32 array summed strictly in order (numpy's sum of the masked, column-major
+    selection), one row (a 1-d accumulate) or many (a column-major reduce): not numpy's pairwise sum of a row."""
+    v = (np.random.default_rng(rows).standard_normal((rows, 30_000)) * 1e3 + 5e3).astype(np.float32)
+    sums = SequentialSum(rows)
+    for a, b in itertools.pairwise([0, 1, 1, 9_999, 30_000]):
+        sums.add(v[:, a:b])
+    in_order = [np.add.accumulate(np.concatenate([[np.float32(0)], row]))[-1] for row in v]
+    assert np.array_equal(sums.total(), np.array(in_order, np.float32))
+    assert not np.array_equal(sums.total(), v.sum(1))  # the pairwise sums differ: the order is what is tested
 
 
 @pytest.mark.realdata

@@ -95,11 +95,15 @@ class SequentialSum:
         """Add the next columns (rows, k) in order."""
         if not v.shape[1]:
             return
-        run = np.empty(v.shape[1] + 1, np.float32)
-        for b in range(v.shape[0]):  # a 1-d accumulate adds strictly in order, in one fast loop
-            run[0], run[1:] = self.acc[b], v[b]
-            np.add.accumulate(run, out=run)
-            self.acc[b] = run[-1]
+        if v.shape[0] > 1:  # column-major, numpy's reduce adds one column after another to all the rows at once
+            run = np.empty((v.shape[0], v.shape[1] + 1), np.float32, order="F")
+            run[:, 0], run[:, 1:] = self.acc, v
+            np.add.reduce(run, axis=1, out=self.acc)
+            return
+        run = np.empty(v.shape[1] + 1, np.float32)  # one row: a 1-d accumulate adds strictly in order
+        run[0], run[1:] = self.acc[0], v[0]
+        np.add.accumulate(run, out=run)
+        self.acc[0] = run[-1]
 
     def total(self) -> np.ndarray:
         """The (rows,) float32 sums."""
