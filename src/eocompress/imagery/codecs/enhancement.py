@@ -45,7 +45,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-import math
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -387,37 +386,40 @@ def _ranked_counts(res: np.ndarray, room: int, reserve: int, valid: np.ndarray |
         every = list(klt_forward_each(res, component_choices(bands, room), valid))
         return _Ranking(every, len(every), np.inf)
     counts = list(klt_forward_each(res, choices, valid))
-    trials = list(_htj2k_trials(counts, room, reserve, target, keep, htj2k.FIRST_LEVEL))
-    errors = {t.count: t.err for t in trials}
+    trials = list(_trials(counts, room, reserve, target, keep, htj2k.FIRST_LEVEL))
+    errors = {t.k: t.err for t in trials}
     if not errors:
         every = [c for c in counts if c[0] in component_choices(bands, room)]
         return _Ranking(every, len(every), np.inf)
     counts.sort(key=lambda c: errors.get(c[0], np.inf))  # those HTJ2K could not fit last, in choice order
     return _Ranking(counts, RANKED_KEEP if large else RANKED_KEEP_SMALL, min(errors.values()),
-                    {t.count: t.level for t in trials})
+                    {t.k: t.level for t in trials if t.level is not None})
 
 
 class _Trial(NamedTuple):
-    """One component count's HTJ2K layer: the count, its KLT, the codestream, its squared DN error and its step."""
+    """One component count's layer: the count, its KLT, the codestream, its squared DN error and its HTJ2K step."""
 
-    count: int
+    k: int
     klt: KLTBasis
     stream: bytes
     err: float
-    level: float
+    level: float | None
 
 
-def _htj2k_trials(counts: Iterable[tuple[int, np.ndarray, KLTBasis]], room: int, reserve: int, target: np.ndarray,
-                  keep: np.ndarray, level: float) -> Iterator[_Trial]:
-    """Each count's HTJ2K layer in ``room`` bytes beside its KLT and ``reserve`` more bytes, decoded and compared
-    with ``target`` at the ``keep`` pixels: the default layer's ranking and the fast effort's layers. Each search
-    starts at the step the last one found (``level`` for the first); a count HTJ2K cannot fit is left out."""
-    stats = {"level": level}
+def _trials(counts: Iterable[tuple[int, np.ndarray, KLTBasis]], room: int, reserve: int, target: np.ndarray,
+            keep: np.ndarray, level: float | None) -> Iterator[_Trial]:
+    """Each count's layer in ``room`` bytes beside its KLT and ``reserve`` more bytes, decoded and compared with
+    ``target`` at the ``keep`` pixels: the default layer's ranking and the fast effort's layers. HTJ2K codes them,
+    each search starting at the step the last one found (``level`` for the first), or OpenJPEG where ``level`` is
+    None (a stack HTJ2K cannot code, :func:`htj2k.fits`). A count that does not fit is left out."""
+    stats: dict[str, float] = {} if level is None else {"level": level}
     for k, planes, klt in counts:
-        stream = htj2k.htj2k_at_size(planes, room - len(klt.to_bytes()) - reserve, stats, first_level=stats["level"])
+        budget = room - len(klt.to_bytes()) - reserve
+        stream = (htj2k.htj2k_at_size(planes, budget, stats, first_level=stats["level"]) if stats else
+                  j2k_at_size(planes, budget))
         if stream is not None:
             err = _residual_error(target, _decoded_residual(stream, klt, target.shape), keep)
-            yield _Trial(k, klt, stream, err, stats["level"])
+            yield _Trial(k, klt, stream, err, stats.get("level"))
 
 
 def _coders(room: int, shape: tuple[int, ...]) -> tuple[str, ...]:
@@ -479,24 +481,11 @@ def _fast_residual(res: np.ndarray, room: int, valid: np.ndarray | None,
                else component_choices(bands, room))
     target, keep = _float_residual(res), ~zeros
     no_filter = layer_filter.LayerFilter.none(bands).to_bytes()
-    counts = klt_forward_each(res, choices, valid, FAST_FIT_PIXELS)
-    if htj2k.fits(res.shape):
-        trials: Iterable[_Trial] = _htj2k_trials(counts, room, len(no_filter), target, keep,
-                                                 htj2k.first_level(room, *res.shape[1:]))
-    else:
-        trials = _j2k_trials(counts, room - len(no_filter), target, keep)
+    level = htj2k.first_level(room, *res.shape[1:]) if htj2k.fits(res.shape) else None
+    trials = _trials(klt_forward_each(res, choices, valid, FAST_FIT_PIXELS), room, len(no_filter), target, keep,
+                     level)
     best = min(trials, key=lambda t: t.err, default=None)
     return None if best is None else (best.klt.to_bytes() + no_filter, best.stream, best.err)
-
-
-def _j2k_trials(counts: Iterable[tuple[int, np.ndarray, KLTBasis]], room: int, target: np.ndarray,
-                keep: np.ndarray) -> Iterator[_Trial]:
-    """:func:`_htj2k_trials` by OpenJPEG, for a stack HTJ2K cannot code (:func:`htj2k.fits`); no step to carry."""
-    for k, planes, klt in counts:
-        stream = j2k_at_size(planes, room - len(klt.to_bytes()))
-        if stream is not None:
-            yield _Trial(k, klt, stream, _residual_error(target, _decoded_residual(stream, klt, target.shape), keep),
-                         math.nan)
 
 
 def _decoded_residual(stream: bytes, klt: KLTBasis, shape: tuple[int, ...]) -> np.ndarray:
