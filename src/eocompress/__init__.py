@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.12.6"
+__version__ = "0.12.7"
 
 if TYPE_CHECKING:
     from eocompress.embeddings.codecs import Codec
