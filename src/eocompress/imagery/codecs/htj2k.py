@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from eocompress.errors import FileFormatError, InputError
-from eocompress.imagery.codecs.jpeg2000 import band_stack, j2k_decode, resolutions
+from eocompress.imagery.codecs.jpeg2000 import band_stack, j2k_decode
 
 #: Encoder runs at most per rate search (a secant search on the log step; 3-5 runs land within 2 %).
 TRIES = 10
@@ -66,6 +66,13 @@ def fits(shape: tuple[int, ...]) -> bool:
     return min(shape[1:]) >= 2
 
 
+def decompositions(height: int, width: int) -> int:
+    """Wavelet decompositions of an H x W stack: 6 down to a short side of 32 px (fewer below), one more than
+    OpenJPEG's default. On the training crops (545-768 px, 1/50-1/1000; 0.12.7) 5 cost 0.02-0.14 dB and 7 moved the
+    fast layer by -0.05 to +0.04 dB."""
+    return max(1, min(6, int(np.floor(np.log2(max(1, min(height, width))))) + 1))
+
+
 def first_level(budget: int, height: int, width: int) -> float:
     """The step an HTJ2K search of a scene's KLT planes starts at for ``budget`` bytes of an H x W scene
     (:data:`LEVEL_AT_1BPP`)."""
@@ -99,7 +106,7 @@ def htj2k_at_size(data: np.ndarray, budget: int, stats: dict[str, float] | None 
         if stats is not None:
             stats["encodes"] = stats.get("encodes", 0) + 1
         stream = bytes(imagecodecs.htj2k_encode(data, level=math.exp(x), planar=True, rgb=False, reversible=False,
-                                                resolutions=resolutions(h, w)))
+                                                resolutions=decompositions(h, w)))
         size = len(stream)
         if size <= budget and (best is None or size > len(best)):
             best = stream
