@@ -30,25 +30,18 @@ TRIES = 4
 SEVEN_RESOLUTIONS_FROM = 512
 
 
-def default_resolutions(height: int, width: int) -> int:
-    """OpenJPEG's default wavelet resolutions, 6 (5 decompositions), fewer where the image is too small for them.
-
-    GDAL's own default uses fewer for small images, which costs about 2 dB at 1/450 on a city scene.
-    """
-    return max(1, min(6, int(np.floor(np.log2(max(1, min(height, width))))) + 1))
-
-
 def resolutions(height: int, width: int) -> int:
-    """Wavelet resolutions of a multi-component codestream: 7 (6 decompositions) where the short side is at least
-    :data:`SEVEN_RESOLUTIONS_FROM`, else :func:`default_resolutions`.
+    """Wavelet resolutions: 7 (6 decompositions) where the short side is at least :data:`SEVEN_RESOLUTIONS_FROM`,
+    else 6 (OpenJPEG's default, 5 decompositions) unless the image is too small for them.
 
-    The seventh (0.12.7, training crops at 1/200-1/1000): +0.01 to +0.17 dB for KLT + JPEG 2000 on 545-768 px
-    crops, but -0.02 to -0.04 dB on a 256 px water patch and -4.7 dB or worse at 120 px. A band coded alone at a few
-    hundred bytes (the native anchor at 1/2000) can lose dB with it, so :mod:`jpeg2000_native` keeps the default.
+    GDAL's own default uses fewer for small images, which costs about 2 dB at 1/450 on a city scene. The seventh
+    (0.12.7, training crops at 1/200-1/1000): +0.01 to +0.17 dB for KLT + JPEG 2000 on 545-768 px crops, but -0.02 to
+    -0.04 dB on a 256 px water patch and -4.7 dB or worse at 120 px.
     """
-    if min(height, width) >= SEVEN_RESOLUTIONS_FROM:
+    short = min(height, width)
+    if short >= SEVEN_RESOLUTIONS_FROM:
         return 7
-    return default_resolutions(height, width)
+    return max(1, min(6, int(np.floor(np.log2(max(1, short)))) + 1))
 
 
 def j2k_decode(stream: bytes) -> np.ndarray:
@@ -72,14 +65,13 @@ def band_stack(data: np.ndarray, coder: str) -> np.ndarray:
 
 
 def j2k_at_size(data: np.ndarray, budget: int, stats: dict[str, int] | None = None, tries: int = TRIES,
-                codeblock_style: str = "", levels: int | None = None) -> bytes | None:
+                codeblock_style: str = "") -> bytes | None:
     """The largest codestream of uint16 (C, H, W) ``data`` found within ``budget`` bytes (None when none fits).
 
     OpenJPEG's rate control aims at the budget; when the stream lands over it or more than 2 % under it,
     the rate is corrected (at most ``tries`` encodes). ``stats["encodes"]`` counts the encoder runs.
     ``codeblock_style``: GDAL's ``CODEBLOCK_STYLE`` (e.g. ``"BYPASS"``, which ``benchmarks/imagery/balanced_effort.py``
-    measures); none by default, as every file the package writes. ``levels``: the wavelet resolutions
-    (:func:`resolutions` by default).
+    measures); none by default, as every file the package writes.
     """
     import rasterio
     import rasterio.shutil
@@ -91,7 +83,6 @@ def j2k_at_size(data: np.ndarray, budget: int, stats: dict[str, int] | None = No
         return None
     c, h, w = data.shape
     quality = 100.0 * budget / data.nbytes
-    levels = levels or resolutions(h, w)
     best: bytes | None = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -106,7 +97,7 @@ def j2k_at_size(data: np.ndarray, budget: int, stats: dict[str, int] | None = No
                         rasterio.shutil.copy(
                             ds, out.name, driver="JP2OpenJPEG", CODEC="J2K", QUALITY=f"{quality:.6f}",
                             REVERSIBLE="NO", YCC="NO", GeoJP2="NO", GMLJP2="NO", PRECINCTS="",
-                            RESOLUTIONS=str(levels), BLOCKXSIZE=max(w, 1024), BLOCKYSIZE=max(h, 1024),
+                            RESOLUTIONS=str(resolutions(h, w)), BLOCKXSIZE=max(w, 1024), BLOCKYSIZE=max(h, 1024),
                             **({"CODEBLOCK_STYLE": codeblock_style} if codeblock_style else {}),
                         )
                         stream = out.read()

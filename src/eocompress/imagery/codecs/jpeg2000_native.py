@@ -22,7 +22,7 @@ import numpy as np
 from eocompress.errors import FileFormatError, InputError
 from eocompress.imagery.codecs.base import DEFAULT_BANDS, register, select_bands, target_size
 from eocompress.imagery.codecs.container import AnchorFile
-from eocompress.imagery.codecs.jpeg2000 import default_resolutions, j2k_at_size, j2k_decode
+from eocompress.imagery.codecs.jpeg2000 import j2k_at_size, j2k_decode
 from eocompress.imagery.evaluation.fidelity import psnr_from_mse, reflectance_dn, spectral_angle_deg
 from eocompress.imagery.readers.bands import RESOLUTION_M
 from eocompress.imagery.readers.scenes import Scene
@@ -126,7 +126,7 @@ class Jpeg2000NativeCodec:
             share = int(left * raw[i] / sum(raw[j] for j in order[n:]))
             stream = None
             while stream is None and share <= left:
-                stream = j2k_at_size(planes[i][None], share, stats, levels=default_resolutions(*planes[i].shape))
+                stream = j2k_at_size(planes[i][None], share, stats)
                 share = int(share * 1.5) + 16
             if stream is None:
                 raise InputError(f"{self.name} cannot fit {target} bytes for a {h}x{w} scene (12 band "
