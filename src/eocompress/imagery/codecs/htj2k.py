@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from eocompress.errors import FileFormatError, InputError
-from eocompress.imagery.codecs.jpeg2000 import band_stack, j2k_decode
+from eocompress.imagery.codecs.jpeg2000 import band_stack, default_resolutions, j2k_decode
 
 #: Encoder runs at most per rate search (a secant search on the log step; 3-5 runs land within 2 %).
 TRIES = 10
@@ -67,10 +67,10 @@ def fits(shape: tuple[int, ...]) -> bool:
 
 
 def decompositions(height: int, width: int) -> int:
-    """Wavelet decompositions of an H x W stack: 6 down to a short side of 32 px (fewer below), one more than
-    OpenJPEG's default. On the training crops (545-768 px, 1/50-1/1000; 0.12.7) 5 cost 0.02-0.14 dB and 7 moved the
-    fast layer by -0.05 to +0.04 dB."""
-    return max(1, min(6, int(np.floor(np.log2(max(1, min(height, width))))) + 1))
+    """Wavelet decompositions of an H x W stack: as many as OpenJPEG's default resolutions, one level more than
+    OpenJPEG makes. On the training crops (545-768 px, 1/50-1/1000; 0.12.7) one fewer cost the fast layer 0.02-0.14
+    dB and one more moved it by -0.05 to +0.04 dB."""
+    return default_resolutions(height, width)
 
 
 def first_level(budget: int, height: int, width: int) -> float:

@@ -30,18 +30,24 @@ TRIES = 4
 SEVEN_RESOLUTIONS_FROM = 512
 
 
+def default_resolutions(height: int, width: int) -> int:
+    """OpenJPEG's default wavelet resolutions, 6 (5 decompositions), fewer where the image is too small for them.
+
+    GDAL's own default uses fewer for small images, which costs about 2 dB at 1/450 on a city scene.
+    """
+    return max(1, min(6, int(np.floor(np.log2(max(1, min(height, width))))) + 1))
+
+
 def resolutions(height: int, width: int) -> int:
     """Wavelet resolutions: 7 (6 decompositions) where the short side is at least :data:`SEVEN_RESOLUTIONS_FROM`,
-    else 6 (OpenJPEG's default, 5 decompositions) unless the image is too small for them.
+    else :func:`default_resolutions`.
 
-    GDAL's own default uses fewer for small images, which costs about 2 dB at 1/450 on a city scene. The seventh
-    (0.12.7, training crops at 1/200-1/1000): +0.01 to +0.17 dB for KLT + JPEG 2000 on 545-768 px crops, but -0.02 to
-    -0.04 dB on a 256 px water patch and -4.7 dB or worse at 120 px.
+    The seventh (0.12.7, training crops at 1/200-1/1000): +0.01 to +0.17 dB for KLT + JPEG 2000 on 545-768 px
+    crops, but -0.02 to -0.04 dB on a 256 px water patch and -4.7 dB or worse at 120 px.
     """
-    short = min(height, width)
-    if short >= SEVEN_RESOLUTIONS_FROM:
+    if min(height, width) >= SEVEN_RESOLUTIONS_FROM:
         return 7
-    return max(1, min(6, int(np.floor(np.log2(max(1, short)))) + 1))
+    return default_resolutions(height, width)
 
 
 def j2k_decode(stream: bytes) -> np.ndarray:
