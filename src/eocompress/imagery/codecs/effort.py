@@ -10,8 +10,8 @@ from eocompress.errors import InputError
 
 #: ``default`` tries the thin base (and near the top of the ladder a learned one) under a KLT residual layer coded by
 #: AV1 (and OpenJPEG at few bits a pixel, the closer kept) with its filter; ``fast`` runs no network and codes the
-#: residual of the band means (the header-only base) with HTJ2K, no filter: on the held-out suite 0.63-0.86x plain
-#: JPEG 2000's encode time per rung and 0.41-0.58x its decode (0.12.6, ``benchmarks/imagery/rate_distortion.py
+#: residual of the band means (the header-only base) with HTJ2K, no filter: on the held-out suite 0.62-0.84x plain
+#: JPEG 2000's encode time per rung and 0.39-0.56x its decode (0.12.7, ``benchmarks/imagery/rate_distortion.py
 #: --effort fast``).
 EFFORTS = ("default", "fast")
 
