@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ SCENES = ("oscd-s2l1c/pisa/imgs_1", "oscd-s2l1c/milano/imgs_1", "dsen2-s2l1c/S2A
           "hydro/patch_0.tif")
 
 
-def capped(levels: int):
+def capped(levels: int) -> Callable[[int, int], int]:
     """``jpeg2000.resolutions`` giving ``levels`` where the image allows them (as many as its short side's octaves)."""
     return lambda h, w: max(1, min(levels, int(np.floor(np.log2(max(1, min(h, w))))) + 1))
 
